@@ -1,0 +1,196 @@
+"""The ``gowa`` command: ``serve``, ``session ...`` (against a running gateway), ``sim serve``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from gowa_py.client import ApiFailure, GatewayClient
+from gowa_py.config import ConfigError, load_settings
+
+
+@click.group()
+@click.version_option(package_name="gowa-py")
+def main() -> None:
+    """gowa-py: many WhatsApp sessions, one isolated worker process each."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (only used when auth is configured).")
+@click.option("--port", type=int, default=None, help="HTTP port [default: 3000].")
+@click.option("--data-dir", default=None, help="Registry and session files [default: ./data].")
+@click.option("--config", "config_file", default=None, help="TOML settings file.")
+@click.option("--sandbox", default=None, help="Run every session against this sandbox URL.")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
+def serve(**flags: Any) -> None:
+    """Start the gateway and bring back every session that was running."""
+    from gowa_py.server import DataDirBusy
+    from gowa_py.server import serve as run
+
+    config_file = flags.pop("config_file")
+    try:
+        settings = load_settings(flags, config_file=config_file)
+        run(settings)
+    except (ConfigError, DataDirBusy) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot start: {exc}") from exc
+
+
+# ---------------------------------------------------------------- sessions
+
+
+class _Ctx:
+    def __init__(self, url: str, api_key: str | None, as_json: bool) -> None:
+        self.client = GatewayClient(url, api_key)
+        self.as_json = as_json
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            return self.client.call(method, path, body)
+        except ApiFailure as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@main.group()
+@click.option("--url", envvar="GOWA_URL", default="http://127.0.0.1:3000", show_default=True)
+@click.option("--api-key", envvar="GOWA_API_KEY", default=None)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def session(ctx: click.Context, url: str, api_key: str | None, as_json: bool) -> None:
+    """Manage sessions of a running gateway."""
+    ctx.obj = _Ctx(url, api_key, as_json)
+
+
+COLUMNS = ("id", "status", "pid", "pss_mb", "restarts", "jid")
+
+
+def _row(s: dict[str, Any]) -> dict[str, str]:
+    worker = s.get("worker") or {}
+    pss = (worker.get("memory") or {}).get("pss") or 0
+    return {
+        "id": s["id"],
+        "status": s["status"],
+        "pid": str(worker.get("pid") or "-"),
+        "pss_mb": f"{pss / 1048576:.1f}" if pss else "-",
+        "restarts": str(worker.get("restarts", 0)),
+        "jid": (s.get("me") or {}).get("jid", "-") if s.get("me") else "-",
+    }
+
+
+def _table(rows: list[dict[str, str]]) -> str:
+    widths = {c: max([len(c)] + [len(r[c]) for r in rows]) for c in COLUMNS}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in COLUMNS)]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in COLUMNS) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _show(ctx: _Ctx, result: Any) -> None:
+    if ctx.as_json:
+        click.echo(json.dumps(result, indent=2))
+    elif isinstance(result, list):
+        click.echo(_table([_row(s) for s in result]) if result else "no sessions")
+    elif isinstance(result, dict) and "status" in result and "id" in result:
+        click.echo(_table([_row(result)]))
+        if result.get("error"):
+            click.echo(f"error: {result['error']}")
+    else:
+        click.echo(json.dumps(result, indent=2))
+
+
+@session.command("create")
+@click.argument("session_id")
+@click.option("--webhook", multiple=True, help="Webhook URL (repeatable).")
+@click.option("--proxy", default=None, help="Proxy URL for this session.")
+@click.option("--no-start", is_flag=True, help="Create it stopped.")
+@click.pass_obj
+def create(
+    ctx: _Ctx, session_id: str, webhook: tuple[str, ...], proxy: str | None, no_start: bool
+) -> None:
+    """Create a session (and start it)."""
+    config: dict[str, Any] = {"webhooks": [{"url": url} for url in webhook]}
+    if proxy:
+        config["proxy"] = proxy
+    body = {"session_id": session_id, "config": config, "start": not no_start}
+    _show(ctx, ctx.call("POST", "/api/sessions", body))
+
+
+@session.command("list")
+@click.pass_obj
+def list_(ctx: _Ctx) -> None:
+    """List sessions."""
+    _show(ctx, ctx.call("GET", "/api/sessions"))
+
+
+@session.command("show")
+@click.argument("session_id")
+@click.pass_obj
+def show(ctx: _Ctx, session_id: str) -> None:
+    """Show one session."""
+    _show(ctx, ctx.call("GET", f"/api/sessions/{session_id}"))
+
+
+def _action(name: str, help_text: str) -> None:
+    @session.command(name, help=help_text)
+    @click.argument("session_id")
+    @click.pass_obj
+    def command(ctx: _Ctx, session_id: str) -> None:
+        _show(ctx, ctx.call("POST", f"/api/sessions/{session_id}/{name}"))
+
+
+for _name, _help in (
+    ("start", "Start a session's worker."),
+    ("stop", "Stop a session's worker (keeps its files)."),
+    ("restart", "Restart a session's worker."),
+    ("logout", "Log the session out of WhatsApp."),
+):
+    _action(_name, _help)
+
+
+@session.command("delete")
+@click.argument("session_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+def delete(ctx: _Ctx, session_id: str, yes: bool) -> None:
+    """Delete a session and all its files."""
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Delete session {session_id} and all its data?", abort=True)
+    result = ctx.call("DELETE", f"/api/sessions/{session_id}")
+    click.echo(json.dumps(result) if ctx.as_json else f"deleted {session_id}")
+
+
+@session.command("qr")
+@click.argument("session_id")
+@click.pass_obj
+def qr(ctx: _Ctx, session_id: str) -> None:
+    """Draw the session's current login QR code in the terminal."""
+    import segno
+
+    result = ctx.call("GET", f"/api/{session_id}/app/login")
+    if ctx.as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    segno.make_qr(result["qr_code"], error="l").terminal(compact=True)
+    click.echo(f"scan within {result['qr_duration']} s  ({result['qr_link']})")
+
+
+# --------------------------------------------------------------------- sim
+
+
+@main.group()
+def sim() -> None:
+    """The sandbox WhatsApp network (for tests and development without a phone)."""
+
+
+@sim.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=3100, show_default=True)
+@click.option("--data-dir", default="./data/sim", show_default=True)
+def sim_serve(host: str, port: int, data_dir: str) -> None:
+    """Run the sandbox network (HTTP CONNECT proxy + its JSON API on one port)."""
+    from gowa_py.sim.server import run
+
+    run(host, port, data_dir)

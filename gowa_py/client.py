@@ -1,0 +1,46 @@
+"""A small synchronous client of the gateway's REST API, used by the ``gowa session`` CLI."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ApiFailure(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class GatewayClient:
+    def __init__(self, url: str, api_key: str | None = None, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        # The gateway is usually local: never send its API key through an HTTP proxy.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        if self.api_key:
+            request.add_header("X-Api-Key", self.api_key)
+        try:
+            with self._opener.open(request, timeout=self.timeout) as response:
+                payload = json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                payload = json.loads(exc.read())
+                raise ApiFailure(exc.code, payload.get("code", ""), payload.get("message", ""))
+            except (ValueError, AttributeError):
+                raise ApiFailure(exc.code, "HTTP_ERROR", str(exc.reason)) from exc
+        except urllib.error.URLError as exc:
+            raise ApiFailure(0, "UNREACHABLE", f"cannot reach {self.url}: {exc.reason}") from exc
+        return payload.get("results") if isinstance(payload, dict) else payload

@@ -1,0 +1,128 @@
+"""Gateway settings: command-line flags > ``GOWA_*`` environment > TOML file > defaults.
+
+Every field of :class:`Settings` is a knob; ``config/gowa.example.toml`` documents each
+one and the tests check that the two stay in step.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+ENV_PREFIX = "GOWA_"
+
+
+class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    host: str | None = None
+    port: int = 3000
+    data_dir: str = "./data"
+    api_key: str | None = None
+    basic_auth: str | None = None
+    sandbox: str | None = None
+    log_level: str = "INFO"
+    worker_log_level: str = "INFO"
+    command_timeout: float = 15.0
+    start_timeout: float = 30.0
+    stop_timeout: float = 10.0
+    health_interval: float = 5.0
+    health_timeout: float = 3.0
+    health_failures: int = 3
+    crash_limit: int = 5
+    crash_window: float = 300.0
+    sample_interval: float = 5.0
+    metrics_retention_hours: float = 24.0
+    max_body_mb: float = 16.0
+    start_concurrency: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise msgspec.ValidationError(f"port must be between 1 and 65535, got {self.port}")
+        if self.basic_auth is not None:
+            for pair in self.basic_auth.split(","):
+                user, sep, password = pair.strip().partition(":")
+                if not sep or not user or not password:
+                    raise msgspec.ValidationError(
+                        "basic_auth must look like user:pass[,user2:pass2]"
+                    )
+        if self.start_concurrency < 0:
+            raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_key or self.basic_auth)
+
+    @property
+    def bind_host(self) -> str:
+        """Without credentials the API is reachable from this machine only."""
+        if not self.auth_enabled:
+            return "127.0.0.1"
+        return self.host or "0.0.0.0"
+
+    @property
+    def effective_start_concurrency(self) -> int:
+        return self.start_concurrency or max(2, 4 * (os.cpu_count() or 1))
+
+    @property
+    def basic_auth_pairs(self) -> list[tuple[str, str]]:
+        if not self.basic_auth:
+            return []
+        pairs = []
+        for item in self.basic_auth.split(","):
+            user, _, password = item.strip().partition(":")
+            pairs.append((user, password))
+        return pairs
+
+
+FIELDS = tuple(Settings.__struct_fields__)
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in FIELDS:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            values[name] = raw
+    return values
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    section = data.get("gateway", data)
+    unknown = sorted(set(section) - set(FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {path}: {', '.join(unknown)}")
+    return dict(section)
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+) -> Settings:
+    """Merge the four sources; raises :class:`ConfigError` with the offending setting."""
+    environ = os.environ if environ is None else environ
+    merged: dict[str, Any] = {}
+    file_path = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if file_path:
+        merged.update(_from_file(Path(file_path)))
+    merged.update(_from_env(environ))
+    merged.update({k: v for k, v in (flags or {}).items() if v is not None})
+    try:
+        return msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid setting: {exc}") from exc

@@ -1,0 +1,60 @@
+"""Building the aiohttp application: state, middlewares, routes, start-up and shutdown."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from gowa_py.config import Settings
+from gowa_py.gateway import devices, ops, sessions, whatsapp
+from gowa_py.gateway.auth import Authenticator
+from gowa_py.gateway.errors import error_middleware
+from gowa_py.gateway.events import EventHub, events_ws
+from gowa_py.gateway.keys import EVENTS, METRICS, SETTINGS, SUPERVISOR
+from gowa_py.gateway.metrics import Metrics
+from gowa_py.protocol import SandboxConfig
+from gowa_py.registry import Registry
+from gowa_py.supervisor import Supervisor
+
+
+def create_app(
+    settings: Settings, data_dir: Path, sandbox: SandboxConfig | None = None
+) -> web.Application:
+    registry = Registry(data_dir / "gowa.db")
+    supervisor = Supervisor(settings, registry, data_dir, sandbox)
+    metrics = Metrics(supervisor)
+    auth = Authenticator(settings)
+    app = web.Application(
+        client_max_size=int(settings.max_body_mb * 1024 * 1024),
+        middlewares=[metrics.middleware(), error_middleware, auth.middleware()],
+    )
+    app[SETTINGS] = settings
+    app[SUPERVISOR] = supervisor
+    app[METRICS] = metrics
+    hub = EventHub(registry)
+    app[EVENTS] = hub
+    supervisor.subscribe(hub.publish)
+
+    app.add_routes(ops.routes)
+    app.add_routes(sessions.routes)
+    app.add_routes(devices.routes)
+    app.add_routes([web.get("/api/dashboard/events", events_ws)])
+    app.add_routes(whatsapp.route_table())
+
+    async def start(app: web.Application) -> None:
+        await supervisor.start()
+        app[ops.READY] = True
+
+    async def stop(app: web.Application) -> None:
+        app[ops.READY] = False
+        await hub.close()
+
+    async def cleanup(app: web.Application) -> None:
+        await supervisor.close()
+        registry.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(stop)
+    app.on_cleanup.append(cleanup)
+    return app

@@ -1,0 +1,155 @@
+"""GoWA v9's device routes (``/devices...``) on the same sessions as ``/api/sessions``."""
+
+from __future__ import annotations
+
+import secrets
+
+import msgspec
+from aiohttp import web
+
+from gowa_py import protocol as p
+from gowa_py.gateway import login
+from gowa_py.gateway.errors import ApiError, envelope, read_json
+from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.views import device_json, device_webhook_json
+from gowa_py.ids import check_session_id
+from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
+
+routes = web.RouteTableDef()
+
+
+def _webhooks(url: str | None, secret: str | None, events: str | None) -> list[Webhook]:
+    if not url:
+        return []
+    try:
+        return [
+            msgspec.convert(
+                {
+                    "url": url,
+                    "secret": secret or None,
+                    "events": [e.strip() for e in (events or "").split(",") if e.strip()],
+                },
+                Webhook,
+            )
+        ]
+    except Exception as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"invalid webhook: {exc}") from exc
+
+
+def _device(request: web.Request) -> str:
+    session_id = check_session_id(request.match_info["device_id"])
+    request.app[SUPERVISOR].require(session_id)
+    return session_id
+
+
+@routes.get("/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    records = request.app[SUPERVISOR].list()
+    return envelope([device_json(r) for r in records], message="List devices")
+
+
+@routes.post("/devices")
+async def add_device(request: web.Request) -> web.Response:
+    body = await read_json(request, AddDevice, optional=True)
+    session_id = body.device_id or f"device-{secrets.token_hex(4)}"
+    config = SessionConfig(
+        webhooks=_webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
+    )
+    supervisor = request.app[SUPERVISOR]
+    record = await supervisor.create(session_id, config, start=False)
+    result = device_json(record)
+    if body.webhook_url:
+        result.update({k: v for k, v in device_webhook_json(record).items() if k != "device_id"})
+    return envelope(result, message="Device added")
+
+
+@routes.get("/devices/{device_id}")
+async def get_device(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    return envelope(device_json(request.app[SUPERVISOR].require(session_id)), message="Device info")
+
+
+@routes.delete("/devices/{device_id}")
+async def remove_device(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    await request.app[SUPERVISOR].delete_session(session_id)
+    return envelope(None, message="Device removed")
+
+
+@routes.get("/devices/{device_id}/login")
+async def login_device(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    status = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
+    assert status.qr is not None
+    return envelope(
+        {
+            "device_id": session_id,
+            "qr_link": login.qr_link(request, session_id),
+            "qr_duration": login.qr_duration(status),
+            "qr_code": status.qr,
+        },
+        message="Login success",
+    )
+
+
+@routes.post("/devices/{device_id}/login/code")
+async def login_device_with_code(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    code = await login.pair_code(
+        request.app[SUPERVISOR], session_id, request.query.get("phone", "")
+    )
+    return envelope({"device_id": session_id, "pair_code": code}, message="Login with code started")
+
+
+@routes.post("/devices/{device_id}/logout")
+async def logout_device(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    await request.app[SUPERVISOR].command(session_id, p.Logout())
+    return envelope(None, message="Device logged out")
+
+
+@routes.post("/devices/{device_id}/reconnect")
+async def reconnect_device(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    supervisor = request.app[SUPERVISOR]
+    if not supervisor.runners[session_id].running:
+        await supervisor.start_session(session_id)
+    else:
+        await supervisor.command(session_id, p.Reconnect())
+    return envelope(None, message="Device reconnecting")
+
+
+@routes.get("/devices/{device_id}/status")
+async def device_status(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    record = request.app[SUPERVISOR].require(session_id)
+    return envelope(
+        {
+            "device_id": session_id,
+            "is_connected": record.status
+            in (p.SessionState.CONNECTED, p.SessionState.SCAN_QR_CODE),
+            "is_logged_in": record.status == p.SessionState.CONNECTED and record.me is not None,
+        },
+        message="Device status",
+    )
+
+
+@routes.get("/devices/{device_id}/webhook")
+async def get_device_webhook(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    record = request.app[SUPERVISOR].require(session_id)
+    return envelope(device_webhook_json(record), message="Device webhook retrieved")
+
+
+@routes.patch("/devices/{device_id}/webhook")
+async def set_device_webhook(request: web.Request) -> web.Response:
+    session_id = _device(request)
+    supervisor = request.app[SUPERVISOR]
+    record = supervisor.require(session_id)
+    body = await read_json(request, DeviceWebhook)
+    hooks = _webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
+    record = supervisor.update_config(
+        session_id,
+        msgspec.structs.replace(record.config, webhooks=hooks + record.config.webhooks[1:]),
+    )
+    return envelope(device_webhook_json(record), message="Device webhook updated")

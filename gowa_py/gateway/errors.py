@@ -1,0 +1,112 @@
+"""GoWA's response envelope, our error codes, and the middleware that turns every failure
+into a JSON answer (never a traceback, never an HTML error page)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from gowa_py import protocol as p
+from gowa_py.ids import InvalidSessionId
+from gowa_py.ipc import WorkerError, WorkerUnavailable
+from gowa_py.supervisor import SessionExists, SessionMissing
+
+log = logging.getLogger("gowa.gateway")
+
+T = TypeVar("T")
+
+# Worker error codes -> HTTP status.
+WORKER_STATUS = {
+    p.ERR_NOT_CONNECTED: 409,
+    p.ERR_NOT_LOGGED_IN: 409,
+    p.ERR_ALREADY_LOGGED_IN: 409,
+    p.ERR_INVALID_JID: 400,
+    p.ERR_WHATSAPP: 502,
+    p.ERR_INTERNAL: 500,
+}
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "TOO_MANY_REQUESTS",
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, results: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.results = results
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def envelope(
+    results: Any = None, message: str = "Success", code: str = "SUCCESS", status: int = 200
+) -> web.Response:
+    body = {"code": code, "message": message, "results": results}
+    return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, code: str, message: str, results: Any = None) -> web.Response:
+    return envelope(results, message=message, code=code, status=status)
+
+
+async def read_json(request: web.Request, schema: type[T], *, optional: bool = False) -> T:
+    """Decode and validate the body; errors name the offending field (``$.config.proxy``)."""
+    body = await request.read()
+    if not body.strip():
+        if optional:
+            return msgspec.convert({}, schema)
+        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+    try:
+        return msgspec.json.decode(body, type=schema)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"invalid request body: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, exc.results)
+    except InvalidSessionId as exc:
+        return error_response(400, "INVALID_SESSION_ID", str(exc))
+    except SessionMissing as exc:
+        return error_response(404, "SESSION_NOT_FOUND", f"session {exc.args[0]!r} does not exist")
+    except SessionExists as exc:
+        return error_response(409, "SESSION_EXISTS", f"session {exc.args[0]!r} already exists")
+    except WorkerUnavailable as exc:
+        return error_response(503, "SESSION_UNAVAILABLE", str(exc))
+    except WorkerError as exc:
+        return error_response(WORKER_STATUS.get(exc.code, 500), exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
+        response = error_response(exc.status, code, exc.reason or code)
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in exc.headers:
+                response.headers[header] = exc.headers[header]
+        return response
+    except Exception:
+        ref = uuid.uuid4().hex[:12]
+        log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
+        return error_response(
+            500, "INTERNAL_ERROR", f"internal error; the gateway log has the details (ref {ref})"
+        )

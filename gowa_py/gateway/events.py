@@ -1,0 +1,110 @@
+"""The live event stream: ``GET /api/dashboard/events`` (WebSocket, optional ``?session_id=``).
+
+Each event is sent as one JSON object in GoWA's webhook envelope. Every client has its
+own bounded queue, so a slow browser tab never slows the gateway or other clients; when
+its queue is full the oldest events are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from gowa_py import protocol as p
+from gowa_py.gateway.keys import EVENTS
+from gowa_py.ids import check_session_id
+from gowa_py.registry import Registry
+
+log = logging.getLogger("gowa.gateway.events")
+
+QUEUE_SIZE = 2000
+_encoder = msgspec.json.Encoder()
+
+
+def envelope(event: p.Event, device_id: str) -> dict[str, Any]:
+    """GoWA's webhook envelope, plus ``id`` (stable across replays) for de-duplication."""
+    return {
+        "id": event.id,
+        "event": event.name,
+        "session_id": event.session_id,
+        "device_id": device_id,
+        "timestamp": datetime.fromtimestamp(event.timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "payload": event.payload,
+    }
+
+
+class _Client:
+    def __init__(self, ws: web.WebSocketResponse, session_id: str | None) -> None:
+        self.ws = ws
+        self.session_id = session_id
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = 0
+
+    def offer(self, data: bytes) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(data)
+
+
+class EventHub:
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._clients: set[_Client] = set()
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    async def publish(self, event: p.Event) -> None:
+        if not self._clients:
+            return
+        record = self._registry.get(event.session_id)
+        device_id = record.me.jid if record is not None and record.me else ""
+        data = _encoder.encode(envelope(event, device_id))
+        for client in self._clients:
+            if client.session_id is None or client.session_id == event.session_id:
+                client.offer(data)
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        raw = request.query.get("session_id")
+        session_id = check_session_id(raw) if raw else None
+        ws = web.WebSocketResponse(heartbeat=20)
+        await ws.prepare(request)
+        client = _Client(ws, session_id)
+        self._clients.add(client)
+        sender = asyncio.create_task(self._send(client))
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        return ws
+
+    async def _send(self, client: _Client) -> None:
+        while True:
+            data = await client.queue.get()
+            try:
+                await client.ws.send_str(data.decode())
+            except (ConnectionResetError, RuntimeError):
+                return
+
+    async def close(self) -> None:
+        for client in list(self._clients):
+            await client.ws.close(code=1001, message=b"gateway shutting down")
+
+
+async def events_ws(request: web.Request) -> web.StreamResponse:
+    return await request.app[EVENTS].handle(request)

@@ -1,0 +1,86 @@
+"""Prometheus metrics (prometheus-client): sessions by state, worker memory and CPU,
+restarts, and HTTP request latency. Session figures are read at scrape time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from gowa_py.protocol import SessionState
+from gowa_py.supervisor import Supervisor
+
+
+class _SessionCollector(Collector):
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterator[Any]:
+        supervisor = self._supervisor
+        records = supervisor.list()
+        states = GaugeMetricFamily("gowa_sessions", "Sessions by state", labels=["state"])
+        counts = {state: 0 for state in SessionState}
+        for record in records:
+            counts[record.status] += 1
+        for state, count in counts.items():
+            states.add_metric([state.value], count)
+        yield states
+        memory = GaugeMetricFamily(
+            "gowa_worker_memory_bytes", "Worker memory (rss, pss, uss)", labels=["session", "kind"]
+        )
+        cpu = GaugeMetricFamily("gowa_worker_cpu_percent", "Worker CPU", labels=["session"])
+        restarts = CounterMetricFamily(
+            "gowa_worker_restarts", "Worker restarts since gateway start", labels=["session"]
+        )
+        for session_id, runner in supervisor.runners.items():
+            restarts.add_metric([session_id], runner.restarts)
+            if runner.pid is None:
+                continue
+            sample = runner.sample
+            for kind in ("rss", "pss", "uss"):
+                memory.add_metric([session_id, kind], getattr(sample, kind))
+            cpu.add_metric([session_id], sample.cpu_percent)
+        yield memory
+        yield cpu
+        yield restarts
+
+
+class Metrics:
+    """One registry per app, so several gateways (tests) never share global state."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_SessionCollector(supervisor))
+        self.latency = Histogram(
+            "gowa_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def middleware(self) -> Any:
+        @web.middleware
+        async def measure(request: web.Request, handler: Any) -> web.StreamResponse:
+            started = time.perf_counter()
+            status = 500
+            try:
+                response = await handler(request)
+                status = response.status
+                return response
+            finally:
+                resource = request.match_info.route.resource
+                route = resource.canonical if resource is not None else "unmatched"
+                self.latency.labels(request.method, route, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+        return measure

@@ -1,0 +1,93 @@
+"""Session management: ``/api/sessions[/{session_id}[/start|stop|restart|logout]]``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gowa_py import protocol as p
+from gowa_py.gateway.errors import envelope, read_json
+from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.views import session_json
+from gowa_py.ids import check_session_id
+from gowa_py.models import CreateSession, PatchSession
+
+routes = web.RouteTableDef()
+
+
+def _session_response(
+    request: web.Request, session_id: str, message: str, status: int = 200
+) -> web.Response:
+    supervisor = request.app[SUPERVISOR]
+    record = supervisor.require(session_id)
+    return envelope(
+        session_json(record, supervisor.runners.get(session_id)), message=message, status=status
+    )
+
+
+def _id(request: web.Request) -> str:
+    return check_session_id(request.match_info["session_id"])
+
+
+@routes.post("/api/sessions")
+async def create_session(request: web.Request) -> web.Response:
+    body = await read_json(request, CreateSession)
+    supervisor = request.app[SUPERVISOR]
+    await supervisor.create(body.session_id, body.config, body.start)
+    return _session_response(request, body.session_id, "Session created", status=201)
+
+
+@routes.get("/api/sessions")
+async def list_sessions(request: web.Request) -> web.Response:
+    supervisor = request.app[SUPERVISOR]
+    sessions = [session_json(r, supervisor.runners.get(r.id)) for r in supervisor.list()]
+    return envelope(sessions, message=f"{len(sessions)} session(s)")
+
+
+@routes.get("/api/sessions/{session_id}")
+async def get_session(request: web.Request) -> web.Response:
+    return _session_response(request, _id(request), "Session")
+
+
+@routes.patch("/api/sessions/{session_id}")
+async def patch_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    supervisor = request.app[SUPERVISOR]
+    record = supervisor.require(session_id)
+    body = await read_json(request, PatchSession)
+    supervisor.update_config(session_id, body.config.apply(record.config))
+    return _session_response(request, session_id, "Session updated")
+
+
+@routes.delete("/api/sessions/{session_id}")
+async def delete_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    await request.app[SUPERVISOR].delete_session(session_id)
+    return envelope({"id": session_id}, message="Session deleted")
+
+
+@routes.post("/api/sessions/{session_id}/start")
+async def start_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    await request.app[SUPERVISOR].start_session(session_id)
+    return _session_response(request, session_id, "Session starting")
+
+
+@routes.post("/api/sessions/{session_id}/stop")
+async def stop_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    await request.app[SUPERVISOR].stop_session(session_id)
+    return _session_response(request, session_id, "Session stopped")
+
+
+@routes.post("/api/sessions/{session_id}/restart")
+async def restart_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    await request.app[SUPERVISOR].restart_session(session_id)
+    return _session_response(request, session_id, "Session restarting")
+
+
+@routes.post("/api/sessions/{session_id}/logout")
+async def logout_session(request: web.Request) -> web.Response:
+    session_id = _id(request)
+    await request.app[SUPERVISOR].command(session_id, p.Logout())
+    return _session_response(request, session_id, "Session logged out")

@@ -1,0 +1,264 @@
+"""ZeroMQ plumbing between the gateway and its workers.
+
+Topology (the gateway binds, workers connect, so a restarted worker simply reconnects):
+
+* commands: gateway ROUTER <-> worker DEALER whose identity is the session id. The
+  ROUTER is ``ROUTER_MANDATORY`` (a request to a worker that is not connected fails at
+  once instead of vanishing) and ``ROUTER_HANDOVER`` (a restarted worker takes over its
+  identity). A worker can serve several requests at once; replies are matched by id.
+* events: gateway SUB <- worker XPUB, topic = session id. A worker buffers its events
+  until the XPUB has seen the gateway's subscription, which is what defeats ZeroMQ's
+  slow-joiner loss at start-up.
+
+Endpoints are ``ipc://`` files in a short per-data-dir runtime directory, so socket paths
+stay under the kernel's 107-byte limit whatever the data directory is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from gowa_py import protocol as p
+
+log = logging.getLogger(__name__)
+
+MAX_IPC_PATH = 107
+
+
+class WorkerUnavailable(Exception):
+    """The worker is not connected or did not answer before the deadline."""
+
+
+class WorkerError(Exception):
+    """The worker answered with an error."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def runtime_dir(data_dir: str | os.PathLike[str]) -> Path:
+    """A short private directory for this data dir's sockets (one per gateway instance)."""
+    digest = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
+    path = Path(tempfile.gettempdir()) / f"gowa-{os.getuid()}-{digest}"
+    if len(str(path)) + 16 > MAX_IPC_PATH:
+        path = Path("/tmp") / f"gowa-{digest}"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def endpoints(data_dir: str | os.PathLike[str]) -> tuple[str, str]:
+    """The (command, event) endpoints of the gateway that owns ``data_dir``."""
+    base = runtime_dir(data_dir)
+    return f"ipc://{base}/cmd.sock", f"ipc://{base}/evt.sock"
+
+
+class GatewaySockets:
+    """The gateway's end: one ROUTER for all commands, one SUB for all events."""
+
+    def __init__(
+        self,
+        command_endpoint: str,
+        event_endpoint: str,
+        on_event: Callable[[p.Event], Awaitable[None]],
+        on_hello: Callable[[p.Hello], Awaitable[None]],
+    ) -> None:
+        self._ctx = zmq.asyncio.Context()
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._sub = self._ctx.socket(zmq.SUB)
+        self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self._sub.setsockopt(zmq.LINGER, 0)
+        self._sub.setsockopt(zmq.RCVHWM, 100_000)
+        self.command_endpoint = command_endpoint
+        self.event_endpoint = event_endpoint
+        self._on_event = on_event
+        self._on_hello = on_hello
+        self._pending: dict[str, asyncio.Future[p.Reply]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for endpoint in (self.command_endpoint, self.event_endpoint):
+            _unlink_ipc(endpoint)
+        self._router.bind(self.command_endpoint)
+        self._sub.bind(self.event_endpoint)
+        self._tasks = [
+            asyncio.create_task(self._read_replies(), name="ipc-replies"),
+            asyncio.create_task(self._read_events(), name="ipc-events"),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(WorkerUnavailable("gateway is shutting down"))
+        self._router.close(0)
+        self._sub.close(0)
+        self._ctx.term()
+        for endpoint in (self.command_endpoint, self.event_endpoint):
+            _unlink_ipc(endpoint)
+
+    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
+        """Send ``command`` to the worker of ``session_id`` and wait at most ``timeout`` s."""
+        request = p.Request(id=uuid.uuid4().hex, deadline=time.time() + timeout, command=command)
+        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        self._pending[request.id] = future
+        try:
+            try:
+                await self._router.send_multipart(
+                    [session_id.encode(), p.encode(request)], flags=zmq.NOBLOCK
+                )
+            except zmq.ZMQError as exc:
+                raise WorkerUnavailable(
+                    f"worker of session {session_id!r} is not connected"
+                ) from exc
+            try:
+                reply = await asyncio.wait_for(future, timeout)
+            except TimeoutError as exc:
+                raise WorkerUnavailable(
+                    f"worker of session {session_id!r} did not answer within {timeout:g} s"
+                ) from exc
+        finally:
+            self._pending.pop(request.id, None)
+        if reply.error is not None:
+            raise WorkerError(reply.error.code, reply.error.message)
+        if reply.result is None:
+            raise WorkerError(p.ERR_INTERNAL, "worker sent an empty reply")
+        return reply.result
+
+    async def _read_replies(self) -> None:
+        while True:
+            frames = await self._router.recv_multipart()
+            if len(frames) != 2:
+                log.warning("dropping malformed command-socket message (%d frames)", len(frames))
+                continue
+            try:
+                message = p.decode_to_gateway(frames[1])
+            except Exception:
+                log.warning("dropping undecodable message from worker %r", frames[0][:64])
+                continue
+            if isinstance(message, p.Hello):
+                await _guarded(self._on_hello(message), "hello handler")
+                continue
+            future = self._pending.get(message.id)
+            if future is not None and not future.done():
+                future.set_result(message)
+
+    async def _read_events(self) -> None:
+        while True:
+            frames = await self._sub.recv_multipart()
+            if len(frames) != 2:
+                continue
+            try:
+                event = p.decode_event(frames[1])
+            except Exception:
+                log.warning("dropping undecodable event on topic %r", frames[0][:64])
+                continue
+            await _guarded(self._on_event(event), "event handler")
+
+
+async def _guarded(awaitable: Awaitable[None], what: str) -> None:
+    """A failing handler must not kill the socket reader that serves every session."""
+    try:
+        await awaitable
+    except Exception:
+        log.exception("%s failed", what)
+
+
+def _unlink_ipc(endpoint: str) -> None:
+    if endpoint.startswith("ipc://"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(endpoint[len("ipc://") :])
+
+
+class WorkerLink:
+    """The worker's end: a DEALER for commands and an XPUB for events."""
+
+    def __init__(self, session_id: str, command_endpoint: str, event_endpoint: str) -> None:
+        self.session_id = session_id
+        self._topic = session_id.encode()
+        self._ctx = zmq.asyncio.Context()
+        self._dealer = self._ctx.socket(zmq.DEALER)
+        self._dealer.setsockopt(zmq.IDENTITY, self._topic)
+        self._dealer.setsockopt(zmq.LINGER, 1000)
+        self._pub = self._ctx.socket(zmq.XPUB)
+        self._pub.setsockopt(zmq.LINGER, 2000)
+        self._pub.setsockopt(zmq.SNDHWM, 100_000)
+        self._dealer.connect(command_endpoint)
+        self._pub.connect(event_endpoint)
+        self._subscribed = asyncio.Event()
+        self._backlog: list[bytes] = []
+        self._watch = asyncio.create_task(self._await_subscription(), name="ipc-subscription")
+
+    async def _await_subscription(self) -> None:
+        while True:
+            frame = await self._pub.recv()
+            if frame[:1] == b"\x01":
+                break
+        backlog, self._backlog = self._backlog, []
+        for payload in backlog:
+            await self._pub.send_multipart([self._topic, payload])
+        self._subscribed.set()
+
+    async def wait_subscribed(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def publish(self, event: p.Event) -> None:
+        """Queue ``event`` for the gateway; safe to call before the subscription arrived."""
+        payload = p.encode(event)
+        if not self._subscribed.is_set():
+            self._backlog.append(payload)
+            return
+        try:
+            self._pub.send_multipart([self._topic, payload], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning(
+                "event queue to the gateway is full; %s dropped (durable copy kept)", event.name
+            )
+
+    async def hello(self, pid: int, started_at: float) -> None:
+        message = p.Hello(session_id=self.session_id, pid=pid, started_at=started_at)
+        await self._dealer.send(p.encode(message))
+
+    async def recv_request(self) -> p.Request | None:
+        """Next request, or None for a frame that is not a valid request (it is logged)."""
+        data = await self._dealer.recv()
+        try:
+            return p.decode_request(data)
+        except Exception:
+            log.warning("ignoring undecodable request (%d bytes)", len(data))
+            return None
+
+    async def reply(self, reply: p.Reply) -> None:
+        await self._dealer.send(p.encode(reply))
+
+    async def close(self) -> None:
+        self._watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._watch
+        self._dealer.close()
+        self._pub.close()
+        self._ctx.term()

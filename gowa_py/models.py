@@ -1,0 +1,91 @@
+"""Typed shapes of the public API: request bodies and the per-session configuration.
+
+msgspec validates incoming JSON against these structs, so a wrong type or an unknown
+field is reported with its path (``VALIDATION_ERROR`` naming the field).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from gowa_py.ids import SESSION_ID_PATTERN
+
+SessionIdField = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
+HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2048)]
+ProxyUrl = Annotated[str, msgspec.Meta(pattern=r"^(https?|socks5)://[^\s]+$", max_length=2048)]
+
+
+class Webhook(msgspec.Struct, forbid_unknown_fields=True):
+    url: HttpUrl
+    secret: Annotated[str, msgspec.Meta(max_length=512)] | None = None
+    events: list[Annotated[str, msgspec.Meta(max_length=64)]] = []
+
+
+class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
+    webhooks: list[Webhook] = []
+    proxy: ProxyUrl | None = None
+    auto_start: bool = True
+    idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | None = None
+
+
+class SessionConfigPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """PATCH body: only the fields present are changed (``UNSET`` means 'leave as is')."""
+
+    webhooks: list[Webhook] | msgspec.UnsetType = msgspec.UNSET
+    proxy: ProxyUrl | msgspec.UnsetType | None = msgspec.UNSET
+    auto_start: bool | msgspec.UnsetType = msgspec.UNSET
+    idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | msgspec.UnsetType | None = msgspec.UNSET
+
+    def apply(self, config: SessionConfig) -> SessionConfig:
+        changes = {
+            field: value
+            for field in self.__struct_fields__
+            if (value := getattr(self, field)) is not msgspec.UNSET
+        }
+        return msgspec.structs.replace(config, **changes)
+
+
+class CreateSession(msgspec.Struct, forbid_unknown_fields=True):
+    session_id: SessionIdField
+    config: SessionConfig = msgspec.field(default_factory=SessionConfig)
+    start: bool = True
+
+
+class PatchSession(msgspec.Struct, forbid_unknown_fields=True):
+    config: SessionConfigPatch = msgspec.field(default_factory=SessionConfigPatch)
+
+
+class SendMessage(msgspec.Struct):
+    """GoWA's ``POST /send/message`` body (unknown fields are accepted, as GoWA does)."""
+
+    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
+    reply_message_id: str | None = None
+    is_forwarded: bool = False
+    duration: int | None = None
+    mentions: list[str] = []
+
+
+class AddDevice(msgspec.Struct):
+    """GoWA v9's ``POST /devices`` body."""
+
+    device_id: SessionIdField | None = None
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
+    webhook_events: str | None = None
+    webhook_insecure_skip_verify: bool = False
+
+
+class DeviceWebhook(msgspec.Struct):
+    """GoWA v9's ``PATCH /devices/{id}/webhook`` body."""
+
+    webhook_url: str
+    webhook_secret: str | None = None
+    webhook_events: str | None = None
+    webhook_insecure_skip_verify: bool = False
+
+
+def to_builtins(value: Any) -> Any:
+    return msgspec.to_builtins(value)

@@ -1,0 +1,239 @@
+"""Every message that travels between the gateway and a worker, as msgspec structs.
+
+This module is the single source of truth for the wire format: the gateway and the
+workers import the same structs, and :func:`encode` / :func:`decode_*` are the only
+(de)serialisers. Commands and results are tagged unions, so a new command is one new
+struct plus one new union member.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+# ---------------------------------------------------------------------------
+# Session model (DESIGN.md §4)
+
+
+class SessionState(enum.StrEnum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    SCAN_QR_CODE = "SCAN_QR_CODE"
+    CONNECTED = "CONNECTED"
+    DISCONNECTED = "DISCONNECTED"
+    LOGGED_OUT = "LOGGED_OUT"
+    FAILED = "FAILED"
+
+
+class Me(msgspec.Struct, frozen=True):
+    """The WhatsApp account a session is logged in as."""
+
+    jid: str
+    push_name: str = ""
+    lid: str | None = None
+
+
+# ---------------------------------------------------------------------------
+# Worker start-up configuration (passed in the GOWA_WORKER_CONFIG environment variable)
+
+
+class SandboxConfig(msgspec.Struct, frozen=True):
+    """How a worker reaches the sandbox network instead of WhatsApp (DESIGN.md §8)."""
+
+    proxy: str
+    ca_file: str
+    root_key: str  # 64 hex characters
+
+
+class WorkerConfig(msgspec.Struct, frozen=True):
+    session_id: str
+    session_dir: str
+    command_endpoint: str
+    event_endpoint: str
+    parent_pid: int
+    proxy: str | None = None
+    sandbox: SandboxConfig | None = None
+    log_level: str = "INFO"
+    connect_backoff_cap_s: float = 60.0
+    event_retention: int = 10_000
+
+
+# ---------------------------------------------------------------------------
+# Commands (gateway -> worker)
+
+
+class Ping(msgspec.Struct, tag="ping", frozen=True):
+    pass
+
+
+class GetStatus(msgspec.Struct, tag="status", frozen=True):
+    pass
+
+
+class GetQR(msgspec.Struct, tag="qr", frozen=True):
+    pass
+
+
+class PairPhone(msgspec.Struct, tag="pair_phone", frozen=True):
+    phone: str
+
+
+class Logout(msgspec.Struct, tag="logout", frozen=True):
+    pass
+
+
+class Reconnect(msgspec.Struct, tag="reconnect", frozen=True):
+    pass
+
+
+class SendText(msgspec.Struct, tag="send_text", frozen=True):
+    to: str
+    text: str
+    reply_message_id: str | None = None
+    is_forwarded: bool = False
+
+
+class ReplayEvents(msgspec.Struct, tag="replay", frozen=True):
+    """Ask for durable events after ``after_seq`` (the gateway catching up after downtime)."""
+
+    after_seq: int
+    limit: int = 1000
+
+
+class Shutdown(msgspec.Struct, tag="shutdown", frozen=True):
+    pass
+
+
+Command = (
+    Ping | GetStatus | GetQR | PairPhone | Logout | Reconnect | SendText | ReplayEvents | Shutdown
+)
+
+
+class Request(msgspec.Struct, tag="request", frozen=True):
+    id: str
+    deadline: float  # unix time after which the gateway no longer waits for the reply
+    command: Command
+
+
+# ---------------------------------------------------------------------------
+# Results (worker -> gateway)
+
+
+class Pong(msgspec.Struct, tag="pong", frozen=True):
+    pid: int
+    uptime_s: float
+
+
+class Status(msgspec.Struct, tag="status", frozen=True):
+    state: SessionState
+    since: float
+    me: Me | None = None
+    qr: str | None = None
+    qr_expires_at: float | None = None
+    error: str | None = None
+    last_activity: float | None = None
+
+
+class QRCode(msgspec.Struct, tag="qr", frozen=True):
+    code: str | None
+    expires_at: float | None = None
+
+
+class PairCode(msgspec.Struct, tag="pair_code", frozen=True):
+    code: str
+
+
+class Sent(msgspec.Struct, tag="sent", frozen=True):
+    message_id: str
+    timestamp: float
+
+
+class Done(msgspec.Struct, tag="done", frozen=True):
+    pass
+
+
+class Event(msgspec.Struct, frozen=True):
+    """One event in GoWA's webhook vocabulary plus ``session.status``/``session.qr``/``log``.
+
+    ``seq`` is the row id in the worker's durable event log (0 for ephemeral events such
+    as logs); ``id`` stays the same when an event is replayed, so receivers can de-dupe.
+    """
+
+    id: str
+    session_id: str
+    name: str
+    timestamp: float
+    payload: dict[str, Any]
+    seq: int = 0
+
+
+class Events(msgspec.Struct, tag="events", frozen=True):
+    events: list[Event]
+
+
+Result = Pong | Status | QRCode | PairCode | Sent | Done | Events
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    code: str
+    message: str
+
+
+class Reply(msgspec.Struct, tag="reply", frozen=True):
+    id: str
+    result: Result | None = None
+    error: ErrorInfo | None = None
+
+
+class Hello(msgspec.Struct, tag="hello", frozen=True):
+    """First message of a worker on the command socket: it is up and can take commands."""
+
+    session_id: str
+    pid: int
+    started_at: float
+
+
+ToGateway = Reply | Hello
+
+# Error codes a worker may put in a Reply; the gateway maps them to HTTP statuses.
+ERR_NOT_LOGGED_IN = "SESSION_NOT_LOGGED_IN"
+ERR_NOT_CONNECTED = "SESSION_NOT_CONNECTED"
+ERR_ALREADY_LOGGED_IN = "ALREADY_LOGGED_IN"
+ERR_INVALID_JID = "INVALID_JID"
+ERR_WHATSAPP = "WHATSAPP_ERROR"
+ERR_INTERNAL = "WORKER_ERROR"
+
+# ---------------------------------------------------------------------------
+# Codec
+
+_encoder = msgspec.msgpack.Encoder()
+_request_decoder = msgspec.msgpack.Decoder(Request)
+_to_gateway_decoder = msgspec.msgpack.Decoder(ToGateway)
+_event_decoder = msgspec.msgpack.Decoder(Event)
+_config_decoder = msgspec.json.Decoder(WorkerConfig)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    return _encoder.encode(message)
+
+
+def decode_request(data: bytes) -> Request:
+    return _request_decoder.decode(data)
+
+
+def decode_to_gateway(data: bytes) -> Reply | Hello:
+    return _to_gateway_decoder.decode(data)
+
+
+def decode_event(data: bytes) -> Event:
+    return _event_decoder.decode(data)
+
+
+def encode_config(config: WorkerConfig) -> str:
+    return msgspec.json.encode(config).decode()
+
+
+def decode_config(text: str) -> WorkerConfig:
+    return _config_decoder.decode(text)

@@ -1,0 +1,190 @@
+"""The gateway's registry (``data/gowa.db``): sessions, desired state, transitions, metrics.
+
+It is what lets a restarted gateway bring back every session that was running, and what
+the dashboard's charts read after a restart. Written only by the gateway process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlite_utils
+
+from gowa_py.models import SessionConfig
+from gowa_py.protocol import Me, SessionState
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class SessionRecord:
+    id: str
+    created_at: float
+    desired: str  # "running" | "stopped"
+    status: SessionState
+    status_at: float
+    config: SessionConfig
+    error: str | None = None
+    me: Me | None = None
+    last_activity: float | None = None
+    last_event_seq: int = 0
+
+
+class Registry:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite_utils.Database(path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        self.db["sessions"].create(
+            {
+                "id": str,
+                "created_at": float,
+                "desired": str,
+                "status": str,
+                "status_at": float,
+                "error": str,
+                "config": str,
+                "me": str,
+                "last_activity": float,
+                "last_event_seq": int,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
+        self.db["transitions"].create(
+            {"id": int, "session_id": str, "status": str, "at": float, "error": str},
+            pk="id",
+            if_not_exists=True,
+        )
+        self.db["transitions"].create_index(["session_id", "at"], if_not_exists=True)
+        self.db["metrics"].create(
+            {"ts": float, "session_id": str, "rss": int, "pss": int, "uss": int, "cpu": float},
+            if_not_exists=True,
+        )
+        self.db["metrics"].create_index(["ts"], if_not_exists=True)
+
+    # -------------------------------------------------------------- sessions
+
+    def _record(self, row: dict[str, Any]) -> SessionRecord:
+        return SessionRecord(
+            id=row["id"],
+            created_at=row["created_at"],
+            desired=row["desired"],
+            status=SessionState(row["status"]),
+            status_at=row["status_at"],
+            config=msgspec.json.decode(row["config"], type=SessionConfig),
+            error=row["error"],
+            me=msgspec.json.decode(row["me"], type=Me) if row["me"] else None,
+            last_activity=row["last_activity"],
+            last_event_seq=row["last_event_seq"] or 0,
+        )
+
+    def create(self, session_id: str, config: SessionConfig, desired: str) -> SessionRecord:
+        now = time.time()
+        row = {
+            "id": session_id,
+            "created_at": now,
+            "desired": desired,
+            "status": SessionState.STOPPED.value,
+            "status_at": now,
+            "error": None,
+            "config": msgspec.json.encode(config).decode(),
+            "me": None,
+            "last_activity": None,
+            "last_event_seq": 0,
+        }
+        self.db["sessions"].insert(row)
+        self.db["transitions"].insert(
+            {"session_id": session_id, "status": SessionState.STOPPED.value, "at": now}
+        )
+        return self._record(row)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        rows = list(self.db.query("SELECT * FROM sessions WHERE id = ?", [session_id]))
+        return self._record(rows[0]) if rows else None
+
+    def all(self) -> list[SessionRecord]:
+        return [self._record(r) for r in self.db.query("SELECT * FROM sessions ORDER BY id")]
+
+    def delete(self, session_id: str) -> None:
+        self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
+        self.db.execute("DELETE FROM transitions WHERE session_id = ?", [session_id])
+        self.db.execute("DELETE FROM metrics WHERE session_id = ?", [session_id])
+
+    def set_desired(self, session_id: str, desired: str) -> None:
+        self.db["sessions"].update(session_id, {"desired": desired})
+
+    def set_config(self, session_id: str, config: SessionConfig) -> None:
+        self.db["sessions"].update(session_id, {"config": msgspec.json.encode(config).decode()})
+
+    def set_status(
+        self,
+        session_id: str,
+        status: SessionState,
+        error: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        at = time.time() if at is None else at
+        self.db["sessions"].update(
+            session_id, {"status": status.value, "status_at": at, "error": error}
+        )
+        self.db["transitions"].insert(
+            {"session_id": session_id, "status": status.value, "at": at, "error": error}
+        )
+
+    def set_me(self, session_id: str, me: Me | None) -> None:
+        value = msgspec.json.encode(me).decode() if me is not None else None
+        self.db["sessions"].update(session_id, {"me": value})
+
+    def set_activity(self, session_id: str, at: float) -> None:
+        self.db["sessions"].update(session_id, {"last_activity": at})
+
+    def set_event_seq(self, session_id: str, seq: int) -> None:
+        self.db["sessions"].update(session_id, {"last_event_seq": seq})
+
+    def transitions(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT status, at, error FROM transitions WHERE session_id = ? "
+                "ORDER BY id DESC LIMIT ?",
+                [session_id, limit],
+            )
+        )
+
+    # --------------------------------------------------------------- metrics
+
+    def add_samples(self, samples: list[dict[str, Any]]) -> None:
+        if samples:
+            self.db["metrics"].insert_all(samples)
+
+    def samples_since(self, since: float) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT ts, session_id, rss, pss, uss, cpu FROM metrics WHERE ts >= ? ORDER BY ts",
+                [since],
+            )
+        )
+
+    def prune_samples(self, older_than: float) -> None:
+        self.db.execute("DELETE FROM metrics WHERE ts < ?", [older_than])
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

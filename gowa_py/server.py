@@ -1,0 +1,76 @@
+"""``gowa serve``: logging, the data-dir lock, the sandbox link, and the aiohttp server."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from gowa_py import __version__
+from gowa_py.config import Settings
+from gowa_py.gateway.app import create_app
+from gowa_py.gateway.sandbox import fetch_sandbox_config
+from gowa_py.protocol import SandboxConfig
+
+log = logging.getLogger("gowa")
+
+
+class DataDirBusy(Exception):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """One gateway per data dir: two would fight over the same workers and files."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "gowa.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise DataDirBusy(f"another gateway is already using {data_dir}") from exc
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def serve(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    data_dir = Path(settings.data_dir).resolve()
+    lock_data_dir(data_dir)
+    host, port = settings.bind_host, settings.port
+    log.info("gowa-py %s, data dir %s", __version__, data_dir)
+    if not settings.auth_enabled:
+        log.warning(
+            "no GOWA_API_KEY or GOWA_BASIC_AUTH set: listening on 127.0.0.1 only "
+            "(set credentials to accept other hosts)"
+        )
+        if settings.host and settings.host not in ("127.0.0.1", "localhost"):
+            log.warning("ignoring host %s because no credentials are configured", settings.host)
+    sandbox: SandboxConfig | None = None
+    if settings.sandbox:
+        sandbox = asyncio.run(fetch_sandbox_config(settings.sandbox, data_dir))
+        log.warning("SANDBOX MODE: every session talks to the sandbox at %s", settings.sandbox)
+    app = create_app(settings, data_dir, sandbox)
+    log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=settings.stop_timeout,
+    )

@@ -1,0 +1,203 @@
+"""The life of one session's worker: spawn, wait for hello, watch, restart or give up.
+
+One :class:`SessionRunner` per session and one asyncio task per running session. A
+worker that exits unexpectedly is restarted with exponential backoff; after
+``crash_limit`` crashes inside ``crash_window`` seconds the session is FAILED and waits
+for a manual start. A worker that stops answering pings is killed and restarted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gowa_py import protocol as p
+from gowa_py.backoff import CrashWindow, backoff_delay
+from gowa_py.ipc import WorkerError, WorkerUnavailable
+from gowa_py.supervisor import process as proc
+from gowa_py.supervisor.sampler import Sample
+
+if TYPE_CHECKING:
+    from gowa_py.config import Settings
+
+log = logging.getLogger("gowa.supervisor")
+
+SetStatus = Callable[[str, p.SessionState, str | None], Awaitable[None]]
+Request = Callable[[str, p.Command, float], Awaitable[p.Result]]
+Notice = Callable[[str, str, dict[str, object]], Awaitable[None]]
+
+
+class SessionRunner:
+    def __init__(
+        self,
+        session_id: str,
+        session_dir: Path,
+        settings: Settings,
+        make_config: Callable[[str], p.WorkerConfig],
+        set_status: SetStatus,
+        request: Request,
+        notice: Notice,
+        start_slots: asyncio.Semaphore,
+    ) -> None:
+        self.session_id = session_id
+        self.session_dir = session_dir
+        self._settings = settings
+        self._make_config = make_config
+        self._set_status = set_status
+        self._request = request
+        self._notice = notice
+        self._start_slots = start_slots
+        self.process: asyncio.subprocess.Process | None = None
+        self.started_at: float | None = None
+        self.restarts = 0
+        self.sample = Sample()
+        self._crashes = CrashWindow(settings.crash_limit, settings.crash_window)
+        self._hello = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def pid(self) -> int | None:
+        if self.process is None or self.process.returncode is not None:
+            return None
+        return self.process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def hello(self, message: p.Hello) -> None:
+        if self.pid == message.pid:
+            self._hello.set()
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.running:
+                return
+            self._crashes.reset()
+            self._task = asyncio.create_task(self._lifecycle(), name=f"runner-{self.session_id}")
+
+    async def stop(self, status: p.SessionState = p.SessionState.STOPPED) -> None:
+        async with self._lock:
+            task, self._task = self._task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._end_process(graceful=True)
+            await self._set_status(self.session_id, status, None)
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until the current worker said hello (used by requests right after a start)."""
+        try:
+            await asyncio.wait_for(self._hello.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def kill_now(self, reason: str) -> None:
+        """Kill the worker hard; the lifecycle treats it as a crash and restarts it."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            log.warning("[%s] killing worker pid %d: %s", self.session_id, process.pid, reason)
+            await self._notice(
+                self.session_id, "session.watchdog", {"action": "kill", "reason": reason}
+            )
+            await proc.kill(process)
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def _lifecycle(self) -> None:
+        while True:
+            await self._set_status(self.session_id, p.SessionState.STARTING, None)
+            crashed_reason = await self._run_once()
+            self.restarts += 1
+            if self._crashes.record():
+                message = (
+                    f"worker crashed {self._crashes.limit} times in "
+                    f"{self._crashes.window_s:g} s ({crashed_reason}); start it again by hand"
+                )
+                log.error("[%s] %s", self.session_id, message)
+                await self._set_status(self.session_id, p.SessionState.FAILED, message)
+                return
+            delay = backoff_delay(self._crashes.recent - 1, base=1.0, cap=60.0, jitter=0.1)
+            log.warning(
+                "[%s] worker ended (%s); restart %d in %.1f s",
+                self.session_id,
+                crashed_reason,
+                self.restarts,
+                delay,
+            )
+            await self._set_status(
+                self.session_id,
+                p.SessionState.STARTING,
+                f"worker ended ({crashed_reason}); restarting in {delay:.1f} s",
+            )
+            await asyncio.sleep(delay)
+
+    async def _run_once(self) -> str:
+        """Run one worker until it dies; returns why it ended."""
+        self._hello.clear()
+        async with self._start_slots:
+            self.process = await proc.spawn(self._make_config(self.session_id))
+            self.started_at = time.time()
+            log.info("[%s] worker started, pid %d", self.session_id, self.process.pid)
+            exited = asyncio.create_task(self.process.wait())
+            hello = asyncio.create_task(self._hello.wait())
+            try:
+                await asyncio.wait(
+                    {exited, hello},
+                    timeout=self._settings.start_timeout,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                hello.cancel()
+        if not self._hello.is_set():
+            if not exited.done():
+                await proc.kill(self.process)
+                return f"no hello within {self._settings.start_timeout:g} s"
+            return f"exit code {self.process.returncode} during start-up"
+        return await self._watch(exited)
+
+    async def _watch(self, exited: asyncio.Task[int]) -> str:
+        failures = 0
+        interval = self._settings.health_interval
+        while True:
+            done, _ = await asyncio.wait({exited}, timeout=interval)
+            if done:
+                return f"exit code {exited.result()}"
+            try:
+                await self._request(self.session_id, p.Ping(), self._settings.health_timeout)
+                failures = 0
+            except (WorkerUnavailable, WorkerError) as exc:
+                failures += 1
+                log.warning(
+                    "[%s] health ping %d/%d failed: %s",
+                    self.session_id,
+                    failures,
+                    self._settings.health_failures,
+                    exc,
+                )
+                if failures >= self._settings.health_failures:
+                    await self.kill_now(f"{failures} health pings unanswered")
+                    await exited
+                    return "killed by the watchdog: not answering pings"
+
+    async def _end_process(self, graceful: bool) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        if graceful:
+            with contextlib.suppress(WorkerUnavailable, WorkerError):
+                await self._request(self.session_id, p.Shutdown(), 2.0)
+            try:
+                await asyncio.wait_for(process.wait(), self._settings.stop_timeout)
+                return
+            except TimeoutError:
+                log.warning("[%s] worker ignored shutdown; terminating", self.session_id)
+        await proc.terminate(process, 3.0)

@@ -1,0 +1,347 @@
+"""The supervisor: every session's runner, the IPC sockets, the registry and the sampler.
+
+It is the only part of the gateway that knows about processes. The HTTP layer asks it
+to create, start, stop or delete sessions, to send commands, and subscribes to the
+event stream with :meth:`Supervisor.subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from gowa_py import protocol as p
+from gowa_py.config import Settings
+from gowa_py.ids import check_session_id
+from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
+from gowa_py.models import SessionConfig
+from gowa_py.registry import Registry, SessionRecord
+from gowa_py.supervisor.runner import SessionRunner
+from gowa_py.supervisor.sampler import Sampler
+
+log = logging.getLogger("gowa.supervisor")
+
+Listener = Callable[[p.Event], Awaitable[None]]
+
+
+class SessionExists(Exception):
+    pass
+
+
+class SessionMissing(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        data_dir: Path,
+        sandbox: p.SandboxConfig | None = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.data_dir = data_dir
+        self.sessions_dir = data_dir / "sessions"
+        self.sessions_dir.mkdir(parents=True, exist_ok=True)
+        self.sandbox = sandbox
+        command_endpoint, event_endpoint = endpoints(data_dir)
+        self.sockets = GatewaySockets(
+            command_endpoint, event_endpoint, self._on_event, self._on_hello
+        )
+        self.runners: dict[str, SessionRunner] = {}
+        self._listeners: list[Listener] = []
+        self._sampler = Sampler()
+        self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
+        self._event_locks: dict[str, asyncio.Lock] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self.sockets.start()
+        for record in self.registry.all():
+            self.runners[record.id] = self._new_runner(record.id)
+            if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
+                self.registry.set_status(record.id, p.SessionState.STOPPED, None)
+        self._tasks.append(asyncio.create_task(self._sample_loop(), name="sampler"))
+        wanted = [r.id for r in self.registry.all() if r.desired == "running"]
+        if wanted:
+            log.info("bringing back %d session(s) that were running", len(wanted))
+        for session_id in wanted:
+            await self.runners[session_id].start()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(
+            *(runner.stop() for runner in self.runners.values() if runner.running),
+            return_exceptions=True,
+        )
+        await self.sockets.close()
+
+    # ----------------------------------------------------------- sessions
+
+    def _new_runner(self, session_id: str) -> SessionRunner:
+        return SessionRunner(
+            session_id,
+            self.sessions_dir / session_id,
+            self.settings,
+            self._worker_config,
+            self._set_status,
+            self.request,
+            self._notice,
+            self._start_slots,
+        )
+
+    def _worker_config(self, session_id: str) -> p.WorkerConfig:
+        record = self.require(session_id)
+        session_dir = self.sessions_dir / session_id
+        session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return p.WorkerConfig(
+            session_id=session_id,
+            session_dir=str(session_dir),
+            command_endpoint=self.sockets.command_endpoint,
+            event_endpoint=self.sockets.event_endpoint,
+            parent_pid=os.getpid(),
+            proxy=record.config.proxy,
+            sandbox=self.sandbox,
+            log_level=self.settings.worker_log_level.upper(),
+        )
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        return self.registry.get(check_session_id(session_id))
+
+    def require(self, session_id: str) -> SessionRecord:
+        record = self.get(session_id)
+        if record is None:
+            raise SessionMissing(session_id)
+        return record
+
+    def list(self) -> list[SessionRecord]:
+        return self.registry.all()
+
+    async def create(self, session_id: str, config: SessionConfig, start: bool) -> SessionRecord:
+        check_session_id(session_id)
+        if session_id in self.runners or self.registry.get(session_id) is not None:
+            raise SessionExists(session_id)
+        record = self.registry.create(session_id, config, "running" if start else "stopped")
+        (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.runners[session_id] = self._new_runner(session_id)
+        await self._publish_status(session_id, p.SessionState.STOPPED, None)
+        if start:
+            await self.runners[session_id].start()
+        return self.registry.get(session_id) or record
+
+    async def start_session(self, session_id: str) -> SessionRecord:
+        self.require(session_id)
+        self.registry.set_desired(session_id, "running")
+        await self.runners[session_id].start()
+        return self.require(session_id)
+
+    async def stop_session(self, session_id: str) -> SessionRecord:
+        self.require(session_id)
+        self.registry.set_desired(session_id, "stopped")
+        await self.runners[session_id].stop()
+        return self.require(session_id)
+
+    async def restart_session(self, session_id: str) -> SessionRecord:
+        self.require(session_id)
+        self.registry.set_desired(session_id, "running")
+        runner = self.runners[session_id]
+        await runner.stop(p.SessionState.STARTING)
+        await runner.start()
+        return self.require(session_id)
+
+    async def delete_session(self, session_id: str) -> None:
+        self.require(session_id)
+        runner = self.runners.pop(session_id)
+        await runner.stop()
+        self.registry.delete(session_id)
+        self._event_locks.pop(session_id, None)
+        folder = self.sessions_dir / session_id
+        if folder.resolve().parent == self.sessions_dir.resolve():
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
+        self.require(session_id)
+        self.registry.set_config(session_id, config)
+        return self.require(session_id)
+
+    async def ensure_running(self, session_id: str, timeout: float) -> SessionRunner:
+        """The runner of a running session whose worker is ready to take commands."""
+        self.require(session_id)
+        runner = self.runners[session_id]
+        if not runner.running:
+            raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
+        if not await runner.wait_ready(timeout):
+            raise WorkerUnavailable(f"worker of session {session_id!r} is not ready yet")
+        return runner
+
+    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
+        return await self.sockets.request(session_id, command, timeout)
+
+    async def command(
+        self, session_id: str, command: p.Command, timeout: float | None = None
+    ) -> p.Result:
+        """Send a command to a running session's worker (waiting briefly for a fresh worker)."""
+        timeout = self.settings.command_timeout if timeout is None else timeout
+        await self.ensure_running(session_id, min(timeout, 10.0))
+        return await self.request(session_id, command, timeout)
+
+    # -------------------------------------------------------------- events
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    async def _dispatch(self, event: p.Event) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener(event)
+            except Exception:
+                log.exception("event listener failed on %s", event.name)
+
+    async def _publish_status(
+        self, session_id: str, status: p.SessionState, error: str | None
+    ) -> None:
+        previous = self.registry.get(session_id)
+        self.registry.set_status(session_id, status, error)
+        payload: dict[str, Any] = {
+            "status": status.value,
+            "previous": previous.status.value if previous else None,
+            "error": error,
+        }
+        await self._dispatch(_gateway_event(session_id, "session.status", payload))
+
+    async def _set_status(self, session_id: str, status: p.SessionState, error: str | None) -> None:
+        if session_id in self.runners and self.registry.get(session_id) is not None:
+            await self._publish_status(session_id, status, error)
+
+    async def _notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:
+        await self._dispatch(_gateway_event(session_id, name, payload))
+
+    async def _on_hello(self, hello: p.Hello) -> None:
+        runner = self.runners.get(hello.session_id)
+        if runner is None:
+            return
+        runner.hello(hello)
+        record = self.registry.get(hello.session_id)
+        if record is not None:
+            await self._catch_up(hello.session_id, record.last_event_seq)
+
+    async def _on_event(self, event: p.Event) -> None:
+        if event.session_id not in self.runners:
+            return
+        if event.seq == 0:
+            await self._dispatch(event)
+            return
+        lock = self._event_locks.setdefault(event.session_id, asyncio.Lock())
+        async with lock:
+            record = self.registry.get(event.session_id)
+            if record is None or event.seq <= record.last_event_seq:
+                return
+            if event.seq > record.last_event_seq + 1:
+                await self._replay(event.session_id, record.last_event_seq)
+                record = self.registry.get(event.session_id)
+                if record is None or event.seq <= record.last_event_seq:
+                    return
+            await self._apply(event)
+
+    async def _catch_up(self, session_id: str, after_seq: int) -> None:
+        lock = self._event_locks.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            await self._replay(session_id, after_seq)
+
+    async def _replay(self, session_id: str, after_seq: int) -> None:
+        """Fetch durable events the gateway has not applied yet, in order."""
+        while True:
+            try:
+                result = await self.request(session_id, p.ReplayEvents(after_seq=after_seq), 5.0)
+            except Exception as exc:
+                log.warning("[%s] event catch-up failed: %s", session_id, exc)
+                return
+            if not isinstance(result, p.Events) or not result.events:
+                return
+            for event in result.events:
+                if event.seq > after_seq:
+                    await self._apply(event)
+                    after_seq = event.seq
+            if len(result.events) < 1000:
+                return
+
+    async def _apply(self, event: p.Event) -> None:
+        session_id = event.session_id
+        self.registry.set_event_seq(session_id, event.seq)
+        if event.name == "session.status":
+            status = event.payload.get("status")
+            if status in p.SessionState.__members__:
+                self.registry.set_status(
+                    session_id, p.SessionState(status), event.payload.get("error"), event.timestamp
+                )
+            me = event.payload.get("me")
+            if isinstance(me, dict) and me.get("jid"):
+                self.registry.set_me(
+                    session_id, p.Me(jid=me["jid"], push_name=me.get("push_name") or "")
+                )
+            elif status == p.SessionState.LOGGED_OUT.value:
+                self.registry.set_me(session_id, None)
+        elif event.name.startswith("message") or event.name == "session.pair":
+            self.registry.set_activity(session_id, event.timestamp)
+        await self._dispatch(event)
+
+    # -------------------------------------------------------------- metrics
+
+    async def _sample_loop(self) -> None:
+        interval = self.settings.sample_interval
+        retention = self.settings.metrics_retention_hours * 3600
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._sample_once()
+                now = time.time()
+                if now - last_prune > 600:
+                    self.registry.prune_samples(now - retention)
+                    last_prune = now
+            except Exception:
+                log.exception("sampling failed")
+
+    async def _sample_once(self) -> None:
+        pids = {runner.pid: runner for runner in self.runners.values() if runner.pid}
+        samples = await asyncio.to_thread(self._sampler.sample, list(pids))
+        now = time.time()
+        rows = []
+        for pid, sample in samples.items():
+            runner = pids[pid]
+            runner.sample = sample
+            rows.append(
+                {
+                    "ts": now,
+                    "session_id": runner.session_id,
+                    "rss": sample.rss,
+                    "pss": sample.pss,
+                    "uss": sample.uss,
+                    "cpu": sample.cpu_percent,
+                }
+            )
+        self.registry.add_samples(rows)
+
+
+def _gateway_event(session_id: str, name: str, payload: dict[str, Any]) -> p.Event:
+    return p.Event(
+        id=uuid.uuid4().hex,
+        session_id=session_id,
+        name=name,
+        timestamp=time.time(),
+        payload=payload,
+    )

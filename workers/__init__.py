@@ -1,0 +1,1 @@
+"""The program that runs one WhatsApp session: neonize client, SQLite files, sockets."""

@@ -1,0 +1,91 @@
+"""The worker's durable event log: events are written here before they are published.
+
+A gateway that was down (or missed a publish) asks for everything after the last
+sequence number it saw, so incoming messages and receipts are never lost between the
+WhatsApp socket and the gateway. The rowid is the sequence; the id never changes, so a
+replayed event can be recognised as a duplicate.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from gowa_py import protocol as p
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    payload TEXT NOT NULL
+);
+"""
+
+
+class EventLog:
+    """Append-only event table in the session's ``chats.db`` (thread-safe)."""
+
+    def __init__(self, path: Path, session_id: str, retention: int = 10_000) -> None:
+        self.session_id = session_id
+        self._retention = retention
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._prune()
+
+    def append(self, name: str, payload: dict[str, Any]) -> p.Event:
+        event_id = uuid.uuid4().hex
+        now = time.time()
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO events (id, name, timestamp, payload) VALUES (?, ?, ?, ?)",
+                (event_id, name, now, json.dumps(payload, separators=(",", ":"))),
+            )
+            seq = int(cursor.lastrowid or 0)
+        return p.Event(
+            id=event_id,
+            session_id=self.session_id,
+            name=name,
+            timestamp=now,
+            payload=payload,
+            seq=seq,
+        )
+
+    def since(self, after_seq: int, limit: int) -> list[p.Event]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, id, name, timestamp, payload FROM events WHERE seq > ? "
+                "ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [
+            p.Event(
+                id=row[1],
+                session_id=self.session_id,
+                name=row[2],
+                timestamp=row[3],
+                payload=json.loads(row[4]),
+                seq=row[0],
+            )
+            for row in rows
+        ]
+
+    def _prune(self) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
+                (self._retention,),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

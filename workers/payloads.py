@@ -1,0 +1,106 @@
+"""Turn neonize event protobufs into GoWA v9 webhook payloads (docs/webhook-payload.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from neonize.proto import Neonize_pb2 as pb
+from neonize.utils.jid import Jid2String
+from neonize.utils.message import extract_text
+
+RECEIPT_TYPES: dict[int, tuple[str, str]] = {
+    pb.Receipt.DELIVERED: (
+        "delivered",
+        "means the message was delivered to the device (but the user might not have noticed).",
+    ),
+    pb.Receipt.INACTIVE: (
+        "delivered",
+        "means the message was delivered to the device (but the user might not have noticed).",
+    ),
+    pb.Receipt.READ: ("read", "the user opened the chat and saw the message."),
+    pb.Receipt.PLAYED: ("played", "the user opened a view-once or voice message."),
+    pb.Receipt.SENDER: ("sender", "sent by your other device."),
+    pb.Receipt.RETRY: ("retry", "the recipient could not decrypt the message and asked again."),
+}
+
+
+def rfc3339(unix: float) -> str:
+    """GoWA's timestamp format; whatsmeow gives seconds or milliseconds depending on the path."""
+    if unix > 1e12:
+        unix /= 1000
+    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def jid_str(jid: pb.JID) -> str:
+    return Jid2String(jid) if (jid.User or jid.Server) else ""
+
+
+def non_ad(jid: pb.JID) -> str:
+    """The JID without its device part (what GoWA puts in ``from``/``chat_id``)."""
+    if not (jid.User or jid.Server):
+        return ""
+    return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+
+
+def _sender_fields(source: pb.MessageSource) -> dict[str, Any]:
+    sender, alt = source.Sender, source.SenderAlt
+    fields: dict[str, Any] = {}
+    if sender.Server == "lid" and alt.User:
+        fields["from"] = non_ad(alt)
+        fields["from_lid"] = non_ad(sender)
+    else:
+        fields["from"] = non_ad(sender)
+        if alt.Server == "lid":
+            fields["from_lid"] = non_ad(alt)
+    chat = source.Chat
+    if chat.Server == "lid" and not source.IsGroup:
+        fields["chat_id"] = fields["from"] if not source.IsFromMe else non_ad(source.RecipientAlt)
+        fields["chat_lid"] = non_ad(chat)
+    else:
+        fields["chat_id"] = non_ad(chat)
+    return fields
+
+
+def message_payload(event: pb.Message) -> tuple[str, dict[str, Any]]:
+    """The (event name, payload) GoWA would send for an incoming message."""
+    info = event.Info
+    payload: dict[str, Any] = {"id": info.ID, **_sender_fields(info.MessageSource)}
+    payload["from_name"] = info.Pushname
+    payload["timestamp"] = rfc3339(info.Timestamp)
+    payload["is_from_me"] = info.MessageSource.IsFromMe
+    message = event.Message
+    if message.HasField("reactionMessage"):
+        reaction = message.reactionMessage
+        payload["reaction"] = reaction.text
+        payload["reacted_message_id"] = reaction.key.ID
+        return "message.reaction", payload
+    protocol = message.protocolMessage if message.HasField("protocolMessage") else None
+    if protocol is not None and protocol.type == protocol.REVOKE:
+        payload["revoked_message_id"] = protocol.key.ID
+        return "message.revoked", payload
+    if protocol is not None and protocol.type == protocol.MESSAGE_EDIT:
+        payload["original_message_id"] = protocol.key.ID
+        payload["body"] = extract_text(protocol.editedMessage)
+        return "message.edited", payload
+    body = extract_text(message)
+    if body:
+        payload["body"] = body
+    context = message.extendedTextMessage.contextInfo
+    if message.HasField("extendedTextMessage") and context.stanzaID:
+        payload["replied_to_id"] = context.stanzaID
+        payload["quoted_body"] = extract_text(context.quotedMessage)
+    return "message", payload
+
+
+def receipt_payload(event: pb.Receipt) -> dict[str, Any]:
+    kind, description = RECEIPT_TYPES.get(event.Type, ("unknown", "an unknown receipt type."))
+    payload: dict[str, Any] = {
+        "ids": list(event.MessageIDs),
+        **_sender_fields(event.MessageSource),
+        "receipt_type": kind,
+        "receipt_type_description": description,
+    }
+    if event.Timestamp:
+        payload["timestamp"] = rfc3339(event.Timestamp)
+    return payload

@@ -1,0 +1,353 @@
+"""One WhatsApp account through neonize: the connect loop and the state machine of DESIGN.md §4.
+
+neonize calls back from Go threads, so every state change goes through one lock and is
+handed to ``emit`` (thread-safe) as a ``session.status`` or ``session.qr`` event.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from neonize._binder import ProxySettings
+from neonize.client import NewClient
+from neonize.events import (
+    ConnectedEv,
+    ConnectFailureEv,
+    DisconnectedEv,
+    KeepAliveTimeoutEv,
+    LoggedOutEv,
+    MessageEv,
+    PairStatusEv,
+    ReceiptEv,
+    StreamReplacedEv,
+    TemporaryBanEv,
+)
+from neonize.proto import Neonize_pb2 as pb
+from neonize.utils.enum import ReceiptType
+from neonize.utils.jid import build_jid
+
+from gowa_py import protocol as p
+from gowa_py.backoff import backoff_delay
+from workers import payloads
+
+log = logging.getLogger("gowa.worker.session")
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+# whatsmeow shows the first QR code for 60 s and each following one for 20 s.
+FIRST_QR_TTL_S = 60
+NEXT_QR_TTL_S = 20
+
+
+class SessionError(Exception):
+    """A command that cannot be carried out; ``code`` is one of the protocol's error codes."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class WhatsAppSession:
+    """Owns the neonize client of one session and keeps its status current."""
+
+    def __init__(
+        self,
+        session_id: str,
+        store_path: Path,
+        emit: Emit,
+        proxy: str | None = None,
+        backoff_cap_s: float = 60.0,
+    ) -> None:
+        self.session_id = session_id
+        self._emit = emit
+        self._proxy = proxy
+        self._backoff_cap_s = backoff_cap_s
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._restart = threading.Event()
+        self._wake = threading.Event()
+        self.state = p.SessionState.STARTING
+        self.since = time.time()
+        self.me: p.Me | None = None
+        self.qr: str | None = None
+        self.qr_expires_at: float | None = None
+        self.error: str | None = None
+        self.last_activity: float | None = None
+        self._qr_count = 0
+        self.client = NewClient(str(store_path), uuid=session_id)
+        self._register_handlers()
+
+    # ------------------------------------------------------------------ state
+
+    def status(self) -> p.Status:
+        with self._lock:
+            return p.Status(
+                state=self.state,
+                since=self.since,
+                me=self.me,
+                qr=self.qr,
+                qr_expires_at=self.qr_expires_at,
+                error=self.error,
+                last_activity=self.last_activity,
+            )
+
+    def _set_state(self, state: p.SessionState, error: str | None = None) -> None:
+        with self._lock:
+            if state == self.state and error == self.error:
+                return
+            previous, self.state, self.error, self.since = self.state, state, error, time.time()
+            if state != p.SessionState.SCAN_QR_CODE:
+                self.qr = self.qr_expires_at = None
+                self._qr_count = 0
+            payload = {
+                "status": state.value,
+                "previous": previous.value,
+                "error": error,
+                "me": {"jid": self.me.jid, "push_name": self.me.push_name} if self.me else None,
+            }
+        log.info("status %s -> %s%s", previous.value, state.value, f" ({error})" if error else "")
+        self._emit("session.status", payload)
+
+    def _touch(self) -> None:
+        self.last_activity = time.time()
+
+    # --------------------------------------------------------------- handlers
+
+    def _register_handlers(self) -> None:
+        event = self.client.event
+        event.qr(self._on_qr)
+        event(ConnectedEv)(self._on_connected)
+        event(DisconnectedEv)(self._on_disconnected)
+        event(LoggedOutEv)(self._on_logged_out)
+        event(PairStatusEv)(self._on_pair_status)
+        event(ConnectFailureEv)(self._on_connect_failure)
+        event(StreamReplacedEv)(self._on_stream_replaced)
+        event(TemporaryBanEv)(self._on_temporary_ban)
+        event(KeepAliveTimeoutEv)(self._on_keepalive_timeout)
+        event(MessageEv)(self._on_message)
+        event(ReceiptEv)(self._on_receipt)
+
+    def _on_qr(self, _client: NewClient, data: bytes) -> None:
+        code = data.decode()
+        with self._lock:
+            ttl = FIRST_QR_TTL_S if self._qr_count == 0 else NEXT_QR_TTL_S
+            self._qr_count += 1
+            self.qr, self.qr_expires_at = code, time.time() + ttl
+            count = self._qr_count
+        self._set_state(p.SessionState.SCAN_QR_CODE)
+        self._emit("session.qr", {"qr_code": code, "qr_duration": ttl, "sequence": count})
+
+    def _on_connected(self, _client: NewClient, _ev: pb.Connected) -> None:
+        self._refresh_me()
+        self._touch()
+        self._set_state(p.SessionState.CONNECTED)
+
+    def _on_disconnected(self, _client: NewClient, _ev: pb.Disconnected) -> None:
+        if self._stopping.is_set() or self._restart.is_set():
+            return
+        with self._lock:
+            logged_out = self.state in (p.SessionState.LOGGED_OUT, p.SessionState.SCAN_QR_CODE)
+        if not logged_out:
+            self._set_state(
+                p.SessionState.DISCONNECTED, "connection to WhatsApp lost; reconnecting"
+            )
+
+    def _on_logged_out(self, _client: NewClient, ev: pb.LoggedOut) -> None:
+        reason = pb.ConnectFailureReason.Name(ev.Reason) if ev.Reason else "LOGGED_OUT"
+        with self._lock:
+            self.me = None
+        self._set_state(p.SessionState.LOGGED_OUT, f"unlinked from the phone ({reason})")
+
+    def _on_pair_status(self, _client: NewClient, ev: pb.PairStatus) -> None:
+        if ev.Status == pb.PairStatus.ERROR:
+            log.warning("pairing failed: %s", ev.Error)
+            self._emit("session.pair", {"success": False, "error": ev.Error})
+        else:
+            log.info("paired (%s)", ev.Platform or "unknown platform")
+            self._emit("session.pair", {"success": True, "error": None})
+
+    def _on_connect_failure(self, _client: NewClient, ev: pb.ConnectFailure) -> None:
+        reason = pb.ConnectFailureReason.Name(ev.Reason) if ev.Reason else "UNKNOWN"
+        self._set_state(p.SessionState.DISCONNECTED, f"connect failure {reason}: {ev.Message}")
+
+    def _on_stream_replaced(self, _client: NewClient, _ev: pb.StreamReplaced) -> None:
+        self._set_state(
+            p.SessionState.DISCONNECTED, "stream replaced: another client connected as this device"
+        )
+
+    def _on_temporary_ban(self, _client: NewClient, ev: pb.TemporaryBan) -> None:
+        self._set_state(
+            p.SessionState.DISCONNECTED, f"temporarily banned (expires in {ev.Expire}s)"
+        )
+
+    def _on_keepalive_timeout(self, _client: NewClient, _ev: pb.KeepAliveTimeout) -> None:
+        log.warning("keepalive to WhatsApp timed out")
+
+    def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
+        self._touch()
+        name, payload = payloads.message_payload(ev)
+        self._emit(name, payload)
+
+    def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
+        self._touch()
+        self._emit("message.ack", payloads.receipt_payload(ev))
+
+    def _refresh_me(self) -> None:
+        try:
+            device = self.client.get_me()
+        except Exception as exc:
+            log.warning("could not read own device info: %s", exc)
+            return
+        if device.JID.User:
+            lid = payloads.non_ad(device.LID) or None
+            with self._lock:
+                self.me = p.Me(jid=payloads.non_ad(device.JID), push_name=device.PushName, lid=lid)
+
+    # ------------------------------------------------------------ connection
+
+    def run(self) -> None:
+        """Connect and stay connected until :meth:`stop`; blocking, run it in a thread.
+
+        neonize's ``connect`` returns only when the Go context is stopped, or at once when
+        the first dial fails (whatsmeow does not retry that itself), so failed dials are
+        retried here with capped exponential backoff instead of crashing the worker.
+        """
+        attempt = 0
+        while not self._stopping.is_set():
+            self._restart.clear()
+            started = time.monotonic()
+            try:
+                proxy = ProxySettings(proxy_address=self._proxy) if self._proxy else None
+                self.client.connect(proxy)
+            except Exception as exc:
+                if self._stopping.is_set():
+                    break
+                if time.monotonic() - started > 30:
+                    attempt = 0
+                delay = backoff_delay(attempt, base=1.0, cap=self._backoff_cap_s, jitter=0.1)
+                attempt += 1
+                self._set_state(p.SessionState.DISCONNECTED, str(exc))
+                log.info("connect failed; retry %d in %.1f s", attempt, delay)
+                self._wake.wait(delay)
+                self._wake.clear()
+                continue
+            if not self._restart.is_set():
+                break
+            attempt = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        try:
+            self.client.stop()
+        except Exception as exc:
+            log.debug("stop: %s", exc)
+
+    def reconnect(self) -> None:
+        """Drop the socket and dial again at once (also skips a pending retry delay)."""
+        self._restart.set()
+        self._wake.set()
+        with self._lock:
+            state = self.state
+        if state != p.SessionState.DISCONNECTED:
+            self._set_state(p.SessionState.STARTING)
+        try:
+            self.client.stop()
+        except Exception as exc:
+            log.debug("reconnect stop: %s", exc)
+
+    # -------------------------------------------------------------- commands
+
+    def _require_connected(self) -> None:
+        with self._lock:
+            state = self.state
+        if state != p.SessionState.CONNECTED:
+            raise SessionError(
+                p.ERR_NOT_CONNECTED, f"session {self.session_id!r} is {state.value}, not CONNECTED"
+            )
+
+    def pair_phone(self, phone: str) -> str:
+        with self._lock:
+            state = self.state
+        if self.me is not None and state == p.SessionState.CONNECTED:
+            raise SessionError(p.ERR_ALREADY_LOGGED_IN, "session is already logged in")
+        try:
+            return self.client.PairPhone(phone, show_push_notification=True)
+        except Exception as exc:
+            raise SessionError(p.ERR_WHATSAPP, f"pairing code request failed: {exc}") from exc
+
+    def logout(self) -> None:
+        if self.me is None:
+            raise SessionError(p.ERR_NOT_LOGGED_IN, "session is not logged in")
+        try:
+            self.client.logout()
+        except Exception as exc:
+            raise SessionError(p.ERR_WHATSAPP, f"logout failed: {exc}") from exc
+        with self._lock:
+            self.me = None
+        self._set_state(p.SessionState.LOGGED_OUT, "logged out on request")
+
+    def send_text(self, to: str, text: str, reply_message_id: str | None = None) -> p.Sent:
+        self._require_connected()
+        jid = parse_jid(to)
+        try:
+            if reply_message_id:
+                response = self._send_reply(jid, text, reply_message_id)
+            else:
+                response = self.client.send_message(jid, text)
+        except Exception as exc:
+            raise SessionError(p.ERR_WHATSAPP, f"send failed: {exc}") from exc
+        self._touch()
+        timestamp = response.Timestamp / 1000 if response.Timestamp > 1e12 else response.Timestamp
+        return p.Sent(message_id=response.ID, timestamp=float(timestamp or time.time()))
+
+    def _send_reply(self, jid: pb.JID, text: str, reply_message_id: str) -> Any:
+        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
+            ContextInfo,
+            ExtendedTextMessage,
+            Message,
+        )
+
+        message = Message(
+            extendedTextMessage=ExtendedTextMessage(
+                text=text,
+                contextInfo=ContextInfo(
+                    stanzaID=reply_message_id, participant=payloads.jid_str(jid)
+                ),
+            )
+        )
+        return self.client.send_message(jid, message)
+
+    def mark_read(self, message_ids: list[str], chat: str, sender: str) -> None:
+        self._require_connected()
+        self.client.mark_read(
+            *message_ids, chat=parse_jid(chat), sender=parse_jid(sender), receipt=ReceiptType.READ
+        )
+
+
+def parse_jid(value: str) -> pb.JID:
+    """A phone number or a JID string (``user[:device]@server``) as a neonize JID."""
+    value = value.strip()
+    if not value:
+        raise SessionError(p.ERR_INVALID_JID, "recipient is empty")
+    if "@" not in value:
+        digits = value.lstrip("+").replace(" ", "").replace("-", "")
+        if not digits.isdigit() or not 5 <= len(digits) <= 20:
+            raise SessionError(p.ERR_INVALID_JID, f"invalid phone number {value!r}")
+        return build_jid(digits)
+    user, _, server = value.partition("@")
+    if not server or not user:
+        raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
+    device = 0
+    if ":" in user:
+        user, _, raw_device = user.partition(":")
+        if not raw_device.isdigit():
+            raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
+        device = int(raw_device)
+    return pb.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)

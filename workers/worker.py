@@ -1,0 +1,224 @@
+"""Worker process entry point: one session, its sockets, its durable event log.
+
+Started by the supervisor with a :class:`gowa_py.protocol.WorkerConfig` in the
+``GOWA_WORKER_CONFIG`` environment variable. It exits on SIGTERM, on a ``Shutdown``
+command, and by itself when the gateway that started it is gone (no orphans, even
+after a SIGKILL of the gateway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gowa_py import protocol as p
+from gowa_py.ipc import WorkerLink
+from workers.eventlog import EventLog
+
+if TYPE_CHECKING:
+    from workers.session import WhatsAppSession
+
+log = logging.getLogger("gowa.worker")
+
+CONFIG_ENV = "GOWA_WORKER_CONFIG"
+PR_SET_PDEATHSIG = 1
+# Events that exist only to be watched live; everything else is written to the log first.
+EPHEMERAL_EVENTS = frozenset({"log"})
+
+
+class LogForwarder(logging.Handler):
+    """Publishes the worker's log records as ``log`` events for the dashboard's live log."""
+
+    def __init__(self, worker: Worker) -> None:
+        super().__init__(logging.INFO)
+        self._worker = worker
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return
+        self._worker.emit(
+            "log", {"level": record.levelname, "logger": record.name, "message": message[:2000]}
+        )
+
+
+class Worker:
+    def __init__(self, config: p.WorkerConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.started_at = time.time()
+        session_dir = Path(config.session_dir)
+        self.events = EventLog(session_dir / "chats.db", config.session_id, config.event_retention)
+        self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
+        self.session: WhatsAppSession | None = None
+        self.done = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+
+    def emit(self, name: str, payload: dict[str, Any]) -> None:
+        """Record and publish an event; callable from any thread (neonize calls from Go threads)."""
+        if name in EPHEMERAL_EVENTS:
+            event = p.Event(
+                id=os.urandom(16).hex(),
+                session_id=self.config.session_id,
+                name=name,
+                timestamp=time.time(),
+                payload=payload,
+            )
+        else:
+            event = self.events.append(name, payload)
+        # A closed loop means shutdown; the durable copy stays in the event log.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.link.publish, event)
+
+    async def serve(self) -> None:
+        await self.link.hello(os.getpid(), self.started_at)
+        while not self.done.is_set():
+            request = await self.link.recv_request()
+            if request is not None:
+                task = asyncio.create_task(self._answer(request))
+                self._inflight.add(task)
+                task.add_done_callback(self._inflight.discard)
+
+    async def _answer(self, request: p.Request) -> None:
+        try:
+            result = await self._execute(request.command)
+            reply = p.Reply(id=request.id, result=result)
+        except Exception as exc:
+            from workers.session import SessionError
+
+            if isinstance(exc, SessionError):
+                error = p.ErrorInfo(code=exc.code, message=exc.message)
+            else:
+                log.exception("command %s failed", type(request.command).__name__)
+                error = p.ErrorInfo(code=p.ERR_INTERNAL, message=f"{type(exc).__name__}: {exc}")
+            reply = p.Reply(id=request.id, error=error)
+        if time.time() <= request.deadline + 1:
+            await self.link.reply(reply)
+
+    async def _execute(self, command: p.Command) -> p.Result:
+        session = self.session
+        assert session is not None
+        match command:
+            case p.Ping():
+                return p.Pong(pid=os.getpid(), uptime_s=time.time() - self.started_at)
+            case p.GetStatus():
+                return session.status()
+            case p.GetQR():
+                status = session.status()
+                return p.QRCode(code=status.qr, expires_at=status.qr_expires_at)
+            case p.PairPhone(phone=phone):
+                return p.PairCode(code=await asyncio.to_thread(session.pair_phone, phone))
+            case p.Logout():
+                await asyncio.to_thread(session.logout)
+                return p.Done()
+            case p.Reconnect():
+                await asyncio.to_thread(session.reconnect)
+                return p.Done()
+            case p.SendText(to=to, text=text, reply_message_id=reply_to):
+                return await asyncio.to_thread(session.send_text, to, text, reply_to)
+            case p.ReplayEvents(after_seq=after, limit=limit):
+                return p.Events(events=self.events.since(after, min(limit, 5000)))
+            case p.Shutdown():
+                self.loop.call_later(0.05, self.done.set)
+                return p.Done()
+        raise ValueError(f"unknown command {command!r}")
+
+    async def watch_parent(self) -> None:
+        """Exit when the gateway is gone; PDEATHSIG covers most cases, this covers the rest."""
+        while not self.done.is_set():
+            if os.getppid() != self.config.parent_pid:
+                log.warning("gateway (pid %d) is gone; exiting", self.config.parent_pid)
+                self.done.set()
+                return
+            await asyncio.sleep(1.0)
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _setup_sandbox(config: p.WorkerConfig) -> None:
+    """Trust the sandbox CA; must run before neonize loads its Go library."""
+    if config.sandbox is not None:
+        from workers import sandbox
+
+        sandbox.trust_ca(config.sandbox.ca_file)
+
+
+def _patch_root_key(config: p.WorkerConfig) -> None:
+    if config.sandbox is not None:
+        from workers import sandbox
+
+        sandbox.patch_root_key(bytes.fromhex(config.sandbox.root_key))
+
+
+async def _run(config: p.WorkerConfig) -> int:
+    loop = asyncio.get_running_loop()
+    worker = Worker(config, loop)
+    logging.getLogger().addHandler(LogForwarder(worker))
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.done.set)
+
+    from workers.session import WhatsAppSession
+
+    _patch_root_key(config)
+    proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
+    session = WhatsAppSession(
+        config.session_id,
+        Path(config.session_dir) / "whatsmeow.db",
+        worker.emit,
+        proxy=proxy,
+        backoff_cap_s=config.connect_backoff_cap_s,
+    )
+    worker.session = session
+    worker.emit(
+        "session.status", {"status": "STARTING", "previous": None, "error": None, "me": None}
+    )
+    tasks = [
+        asyncio.create_task(worker.serve(), name="serve"),
+        asyncio.create_task(worker.watch_parent(), name="parent"),
+    ]
+    if not await worker.link.wait_subscribed(10):
+        log.warning("gateway has not subscribed to events after 10 s; events stay in the log")
+    runner = loop.run_in_executor(None, session.run)
+    await worker.done.wait()
+    log.info("stopping")
+    session.stop()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(runner), 5)
+    for task in tasks:
+        task.cancel()
+    await worker.link.close()
+    worker.events.close()
+    return 0
+
+
+def main() -> None:
+    _die_with_parent()
+    raw = os.environ.get(CONFIG_ENV)
+    if not raw:
+        sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")
+    config = p.decode_config(raw)
+    logging.basicConfig(
+        level=config.log_level,
+        stream=sys.stderr,
+        format=f"%(asctime)s %(levelname)s [{config.session_id}] %(name)s: %(message)s",
+    )
+    if os.getppid() != config.parent_pid:
+        sys.exit("gateway exited before the worker started")
+    _setup_sandbox(config)
+    code = asyncio.run(_run(config))
+    logging.shutdown()
+    # Go threads inside neonize never join; leave without waiting for them.
+    os._exit(code)

@@ -1,0 +1,1 @@
+"""The sandbox WhatsApp network (placeholder docstring, expanded below)."""

@@ -1,0 +1,183 @@
+"""The sandbox's JSON API (``/sim/...``), served on the proxy port.
+
+Errors are ``{"code": "...", "message": "..."}`` with a 4xx status; unexpected failures
+become a 500 with the same shape (logged here, never a traceback in the response).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .jid import JID
+from .pairing import ScanError
+
+if TYPE_CHECKING:
+    from .server import SimServer
+
+log = logging.getLogger(__name__)
+
+PHONE_RE = re.compile(r"^[0-9]{5,15}$")
+SERVER_KEY: web.AppKey[SimServer] = web.AppKey("sim_server")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.code, str(exc))
+    except ScanError as exc:
+        return _error(exc.status, exc.code, str(exc))
+    except web.HTTPException as exc:
+        code = exc.reason.upper().replace(" ", "_")
+        return _error(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("sandbox API %s %s failed", request.method, request.path)
+        return _error(500, "INTERNAL", "internal sandbox error (see the sandbox log)")
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "INVALID_JSON", f"request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, "INVALID_JSON", "request body must be a JSON object")
+    return body
+
+
+def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str:
+    value = body.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise ApiError(400, "VALIDATION_ERROR", f"{key!r} must be a non-empty string")
+    return value
+
+
+def _phone_number(value: str) -> str:
+    if not PHONE_RE.match(value):
+        raise ApiError(400, "VALIDATION_ERROR", "phone must be 5 to 15 digits")
+    return value
+
+
+def _sim(request: web.Request) -> SimServer:
+    return request.app[SERVER_KEY]
+
+
+def _phone(request: web.Request):
+    phone = _sim(request).store.phone(_phone_number(request.match_info["phone"]))
+    if phone is None:
+        raise ApiError(404, "PHONE_NOT_FOUND", f"no phone {request.match_info['phone']}")
+    return phone
+
+
+async def create_phone(request: web.Request) -> web.Response:
+    body = await _body(request)
+    number = _phone_number(_string(body, "phone"))
+    push_name = _string(body, "push_name", required=False) or number
+    sim = _sim(request)
+    if sim.store.phone(number) is not None:
+        raise ApiError(409, "PHONE_EXISTS", f"phone {number} already exists")
+    sim.create_phone(number, push_name)
+    return web.json_response(sim.describe_phone(number), status=201)
+
+
+async def list_phones(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    return web.json_response([sim.describe_phone(p.phone) for p in sim.store.phones()])
+
+
+async def get_phone(request: web.Request) -> web.Response:
+    return web.json_response(_sim(request).describe_phone(_phone(request).phone))
+
+
+async def scan(request: web.Request) -> web.Response:
+    phone = _phone(request)
+    qr = _string(await _body(request), "qr")
+    device = _sim(request).pairing.scan(phone, qr)
+    return web.json_response({
+        "device": device.device,
+        "jid": str(JID.pn(phone.phone, device.device)),
+        "lid": str(JID.lid(phone.lid, device.device)),
+    })
+
+
+async def unlink(request: web.Request) -> web.Response:
+    phone = _phone(request)
+    number = (await _body(request)).get("device")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise ApiError(400, "VALIDATION_ERROR", "'device' must be a companion device number")
+    if not await _sim(request).network.unlink(phone.phone, number):
+        raise ApiError(404, "DEVICE_NOT_FOUND", f"phone {phone.phone} has no device {number}")
+    return web.json_response({"phone": phone.phone, "device": number, "unlinked": True})
+
+
+async def send(request: web.Request) -> web.Response:
+    phone = _phone(request)
+    body = await _body(request)
+    to = _phone_number(_string(body, "to"))
+    text = _string(body, "text")
+    sim = _sim(request)
+    if sim.store.phone(to) is None:
+        raise ApiError(404, "PHONE_NOT_FOUND", f"no phone {to}")
+    result = await sim.contacts.send_text(phone, to, text)
+    return web.json_response(result)
+
+
+async def faults(request: web.Request) -> web.Response:
+    body = await _body(request)
+    sim = _sim(request)
+    delay = body.get("delay_ms", 0)
+    if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 60000:
+        raise ApiError(400, "VALIDATION_ERROR", "'delay_ms' must be an integer 0..60000")
+    sim.network.faults.delay_ms = delay
+    dropped = 0
+    if body.get("drop_connections"):
+        dropped = sim.drop_connections()
+    return web.json_response({**sim.network.faults.as_dict(), "dropped": dropped})
+
+
+async def info(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    return web.json_response(
+        {"proxy": sim.url, "ca_pem": sim.ca_pem, "root_key": sim.root_key.hex()}
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    sim = _sim(request)
+    return web.json_response({"status": "ok", "connections": len(sim.network.connections),
+                              "online": len(sim.network.online)})
+
+
+def build_app(sim: SimServer) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware])
+    app[SERVER_KEY] = sim
+    app.router.add_post("/sim/phones", create_phone)
+    app.router.add_get("/sim/phones", list_phones)
+    app.router.add_get("/sim/phones/{phone}", get_phone)
+    app.router.add_post("/sim/phones/{phone}/scan", scan)
+    app.router.add_post("/sim/phones/{phone}/unlink", unlink)
+    app.router.add_post("/sim/faults", faults)
+    app.router.add_get("/sim/info", info)
+    app.router.add_get("/sim/healthz", healthz)
+    return app

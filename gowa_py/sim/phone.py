@@ -1,0 +1,48 @@
+"""The simulated primary phone of an account: it signs its companions' device identities.
+
+On a real phone, scanning a QR code makes the phone sign an ``ADVDeviceIdentity`` for the
+new companion with the account key and wrap it in an HMAC keyed by the QR's ADV secret.
+The companion checks both (PROTOCOL.md §3.4), then counter-signs with its own identity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+
+from .certs import XEdSigner, xeddsa_verify
+from .pb import ADVDeviceIdentity, ADVSignedDeviceIdentity, ADVSignedDeviceIdentityHMAC
+from .store import Phone
+
+ACCOUNT_SIGNATURE_PREFIX = b"\x06\x00"
+DEVICE_SIGNATURE_PREFIX = b"\x06\x01"
+
+
+class PrimaryPhone:
+    """Signing operations of one account's phone (device 0)."""
+
+    def __init__(self, phone: Phone) -> None:
+        self.phone = phone
+        self.signer = XEdSigner(phone.signing_seed)
+
+    def link_companion(self, key_index: int, companion_identity: bytes, adv_secret: bytes) -> bytes:
+        """Serialized ``ADVSignedDeviceIdentityHMAC`` for the ``pair-success`` stanza."""
+        details = ADVDeviceIdentity(
+            rawID=secrets.randbits(31), timestamp=int(time.time()), keyIndex=key_index
+        ).SerializeToString()
+        signature = self.signer.sign(ACCOUNT_SIGNATURE_PREFIX + details + companion_identity)
+        signed = ADVSignedDeviceIdentity(
+            details=details, accountSignatureKey=self.signer.public, accountSignature=signature
+        ).SerializeToString()
+        mac = hmac.new(adv_secret, signed, hashlib.sha256).digest()
+        return ADVSignedDeviceIdentityHMAC(details=signed, HMAC=mac).SerializeToString()
+
+    def verify_companion_signature(self, signed_identity: bytes, companion_identity: bytes) -> bool:
+        """Check the ``deviceSignature`` a companion returns in ``pair-device-sign``."""
+        identity = ADVSignedDeviceIdentity.FromString(signed_identity)
+        message = (
+            DEVICE_SIGNATURE_PREFIX + identity.details + companion_identity + self.signer.public
+        )
+        return xeddsa_verify(companion_identity, message, identity.deviceSignature)

@@ -1,0 +1,59 @@
+"""Receipt routing (delivery, read, played, retry, ...) and acks back to their sender.
+
+A receipt's ``to`` names the original sender: a device (delivery receipts) or the user
+(read receipts, which then go to all of the sender's devices). The forwarded receipt's
+``from`` is the receipt writer in the same addressing mode. In groups the receipt goes
+to ``participant`` and keeps the group as ``from``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .binary import Node
+from .connection import Connection
+from .jid import GROUP_SERVER, JID
+from .network import Network, now
+
+log = logging.getLogger(__name__)
+
+
+def _ack(receipt: Node, to: JID) -> Node:
+    attrs: dict = {"class": "receipt", "id": receipt.attr("id"), "from": to}
+    if receipt.attr("type"):
+        attrs["type"] = receipt.attr("type")
+    return Node("ack", attrs)
+
+
+async def handle_receipt(net: Network, conn: Connection, receipt: Node) -> None:
+    to = receipt.jid_attr("to")
+    if to is None or not receipt.attr("id"):
+        log.warning("%r: receipt without to/id: %s", conn, receipt)
+        return
+    me = net.store.phone(conn.phone)
+    assert me is not None
+    attrs: dict = {"id": receipt.attr("id"), "t": now()}
+    if receipt.attr("type"):
+        attrs["type"] = receipt.attr("type")
+    target = to
+    if to.server == GROUP_SERVER:
+        participant = receipt.jid_attr("participant")
+        if participant is None:
+            conn.send(_ack(receipt, to))
+            return
+        target = participant
+        attrs["from"] = to
+        attrs["participant"] = net.address(me, conn.device, participant.server)
+    else:
+        attrs["from"] = net.address(me, conn.device, to.server)
+    if receipt.jid_attr("recipient") is not None:
+        attrs["recipient"] = receipt.jid_attr("recipient")
+    account = net.phone_for(target)
+    if account is not None:
+        forwarded = Node("receipt", attrs, receipt.content)
+        if target.device:
+            net.deliver(account.phone, target.device, forwarded)
+        else:
+            skip = conn.device if account.phone == me.phone else None
+            net.deliver_to_user(account.phone, forwarded, skip=skip)
+    conn.send(_ack(receipt, to))

@@ -1,0 +1,241 @@
+"""Wiring of the sandbox: front door, handshake, per-connection loop, dispatch, API.
+
+:class:`SimServer` runs inside any asyncio loop (tests use it in-process);
+:func:`run` is the blocking entry point behind ``gowa sim serve``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import signal
+from pathlib import Path
+
+from aiohttp import web
+from google.protobuf.message import DecodeError
+
+from .api import build_app
+from .binary import Node
+from .certs import load_ca, load_root_key, tls_server_context
+from .connection import Connection
+from .iq import IqDispatcher, register_basic_routes
+from .jid import JID, SERVER_JID
+from .login import login
+from .network import Network, iq_error
+from .noise import NoiseError, NoiseResponder
+from .pairing import Pairing
+from .prekeys import handle_count, handle_fetch, handle_upload
+from .presence import Presence
+from .receipts import handle_receipt
+from .routing import handle_message
+from .store import Store
+from .transport import FrameSocket, FrontDoor, TransportError, WebSocket
+from .usync import handle_usync
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 20.0
+IGNORED_TAGS = {"ack", "ib"}
+
+
+class SimServer:
+    """The sandbox WhatsApp network on one loopback port (proxy + JSON API).
+
+    ``port=0`` picks a free port; :attr:`port` holds the real one after :meth:`start`.
+    """
+
+    def __init__(self, data_dir: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.data_dir = Path(data_dir)
+        self.host = host
+        self.port = port
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.data_dir / "sim.db")
+        self.network = Network(self.store, load_root_key(self.data_dir))
+        self.pairing = Pairing(self.network)
+        self.presence = Presence(self.network)
+        self.iqs = IqDispatcher(self.network)
+        register_basic_routes(self.iqs)
+        self.iqs.add("usync", "get", "usync", handle_usync)
+        self.iqs.add("encrypt", "get", "count", handle_count)
+        self.iqs.add("encrypt", "get", "key", handle_fetch)
+        self.iqs.add("encrypt", "set", "list", handle_upload)
+        self.iqs.add("encrypt", "set", "registration", handle_upload)
+        self.iqs.add("md", "set", "remove-companion-device", self._companion_logout)
+        self._tasks: set[asyncio.Task] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._runner: web.AppRunner | None = None
+
+    # -- lifecycle
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ca_pem_path(self) -> Path:
+        return self.data_dir / "ca.pem"
+
+    @property
+    def ca_pem(self) -> str:
+        return self.ca_pem_path.read_text()
+
+    @property
+    def root_key(self) -> bytes:
+        """The Montgomery root public key that replaces whatsmeow's ``WACertPubKey``."""
+        return self.network.root.public
+
+    async def start(self) -> None:
+        load_ca(self.data_dir)
+        tls = tls_server_context(self.data_dir)
+        self._runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        api_server = self._runner.server
+        assert api_server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: FrontDoor(tls, self._serve_tunnel, api_server, self._tasks),
+            self.host, self.port,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("sandbox listening on %s", self.url)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.network.connections):
+            conn.abort()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.store.close()
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- operations used by the API
+
+    def create_phone(self, phone: str, push_name: str) -> None:
+        self.store.create_phone(phone, push_name, secrets.token_bytes(32))
+
+    def describe_phone(self, number: str) -> dict:
+        phone = self.store.phone(number)
+        assert phone is not None
+        return {
+            "phone": phone.phone,
+            "push_name": phone.push_name,
+            "lid": str(JID.lid(phone.lid)),
+            "devices": [
+                {
+                    "device": d.device,
+                    "jid": str(JID.pn(phone.phone, d.device)),
+                    "lid": str(JID.lid(phone.lid, d.device)),
+                    "connected": (phone.phone, d.device) in self.network.online,
+                }
+                for d in self.store.devices(phone.phone)
+            ],
+        }
+
+    def drop_connections(self) -> int:
+        """Close every client connection at once (fault injection); returns how many."""
+        conns = list(self.network.connections)
+        for conn in conns:
+            conn.abort()
+        return len(conns)
+
+    # -- connections
+
+    async def _serve_tunnel(self, ws: WebSocket) -> None:
+        frames = FrameSocket(ws)
+        try:
+            hello = await asyncio.wait_for(frames.read_frame(), HANDSHAKE_TIMEOUT)
+            if hello is None or frames.header is None:
+                return
+            responder = NoiseResponder(frames.header, self.network.noise_key,
+                                       self.network.cert_chain)
+            await frames.send_frame(responder.server_hello(hello))
+            finish = await asyncio.wait_for(frames.read_frame(), HANDSHAKE_TIMEOUT)
+            if finish is None:
+                return
+            result = responder.client_finish(finish)
+        except (TimeoutError, NoiseError, TransportError, DecodeError, ConnectionError) as exc:
+            log.warning("handshake failed: %s", exc or type(exc).__name__)
+            await ws.close()
+            return
+        conn = Connection(frames, result.reader, result.writer, result.client_static,
+                          result.payload, self.network.faults)
+        self.network.connections.add(conn)
+        try:
+            if result.payload.HasField("username"):
+                login(self.network, conn)
+            else:
+                self.pairing.begin(conn)
+            while (node := await conn.recv()) is not None:
+                await self._dispatch(conn, node)
+        finally:
+            self._forget(conn)
+            await conn.close()
+
+    def _forget(self, conn: Connection) -> None:
+        self.network.connections.discard(conn)
+        if conn.jid is not None and self.network.online.get((conn.phone, conn.device)) is conn:
+            del self.network.online[(conn.phone, conn.device)]
+        self.pairing.forget(conn)
+        self.presence.forget(conn)
+
+    async def _dispatch(self, conn: Connection, node: Node) -> None:
+        try:
+            if node.tag == "iq":
+                if node.attr("type") in ("result", "error"):
+                    self.pairing.handle_reply(conn, node)
+                else:
+                    await self.iqs.dispatch(conn, node)
+            elif node.tag in IGNORED_TAGS:
+                return
+            elif conn.jid is None:
+                log.warning("%r sent <%s> before logging in", conn, node.tag)
+            elif node.tag == "message":
+                await handle_message(self.network, conn, node)
+            elif node.tag == "receipt":
+                await handle_receipt(self.network, conn, node)
+            elif node.tag == "presence":
+                await self.presence.handle_presence(conn, node)
+            elif node.tag == "chatstate":
+                await self.presence.handle_chatstate(conn, node)
+            else:
+                log.warning("%r: unhandled stanza <%s>", conn, node.tag)
+        except Exception:
+            log.exception("%r: handler failed for %s", conn, node)
+            if node.tag == "iq" and node.attr("type") in ("get", "set"):
+                conn.send(iq_error(node, 500, "internal-server-error"))
+
+    async def _companion_logout(self, net: Network, conn: Connection, iq: Node) -> None:
+        """The companion logs itself out (``client.logout()``): forget the device."""
+        net.store.delete_device(conn.phone, conn.device)
+        net.online.pop((conn.phone, conn.device), None)
+        conn.send(Node("iq", {"from": SERVER_JID,
+                              "type": "result", "id": iq.attr("id")}))
+
+
+def run(host: str, port: int, data_dir: str) -> None:
+    """Run the sandbox until SIGINT/SIGTERM (the ``gowa sim serve`` command)."""
+
+    async def main() -> None:
+        server = SimServer(data_dir, host, port)
+        await server.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    asyncio.run(main())

@@ -1,0 +1,127 @@
+"""End-to-end tests: real neonize (whatsmeow) clients against the sandbox."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .harness import NeonizeClient, SandboxProcess, pair
+
+ALICE, BOB = "15550000001", "15550000002"
+
+
+def _phones(sim: SandboxProcess, *numbers: str) -> None:
+    for number in numbers:
+        status, body = sim.api("POST", "/sim/phones", {"phone": number, "push_name": number})
+        assert status == 201, body
+
+
+def test_pair_connect_and_reconnect_with_new_process(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE)
+    start = time.monotonic()
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(alice)
+    assert time.monotonic() - start < 10
+    connected = alice.wait("connected")
+    assert connected["jid"] == f"{ALICE}:1@s.whatsapp.net"
+    assert connected["lid"].endswith(":1@lid")
+    status, phone = sandbox.api("GET", f"/sim/phones/{ALICE}")
+    assert status == 200
+    assert phone["devices"][0]["connected"] is True
+    alice.stop()
+
+    again = NeonizeClient(sandbox, tmp_path / "alice.db")
+    clients.append(again)
+    assert again.wait("connected")["jid"] == connected["jid"]
+    assert not again.has("qr")
+
+
+def test_message_delivery_and_read_receipts(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    alice.command(cmd="send", to=BOB, text="hello bob")
+    sent = alice.wait("sent")
+    message = bob.wait("message", id=sent["id"])
+    assert message["text"] == "hello bob"
+    assert message["sender_alt"] == f"{ALICE}:1@s.whatsapp.net"
+    assert message["push_name"] == ALICE
+    delivered = alice.wait("receipt", type="INACTIVE")
+    assert delivered["ids"] == [sent["id"]]
+    bob.command(cmd="mark_read", id=sent["id"])
+    read = alice.wait("receipt", type="READ")
+    assert read["ids"] == [sent["id"]]
+
+    bob.command(cmd="send", to=ALICE, text="hi alice")
+    reply = alice.wait("message", text="hi alice")
+    assert reply["from_me"] is False
+
+
+def test_offline_queue_delivers_on_next_login(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    bob.stop()
+    alice.command(cmd="send", to=BOB, text="while you were away")
+    sent = alice.wait("sent")
+    bob = NeonizeClient(sandbox, tmp_path / "bob.db")
+    clients.append(bob)
+    assert bob.wait("message", id=sent["id"])["text"] == "while you were away"
+    assert bob.wait("offline_sync")["count"] == 1
+    alice.wait("receipt", type="INACTIVE")
+
+
+def test_sandbox_restart_keeps_pairing(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    sandbox.stop()
+    alice.wait("disconnected")
+    sandbox.start()
+    alice.fresh("connected")
+    bob.fresh("connected")
+    alice.command(cmd="send", to=BOB, text="after restart")
+    assert bob.wait("message", text="after restart")
+
+
+def test_drop_connections_reconnects(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(alice)
+    status, faults = sandbox.api("POST", "/sim/faults", {"drop_connections": True})
+    assert status == 200 and faults["dropped"] == 1
+    alice.wait("disconnected")
+    alice.fresh("connected")
+
+
+def test_unlink_logs_the_companion_out(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(alice)
+    status, body = sandbox.api("POST", f"/sim/phones/{ALICE}/unlink", {"device": 1})
+    assert status == 200, body
+    alice.wait("logged_out")
+    status, phone = sandbox.api("GET", f"/sim/phones/{ALICE}")
+    assert phone["devices"] == []
+
+
+def test_unlink_while_offline_logs_out_at_next_login(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(alice)
+    alice.stop()
+    status, body = sandbox.api("POST", f"/sim/phones/{ALICE}/unlink", {"device": 1})
+    assert status == 200, body
+    again = NeonizeClient(sandbox, tmp_path / "alice.db")
+    clients.append(again)
+    again.wait("logged_out")
+
+
+def test_handshake_fails_without_root_key_patch(sandbox, clients, tmp_path: Path):
+    client = NeonizeClient(sandbox, tmp_path / "nopatch.db", patch=False)
+    clients.append(client)
+    error = client.wait("connect_error")["error"]
+    assert "cert" in error

@@ -76,6 +76,16 @@ class Registry:
             if_not_exists=True,
         )
         self.db["metrics"].create_index(["ts"], if_not_exists=True)
+        # Dashboard history: messages per hour and the connected-session count over time.
+        self.db["message_counts"].create(
+            {"hour": int, "session_id": str, "received": int, "sent": int},
+            pk=("hour", "session_id"),
+            if_not_exists=True,
+        )
+        self.db["connected_history"].create(
+            {"ts": float, "connected": int, "sessions": int}, if_not_exists=True
+        )
+        self.db["connected_history"].create_index(["ts"], if_not_exists=True)
 
     # -------------------------------------------------------------- sessions
 
@@ -181,6 +191,44 @@ class Registry:
 
     def prune_samples(self, older_than: float) -> None:
         self.db.execute("DELETE FROM metrics WHERE ts < ?", [older_than])
+
+    def add_message_counts(self, counts: dict[tuple[int, str], tuple[int, int]]) -> None:
+        """Add ``{(hour, session_id): (received, sent)}`` to the hourly message counters."""
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO message_counts (hour, session_id, received, sent) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (hour, session_id) DO UPDATE SET "
+                "received = received + excluded.received, sent = sent + excluded.sent",
+                [(h, s, r, t) for (h, s), (r, t) in counts.items()],
+            )
+
+    def message_counts_since(self, hour: int) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT hour, session_id, received, sent FROM message_counts "
+                "WHERE hour >= ? ORDER BY hour",
+                [hour],
+            )
+        )
+
+    def add_connected_point(self, ts: float, connected: int, sessions: int) -> None:
+        row = {"ts": ts, "connected": connected, "sessions": sessions}
+        self.db["connected_history"].insert(row)
+
+    def connected_since(self, since: float) -> list[dict[str, Any]]:
+        """Points from ``since`` on, led by the last one before it (the value at ``since``)."""
+        return list(
+            self.db.query(
+                "SELECT ts, connected, sessions FROM (SELECT * FROM connected_history "
+                "WHERE ts < ? ORDER BY ts DESC LIMIT 1) UNION ALL "
+                "SELECT ts, connected, sessions FROM connected_history WHERE ts >= ? ORDER BY ts",
+                [since, since],
+            )
+        )
+
+    def prune_dashboard_history(self, older_than: float) -> None:
+        self.db.execute("DELETE FROM message_counts WHERE hour < ?", [int(older_than // 3600)])
+        self.db.execute("DELETE FROM connected_history WHERE ts < ?", [older_than])
 
     def close(self) -> None:
         self.db.close()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import Jid2String
 from neonize.utils.message import extract_text
+
+from workers.timefmt import rfc3339
 
 RECEIPT_TYPES: dict[int, tuple[str, str]] = {
     pb.Receipt.DELIVERED: (
@@ -23,13 +24,6 @@ RECEIPT_TYPES: dict[int, tuple[str, str]] = {
     pb.Receipt.SENDER: ("sender", "sent by your other device."),
     pb.Receipt.RETRY: ("retry", "the recipient could not decrypt the message and asked again."),
 }
-
-
-def rfc3339(unix: float) -> str:
-    """GoWA's timestamp format; whatsmeow gives seconds or milliseconds depending on the path."""
-    if unix > 1e12:
-        unix /= 1000
-    return datetime.fromtimestamp(unix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def jid_str(jid: pb.JID) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from workers.eventlog import EventLog
+from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from workers.session import WhatsAppSession
@@ -124,7 +125,17 @@ class Worker:
                 await asyncio.to_thread(session.reconnect)
                 return p.Done()
             case p.SendText(to=to, text=text, reply_message_id=reply_to):
-                return await asyncio.to_thread(session.send_text, to, text, reply_to)
+                sent = await asyncio.to_thread(session.send_text, to, text, reply_to)
+                self.emit(
+                    "message.sent",
+                    {
+                        "id": sent.message_id,
+                        "to": to,
+                        "body": text,
+                        "timestamp": rfc3339(sent.timestamp),
+                    },
+                )
+                return sent
             case p.ReplayEvents(after_seq=after, limit=limit):
                 return p.Events(events=self.events.since(after, min(limit, 5000)))
             case p.Shutdown():

@@ -21,6 +21,7 @@ from gowa_py.supervisor import Supervisor
 def create_app(
     settings: Settings, data_dir: Path, sandbox: SandboxConfig | None = None
 ) -> web.Application:
+    data_dir.mkdir(parents=True, exist_ok=True)
     registry = Registry(data_dir / "gowa.db")
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
@@ -36,6 +37,8 @@ def create_app(
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)
 
+    readiness = ops.Readiness()
+    app[ops.READINESS] = readiness
     app.add_routes(ops.routes)
     app.add_routes(sessions.routes)
     app.add_routes(devices.routes)
@@ -44,10 +47,10 @@ def create_app(
 
     async def start(app: web.Application) -> None:
         await supervisor.start()
-        app[ops.READY] = True
+        readiness.ready = True
 
     async def stop(app: web.Application) -> None:
-        app[ops.READY] = False
+        readiness.ready = False
         await hub.close()
 
     async def cleanup(app: web.Application) -> None:

@@ -1,4 +1,5 @@
-"""API key (``X-Api-Key``) and GoWA-style basic auth, compared in constant time."""
+"""API key (``X-Api-Key``) and GoWA-style basic auth, compared in constant time, plus the
+dashboard's login cookie (with a CSRF token for state-changing requests)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,16 @@ from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway.errors import error_response
+from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 
-PUBLIC_PATHS = frozenset({"/healthz", "/health"})
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/health", "/dashboard", "/api/dashboard/auth", "/api/dashboard/login"}
+)
+# The dashboard's static files: the page must load to show its login form.
+PUBLIC_PREFIXES = ("/dashboard/",)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Sent by the dashboard so a 401 does not make the browser pop up its basic-auth dialog.
+DASHBOARD_HEADER = "X-Gowa-Dashboard"
 
 
 def _equal(a: str, b: str) -> bool:
@@ -23,6 +32,7 @@ class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self._api_key = settings.api_key
         self._pairs = settings.basic_auth_pairs
+        self.web_sessions = WebSessions()
 
     @property
     def enabled(self) -> bool:
@@ -40,22 +50,50 @@ class Authenticator:
             except (binascii.Error, UnicodeDecodeError):
                 return False
             user, _, password = decoded.partition(":")
-            matched = False
-            for known_user, known_password in self._pairs:
-                # Check every pair so the time taken does not reveal which user exists.
-                matched |= _equal(user, known_user) & _equal(password, known_password)
-            return matched
+            return self.check_credentials(user, password)
         return False
+
+    def check_credentials(self, user: str, password: str) -> bool:
+        """One of the basic-auth pairs (from the header or the dashboard's login form)."""
+        matched = False
+        for known_user, known_password in self._pairs:
+            # Check every pair so the time taken does not reveal which user exists.
+            matched |= _equal(user, known_user) & _equal(password, known_password)
+        return matched
+
+    def check_api_key(self, key: str) -> bool:
+        return bool(self._api_key) and _equal(key, self._api_key or "")
+
+    def web_session(self, request: web.Request) -> WebSession | None:
+        return self.web_sessions.lookup(request.cookies.get(COOKIE_NAME))
 
     def middleware(self) -> Any:
         @web.middleware
         async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-            if not self.enabled or request.path in PUBLIC_PATHS or self.check(request):
+            path = request.path
+            if (
+                not self.enabled
+                or path in PUBLIC_PATHS
+                or path.startswith(PUBLIC_PREFIXES)
+                or self.check(request)
+            ):
+                return await handler(request)
+            session = self.web_session(request)
+            if session is not None:
+                if request.method not in SAFE_METHODS:
+                    given = request.headers.get(CSRF_HEADER, "")
+                    if not _equal(given, session.csrf):
+                        return error_response(
+                            403, "CSRF_FAILED", f"missing or wrong {CSRF_HEADER} header"
+                        )
+                origin = request.headers.get("Origin")
+                if origin is not None and origin.split("://", 1)[-1] != request.host:
+                    return error_response(403, "FORBIDDEN", "cross-origin request refused")
                 return await handler(request)
             response = error_response(
                 401, "UNAUTHORIZED", "missing or wrong credentials (X-Api-Key or basic auth)"
             )
-            if self._pairs:
+            if self._pairs and DASHBOARD_HEADER not in request.headers:
                 response.headers["WWW-Authenticate"] = 'Basic realm="gowa"'
             return response
 

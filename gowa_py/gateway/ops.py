@@ -10,7 +10,14 @@ from gowa_py.gateway.keys import METRICS, SUPERVISOR
 
 routes = web.RouteTableDef()
 
-READY: web.AppKey[bool] = web.AppKey("ready", bool)
+
+class Readiness:
+    """Mutable flag: aiohttp forbids changing app state once the app has started."""
+
+    ready = False
+
+
+READINESS: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)
 
 
 @routes.get("/healthz")
@@ -26,7 +33,7 @@ async def health(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    if not request.app.get(READY, False):
+    if not request.app[READINESS].ready:
         return envelope({"status": "starting"}, message="not ready", code="NOT_READY", status=503)
     supervisor = request.app[SUPERVISOR]
     return envelope({"status": "ready", "sessions": len(supervisor.runners)}, message="ready")

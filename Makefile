@@ -1,0 +1,72 @@
+# gowa-py: every install step lives here, so `make run` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+PORT ?= 3000
+SIM_PORT ?= 3100
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format sandbox install install-test system-deps dashboard-deps clean help
+
+help:
+	@echo "make run      install what is missing and start the gateway on :$(PORT)"
+	@echo "make test     install what is missing (venv, deps, Chromium) and run every test"
+	@echo "make lint     ruff"
+	@echo "make sandbox  start the sandbox network on :$(SIM_PORT) and a gateway using it"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed dashboard-deps
+
+install-test: $(VENV)/.installed-test dashboard-deps system-deps
+
+# Front-end libraries come from npm (no CDN): the dashboard must work offline.
+dashboard-deps:
+	@if [ -f dashboard/package.json ]; then \
+	  if [ ! -d dashboard/node_modules ] || [ dashboard/package.json -nt dashboard/node_modules ]; then \
+	    command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm; }; \
+	    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error) && touch dashboard/node_modules; \
+	  fi; \
+	fi
+
+# Debian's Chromium for the browser tests (never a downloaded browser).
+system-deps:
+	@command -v chromium >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
+
+run: install
+	$(BIN)/gowa serve --port $(PORT)
+
+test: install-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+sandbox: install
+	@trap 'kill 0' EXIT INT TERM; \
+	$(BIN)/gowa sim serve --port $(SIM_PORT) --data-dir ./data/sim & \
+	for i in $$(seq 50); do curl -sf http://127.0.0.1:$(SIM_PORT)/sim/healthz >/dev/null && break; sleep 0.2; done; \
+	$(BIN)/gowa serve --port $(PORT) --data-dir ./data/sandbox-gateway --sandbox http://127.0.0.1:$(SIM_PORT)
+
+clean:
+	rm -rf $(VENV) dashboard/node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from gowa_py.cli import main
+
+main()

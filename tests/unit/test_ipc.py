@@ -1,0 +1,105 @@
+"""The ZeroMQ layer with real sockets: hello, request/reply, deadlines, no lost events."""
+
+import asyncio
+
+import pytest
+
+from gowa_py import protocol as p
+from gowa_py.ipc import GatewaySockets, WorkerError, WorkerLink, WorkerUnavailable, endpoints
+
+
+@pytest.fixture
+async def gateway(tmp_path):
+    events: list[p.Event] = []
+    hellos: list[p.Hello] = []
+
+    async def on_event(event):
+        events.append(event)
+
+    async def on_hello(hello):
+        hellos.append(hello)
+
+    command, event = endpoints(tmp_path)
+    sockets = GatewaySockets(command, event, on_event, on_hello)
+    await sockets.start()
+    sockets.seen_events, sockets.seen_hellos = events, hellos
+    yield sockets
+    await sockets.close()
+
+
+async def _serve(link: WorkerLink, answer):
+    while True:
+        request = await link.recv_request()
+        await link.reply(answer(request))
+
+
+async def _until(predicate, timeout=5.0):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+def test_endpoints_fit_the_kernel_limit(tmp_path):
+    deep = tmp_path / ("d" * 200) / ("e" * 200)
+    for endpoint in endpoints(deep):
+        assert len(endpoint.removeprefix("ipc://")) < 107
+
+
+async def test_request_reply_and_hello(gateway):
+    link = WorkerLink("s1", gateway.command_endpoint, gateway.event_endpoint)
+    await link.hello(pid=42, started_at=1.0)
+    await _until(lambda: gateway.seen_hellos)
+    assert gateway.seen_hellos[0].pid == 42
+    server = asyncio.create_task(
+        _serve(link, lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)))
+    )
+    result = await gateway.request("s1", p.Ping(), timeout=2)
+    assert result == p.Pong(pid=42, uptime_s=1.0)
+    server.cancel()
+    await link.close()
+
+
+async def test_worker_error_is_raised_with_its_code(gateway):
+    link = WorkerLink("s1", gateway.command_endpoint, gateway.event_endpoint)
+    await link.hello(pid=1, started_at=1.0)
+    await _until(lambda: gateway.seen_hellos)
+    error = p.ErrorInfo(code=p.ERR_NOT_CONNECTED, message="not connected")
+    server = asyncio.create_task(_serve(link, lambda r: p.Reply(id=r.id, error=error)))
+    with pytest.raises(WorkerError) as info:
+        await gateway.request("s1", p.GetStatus(), timeout=2)
+    assert info.value.code == p.ERR_NOT_CONNECTED
+    server.cancel()
+    await link.close()
+
+
+async def test_unknown_worker_fails_fast(gateway):
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(WorkerUnavailable):
+        await gateway.request("nobody", p.Ping(), timeout=5)
+    assert loop.time() - started < 1
+
+
+async def test_silent_worker_hits_the_deadline(gateway):
+    link = WorkerLink("mute", gateway.command_endpoint, gateway.event_endpoint)
+    await link.hello(pid=1, started_at=1.0)
+    await _until(lambda: gateway.seen_hellos)
+    with pytest.raises(WorkerUnavailable, match="did not answer"):
+        await gateway.request("mute", p.Ping(), timeout=0.3)
+    await link.close()
+
+
+async def test_events_published_before_subscription_are_not_lost(gateway):
+    link = WorkerLink("s1", gateway.command_endpoint, gateway.event_endpoint)
+    for n in range(50):
+        link.publish(
+            p.Event(id=str(n), session_id="s1", name="x", timestamp=1.0, payload={}, seq=n + 1)
+        )
+    assert await link.wait_subscribed(5)
+    for n in range(50, 100):
+        link.publish(
+            p.Event(id=str(n), session_id="s1", name="x", timestamp=1.0, payload={}, seq=n + 1)
+        )
+    await _until(lambda: len(gateway.seen_events) == 100)
+    assert [e.seq for e in gateway.seen_events] == list(range(1, 101))
+    await link.close()

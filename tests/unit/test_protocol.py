@@ -1,0 +1,70 @@
+import msgspec
+import pytest
+
+from gowa_py import protocol as p
+
+COMMANDS = [
+    p.Ping(),
+    p.GetStatus(),
+    p.GetQR(),
+    p.PairPhone(phone="15550001"),
+    p.Logout(),
+    p.Reconnect(),
+    p.SendText(to="155", text="hi", reply_message_id="X"),
+    p.ReplayEvents(after_seq=4),
+    p.Shutdown(),
+]
+RESULTS = [
+    p.Pong(pid=1, uptime_s=2.5),
+    p.Status(state=p.SessionState.CONNECTED, since=1.0, me=p.Me(jid="1@s.whatsapp.net")),
+    p.QRCode(code="2@abc", expires_at=3.0),
+    p.PairCode(code="ABCD-EFGH"),
+    p.Sent(message_id="3EB0", timestamp=4.0),
+    p.Done(),
+    p.Events(
+        events=[
+            p.Event(
+                id="e", session_id="s", name="message", timestamp=1.0, payload={"body": "hi"}, seq=3
+            )
+        ]
+    ),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: type(c).__name__)
+def test_requests_round_trip(command):
+    request = p.Request(id="r1", deadline=12.5, command=command)
+    assert p.decode_request(p.encode(request)) == request
+
+
+@pytest.mark.parametrize("result", RESULTS, ids=lambda r: type(r).__name__)
+def test_replies_round_trip(result):
+    reply = p.Reply(id="r1", result=result)
+    assert p.decode_to_gateway(p.encode(reply)) == reply
+
+
+def test_error_reply_and_hello_are_told_apart():
+    error = p.Reply(id="r", error=p.ErrorInfo(code=p.ERR_NOT_CONNECTED, message="no"))
+    hello = p.Hello(session_id="s", pid=3, started_at=1.0)
+    assert p.decode_to_gateway(p.encode(error)) == error
+    assert p.decode_to_gateway(p.encode(hello)) == hello
+
+
+def test_unknown_command_tag_is_rejected():
+    raw = msgspec.msgpack.encode(
+        {"type": "request", "id": "1", "deadline": 1.0, "command": {"type": "format_disk"}}
+    )
+    with pytest.raises(msgspec.ValidationError):
+        p.decode_request(raw)
+
+
+def test_worker_config_round_trips_through_json():
+    config = p.WorkerConfig(
+        session_id="s",
+        session_dir="/d",
+        command_endpoint="ipc:///c",
+        event_endpoint="ipc:///e",
+        parent_pid=1,
+        sandbox=p.SandboxConfig(proxy="http://x", ca_file="/ca", root_key="00" * 32),
+    )
+    assert p.decode_config(p.encode_config(config)) == config

@@ -133,8 +133,7 @@ class DashboardStats:
             slot[0] += row["received"]
             slot[1] += row["sent"]
         return [
-            {"ts": hour * 3600, "received": r, "sent": s}
-            for hour, (r, s) in sorted(totals.items())
+            {"ts": hour * 3600, "received": r, "sent": s} for hour, (r, s) in sorted(totals.items())
         ]
 
     def totals_since(self, since: float) -> tuple[int, int]:

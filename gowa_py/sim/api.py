@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .errors import SimError
 from .jid import JID
-from .pairing import ScanError
 
 if TYPE_CHECKING:
     from .server import SimServer
@@ -40,9 +40,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 async def errors_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
-        return _error(exc.status, exc.code, str(exc))
-    except ScanError as exc:
+    except SimError as exc:
         return _error(exc.status, exc.code, str(exc))
     except web.HTTPException as exc:
         code = exc.reason.upper().replace(" ", "_")
@@ -58,9 +56,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "INVALID_JSON", f"request body is not JSON: {exc}") from exc
+        raise SimError("INVALID_JSON", f"request body is not JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise ApiError(400, "INVALID_JSON", "request body must be a JSON object")
+        raise SimError("INVALID_JSON", "request body must be a JSON object")
     return body
 
 
@@ -69,13 +67,13 @@ def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str:
     if value is None and not required:
         return ""
     if not isinstance(value, str) or (required and not value):
-        raise ApiError(400, "VALIDATION_ERROR", f"{key!r} must be a non-empty string")
+        raise SimError("VALIDATION_ERROR", f"{key!r} must be a non-empty string")
     return value
 
 
 def _phone_number(value: str) -> str:
     if not PHONE_RE.match(value):
-        raise ApiError(400, "VALIDATION_ERROR", "phone must be 5 to 15 digits")
+        raise SimError("VALIDATION_ERROR", "phone must be 5 to 15 digits")
     return value
 
 
@@ -86,7 +84,7 @@ def _sim(request: web.Request) -> SimServer:
 def _phone(request: web.Request):
     phone = _sim(request).store.phone(_phone_number(request.match_info["phone"]))
     if phone is None:
-        raise ApiError(404, "PHONE_NOT_FOUND", f"no phone {request.match_info['phone']}")
+        raise SimError("PHONE_NOT_FOUND", f"no phone {request.match_info['phone']}", 404)
     return phone
 
 
@@ -96,7 +94,7 @@ async def create_phone(request: web.Request) -> web.Response:
     push_name = _string(body, "push_name", required=False) or number
     sim = _sim(request)
     if sim.store.phone(number) is not None:
-        raise ApiError(409, "PHONE_EXISTS", f"phone {number} already exists")
+        raise SimError("PHONE_EXISTS", f"phone {number} already exists", 409)
     sim.create_phone(number, push_name)
     return web.json_response(sim.describe_phone(number), status=201)
 
@@ -125,9 +123,9 @@ async def unlink(request: web.Request) -> web.Response:
     phone = _phone(request)
     number = (await _body(request)).get("device")
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        raise ApiError(400, "VALIDATION_ERROR", "'device' must be a companion device number")
+        raise SimError("VALIDATION_ERROR", "'device' must be a companion device number")
     if not await _sim(request).network.unlink(phone.phone, number):
-        raise ApiError(404, "DEVICE_NOT_FOUND", f"phone {phone.phone} has no device {number}")
+        raise SimError("DEVICE_NOT_FOUND", f"phone {phone.phone} has no device {number}", 404)
     return web.json_response({"phone": phone.phone, "device": number, "unlinked": True})
 
 
@@ -138,7 +136,7 @@ async def send(request: web.Request) -> web.Response:
     text = _string(body, "text")
     sim = _sim(request)
     if sim.store.phone(to) is None:
-        raise ApiError(404, "PHONE_NOT_FOUND", f"no phone {to}")
+        raise SimError("PHONE_NOT_FOUND", f"no phone {to}", 404)
     result = await sim.contacts.send_text(phone, to, text)
     return web.json_response(result)
 
@@ -148,7 +146,7 @@ async def faults(request: web.Request) -> web.Response:
     sim = _sim(request)
     delay = body.get("delay_ms", 0)
     if not isinstance(delay, int) or isinstance(delay, bool) or not 0 <= delay <= 60000:
-        raise ApiError(400, "VALIDATION_ERROR", "'delay_ms' must be an integer 0..60000")
+        raise SimError("VALIDATION_ERROR", "'delay_ms' must be an integer 0..60000")
     sim.network.faults.delay_ms = delay
     dropped = 0
     if body.get("drop_connections"):
@@ -177,6 +175,7 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_get("/sim/phones/{phone}", get_phone)
     app.router.add_post("/sim/phones/{phone}/scan", scan)
     app.router.add_post("/sim/phones/{phone}/unlink", unlink)
+    app.router.add_post("/sim/phones/{phone}/send", send)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

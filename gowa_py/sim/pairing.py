@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .binary import Node
 from .connection import Connection
+from .errors import SimError
 from .jid import JID, SERVER_JID
 from .network import Network, now
 from .pb import ClientPayload, DeviceProps
@@ -30,13 +31,8 @@ log = logging.getLogger(__name__)
 QR_REF_COUNT = 6
 
 
-class ScanError(Exception):
-    """A QR string could not be scanned; ``code`` is the API error code."""
-
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+class ScanError(SimError):
+    """A QR string could not be scanned."""
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from .api import build_app
 from .binary import Node
 from .certs import load_ca, load_root_key, tls_server_context
 from .connection import Connection
+from .contacts import Contacts
 from .iq import IqDispatcher, register_basic_routes
 from .jid import JID, SERVER_JID
 from .login import login
@@ -54,6 +55,7 @@ class SimServer:
         self.network = Network(self.store, load_root_key(self.data_dir))
         self.pairing = Pairing(self.network)
         self.presence = Presence(self.network)
+        self.contacts = Contacts(self)
         self.iqs = IqDispatcher(self.network)
         register_basic_routes(self.iqs)
         self.iqs.add("usync", "get", "usync", handle_usync)
@@ -101,6 +103,7 @@ class SimServer:
         log.info("sandbox listening on %s", self.url)
 
     async def stop(self) -> None:
+        await self.contacts.stop()
         if self._server is not None:
             self._server.close()
         for conn in list(self.network.connections):

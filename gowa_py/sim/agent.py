@@ -1,0 +1,196 @@
+"""A scriptable neonize client: JSON-line events out, JSON-line commands in.
+
+The sandbox runs one per simulated contact (``POST /sim/phones/{p}/send``): a real
+whatsmeow companion of the contact's phone, so the messages it sends are genuinely
+end-to-end encrypted and the receiving session decrypts them like any other. The
+sandbox tests drive the same program as their client harness.
+
+Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
+``logged_out``, ``connect_failure``, ``stream_error``, ``offline_sync``, ``message``,
+``undecryptable``, ``receipt``, ``chat_presence``, ``presence``, plus one reply per
+command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
+Commands (stdin): ``send {to, text}``, ``mark_read {id}``, ``presence {available}``,
+``typing {to}``, ``subscribe {to}``, ``disconnect``, ``exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from typing import Any
+
+from workers import sandbox
+
+_print_lock = threading.Lock()
+
+
+def emit(event: str, **fields: Any) -> None:
+    with _print_lock:
+        sys.stdout.write(json.dumps({"event": event, **fields}) + "\n")
+        sys.stdout.flush()
+
+
+def jid_text(jid: Any) -> str:
+    """Textual form of a neonize ``JID`` protobuf (``user[:device]@server``)."""
+    text = f"{jid.User}@{jid.Server}" if jid.User else jid.Server
+    return text.replace("@", f":{jid.Device}@", 1) if jid.Device else text
+
+
+def serve(db_path: str, proxy: str) -> None:
+    """Connect a neonize client (library already loaded and patched) and serve commands."""
+    from neonize._binder import ProxySettings
+    from neonize.client import NewClient
+    from neonize.events import (
+        ChatPresenceEv,
+        ConnectedEv,
+        ConnectFailureEv,
+        DisconnectedEv,
+        LoggedOutEv,
+        MessageEv,
+        OfflineSyncCompletedEv,
+        PairStatusEv,
+        PresenceEv,
+        ReceiptEv,
+        StreamErrorEv,
+        UndecryptableMessageEv,
+    )
+    from neonize.proto.Neonize_pb2 import ChatPresence as ChatPresenceState
+    from neonize.proto.Neonize_pb2 import Receipt
+    from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
+    from neonize.utils.jid import build_jid
+
+    client = NewClient(os.path.abspath(db_path))
+    sources: dict[str, Any] = {}
+
+    @client.event.qr
+    def on_qr(_client: Any, data: bytes) -> None:
+        emit("qr", qr=data.decode())
+
+    @client.event(ConnectedEv)
+    def on_connected(_client: Any, _ev: Any) -> None:
+        me = client.get_me()
+        emit("connected", jid=jid_text(me.JID), lid=jid_text(me.LID))
+
+    @client.event(PairStatusEv)
+    def on_pair(_client: Any, ev: Any) -> None:
+        emit("pair_status", status=int(ev.Status), id=jid_text(ev.ID), error=ev.Error)
+
+    @client.event(DisconnectedEv)
+    def on_disconnected(_client: Any, _ev: Any) -> None:
+        emit("disconnected")
+
+    @client.event(LoggedOutEv)
+    def on_logged_out(_client: Any, ev: Any) -> None:
+        emit("logged_out", on_connect=ev.OnConnect, reason=int(ev.Reason))
+
+    @client.event(ConnectFailureEv)
+    def on_connect_failure(_client: Any, ev: Any) -> None:
+        emit("connect_failure", reason=int(ev.Reason), message=ev.Message)
+
+    @client.event(StreamErrorEv)
+    def on_stream_error(_client: Any, ev: Any) -> None:
+        emit("stream_error", code=ev.Code)
+
+    @client.event(OfflineSyncCompletedEv)
+    def on_offline_sync(_client: Any, ev: Any) -> None:
+        emit("offline_sync", count=ev.Count)
+
+    @client.event(MessageEv)
+    def on_message(_client: Any, ev: Any) -> None:
+        src = ev.Info.MessageSource
+        sources[ev.Info.ID] = src
+        emit("message", id=ev.Info.ID, chat=jid_text(src.Chat), sender=jid_text(src.Sender),
+             sender_alt=jid_text(src.SenderAlt), from_me=src.IsFromMe, is_group=src.IsGroup,
+             push_name=ev.Info.Pushname,
+             text=ev.Message.conversation or ev.Message.extendedTextMessage.text)
+
+    @client.event(UndecryptableMessageEv)
+    def on_undecryptable(_client: Any, ev: Any) -> None:
+        emit("undecryptable", id=ev.Info.ID)
+
+    @client.event(ReceiptEv)
+    def on_receipt(_client: Any, ev: Any) -> None:
+        emit("receipt", type=Receipt.ReceiptType.Name(ev.Type), ids=list(ev.MessageIDs),
+             chat=jid_text(ev.MessageSource.Chat), sender=jid_text(ev.MessageSource.Sender))
+
+    @client.event(ChatPresenceEv)
+    def on_chat_presence(_client: Any, ev: Any) -> None:
+        emit("chat_presence", chat=jid_text(ev.MessageSource.Chat),
+             sender=jid_text(ev.MessageSource.Sender),
+             state=ChatPresenceState.ChatPresence.Name(ev.State))
+
+    @client.event(PresenceEv)
+    def on_presence(_client: Any, ev: Any) -> None:
+        emit("presence", jid=jid_text(ev.From), unavailable=ev.Unavailable)
+
+    def run_command(cmd: dict[str, Any]) -> None:
+        name = cmd.get("cmd")
+        if name == "send":
+            resp = client.send_message(build_jid(cmd["to"]), cmd["text"])
+            emit("sent", id=resp.ID, to=cmd["to"], timestamp=resp.Timestamp)
+        elif name == "mark_read":
+            src = sources[cmd["id"]]
+            client.mark_read(cmd["id"], chat=src.Chat, sender=src.Sender,
+                             receipt=ReceiptType.READ)
+            emit("marked_read", id=cmd["id"])
+        elif name == "presence":
+            available = cmd.get("available", True)
+            client.send_presence(Presence.AVAILABLE if available else Presence.UNAVAILABLE)
+            emit("presence_sent", available=available)
+        elif name == "typing":
+            client.send_chat_presence(build_jid(cmd["to"]), ChatPresence.CHAT_PRESENCE_COMPOSING,
+                                      ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+            emit("typing_sent", to=cmd["to"])
+        elif name == "subscribe":
+            client.subscribe_presence(build_jid(cmd["to"]))
+            emit("subscribed", to=cmd["to"])
+        elif name == "disconnect":
+            client.disconnect()
+            emit("disconnect_done")
+        elif name == "exit":
+            emit("bye")
+            os._exit(0)
+        else:
+            emit("error", cmd=name, error="unknown command")
+
+    def command_loop() -> None:
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                cmd = json.loads(line)
+                run_command(cmd)
+            except Exception as exc:  # reported to the driver, which decides what it means
+                emit("error", cmd=line.strip()[:80], error=f"{type(exc).__name__}: {exc}")
+        os._exit(0)
+
+    threading.Thread(target=command_loop, name="agent-commands", daemon=True).start()
+    try:
+        client.connect(ProxySettings(proxy_address=proxy))
+    except Exception as exc:
+        emit("connect_error", error=f"{type(exc).__name__}: {exc}")
+    emit("exited")
+    os._exit(0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m gowa_py.sim.agent")
+    parser.add_argument("--db", required=True, help="neonize sqlite store of this companion")
+    parser.add_argument("--proxy", required=True, help="the sandbox URL (http://host:port)")
+    parser.add_argument("--ca", required=True, help="the sandbox CA (ca.pem)")
+    parser.add_argument("--root-key", required=True, help="the sandbox root key, hex")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    sandbox.trust_ca(args.ca)
+    from neonize import _binder  # noqa: F401  (loads the Go library)
+
+    sandbox.patch_root_key(bytes.fromhex(args.root_key))
+    serve(args.db, args.proxy)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Simulated contacts: a real neonize companion per contact phone, run by the sandbox.
+
+``POST /sim/phones/{p}/send`` must produce a message the receiving session can decrypt,
+which needs a full Signal implementation on the sending side. Rather than re-implement
+libsignal, the sandbox starts :mod:`.agent` (a neonize client) as a subprocess for the
+contact phone, links it to that phone itself (scanning the agent's QR internally) and
+asks it to send. Agents live under ``<data dir>/contacts/<phone>.db`` and keep running,
+so later sends are immediate and a restarted sandbox logs them in again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SimError
+from .store import Phone
+
+if TYPE_CHECKING:
+    from .server import SimServer
+
+log = logging.getLogger(__name__)
+
+AGENT_TIMEOUT = 30.0
+#: Root of the source tree holding ``gowa_py`` and ``workers`` (the agent imports both).
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class AgentError(SimError):
+    def __init__(self, message: str) -> None:
+        super().__init__("CONTACT_UNAVAILABLE", message, 503)
+
+
+class _Agent:
+    """One agent subprocess and the events it printed."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, phone: str) -> None:
+        self.proc = proc
+        self.phone = phone
+        self.events: list[dict[str, Any]] = []
+        self._cursor = 0
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            if raw.startswith(b"{"):
+                try:
+                    event = json.loads(raw)
+                except json.JSONDecodeError:
+                    continue
+                async with self._changed:
+                    self.events.append(event)
+                    self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.returncode is None and not self._reader.done()
+
+    async def next(self, *names: str, timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
+        """The next not yet consumed event named one of ``names``."""
+        async def find() -> dict[str, Any]:
+            async with self._changed:
+                while True:
+                    while self._cursor < len(self.events):
+                        event = self.events[self._cursor]
+                        self._cursor += 1
+                        if event.get("event") in names:
+                            return event
+                    if self._reader.done():
+                        raise AgentError(f"contact agent for {self.phone} exited")
+                    await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(find(), timeout)
+        except TimeoutError as exc:
+            raise AgentError(f"contact agent for {self.phone}: no {names} in {timeout}s") from exc
+
+    async def command(self, **cmd: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
+        await self.proc.stdin.drain()
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+        self._reader.cancel()
+
+
+class Contacts:
+    """The agents of all simulated contacts of one sandbox."""
+
+    def __init__(self, sim: SimServer) -> None:
+        self.sim = sim
+        self._agents: dict[str, _Agent] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def send_text(self, phone: Phone, to: str, text: str) -> dict[str, Any]:
+        """Have ``phone`` send ``text`` to ``to``; returns the message id."""
+        async with self._locks.setdefault(phone.phone, asyncio.Lock()):
+            agent = await self._ready_agent(phone)
+            await agent.command(cmd="send", to=to, text=text)
+            reply = await agent.next("sent", "error")
+        if reply["event"] == "error":
+            raise SimError("SEND_FAILED", reply.get("error", "send failed"), 502)
+        return {"id": reply["id"], "from": phone.phone, "to": to}
+
+    async def _ready_agent(self, phone: Phone) -> _Agent:
+        agent = self._agents.get(phone.phone)
+        if agent is not None and agent.alive:
+            return agent
+        db = self.sim.data_dir / "contacts" / f"{phone.phone}.db"
+        db.parent.mkdir(exist_ok=True)
+        agent = await self._spawn(phone, db)
+        first = await agent.next("qr", "connected", "logged_out", "connect_error")
+        if first["event"] in ("logged_out", "connect_error"):
+            await agent.stop()
+            db.unlink(missing_ok=True)
+            agent = await self._spawn(phone, db)
+            first = await agent.next("qr", "connected", "connect_error")
+        if first["event"] == "qr":
+            self.sim.pairing.scan(phone, first["qr"])
+            first = await agent.next("connected", "connect_error")
+        if first["event"] != "connected":
+            await agent.stop()
+            raise AgentError(f"contact agent for {phone.phone} failed: {first}")
+        self._agents[phone.phone] = agent
+        return agent
+
+    async def _spawn(self, phone: Phone, db: Path) -> _Agent:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+            env.pop(var, None)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "gowa_py.sim.agent", "--db", str(db),
+            "--proxy", self.sim.url, "--ca", str(self.sim.ca_pem_path),
+            "--root-key", self.sim.root_key.hex(),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, env=env, cwd=self.sim.data_dir,
+        )
+        log.info("started contact agent for %s (pid %d)", phone.phone, proc.pid)
+        return _Agent(proc, phone.phone)
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(agent.stop() for agent in self._agents.values()))
+        self._agents.clear()

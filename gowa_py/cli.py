@@ -10,6 +10,7 @@ import click
 
 from gowa_py.client import ApiFailure, GatewayClient
 from gowa_py.config import ConfigError, load_settings
+from gowa_py.ids import InvalidSessionId, check_session_id
 
 
 @click.group()
@@ -65,6 +66,15 @@ def session(ctx: click.Context, url: str, api_key: str | None, as_json: bool) ->
     ctx.obj = _Ctx(url, api_key, as_json)
 
 
+def _session_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return check_session_id(value)
+    except InvalidSessionId as exc:
+        raise click.BadParameter(f"INVALID_SESSION_ID: {exc}") from exc
+
+
+SESSION_ID = click.argument("session_id", callback=_session_id)
+
 COLUMNS = ("id", "status", "pid", "pss_mb", "restarts", "jid")
 
 
@@ -102,7 +112,7 @@ def _show(ctx: _Ctx, result: Any) -> None:
 
 
 @session.command("create")
-@click.argument("session_id")
+@SESSION_ID
 @click.option("--webhook", multiple=True, help="Webhook URL (repeatable).")
 @click.option("--proxy", default=None, help="Proxy URL for this session.")
 @click.option("--no-start", is_flag=True, help="Create it stopped.")
@@ -126,7 +136,7 @@ def list_(ctx: _Ctx) -> None:
 
 
 @session.command("show")
-@click.argument("session_id")
+@SESSION_ID
 @click.pass_obj
 def show(ctx: _Ctx, session_id: str) -> None:
     """Show one session."""
@@ -135,7 +145,7 @@ def show(ctx: _Ctx, session_id: str) -> None:
 
 def _action(name: str, help_text: str) -> None:
     @session.command(name, help=help_text)
-    @click.argument("session_id")
+    @SESSION_ID
     @click.pass_obj
     def command(ctx: _Ctx, session_id: str) -> None:
         _show(ctx, ctx.call("POST", f"/api/sessions/{session_id}/{name}"))
@@ -151,7 +161,7 @@ for _name, _help in (
 
 
 @session.command("delete")
-@click.argument("session_id")
+@SESSION_ID
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def delete(ctx: _Ctx, session_id: str, yes: bool) -> None:
@@ -163,7 +173,7 @@ def delete(ctx: _Ctx, session_id: str, yes: bool) -> None:
 
 
 @session.command("qr")
-@click.argument("session_id")
+@SESSION_ID
 @click.pass_obj
 def qr(ctx: _Ctx, session_id: str) -> None:
     """Draw the session's current login QR code in the terminal."""

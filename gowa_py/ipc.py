@@ -91,6 +91,7 @@ class GatewaySockets:
         self._on_hello = on_hello
         self._pending: dict[str, asyncio.Future[p.Reply]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._handlers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for endpoint in (self.command_endpoint, self.event_endpoint):
@@ -103,9 +104,9 @@ class GatewaySockets:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._handlers]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._handlers]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         for future in self._pending.values():
@@ -157,7 +158,10 @@ class GatewaySockets:
                 log.warning("dropping undecodable message from worker %r", frames[0][:64])
                 continue
             if isinstance(message, p.Hello):
-                await _guarded(self._on_hello(message), "hello handler")
+                # The handler may send requests whose replies this very loop must read.
+                task = asyncio.create_task(_guarded(self._on_hello(message), "hello handler"))
+                self._handlers.add(task)
+                task.add_done_callback(self._handlers.discard)
                 continue
             future = self._pending.get(message.id)
             if future is not None and not future.done():

@@ -193,11 +193,14 @@ class SessionRunner:
         if process is None or process.returncode is not None:
             return
         if graceful:
-            with contextlib.suppress(WorkerUnavailable, WorkerError):
-                await self._request(self.session_id, p.Shutdown(), 2.0)
             try:
-                await asyncio.wait_for(process.wait(), self._settings.stop_timeout)
-                return
-            except TimeoutError:
-                log.warning("[%s] worker ignored shutdown; terminating", self.session_id)
+                await self._request(self.session_id, p.Shutdown(), 2.0)
+            except (WorkerUnavailable, WorkerError):
+                pass  # not connected yet (or wedged): SIGTERM below is the polite fallback
+            else:
+                try:
+                    await asyncio.wait_for(process.wait(), self._settings.stop_timeout)
+                    return
+                except TimeoutError:
+                    log.warning("[%s] worker ignored shutdown; terminating", self.session_id)
         await proc.terminate(process, 3.0)

@@ -34,15 +34,6 @@ class IqDispatcher:
         self.net = net
         self._routes: dict[tuple[str, str, str], tuple[IqHandler, bool]] = {}
 
-    def route(
-        self, xmlns: str, kind: str, child: str = ANY_CHILD, *, needs_login: bool = True
-    ) -> Callable[[IqHandler], IqHandler]:
-        def register(handler: IqHandler) -> IqHandler:
-            self._routes[(xmlns, kind, child)] = (handler, needs_login)
-            return handler
-
-        return register
-
     def add(
         self, xmlns: str, kind: str, child: str, handler: IqHandler, *, needs_login: bool = True
     ) -> None:

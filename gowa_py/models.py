@@ -68,6 +68,12 @@ class SendMessage(msgspec.Struct):
     mentions: list[str] = []
 
 
+class ReadMessage(msgspec.Struct):
+    """GoWA's ``POST /message/{message_id}/read`` body: the chat the message is in."""
+
+    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
 class AddDevice(msgspec.Struct):
     """GoWA v9's ``POST /devices`` body."""
 

@@ -95,6 +95,14 @@ class SendText(msgspec.Struct, tag="send_text", frozen=True):
     is_forwarded: bool = False
 
 
+class MarkRead(msgspec.Struct, tag="mark_read", frozen=True):
+    """Send read receipts for messages of one chat (``sender`` matters in groups)."""
+
+    message_ids: list[str]
+    chat: str
+    sender: str | None = None
+
+
 class ReplayEvents(msgspec.Struct, tag="replay", frozen=True):
     """Ask for durable events after ``after_seq`` (the gateway catching up after downtime)."""
 
@@ -107,7 +115,16 @@ class Shutdown(msgspec.Struct, tag="shutdown", frozen=True):
 
 
 Command = (
-    Ping | GetStatus | GetQR | PairPhone | Logout | Reconnect | SendText | ReplayEvents | Shutdown
+    Ping
+    | GetStatus
+    | GetQR
+    | PairPhone
+    | Logout
+    | Reconnect
+    | SendText
+    | MarkRead
+    | ReplayEvents
+    | Shutdown
 )
 
 

@@ -326,9 +326,16 @@ class WhatsAppSession:
 
     def mark_read(self, message_ids: list[str], chat: str, sender: str) -> None:
         self._require_connected()
-        self.client.mark_read(
-            *message_ids, chat=parse_jid(chat), sender=parse_jid(sender), receipt=ReceiptType.READ
-        )
+        try:
+            self.client.mark_read(
+                *message_ids,
+                chat=parse_jid(chat),
+                sender=parse_jid(sender),
+                receipt=ReceiptType.READ,
+            )
+        except Exception as exc:
+            raise SessionError(p.ERR_WHATSAPP, f"mark read failed: {exc}") from exc
+        self._touch()
 
 
 def parse_jid(value: str) -> pb.JID:

@@ -16,7 +16,7 @@ from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.ids import check_session_id
-from gowa_py.models import SendMessage, SessionConfig
+from gowa_py.models import ReadMessage, SendMessage, SessionConfig
 from gowa_py.supervisor import Supervisor
 
 DEFAULT_SESSION = "default"
@@ -118,6 +118,15 @@ async def send_message(request: web.Request, session_id: str) -> web.Response:
     )
 
 
+async def read_message(request: web.Request, session_id: str) -> web.Response:
+    body = await read_json(request, ReadMessage)
+    message_id = request.match_info["message_id"]
+    await request.app[SUPERVISOR].command(
+        session_id, p.MarkRead(message_ids=[message_id], chat=body.phone)
+    )
+    return envelope({"message_id": message_id, "status": "Mark as read success"}, message="Success")
+
+
 async def app_devices(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     devices = [
@@ -158,4 +167,5 @@ def route_table() -> list[web.RouteDef]:
     _both(routes, "GET", "/app/reconnect", app_reconnect)
     _both(routes, "GET", "/app/status", app_status)
     _both(routes, "POST", "/send/message", send_message)
+    _both(routes, "POST", "/message/{message_id}/read", read_message)
     return routes

@@ -143,8 +143,10 @@ def test_login_of_connected_session_is_refused(paired):
 
 def test_app_status_and_devices(paired):
     status, body = paired.http.get("/api/a/app/status")
+    assert status == 200
     assert body["results"]["is_logged_in"] and body["results"]["jid"] == f"{ALICE}@s.whatsapp.net"
     status, body = paired.http.get("/devices/a/status")
+    assert status == 200
     assert body["results"] == {"device_id": "a", "is_connected": True, "is_logged_in": True}
 
 

@@ -136,6 +136,9 @@ class Worker:
                     },
                 )
                 return sent
+            case p.MarkRead(message_ids=ids, chat=chat, sender=sender):
+                await asyncio.to_thread(session.mark_read, ids, chat, sender or chat)
+                return p.Done()
             case p.ReplayEvents(after_seq=after, limit=limit):
                 return p.Events(events=self.events.since(after, min(limit, 5000)))
             case p.Shutdown():

@@ -1,0 +1,105 @@
+// The three overview charts, drawn by uPlot (from npm, served by the gateway).
+import uPlot from "/dashboard/vendor/uPlot.esm.js";
+
+const PALETTE = ["#0f766e", "#7c3aed", "#c2410c", "#2563eb", "#be185d", "#4d7c0f",
+  "#0369a1", "#a16207", "#6d28d9", "#b91c1c"];
+const MIB = 1024 * 1024;
+
+function size(el) {
+  const width = Math.max(240, Math.floor(el.clientWidth || 600));
+  return { width, height: width < 500 ? 200 : 240 };
+}
+
+// One chart in a container; rebuilt when its series change, resized with the container.
+class Chart {
+  constructor(container, label) {
+    this.container = container;
+    this.label = label;
+    this.plot = null;
+    this.key = "";
+    this.observer = new ResizeObserver(() => this.plot?.setSize(size(this.container)));
+    this.observer.observe(container);
+  }
+
+  draw(opts, data) {
+    const key = opts.series.map((s) => s.label).join("|");
+    const points = data[0].length;
+    this.container.dataset.points = String(points);
+    this.container.setAttribute("aria-label", `${this.label}: ${points} data point(s)`);
+    if (this.plot && key === this.key) {
+      this.plot.setData(data);
+      return;
+    }
+    this.plot?.destroy();
+    this.key = key;
+    this.plot = new uPlot({ ...size(this.container), ...opts }, data, this.container);
+  }
+
+  destroy() {
+    this.observer.disconnect();
+    this.plot?.destroy();
+  }
+}
+
+const axes = (yLabel, yValues) => [
+  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70 },
+  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: yLabel, values: yValues, size: 56 },
+];
+
+export function memoryChart(container) {
+  const chart = new Chart(container, "Memory (PSS) per session");
+  return {
+    update(memory) {
+      const names = Object.keys(memory.pss);
+      const data = [memory.timestamps, ...names.map((n) => memory.pss[n].map(
+        (v) => (v === null ? null : v / MIB)))];
+      chart.draw({
+        series: [{}, ...names.map((name, i) => ({
+          label: name, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false,
+          value: (u, v) => (v === null ? "–" : `${v.toFixed(1)} MiB`),
+        }))],
+        axes: axes("MiB", (u, vals) => vals.map((v) => v.toFixed(0))),
+        scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
+        legend: { live: true },
+      }, data);
+    },
+    destroy: () => chart.destroy(),
+  };
+}
+
+export function messagesChart(container) {
+  const chart = new Chart(container, "Messages per hour");
+  return {
+    update(rows) {
+      const data = [rows.map((r) => r.ts), rows.map((r) => r.received), rows.map((r) => r.sent)];
+      const bar = (align) => uPlot.paths.bars({ size: [0.4, 40], align });
+      chart.draw({
+        series: [{},
+          { label: "Received", stroke: "#0f766e", fill: "#0f766ecc", width: 1, paths: bar(-1) },
+          { label: "Sent", stroke: "#7c3aed", fill: "#7c3aedcc", width: 1, paths: bar(1) }],
+        axes: axes("messages", (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : ""))),
+        scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.2)] } },
+      }, data);
+    },
+    destroy: () => chart.destroy(),
+  };
+}
+
+export function connectedChart(container) {
+  const chart = new Chart(container, "Connected sessions over time");
+  return {
+    update(points) {
+      const data = [points.map((p) => p.ts), points.map((p) => p.connected),
+        points.map((p) => p.sessions)];
+      const step = uPlot.paths.stepped({ align: 1 });
+      chart.draw({
+        series: [{},
+          { label: "Connected", stroke: "#15803d", fill: "#15803d22", width: 2, paths: step },
+          { label: "Sessions", stroke: "#64748b", width: 1, dash: [4, 4], paths: step }],
+        axes: axes("sessions", (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : ""))),
+        scales: { y: { range: (u, min, max) => [0, Math.max(2, max + 1)] } },
+      }, data);
+    },
+    destroy: () => chart.destroy(),
+  };
+}

@@ -10,7 +10,9 @@ Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
 ``undecryptable``, ``receipt``, ``chat_presence``, ``presence``, plus one reply per
 command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
 Commands (stdin): ``send {to, text}``, ``mark_read {id}``, ``presence {available}``,
-``typing {to}``, ``subscribe {to}``, ``disconnect``, ``exit``.
+``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
+``group_add {group, phone}``, ``disconnect``, ``exit``. ``to`` is a phone number or a
+full JID (``...@g.us``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def serve(db_path: str, proxy: str) -> None:
         ConnectedEv,
         ConnectFailureEv,
         DisconnectedEv,
+        JoinedGroupEv,
         LoggedOutEv,
         MessageEv,
         OfflineSyncCompletedEv,
@@ -60,7 +63,13 @@ def serve(db_path: str, proxy: str) -> None:
     )
     from neonize.proto.Neonize_pb2 import ChatPresence as ChatPresenceState
     from neonize.proto.Neonize_pb2 import Receipt
-    from neonize.utils.enum import ChatPresence, ChatPresenceMedia, Presence, ReceiptType
+    from neonize.utils.enum import (
+        ChatPresence,
+        ChatPresenceMedia,
+        ParticipantChange,
+        Presence,
+        ReceiptType,
+    )
     from neonize.utils.jid import build_jid
 
     client = NewClient(os.path.abspath(db_path))
@@ -123,14 +132,23 @@ def serve(db_path: str, proxy: str) -> None:
              sender=jid_text(ev.MessageSource.Sender),
              state=ChatPresenceState.ChatPresence.Name(ev.State))
 
+    @client.event(JoinedGroupEv)
+    def on_joined_group(_client: Any, ev: Any) -> None:
+        emit("joined_group", jid=jid_text(ev.GroupInfo.JID), name=ev.GroupInfo.GroupName.Name)
+
     @client.event(PresenceEv)
     def on_presence(_client: Any, ev: Any) -> None:
         emit("presence", jid=jid_text(ev.From), unavailable=ev.Unavailable)
 
+    def to_jid(text: str) -> Any:
+        """A phone number, or a full ``user@server`` JID such as a group's."""
+        user, _, server = text.partition("@")
+        return build_jid(user, server) if server else build_jid(user)
+
     def run_command(cmd: dict[str, Any]) -> None:
         name = cmd.get("cmd")
         if name == "send":
-            resp = client.send_message(build_jid(cmd["to"]), cmd["text"])
+            resp = client.send_message(to_jid(cmd["to"]), cmd["text"])
             emit("sent", id=resp.ID, to=cmd["to"], timestamp=resp.Timestamp)
         elif name == "mark_read":
             src = sources[cmd["id"]]
@@ -148,6 +166,14 @@ def serve(db_path: str, proxy: str) -> None:
         elif name == "subscribe":
             client.subscribe_presence(build_jid(cmd["to"]))
             emit("subscribed", to=cmd["to"])
+        elif name == "create_group":
+            info = client.create_group(cmd["name"], [build_jid(p) for p in cmd["participants"]])
+            emit("group_created", jid=jid_text(info.JID), name=info.GroupName.Name,
+                 participants=[jid_text(p.JID) for p in info.Participants])
+        elif name == "group_add":
+            client.update_group_participants(to_jid(cmd["group"]), [build_jid(cmd["phone"])],
+                                             ParticipantChange.ADD)
+            emit("group_added", group=cmd["group"], phone=cmd["phone"])
         elif name == "disconnect":
             client.disconnect()
             emit("disconnect_done")

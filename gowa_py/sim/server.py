@@ -20,8 +20,9 @@ from .binary import Node
 from .certs import load_ca, load_root_key, tls_server_context
 from .connection import Connection
 from .contacts import Contacts
+from .groups import register_group_routes, route_group_message
 from .iq import IqDispatcher, register_basic_routes
-from .jid import JID, SERVER_JID
+from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
 from .network import Network, iq_error
 from .noise import NoiseError, NoiseResponder
@@ -64,6 +65,7 @@ class SimServer:
         self.iqs.add("encrypt", "set", "list", handle_upload)
         self.iqs.add("encrypt", "set", "registration", handle_upload)
         self.iqs.add("md", "set", "remove-companion-device", self._companion_logout)
+        register_group_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self._runner: web.AppRunner | None = None
@@ -204,7 +206,11 @@ class SimServer:
             elif conn.jid is None:
                 log.warning("%r sent <%s> before logging in", conn, node.tag)
             elif node.tag == "message":
-                await handle_message(self.network, conn, node)
+                to = node.jid_attr("to")
+                if to is not None and to.server == GROUP_SERVER:
+                    route_group_message(self.network, conn, node)
+                else:
+                    await handle_message(self.network, conn, node)
             elif node.tag == "receipt":
                 await handle_receipt(self.network, conn, node)
             elif node.tag == "presence":

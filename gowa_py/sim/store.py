@@ -283,9 +283,11 @@ class Store:
             [(gid, phone) for phone in phones],
         )
 
-    def groups_of(self, phone: str) -> list[str]:
-        rows = self.db.execute("SELECT gid FROM group_members WHERE phone = ?", (phone,))
-        return [row["gid"] for row in rows]
+    def remove_group_members(self, gid: str, phones: list[str]) -> None:
+        self.db.executemany(
+            "DELETE FROM group_members WHERE gid = ? AND phone = ?",
+            [(gid, phone) for phone in phones],
+        )
 
 
 def _device(row: sqlite3.Row) -> Device:

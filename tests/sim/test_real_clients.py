@@ -154,3 +154,29 @@ def test_typing_and_presence_reach_the_peer(sandbox, clients, tmp_path: Path):
     alice.command(cmd="typing", to=BOB)
     typing = bob.wait("chat_presence")
     assert typing["state"] == "COMPOSING" and typing["chat"].startswith(ALICE)
+
+
+def test_group_create_and_message_fan_out(sandbox, clients, tmp_path: Path):
+    carol = "15550000003"
+    _phones(sandbox, ALICE, BOB, carol)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    carol_client = pair(sandbox, carol, tmp_path / "carol.db")
+    clients += [alice, bob, carol_client]
+    alice.command(cmd="create_group", name="sandbox team", participants=[BOB])
+    group = alice.wait("group_created")
+    assert group["name"] == "sandbox team" and group["jid"].endswith("@g.us")
+    assert bob.wait("joined_group")["jid"] == group["jid"]
+
+    alice.command(cmd="send", to=group["jid"], text="hello group")
+    sent = alice.wait("sent")
+    # whatsmeow emits one Message per <enc>: first the sender-key distribution, then the text.
+    message = bob.wait("message", id=sent["id"], text="hello group")
+    assert message["is_group"] is True and message["chat"] == group["jid"]
+
+    alice.command(cmd="group_add", group=group["jid"], phone=carol)
+    alice.wait("group_added")
+    bob.command(cmd="send", to=group["jid"], text="welcome carol")
+    sent = bob.wait("sent")
+    assert carol_client.wait("message", id=sent["id"], text="welcome carol")
+    assert alice.wait("message", id=sent["id"], text="welcome carol")

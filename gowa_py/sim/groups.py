@@ -1,0 +1,183 @@
+"""Groups (``xmlns="w:g2"``): create, info, add/remove participants, message fan-out.
+
+Groups are LID-addressed (``addressing_mode="lid"``), like new WhatsApp groups. A group
+message carries one ``skmsg`` (sender-key ciphertext) for everybody plus, in
+``<participants>``, a ``pkmsg``/``msg`` with the sender-key distribution for devices that
+do not have it yet. Every member device except the sending one gets the device's own
+``enc`` (if any) followed by the ``skmsg``; ``participant`` names the sending device,
+which is the address the receiver decrypts under. Membership changes are announced to
+members with ``<notification type="w:gp2">`` so their clients refresh cached group data.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from .binary import Node
+from .connection import Connection
+from .iq import IqDispatcher
+from .jid import GROUP_SERVER, JID, LID_SERVER
+from .network import Network, iq_error, iq_result, now
+from .routing import forwarded, message_ack, targets
+from .store import Phone
+
+log = logging.getLogger(__name__)
+
+GROUP_ID_PREFIX = "120363"
+
+
+def _member_node(net: Network, phone_number: str, admin: bool, creator: str) -> Node:
+    phone = net.store.phone(phone_number)
+    assert phone is not None
+    attrs: dict = {"jid": JID.lid(phone.lid), "phone_number": JID.pn(phone.phone)}
+    if admin:
+        attrs["type"] = "superadmin" if phone.phone == creator else "admin"
+    return Node("participant", attrs)
+
+
+def group_node(net: Network, gid: str) -> Node:
+    """The ``<group>`` element whatsmeow's ``parseGroupNode`` reads."""
+    record = net.store.group(gid)
+    assert record is not None
+    subject, creator_number, created = record
+    creator = net.store.phone(creator_number)
+    assert creator is not None
+    members = net.store.group_members(gid)
+    return Node(
+        "group",
+        {
+            "id": gid, "creator": JID.lid(creator.lid), "creator_pn": JID.pn(creator.phone),
+            "creation": str(created), "subject": subject, "s_t": str(created),
+            "s_o": JID.lid(creator.lid), "size": str(len(members)), "addressing_mode": "lid",
+        },
+        [_member_node(net, phone, admin, creator_number) for phone, admin in members]
+        + [Node("member_add_mode", {}, b"all_member_add")],
+    )
+
+
+def _notify_members(net: Network, gid: str, actor: Phone, change: Node) -> None:
+    notification = Node(
+        "notification",
+        {
+            "from": JID(gid, GROUP_SERVER), "type": "w:gp2", "id": net.next_id(), "t": now(),
+            "participant": JID.lid(actor.lid), "participant_pn": JID.pn(actor.phone),
+            "notify": actor.push_name, "addressing_mode": "lid",
+        },
+        [change],
+    )
+    for phone, _admin in net.store.group_members(gid):
+        net.deliver_to_user(phone, notification)
+
+
+def _resolve(net: Network, nodes: list[Node]) -> tuple[list[Phone], list[Node]]:
+    """Known participants, and ``<participant error=404>`` nodes for unknown ones."""
+    known, unknown = [], []
+    for node in nodes:
+        jid = node.jid_attr("jid")
+        phone = net.phone_for(jid) if jid is not None else None
+        if phone is not None:
+            known.append(phone)
+        elif jid is not None:
+            unknown.append(Node("participant", {"jid": jid, "error": "404"}))
+    return known, unknown
+
+
+def handle_create(net: Network, conn: Connection, iq: Node) -> None:
+    create = iq.child("create")
+    assert create is not None
+    creator = net.store.phone(conn.phone)
+    assert creator is not None
+    members, unknown = _resolve(net, list(create.iter_children("participant")))
+    gid = GROUP_ID_PREFIX + "".join(secrets.choice("0123456789") for _ in range(12))
+    net.store.create_group(gid, create.attr("subject"), creator.phone,
+                           [m.phone for m in members])
+    info = group_node(net, gid)
+    if unknown:
+        info.content = [*info.children(), *unknown]
+    conn.send(iq_result(iq, [info], **{"from": JID("", GROUP_SERVER)}))
+    _notify_members(net, gid, creator, Node("create", {"type": "new", "key": create.attr("key")},
+                                            [group_node(net, gid)]))
+    log.info("%r created group %s with %d members", conn, gid, len(members) + 1)
+
+
+def _member_group(net: Network, conn: Connection, iq: Node) -> str | None:
+    """The group an iq targets, if it exists and the requester is a member (else answers)."""
+    to = iq.jid_attr("to")
+    gid = to.user if to is not None and to.server == GROUP_SERVER else ""
+    if not gid or net.store.group(gid) is None:
+        conn.send(iq_error(iq, 404, "item-not-found"))
+        return None
+    if conn.phone not in {p for p, _ in net.store.group_members(gid)}:
+        conn.send(iq_error(iq, 403, "forbidden"))
+        return None
+    return gid
+
+
+def handle_info(net: Network, conn: Connection, iq: Node) -> None:
+    gid = _member_group(net, conn, iq)
+    if gid is not None:
+        conn.send(iq_result(iq, [group_node(net, gid)], **{"from": iq.jid_attr("to")}))
+
+
+def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
+    gid = _member_group(net, conn, iq)
+    if gid is None:
+        return
+    action = iq.children()[0]
+    actor = net.store.phone(conn.phone)
+    assert actor is not None
+    phones, unknown = _resolve(net, list(action.iter_children("participant")))
+    numbers = [p.phone for p in phones]
+    if action.tag == "add":
+        net.store.add_group_members(gid, numbers)
+    changed = [
+        Node("participant", {"jid": JID.lid(p.lid), "phone_number": JID.pn(p.phone)})
+        for p in phones
+    ]
+    conn.send(iq_result(iq, [Node(action.tag, {}, changed + unknown)],
+                        **{"from": iq.jid_attr("to")}))
+    if changed:
+        _notify_members(net, gid, actor, Node(action.tag, {}, changed))
+    if action.tag == "remove":
+        net.store.remove_group_members(gid, numbers)
+
+
+def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
+    to = msg.jid_attr("to")
+    assert to is not None
+    members = [p for p, _ in net.store.group_members(to.user)]
+    if conn.phone not in members:
+        conn.send(message_ack(msg, error="403"))
+        return
+    sender = net.store.phone(conn.phone)
+    assert sender is not None
+    sender_device = JID.lid(sender.lid, conn.device)
+    per_device = {}
+    for device_jid, encs in targets(msg):
+        account = net.phone_for(device_jid)
+        if account is not None:
+            per_device[(account.phone, device_jid.device)] = encs
+    shared = [e for e in msg.iter_children("enc") if e.attr("type") == "skmsg"]
+    identity = msg.child("device-identity")
+    for phone in members:
+        for device in net.device_numbers(phone):
+            if (phone, device) == (conn.phone, conn.device):
+                continue
+            own = per_device.get((phone, device), [])
+            payload = own + shared
+            if identity is not None and any(e.attr("type") == "pkmsg" for e in own):
+                payload.append(identity)
+            if not payload:
+                continue
+            node = forwarded(msg, to, sender.push_name, payload, participant=sender_device,
+                             participant_pn=JID.pn(sender.phone), addressing_mode=LID_SERVER)
+            net.deliver(phone, device, node)
+    conn.send(message_ack(msg))
+
+
+def register_group_routes(iqs: IqDispatcher) -> None:
+    iqs.add("w:g2", "set", "create", handle_create)
+    iqs.add("w:g2", "get", "query", handle_info)
+    iqs.add("w:g2", "set", "add", handle_participants)
+    iqs.add("w:g2", "set", "remove", handle_participants)

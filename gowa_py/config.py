@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
     start_concurrency: int = 0
+    worker_mode: str = "zygote"
+    worker_gogc: int | None = None
+    worker_gomemlimit: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -51,6 +54,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     )
         if self.start_concurrency < 0:
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
+        if self.worker_mode not in ("zygote", "subprocess"):
+            raise msgspec.ValidationError('worker_mode must be "zygote" or "subprocess"')
 
     @property
     def auth_enabled(self) -> bool:

@@ -181,12 +181,17 @@ class Gateway:
 def find_workers(data_dir: Path) -> list[psutil.Process]:
     """Live worker processes whose session lives under ``data_dir``."""
     marker = str(data_dir.resolve())
+    sessions = str((data_dir / "sessions").resolve()) + os.sep
     found = []
     for process in psutil.process_iter(["pid"]):
         try:
             environ = process.environ()
+            # A worker forked by the zygote gets its config after exec, so /proc/<pid>/environ
+            # does not show it; its cwd is its session folder.
+            cwd = process.cwd()
         except (psutil.Error, OSError):
             continue
-        if marker in environ.get("GOWA_WORKER_CONFIG", "") and process.status() != "zombie":
+        ours = marker in environ.get("GOWA_WORKER_CONFIG", "") or cwd.startswith(sessions)
+        if ours and process.status() != "zombie":
             found.append(process)
     return found

@@ -147,13 +147,25 @@ class Worker:
         raise ValueError(f"unknown command {command!r}")
 
     async def watch_parent(self) -> None:
-        """Exit when the gateway is gone; PDEATHSIG covers most cases, this covers the rest."""
-        while not self.done.is_set():
-            if os.getppid() != self.config.parent_pid:
-                log.warning("gateway (pid %d) is gone; exiting", self.config.parent_pid)
-                self.done.set()
-                return
-            await asyncio.sleep(1.0)
+        """Exit when the gateway is gone, even after a SIGKILL of it.
+
+        PDEATHSIG covers a worker that is the gateway's child; one forked by the zygote
+        must outlive a zygote crash, so every worker also watches a pidfd of the gateway.
+        """
+        try:
+            pidfd = os.pidfd_open(self.config.parent_pid)
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is not None:
+            gone = asyncio.Event()
+            self.loop.add_reader(pidfd, gone.set)
+            try:
+                await gone.wait()
+            finally:
+                self.loop.remove_reader(pidfd)
+                os.close(pidfd)
+        log.warning("gateway (pid %d) is gone; exiting", self.config.parent_pid)
+        self.done.set()
 
 
 def _die_with_parent() -> None:
@@ -203,7 +215,13 @@ async def _run(config: p.WorkerConfig) -> int:
         asyncio.create_task(worker.serve(), name="serve"),
         asyncio.create_task(worker.watch_parent(), name="parent"),
     ]
-    if not await worker.link.wait_subscribed(10):
+    # A gateway that dies meanwhile must not keep us waiting the full 10 s.
+    subscribed = asyncio.create_task(worker.link.wait_subscribed(10))
+    stopped = asyncio.create_task(worker.done.wait())
+    await asyncio.wait({subscribed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    subscribed.cancel()
+    if not worker.done.is_set() and not subscribed.result():
         log.warning("gateway has not subscribed to events after 10 s; events stay in the log")
     runner = loop.run_in_executor(None, session.run)
     await worker.done.wait()
@@ -218,8 +236,10 @@ async def _run(config: p.WorkerConfig) -> int:
     return 0
 
 
-def main() -> None:
-    _die_with_parent()
+def main(forked: bool = False) -> None:
+    """Run one worker; ``forked`` when the zygote forked it (see workers/zygote.py)."""
+    if not forked:
+        _die_with_parent()
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")
@@ -229,9 +249,13 @@ def main() -> None:
         stream=sys.stderr,
         format=f"%(asctime)s %(levelname)s [{config.session_id}] %(name)s: %(message)s",
     )
-    if os.getppid() != config.parent_pid:
+    if not forked and os.getppid() != config.parent_pid:
         sys.exit("gateway exited before the worker started")
     _setup_sandbox(config)
+    if forked:
+        from workers.zygote import complete_neonize
+
+        complete_neonize()
     code = asyncio.run(_run(config))
     logging.shutdown()
     # Go threads inside neonize never join; leave without waiting for them.

@@ -1,18 +1,64 @@
-"""Launching one worker OS process, and ending it: politely, then firmly."""
+"""Launching one worker OS process, and ending it: politely, then firmly.
+
+Two modes (``worker_mode`` in the settings):
+
+* ``zygote`` (default): workers are forked by :mod:`workers.zygote`, a child of the
+  gateway that has already imported every Python module a worker needs, so those pages
+  are shared copy-on-write and a worker starts in milliseconds. A forked worker is not a
+  child of the gateway: the zygote sends a pidfd for it (exit detection and signals that
+  cannot hit a recycled pid) and reports its exit code. If the zygote dies it is started
+  again; workers it forked keep running (their exit code then reads 255, as asyncio
+  reports an unknown child). When the zygote cannot fork, the worker is started as a
+  plain subprocess instead, so a session never stays down because of the zygote.
+* ``subprocess``: ``python -m workers`` per worker, as a direct child.
+
+:func:`spawn` is the single entry point; both modes return an object with the part of
+:class:`asyncio.subprocess.Process` the runner uses (``pid``, ``returncode``, ``wait()``,
+``send_signal()``, ``kill()``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gowa_py import protocol as p
 
+if TYPE_CHECKING:
+    from gowa_py.config import Settings
+
+log = logging.getLogger("gowa.supervisor")
+
 CONFIG_ENV = "GOWA_WORKER_CONFIG"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
+UNKNOWN_EXIT = 255
+ZYGOTE_READY_TIMEOUT = 30.0
+MAX_PACKET = 256 * 1024
+
+
+class WorkerProcess(Protocol):
+    pid: int
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
+class ZygoteError(RuntimeError):
+    """The zygote is not running or could not fork."""
 
 
 def _open_log(session_dir: Path) -> int:
@@ -24,28 +70,343 @@ def _open_log(session_dir: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-async def spawn(config: p.WorkerConfig) -> asyncio.subprocess.Process:
-    env = dict(os.environ)
-    env[CONFIG_ENV] = p.encode_config(config)
-    # One Go scheduler thread is plenty for one session and keeps idle workers small.
-    env.setdefault("GOMAXPROCS", "1")
-    log_fd = _open_log(Path(config.session_dir))
-    try:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "workers",
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=log_fd,
-            cwd=config.session_dir,
-        )
-    finally:
-        os.close(log_fd)
+def go_env(settings: Settings | None) -> dict[str, str]:
+    """Go runtime settings for a worker; a value set in the gateway's environment wins."""
+    values = {
+        # One Go scheduler thread is plenty for one session and keeps idle workers small.
+        "GOMAXPROCS": "1",
+    }
+    if settings is not None:
+        if settings.worker_gogc:
+            values["GOGC"] = str(settings.worker_gogc)
+        if settings.worker_gomemlimit:
+            values["GOMEMLIMIT"] = settings.worker_gomemlimit
+    return {name: value for name, value in values.items() if name not in os.environ}
 
 
-async def terminate(process: asyncio.subprocess.Process, grace: float) -> int:
+# ------------------------------------------------------------ forked workers
+
+
+class ForkedWorker:
+    """A worker forked by the zygote, watched through its pidfd."""
+
+    def __init__(self, pid: int, pidfd: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.pid = pid
+        self._pidfd: int | None = pidfd
+        self._loop = loop
+        self._returncode: int | None = None
+        self._done: asyncio.Future[int] = loop.create_future()
+        self._exited = False
+        self._orphaned = False
+        loop.add_reader(pidfd, self._on_exit)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._done)
+
+    def send_signal(self, sig: int) -> None:
+        if self._returncode is not None or self._pidfd is None:
+            raise ProcessLookupError(self.pid)
+        signal.pidfd_send_signal(self._pidfd, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _on_exit(self) -> None:
+        """The process is gone; the zygote's exit report (with the code) follows shortly."""
+        self._exited = True
+        if self._pidfd is not None:
+            self._loop.remove_reader(self._pidfd)
+        if self._orphaned:
+            self.finish(UNKNOWN_EXIT)
+        else:
+            self._loop.call_later(5.0, self.finish, UNKNOWN_EXIT)
+
+    def orphan(self) -> None:
+        """The zygote died: nobody will report this worker's exit code."""
+        self._orphaned = True
+        if self._exited:
+            self.finish(UNKNOWN_EXIT)
+
+    def finish(self, code: int) -> None:
+        if self._returncode is not None:
+            return
+        self._returncode = code
+        if self._pidfd is not None:
+            if not self._exited:
+                self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._done.set_result(code)
+
+
+class Zygote:
+    """The gateway's handle on one zygote process."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.process: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._ready: asyncio.Future[int] = loop.create_future()
+        self._pending: dict[int, asyncio.Future[ForkedWorker]] = {}
+        self._children: dict[int, ForkedWorker] = {}
+        self._next_req = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.returncode is None
+
+    async def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "workers.zygote",
+                str(theirs.fileno()),
+                str(os.getpid()),
+                pass_fds=(theirs.fileno(),),
+                stdin=asyncio.subprocess.DEVNULL,
+            )
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        ours.setblocking(False)
+        self._sock = ours
+        self.loop.add_reader(ours.fileno(), self._on_readable)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._ready), ZYGOTE_READY_TIMEOUT)
+        except (TimeoutError, ZygoteError):
+            await self.close()
+            raise ZygoteError("the zygote did not start; see the gateway log") from None
+        log.info("zygote ready, pid %d", self.process.pid)
+
+    async def spawn(self, env: dict[str, str], cwd: str, log_fd: int) -> ForkedWorker:
+        if self._sock is None or not self.alive:
+            raise ZygoteError("the zygote is not running")
+        self._next_req += 1
+        req = self._next_req
+        future: asyncio.Future[ForkedWorker] = self.loop.create_future()
+        self._pending[req] = future
+        data = json.dumps({"op": "spawn", "req": req, "env": env, "cwd": cwd}).encode()
+        try:
+            while True:
+                try:
+                    socket.send_fds(self._sock, [data], [log_fd])
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)
+            return await asyncio.wait_for(future, 10.0)
+        except (OSError, TimeoutError) as exc:
+            raise ZygoteError(f"zygote spawn failed: {exc}") from exc
+        finally:
+            self._pending.pop(req, None)
+
+    def _on_readable(self) -> None:
+        assert self._sock is not None
+        while True:
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(self._sock, MAX_PACKET, 4)
+            except BlockingIOError:
+                return
+            except OSError:
+                data, fds = b"", []
+            if not data:
+                self._gone()
+                return
+            self._handle(json.loads(data), fds)
+
+    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
+        op = message.get("op")
+        if op == "ready" and not self._ready.done():
+            self._ready.set_result(message["pid"])
+        elif op == "spawned" and fds:
+            child = ForkedWorker(message["pid"], fds[0], self.loop)
+            self._children[child.pid] = child
+            future = self._pending.get(message["req"])
+            if future is not None and not future.done():
+                future.set_result(child)
+            else:  # the spawn request gave up; do not leave an unmanaged worker behind
+                with contextlib.suppress(ProcessLookupError):
+                    child.kill()
+            return
+        elif op == "failed":
+            future = self._pending.get(message["req"])
+            if future is not None and not future.done():
+                future.set_exception(ZygoteError(message.get("error", "fork failed")))
+        elif op == "exit":
+            child = self._children.pop(message["pid"], None)
+            if child is not None:
+                child.finish(message["code"])
+        for fd in fds:
+            os.close(fd)
+
+    def _gone(self) -> None:
+        """The socket closed: the zygote exited (or is exiting)."""
+        if self._sock is not None:
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if not self._ready.done():
+            self._ready.set_exception(ZygoteError("the zygote exited during start-up"))
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ZygoteError("the zygote exited"))
+        for child in self._children.values():
+            child.orphan()
+        self._children.clear()
+
+    def abandon(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    async def close(self) -> None:
+        """Closing the socket ends the zygote; the workers it forked are not touched."""
+        if self._sock is not None:
+            self._gone()
+        if self.process is not None and self.process.returncode is None:
+            try:
+                await asyncio.wait_for(self.process.wait(), 5.0)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    self.process.kill()
+                await self.process.wait()
+
+
+class Launcher:
+    """Starts workers in the configured mode and keeps the zygote alive."""
+
+    def __init__(self) -> None:
+        self.settings: Settings | None = None
+        self._zygote: Zygote | None = None
+        self._starting: asyncio.Task[Zygote] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def mode(self) -> str:
+        return self.settings.worker_mode if self.settings is not None else "zygote"
+
+    @property
+    def zygote_pid(self) -> int | None:
+        zygote = self._zygote
+        if zygote is None or zygote.process is None or not zygote.alive:
+            return None
+        return zygote.process.pid
+
+    def configure(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def start(self) -> None:
+        """Start the zygote now (in zygote mode) so the first session does not wait for it."""
+        self._closing = False
+        if self.mode == "zygote":
+            with contextlib.suppress(ZygoteError):
+                await self._get_zygote()
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        zygote, self._zygote = self._zygote, None
+        if zygote is not None:
+            await zygote.close()
+
+    async def spawn(self, config: p.WorkerConfig) -> WorkerProcess:
+        env = {CONFIG_ENV: p.encode_config(config), **go_env(self.settings)}
+        log_fd = _open_log(Path(config.session_dir))
+        try:
+            if self.mode == "zygote":
+                try:
+                    zygote = await self._get_zygote()
+                    return await zygote.spawn(env, config.session_dir, log_fd)
+                except ZygoteError as exc:
+                    log.error("[%s] %s; starting a plain subprocess", config.session_id, exc)
+            return await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "workers",
+                env={**os.environ, **env},
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                cwd=config.session_dir,
+            )
+        finally:
+            os.close(log_fd)
+
+    async def _get_zygote(self) -> Zygote:
+        loop = asyncio.get_running_loop()
+        zygote = self._zygote
+        if zygote is not None and zygote.alive and zygote.loop is loop:
+            return zygote
+        if self._starting is None or self._starting.get_loop() is not loop:
+            self._starting = loop.create_task(self._start_zygote(loop))
+        task = self._starting
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._starting is task:
+                self._starting = None
+
+    async def _start_zygote(self, loop: asyncio.AbstractEventLoop) -> Zygote:
+        old, self._zygote = self._zygote, None
+        if old is not None:
+            if old.loop is loop:
+                await old.close()
+            else:  # left over from an event loop that has ended (tests)
+                old.abandon()
+        zygote = Zygote(loop)
+        await zygote.start()
+        self._zygote = zygote
+        self._closing = False
+        if self._watch is None or self._watch.done() or self._watch.get_loop() is not loop:
+            self._watch = loop.create_task(self._watch_zygote(), name="zygote-watch")
+        return zygote
+
+    async def _watch_zygote(self) -> None:
+        """Restart the zygote when it dies; running workers are not affected."""
+        failures = 0
+        while not self._closing:
+            zygote = self._zygote
+            if zygote is None or zygote.process is None:
+                return
+            code = await zygote.process.wait()
+            if self._closing or self._zygote is not zygote:
+                return
+            log.error("zygote (pid %d) exited with %s; restarting it", zygote.process.pid, code)
+            await zygote.close()
+            self._zygote = None
+            while not self._closing:
+                await asyncio.sleep(min(30.0, 0.2 * 2**failures))
+                try:
+                    await self._get_zygote()
+                    break
+                except ZygoteError:
+                    failures += 1
+
+
+launcher = Launcher()
+
+
+def configure(settings: Settings) -> None:
+    """Use these settings for every later :func:`spawn` (called by the supervisor)."""
+    launcher.configure(settings)
+
+
+async def spawn(config: p.WorkerConfig) -> WorkerProcess:
+    """Start the worker of one session, with its output in ``<session dir>/worker.log``."""
+    return await launcher.spawn(config)
+
+
+async def terminate(process: WorkerProcess, grace: float) -> int:
     """SIGTERM, wait ``grace`` s, then SIGKILL; returns the exit code."""
     if process.returncode is not None:
         return process.returncode
@@ -59,7 +420,7 @@ async def terminate(process: asyncio.subprocess.Process, grace: float) -> int:
         return await kill(process)
 
 
-async def kill(process: asyncio.subprocess.Process) -> int:
+async def kill(process: WorkerProcess) -> int:
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     return await process.wait()

@@ -23,6 +23,7 @@ from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
 from gowa_py.registry import Registry, SessionRecord
+from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.runner import SessionRunner
 from gowa_py.supervisor.sampler import Sampler
 
@@ -68,7 +69,9 @@ class Supervisor:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        proc.configure(self.settings)
         await self.sockets.start()
+        await proc.launcher.start()
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
@@ -87,6 +90,7 @@ class Supervisor:
             *(runner.stop() for runner in self.runners.values() if runner.running),
             return_exceptions=True,
         )
+        await proc.launcher.close()
         await self.sockets.close()
 
     # ----------------------------------------------------------- sessions

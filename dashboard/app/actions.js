@@ -35,7 +35,7 @@ export function actionButtons(session, after, { onDeleted } = {}) {
         "Log out")) {
         act(`Logged out ${id}`, () => post(`${base}/logout`), after);
       }
-    }, { disabled: session.status !== "CONNECTED" && session.status !== "DISCONNECTED" }),
+    }, { disabled: !session.me || !running }),
     button("delete", "Delete", async () => {
       if (await confirmDialog(`Delete ${id}?`,
         "This stops the worker and removes the session's files and history. It cannot be undone.",

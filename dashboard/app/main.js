@@ -68,6 +68,7 @@ async function start() {
 }
 
 function showLogin(methods) {
+  if (main.querySelector(".login-card")) return;
   cleanupView?.();
   cleanupView = null;
   closeEvents?.();

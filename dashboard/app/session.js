@@ -179,7 +179,7 @@ export function renderSession(root, id) {
       fact("Status since", session.status_since ? ago(session.status_since) : null),
       session.error ? fact("Error", session.error) : null,
       fact("Worker PID", w.pid),
-      fact("Memory", w.pid ? `RSS ${bytes(w.memory.rss)} · PSS ${bytes(w.memory.pss)} · USS ${
+      fact("Memory", w.memory.rss ? `RSS ${bytes(w.memory.rss)} · PSS ${bytes(w.memory.pss)} · USS ${
         bytes(w.memory.uss)}` : null),
       fact("CPU", w.pid ? `${w.cpu_percent.toFixed(1)}%` : null),
       fact("Uptime", duration(session.uptime_s)),

@@ -7,6 +7,7 @@ directly, as the supervisor would hand them over.
 import time
 import uuid
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -114,6 +115,9 @@ async def test_cookie_login_csrf_and_logout(make_client):
 
     async with client.ws_connect("/api/dashboard/events") as ws:
         assert not ws.closed
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/api/dashboard/events", headers={"Origin": "http://evil.test"})
+    assert refused.value.status == 403
 
     assert (await client.post("/api/dashboard/logout", headers=ok)).status == 200
     assert (await client.get("/api/sessions")).status == 401

@@ -7,6 +7,7 @@ sandbox tests drive the same program as their client harness.
 
 Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
 ``logged_out``, ``connect_failure``, ``stream_error``, ``offline_sync``, ``message``,
+``joined_group``, ``group_info``,
 ``undecryptable``, ``receipt``, ``chat_presence``, ``presence``, plus one reply per
 command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
 Commands (stdin): ``send {to, text}``, ``mark_read {id}``, ``presence {available}``,
@@ -51,6 +52,7 @@ def serve(db_path: str, proxy: str) -> None:
         ConnectedEv,
         ConnectFailureEv,
         DisconnectedEv,
+        GroupInfoEv,
         JoinedGroupEv,
         LoggedOutEv,
         MessageEv,
@@ -135,6 +137,11 @@ def serve(db_path: str, proxy: str) -> None:
     @client.event(JoinedGroupEv)
     def on_joined_group(_client: Any, ev: Any) -> None:
         emit("joined_group", jid=jid_text(ev.GroupInfo.JID), name=ev.GroupInfo.GroupName.Name)
+
+    @client.event(GroupInfoEv)
+    def on_group_info(_client: Any, ev: Any) -> None:
+        emit("group_info", jid=jid_text(ev.JID), join=[jid_text(j) for j in ev.Join],
+             leave=[jid_text(j) for j in ev.Leave])
 
     @client.event(PresenceEv)
     def on_presence(_client: Any, ev: Any) -> None:

@@ -152,14 +152,23 @@ def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
         return
     sender = net.store.phone(conn.phone)
     assert sender is not None
-    sender_device = JID.lid(sender.lid, conn.device)
-    per_device = {}
-    for device_jid, encs in targets(msg):
-        account = net.phone_for(device_jid)
+    per_device: dict[tuple[str, int], list[Node]] = {}
+    retry_target = msg.jid_attr("participant")
+    if msg.child("participants") is None and retry_target is not None:
+        # A retry resend: one bare <enc> for the device that asked for it.
+        account = net.phone_for(retry_target)
         if account is not None:
-            per_device[(account.phone, device_jid.device)] = encs
-    shared = [e for e in msg.iter_children("enc") if e.attr("type") == "skmsg"]
+            per_device[(account.phone, retry_target.device)] = list(msg.iter_children("enc"))
+        shared: list[Node] = []
+    else:
+        for device_jid, encs in targets(msg):
+            account = net.phone_for(device_jid)
+            if account is not None:
+                per_device[(account.phone, device_jid.device)] = encs
+        shared = [e for e in msg.iter_children("enc") if e.attr("type") == "skmsg"]
     identity = msg.child("device-identity")
+    extra = {"participant": JID.lid(sender.lid, conn.device),
+             "participant_pn": JID.pn(sender.phone), "addressing_mode": LID_SERVER}
     for phone in members:
         for device in net.device_numbers(phone):
             if (phone, device) == (conn.phone, conn.device):
@@ -168,11 +177,8 @@ def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
             payload = own + shared
             if identity is not None and any(e.attr("type") == "pkmsg" for e in own):
                 payload.append(identity)
-            if not payload:
-                continue
-            node = forwarded(msg, to, sender.push_name, payload, participant=sender_device,
-                             participant_pn=JID.pn(sender.phone), addressing_mode=LID_SERVER)
-            net.deliver(phone, device, node)
+            if payload:
+                net.deliver(phone, device, forwarded(msg, to, sender.push_name, payload, **extra))
     conn.send(message_ack(msg))
 
 

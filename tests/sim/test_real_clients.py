@@ -176,6 +176,7 @@ def test_group_create_and_message_fan_out(sandbox, clients, tmp_path: Path):
 
     alice.command(cmd="group_add", group=group["jid"], phone=carol)
     alice.wait("group_added")
+    assert len(bob.wait("group_info", jid=group["jid"])["join"]) == 1
     bob.command(cmd="send", to=group["jid"], text="welcome carol")
     sent = bob.wait("sent")
     assert carol_client.wait("message", id=sent["id"], text="welcome carol")

@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.webhooks.policy import parse_networks
+
 ENV_PREFIX = "GOWA_"
 
 
@@ -34,6 +36,16 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     health_failures: int = 3
     crash_limit: int = 5
     crash_window: float = 300.0
+    webhook_url: str | None = None
+    webhook_secret: str = "secret"
+    webhook_events: str | None = None
+    webhook_max_attempts: int = 20
+    webhook_backoff_cap: float = 300.0
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 16
+    webhook_allow_networks: str | None = None
+    webhook_deny_networks: str | None = None
+    webhook_retention_days: float = 7.0
     sample_interval: float = 5.0
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
@@ -52,6 +64,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise msgspec.ValidationError(
                         "basic_auth must look like user:pass[,user2:pass2]"
                     )
+        for name in ("webhook_allow_networks", "webhook_deny_networks"):
+            try:
+                parse_networks(getattr(self, name))
+            except ValueError as exc:
+                raise msgspec.ValidationError(f"{name}: {exc}") from exc
+        if self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
+            raise msgspec.ValidationError(
+                "webhook_max_attempts and webhook_concurrency must be at least 1"
+            )
         if self.start_concurrency < 0:
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
         if self.worker_mode not in ("zygote", "subprocess"):

@@ -7,15 +7,16 @@ from pathlib import Path
 from aiohttp import web
 
 from gowa_py.config import Settings
-from gowa_py.gateway import dashboard, devices, ops, sessions, whatsapp
+from gowa_py.gateway import dashboard, devices, ops, sessions, webhooks, whatsapp
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
-from gowa_py.gateway.keys import EVENTS, METRICS, SETTINGS, SUPERVISOR
+from gowa_py.gateway.keys import EVENTS, METRICS, SETTINGS, SUPERVISOR, WEBHOOKS
 from gowa_py.gateway.metrics import Metrics
 from gowa_py.protocol import SandboxConfig
 from gowa_py.registry import Registry
 from gowa_py.supervisor import Supervisor
+from gowa_py.webhooks.deliverer import WebhookDeliverer
 
 
 def create_app(
@@ -36,6 +37,9 @@ def create_app(
     hub = EventHub(registry)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)
+    deliverer = WebhookDeliverer(settings, registry, supervisor.sessions_dir)
+    app[WEBHOOKS] = deliverer
+    supervisor.subscribe(deliverer.on_event, durable=True)
 
     readiness = ops.Readiness()
     app[ops.READINESS] = readiness
@@ -43,10 +47,12 @@ def create_app(
     app.add_routes(sessions.routes)
     app.add_routes(devices.routes)
     app.add_routes([web.get("/api/dashboard/events", events_ws)])
+    app.add_routes(webhooks.routes)
     app.add_routes(whatsapp.route_table())
     dashboard.setup(app, registry, auth)
 
     async def start(app: web.Application) -> None:
+        await deliverer.start()
         await supervisor.start()
         readiness.ready = True
 
@@ -55,7 +61,9 @@ def create_app(
         await hub.close()
 
     async def cleanup(app: web.Application) -> None:
+        # Workers first, so their last events still reach the outbox; then drain deliveries.
         await supervisor.close()
+        await deliverer.close(drain=settings.stop_timeout)
         registry.close()
 
     app.on_startup.append(start)

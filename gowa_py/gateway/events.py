@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from aiohttp import WSMsgType, web
 
 from gowa_py import protocol as p
+from gowa_py.envelope import envelope
 from gowa_py.gateway.keys import EVENTS
 from gowa_py.ids import check_session_id
 from gowa_py.registry import Registry
@@ -25,20 +24,6 @@ log = logging.getLogger("gowa.gateway.events")
 
 QUEUE_SIZE = 2000
 _encoder = msgspec.json.Encoder()
-
-
-def envelope(event: p.Event, device_id: str) -> dict[str, Any]:
-    """GoWA's webhook envelope, plus ``id`` (stable across replays) for de-duplication."""
-    return {
-        "id": event.id,
-        "event": event.name,
-        "session_id": event.session_id,
-        "device_id": device_id,
-        "timestamp": datetime.fromtimestamp(event.timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z"),
-        "payload": event.payload,
-    }
 
 
 class _Client:

@@ -11,8 +11,10 @@ if TYPE_CHECKING:
     from gowa_py.gateway.events import EventHub
     from gowa_py.gateway.metrics import Metrics
     from gowa_py.supervisor import Supervisor
+    from gowa_py.webhooks.deliverer import WebhookDeliverer
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SUPERVISOR: web.AppKey[Supervisor] = web.AppKey("supervisor")
 EVENTS: web.AppKey[EventHub] = web.AppKey("events")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+WEBHOOKS: web.AppKey[WebhookDeliverer] = web.AppKey("webhooks")

@@ -8,6 +8,7 @@ from gowa_py import protocol as p
 from gowa_py.gateway.errors import envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.views import session_json
+from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
 from gowa_py.models import CreateSession, PatchSession
 
@@ -31,6 +32,7 @@ def _id(request: web.Request) -> str:
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request, CreateSession)
+    check_targets(request.app, body.config)
     supervisor = request.app[SUPERVISOR]
     await supervisor.create(body.session_id, body.config, body.start)
     return _session_response(request, body.session_id, "Session created", status=201)
@@ -54,7 +56,9 @@ async def patch_session(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
     body = await read_json(request, PatchSession)
-    supervisor.update_config(session_id, body.config.apply(record.config))
+    config = body.config.apply(record.config)
+    check_targets(request.app, config)
+    supervisor.update_config(session_id, config)
     return _session_response(request, session_id, "Session updated")
 
 

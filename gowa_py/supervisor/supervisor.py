@@ -60,6 +60,8 @@ class Supervisor:
         )
         self.runners: dict[str, SessionRunner] = {}
         self._listeners: list[Listener] = []
+        self._durable: list[Listener] = []
+        self._stalled: set[str] = set()
         self._sampler = Sampler()
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
@@ -170,6 +172,7 @@ class Supervisor:
         self.require(session_id)
         runner = self.runners.pop(session_id)
         await runner.stop()
+        await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
         self.registry.delete(session_id)
         self._event_locks.pop(session_id, None)
         folder = self.sessions_dir / session_id
@@ -204,11 +207,23 @@ class Supervisor:
 
     # -------------------------------------------------------------- events
 
-    def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+    def subscribe(self, listener: Listener, durable: bool = False) -> Callable[[], None]:
+        """Get every event. A durable listener (the webhook outbox) must succeed before a
+        worker event counts as applied; if it raises, the event is fetched again later."""
+        listeners = self._durable if durable else self._listeners
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
 
-    async def _dispatch(self, event: p.Event) -> None:
+    async def _dispatch(self, event: p.Event, strict: bool = False) -> None:
+        """Hand ``event`` to the listeners; ``strict`` lets a durable listener's failure
+        propagate (worker events, which can be fetched again), else it is logged."""
+        for listener in list(self._durable):
+            try:
+                await listener(event)
+            except Exception:
+                if strict:
+                    raise
+                log.exception("durable listener failed on %s", event.name)
         for listener in list(self._listeners):
             try:
                 await listener(event)
@@ -254,17 +269,32 @@ class Supervisor:
             record = self.registry.get(event.session_id)
             if record is None or event.seq <= record.last_event_seq:
                 return
-            if event.seq > record.last_event_seq + 1:
-                await self._replay(event.session_id, record.last_event_seq)
-                record = self.registry.get(event.session_id)
-                if record is None or event.seq <= record.last_event_seq:
-                    return
-            await self._apply(event)
+            try:
+                if event.seq > record.last_event_seq + 1:
+                    await self._replay(event.session_id, record.last_event_seq)
+                    record = self.registry.get(event.session_id)
+                    if record is None or event.seq <= record.last_event_seq:
+                        return
+                await self._apply(event)
+            except Exception:
+                # Retried from the worker's durable log by the periodic catch-up.
+                self._stalled.add(event.session_id)
+                raise
 
-    async def _catch_up(self, session_id: str, after_seq: int) -> None:
+    async def _catch_up(self, session_id: str, after_seq: int | None = None) -> None:
         lock = self._event_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
-            await self._replay(session_id, after_seq)
+            if after_seq is None:
+                record = self.registry.get(session_id)
+                if record is None:
+                    return
+                after_seq = record.last_event_seq
+            try:
+                await self._replay(session_id, after_seq)
+            except Exception:
+                self._stalled.add(session_id)
+                raise
+            self._stalled.discard(session_id)
 
     async def _replay(self, session_id: str, after_seq: int) -> None:
         """Fetch durable events the gateway has not applied yet, in order."""
@@ -285,7 +315,6 @@ class Supervisor:
 
     async def _apply(self, event: p.Event) -> None:
         session_id = event.session_id
-        self.registry.set_event_seq(session_id, event.seq)
         if event.name == "session.status":
             status = event.payload.get("status")
             if status in p.SessionState.__members__:
@@ -301,7 +330,8 @@ class Supervisor:
                 self.registry.set_me(session_id, None)
         elif event.name.startswith("message") or event.name == "session.pair":
             self.registry.set_activity(session_id, event.timestamp)
-        await self._dispatch(event)
+        await self._dispatch(event, strict=True)
+        self.registry.set_event_seq(session_id, event.seq)
 
     # -------------------------------------------------------------- metrics
 
@@ -311,6 +341,11 @@ class Supervisor:
         last_prune = 0.0
         while True:
             await asyncio.sleep(interval)
+            for session_id in list(self._stalled):
+                try:
+                    await self._catch_up(session_id)
+                except Exception as exc:
+                    log.warning("[%s] events still not applied: %s", session_id, exc)
             try:
                 await self._sample_once()
                 now = time.time()

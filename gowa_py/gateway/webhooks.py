@@ -1,0 +1,68 @@
+"""Webhook delivery routes: list a session's deliveries, redeliver one (DESIGN.md §6)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from yarl import URL
+
+from gowa_py.gateway.errors import ApiError, envelope
+from gowa_py.gateway.keys import SUPERVISOR, WEBHOOKS
+from gowa_py.ids import check_session_id
+from gowa_py.models import SessionConfig
+from gowa_py.webhooks.outbox import STATUSES
+from gowa_py.webhooks.policy import BlockedTarget
+
+routes = web.RouteTableDef()
+
+MAX_LIMIT = 500
+
+
+def check_targets(app: web.Application, config: SessionConfig) -> None:
+    """Refuse at configuration time what the deliverer would refuse anyway (IP literals)."""
+    policy = app[WEBHOOKS].policy
+    for index, hook in enumerate(config.webhooks):
+        try:
+            policy.check_literal(URL(hook.url).host or "")
+        except BlockedTarget as exc:
+            raise ApiError(
+                400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url: {exc}"
+            ) from exc
+
+
+def _session(request: web.Request) -> str:
+    session_id = check_session_id(request.match_info["session_id"])
+    request.app[SUPERVISOR].require(session_id)
+    return session_id
+
+
+@routes.get("/api/{session_id}/webhooks/deliveries")
+async def list_deliveries(request: web.Request) -> web.Response:
+    session_id = _session(request)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "VALIDATION_ERROR", f"status must be one of {', '.join(STATUSES)}")
+    try:
+        limit = int(request.query.get("limit", "100"))
+    except ValueError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", "limit must be an integer") from exc
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "VALIDATION_ERROR", f"limit must be between 1 and {MAX_LIMIT}")
+    outbox = request.app[WEBHOOKS].outbox(session_id)
+    deliveries = [d.public() for d in outbox.list(status, limit)]
+    return envelope(
+        {"counts": outbox.counts(), "deliveries": deliveries},
+        message=f"{len(deliveries)} deliveries",
+    )
+
+
+@routes.post("/api/{session_id}/webhooks/deliveries/{delivery_id}/redeliver")
+async def redeliver(request: web.Request) -> web.Response:
+    session_id = _session(request)
+    delivery_id = request.match_info["delivery_id"]
+    deliverer = request.app[WEBHOOKS]
+    outbox = deliverer.outbox(session_id)
+    if not outbox.redeliver(delivery_id):
+        raise ApiError(404, "DELIVERY_NOT_FOUND", f"no delivery {delivery_id!r} in {session_id!r}")
+    deliverer.wake()
+    delivery = outbox.get(delivery_id)
+    return envelope(delivery.public() if delivery else None, message="Delivery queued again")

@@ -1,0 +1,206 @@
+"""The webhook outbox of one session, a table in its ``chats.db``.
+
+A delivery row is written before the gateway counts the event as applied, and it keeps
+the exact body that is signed and sent, so a retry after a crash sends the same bytes.
+``UNIQUE(event_id, url)`` makes enqueueing idempotent when an event is replayed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+STATUSES = (PENDING, DELIVERED, DEAD)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    event TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    body BLOB NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    last_status INTEGER,
+    last_error TEXT,
+    UNIQUE (event_id, url)
+);
+CREATE INDEX IF NOT EXISTS webhook_due ON webhook_deliveries (status, next_attempt_at);
+"""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: str
+    event_id: str
+    event: str
+    url: str
+    secret: str
+    body: bytes
+    status: str
+    attempts: int
+    next_attempt_at: float
+    created_at: float
+    delivered_at: float | None
+    last_status: int | None
+    last_error: str | None
+
+    def public(self) -> dict[str, Any]:
+        """What the deliveries API shows (never the secret)."""
+        return {
+            "id": self.id,
+            "event_id": self.event_id,
+            "event": self.event,
+            "url": self.url,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at if self.status == PENDING else None,
+            "created_at": self.created_at,
+            "delivered_at": self.delivered_at,
+            "last_status": self.last_status,
+            "last_error": self.last_error,
+        }
+
+
+_COLUMNS = ", ".join(Delivery.__dataclass_fields__)
+
+
+class Outbox:
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def enqueue(
+        self, event_id: str, event: str, targets: list[tuple[str, str]], body: bytes
+    ) -> int:
+        """Add one pending delivery per (url, secret); returns how many were new."""
+        now = time.time()
+        rows = [
+            (uuid.uuid4().hex, event_id, event, url, secret, body, PENDING, now, now)
+            for url, secret in targets
+        ]
+        with self._lock:
+            before = self._db.total_changes
+            self._db.executemany(
+                "INSERT OR IGNORE INTO webhook_deliveries "
+                "(id, event_id, event, url, secret, body, status, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return self._db.total_changes - before
+
+    def due(self, now: float, limit: int, exclude: set[str]) -> list[Delivery]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries "
+                "WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at "
+                "LIMIT ?",
+                (PENDING, now, limit + len(exclude)),
+            ).fetchall()
+        return [d for d in (Delivery(*row) for row in rows) if d.id not in exclude][:limit]
+
+    def next_due_at(self) -> float | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = ?",
+                (PENDING,),
+            ).fetchone()
+        return row[0] if row else None
+
+    def mark_delivered(self, delivery_id: str, status_code: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
+                "delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ?",
+                (DELIVERED, time.time(), status_code, delivery_id),
+            )
+
+    def mark_failed(
+        self, delivery_id: str, status_code: int | None, error: str, retry_at: float | None
+    ) -> None:
+        """Record a failed attempt; ``retry_at`` None means the retry cap is reached."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
+                "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
+                "last_error = ? WHERE id = ?",
+                (
+                    PENDING if retry_at is not None else DEAD,
+                    retry_at,
+                    status_code,
+                    error[:500],
+                    delivery_id,
+                ),
+            )
+
+    def hurry(self, url: str, now: float) -> None:
+        """The receiver answered again: everything waiting for it is due now."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE webhook_deliveries SET next_attempt_at = ? "
+                "WHERE status = ? AND url = ? AND next_attempt_at > ?",
+                (now, PENDING, url, now),
+            )
+
+    def get(self, delivery_id: str) -> Delivery | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)
+            ).fetchone()
+        return Delivery(*row) if row else None
+
+    def redeliver(self, delivery_id: str) -> bool:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = 0, next_attempt_at = ?, "
+                "last_error = NULL WHERE id = ?",
+                (PENDING, time.time(), delivery_id),
+            )
+        return cursor.rowcount == 1
+
+    def list(self, status: str | None, limit: int, before: float | None = None) -> list[Delivery]:
+        query = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE 1 = 1"
+        args: list[Any] = []
+        if status:
+            query += " AND status = ?"
+            args.append(status)
+        if before is not None:
+            query += " AND created_at < ?"
+            args.append(before)
+        query += " ORDER BY created_at DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status"
+            ).fetchall()
+        return {status: 0 for status in STATUSES} | dict(rows)
+
+    def prune_delivered(self, older_than: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "DELETE FROM webhook_deliveries WHERE status = ? AND delivered_at < ?",
+                (DELIVERED, older_than),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

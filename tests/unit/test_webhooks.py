@@ -1,0 +1,100 @@
+"""Outbox, signatures and the SSRF policy (pure parts of the webhooks)."""
+
+import time
+
+import pytest
+
+from gowa_py.webhooks.outbox import DEAD, DELIVERED, PENDING, Outbox
+from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, parse_networks
+from gowa_py.webhooks.signing import sign, verify
+
+
+def test_signature_is_gowa_compatible():
+    # Same recipe as GoWA's documented Python verifier.
+    import hashlib
+    import hmac
+
+    body = b'{"event":"message"}'
+    expected = hmac.new(b"secret", body, hashlib.sha256).hexdigest()
+    assert sign(body, "secret") == f"sha256={expected}"
+    assert verify(body, "secret", f"sha256={expected}")
+    assert not verify(body + b" ", "secret", f"sha256={expected}")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "::1",
+        "fc00::1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "::ffff:127.0.0.1",
+        "100.64.0.1",
+    ],
+)
+def test_private_and_reserved_targets_are_refused_by_default(address):
+    policy = TargetPolicy([], [])
+    assert policy.reason(address)
+    with pytest.raises(BlockedTarget):
+        policy.check_literal(address)
+
+
+def test_allow_and_deny_lists():
+    policy = TargetPolicy(parse_networks("127.0.0.0/8"), parse_networks("8.8.8.0/24"))
+    assert policy.reason("127.0.0.1") is None
+    assert policy.reason("10.0.0.1")
+    assert policy.reason("8.8.8.8")
+    assert policy.reason("1.1.1.1") is None
+    policy.check_literal("example.com")  # names are checked when resolved
+
+
+def test_bad_network_is_reported():
+    with pytest.raises(ValueError, match="nope"):
+        parse_networks("10.0.0.0/8, nope")
+
+
+def test_outbox_enqueue_is_idempotent_and_orders_due(tmp_path):
+    outbox = Outbox(tmp_path / "chats.db")
+    targets = [("http://a/hook", "s1"), ("http://b/hook", "s2")]
+    assert outbox.enqueue("e1", "message", targets, b"{}") == 2
+    assert outbox.enqueue("e1", "message", targets, b"{}") == 0
+    due = outbox.due(time.time() + 1, 10, set())
+    assert {d.url for d in due} == {"http://a/hook", "http://b/hook"}
+    assert outbox.due(time.time() + 1, 10, {due[0].id}) == due[1:]
+
+
+def test_outbox_retry_dead_letter_and_redeliver(tmp_path):
+    outbox = Outbox(tmp_path / "chats.db")
+    outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
+    (delivery,) = outbox.due(time.time() + 1, 10, set())
+    outbox.mark_failed(delivery.id, 500, "HTTP 500", time.time() + 60)
+    assert outbox.due(time.time() + 1, 10, set()) == []
+    again = outbox.get(delivery.id)
+    assert (again.status, again.attempts, again.last_status) == (PENDING, 1, 500)
+
+    outbox.hurry("http://a/hook", time.time())
+    assert [d.id for d in outbox.due(time.time() + 0.1, 10, set())] == [delivery.id]
+
+    outbox.mark_failed(delivery.id, None, "refused", None)
+    assert outbox.get(delivery.id).status == DEAD
+    assert outbox.counts() == {PENDING: 0, DELIVERED: 0, DEAD: 1}
+    assert outbox.redeliver(delivery.id)
+    assert outbox.get(delivery.id).status == PENDING and outbox.get(delivery.id).attempts == 0
+    outbox.mark_delivered(delivery.id, 200)
+    assert outbox.get(delivery.id).status == DELIVERED
+    assert "secret" not in outbox.get(delivery.id).public()
+    assert not outbox.redeliver("nope")
+
+
+def test_delivered_rows_are_pruned(tmp_path):
+    outbox = Outbox(tmp_path / "chats.db")
+    outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
+    (delivery,) = outbox.due(time.time() + 1, 10, set())
+    outbox.mark_delivered(delivery.id, 200)
+    outbox.prune_delivered(time.time() + 1)
+    assert outbox.list(None, 10) == []

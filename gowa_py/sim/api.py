@@ -124,7 +124,7 @@ async def unlink(request: web.Request) -> web.Response:
     number = (await _body(request)).get("device")
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise SimError("VALIDATION_ERROR", "'device' must be a companion device number")
-    if not await _sim(request).network.unlink(phone.phone, number):
+    if not _sim(request).network.unlink(phone.phone, number):
         raise SimError("DEVICE_NOT_FOUND", f"phone {phone.phone} has no device {number}", 404)
     return web.json_response({"phone": phone.phone, "device": number, "unlinked": True})
 

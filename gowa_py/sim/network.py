@@ -116,7 +116,21 @@ class Network:
             if device != skip:
                 self.deliver(phone, device, node, queue=queue)
 
-    async def unlink(self, phone: str, device: int) -> bool:
+    def announce_devices(self, phone: Phone) -> None:
+        """Tell online clients that ``phone``'s device list changed.
+
+        Clients cache device lists for the life of the process; ``<update/>`` makes
+        whatsmeow drop the cached list (by PN and by LID) and fetch it again on next use.
+        """
+        for conn in list(self.online.values()):
+            for jid in (JID.lid(phone.lid), JID.pn(phone.phone)):
+                conn.send(Node(
+                    "notification",
+                    {"from": jid, "type": "devices", "id": self.next_id(), "t": now()},
+                    [Node("update", {})],
+                ))
+
+    def unlink(self, phone: str, device: int) -> bool:
         """Remove a linked companion, logging it out now or at its next connection."""
         record = self.store.device(phone, device)
         if record is None or record.unlinked:
@@ -128,5 +142,8 @@ class Network:
             conn.end(Node("stream:error", {"code": "401"}, [conflict]))
         else:
             self.store.mark_unlinked(phone, device)
+        account = self.store.phone(phone)
+        assert account is not None
+        self.announce_devices(account)
         log.info("device %s:%d unlinked", phone, device)
         return True

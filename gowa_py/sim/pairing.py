@@ -184,5 +184,7 @@ class Pairing:
         ):
             log.warning("device %s:%d sent a bad device signature", device.phone, device.device)
         log.info("device %s:%d paired; asking it to reconnect", device.phone, device.device)
+        if phone is not None:
+            self.net.announce_devices(phone)
         conn.end(Node("stream:error", {"code": "515"}))
         return True

@@ -181,3 +181,18 @@ def test_group_create_and_message_fan_out(sandbox, clients, tmp_path: Path):
     sent = bob.wait("sent")
     assert carol_client.wait("message", id=sent["id"], text="welcome carol")
     assert alice.wait("message", id=sent["id"], text="welcome carol")
+
+
+def test_new_linked_device_receives_after_device_list_change(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    alice.command(cmd="send", to=BOB, text="first")
+    bob.wait("message", text="first")
+    bob_laptop = pair(sandbox, BOB, tmp_path / "bob-laptop.db")
+    clients.append(bob_laptop)
+    assert bob_laptop.wait("connected")["jid"] == f"{BOB}:2@s.whatsapp.net"
+    alice.command(cmd="send", to=BOB, text="second")
+    assert bob_laptop.wait("message", text="second")["sender_alt"].startswith(ALICE)
+    assert bob.wait("message", text="second")

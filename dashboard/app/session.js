@@ -328,10 +328,27 @@ export function renderSession(root, id) {
     }
   }
 
+  function when(value) {
+    if (value === null || value === undefined) return "–";
+    const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    return Number.isNaN(date.getTime()) ? String(value) : date.toLocaleString();
+  }
+
+  async function redeliver(delivery) {
+    try {
+      await post(`/api/${enc}/webhooks/deliveries/${encodeURIComponent(delivery.id)}/redeliver`);
+      toast(`Delivery ${delivery.id} queued again`);
+    } catch (error) {
+      toast(`Redeliver failed: ${error.message}`, "error");
+    }
+    loadDeliveries();
+  }
+
+  // Shown only when the gateway has the deliveries API (404 = no such route: keep it hidden).
   async function loadDeliveries() {
     let result;
     try {
-      result = await get(`/api/${enc}/webhooks/deliveries`);
+      result = await get(`/api/${enc}/webhooks/deliveries?limit=50`);
     } catch (error) {
       deliveriesPanel.hidden = true;
       if (!(error instanceof ApiFailure) || error.status !== 404) {
@@ -339,19 +356,29 @@ export function renderSession(root, id) {
       }
       return;
     }
-    const rows = Array.isArray(result) ? result : result?.deliveries || result?.items || [];
+    const rows = Array.isArray(result) ? result : result?.deliveries || [];
+    const counts = result?.counts || {};
     deliveriesPanel.hidden = false;
+    const summaryLine = h("p", { class: "muted" },
+      Object.entries(counts).map(([status, n]) => `${n} ${status}`).join(" · ") || "",
+      " ", h("button", { type: "button", class: "btn btn-small", onclick: loadDeliveries },
+        "Refresh"));
     if (!rows.length) {
-      replace(deliveriesBody, h("p", { class: "muted" }, "No deliveries yet."));
+      replace(deliveriesBody, summaryLine, h("p", { class: "muted" }, "No deliveries yet."));
       return;
     }
-    const wanted = ["event", "url", "status", "attempts", "last_error", "created_at",
-      "next_attempt_at", "delivered_at"];
-    const columns = wanted.filter((key) => rows.some((r) => r[key] !== undefined));
-    replace(deliveriesBody, h("div", { class: "table-wrap" }, h("table", { class: "table" },
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, rows.slice(0, 100).map((r) => h("tr", {}, columns.map((c) => h("td",
-        { "data-label": c }, r[c] === null || r[c] === undefined ? "–" : String(r[c])))))))));
+    const cell = (label, value) => h("td", { "data-label": label }, value ?? "–");
+    replace(deliveriesBody, summaryLine, h("div", { class: "table-wrap" },
+      h("table", { class: "table", id: "deliveries-table" },
+        h("thead", {}, h("tr", {}, ["Event", "Status", "Attempts", "Last result", "Created", ""]
+          .map((c) => h("th", { scope: "col" }, c)))),
+        h("tbody", {}, rows.map((d) => h("tr", {},
+          cell("Event", d.event), cell("Status", d.status), cell("Attempts", d.attempts),
+          cell("Last result", d.last_error || d.last_status),
+          cell("Created", when(d.created_at)),
+          h("td", {}, d.status === "delivered" ? null : h("button", { type: "button",
+            class: "btn btn-small", "aria-label": `Redeliver ${d.event} delivery ${d.id}`,
+            onclick: () => redeliver(d) }, "Redeliver"))))))));
   }
 
   // ---------------------------------------------------------------- live events
@@ -423,6 +450,9 @@ export function renderSession(root, id) {
   });
   const qrTimer = setInterval(tickQr, 1000);
   const refreshTimer = setInterval(loadSession, 5000);
+  const deliveriesTimer = setInterval(() => {
+    if (!deliveriesPanel.hidden) loadDeliveries();
+  }, 15000);
 
   (async () => {
     await loadSession();
@@ -442,6 +472,7 @@ export function renderSession(root, id) {
     closeStream();
     clearInterval(qrTimer);
     clearInterval(refreshTimer);
+    clearInterval(deliveriesTimer);
     if (qrUrl) URL.revokeObjectURL(qrUrl);
   };
 }

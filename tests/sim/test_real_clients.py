@@ -196,3 +196,19 @@ def test_new_linked_device_receives_after_device_list_change(sandbox, clients, t
     alice.command(cmd="send", to=BOB, text="second")
     assert bob_laptop.wait("message", text="second")["sender_alt"].startswith(ALICE)
     assert bob.wait("message", text="second")
+
+
+def test_delay_fault_slows_but_keeps_order(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    status, faults = sandbox.api("POST", "/sim/faults", {"delay_ms": 300})
+    assert status == 200 and faults["delay_ms"] == 300
+    start = time.monotonic()
+    alice.command(cmd="send", to=BOB, text="slow")
+    bob.wait("message", text="slow")
+    assert time.monotonic() - start >= 0.3
+    sandbox.api("POST", "/sim/faults", {})
+    alice.command(cmd="send", to=BOB, text="fast again")
+    bob.wait("message", text="fast again")

@@ -41,8 +41,12 @@ class Chart {
   }
 }
 
+// Hours and minutes only: uPlot's default two-line date labels collide on narrow screens.
+const timeLabels = (u, splits) => splits.map((ts) => new Date(ts * 1000)
+  .toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+
 const axes = (yLabel, yValues) => [
-  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70 },
+  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70, values: timeLabels },
   { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: yLabel, values: yValues, size: 56 },
 ];
 

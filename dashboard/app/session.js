@@ -219,6 +219,8 @@ export function renderSession(root, id) {
     }
     drawSession();
     fillConfig(false);
+    // Covers a QR event missed while the WebSocket was (re)connecting.
+    if (session.status === "SCAN_QR_CODE" && !qrUrl) loadQr();
   }
 
   // ---------------------------------------------------------------- QR and pairing
@@ -437,7 +439,6 @@ export function renderSession(root, id) {
       session.status = event.payload.status;
       drawSession();
       loadSession();
-      if (event.payload.status === "SCAN_QR_CODE") loadQr();
     } else if (event.event === "session.qr") {
       loadQr(event.payload?.qr_duration);
     }
@@ -463,7 +464,6 @@ export function renderSession(root, id) {
       toast(`Events: ${error.message}`, "error");
     }
     redrawEvents();
-    if (session && session.status === "SCAN_QR_CODE") loadQr();
     loadDeliveries();
   })();
 

@@ -121,6 +121,13 @@ def test_create_watch_and_delete_a_session(page, sandbox_gateway: Gateway) -> No
 def test_qr_scan_with_sandbox_phone_connects_without_reload(page, sandbox_gateway: Gateway):
     status, body = sandbox_gateway.http.post("/api/sessions", {"session_id": "ui-scan"})
     assert status == 201, body
+    try:
+        scan_and_watch(page, sandbox_gateway)
+    finally:
+        sandbox_gateway.http.call("DELETE", "/api/sessions/ui-scan")
+
+
+def scan_and_watch(page, sandbox_gateway: Gateway) -> None:
     dashboard(page, sandbox_gateway, "/sessions/ui-scan")
     page.evaluate("window.__sameDocument = true")
     qr_or_skip(sandbox_gateway, "ui-scan")

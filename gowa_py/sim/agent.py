@@ -12,8 +12,8 @@ Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
 command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
 Commands (stdin): ``send {to, text}``, ``mark_read {id}``, ``presence {available}``,
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
-``group_add {group, phone}``, ``disconnect``, ``exit``. ``to`` is a phone number or a
-full JID (``...@g.us``).
+``group_add {group, phone}``, ``pair_phone {phone}``, ``disconnect``, ``exit``.
+``to`` is a phone number or a full JID (``...@g.us``).
 """
 
 from __future__ import annotations
@@ -181,6 +181,8 @@ def serve(db_path: str, proxy: str) -> None:
             client.update_group_participants(to_jid(cmd["group"]), [build_jid(cmd["phone"])],
                                              ParticipantChange.ADD)
             emit("group_added", group=cmd["group"], phone=cmd["phone"])
+        elif name == "pair_phone":
+            emit("pair_code", code=client.PairPhone(cmd["phone"], show_push_notification=True))
         elif name == "disconnect":
             client.disconnect()
             emit("disconnect_done")

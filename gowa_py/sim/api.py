@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .errors import SimError
 from .jid import JID
+from .store import Phone
 
 if TYPE_CHECKING:
     from .server import SimServer
@@ -81,11 +82,16 @@ def _sim(request: web.Request) -> SimServer:
     return request.app[SERVER_KEY]
 
 
-def _phone(request: web.Request):
+def _phone(request: web.Request) -> Phone:
     phone = _sim(request).store.phone(_phone_number(request.match_info["phone"]))
     if phone is None:
         raise SimError("PHONE_NOT_FOUND", f"no phone {request.match_info['phone']}", 404)
     return phone
+
+
+def _device_json(phone: Phone, device: int) -> dict[str, Any]:
+    return {"device": device, "jid": str(JID.pn(phone.phone, device)),
+            "lid": str(JID.lid(phone.lid, device))}
 
 
 async def create_phone(request: web.Request) -> web.Response:
@@ -112,11 +118,14 @@ async def scan(request: web.Request) -> web.Response:
     phone = _phone(request)
     qr = _string(await _body(request), "qr")
     device = _sim(request).pairing.scan(phone, qr)
-    return web.json_response({
-        "device": device.device,
-        "jid": str(JID.pn(phone.phone, device.device)),
-        "lid": str(JID.lid(phone.lid, device.device)),
-    })
+    return web.json_response(_device_json(phone, device.device))
+
+
+async def pair_code(request: web.Request) -> web.Response:
+    phone = _phone(request)
+    code = _string(await _body(request), "code")
+    device = await _sim(request).codes.enter_code(phone, code)
+    return web.json_response(_device_json(phone, device.device))
 
 
 async def unlink(request: web.Request) -> web.Response:
@@ -174,6 +183,7 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_get("/sim/phones", list_phones)
     app.router.add_get("/sim/phones/{phone}", get_phone)
     app.router.add_post("/sim/phones/{phone}/scan", scan)
+    app.router.add_post("/sim/phones/{phone}/pair-code", pair_code)
     app.router.add_post("/sim/phones/{phone}/unlink", unlink)
     app.router.add_post("/sim/phones/{phone}/send", send)
     app.router.add_post("/sim/faults", faults)

@@ -121,9 +121,24 @@ class Pairing:
         conn = self._refs.get(data.ref)
         if conn is None or conn.closed:
             raise ScanError("QR_NOT_FOUND", "no connected companion shows this QR code", 404)
-        registration = self._registrations[conn]
-        if data.noise_pub != conn.client_static or data.identity_pub != registration.identity_pub:
+        if (data.noise_pub != conn.client_static
+                or data.identity_pub != self._registrations[conn].identity_pub):
             raise ScanError("QR_MISMATCH", "QR keys do not match the companion's connection")
+        device = self.link(conn, phone, data.adv_secret)
+        log.info("phone %s scanned a QR: linking device %d", phone.phone, device.device)
+        return device
+
+    def registration(self, conn: Connection) -> Registration | None:
+        """The registration data of a companion that is not paired yet."""
+        return self._registrations.get(conn)
+
+    def link(self, conn: Connection, phone: Phone, adv_secret: bytes) -> Device:
+        """Register the companion on ``conn`` as ``phone``'s next device; send pair-success.
+
+        ``adv_secret`` is the secret the companion and the phone share (from the QR code,
+        or derived during pairing-code login); it keys the HMAC the companion checks.
+        """
+        registration = self._registrations[conn]
         for ref in [r for r, c in self._refs.items() if c is conn]:
             del self._refs[ref]
         device = self.net.store.add_device(
@@ -135,34 +150,19 @@ class Pairing:
             platform=registration.platform,
         )
         container = PrimaryPhone(phone).link_companion(
-            device.device, registration.identity_pub, data.adv_secret
+            device.device, registration.identity_pub, adv_secret
         )
         iq_id = self.net.next_id()
         self._linking[conn] = (device, iq_id)
-        conn.send(
-            Node(
-                "iq",
-                {"from": SERVER_JID, "type": "set", "id": iq_id, "xmlns": "md", "t": now()},
-                [
-                    Node(
-                        "pair-success",
-                        {},
-                        [
-                            Node("device-identity", {"key-index": str(device.device)}, container),
-                            Node("platform", {"name": "android"}),
-                            Node(
-                                "device",
-                                {
-                                    "jid": JID.pn(phone.phone, device.device),
-                                    "lid": JID.lid(phone.lid, device.device),
-                                },
-                            ),
-                        ],
-                    )
-                ],
-            )
-        )
-        log.info("phone %s scanned a QR: linking device %d", phone.phone, device.device)
+        identity = Node("device-identity", {"key-index": str(device.device)}, container)
+        addresses = Node("device", {"jid": JID.pn(phone.phone, device.device),
+                                    "lid": JID.lid(phone.lid, device.device)})
+        conn.send(Node(
+            "iq",
+            {"from": SERVER_JID, "type": "set", "id": iq_id, "xmlns": "md", "t": now()},
+            [Node("pair-success", {}, [identity, Node("platform", {"name": "android"}),
+                                       addresses])],
+        ))
         return device
 
     def handle_reply(self, conn: Connection, node: Node) -> bool:

@@ -12,6 +12,8 @@ import hmac
 import secrets
 import time
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from .certs import XEdSigner, xeddsa_verify
 from .pb import ADVDeviceIdentity, ADVSignedDeviceIdentity, ADVSignedDeviceIdentityHMAC
 from .store import Phone
@@ -26,6 +28,16 @@ class PrimaryPhone:
     def __init__(self, phone: Phone) -> None:
         self.phone = phone
         self.signer = XEdSigner(phone.signing_seed)
+
+    def identity_key(self) -> X25519PrivateKey:
+        """The phone's Curve25519 identity: same seed, same public key as :attr:`signer`.
+
+        X25519 clamps ``SHA512(seed)[:32]``, the scalar Ed25519 derives from the seed,
+        so its public key is the Montgomery form of the signing key.
+        """
+        return X25519PrivateKey.from_private_bytes(
+            hashlib.sha512(self.phone.signing_seed).digest()[:32]
+        )
 
     def link_companion(self, key_index: int, companion_identity: bytes, adv_secret: bytes) -> bytes:
         """Serialized ``ADVSignedDeviceIdentityHMAC`` for the ``pair-success`` stanza."""

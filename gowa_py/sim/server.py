@@ -26,6 +26,7 @@ from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
 from .network import Network, iq_error
 from .noise import NoiseError, NoiseResponder
+from .paircode import CodePairing
 from .pairing import Pairing
 from .prekeys import handle_count, handle_fetch, handle_upload
 from .presence import Presence
@@ -55,6 +56,7 @@ class SimServer:
         self.store = Store(self.data_dir / "sim.db")
         self.network = Network(self.store, load_root_key(self.data_dir))
         self.pairing = Pairing(self.network)
+        self.codes = CodePairing(self.network, self.pairing)
         self.presence = Presence(self.network)
         self.contacts = Contacts(self)
         self.iqs = IqDispatcher(self.network)
@@ -65,6 +67,8 @@ class SimServer:
         self.iqs.add("encrypt", "set", "list", handle_upload)
         self.iqs.add("encrypt", "set", "registration", handle_upload)
         self.iqs.add("md", "set", "remove-companion-device", self._companion_logout)
+        self.iqs.add("md", "set", "link_code_companion_reg", self.codes.handle_iq,
+                     needs_login=False)
         register_group_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -192,6 +196,7 @@ class SimServer:
         if conn.jid is not None and self.network.online.get((conn.phone, conn.device)) is conn:
             del self.network.online[(conn.phone, conn.device)]
         self.pairing.forget(conn)
+        self.codes.forget(conn)
         self.presence.forget(conn)
 
     async def _dispatch(self, conn: Connection, node: Node) -> None:

@@ -212,3 +212,19 @@ def test_delay_fault_slows_but_keeps_order(sandbox, clients, tmp_path: Path):
     sandbox.api("POST", "/sim/faults", {})
     alice.command(cmd="send", to=BOB, text="fast again")
     bob.wait("message", text="fast again")
+
+
+def test_pairing_code_login(sandbox, clients, tmp_path: Path):
+    _phones(sandbox, ALICE)
+    alice = NeonizeClient(sandbox, tmp_path / "alice.db")
+    clients.append(alice)
+    alice.wait("qr")
+    alice.command(cmd="pair_phone", phone=ALICE)
+    code = alice.wait("pair_code")["code"]
+    status, body = sandbox.api("POST", f"/sim/phones/{ALICE}/pair-code", {"code": "ZZZZ-ZZZZ"})
+    assert status == 400 and body["code"] == "WRONG_CODE"
+    alice.command(cmd="pair_phone", phone=ALICE)
+    code = alice.fresh("pair_code")["code"]
+    status, body = sandbox.api("POST", f"/sim/phones/{ALICE}/pair-code", {"code": code})
+    assert status == 200, body
+    assert alice.wait("connected")["jid"] == body["jid"] == f"{ALICE}:1@s.whatsapp.net"

@@ -16,7 +16,8 @@ Layers, outside in (one module each):
   of the installed neonize library) and JIDs from :mod:`.jid`.
 * :mod:`.connection` - ordered, optionally delayed encrypted node I/O per client.
 * :mod:`.server` - :class:`~.server.SimServer`: accepts connections and dispatches
-  stanzas to :mod:`.pairing` (QR refs, the phone's scan, ``pair-success``, 515),
+  stanzas to :mod:`.pairing` (QR refs, the phone's scan, ``pair-success``, 515) and
+  :mod:`.paircode` (pairing-code login),
   :mod:`.login`, :mod:`.iq` (every iq is answered; unknown ones with 501) with
   :mod:`.usync`, :mod:`.prekeys` and :mod:`.groups`, :mod:`.routing` (1:1 fan-out,
   retries, offline queue), :mod:`.receipts` and :mod:`.presence`.

@@ -8,9 +8,8 @@ namespace and child, so a missing feature shows up as a clean client-side error.
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from .binary import Node
 from .connection import Connection
@@ -18,7 +17,7 @@ from .network import Network, iq_error, iq_result
 
 log = logging.getLogger(__name__)
 
-IqHandler = Callable[[Network, Connection, Node], Awaitable[None] | None]
+IqHandler = Callable[[Network, Connection, Node], None]
 ANY_CHILD = "*"
 
 PRIVACY_DEFAULTS = (
@@ -39,7 +38,7 @@ class IqDispatcher:
     ) -> None:
         self._routes[(xmlns, kind, child)] = (handler, needs_login)
 
-    async def dispatch(self, conn: Connection, iq: Node) -> None:
+    def dispatch(self, conn: Connection, iq: Node) -> None:
         xmlns, kind = iq.attr("xmlns"), iq.attr("type")
         first = iq.children()[0].tag if iq.children() else ""
         entry = self._routes.get((xmlns, kind, first)) or self._routes.get(
@@ -54,9 +53,7 @@ class IqDispatcher:
         if needs_login and conn.jid is None:
             conn.send(iq_error(iq, 401, "not-authorized"))
             return
-        result = handler(self.net, conn, iq)
-        if inspect.isawaitable(result):
-            await result
+        handler(self.net, conn, iq)
 
 
 def empty_result(_net: Network, conn: Connection, iq: Node) -> None:

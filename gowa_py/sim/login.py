@@ -22,8 +22,8 @@ FAILURE_LOGGED_OUT = "401"
 FAILURE_UNAVAILABLE = "503"
 
 
-def login(net: Network, conn: Connection) -> bool:
-    """Log ``conn`` in; False (after sending ``<failure>``) if refused."""
+def login(net: Network, conn: Connection) -> None:
+    """Log ``conn`` in, or send ``<failure>`` and let the client hang up."""
     phone_number = str(conn.payload.username)
     number = conn.payload.device
     device = net.store.device(phone_number, number)
@@ -32,11 +32,11 @@ def login(net: Network, conn: Connection) -> bool:
         log.info("unlinked device %s:%d tried to log in: logging it out", phone_number, number)
         net.store.delete_device(phone_number, number)
         conn.end(Node("failure", {"reason": FAILURE_LOGGED_OUT, "location": "sim"}))
-        return False
+        return
     if device is None or phone is None or device.noise_pub != conn.client_static:
         log.warning("refusing login of unknown device %s:%d", phone_number, number)
         conn.end(Node("failure", {"reason": FAILURE_UNAVAILABLE, "location": "sim"}))
-        return False
+        return
     conn.jid = JID.pn(phone_number, number)
     conn.lid = JID.lid(phone.lid, number)
     previous = net.online.get((phone_number, number))
@@ -52,7 +52,6 @@ def login(net: Network, conn: Connection) -> bool:
     )
     flush_offline(net, conn)
     log.info("device %s logged in", conn.jid)
-    return True
 
 
 def flush_offline(net: Network, conn: Connection) -> None:

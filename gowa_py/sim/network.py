@@ -95,19 +95,17 @@ class Network:
 
     # -- delivery
 
-    def deliver(self, phone: str, device: int, node: Node, *, queue: bool = True) -> bool:
+    def deliver(self, phone: str, device: int, node: Node, *, queue: bool = True) -> None:
         """Send to a device now, or keep it for the device's next login.
 
-        Returns whether the device was online. Ephemeral stanzas (chat states, presence)
-        pass ``queue=False`` and are dropped for offline devices.
+        Ephemeral stanzas (chat states, notifications that only matter to a running
+        client) pass ``queue=False`` and are dropped for offline devices.
         """
         conn = self.online.get((phone, device))
         if conn is not None and not conn.closed:
             conn.send(node)
-            return True
-        if queue and self.store.device(phone, device) is not None:
+        elif queue and self.store.device(phone, device) is not None:
             self.store.enqueue(phone, device, marshal(node))
-        return False
 
     def deliver_to_user(
         self, phone: str, node: Node, *, skip: int | None = None, queue: bool = True

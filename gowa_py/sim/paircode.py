@@ -94,7 +94,7 @@ class CodePairing:
         self.pairing = pairing
         self._pending: dict[str, _Pending] = {}
 
-    async def handle_iq(self, net: Network, conn: Connection, iq: Node) -> None:
+    def handle_iq(self, net: Network, conn: Connection, iq: Node) -> None:
         reg = iq.child("link_code_companion_reg")
         assert reg is not None
         stage = reg.attr("stage")

@@ -11,7 +11,7 @@ import time
 
 from .binary import Node
 from .connection import Connection
-from .jid import GROUP_SERVER, JID
+from .jid import GROUP_SERVER, JID, LID_SERVER
 from .network import Network
 
 
@@ -53,7 +53,7 @@ class Presence:
             self._last_seen[conn.phone] = int(time.time())
             self._announce(conn.phone)
 
-    async def handle_presence(self, conn: Connection, node: Node) -> None:
+    def handle_presence(self, conn: Connection, node: Node) -> None:
         kind = node.attr("type")
         if kind == "subscribe":
             target = node.jid_attr("to")
@@ -69,14 +69,14 @@ class Presence:
             if self.is_available(conn.phone) != was:
                 self._announce(conn.phone)
 
-    async def handle_chatstate(self, conn: Connection, node: Node) -> None:
+    def handle_chatstate(self, conn: Connection, node: Node) -> None:
         to = node.jid_attr("to")
         if to is None:
             return
         me = self.net.store.phone(conn.phone)
         assert me is not None
         if to.server == GROUP_SERVER:
-            attrs: dict = {"from": to, "participant": self.net.address(me, 0, "lid")}
+            attrs: dict = {"from": to, "participant": self.net.address(me, 0, LID_SERVER)}
             recipients = [p for p, _ in self.net.store.group_members(to.user) if p != me.phone]
         else:
             account = self.net.phone_for(to)

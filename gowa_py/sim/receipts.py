@@ -25,7 +25,7 @@ def _ack(receipt: Node, to: JID) -> Node:
     return Node("ack", attrs)
 
 
-async def handle_receipt(net: Network, conn: Connection, receipt: Node) -> None:
+def handle_receipt(net: Network, conn: Connection, receipt: Node) -> None:
     to = receipt.jid_attr("to")
     if to is None or not receipt.attr("id"):
         log.warning("%r: receipt without to/id: %s", conn, receipt)

@@ -61,7 +61,7 @@ def targets(msg: Node) -> list[tuple[JID, list[Node]]]:
     return [(to, bare)] if bare and to is not None else []
 
 
-async def handle_message(net: Network, conn: Connection, msg: Node) -> None:
+def handle_message(net: Network, conn: Connection, msg: Node) -> None:
     to = msg.jid_attr("to")
     if to is None or not msg.attr("id"):
         conn.send(message_ack(msg, error="400"))
@@ -73,7 +73,6 @@ async def handle_message(net: Network, conn: Connection, msg: Node) -> None:
     sender = net.store.phone(conn.phone)
     assert sender is not None
     sender_jid = net.address(sender, conn.device, to.server)
-    sent_to_self = net.phone_for(to)
     identity = msg.child("device-identity")
     for device_jid, encs in targets(msg):
         account = net.phone_for(device_jid)
@@ -93,6 +92,6 @@ async def handle_message(net: Network, conn: Connection, msg: Node) -> None:
             payload.append(identity)
         node = forwarded(msg, sender_jid, sender.push_name, payload, **extra)
         net.deliver(account.phone, device_jid.device, node)
-    if sent_to_self is None:
+    if net.phone_for(to) is None:
         log.info("%r: message %s to unknown user %s", conn, msg.attr("id"), to)
     conn.send(message_ack(msg))

@@ -25,7 +25,7 @@ from .iq import IqDispatcher, register_basic_routes
 from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
 from .network import Network, iq_error
-from .noise import NoiseError, NoiseResponder
+from .noise import HandshakeResult, NoiseError, NoiseResponder
 from .paircode import CodePairing
 from .pairing import Pairing
 from .prekeys import handle_count, handle_fetch, handle_upload
@@ -162,19 +162,8 @@ class SimServer:
 
     async def _serve_tunnel(self, ws: WebSocket) -> None:
         frames = FrameSocket(ws)
-        try:
-            hello = await asyncio.wait_for(frames.read_frame(), HANDSHAKE_TIMEOUT)
-            if hello is None or frames.header is None:
-                return
-            responder = NoiseResponder(frames.header, self.network.noise_key,
-                                       self.network.cert_chain)
-            await frames.send_frame(responder.server_hello(hello))
-            finish = await asyncio.wait_for(frames.read_frame(), HANDSHAKE_TIMEOUT)
-            if finish is None:
-                return
-            result = responder.client_finish(finish)
-        except (TimeoutError, NoiseError, TransportError, DecodeError, ConnectionError) as exc:
-            log.warning("handshake failed: %s", exc or type(exc).__name__)
+        result = await self._handshake(frames)
+        if result is None:
             await ws.close()
             return
         conn = Connection(frames, result.reader, result.writer, result.client_static,
@@ -186,10 +175,25 @@ class SimServer:
             else:
                 self.pairing.begin(conn)
             while (node := await conn.recv()) is not None:
-                await self._dispatch(conn, node)
+                self._dispatch(conn, node)
         finally:
             self._forget(conn)
             await conn.close()
+
+    async def _handshake(self, frames: FrameSocket) -> HandshakeResult | None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                hello = await frames.read_frame()
+                if hello is None or frames.header is None:
+                    return None
+                responder = NoiseResponder(frames.header, self.network.noise_key,
+                                           self.network.cert_chain)
+                await frames.send_frame(responder.server_hello(hello))
+                finish = await frames.read_frame()
+                return responder.client_finish(finish) if finish is not None else None
+        except (TimeoutError, NoiseError, TransportError, DecodeError, ConnectionError) as exc:
+            log.warning("handshake failed: %s", exc or type(exc).__name__)
+            return None
 
     def _forget(self, conn: Connection) -> None:
         self.network.connections.discard(conn)
@@ -199,13 +203,13 @@ class SimServer:
         self.codes.forget(conn)
         self.presence.forget(conn)
 
-    async def _dispatch(self, conn: Connection, node: Node) -> None:
+    def _dispatch(self, conn: Connection, node: Node) -> None:
         try:
             if node.tag == "iq":
                 if node.attr("type") in ("result", "error"):
                     self.pairing.handle_reply(conn, node)
                 else:
-                    await self.iqs.dispatch(conn, node)
+                    self.iqs.dispatch(conn, node)
             elif node.tag in IGNORED_TAGS:
                 return
             elif conn.jid is None:
@@ -215,13 +219,13 @@ class SimServer:
                 if to is not None and to.server == GROUP_SERVER:
                     route_group_message(self.network, conn, node)
                 else:
-                    await handle_message(self.network, conn, node)
+                    handle_message(self.network, conn, node)
             elif node.tag == "receipt":
-                await handle_receipt(self.network, conn, node)
+                handle_receipt(self.network, conn, node)
             elif node.tag == "presence":
-                await self.presence.handle_presence(conn, node)
+                self.presence.handle_presence(conn, node)
             elif node.tag == "chatstate":
-                await self.presence.handle_chatstate(conn, node)
+                self.presence.handle_chatstate(conn, node)
             else:
                 log.warning("%r: unhandled stanza <%s>", conn, node.tag)
         except Exception:
@@ -229,10 +233,13 @@ class SimServer:
             if node.tag == "iq" and node.attr("type") in ("get", "set"):
                 conn.send(iq_error(node, 500, "internal-server-error"))
 
-    async def _companion_logout(self, net: Network, conn: Connection, iq: Node) -> None:
+    def _companion_logout(self, net: Network, conn: Connection, iq: Node) -> None:
         """The companion logs itself out (``client.logout()``): forget the device."""
         net.store.delete_device(conn.phone, conn.device)
         net.online.pop((conn.phone, conn.device), None)
+        phone = net.store.phone(conn.phone)
+        assert phone is not None
+        net.announce_devices(phone)
         conn.send(Node("iq", {"from": SERVER_JID,
                               "type": "result", "id": iq.attr("id")}))
 

@@ -30,6 +30,8 @@ ALLOWED_TARGETS = {"web.whatsapp.com:443"}
 MAX_HEADER_BYTES = 16384
 MAX_MESSAGE_BYTES = 1 << 24
 FRAME_MAX = (1 << 24) - 1
+#: Seconds a client gets from TCP connect to an accepted websocket.
+SETUP_TIMEOUT = 20.0
 
 _OP_CONT, _OP_TEXT, _OP_BINARY, _OP_CLOSE, _OP_PING, _OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -247,22 +249,31 @@ class FrontDoor(asyncio.Protocol):
 
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request = await reader.readuntil(b"\r\n\r\n")
-            target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("latin-1")
-            if target not in ALLOWED_TARGETS:
-                log.warning("refusing CONNECT to %s", target)
-                writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
-                await writer.drain()
-                writer.close()
-                return
-            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await writer.drain()
-            await writer.start_tls(self._tls)
-            ws = WebSocket(reader, writer)
-            await ws.accept()
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError,
-                ssl.SSLError, TransportError, IndexError) as exc:
-            log.info("tunnel setup failed: %s", exc)
+            async with asyncio.timeout(SETUP_TIMEOUT):
+                ws = await self._open_websocket(reader, writer)
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError, ssl.SSLError, TransportError, IndexError) as exc:
+            log.info("tunnel setup failed: %s", exc or type(exc).__name__)
             writer.close()
             return
-        await self._on_tunnel(ws)
+        if ws is not None:
+            await self._on_tunnel(ws)
+
+    async def _open_websocket(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> WebSocket | None:
+        """Answer the CONNECT, terminate TLS and accept the websocket upgrade."""
+        request = await reader.readuntil(b"\r\n\r\n")
+        target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("latin-1")
+        if target not in ALLOWED_TARGETS:
+            log.warning("refusing CONNECT to %s", target)
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return None
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await writer.start_tls(self._tls)
+        ws = WebSocket(reader, writer)
+        await ws.accept()
+        return ws

@@ -32,7 +32,7 @@ def _user_reply(net: Network, jid: JID, phone: Phone | None, queries: list[str])
     return Node("user", {"jid": jid}, children)
 
 
-async def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
+def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
     usync = iq.child("usync")
     if usync is None:
         conn.send(iq_result(iq))

@@ -36,34 +36,34 @@ def _iq(xmlns: str, kind: str, *children: Node) -> Node:
                 list(children) or None)
 
 
-async def test_unknown_iq_gets_501_and_a_log_line(tmp_path: Path, caplog) -> None:
+def test_unknown_iq_gets_501_and_a_log_line(tmp_path: Path, caplog) -> None:
     iqs = _dispatcher(tmp_path)
     conn = RecordingConnection(JID.pn("15550000001", 1))
     with caplog.at_level(logging.WARNING):
-        await iqs.dispatch(conn, _iq("w:profile:picture", "get", Node("picture")))
+        iqs.dispatch(conn, _iq("w:profile:picture", "get", Node("picture")))
     (reply,) = conn.sent
     assert reply.attrs == {"from": SERVER_JID, "type": "error", "id": "1.2-3"}
     assert reply.child("error").attrs == {"code": "501", "text": "feature-not-implemented"}
     assert "w:profile:picture" in caplog.text and "picture" in caplog.text
 
 
-async def test_known_iqs(tmp_path: Path) -> None:
+def test_known_iqs(tmp_path: Path) -> None:
     iqs = _dispatcher(tmp_path)
     conn = RecordingConnection(JID.pn("15550000001", 1))
-    await iqs.dispatch(conn, _iq("w:p", "get"))
-    await iqs.dispatch(conn, _iq("passive", "set", Node("active")))
-    await iqs.dispatch(conn, _iq("privacy", "get", Node("privacy")))
+    iqs.dispatch(conn, _iq("w:p", "get"))
+    iqs.dispatch(conn, _iq("passive", "set", Node("active")))
+    iqs.dispatch(conn, _iq("privacy", "get", Node("privacy")))
     ping, passive, privacy = conn.sent
     assert ping.attr("type") == passive.attr("type") == "result"
     names = {c.attr("name") for c in privacy.path("privacy").children()}
     assert "readreceipts" in names
 
 
-async def test_requests_before_login_are_refused_not_ignored(tmp_path: Path) -> None:
+def test_requests_before_login_are_refused_not_ignored(tmp_path: Path) -> None:
     iqs = _dispatcher(tmp_path)
     conn = RecordingConnection(None)
-    await iqs.dispatch(conn, _iq("passive", "set", Node("active")))
-    await iqs.dispatch(conn, _iq("w:p", "get"))
+    iqs.dispatch(conn, _iq("passive", "set", Node("active")))
+    iqs.dispatch(conn, _iq("w:p", "get"))
     refused, ping = conn.sent
     assert refused.child("error").attr("code") == "401"
     assert ping.attr("type") == "result"

@@ -6,7 +6,7 @@ field is reported with its path (``VALIDATION_ERROR`` naming the field).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -15,6 +15,9 @@ from gowa_py.ids import SESSION_ID_PATTERN
 SessionIdField = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2048)]
 ProxyUrl = Annotated[str, msgspec.Meta(pattern=r"^(https?|socks5)://[^\s]+$", max_length=2048)]
+AutoReply = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+PresenceOnConnect = Literal["available", "unavailable", "none"]
+RetentionDays = Annotated[int, msgspec.Meta(ge=1, le=36500)]
 
 
 class Webhook(msgspec.Struct, forbid_unknown_fields=True):
@@ -28,6 +31,13 @@ class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
     proxy: ProxyUrl | None = None
     auto_start: bool = True
     idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | None = None
+    # What GoWA only has globally; reach the worker through WorkerConfig (and live on PATCH).
+    auto_reply: AutoReply | None = None
+    auto_mark_read: bool = False
+    auto_download_media: bool = True
+    auto_reject_call: bool = False
+    presence_on_connect: PresenceOnConnect = "available"
+    chat_retention_days: RetentionDays | None = None
 
 
 class SessionConfigPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -37,6 +47,12 @@ class SessionConfigPatch(msgspec.Struct, forbid_unknown_fields=True):
     proxy: ProxyUrl | msgspec.UnsetType | None = msgspec.UNSET
     auto_start: bool | msgspec.UnsetType = msgspec.UNSET
     idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | msgspec.UnsetType | None = msgspec.UNSET
+    auto_reply: AutoReply | msgspec.UnsetType | None = msgspec.UNSET
+    auto_mark_read: bool | msgspec.UnsetType = msgspec.UNSET
+    auto_download_media: bool | msgspec.UnsetType = msgspec.UNSET
+    auto_reject_call: bool | msgspec.UnsetType = msgspec.UNSET
+    presence_on_connect: PresenceOnConnect | msgspec.UnsetType = msgspec.UNSET
+    chat_retention_days: RetentionDays | msgspec.UnsetType | None = msgspec.UNSET
 
     def apply(self, config: SessionConfig) -> SessionConfig:
         changes = {
@@ -55,17 +71,6 @@ class CreateSession(msgspec.Struct, forbid_unknown_fields=True):
 
 class PatchSession(msgspec.Struct, forbid_unknown_fields=True):
     config: SessionConfigPatch = msgspec.field(default_factory=SessionConfigPatch)
-
-
-class SendMessage(msgspec.Struct):
-    """GoWA's ``POST /send/message`` body (unknown fields are accepted, as GoWA does)."""
-
-    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    message: Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
-    reply_message_id: str | None = None
-    is_forwarded: bool = False
-    duration: int | None = None
-    mentions: list[str] = []
 
 
 class ReadMessage(msgspec.Struct):

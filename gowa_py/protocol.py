@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.operations import OperationInput
+
 # ---------------------------------------------------------------------------
 # Session model (DESIGN.md §4)
 
@@ -58,6 +60,13 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     log_level: str = "INFO"
     connect_backoff_cap_s: float = 60.0
     event_retention: int = 10_000
+    # Per-session behaviour (SessionConfig); also pushed live with operations.ApplySettings.
+    auto_reply: str | None = None
+    auto_mark_read: bool = False
+    auto_download_media: bool = True
+    auto_reject_call: bool = False
+    presence_on_connect: str = "available"
+    chat_retention_days: int | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -114,6 +123,12 @@ class Shutdown(msgspec.Struct, tag="shutdown", frozen=True):
     pass
 
 
+class Operation(msgspec.Struct, tag="operation", frozen=True):
+    """One GoWA operation (``gowa_py.operations``), validated by the gateway."""
+
+    input: OperationInput
+
+
 Command = (
     Ping
     | GetStatus
@@ -125,6 +140,7 @@ Command = (
     | MarkRead
     | ReplayEvents
     | Shutdown
+    | Operation
 )
 
 
@@ -171,6 +187,16 @@ class Done(msgspec.Struct, tag="done", frozen=True):
     pass
 
 
+class OperationResult(msgspec.Struct, tag="operation_result", frozen=True):
+    """GoWA's ``results`` and ``message`` for an operation, or a file to send back."""
+
+    results: Any = None
+    message: str = "Success"
+    content: bytes | None = None
+    content_type: str | None = None
+    filename: str | None = None
+
+
 class Event(msgspec.Struct, frozen=True):
     """One event in GoWA's webhook vocabulary plus ``session.status``/``session.qr``/``log``.
 
@@ -190,7 +216,7 @@ class Events(msgspec.Struct, tag="events", frozen=True):
     events: list[Event]
 
 
-Result = Pong | Status | QRCode | PairCode | Sent | Done | Events
+Result = Pong | Status | QRCode | PairCode | Sent | Done | Events | OperationResult
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
@@ -221,6 +247,10 @@ ERR_ALREADY_LOGGED_IN = "ALREADY_LOGGED_IN"
 ERR_INVALID_JID = "INVALID_JID"
 ERR_WHATSAPP = "WHATSAPP_ERROR"
 ERR_INTERNAL = "WORKER_ERROR"
+ERR_NOT_FOUND = "NOT_FOUND"
+ERR_NOT_SUPPORTED = "NOT_SUPPORTED"
+ERR_FFMPEG = "FFMPEG_NOT_AVAILABLE"
+ERR_BAD_REQUEST = "VALIDATION_ERROR"
 
 # ---------------------------------------------------------------------------
 # Codec

@@ -80,6 +80,8 @@ class WhatsAppSession:
         self.error: str | None = None
         self.last_activity: float | None = None
         self._qr_count = 0
+        # Called (on Go threads) with each Message, Receipt and Connected event.
+        self.observers: list[Callable[[Any], None]] = []
         self.client = NewClient(str(store_path), uuid=session_id)
         self._register_handlers()
 
@@ -147,6 +149,7 @@ class WhatsAppSession:
         self._refresh_me()
         self._touch()
         self._set_state(p.SessionState.CONNECTED)
+        self._notify(_ev)
 
     def _on_disconnected(self, _client: NewClient, _ev: pb.Disconnected) -> None:
         if self._stopping.is_set() or self._restart.is_set():
@@ -192,11 +195,20 @@ class WhatsAppSession:
     def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
         self._touch()
         name, payload = payloads.message_payload(ev)
+        self._notify(ev)
         self._emit(name, payload)
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self._touch()
+        self._notify(ev)
         self._emit("message.ack", payloads.receipt_payload(ev))
+
+    def _notify(self, event: Any) -> None:
+        for observer in self.observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("observer failed on %s", type(event).__name__)
 
     def _refresh_me(self) -> None:
         try:

@@ -25,6 +25,7 @@ from workers.eventlog import EventLog
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
+    from workers.operations import Context
     from workers.session import WhatsAppSession
 
 log = logging.getLogger("gowa.worker")
@@ -61,6 +62,7 @@ class Worker:
         self.events = EventLog(session_dir / "chats.db", config.session_id, config.event_retention)
         self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
         self.session: WhatsAppSession | None = None
+        self.operations: Context | None = None
         self.done = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
 
@@ -144,6 +146,9 @@ class Worker:
             case p.Shutdown():
                 self.loop.call_later(0.05, self.done.set)
                 return p.Done()
+            case p.Operation(input=op):
+                assert self.operations is not None
+                return await self.operations.execute(op)
         raise ValueError(f"unknown command {command!r}")
 
     async def watch_parent(self) -> None:
@@ -189,6 +194,21 @@ def _patch_root_key(config: p.WorkerConfig) -> None:
         sandbox.patch_root_key(bytes.fromhex(config.sandbox.root_key))
 
 
+def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession) -> Context:
+    """GoWA operations, the chat store and the per-session automations of this worker."""
+    from neonize.events import CallOfferEv
+
+    from workers import operations
+    from workers.chatstore import ChatStore
+
+    store = ChatStore(Path(config.session_dir) / "chats.db", config.chat_retention_days)
+    settings = operations.settings_from(config)
+    context = operations.Context(session, store, settings, Path(config.session_dir), worker.emit)
+    session.observers.append(context.observe)
+    session.client.event(CallOfferEv)(context.on_call_offer)
+    return context
+
+
 async def _run(config: p.WorkerConfig) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
@@ -208,6 +228,7 @@ async def _run(config: p.WorkerConfig) -> int:
         backoff_cap_s=config.connect_backoff_cap_s,
     )
     worker.session = session
+    worker.operations = _operations(config, worker, session)
     worker.emit(
         "session.status", {"status": "STARTING", "previous": None, "error": None, "me": None}
     )
@@ -233,6 +254,7 @@ async def _run(config: p.WorkerConfig) -> int:
         task.cancel()
     await worker.link.close()
     worker.events.close()
+    worker.operations.close()
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gowa_py.config import Settings
-from gowa_py.gateway import dashboard, devices, ops, sessions, webhooks, whatsapp
+from gowa_py.gateway import dashboard, devices, gowa, openapi, ops, sessions, webhooks, whatsapp
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
@@ -49,6 +49,8 @@ def create_app(
     app.add_routes([web.get("/api/dashboard/events", events_ws)])
     app.add_routes(webhooks.routes)
     app.add_routes(whatsapp.route_table())
+    app.add_routes(gowa.route_table())
+    app.add_routes(openapi.routes)
     dashboard.setup(app, registry, auth)
 
     async def start(app: web.Application) -> None:

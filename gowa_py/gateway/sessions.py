@@ -6,6 +6,7 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import envelope, read_json
+from gowa_py.gateway.gowa_api import push_session_settings
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.views import session_json
 from gowa_py.gateway.webhooks import check_targets
@@ -59,6 +60,7 @@ async def patch_session(request: web.Request) -> web.Response:
     config = body.config.apply(record.config)
     check_targets(request.app, config)
     supervisor.update_config(session_id, config)
+    await push_session_settings(request, session_id, restart=config.proxy != record.config.proxy)
     return _session_response(request, session_id, "Session updated")
 
 

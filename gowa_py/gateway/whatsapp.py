@@ -1,4 +1,6 @@
-"""GoWA's per-account routes (app/*, send/message), served twice (DESIGN.md §5).
+"""GoWA's per-account routes (app/*, message read), served twice (DESIGN.md §5).
+
+The other GoWA operations are declared in ``gowa_*.py`` and served by ``gowa_api``.
 
 ``/api/{session_id}/<path>`` names the session in the URL; ``/<path>`` takes it from
 ``X-Device-Id``, then ``?device_id=``, then ``default`` (created on first use, so
@@ -16,8 +18,7 @@ from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.ids import check_session_id
-from gowa_py.models import ReadMessage, SendMessage, SessionConfig
-from gowa_py.supervisor import Supervisor
+from gowa_py.models import ReadMessage, SessionConfig
 
 DEFAULT_SESSION = "default"
 
@@ -98,26 +99,6 @@ async def app_status(request: web.Request, session_id: str) -> web.Response:
     )
 
 
-async def send_message(request: web.Request, session_id: str) -> web.Response:
-    body = await read_json(request, SendMessage)
-    supervisor: Supervisor = request.app[SUPERVISOR]
-    result = await supervisor.command(
-        session_id,
-        p.SendText(
-            to=body.phone,
-            text=body.message,
-            reply_message_id=body.reply_message_id,
-            is_forwarded=body.is_forwarded,
-        ),
-    )
-    if not isinstance(result, p.Sent):
-        raise ApiError(500, p.ERR_INTERNAL, "worker answered with an unexpected result")
-    return envelope(
-        {"message_id": result.message_id, "status": f"Message sent to {body.phone}"},
-        message="Success",
-    )
-
-
 async def read_message(request: web.Request, session_id: str) -> web.Response:
     body = await read_json(request, ReadMessage)
     message_id = request.match_info["message_id"]
@@ -166,6 +147,5 @@ def route_table() -> list[web.RouteDef]:
     _both(routes, "GET", "/app/logout", app_logout)
     _both(routes, "GET", "/app/reconnect", app_reconnect)
     _both(routes, "GET", "/app/status", app_status)
-    _both(routes, "POST", "/send/message", send_message)
     _both(routes, "POST", "/message/{message_id}/read", read_message)
     return routes

@@ -120,6 +120,12 @@ class Supervisor:
             event_endpoint=self.sockets.event_endpoint,
             parent_pid=os.getpid(),
             proxy=record.config.proxy,
+            auto_reply=record.config.auto_reply,
+            auto_mark_read=record.config.auto_mark_read,
+            auto_download_media=record.config.auto_download_media,
+            auto_reject_call=record.config.auto_reject_call,
+            presence_on_connect=record.config.presence_on_connect,
+            chat_retention_days=record.config.chat_retention_days,
             sandbox=self.sandbox,
             log_level=self.settings.worker_log_level.upper(),
         )

@@ -1,0 +1,239 @@
+"""Generic GoWA operation routes: request → operation struct → worker → GoWA envelope.
+
+Each route is declared once as an :class:`OpRoute` (in ``gowa_user``, ``gowa_send``, ...):
+method, GoWA path and the ``gowa_py.operations`` struct. The struct is built from the path,
+query, JSON body or multipart form, which validates it (400 ``VALIDATION_ERROR`` naming
+the field), media given as ``*_url`` is fetched here (413 over ``max_body_mb``), and the
+struct travels to the worker unchanged. ``/openapi.json`` reads the same declarations.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import aiohttp
+import msgspec
+from aiohttp import web
+
+from gowa_py import operations as ops
+from gowa_py import protocol as p
+from gowa_py.gateway.errors import ApiError, envelope
+from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
+from gowa_py.ipc import WorkerError, WorkerUnavailable
+from gowa_py.models import SessionConfig
+
+log = logging.getLogger("gowa.gateway.gowa")
+
+Body = Literal["json", "form"] | None
+LocalHandler = Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]]
+
+# Worker error codes of operations -> HTTP status (the rest are mapped by errors.py).
+OPERATION_STATUS = {
+    p.ERR_NOT_FOUND: 404,
+    p.ERR_NOT_SUPPORTED: 422,
+    p.ERR_FFMPEG: 422,
+    p.ERR_BAD_REQUEST: 400,
+    p.ERR_INVALID_JID: 400,
+    p.ERR_NOT_CONNECTED: 409,
+    p.ERR_NOT_LOGGED_IN: 409,
+    p.ERR_WHATSAPP: 502,
+}
+MEDIA_FETCH_TIMEOUT_S = 60
+MEDIA_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class OpRoute:
+    """One GoWA operation: where it is served and what it takes."""
+
+    method: str
+    path: str
+    op: type[ops.Op]
+    tag: str
+    summary: str
+    body: Body = None
+    media: tuple[str, ...] = ()  # Upload fields that may come as ``<field>_url``
+    media_required: bool = True
+    timeout: float | None = None
+    local: LocalHandler | None = None  # answered by the gateway, without the worker
+    responses: dict[int, str] = field(default_factory=dict)
+
+
+def _form_value(value: Any) -> Any:
+    if isinstance(value, web.FileField):
+        return {
+            "data": value.file.read(),
+            "filename": value.filename or "",
+            "content_type": value.content_type or "",
+        }
+    return value
+
+
+async def request_data(request: web.Request, route: OpRoute) -> dict[str, Any]:
+    """Path, query and body merged into one dict (path wins: it names the resource)."""
+    data: dict[str, Any] = {k: v for k, v in request.query.items() if k != "device_id"}
+    if route.body is not None and request.can_read_body:
+        content_type = request.content_type
+        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            form = await request.post()
+            data.update({k: _form_value(v) for k, v in form.items()})
+        else:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = msgspec.json.decode(raw)
+                except msgspec.DecodeError as exc:
+                    raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
+                if not isinstance(body, dict):
+                    raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+                data.update(body)
+    data.update({k: v for k, v in request.match_info.items() if k != "session_id"})
+    data.pop("op", None)
+    return data
+
+
+def build_operation(route: OpRoute, data: dict[str, Any]) -> ops.Op:
+    """Validate; form and query values are strings, so numbers and booleans are coerced."""
+    for name in route.media:
+        if data.get(name) in ("", None):
+            data.pop(name, None)
+    try:
+        return msgspec.convert(data, route.op, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"invalid request: {exc}") from exc
+
+
+async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Upload:
+    """Download ``*_url`` media, refusing anything over the body limit (413)."""
+    limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
+    if not url.startswith(("http://", "https://")):
+        raise ApiError(400, "VALIDATION_ERROR", f"{field_name} must be an http(s) URL")
+    timeout = aiohttp.ClientTimeout(total=MEDIA_FETCH_TIMEOUT_S)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as http,
+            http.get(url) as response,
+        ):
+            if response.status != 200:
+                raise ApiError(
+                    400,
+                    "MEDIA_DOWNLOAD_FAILED",
+                    f"{field_name}: {url} answered HTTP {response.status}",
+                )
+            if (response.content_length or 0) > limit:
+                raise _too_large(field_name, limit)
+            chunks, size = [], 0
+            async for chunk in response.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(field_name, limit)
+                chunks.append(chunk)
+            filename = url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+            return ops.Upload(
+                data=b"".join(chunks),
+                filename=filename,
+                content_type=response.headers.get("Content-Type", "").split(";")[0],
+            )
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise ApiError(
+            400, "MEDIA_DOWNLOAD_FAILED", f"{field_name}: could not download {url}: {exc}"
+        ) from exc
+
+
+def _too_large(field_name: str, limit: int) -> ApiError:
+    return ApiError(
+        413, "PAYLOAD_TOO_LARGE", f"{field_name} is larger than the {limit // (1 << 20)} MB limit"
+    )
+
+
+async def resolve_media(request: web.Request, route: OpRoute, op: ops.Op) -> ops.Op:
+    for name in route.media:
+        upload, url = getattr(op, name), getattr(op, f"{name}_url", None)
+        if upload is None and url:
+            upload = await fetch_media(request, url, f"{name}_url")
+            op = msgspec.structs.replace(op, **{name: upload})
+        if upload is None and route.media_required:
+            raise ApiError(400, "VALIDATION_ERROR", f"{name} (a file) or {name}_url is required")
+        if upload is not None and not upload.data:
+            raise ApiError(400, "VALIDATION_ERROR", f"{name} is empty")
+    return op
+
+
+def render(result: p.Result) -> web.Response:
+    if not isinstance(result, p.OperationResult):
+        raise ApiError(500, p.ERR_INTERNAL, "worker answered with an unexpected result")
+    if result.content is not None:
+        headers = {}
+        if result.filename:
+            headers["Content-Disposition"] = f'attachment; filename="{result.filename}"'
+        return web.Response(
+            body=result.content,
+            headers=headers,
+            content_type=(result.content_type or "application/octet-stream").split(";")[0],
+        )
+    return envelope(result.results, message=result.message)
+
+
+async def run(request: web.Request, session_id: str, op: ops.Op, timeout: float | None) -> p.Result:
+    """Send one operation to the session's worker; worker error codes become HTTP statuses."""
+    try:
+        return await request.app[SUPERVISOR].command(session_id, p.Operation(input=op), timeout)
+    except WorkerError as exc:
+        status = OPERATION_STATUS.get(exc.code)
+        if status is None:
+            raise
+        raise ApiError(status, exc.code, exc.message) from exc
+
+
+def handler(route: OpRoute) -> Callable[[web.Request, str], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request, session_id: str) -> web.StreamResponse:
+        op = build_operation(route, await request_data(request, route))
+        if route.local is not None:
+            return await route.local(request, session_id, op)
+        op = await resolve_media(request, route, op)
+        timeout = route.timeout or (MEDIA_TIMEOUT_S if route.media else None)
+        return render(await run(request, session_id, op, timeout))
+
+    handle.__name__ = f"gowa_{route.op.__name__}"
+    handle.__doc__ = route.summary
+    return handle
+
+
+def route_table(routes: list[OpRoute]) -> list[web.RouteDef]:
+    """Every route twice (prefixed and unprefixed), as the other GoWA routes."""
+    from gowa_py.gateway.whatsapp import _both
+
+    table: list[web.RouteDef] = []
+    for route in routes:
+        _both(table, route.method, route.path, handler(route))
+    return table
+
+
+async def push_session_settings(request: web.Request, session_id: str, restart: bool) -> None:
+    """Make a PATCHed config take effect on a running worker.
+
+    A new proxy needs a new connection, so the session restarts; every other setting
+    (auto-reply, auto-read, auto-download, call reject, presence, retention) is pushed
+    live with an ``ApplySettings`` operation. A stopped session reads the saved config
+    when it starts, so there is nothing to push.
+    """
+    supervisor = request.app[SUPERVISOR]
+    runner = supervisor.runners.get(session_id)
+    if runner is None or not runner.running:
+        return
+    if restart:
+        await supervisor.restart_session(session_id)
+        return
+    settings = settings_of(supervisor.require(session_id).config)
+    try:
+        await supervisor.command(session_id, p.Operation(input=settings), 5.0)
+    except (WorkerError, WorkerUnavailable) as exc:
+        log.warning("session %s: settings saved but not pushed live: %s", session_id, exc)
+
+
+def settings_of(config: SessionConfig) -> ops.ApplySettings:
+    fields = {name: getattr(config, name) for name in ops.ApplySettings.__struct_fields__}
+    return msgspec.convert(fields, ops.ApplySettings)

@@ -1,0 +1,429 @@
+"""One msgspec struct per GoWA v9 operation: the single source of truth for its input.
+
+The gateway builds an operation from the request (path, query, JSON body or multipart
+form; field names exactly as GoWA's ``docs/openapi.yaml``), which validates it, and sends
+the same struct to the session's worker inside :class:`gowa_py.protocol.Operation`. The
+worker dispatches on the struct's type (``workers/operations.py``) and ``/openapi.json``
+is generated from these structs, so the three can never disagree.
+
+Kept free of heavy imports: the gateway, the workers and the zygote all load it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+
+Phone = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        description="Phone number with country code, or a JID (`...@s.whatsapp.net`, `@g.us`)",
+    ),
+]
+MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+GroupId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, description="Group JID (`...@g.us`)")
+]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
+Duration = Annotated[
+    int,
+    msgspec.Meta(ge=0, le=90 * 86400, description="Disappearing-message timer in seconds"),
+]
+Participants = Annotated[
+    list[Annotated[str, msgspec.Meta(min_length=1)]], msgspec.Meta(min_length=1)
+]
+
+
+class Upload(msgspec.Struct, frozen=True):
+    """A file from a multipart form field or fetched from its ``*_url`` by the gateway."""
+
+    data: bytes
+    filename: str = ""
+    content_type: str = ""
+
+
+class Op(msgspec.Struct, frozen=True, tag=True, tag_field="op", kw_only=True):
+    """Base of every operation; the tag (class name) selects the worker's handler."""
+
+
+# --------------------------------------------------------------------------- app
+
+
+class PasskeyStatus(Op, kw_only=True):
+    """``GET /app/passkey``."""
+
+
+class PasskeyResponse(Op, kw_only=True):
+    """``POST /app/passkey/response``: a WebAuthn assertion for a pending passkey login."""
+
+    id: str
+    rawId: str  # GoWA's (WebAuthn's) field name
+    type: str
+    response: dict[str, Any]
+
+
+class PasskeyConfirm(Op, kw_only=True):
+    """``POST /app/passkey/confirm``."""
+
+
+# -------------------------------------------------------------------------- user
+
+
+class UserInfo(Op, kw_only=True):
+    phone: Phone
+
+
+class UserAvatar(Op, kw_only=True):
+    phone: Phone
+    is_preview: bool = False
+    is_community: bool = False
+
+
+class ChangeAvatar(Op, kw_only=True):
+    avatar: Upload
+
+
+class ChangePushName(Op, kw_only=True):
+    push_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class MyPrivacy(Op, kw_only=True):
+    pass
+
+
+class MyGroups(Op, kw_only=True):
+    pass
+
+
+class MyNewsletters(Op, kw_only=True):
+    pass
+
+
+class MyContacts(Op, kw_only=True):
+    pass
+
+
+class UserCheck(Op, kw_only=True):
+    phone: Phone
+
+
+class BusinessProfile(Op, kw_only=True):
+    phone: Phone
+
+
+# -------------------------------------------------------------------------- send
+
+
+class SendBase(Op, kw_only=True):
+    phone: Phone
+    is_forwarded: bool = False
+    duration: Duration | None = None
+
+
+class SendMessage(SendBase, kw_only=True):
+    message: Text
+    reply_message_id: str | None = None
+    mentions: list[str] = []
+
+
+class SendImage(SendBase, kw_only=True):
+    caption: str | None = None
+    reply_message_id: str | None = None
+    view_once: bool = False
+    image: Upload | None = None
+    image_url: str | None = None
+    compress: bool = False
+    hd: bool = False
+
+
+class SendAudio(SendBase, kw_only=True):
+    audio: Upload | None = None
+    audio_url: str | None = None
+    ptt: bool = False
+    reply_message_id: str | None = None
+
+
+class SendFile(SendBase, kw_only=True):
+    caption: str | None = None
+    reply_message_id: str | None = None
+    file: Upload | None = None
+    file_url: str | None = None
+
+
+class SendSticker(SendBase, kw_only=True):
+    sticker: Upload | None = None
+    sticker_url: str | None = None
+
+
+class SendVideo(SendBase, kw_only=True):
+    caption: str | None = None
+    reply_message_id: str | None = None
+    view_once: bool = False
+    video: Upload | None = None
+    video_url: str | None = None
+    compress: bool = False
+    hd: bool = False
+    gif_playback: bool = False
+
+
+class SendContact(SendBase, kw_only=True):
+    contact_name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    contact_phone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class SendLink(SendBase, kw_only=True):
+    link: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=4096)]
+    caption: str = ""
+
+
+class SendLocation(SendBase, kw_only=True):
+    latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+
+
+class SendPoll(Op, kw_only=True):
+    phone: Phone
+    question: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    options: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+        msgspec.Meta(min_length=2, max_length=12),
+    ]
+    max_answer: Annotated[int, msgspec.Meta(ge=1, le=12)]
+    duration: Duration | None = None
+
+
+class SendPresence(Op, kw_only=True):
+    type: Literal["available", "unavailable"]
+    is_forwarded: bool = False
+
+
+class SendChatPresence(Op, kw_only=True):
+    phone: Phone
+    action: Literal["start", "stop"]
+
+
+# ----------------------------------------------------------------------- message
+
+
+class MessageTarget(Op, kw_only=True):
+    message_id: MessageId
+    phone: Phone
+
+
+class RevokeMessage(MessageTarget, kw_only=True):
+    pass
+
+
+class DeleteMessage(MessageTarget, kw_only=True):
+    pass
+
+
+class ReactMessage(MessageTarget, kw_only=True):
+    emoji: Annotated[str, msgspec.Meta(max_length=32, description="empty removes a reaction")]
+
+
+class UpdateMessage(MessageTarget, kw_only=True):
+    message: Text
+
+
+class StarMessage(MessageTarget, kw_only=True):
+    pass
+
+
+class UnstarMessage(MessageTarget, kw_only=True):
+    pass
+
+
+class ForwardMessage(MessageTarget, kw_only=True):
+    duration: Duration | None = None
+    force_reupload: bool = False
+
+
+class DownloadMessage(MessageTarget, kw_only=True):
+    pass
+
+
+class RejectCall(Op, kw_only=True):
+    caller_jid: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+# -------------------------------------------------------------------------- chat
+
+Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
+Offset = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class ListChats(Op, kw_only=True):
+    limit: Limit = 25
+    offset: Offset = 0
+    search: str = ""
+    has_media: bool = False
+    archived: bool | None = None
+
+
+class ChatMessages(Op, kw_only=True):
+    chat_jid: Phone
+    limit: Limit = 50
+    offset: Offset = 0
+    start_time: str | None = None
+    end_time: str | None = None
+    media_only: bool = False
+    is_from_me: bool | None = None
+    search: str = ""
+
+
+class PinChat(Op, kw_only=True):
+    chat_jid: Phone
+    pinned: bool
+
+
+class SetDisappearing(Op, kw_only=True):
+    chat_jid: Phone
+    timer_seconds: Annotated[
+        int, msgspec.Meta(description="0 (off), 86400, 604800 or 7776000", ge=0)
+    ]
+
+
+class ArchiveChat(Op, kw_only=True):
+    chat_jid: Phone
+    archived: bool
+
+
+# ------------------------------------------------------------------------- group
+
+
+class GroupRef(Op, kw_only=True):
+    group_id: GroupId
+
+
+class GroupInfo(GroupRef, kw_only=True):
+    pass
+
+
+class CreateGroup(Op, kw_only=True):
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    participants: list[Annotated[str, msgspec.Meta(min_length=1)]] = []
+
+
+class GroupParticipants(GroupRef, kw_only=True):
+    pass
+
+
+class ExportGroupParticipants(GroupRef, kw_only=True):
+    pass
+
+
+class ManageParticipants(GroupRef, kw_only=True):
+    participants: Participants
+
+
+class AddParticipants(ManageParticipants, kw_only=True):
+    pass
+
+
+class RemoveParticipants(ManageParticipants, kw_only=True):
+    pass
+
+
+class PromoteParticipants(ManageParticipants, kw_only=True):
+    pass
+
+
+class DemoteParticipants(ManageParticipants, kw_only=True):
+    pass
+
+
+class JoinGroupWithLink(Op, kw_only=True):
+    link: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class GroupInfoFromLink(Op, kw_only=True):
+    link: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class GroupRequests(GroupRef, kw_only=True):
+    pass
+
+
+class ApproveGroupRequests(ManageParticipants, kw_only=True):
+    pass
+
+
+class RejectGroupRequests(ManageParticipants, kw_only=True):
+    pass
+
+
+class LeaveGroup(GroupRef, kw_only=True):
+    pass
+
+
+class SetGroupPhoto(GroupRef, kw_only=True):
+    photo: Upload | None = None
+
+
+class SetGroupName(GroupRef, kw_only=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class SetGroupLocked(GroupRef, kw_only=True):
+    locked: bool
+
+
+class SetGroupAnnounce(GroupRef, kw_only=True):
+    announce: bool
+
+
+class SetGroupTopic(GroupRef, kw_only=True):
+    topic: Annotated[str, msgspec.Meta(max_length=2048)] = ""
+
+
+class GroupInviteLink(GroupRef, kw_only=True):
+    reset: bool = False
+
+
+# -------------------------------------------------------------------- newsletter
+
+NewsletterId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=128, description="Newsletter JID (`@newsletter`)")
+]
+
+
+class UnfollowNewsletter(Op, kw_only=True):
+    newsletter_id: NewsletterId
+
+
+class NewsletterMessages(Op, kw_only=True):
+    newsletter_id: NewsletterId
+    count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
+    before: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+# ------------------------------------------------------------- session settings
+
+
+class ApplySettings(Op, kw_only=True):
+    """Push changed per-session settings to a running worker (``PATCH /api/sessions/{id}``)."""
+
+    auto_reply: str | None = None
+    auto_mark_read: bool = False
+    auto_download_media: bool = True
+    auto_reject_call: bool = False
+    presence_on_connect: str = "available"
+    chat_retention_days: int | None = None
+
+
+OPERATIONS: tuple[type[Op], ...] = tuple(
+    cls
+    for cls in list(globals().values())
+    if isinstance(cls, type)
+    and issubclass(cls, Op)
+    and cls is not Op
+    and not cls.__name__.endswith(("Base", "Target", "Ref"))
+    and cls is not ManageParticipants
+)
+
+OperationInput = Union[OPERATIONS]  # type: ignore[valid-type]  # noqa: UP007

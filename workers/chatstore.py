@@ -1,0 +1,405 @@
+"""Per-session chat storage in ``chats.db``: chats, messages, reactions, receipts.
+
+GoWA keeps chats and messages in its own database so ``/chats`` and
+``/chat/{jid}/messages`` answer without asking WhatsApp; this is the per-session
+equivalent. The worker owns the file (WAL, so the event log's connection and this one
+coexist). The raw message protobuf is kept too: forward, download and reactions need
+the original message, and WhatsApp will not hand it out again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workers.timefmt import rfc3339
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS chats (
+    jid TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    last_message_time REAL,
+    ephemeral_expiration INTEGER NOT NULL DEFAULT 0,
+    archived INTEGER NOT NULL DEFAULT 0,
+    pinned INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id TEXT NOT NULL,
+    chat_jid TEXT NOT NULL,
+    sender_jid TEXT NOT NULL DEFAULT '',
+    sender_name TEXT NOT NULL DEFAULT '',
+    content TEXT NOT NULL DEFAULT '',
+    timestamp REAL NOT NULL,
+    is_from_me INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT '',
+    media_type TEXT NOT NULL DEFAULT '',
+    mimetype TEXT NOT NULL DEFAULT '',
+    filename TEXT NOT NULL DEFAULT '',
+    url TEXT NOT NULL DEFAULT '',
+    file_length INTEGER NOT NULL DEFAULT 0,
+    media_path TEXT NOT NULL DEFAULT '',
+    edited INTEGER NOT NULL DEFAULT 0,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    starred INTEGER NOT NULL DEFAULT 0,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    raw BLOB,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (chat_jid, id)
+);
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (chat_jid, timestamp);
+CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
+CREATE TABLE IF NOT EXISTS reactions (
+    chat_jid TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    sender_jid TEXT NOT NULL,
+    emoji TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    PRIMARY KEY (chat_jid, message_id, sender_jid)
+);
+"""
+
+# A receipt only ever moves a message forward: a late "delivered" never undoes "read".
+STATUS_RANK = {"": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
+PRUNE_INTERVAL_S = 3600
+
+
+class ChatStore:
+    """Thread-safe access to the chat tables (neonize calls back from Go threads)."""
+
+    def __init__(self, path: Path, retention_days: int | None = None) -> None:
+        self.retention_days = retention_days
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._pruned_at = 0.0
+        self.prune()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def _touch_chat(
+        self, db: sqlite3.Connection, jid: str, timestamp: float | None, name: str = ""
+    ) -> None:
+        now = time.time()
+        db.execute(
+            "INSERT INTO chats (jid, name, last_message_time, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (jid) DO UPDATE SET "
+            "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE chats.name END, "
+            "last_message_time = MAX(COALESCE(chats.last_message_time, 0), "
+            "COALESCE(excluded.last_message_time, 0)), updated_at = excluded.updated_at",
+            (jid, name, timestamp, now, now),
+        )
+
+    def add_message(
+        self,
+        *,
+        id: str,
+        chat_jid: str,
+        sender_jid: str,
+        timestamp: float,
+        is_from_me: bool,
+        content: str = "",
+        sender_name: str = "",
+        chat_name: str = "",
+        status: str = "",
+        media: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+    ) -> None:
+        """Insert a message (or refresh it when WhatsApp delivers it again)."""
+        media = media or {}
+        now = time.time()
+        with self._tx() as db:
+            self._touch_chat(db, chat_jid, timestamp, chat_name)
+            db.execute(
+                "INSERT INTO messages (id, chat_jid, sender_jid, sender_name, content, timestamp, "
+                "is_from_me, status, media_type, mimetype, filename, url, file_length, "
+                "media_path, raw, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (chat_jid, id) DO UPDATE SET content = excluded.content, "
+                "raw = COALESCE(excluded.raw, messages.raw), updated_at = excluded.updated_at",
+                (
+                    id,
+                    chat_jid,
+                    sender_jid,
+                    sender_name,
+                    content,
+                    timestamp,
+                    int(is_from_me),
+                    status,
+                    media.get("media_type", ""),
+                    media.get("mimetype", ""),
+                    media.get("filename", ""),
+                    media.get("url", ""),
+                    int(media.get("file_length") or 0),
+                    media.get("media_path", ""),
+                    raw,
+                    now,
+                    now,
+                ),
+            )
+        if now - self._pruned_at > PRUNE_INTERVAL_S:
+            self.prune()
+
+    def set_status(self, message_ids: list[str], status: str) -> None:
+        """Apply a receipt to our own messages (never downgrading their status)."""
+        rank = STATUS_RANK.get(status, 0)
+        lower = [name for name, value in STATUS_RANK.items() if value < rank]
+        if not message_ids or not lower:
+            return
+        ids = ",".join("?" * len(message_ids))
+        states = ",".join("?" * len(lower))
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE messages SET status = ?, updated_at = ? WHERE is_from_me = 1 "
+                f"AND id IN ({ids}) AND status IN ({states})",
+                (status, time.time(), *message_ids, *lower),
+            )
+
+    def set_reaction(
+        self, chat_jid: str, message_id: str, sender_jid: str, emoji: str, timestamp: float
+    ) -> None:
+        with self._tx() as db:
+            if emoji:
+                db.execute(
+                    "INSERT INTO reactions VALUES (?, ?, ?, ?, ?) ON CONFLICT "
+                    "(chat_jid, message_id, sender_jid) DO UPDATE SET emoji = excluded.emoji, "
+                    "timestamp = excluded.timestamp",
+                    (chat_jid, message_id, sender_jid, emoji, timestamp),
+                )
+            else:
+                db.execute(
+                    "DELETE FROM reactions WHERE chat_jid = ? AND message_id = ? "
+                    "AND sender_jid = ?",
+                    (chat_jid, message_id, sender_jid),
+                )
+
+    def edit(self, chat_jid: str, message_id: str, content: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET content = ?, edited = 1, updated_at = ? "
+                "WHERE chat_jid = ? AND id = ?",
+                (content, time.time(), chat_jid, message_id),
+            )
+
+    def revoke(self, chat_jid: str, message_id: str) -> None:
+        """A message deleted for everyone keeps its row (and reactions) but loses its content."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE messages SET content = '', revoked = 1, raw = NULL, updated_at = ? "
+                "WHERE chat_jid = ? AND id = ?",
+                (time.time(), chat_jid, message_id),
+            )
+
+    def delete(self, chat_jid: str, message_id: str) -> None:
+        """Deleted for me: gone from the chat history."""
+        with self._tx() as db:
+            db.execute("DELETE FROM messages WHERE chat_jid = ? AND id = ?", (chat_jid, message_id))
+            db.execute(
+                "DELETE FROM reactions WHERE chat_jid = ? AND message_id = ?",
+                (chat_jid, message_id),
+            )
+
+    def set_flag(self, chat_jid: str, message_id: str, flag: str, value: Any) -> None:
+        if flag not in ("starred", "media_path"):
+            raise ValueError(flag)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE messages SET {flag} = ?, updated_at = ? WHERE chat_jid = ? AND id = ?",
+                (value, time.time(), chat_jid, message_id),
+            )
+
+    def set_chat(self, jid: str, **fields: Any) -> None:
+        """Update chat attributes (pinned, archived, ephemeral_expiration, name)."""
+        allowed = {"pinned", "archived", "ephemeral_expiration", "name"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(sorted(fields))
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            self._touch_chat(db, jid, None)
+            db.execute(
+                f"UPDATE chats SET {assignments}, updated_at = ? WHERE jid = ?",
+                (*fields.values(), time.time(), jid),
+            )
+
+    def prune(self) -> int:
+        """Drop messages older than the retention (and chats left without messages)."""
+        self._pruned_at = time.time()
+        if not self.retention_days:
+            return 0
+        cutoff = time.time() - self.retention_days * 86400
+        with self._tx() as db:
+            removed = db.execute("DELETE FROM messages WHERE timestamp < ?", (cutoff,)).rowcount
+            db.execute("DELETE FROM reactions WHERE timestamp < ?", (cutoff,))
+            db.execute(
+                "DELETE FROM chats WHERE COALESCE(last_message_time, 0) < ? AND pinned = 0 "
+                "AND jid NOT IN (SELECT DISTINCT chat_jid FROM messages)",
+                (cutoff,),
+            )
+        return removed
+
+    # ------------------------------------------------------------------- reads
+
+    def message(self, message_id: str, chat_jid: str | None = None) -> dict[str, Any] | None:
+        """One stored message by id (in ``chat_jid`` when given), raw protobuf included."""
+        query = "SELECT * FROM messages WHERE id = ?"
+        args: tuple[Any, ...] = (message_id,)
+        if chat_jid:
+            query += " AND chat_jid = ?"
+            args += (chat_jid,)
+        with self._lock:
+            row = self._db.execute(query + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
+        return dict(row) if row else None
+
+    def chat(self, jid: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM chats WHERE jid = ?", (jid,)).fetchone()
+        return _chat_json(row) if row else None
+
+    def chats(
+        self,
+        limit: int,
+        offset: int,
+        search: str = "",
+        has_media: bool = False,
+        archived: bool | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = ["1 = 1"], []
+        if search:
+            where.append("(name LIKE ? OR jid LIKE ?)")
+            args += [f"%{search}%", f"%{search}%"]
+        if has_media:
+            where.append(
+                "jid IN (SELECT chat_jid FROM messages WHERE media_type != '' AND revoked = 0)"
+            )
+        if archived is not None:
+            where.append("archived = ?")
+            args.append(int(archived))
+        clause = " AND ".join(where)
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM chats WHERE {clause}", args)
+            count = int(total.fetchone()[0])
+            rows = self._db.execute(
+                f"SELECT * FROM chats WHERE {clause} ORDER BY pinned DESC, "
+                "COALESCE(last_message_time, 0) DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+        return [_chat_json(row) for row in rows], count
+
+    def messages(
+        self,
+        chat_jid: str,
+        limit: int,
+        offset: int,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        media_only: bool = False,
+        is_from_me: bool | None = None,
+        search: str = "",
+    ) -> tuple[list[dict[str, Any]], int]:
+        where, args = ["chat_jid = ?"], [chat_jid]
+        if start is not None:
+            where.append("timestamp >= ?")
+            args.append(start)
+        if end is not None:
+            where.append("timestamp <= ?")
+            args.append(end)
+        if media_only:
+            where.append("media_type != ''")
+        if is_from_me is not None:
+            where.append("is_from_me = ?")
+            args.append(int(is_from_me))
+        if search:
+            where.append("content LIKE ?")
+            args.append(f"%{search}%")
+        clause = " AND ".join(where)
+        with self._lock:
+            count = int(
+                self._db.execute(f"SELECT COUNT(*) FROM messages WHERE {clause}", args).fetchone()[
+                    0
+                ]
+            )
+            rows = self._db.execute(
+                f"SELECT * FROM messages WHERE {clause} ORDER BY timestamp DESC LIMIT ? OFFSET ?",
+                (*args, limit, offset),
+            ).fetchall()
+            reactions: dict[str, list[dict[str, Any]]] = {}
+            if rows:
+                marks = ",".join("?" * len(rows))
+                for reaction in self._db.execute(
+                    f"SELECT * FROM reactions WHERE chat_jid = ? AND message_id IN ({marks}) "
+                    "ORDER BY timestamp",
+                    (chat_jid, *(row["id"] for row in rows)),
+                ):
+                    reactions.setdefault(reaction["message_id"], []).append(
+                        {
+                            "emoji": reaction["emoji"],
+                            "sender_jid": reaction["sender_jid"],
+                            "timestamp": rfc3339(reaction["timestamp"]),
+                        }
+                    )
+        return [_message_json(row, reactions.get(row["id"], [])) for row in rows], count
+
+
+def _chat_json(row: sqlite3.Row) -> dict[str, Any]:
+    """GoWA's chat shape (``ChatListResponse.results.data[]``) plus ``pinned``."""
+    return {
+        "jid": row["jid"],
+        "name": row["name"],
+        "last_message_time": rfc3339(row["last_message_time"]) if row["last_message_time"] else "",
+        "ephemeral_expiration": row["ephemeral_expiration"],
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+        "archived": bool(row["archived"]),
+        "pinned": bool(row["pinned"]),
+    }
+
+
+def _message_json(row: sqlite3.Row, reactions: list[dict[str, Any]]) -> dict[str, Any]:
+    """GoWA's message shape (``ChatMessagesResponse.results.data[]``) plus our flags."""
+    return {
+        "id": row["id"],
+        "chat_jid": row["chat_jid"],
+        "sender_jid": row["sender_jid"],
+        "sender_display_name": row["sender_name"],
+        "content": row["content"],
+        "timestamp": rfc3339(row["timestamp"]),
+        "is_from_me": bool(row["is_from_me"]),
+        "media_type": row["media_type"],
+        "filename": row["filename"],
+        "url": row["url"],
+        "file_length": row["file_length"],
+        "reactions": reactions,
+        "status": row["status"],
+        "is_edited": bool(row["edited"]),
+        "is_revoked": bool(row["revoked"]),
+        "is_starred": bool(row["starred"]),
+        "created_at": rfc3339(row["created_at"]),
+        "updated_at": rfc3339(row["updated_at"]),
+    }

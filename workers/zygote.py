@@ -15,7 +15,9 @@ Why a small zygote of our own rather than ``multiprocessing``'s forkserver:
   register the ``neonize`` package object without executing it, import what
   ``neonize.client``, ``neonize._binder``, ``neonize/__init__`` and ``workers.session``
   import, and each child executes the package ``__init__`` (and so loads the library)
-  after the fork, once ``SSL_CERT_FILE`` and the Go settings are in its environment.
+  after the fork. Go reads the environment block the process was exec'd with, so what
+  Go must see (``GOMAXPROCS``, ``SSL_CERT_FILE`` of the sandbox) is in the zygote's own
+  exec environment; per-worker variables only matter to Python.
 
 Protocol, over one ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one JSON object per packet):
 gateway -> zygote ``{"op": "spawn", "req", "env", "cwd"}`` with the log fd attached;

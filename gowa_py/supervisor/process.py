@@ -70,8 +70,14 @@ def _open_log(session_dir: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-def go_env(settings: Settings | None) -> dict[str, str]:
-    """Go runtime settings for a worker; a value set in the gateway's environment wins."""
+def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> dict[str, str]:
+    """Environment the Go runtime in a worker must see, so it goes in at ``exec`` time.
+
+    A Go c-shared library reads the environment block that follows ``argv`` (the one the
+    process was exec'd with), not later ``putenv`` calls that add a variable; so these are
+    set in the zygote's (or the plain worker's) exec environment. A GO* value already set
+    in the gateway's environment wins.
+    """
     values = {
         # One Go scheduler thread is plenty for one session and keeps idle workers small.
         "GOMAXPROCS": "1",
@@ -81,7 +87,10 @@ def go_env(settings: Settings | None) -> dict[str, str]:
             values["GOGC"] = str(settings.worker_gogc)
         if settings.worker_gomemlimit:
             values["GOMEMLIMIT"] = settings.worker_gomemlimit
-    return {name: value for name, value in values.items() if name not in os.environ}
+    env = {name: value for name, value in values.items() if name not in os.environ}
+    if sandbox is not None:
+        env["SSL_CERT_FILE"] = os.path.abspath(sandbox.ca_file)
+    return env
 
 
 # ------------------------------------------------------------ forked workers
@@ -159,7 +168,7 @@ class Zygote:
     def alive(self) -> bool:
         return self.process is not None and self.process.returncode is None
 
-    async def start(self) -> None:
+    async def start(self, env: dict[str, str]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -170,6 +179,7 @@ class Zygote:
                 str(os.getpid()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
+                env={**os.environ, **env},
             )
         except BaseException:
             ours.close()
@@ -284,6 +294,7 @@ class Launcher:
 
     def __init__(self) -> None:
         self.settings: Settings | None = None
+        self.sandbox: p.SandboxConfig | None = None
         self._zygote: Zygote | None = None
         self._starting: asyncio.Task[Zygote] | None = None
         self._watch: asyncio.Task[None] | None = None
@@ -300,8 +311,9 @@ class Launcher:
             return None
         return zygote.process.pid
 
-    def configure(self, settings: Settings) -> None:
+    def configure(self, settings: Settings, sandbox: p.SandboxConfig | None) -> None:
         self.settings = settings
+        self.sandbox = sandbox
 
     async def start(self) -> None:
         """Start the zygote now (in zygote mode) so the first session does not wait for it."""
@@ -320,7 +332,7 @@ class Launcher:
             await zygote.close()
 
     async def spawn(self, config: p.WorkerConfig) -> WorkerProcess:
-        env = {CONFIG_ENV: p.encode_config(config), **go_env(self.settings)}
+        env = {CONFIG_ENV: p.encode_config(config)}
         log_fd = _open_log(Path(config.session_dir))
         try:
             if self.mode == "zygote":
@@ -333,7 +345,7 @@ class Launcher:
                 sys.executable,
                 "-m",
                 "workers",
-                env={**os.environ, **env},
+                env={**os.environ, **runtime_env(self.settings, self.sandbox), **env},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
@@ -364,7 +376,7 @@ class Launcher:
             else:  # left over from an event loop that has ended (tests)
                 old.abandon()
         zygote = Zygote(loop)
-        await zygote.start()
+        await zygote.start(runtime_env(self.settings, self.sandbox))
         self._zygote = zygote
         self._closing = False
         if self._watch is None or self._watch.done() or self._watch.get_loop() is not loop:
@@ -396,9 +408,9 @@ class Launcher:
 launcher = Launcher()
 
 
-def configure(settings: Settings) -> None:
+def configure(settings: Settings, sandbox: p.SandboxConfig | None = None) -> None:
     """Use these settings for every later :func:`spawn` (called by the supervisor)."""
-    launcher.configure(settings)
+    launcher.configure(settings, sandbox)
 
 
 async def spawn(config: p.WorkerConfig) -> WorkerProcess:

@@ -62,6 +62,7 @@ class Supervisor:
         self._listeners: list[Listener] = []
         self._durable: list[Listener] = []
         self._stalled: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._sampler = Sampler()
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
@@ -71,7 +72,7 @@ class Supervisor:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        proc.configure(self.settings)
+        proc.configure(self.settings, self.sandbox)
         await self.sockets.start()
         await proc.launcher.start()
         for record in self.registry.all():
@@ -128,6 +129,8 @@ class Supervisor:
             chat_retention_days=record.config.chat_retention_days,
             sandbox=self.sandbox,
             log_level=self.settings.worker_log_level.upper(),
+            qr_limit=self.settings.qr_limit,
+            silence_timeout_s=self.settings.silence_timeout,
         )
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -287,6 +290,14 @@ class Supervisor:
                 self._stalled.add(event.session_id)
                 raise
 
+    async def _park(self, session_id: str, reason: str) -> None:
+        """Stop a session that should not run on (its QR codes expired), keeping why."""
+        runner = self.runners.get(session_id)
+        if runner is None:
+            return
+        self.registry.set_desired(session_id, "stopped")
+        await runner.stop(p.SessionState.STOPPED, reason)
+
     async def _catch_up(self, session_id: str, after_seq: int | None = None) -> None:
         lock = self._event_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
@@ -338,6 +349,11 @@ class Supervisor:
             self.registry.set_activity(session_id, event.timestamp)
         await self._dispatch(event, strict=True)
         self.registry.set_event_seq(session_id, event.seq)
+        if event.name == "session.qr_expired":
+            message = str(event.payload.get("message") or "QR codes expired")
+            task = asyncio.create_task(self._park(session_id, message))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # -------------------------------------------------------------- metrics
 

@@ -1,0 +1,318 @@
+"""What the benchmark scripts share: processes on free ports, pairing through the sandbox,
+memory readings and result files.
+
+Every process is started in its own process group and killed (group and all) on exit,
+including Ctrl-C, so a benchmark never leaves a gateway, zygote or worker behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench-results"
+GOWA = [sys.executable, "-m", "gowa_py"]
+MB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (no interpolation), 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(pct / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def write_result(name: str, data: Any, meta: dict[str, Any]) -> Path:
+    """``bench-results/<name>-<timestamp>.json`` plus ``<name>-latest.json``."""
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    body = json.dumps({"result": data, "meta": meta}, indent=2)
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(body)
+    (RESULTS / f"{name}-latest.json").write_text(body)
+    return path
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [[_fmt(row.get(col)) for col in columns] for row in rows]
+    widths = [max(len(col), *(len(c[i]) for c in cells)) for i, col in enumerate(columns)]
+    lines = ["  ".join(col.ljust(w) for col, w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(cell, widths, strict=True)) for cell in cells]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "" if value is None else str(value)
+
+
+# ------------------------------------------------------------------ processes
+
+
+@dataclass
+class Stack:
+    """The sandbox and a gateway (as subprocesses), in a temporary directory."""
+
+    sandbox_url: str | None = None
+    gateway_url: str = ""
+    gateway_env: dict[str, str] = field(default_factory=dict)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gowa-bench-")))
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    gateway: subprocess.Popen[bytes] | None = None
+
+    def _start(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> Any:
+        log = (self.workdir / log_name).open("ab")
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        self.processes.append(process)
+        return process
+
+    def start_sandbox(self) -> str:
+        port = free_port()
+        self._start(
+            [*GOWA, "sim", "serve", "--port", str(port), "--data-dir", str(self.workdir / "sim")],
+            "sandbox.log",
+        )
+        self.sandbox_url = f"http://127.0.0.1:{port}"
+        _wait_http(self.sandbox_url + "/sim/healthz", 30, self.workdir / "sandbox.log")
+        return self.sandbox_url
+
+    def start_gateway(self, extra: list[str] | None = None) -> str:
+        port = free_port()
+        args = [*GOWA, "serve", "--port", str(port), "--data-dir", str(self.workdir / "gw")]
+        if self.sandbox_url:
+            args += ["--sandbox", self.sandbox_url]
+        env = {"GOWA_LOG_LEVEL": "WARNING", "GOWA_WORKER_LOG_LEVEL": "WARNING"}
+        self.gateway = self._start(args + (extra or []), "gateway.log", {**env, **self.gateway_env})
+        self.gateway_url = f"http://127.0.0.1:{port}"
+        _wait_http(self.gateway_url + "/readyz", 60, self.workdir / "gateway.log")
+        return self.gateway_url
+
+    def gateway_tree(self) -> dict[str, list[psutil.Process]]:
+        """The gateway, its zygote(s) and its workers."""
+        assert self.gateway is not None
+        root = psutil.Process(self.gateway.pid)
+        tree: dict[str, list[psutil.Process]] = {"gateway": [root], "zygote": [], "worker": []}
+        for process in root.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if process.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                if process.name() == "gowa-zygote":
+                    tree["zygote"].append(process)
+                else:
+                    tree["worker"].append(process)
+        return tree
+
+    def close(self) -> None:
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(10)
+        # Workers forked by a zygote share its process group; anything left is ours.
+        marker = str(self.workdir)
+        for process in psutil.process_iter(["pid"]):
+            with contextlib.suppress(psutil.Error):
+                if process.cwd().startswith(marker):
+                    process.kill()
+
+    def __enter__(self) -> Stack:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _wait_http(url: str, timeout: float, log: Path) -> None:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), opener.open(url, timeout=2) as response:
+            if response.status == 200:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout} s; see {log}")
+
+
+# ------------------------------------------------------------------ memory
+
+
+@dataclass(frozen=True)
+class Memory:
+    rss: int
+    pss: int
+    uss: int
+
+
+def memory(processes: Iterable[psutil.Process]) -> list[Memory]:
+    found = []
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            info = process.memory_full_info()
+            found.append(Memory(info.rss, info.pss, info.uss))
+    return found
+
+
+def total_pss(readings: Iterable[Memory]) -> int:
+    return sum(m.pss for m in readings)
+
+
+# ------------------------------------------------------------------ sessions
+
+
+class Api:
+    """A small asynchronous client for the gateway and the sandbox."""
+
+    def __init__(self, gateway_url: str, sandbox_url: str | None, connections: int = 100) -> None:
+        self.gateway_url = gateway_url
+        self.sandbox_url = sandbox_url
+        self._connections = connections
+        self.http: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Api:
+        connector = aiohttp.TCPConnector(limit=self._connections)
+        self.http = aiohttp.ClientSession(
+            connector=connector, trust_env=False, timeout=aiohttp.ClientTimeout(total=60)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.http is not None
+        await self.http.close()
+
+    async def call(self, method: str, url: str, body: Any = None) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.request(method, url, json=body) as response:
+            try:
+                payload = await response.json(content_type=None)
+            except ValueError:
+                payload = None
+            return response.status, payload
+
+    async def gw(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return await self.call(method, self.gateway_url + path, body)
+
+    async def sim(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        assert self.sandbox_url, "this step needs the sandbox"
+        return await self.call(method, self.sandbox_url + path, body)
+
+    async def status(self, session_id: str) -> str:
+        status, body = await self.gw("GET", f"/api/sessions/{session_id}")
+        return body["results"]["status"] if status == 200 else f"HTTP {status}"
+
+    async def wait_status(
+        self, session_id: str, wanted: set[str], timeout: float, interval: float = 0.02
+    ) -> float:
+        """Seconds until the session reaches one of ``wanted``."""
+        started = time.monotonic()
+        last = ""
+        while time.monotonic() - started < timeout:
+            last = await self.status(session_id)
+            if last in wanted:
+                return time.monotonic() - started
+            await asyncio.sleep(interval)
+        raise TimeoutError(f"{session_id} stayed {last}, not {wanted}, for {timeout} s")
+
+    async def create(self, session_id: str, start: bool = True) -> None:
+        status, body = await self.gw(
+            "POST", "/api/sessions", {"session_id": session_id, "start": start}
+        )
+        if status != 201:
+            raise RuntimeError(f"creating {session_id}: {status} {body}")
+
+    async def wait_qr(self, session_id: str, timeout: float = 60) -> str:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            status, body = await self.gw("GET", f"/api/{session_id}/app/login")
+            code = (body or {}).get("results") or {}
+            if status == 200 and code.get("qr_code"):
+                return str(code["qr_code"])
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no QR for {session_id} in {timeout} s")
+
+    async def pair(self, session_id: str, phone: str, timeout: float = 120) -> None:
+        """Create a phone and a session, scan the session's QR, wait for CONNECTED."""
+        status, body = await self.sim(
+            "POST", "/sim/phones", {"phone": phone, "push_name": f"Bench {session_id}"}
+        )
+        if status not in (200, 201):
+            raise RuntimeError(f"creating phone {phone}: {status} {body}")
+        await self.create(session_id)
+        qr = await self.wait_qr(session_id, timeout)
+        status, body = await self.sim("POST", f"/sim/phones/{phone}/scan", {"qr": qr})
+        if status not in (200, 201):
+            raise RuntimeError(f"scanning for {session_id}: {status} {body}")
+        await self.wait_status(session_id, {"CONNECTED"}, timeout, interval=0.2)
+
+    async def pair_many(self, ids: list[str], parallel: int = 10) -> None:
+        slots = asyncio.Semaphore(parallel)
+
+        async def one(n: int, session_id: str) -> None:
+            async with slots:
+                await self.pair(session_id, phone_number(n))
+
+        await asyncio.gather(*(one(n, sid) for n, sid in enumerate(ids)))
+
+
+def phone_number(n: int) -> str:
+    return f"5511{900000000 + n}"
+
+
+def session_ids(count: int, prefix: str = "b") -> list[str]:
+    return [f"{prefix}{n:03d}" for n in range(count)]
+
+
+@contextlib.contextmanager
+def timer() -> Iterator[list[float]]:
+    box: list[float] = []
+    started = time.perf_counter()
+    try:
+        yield box
+    finally:
+        box.append(time.perf_counter() - started)

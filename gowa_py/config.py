@@ -36,6 +36,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     health_failures: int = 3
     crash_limit: int = 5
     crash_window: float = 300.0
+    qr_limit: int = 6
+    silence_timeout: float = 180.0
+    max_pairing: int = 20
     webhook_url: str | None = None
     webhook_secret: str = "secret"
     webhook_events: str | None = None

@@ -59,6 +59,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     sandbox: SandboxConfig | None = None
     log_level: str = "INFO"
     connect_backoff_cap_s: float = 60.0
+    qr_limit: int = 6
+    silence_timeout_s: float = 180.0
     event_retention: int = 10_000
     # Per-session behaviour (SessionConfig); also pushed live with operations.ApplySettings.
     auto_reply: str | None = None

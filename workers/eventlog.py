@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS events (
     id TEXT NOT NULL UNIQUE,
     name TEXT NOT NULL,
     timestamp REAL NOT NULL,
-    payload TEXT NOT NULL
+    payload TEXT NOT NULL,
+    dedupe TEXT UNIQUE
 );
 """
 
@@ -39,16 +40,28 @@ class EventLog:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._prune()
 
-    def append(self, name: str, payload: dict[str, Any]) -> p.Event:
+    def append(
+        self, name: str, payload: dict[str, Any], dedupe: str | None = None
+    ) -> p.Event | None:
+        """Record an event; None when ``dedupe`` was seen before (whatsmeow re-delivers
+        messages and receipts after a reconnect, and receivers should get them once)."""
         event_id = uuid.uuid4().hex
         now = time.time()
         with self._lock:
+            # Checked first: a refused insert would still use up an AUTOINCREMENT number,
+            # and the gateway reads a gap in the sequence as a lost event.
+            if (
+                dedupe is not None
+                and self._db.execute("SELECT 1 FROM events WHERE dedupe = ?", (dedupe,)).fetchone()
+            ):
+                return None
             cursor = self._db.execute(
-                "INSERT INTO events (id, name, timestamp, payload) VALUES (?, ?, ?, ?)",
-                (event_id, name, now, json.dumps(payload, separators=(",", ":"))),
+                "INSERT INTO events (id, name, timestamp, payload, dedupe) VALUES (?, ?, ?, ?, ?)",
+                (event_id, name, now, json.dumps(payload, separators=(",", ":")), dedupe),
             )
             seq = int(cursor.lastrowid or 0)
         return p.Event(

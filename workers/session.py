@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from neonize._binder import ProxySettings
 from neonize.client import NewClient
@@ -19,6 +19,7 @@ from neonize.events import (
     ConnectedEv,
     ConnectFailureEv,
     DisconnectedEv,
+    KeepAliveRestoredEv,
     KeepAliveTimeoutEv,
     LoggedOutEv,
     MessageEv,
@@ -34,10 +35,14 @@ from neonize.utils.jid import build_jid
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
 from workers import payloads
+from workers.watchdog import SilenceWatch
 
 log = logging.getLogger("gowa.worker.session")
 
-Emit = Callable[[str, dict[str, Any]], None]
+
+class Emit(Protocol):
+    def __call__(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> None: ...
+
 
 # whatsmeow shows the first QR code for 60 s and each following one for 20 s.
 FIRST_QR_TTL_S = 60
@@ -63,11 +68,15 @@ class WhatsAppSession:
         emit: Emit,
         proxy: str | None = None,
         backoff_cap_s: float = 60.0,
+        qr_limit: int = 6,
+        silence_timeout_s: float = 180.0,
     ) -> None:
         self.session_id = session_id
         self._emit = emit
         self._proxy = proxy
         self._backoff_cap_s = backoff_cap_s
+        self._qr_limit = qr_limit
+        self.silence = SilenceWatch(silence_timeout_s)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._restart = threading.Event()
@@ -132,11 +141,18 @@ class WhatsAppSession:
         event(StreamReplacedEv)(self._on_stream_replaced)
         event(TemporaryBanEv)(self._on_temporary_ban)
         event(KeepAliveTimeoutEv)(self._on_keepalive_timeout)
+        event(KeepAliveRestoredEv)(self._on_keepalive_restored)
         event(MessageEv)(self._on_message)
         event(ReceiptEv)(self._on_receipt)
 
     def _on_qr(self, _client: NewClient, data: bytes) -> None:
         code = data.decode()
+        with self._lock:
+            expired = self._qr_limit > 0 and self._qr_count >= self._qr_limit
+            count = self._qr_count
+        if expired:
+            self._expire_qr(count)
+            return
         with self._lock:
             ttl = FIRST_QR_TTL_S if self._qr_count == 0 else NEXT_QR_TTL_S
             self._qr_count += 1
@@ -144,6 +160,17 @@ class WhatsAppSession:
             count = self._qr_count
         self._set_state(p.SessionState.SCAN_QR_CODE)
         self._emit("session.qr", {"qr_code": code, "qr_duration": ttl, "sequence": count})
+
+    def _expire_qr(self, count: int) -> None:
+        """Nobody scanned: stop asking (WAHA #1799) instead of showing codes forever."""
+        message = (
+            f"no QR code was scanned ({count} codes shown); start the session again for fresh codes"
+        )
+        log.warning(message)
+        self._set_state(p.SessionState.STOPPED, message)
+        self._emit("session.qr_expired", {"codes": count, "message": message})
+        # Stopping the client from inside its own callback would wait on itself.
+        threading.Thread(target=self.stop, name="qr-expired", daemon=True).start()
 
     def _on_connected(self, _client: NewClient, _ev: pb.Connected) -> None:
         self._refresh_me()
@@ -191,17 +218,39 @@ class WhatsAppSession:
 
     def _on_keepalive_timeout(self, _client: NewClient, _ev: pb.KeepAliveTimeout) -> None:
         log.warning("keepalive to WhatsApp timed out")
+        self.silence.keepalive_failed(time.time())
+
+    def _on_keepalive_restored(self, _client: NewClient, _ev: pb.KeepAliveRestored) -> None:
+        log.info("keepalive to WhatsApp restored")
+        self.silence.traffic()
+
+    def check_silence(self) -> None:
+        """Reconnect a CONNECTED session whose keepalives have failed for too long."""
+        silent = self.silence.overdue(time.time())
+        if silent is None or self.state != p.SessionState.CONNECTED:
+            return
+        reason = f"no answer from WhatsApp for {silent:.0f} s (keepalives failing)"
+        log.warning("watchdog: %s; reconnecting", reason)
+        self._emit("session.watchdog", {"action": "reconnect", "reason": reason})
+        self.reconnect()
 
     def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
         self._touch()
+        self.silence.traffic()
         name, payload = payloads.message_payload(ev)
         self._notify(ev)
-        self._emit(name, payload)
+        self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}")
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self._touch()
         self._notify(ev)
-        self._emit("message.ack", payloads.receipt_payload(ev))
+        payload = payloads.receipt_payload(ev)
+        ids = ",".join(payload["ids"])
+        self._emit(
+            "message.ack",
+            payload,
+            dedupe=f"ack:{payload['receipt_type']}:{payload['from']}:{ids}",
+        )
 
     def _notify(self, event: Any) -> None:
         for observer in self.observers:

@@ -66,8 +66,12 @@ class Worker:
         self.done = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
 
-    def emit(self, name: str, payload: dict[str, Any]) -> None:
-        """Record and publish an event; callable from any thread (neonize calls from Go threads)."""
+    def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> None:
+        """Record and publish an event; callable from any thread (neonize calls from Go threads).
+
+        ``dedupe`` names the fact an event reports (a message id, a receipt); an event whose
+        fact was already recorded is dropped, so a restart never emits it twice.
+        """
         if name in EPHEMERAL_EVENTS:
             event = p.Event(
                 id=os.urandom(16).hex(),
@@ -77,7 +81,10 @@ class Worker:
                 payload=payload,
             )
         else:
-            event = self.events.append(name, payload)
+            recorded = self.events.append(name, payload, dedupe)
+            if recorded is None:
+                return
+            event = recorded
         # A closed loop means shutdown; the durable copy stays in the event log.
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.link.publish, event)
@@ -150,6 +157,12 @@ class Worker:
                 assert self.operations is not None
                 return await self.operations.execute(op)
         raise ValueError(f"unknown command {command!r}")
+
+    async def watch_silence(self) -> None:
+        while not self.done.is_set():
+            await asyncio.sleep(5)
+            if self.session is not None:
+                await asyncio.to_thread(self.session.check_silence)
 
     async def watch_parent(self) -> None:
         """Exit when the gateway is gone, even after a SIGKILL of it.
@@ -226,6 +239,8 @@ async def _run(config: p.WorkerConfig) -> int:
         worker.emit,
         proxy=proxy,
         backoff_cap_s=config.connect_backoff_cap_s,
+        qr_limit=config.qr_limit,
+        silence_timeout_s=config.silence_timeout_s,
     )
     worker.session = session
     worker.operations = _operations(config, worker, session)
@@ -235,6 +250,7 @@ async def _run(config: p.WorkerConfig) -> int:
     tasks = [
         asyncio.create_task(worker.serve(), name="serve"),
         asyncio.create_task(worker.watch_parent(), name="parent"),
+        asyncio.create_task(worker.watch_silence(), name="silence"),
     ]
     # A gateway that dies meanwhile must not keep us waiting the full 10 s.
     subscribed = asyncio.create_task(worker.link.wait_subscribed(10))

@@ -42,12 +42,20 @@ HTTP_CODES = {
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str, results: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        results: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.results = results
+        self.headers = headers or {}
 
 
 _encoder = msgspec.json.Encoder()
@@ -84,7 +92,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.results)
+        response = error_response(exc.status, exc.code, exc.message, exc.results)
+        response.headers.update(exc.headers)
+        return response
     except InvalidSessionId as exc:
         return error_response(400, "INVALID_SESSION_ID", str(exc))
     except SessionMissing as exc:

@@ -82,7 +82,9 @@ class SessionRunner:
             self._crashes.reset()
             self._task = asyncio.create_task(self._lifecycle(), name=f"runner-{self.session_id}")
 
-    async def stop(self, status: p.SessionState = p.SessionState.STOPPED) -> None:
+    async def stop(
+        self, status: p.SessionState = p.SessionState.STOPPED, error: str | None = None
+    ) -> None:
         async with self._lock:
             task, self._task = self._task, None
             if task is not None:
@@ -90,7 +92,7 @@ class SessionRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await self._end_process(graceful=True)
-            await self._set_status(self.session_id, status, None)
+            await self._set_status(self.session_id, status, error)
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the current worker said hello (used by requests right after a start)."""

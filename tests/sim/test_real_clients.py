@@ -5,9 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from .harness import NeonizeClient, SandboxProcess, pair
 
 ALICE, BOB = "15550000001", "15550000002"
+
+
+@pytest.fixture
+def alice_and_bob(sandbox, clients, tmp_path: Path) -> tuple[NeonizeClient, NeonizeClient]:
+    """Two phones with one paired, connected companion each."""
+    _phones(sandbox, ALICE, BOB)
+    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
+    bob = pair(sandbox, BOB, tmp_path / "bob.db")
+    clients += [alice, bob]
+    return alice, bob
 
 
 def _phones(sim: SandboxProcess, *numbers: str) -> None:
@@ -36,11 +48,8 @@ def test_pair_connect_and_reconnect_with_new_process(sandbox, clients, tmp_path:
     assert not again.has("qr")
 
 
-def test_message_delivery_and_read_receipts(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_message_delivery_and_read_receipts(alice_and_bob):
+    alice, bob = alice_and_bob
     alice.command(cmd="send", to=BOB, text="hello bob")
     sent = alice.wait("sent")
     message = bob.wait("message", id=sent["id"])
@@ -58,11 +67,8 @@ def test_message_delivery_and_read_receipts(sandbox, clients, tmp_path: Path):
     assert reply["from_me"] is False
 
 
-def test_offline_queue_delivers_on_next_login(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_offline_queue_delivers_on_next_login(sandbox, clients, alice_and_bob, tmp_path: Path):
+    alice, bob = alice_and_bob
     bob.stop()
     alice.command(cmd="send", to=BOB, text="while you were away")
     sent = alice.wait("sent")
@@ -73,11 +79,8 @@ def test_offline_queue_delivers_on_next_login(sandbox, clients, tmp_path: Path):
     alice.wait("receipt", type="INACTIVE")
 
 
-def test_sandbox_restart_keeps_pairing(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_sandbox_restart_keeps_pairing(sandbox, alice_and_bob):
+    alice, bob = alice_and_bob
     sandbox.stop()
     alice.wait("disconnected")
     sandbox.start()
@@ -141,11 +144,8 @@ def test_simulated_contact_sends_to_a_session(sandbox, clients, tmp_path: Path):
     assert alice.wait("message", id=again["id"])["text"] == "2nd"
 
 
-def test_typing_and_presence_reach_the_peer(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_typing_and_presence_reach_the_peer(sandbox, alice_and_bob):
+    alice, bob = alice_and_bob
     # whatsmeow only sends <presence> once the phone has synced the push name (app state),
     # which the sandbox does not do; subscriptions still get the current state.
     bob.command(cmd="subscribe", to=ALICE)
@@ -183,11 +183,8 @@ def test_group_create_and_message_fan_out(sandbox, clients, tmp_path: Path):
     assert alice.wait("message", id=sent["id"], text="welcome carol")
 
 
-def test_new_linked_device_receives_after_device_list_change(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_newly_linked_device_gets_messages(sandbox, clients, alice_and_bob, tmp_path: Path):
+    alice, bob = alice_and_bob
     alice.command(cmd="send", to=BOB, text="first")
     bob.wait("message", text="first")
     bob_laptop = pair(sandbox, BOB, tmp_path / "bob-laptop.db")
@@ -198,11 +195,8 @@ def test_new_linked_device_receives_after_device_list_change(sandbox, clients, t
     assert bob.wait("message", text="second")
 
 
-def test_delay_fault_slows_but_keeps_order(sandbox, clients, tmp_path: Path):
-    _phones(sandbox, ALICE, BOB)
-    alice = pair(sandbox, ALICE, tmp_path / "alice.db")
-    bob = pair(sandbox, BOB, tmp_path / "bob.db")
-    clients += [alice, bob]
+def test_delay_fault_slows_but_keeps_order(sandbox, alice_and_bob):
+    alice, bob = alice_and_bob
     status, faults = sandbox.api("POST", "/sim/faults", {"delay_ms": 300})
     assert status == 200 and faults["delay_ms"] == 300
     start = time.monotonic()

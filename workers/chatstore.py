@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS reactions (
 # A receipt only ever moves a message forward: a late "delivered" never undoes "read".
 STATUS_RANK = {"": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
 PRUNE_INTERVAL_S = 3600
+EARLY_RECEIPTS = 1000
 
 
 class ChatStore:
@@ -84,6 +86,8 @@ class ChatStore:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
         self._pruned_at = 0.0
+        # Receipts that beat the sender's own insert (the sandbox acks within microseconds).
+        self._early: OrderedDict[str, str] = OrderedDict()
         self.prune()
 
     @contextmanager
@@ -135,6 +139,7 @@ class ChatStore:
         media = media or {}
         now = time.time()
         with self._tx() as db:
+            status = self._early.pop(id, status) if is_from_me else status
             self._touch_chat(db, chat_jid, timestamp, chat_name)
             db.execute(
                 "INSERT INTO messages (id, chat_jid, sender_jid, sender_name, content, timestamp, "
@@ -180,6 +185,17 @@ class ChatStore:
                 f"AND id IN ({ids}) AND status IN ({states})",
                 (status, time.time(), *message_ids, *lower),
             )
+            known = {
+                row[0]
+                for row in db.execute(f"SELECT id FROM messages WHERE id IN ({ids})", message_ids)
+            }
+            for message_id in message_ids:
+                if message_id not in known and rank > STATUS_RANK.get(
+                    self._early.get(message_id, ""), 0
+                ):
+                    self._early[message_id] = status
+            while len(self._early) > EARLY_RECEIPTS:
+                self._early.popitem(last=False)
 
     def set_reaction(
         self, chat_jid: str, message_id: str, sender_jid: str, emoji: str, timestamp: float

@@ -60,6 +60,7 @@ CONTEXT_FIELDS = (
 )
 RECEIPT_STATUS = {
     pb.Receipt.DELIVERED: "delivered",
+    pb.Receipt.INACTIVE: "delivered",
     pb.Receipt.READ: "read",
     pb.Receipt.READ_SELF: "read",
     pb.Receipt.PLAYED: "played",
@@ -567,7 +568,7 @@ def my_contacts(ctx: Context, op: ops.MyContacts) -> p.OperationResult:
 @handles(ops.UserCheck)
 def user_check(ctx: Context, op: ops.UserCheck) -> p.OperationResult:
     number = op.phone.split("@")[0].lstrip("+")
-    found = ctx.client.is_on_whatsapp(number)
+    found = ctx.client.is_on_whatsapp(f"+{number}")
     return ok({"is_on_whatsapp": any(item.IsIn for item in found)}, "Success check user")
 
 

@@ -61,9 +61,6 @@ class JID:
         """The same address without device/agent (whatsmeow's ``ToNonAD``)."""
         return JID(self.user, self.server)
 
-    def with_device(self, device: int) -> JID:
-        return JID(self.user, self.server, device)
-
     @property
     def is_ad_form(self) -> bool:
         """Whether the binary encoder must use the AD_JID token for this JID."""

@@ -1,0 +1,305 @@
+"""Fault-injection rig: a real sandbox, gateway, workers and webhook receiver, and a message
+stream whose every message must arrive (WebSocket ``message`` event + signed webhook)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, new_phone, pair
+from tests.procs import Gateway, wait_until
+from tests.receiver import WebhookReceiver
+from tests.sim.harness import SandboxProcess
+
+SECRET = "fault-secret"
+ENV = {
+    **SUBPROCESS_WORKERS,
+    "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+    "GOWA_WEBHOOK_BACKOFF_CAP": "4",
+    "GOWA_COMMAND_TIMEOUT": "5",
+}
+# Statuses a client retries: worker restarting (503), WhatsApp side failing (502),
+# session reconnecting (409 SESSION_NOT_CONNECTED) or the gateway itself down (None).
+RETRYABLE = {None, 409, 502, 503}
+_phones = iter(range(1000, 10000))
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxProcess]:
+    sim = SandboxProcess(tmp_path_factory.mktemp("sim"))
+    sim.start()
+    yield sim
+    with contextlib.suppress(Exception):
+        sim.api("POST", "/sim/faults", {"delay_ms": 0})
+    sim.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver(SECRET).start()
+    yield hook
+    hook.close()
+
+
+@dataclass
+class Pair:
+    sender: str
+    receiver: str
+    receiver_phone: str
+
+
+@dataclass
+class Sent:
+    """What the client saw: accepted message ids (200) and every status it got."""
+
+    ids: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (rx session, text)
+    texts: set[str] = field(default_factory=set)  # every text attempted, accepted or not
+    statuses: Counter = field(default_factory=Counter)
+    retried: int = 0
+    accepted_at: dict[str, float] = field(default_factory=dict)
+
+
+class Rig:
+    """Sessions paired in the sandbox, a stream of messages, and the checks that nothing
+    was lost or duplicated. ``self.gateway`` may be replaced (gateway restarts)."""
+
+    def __init__(
+        self,
+        sandbox: SandboxProcess,
+        receiver: WebhookReceiver,
+        gateway_factory: Any,
+        tmp_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self.receiver = receiver
+        self._factory = gateway_factory
+        self.env = {**ENV, **(env or {})}
+        self.data_dir = tmp_path / "data"
+        self.gateway: Gateway = self.start_gateway()
+        self.pairs: list[Pair] = []
+        self.watchers: list[EventWatcher] = [self.watch()]
+        self.sent = Sent()
+        self.faults: list[tuple[float, frozenset[str]]] = []  # (when, sessions it hit)
+        self._lock = threading.Lock()
+        self._done = 0
+
+    # ------------------------------------------------------------- set-up
+
+    def start_gateway(self) -> Gateway:
+        return self._factory(
+            env=self.env, args=["--sandbox", self.sandbox.url], data_dir=self.data_dir
+        )
+
+    def restart_gateway(self) -> None:
+        self.gateway = self.start_gateway()
+        self.watchers.append(self.watch())
+
+    def watch(self) -> EventWatcher:
+        return EventWatcher(self.gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
+
+    def add_pairs(self, count: int, before_pair: Any = None) -> list[Pair]:
+        for _ in range(count):
+            n = next(_phones)
+            tx, rx = f"tx{n}", f"rx{n}"
+            tx_phone = new_phone(self.sandbox, f"1777{n}01", "Sender")
+            rx_phone = new_phone(self.sandbox, f"1777{n}02", "Receiver")
+            if before_pair is not None:
+                before_pair(rx)
+            pair(self.gateway, self.sandbox, tx, tx_phone)
+            pair(self.gateway, self.sandbox, rx, rx_phone)
+            hook = {"url": self.receiver.url, "secret": SECRET, "events": ["message"]}
+            status, body = self.gateway.http.call(
+                "PATCH", f"/api/sessions/{rx}", {"config": {"webhooks": [hook]}}
+            )
+            assert status == 200, body
+            self.pairs.append(Pair(tx, rx, rx_phone))
+        return self.pairs
+
+    def sessions(self) -> list[str]:
+        return [s for p in self.pairs for s in (p.sender, p.receiver)]
+
+    def worker_pid(self, session_id: str) -> int:
+        return self.gateway.wait_pid(session_id, timeout=30)
+
+    def injected(self, *sessions: str) -> None:
+        """Record that a fault cut these sessions off WhatsApp now (see :meth:`_in_flight`)."""
+        self.faults.append((time.time(), frozenset(sessions or self.sessions())))
+
+    def _in_flight(self, message_id: str) -> bool:
+        """Accepted within a second of a fault that cut its receiver off: the sandbox forgets
+        a message once written to the receiver's socket (it ignores the client's ack), so
+        such a message can be lost in the sandbox, which real WhatsApp would redeliver."""
+        receiver, _ = self.sent.ids[message_id]
+        at = self.sent.accepted_at[message_id]
+        return any(abs(at - when) < 1.0 and receiver in hit for when, hit in self.faults)
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, target: Pair, text: str, deadline_s: float = 90) -> str:
+        """Send like a client does: retry on 409/502/503/connection errors until accepted."""
+        deadline = time.monotonic() + deadline_s
+        body = {"phone": target.receiver_phone, "message": text}
+        with self._lock:
+            self.sent.texts.add(text)
+        attempt = 0
+        while True:
+            try:
+                status, reply = self.gateway.http.post(
+                    f"/api/{target.sender}/send/message", body, timeout=20
+                )
+            except OSError:
+                status, reply = None, None
+            with self._lock:
+                self.sent.statuses[status] += 1
+                self.sent.retried += attempt > 0
+            if status == 200:
+                message_id = reply["results"]["message_id"]
+                with self._lock:
+                    self.sent.ids[message_id] = (target.receiver, text)
+                    self.sent.accepted_at[message_id] = time.time()
+                    self._done += 1
+                return message_id
+            assert status in RETRYABLE, f"send of {text!r} got {status}: {reply}"
+            assert time.monotonic() < deadline, f"{text!r} not accepted in {deadline_s} s"
+            attempt += 1
+            time.sleep(0.3)
+
+    @contextlib.contextmanager
+    def stream(self, count: int, tag: str, rate: float = 25.0, threads: int = 4) -> Iterator[None]:
+        """Send ``count`` messages (round-robin over the pairs, about ``rate`` per second)
+        in the background while the body injects faults; waits for every send on exit."""
+        self._done = 0
+        pool = ThreadPoolExecutor(threads)
+
+        def one(n: int) -> str:
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+            return self.send(self.pairs[n % len(self.pairs)], f"{tag} {n}")
+
+        start = time.monotonic()
+        futures = [pool.submit(one, n) for n in range(count)]
+        try:
+            yield
+            for future in futures:
+                future.result()
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def progress(self, at_least: int, timeout: float = 60) -> None:
+        wait_until(lambda: self._done >= at_least, timeout, what=f"{at_least} messages sent")
+
+    # ------------------------------------------------------------- checks
+
+    def ws_messages(self) -> list[dict[str, Any]]:
+        return [
+            event
+            for watcher in self.watchers
+            for event in watcher.find(lambda e: e["event"] == "message")
+        ]
+
+    def hooks(self) -> list[dict[str, Any]]:
+        items = self.receiver.items("message")
+        assert all(item.signature_ok for item in items), "a webhook had a bad signature"
+        return [item.body for item in items]
+
+    def assert_nothing_lost(self, timeout: float = 60, redelivery_ok: bool = False) -> dict:
+        """Every accepted message reached its receiver as one ``message`` event (live) and
+        one webhook (by envelope id). Repeats of the same envelope id are allowed only with
+        ``redelivery_ok`` (a gateway that died before recording what it had applied or
+        delivered). Returns figures for the report."""
+        expected = {mid: rx for mid, (rx, _) in self.sent.ids.items()}
+
+        def seen(events: list[dict[str, Any]]) -> set[str]:
+            return {
+                e["payload"]["id"]
+                for e in events
+                if expected.get(e["payload"]["id"]) == e["session_id"]
+            }
+
+        sandbox_lost: dict[str, tuple[str, str]] = {}
+        # Only the live check may excuse a loss: a webhook is the same event, so one seen
+        # live and never delivered is our bug whatever the timing.
+        for what, source in (("a live event", self.ws_messages), ("a webhook", self.hooks)):
+            excusable = self._in_flight if source == self.ws_messages else lambda _: False
+            deadline = time.monotonic() + timeout
+            last_change, previous = time.monotonic(), None
+            while (missing := expected.keys() - seen(source())) and time.monotonic() < deadline:
+                if missing != previous:
+                    last_change, previous = time.monotonic(), missing
+                elif all(map(excusable, missing)) and time.monotonic() - last_change > 10:
+                    break
+                time.sleep(0.5)
+            lost = {m: self.sent.ids[m] for m in sorted(missing)}
+            assert all(map(excusable, missing)), (
+                f"{len(missing)} accepted message(s) never arrived as {what}: {lost}"
+            )
+            sandbox_lost.update(lost)
+            for message_id in missing:
+                del expected[message_id]
+        events, hooks = self.ws_messages(), self.hooks()
+        for name, items in (("live", events), ("webhook", hooks)):
+            # A retried send may have reached WhatsApp before its worker died: its text can
+            # arrive under an id the client never saw, but never a text nobody sent.
+            strangers = {e["payload"].get("body") for e in items} - self.sent.texts
+            assert not strangers, f"{name} events with unknown texts: {sorted(strangers)[:5]}"
+            by_message: dict[str, set[str]] = defaultdict(set)
+            for e in items:
+                by_message[e["payload"]["id"]].add(e["id"])
+            twice = {m: ids for m, ids in by_message.items() if len(ids) > 1}
+            assert not twice, f"{name}: {len(twice)} message(s) emitted as several events"
+        live_ids = Counter(e["id"] for e in events)
+        if not redelivery_ok:
+            assert max(live_ids.values()) == 1, "a live event was published twice"
+        hook_ids = Counter(h["id"] for h in hooks)
+        repeats = sum(hook_ids.values()) - len(hook_ids)
+        if not redelivery_ok:
+            assert repeats == 0, f"{repeats} webhook(s) delivered twice without a failure"
+        if sandbox_lost:
+            pytest.xfail(
+                f"the sandbox lost {len(sandbox_lost)} message(s) in flight to a receiver that "
+                f"a fault cut off (it ignores client acks; real WhatsApp redelivers them); "
+                f"everything else arrived: {sandbox_lost}"
+            )
+        return {
+            "accepted": len(expected),
+            "attempts": sum(self.sent.statuses.values()),
+            "statuses": dict(self.sent.statuses),
+            "webhook_repeats": repeats,
+            "unacknowledged_arrivals": len({e["payload"]["id"] for e in events} - expected.keys()),
+        }
+
+    def close(self) -> None:
+        for watcher in self.watchers:
+            watcher.close()
+
+
+@pytest.fixture
+def rig_factory(sandbox, receiver, gateway_factory, tmp_path) -> Iterator[Any]:
+    rigs: list[Rig] = []
+
+    def make(env: dict[str, str] | None = None) -> Rig:
+        rig = Rig(sandbox, receiver, gateway_factory, tmp_path, env)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()
+
+
+@pytest.fixture
+def rng(request: pytest.FixtureRequest) -> random.Random:
+    """A fresh seed per run, printed, so a failing fault schedule can be replayed."""
+    seed = random.randrange(1 << 30)
+    print(f"fault seed for {request.node.name}: {seed}")
+    return random.Random(seed)

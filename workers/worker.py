@@ -291,9 +291,9 @@ def main(forked: bool = False) -> None:
         sys.exit("gateway exited before the worker started")
     _setup_sandbox(config)
     if forked:
-        from workers.zygote import complete_neonize
+        from workers.zygote import load_go_library
 
-        complete_neonize()
+        load_go_library()
     code = asyncio.run(_run(config))
     logging.shutdown()
     # Go threads inside neonize never join; leave without waiting for them.

@@ -24,6 +24,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     port: int = 3000
     data_dir: str = "./data"
     api_key: str | None = None
+    api_key_hash: str | None = None
     basic_auth: str | None = None
     sandbox: str | None = None
     log_level: str = "INFO"
@@ -52,6 +53,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     sample_interval: float = 5.0
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
+    rate_limit: float = 20.0
+    rate_limit_burst: int = 40
+    min_free_disk_mb: float = 16.0
     start_concurrency: int = 0
     worker_mode: str = "zygote"
     worker_gogc: int | None = None
@@ -76,6 +80,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError(
                 "webhook_max_attempts and webhook_concurrency must be at least 1"
             )
+        if self.rate_limit < 0 or self.rate_limit_burst < 1:
+            raise msgspec.ValidationError("rate_limit must be >= 0 and rate_limit_burst >= 1")
+        if self.api_key_hash is not None:
+            from gowa_py.keyhash import check_format
+
+            try:
+                check_format(self.api_key_hash)
+            except ValueError as exc:
+                raise msgspec.ValidationError(f"api_key_hash: {exc}") from exc
         if self.start_concurrency < 0:
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
         if self.worker_mode not in ("zygote", "subprocess"):
@@ -83,7 +96,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     @property
     def auth_enabled(self) -> bool:
-        return bool(self.api_key or self.basic_auth)
+        return bool(self.api_key or self.api_key_hash or self.basic_auth)
 
     @property
     def bind_host(self) -> str:

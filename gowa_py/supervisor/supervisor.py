@@ -369,6 +369,7 @@ class Supervisor:
                 except Exception as exc:
                     log.warning("[%s] events still not applied: %s", session_id, exc)
             try:
+                await self._check_disks()
                 await self._sample_once()
                 now = time.time()
                 if now - last_prune > 600:
@@ -376,6 +377,28 @@ class Supervisor:
                     last_prune = now
             except Exception:
                 log.exception("sampling failed")
+
+    async def _check_disks(self) -> None:
+        """Stop a running session whose disk is full, as FAILED with the reason: its worker
+        could not store keys, so it would ack messages it cannot decrypt and lose them;
+        stopped, WhatsApp keeps them queued until the session is started again."""
+        floor = self.settings.min_free_disk_mb * 1024 * 1024
+        for session_id, runner in list(self.runners.items()):
+            if floor <= 0 or not runner.running:
+                continue
+            try:
+                free = (await asyncio.to_thread(shutil.disk_usage, runner.session_dir)).free
+            except OSError:
+                continue
+            if free < floor:
+                error = (
+                    f"disk full: {free // 1024} KiB free for the session folder (below "
+                    f"min_free_disk_mb = {self.settings.min_free_disk_mb:g}); free some space "
+                    "and start the session again"
+                )
+                log.error("[%s] %s", session_id, error)
+                await runner.stop(p.SessionState.FAILED)
+                await self._publish_status(session_id, p.SessionState.FAILED, error)
 
     async def _sample_once(self) -> None:
         pids = {runner.pid: runner for runner in self.runners.values() if runner.pid}

@@ -19,6 +19,9 @@ ENV = {
     **SUBPROCESS_WORKERS,
     "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
     "GOWA_WEBHOOK_BACKOFF_CAP": "4",
+    # These tests push hundreds of sends through one key on purpose.
+    "GOWA_RATE_LIMIT": "1000",
+    "GOWA_RATE_LIMIT_BURST": "1000",
 }
 
 
@@ -29,8 +32,10 @@ def receiver():
     hook.close()
 
 
-def _gateway(gateway_factory, sandbox, data_dir=None):
-    return gateway_factory(env=ENV, args=["--sandbox", sandbox.url], data_dir=data_dir)
+def _gateway(gateway_factory, sandbox, env=None, data_dir=None):
+    return gateway_factory(
+        env={**ENV, **(env or {})}, args=["--sandbox", sandbox.url], data_dir=data_dir
+    )
 
 
 def _pair_with_webhook(gateway, sandbox, receiver, suffix):
@@ -92,9 +97,12 @@ def test_receiver_down_then_up_gets_everything_signed(gateway_factory, sandbox, 
 
 
 def test_gateway_sigkill_mid_delivery_loses_nothing(gateway_factory, sandbox, tmp_path):
-    slow = WebhookReceiver(SECRET, delay=0.05).start()
+    """Injected: SIGKILL of the gateway while a slow receiver (4 at a time, 0.2 s each) is
+    being fed 200 webhooks; the restarted gateway must deliver what was left."""
+    slow = WebhookReceiver(SECRET, delay=0.2).start()
+    throttled = {"GOWA_WEBHOOK_CONCURRENCY": "4"}
     try:
-        gateway = _gateway(gateway_factory, sandbox)
+        gateway = _gateway(gateway_factory, sandbox, env=throttled)
         sender, target = _pair_with_webhook(gateway, sandbox, slow, "2")
         sent = _send_many(gateway, sender, target, 200, "kill")
         wait_until(lambda: len(slow.items()) >= 20, 30, what="deliveries under way")
@@ -103,7 +111,7 @@ def test_gateway_sigkill_mid_delivery_loses_nothing(gateway_factory, sandbox, tm
         before = len(_delivered_ids(slow))
         assert before < 200
 
-        again = _gateway(gateway_factory, sandbox, data_dir=gateway.data_dir)
+        again = _gateway(gateway_factory, sandbox, env=throttled, data_dir=gateway.data_dir)
         again.wait_status("rx2", {"CONNECTED"}, timeout=30)
         wait_until(
             lambda: _delivered_ids(slow) >= sent,
@@ -116,9 +124,7 @@ def test_gateway_sigkill_mid_delivery_loses_nothing(gateway_factory, sandbox, tm
 
 
 def test_redeliver_a_dead_letter(gateway_factory, sandbox, receiver):
-    gateway = gateway_factory(
-        env={**ENV, "GOWA_WEBHOOK_MAX_ATTEMPTS": "1"}, args=["--sandbox", sandbox.url]
-    )
+    gateway = _gateway(gateway_factory, sandbox, env={"GOWA_WEBHOOK_MAX_ATTEMPTS": "1"})
     sender, target = _pair_with_webhook(gateway, sandbox, receiver, "3")
     receiver.stop()
     (message_id,) = _send_many(gateway, sender, target, 1, "dead")

@@ -56,6 +56,23 @@ def _sender_fields(source: pb.MessageSource) -> dict[str, Any]:
     return fields
 
 
+# Parts of a message that carry no content of their own: group key distribution arrives
+# as a separate Message event with only these set, ahead of the real one with the same id.
+_ENVELOPE_ONLY = frozenset({"senderKeyDistributionMessage", "messageContextInfo"})
+
+
+def carries_content(message: Any) -> bool:
+    """False for key-distribution-only messages and protocol messages other than
+    revoke/edit; GoWA sends no webhook for those."""
+    fields = {descriptor.name for descriptor, _ in message.ListFields()}
+    if not fields - _ENVELOPE_ONLY:
+        return False
+    if "protocolMessage" in fields:
+        kind = message.protocolMessage.type
+        return kind in (message.protocolMessage.REVOKE, message.protocolMessage.MESSAGE_EDIT)
+    return True
+
+
 def message_payload(event: pb.Message) -> tuple[str, dict[str, Any]]:
     """The (event name, payload) GoWA would send for an incoming message."""
     info = event.Info

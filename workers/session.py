@@ -237,6 +237,8 @@ class WhatsAppSession:
     def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
         self._touch()
         self.silence.traffic()
+        if not payloads.carries_content(ev.Message):
+            return
         name, payload = payloads.message_payload(ev)
         self._notify(ev)
         self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}")

@@ -7,7 +7,17 @@ from pathlib import Path
 from aiohttp import web
 
 from gowa_py.config import Settings
-from gowa_py.gateway import dashboard, devices, gowa, openapi, ops, sessions, webhooks, whatsapp
+from gowa_py.gateway import (
+    dashboard,
+    devices,
+    gowa,
+    openapi,
+    ops,
+    ratelimit,
+    sessions,
+    webhooks,
+    whatsapp,
+)
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
@@ -29,7 +39,12 @@ def create_app(
     auth = Authenticator(settings)
     app = web.Application(
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
-        middlewares=[metrics.middleware(), error_middleware, auth.middleware()],
+        middlewares=[
+            metrics.middleware(),
+            error_middleware,
+            auth.middleware(),
+            ratelimit.middleware(settings),
+        ],
     )
     app[SETTINGS] = settings
     app[SUPERVISOR] = supervisor

@@ -13,6 +13,7 @@ from aiohttp import web
 from gowa_py.config import Settings
 from gowa_py.gateway.errors import error_response
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
+from gowa_py.keyhash import HashedKey
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/health", "/dashboard", "/api/dashboard/auth", "/api/dashboard/login"}
@@ -31,18 +32,18 @@ def _equal(a: str, b: str) -> bool:
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self._api_key = settings.api_key
+        self._hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None
         self._pairs = settings.basic_auth_pairs
         self.web_sessions = WebSessions()
 
     @property
     def enabled(self) -> bool:
-        return bool(self._api_key or self._pairs)
+        return bool(self._api_key or self._hashed or self._pairs)
 
     def check(self, request: web.Request) -> bool:
-        if self._api_key:
-            given = request.headers.get("X-Api-Key")
-            if given is not None and _equal(given, self._api_key):
-                return True
+        given = request.headers.get("X-Api-Key")
+        if given is not None and self.check_api_key(given):
+            return True
         header = request.headers.get("Authorization", "")
         if self._pairs and header[:6].lower() == "basic ":
             try:
@@ -62,7 +63,9 @@ class Authenticator:
         return matched
 
     def check_api_key(self, key: str) -> bool:
-        return bool(self._api_key) and _equal(key, self._api_key or "")
+        """The plain ``api_key`` or the hashed ``api_key_hash`` (either may be set)."""
+        plain = bool(self._api_key) and _equal(key, self._api_key or "")
+        return plain or (self._hashed is not None and self._hashed.matches(key))
 
     def web_session(self, request: web.Request) -> WebSession | None:
         return self.web_sessions.lookup(request.cookies.get(COOKIE_NAME))

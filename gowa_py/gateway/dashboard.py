@@ -127,14 +127,15 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
 def _auth_state(request: web.Request) -> dict[str, Any]:
     auth = request.app[AUTH]
     session = auth.web_session(request) if auth.enabled else None
+    settings = request.app[SETTINGS]
     return {
         "auth_required": auth.enabled,
         "authenticated": not auth.enabled or session is not None or auth.check(request),
         "methods": [
             name
             for name, on in (
-                ("api_key", bool(request.app[SETTINGS].api_key)),
-                ("basic", bool(request.app[SETTINGS].basic_auth)),
+                ("api_key", bool(settings.api_key or settings.api_key_hash)),
+                ("basic", bool(settings.basic_auth)),
             )
             if on
         ],

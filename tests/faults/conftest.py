@@ -27,6 +27,7 @@ ENV = {
     "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
     "GOWA_WEBHOOK_BACKOFF_CAP": "4",
     "GOWA_COMMAND_TIMEOUT": "5",
+    "GOWA_RATE_LIMIT": "1000",  # the streams here are faster than one normal client
 }
 # Statuses a client retries: worker restarting (503), WhatsApp side failing (502),
 # session reconnecting (409 SESSION_NOT_CONNECTED) or the gateway itself down (None).

@@ -1,0 +1,174 @@
+"""Rate limits on WhatsApp action routes and API keys stored as hashes (no worker started)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from click.testing import CliRunner
+
+from gowa_py.cli import main
+from gowa_py.config import ConfigError, load_settings
+from gowa_py.gateway.app import create_app
+from gowa_py.gateway.ratelimit import RateLimiter, is_limited
+from gowa_py.keyhash import HashedKey, hash_key
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_token_bucket_burst_then_steady_rate():
+    clock = Clock()
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock)
+    assert [limiter.take("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.take("a") == pytest.approx(0.5)
+    assert limiter.take("b") == 0.0  # buckets are per client
+    clock.now += 0.5
+    assert limiter.take("a") == 0.0
+    assert limiter.take("a") > 0
+    clock.now += 60
+    assert [limiter.take("a") for _ in range(4)][:3] == [0.0, 0.0, 0.0]  # never above burst
+
+
+def test_bucket_memory_is_bounded():
+    clock = Clock()
+    limiter = RateLimiter(rate=1.0, burst=2, clock=clock, max_clients=100)
+    for n in range(1000):
+        limiter.take(f"ip:{n}")
+        clock.now += 0.001
+    assert len(limiter._buckets) <= 100
+
+
+@pytest.mark.parametrize(
+    ("path", "limited"),
+    [
+        ("/send/message", True),
+        ("/api/sales/send/image", True),
+        ("/message/ABC/read", True),
+        ("/api/sales/group/participants", True),
+        ("/chat/123@s.whatsapp.net/pin", True),
+        ("/api/sessions", False),
+        ("/api/sessions/send/start", False),
+        ("/api/dashboard/stats", False),
+        ("/app/login", False),
+        ("/healthz", False),
+        ("/", False),
+    ],
+)
+def test_which_routes_are_limited(path, limited):
+    assert is_limited(path) is limited
+
+
+@pytest.fixture
+async def make_client(tmp_path):
+    clients = []
+
+    async def make(env):
+        app = create_app(load_settings({}, env), tmp_path / f"data{len(clients)}")
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def _send(client, headers):
+    response = await client.post(
+        "/api/nobody/send/message", json={"phone": "1", "message": "x"}, headers=headers
+    )
+    return response.status, await response.json(), response.headers
+
+
+async def test_429_with_retry_after_per_api_key(make_client):
+    client = await make_client(
+        {"GOWA_API_KEY": "k1", "GOWA_RATE_LIMIT": "1", "GOWA_RATE_LIMIT_BURST": "3"}
+    )
+    statuses = [(await _send(client, {"X-Api-Key": "k1"}))[0] for _ in range(3)]
+    assert statuses == [404, 404, 404]  # within the burst: the route itself answers
+    status, body, headers = await _send(client, {"X-Api-Key": "k1"})
+    assert (status, body["code"]) == (429, "TOO_MANY_REQUESTS")
+    assert set(body) == {"code", "message", "results"}
+    assert int(headers["Retry-After"]) >= 1
+    # Failed authentication spends nothing and is still a 401.
+    assert (await _send(client, {"X-Api-Key": "wrong"}))[0] == 401
+    # Other routes are not limited.
+    assert (await client.get("/api/sessions", headers={"X-Api-Key": "k1"})).status == 200
+
+
+async def test_basic_auth_users_have_their_own_buckets(make_client):
+    client = await make_client(
+        {"GOWA_BASIC_AUTH": "a:1,b:2", "GOWA_RATE_LIMIT": "1", "GOWA_RATE_LIMIT_BURST": "1"}
+    )
+
+    def basic(user, password):
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    assert (await _send(client, basic("a", "1")))[0] == 404
+    assert (await _send(client, basic("a", "1")))[0] == 429
+    assert (await _send(client, basic("b", "2")))[0] == 404
+
+
+async def test_rate_limit_zero_turns_it_off(make_client):
+    client = await make_client({"GOWA_RATE_LIMIT": "0", "GOWA_RATE_LIMIT_BURST": "1"})
+    assert {(await _send(client, {}))[0] for _ in range(5)} == {404}
+
+
+def test_hashes_match_only_their_key():
+    for stored in (hash_key("s3cret"), hash_key("s3cret", slow=True, iterations=1000)):
+        hashed = HashedKey(stored)
+        assert hashed.matches("s3cret")
+        assert hashed.matches("s3cret")  # the remembered path of the slow hash
+        assert not hashed.matches("s3cret ")
+        assert not hashed.matches("")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "plain",
+        "sha256:abc",
+        "sha256:" + "zz" * 32,
+        "pbkdf2_sha256$0$aa$" + "0" * 64,
+        "md5$1$aa$" + "0" * 64,
+    ],
+)
+def test_malformed_hash_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="api_key_hash"):
+        load_settings({}, {"GOWA_API_KEY_HASH": bad})
+
+
+async def test_hashed_key_authenticates_and_plain_key_still_works(make_client):
+    client = await make_client(
+        {
+            "GOWA_API_KEY_HASH": hash_key("hashed-key", slow=True, iterations=1000),
+            "GOWA_API_KEY": "plain-key",
+        }
+    )
+    for key, status in (("hashed-key", 200), ("plain-key", 200), ("other", 401)):
+        response = await client.get("/api/sessions", headers={"X-Api-Key": key})
+        assert response.status == status, key
+    response = await client.post("/api/dashboard/login", json={"api_key": "hashed-key"})
+    assert response.status == 200
+
+
+def test_cli_hash_key_prints_a_matching_hash():
+    result = CliRunner().invoke(main, ["hash-key"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    key = lines[0].rsplit(" ", 1)[-1]
+    stored = lines[-1].split('"')[1]
+    assert HashedKey(stored).matches(key) and stored.startswith("sha256:")
+    slow = CliRunner().invoke(main, ["hash-key", "--slow"], input="chosen\n")
+    assert slow.exit_code == 0, slow.output
+    assert HashedKey(slow.output.strip().split('"')[1]).matches("chosen")
+    assert CliRunner().invoke(main, ["hash-key", "--slow"], input="\n").exit_code != 0

@@ -70,6 +70,17 @@ def _open_log(session_dir: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
+# The gateway's credentials: a worker never needs them, so it never gets them.
+SECRET_ENV = frozenset(
+    {"GOWA_API_KEY", "GOWA_API_KEY_HASH", "GOWA_BASIC_AUTH", "GOWA_WEBHOOK_SECRET"}
+)
+
+
+def inherited_env() -> dict[str, str]:
+    """The gateway's environment minus its secrets, as the base of a worker's."""
+    return {name: value for name, value in os.environ.items() if name not in SECRET_ENV}
+
+
 def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> dict[str, str]:
     """Environment the Go runtime in a worker must see, so it goes in at ``exec`` time.
 
@@ -179,7 +190,7 @@ class Zygote:
                 str(os.getpid()),
                 pass_fds=(theirs.fileno(),),
                 stdin=asyncio.subprocess.DEVNULL,
-                env={**os.environ, **env},
+                env={**inherited_env(), **env},
             )
         except BaseException:
             ours.close()
@@ -345,7 +356,7 @@ class Launcher:
                 sys.executable,
                 "-m",
                 "workers",
-                env={**os.environ, **runtime_env(self.settings, self.sandbox), **env},
+                env={**inherited_env(), **runtime_env(self.settings, self.sandbox), **env},
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,

@@ -140,14 +140,21 @@ def bench_in_process(args: argparse.Namespace, steps: list[int]) -> list[dict[st
         if not args.unconnected:
             sandbox = stack.sandbox_url = args.sandbox or stack.start_sandbox()
         command = [sys.executable, __file__, "--child", "--workdir", str(stack.workdir / "inproc")]
+        env = {**os.environ, **_env(args.env)}
         if sandbox:
             command += ["--sandbox", sandbox]
+            # Go reads the environment it was exec'd with, so the CA goes in from the start.
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(sandbox + "/sim/info") as response:
+                ca_file = stack.workdir / "sandbox-ca.pem"
+                ca_file.write_text(json.load(response)["ca_pem"])
+            env["SSL_CERT_FILE"] = str(ca_file)
         child = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, **_env(args.env)},
+            env=env,
             start_new_session=True,
         )
         stack.processes.append(child)  # type: ignore[arg-type]
@@ -229,7 +236,15 @@ def child_main(workdir: Path, sandbox_url: str | None) -> None:
 
         return emit
 
-    print("ready", flush=True)
+    # neonize prints to stdout; keep the real stdout for our own protocol lines.
+    channel = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+    def say(text: str) -> None:
+        channel.write(text + "\n")
+        channel.flush()
+
+    say("ready")
     for line in sys.stdin:
         target = int(line)
         for n in range(len(sessions), target):
@@ -245,9 +260,9 @@ def child_main(workdir: Path, sandbox_url: str | None) -> None:
             threading.Thread(target=session.run, daemon=True).start()
         with lock:
             if not lock.wait_for(lambda t=target: len(connected) >= t, 300):
-                print(f"only {len(connected)} of {target} connected", flush=True)
+                say(f"only {len(connected)} of {target} connected")
                 os._exit(1)
-        print(f"at {target}", flush=True)
+        say(f"at {target}")
     os._exit(0)
 
 

@@ -60,6 +60,8 @@ class SessionRunner:
         self._hello = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        #: Stopped for being idle (``idle_timeout``); the next request starts it again.
+        self.hibernated = False
 
     @property
     def pid(self) -> int | None:
@@ -79,6 +81,7 @@ class SessionRunner:
         async with self._lock:
             if self.running:
                 return
+            self.hibernated = False
             self._crashes.reset()
             self._task = asyncio.create_task(self._lifecycle(), name=f"runner-{self.session_id}")
 

@@ -29,6 +29,9 @@ from gowa_py.supervisor.sampler import Sampler
 
 log = logging.getLogger("gowa.supervisor")
 
+#: How often idle sessions are looked for (``idle_timeout`` is at least 60 s).
+HIBERNATE_CHECK_S = 5.0
+
 Listener = Callable[[p.Event], Awaitable[None]]
 
 
@@ -67,6 +70,7 @@ class Supervisor:
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._last_use: dict[str, float] = {}
         self.started_at = time.time()
 
     # ------------------------------------------------------------ lifecycle
@@ -80,6 +84,7 @@ class Supervisor:
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
                 self.registry.set_status(record.id, p.SessionState.STOPPED, None)
         self._tasks.append(asyncio.create_task(self._sample_loop(), name="sampler"))
+        self._tasks.append(asyncio.create_task(self._hibernate_loop(), name="hibernate"))
         wanted = [r.id for r in self.registry.all() if r.desired == "running"]
         if wanted:
             log.info("bringing back %d session(s) that were running", len(wanted))
@@ -159,6 +164,7 @@ class Supervisor:
 
     async def start_session(self, session_id: str) -> SessionRecord:
         self.require(session_id)
+        self.touch(session_id)
         self.registry.set_desired(session_id, "running")
         await self.runners[session_id].start()
         return self.require(session_id)
@@ -195,13 +201,56 @@ class Supervisor:
 
     async def ensure_running(self, session_id: str, timeout: float) -> SessionRunner:
         """The runner of a running session whose worker is ready to take commands."""
-        self.require(session_id)
+        record = self.require(session_id)
         runner = self.runners[session_id]
+        self.touch(session_id)
+        woke = not runner.running and runner.hibernated
+        if woke:
+            log.info("[%s] waking from hibernation", session_id)
+            await runner.start()
         if not runner.running:
             raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
         if not await runner.wait_ready(timeout):
             raise WorkerUnavailable(f"worker of session {session_id!r} is not ready yet")
+        if woke and record.me is not None:
+            await self._wait_connected(session_id, timeout)
         return runner
+
+    # --------------------------------------------------------- hibernation
+
+    def touch(self, session_id: str) -> None:
+        """A request for the session or WhatsApp activity on it: it is not idle."""
+        self._last_use[session_id] = time.monotonic()
+
+    async def _wait_connected(self, session_id: str, timeout: float) -> None:
+        """After a wake-up, give a logged-in session the time to reconnect (the caller waits)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = self.registry.get(session_id)
+            if record is None or record.status == p.SessionState.CONNECTED:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _hibernate_loop(self) -> None:
+        """Stop the worker of a logged-in session idle for its ``idle_timeout`` seconds."""
+        while True:
+            await asyncio.sleep(HIBERNATE_CHECK_S)
+            now = time.monotonic()
+            for record in self.registry.all():
+                runner = self.runners.get(record.id)
+                idle_timeout = record.config.idle_timeout
+                if not idle_timeout or runner is None or not runner.running:
+                    continue
+                if record.status not in (p.SessionState.CONNECTED, p.SessionState.DISCONNECTED):
+                    continue  # one waiting for a QR scan or starting is not idle
+                if now - self._last_use.setdefault(record.id, now) < idle_timeout:
+                    continue
+                log.info("[%s] idle for %d s: hibernating", record.id, idle_timeout)
+                runner.hibernated = True
+                await runner.stop(
+                    p.SessionState.STOPPED,
+                    f"hibernated after {idle_timeout} s idle; the next request wakes it",
+                )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         return await self.sockets.request(session_id, command, timeout)
@@ -270,6 +319,8 @@ class Supervisor:
     async def _on_event(self, event: p.Event) -> None:
         if event.session_id not in self.runners:
             return
+        if not event.name.startswith(("log", "session.")):
+            self.touch(event.session_id)
         if event.seq == 0:
             await self._dispatch(event)
             return

@@ -14,7 +14,7 @@ import logging
 from .binary import Node, unmarshal
 from .connection import Connection
 from .jid import JID
-from .network import Network, now
+from .network import MAX_REDELIVERIES, Network, now
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,17 @@ def login(net: Network, conn: Connection) -> None:
 
 
 def flush_offline(net: Network, conn: Connection) -> None:
-    """Send what was queued while the device was away, then ``<ib><offline count/></ib>``."""
+    """Send what was queued while the device was away, then ``<ib><offline count/></ib>``.
+
+    Messages and receipts stay queued until the client acknowledges them (see
+    :meth:`Network.deliver`); everything else is forgotten once sent.
+    """
     queued = net.store.queued(conn.phone, conn.device)
-    for _seq, payload in queued:
+    for _seq, payload, _held in queued:
         node = unmarshal(payload)
         if node.tag == "message":
             node.attrs["offline"] = "1"
         conn.send(node)
-    net.store.dequeue([seq for seq, _ in queued])
+    net.store.dequeue([seq for seq, _, held in queued if not held])
+    net.store.count_attempt([seq for seq, _, held in queued if held], MAX_REDELIVERIES)
     conn.send(Node("ib", {}, [Node("offline", {"count": str(len(queued))})]))

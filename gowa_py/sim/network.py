@@ -24,6 +24,11 @@ from .store import Phone, Store
 
 log = logging.getLogger(__name__)
 
+#: Stanzas kept in the queue until the receiving device acknowledges them.
+HELD_UNTIL_ACKED = frozenset({"message", "receipt"})
+#: Logins after which a held stanza the client never acknowledges is dropped.
+MAX_REDELIVERIES = 5
+
 
 @dataclass
 class Faults:
@@ -98,14 +103,21 @@ class Network:
     def deliver(self, phone: str, device: int, node: Node, *, queue: bool = True) -> None:
         """Send to a device now, or keep it for the device's next login.
 
-        Ephemeral stanzas (chat states, notifications that only matter to a running
-        client) pass ``queue=False`` and are dropped for offline devices.
+        Messages and receipts are held until the device acknowledges them (a receipt for
+        a message, an ``<ack>`` for a receipt), as WhatsApp's servers do: a client that
+        dies or drops its socket before handling a stanza gets it again at its next
+        login. Ephemeral stanzas (chat states, notifications that only matter to a
+        running client) pass ``queue=False`` and are dropped for offline devices.
         """
         conn = self.online.get((phone, device))
-        if conn is not None and not conn.closed:
+        online = conn is not None and not conn.closed
+        held = node.tag in HELD_UNTIL_ACKED and bool(node.attr("id"))
+        if (held or (queue and not online)) and self.store.device(phone, device) is not None:
+            stanza_id = node.attr("id") if held else ""
+            self.store.enqueue(phone, device, marshal(node), node.tag if held else "", stanza_id)
+        if online:
+            assert conn is not None
             conn.send(node)
-        elif queue and self.store.device(phone, device) is not None:
-            self.store.enqueue(phone, device, marshal(node))
 
     def deliver_to_user(
         self, phone: str, node: Node, *, skip: int | None = None, queue: bool = True

@@ -25,11 +25,29 @@ def _ack(receipt: Node, to: JID) -> Node:
     return Node("ack", attrs)
 
 
+def receipt_ids(receipt: Node) -> list[str]:
+    """The message ids a receipt is about: ``id`` plus any ``<list><item id/></list>``."""
+    ids = [receipt.attr("id")]
+    listed = receipt.child("list")
+    if listed is not None:
+        ids += [item.attr("id") for item in listed.iter_children("item") if item.attr("id")]
+    return ids
+
+
+def handle_ack(net: Network, conn: Connection, ack: Node) -> None:
+    """A client's ``<ack class=receipt|message>`` releases the stanza held for it."""
+    kind, stanza_id = ack.attr("class"), ack.attr("id")
+    if conn.jid is not None and kind in ("receipt", "message") and stanza_id:
+        net.store.acknowledge(conn.phone, conn.device, kind, [stanza_id])
+
+
 def handle_receipt(net: Network, conn: Connection, receipt: Node) -> None:
     to = receipt.jid_attr("to")
     if to is None or not receipt.attr("id"):
         log.warning("%r: receipt without to/id: %s", conn, receipt)
         return
+    # Any receipt (delivery, retry, read...) shows the device has the message.
+    net.store.acknowledge(conn.phone, conn.device, "message", receipt_ids(receipt))
     me = net.store.phone(conn.phone)
     assert me is not None
     attrs: dict = {"id": receipt.attr("id"), "t": now()}

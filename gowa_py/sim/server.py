@@ -30,7 +30,7 @@ from .paircode import CodePairing
 from .pairing import Pairing
 from .prekeys import handle_count, handle_fetch, handle_upload
 from .presence import Presence
-from .receipts import handle_receipt
+from .receipts import handle_ack, handle_receipt
 from .routing import handle_message
 from .store import Store
 from .transport import FrameSocket, FrontDoor, TransportError, WebSocket
@@ -39,7 +39,7 @@ from .usync import handle_usync
 log = logging.getLogger(__name__)
 
 HANDSHAKE_TIMEOUT = 20.0
-IGNORED_TAGS = {"ack", "ib"}
+IGNORED_TAGS = {"ib"}
 
 
 class SimServer:
@@ -212,6 +212,8 @@ class SimServer:
                     self.iqs.dispatch(conn, node)
             elif node.tag in IGNORED_TAGS:
                 return
+            elif node.tag == "ack":
+                handle_ack(self.network, conn, node)
             elif conn.jid is None:
                 log.warning("%r sent <%s> before logging in", conn, node.tag)
             elif node.tag == "message":

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS queue (
     device INTEGER NOT NULL,
     stanza BLOB NOT NULL,
     created_at INTEGER NOT NULL,
+    tag TEXT NOT NULL DEFAULT '',
+    stanza_id TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 0,
     FOREIGN KEY (phone, device) REFERENCES devices(phone, device) ON DELETE CASCADE
 );
 CREATE TABLE IF NOT EXISTS groups (
@@ -109,6 +112,21 @@ class Store:
         self.db.execute("PRAGMA foreign_keys = ON")
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a sandbox database from an older version up to the current schema."""
+        columns = {row["name"] for row in self.db.execute("PRAGMA table_info(queue)")}
+        for column, ddl in (
+            ("tag", "TEXT NOT NULL DEFAULT ''"),
+            ("stanza_id", "TEXT NOT NULL DEFAULT ''"),
+            ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+        ):
+            if column not in columns:
+                self.db.execute(f"ALTER TABLE queue ADD COLUMN {column} {ddl}")
+        self.db.execute(
+            "CREATE INDEX IF NOT EXISTS queue_ack ON queue (phone, device, tag, stanza_id)"
+        )
 
     def close(self) -> None:
         self.db.close()
@@ -235,21 +253,41 @@ class Store:
 
     # -- offline queue
 
-    def enqueue(self, phone: str, number: int, stanza: bytes) -> None:
+    def enqueue(
+        self, phone: str, number: int, stanza: bytes, tag: str = "", stanza_id: str = ""
+    ) -> None:
+        """Keep a stanza for the device; with ``tag``/``stanza_id`` it stays until acked."""
         self.db.execute(
-            "INSERT INTO queue (phone, device, stanza, created_at) VALUES (?,?,?,?)",
-            (phone, number, stanza, int(time.time())),
+            "INSERT INTO queue (phone, device, stanza, created_at, tag, stanza_id) "
+            "VALUES (?,?,?,?,?,?)",
+            (phone, number, stanza, int(time.time()), tag, stanza_id),
         )
 
-    def queued(self, phone: str, number: int) -> list[tuple[int, bytes]]:
+    def queued(self, phone: str, number: int) -> list[tuple[int, bytes, bool]]:
+        """(seq, stanza, held until acked) of everything waiting for the device."""
         rows = self.db.execute(
-            "SELECT seq, stanza FROM queue WHERE phone = ? AND device = ? ORDER BY seq",
+            "SELECT seq, stanza, stanza_id FROM queue WHERE phone = ? AND device = ? "
+            "ORDER BY seq",
             (phone, number),
         )
-        return [(row["seq"], row["stanza"]) for row in rows]
+        return [(row["seq"], row["stanza"], bool(row["stanza_id"])) for row in rows]
 
     def dequeue(self, seqs: list[int]) -> None:
         self.db.executemany("DELETE FROM queue WHERE seq = ?", [(s,) for s in seqs])
+
+    def count_attempt(self, seqs: list[int], limit: int) -> None:
+        """One more delivery of held stanzas; ones a client never acks are given up on."""
+        self.db.executemany(
+            "UPDATE queue SET attempts = attempts + 1 WHERE seq = ?", [(s,) for s in seqs]
+        )
+        self.db.execute("DELETE FROM queue WHERE attempts >= ?", (limit,))
+
+    def acknowledge(self, phone: str, number: int, tag: str, stanza_ids: list[str]) -> None:
+        """The device confirmed these stanzas (a receipt for a message, an ack otherwise)."""
+        self.db.executemany(
+            "DELETE FROM queue WHERE phone = ? AND device = ? AND tag = ? AND stanza_id = ?",
+            [(phone, number, tag, stanza_id) for stanza_id in stanza_ids],
+        )
 
     # -- groups
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 
@@ -91,5 +92,33 @@ def test_restart_never_emits_an_event_twice(gateway_factory, sandbox, tmp_path):
         ids = [e["payload"]["id"] for e in messages]
         assert len(ids) == len(set(ids)) == 21
         assert len({e["id"] for e in messages}) == 21
+    finally:
+        watcher.close()
+
+
+def test_message_in_flight_to_a_dying_worker_is_not_lost(gateway_factory, sandbox):
+    """Injected: the receiving worker is frozen (SIGSTOP) while a message is pushed to its
+    socket, then killed (SIGKILL) before it could read it. The sandbox, like WhatsApp,
+    holds a message until the device acknowledges it, so the restarted worker gets it."""
+    gateway = gateway_factory(env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])
+    new_phone(sandbox, "15550000301", "Cat")
+    new_phone(sandbox, "15550000302", "Dan")
+    pair(gateway, sandbox, "cat", "15550000301")
+    pair(gateway, sandbox, "dan", "15550000302")
+    watcher = EventWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
+    try:
+        pid = gateway.session("dan")["worker"]["pid"]
+        os.kill(pid, signal.SIGSTOP)
+        status, body = gateway.http.post("/api/cat/send/message",
+                                         {"phone": "15550000302", "message": "in flight"})
+        assert status == 200, body
+        message_id = body["results"]["message_id"]
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        gateway.wait_pid("dan", not_pid=pid, timeout=20)
+        event = watcher.wait(
+            lambda e: e["event"] == "message" and e["session_id"] == "dan"
+            and e["payload"]["id"] == message_id, 30, "the in-flight message at dan")
+        assert event["payload"]["body"] == "in flight"
     finally:
         watcher.close()

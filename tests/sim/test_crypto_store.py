@@ -144,7 +144,7 @@ def test_store_persists_devices_prekeys_and_queue(tmp_path: Path) -> None:
     assert reopened.device("15550000001", 1) == device
     assert reopened.take_prekey("15550000001", 1) == (3, b"b" * 32)
     assert reopened.prekey_count("15550000001", 1) == 1
-    assert [s for _, s in reopened.queued("15550000001", 1)] == [b"stanza"]
+    assert [s for _, s, _ in reopened.queued("15550000001", 1)] == [b"stanza"]
     second = reopened.add_device("15550000001", noise_pub=b"m" * 32, identity_pub=b"j" * 32,
                                  registration_id=8, skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
                                  platform="")
@@ -195,3 +195,22 @@ def test_patch_root_key_canary_in_fresh_process() -> None:
                          timeout=60)
     assert out.returncode == 0, out.stderr
     assert "refused: WACertPubKey found 0 times in neonize-linux-amd64.so" in out.stdout
+
+
+def test_held_stanzas_stay_until_acknowledged(tmp_path: Path) -> None:
+    store = Store(tmp_path / "sim.db")
+    store.create_phone("15550000001", "Alice", b"s" * 32)
+    store.add_device("15550000001", noise_pub=b"n" * 32, identity_pub=b"i" * 32,
+                     registration_id=7, skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
+                     platform="Neonize")
+    store.enqueue("15550000001", 1, b"msg", "message", "M1")
+    store.enqueue("15550000001", 1, b"rcpt", "receipt", "M0")
+    store.acknowledge("15550000001", 1, "message", ["M0"])  # wrong kind: nothing released
+    assert [(s, held) for _, s, held in store.queued("15550000001", 1)] == [
+        (b"msg", True), (b"rcpt", True)]
+    store.acknowledge("15550000001", 1, "message", ["M1"])
+    assert [s for _, s, _ in store.queued("15550000001", 1)] == [b"rcpt"]
+    seqs = [seq for seq, _, _ in store.queued("15550000001", 1)]
+    for _ in range(3):
+        store.count_attempt(seqs, limit=3)
+    assert store.queued("15550000001", 1) == []

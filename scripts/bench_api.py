@@ -6,7 +6,9 @@ Pairs N sessions through a sandbox, then for each route runs C clients in a clos
 (each sends its next request when the previous one is answered) for S seconds:
 ``GET /api/sessions`` and ``POST /api/{id}/send/message`` (client k sends from session
 k mod N to the next session's phone). Any non-2xx answer or transport error counts as an
-error. Results: a table on stdout and ``bench-results/api-*.json``.
+error. The gateway runs with ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by
+default) would otherwise answer most of the load with 429.
+Results: a table on stdout and ``bench-results/api-*.json``.
 """
 
 from __future__ import annotations
@@ -101,8 +103,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     args = parser.parse_args()
-    with Stack(gateway_env={"GOWA_WORKER_MODE": args.mode}) as stack:
+    env = {"GOWA_RATE_LIMIT": "0", "GOWA_WORKER_MODE": args.mode}
+    env.update(dict(e.split("=", 1) for e in args.env))
+    with Stack(gateway_env=env) as stack:
         stack.sandbox_url = args.sandbox or stack.start_sandbox()
         stack.start_gateway()
         rows = asyncio.run(_bench(stack, args))

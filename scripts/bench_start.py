@@ -94,8 +94,10 @@ def main() -> None:
     parser.add_argument("--fresh", type=int, default=5, help="fresh sessions timed to first QR")
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     args = parser.parse_args()
-    with Stack(gateway_env={"GOWA_WORKER_MODE": args.mode}) as stack:
+    env = {"GOWA_WORKER_MODE": args.mode, **dict(e.split("=", 1) for e in args.env)}
+    with Stack(gateway_env=env) as stack:
         stack.sandbox_url = args.sandbox or stack.start_sandbox()
         stack.start_gateway()
         row = asyncio.run(_bench(stack, args))

@@ -12,6 +12,7 @@ from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.views import device_json, device_webhook_json
+from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
 from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
 
@@ -55,6 +56,7 @@ async def add_device(request: web.Request) -> web.Response:
     config = SessionConfig(
         webhooks=_webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
     )
+    check_targets(request.app, config)
     supervisor = request.app[SUPERVISOR]
     record = await supervisor.create(session_id, config, start=False)
     result = device_json(record)
@@ -148,8 +150,7 @@ async def set_device_webhook(request: web.Request) -> web.Response:
     record = supervisor.require(session_id)
     body = await read_json(request, DeviceWebhook)
     hooks = _webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
-    record = supervisor.update_config(
-        session_id,
-        msgspec.structs.replace(record.config, webhooks=hooks + record.config.webhooks[1:]),
-    )
+    config = msgspec.structs.replace(record.config, webhooks=hooks + record.config.webhooks[1:])
+    check_targets(request.app, config)
+    record = supervisor.update_config(session_id, config)
     return envelope(device_webhook_json(record), message="Device webhook updated")

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from gowa_py import protocol as p
 from gowa_py.ids import InvalidSessionId
@@ -105,6 +106,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(503, "SESSION_UNAVAILABLE", str(exc))
     except WorkerError as exc:
         return error_response(WORKER_STATUS.get(exc.code, 500), exc.code, exc.message)
+    except HttpProcessingError as exc:  # a malformed body part (multipart headers, ...)
+        status = exc.code if 400 <= exc.code < 500 else 400
+        return error_response(status, HTTP_CODES.get(status, "BAD_REQUEST"), exc.message[:500])
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

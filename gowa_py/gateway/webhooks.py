@@ -27,6 +27,10 @@ def check_targets(app: web.Application, config: SessionConfig) -> None:
             raise ApiError(
                 400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url: {exc}"
             ) from exc
+        except ValueError as exc:  # includes UnicodeError from a host that is not valid IDNA
+            raise ApiError(
+                400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url is not a valid URL"
+            ) from exc
 
 
 def _session(request: web.Request) -> str:

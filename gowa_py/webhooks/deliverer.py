@@ -201,6 +201,8 @@ class WebhookDeliverer:
             return None, f"blocked: {exc}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return None, f"{type(exc).__name__}: {exc}"[:500]
+        except ValueError as exc:  # a URL no retry can fix (e.g. a host that is not IDNA)
+            return None, f"blocked: invalid URL: {exc}"[:500]
 
     def _record(
         self, outbox: Outbox, delivery: Delivery, status: int | None, error: str | None

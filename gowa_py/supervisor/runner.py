@@ -52,7 +52,7 @@ class SessionRunner:
         self._request = request
         self._notice = notice
         self._start_slots = start_slots
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: proc.WorkerProcess | None = None
         self.started_at: float | None = None
         self.restarts = 0
         self.sample = Sample()
@@ -122,6 +122,9 @@ class SessionRunner:
             await self._set_status(self.session_id, p.SessionState.STARTING, None)
             crashed_reason = await self._run_once()
             self.restarts += 1
+            if self.process is not None and self.process.returncode == p.EXIT_RESTART:
+                log.info("[%s] worker asked for a fresh process; restarting", self.session_id)
+                continue
             if self._crashes.record():
                 message = (
                     f"worker crashed {self._crashes.limit} times in "

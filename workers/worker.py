@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
+from workers.confine import confine
 from workers.eventlog import EventLog
 from workers.timefmt import rfc3339
 
@@ -290,6 +291,7 @@ def main(forked: bool = False) -> None:
     if not forked and os.getppid() != config.parent_pid:
         sys.exit("gateway exited before the worker started")
     _setup_sandbox(config)
+    confine(Path(config.session_dir))  # before the Go library starts its threads
     if forked:
         from workers.zygote import load_go_library
 

@@ -1,0 +1,89 @@
+"""Workers write only inside their own session folder (Landlock), and their files are
+private (umask 077); skipped with the kernel's reason where Landlock is unavailable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import new_phone, pair
+from tests.procs import ROOT
+from workers.confine import Unsupported, abi_version
+
+PROBE = """
+import json, pathlib, sqlite3, ssl, sys, tempfile
+from workers.confine import confine
+session, elsewhere = map(pathlib.Path, sys.argv[1:3])
+result = {"confined": confine(session)}
+(session / "inside.txt").write_text("x")
+db = sqlite3.connect(session / "x.db"); db.execute("create table t (a)"); db.commit()
+result["temp"] = tempfile.mkstemp()[1]
+for name, action in {
+    "other_session": lambda: (elsewhere / "evil").write_text("x"),
+    "parent": lambda: (session.parent / "evil").write_text("x"),
+    "tmp": lambda: open("/tmp/gowa-confine-evil", "w").write("x"),
+    "mkdir": lambda: (elsewhere / "d").mkdir(),
+    "delete": lambda: (elsewhere / "keep").unlink(),
+    "rename_out": lambda: (session / "inside.txt").rename(elsewhere / "moved"),
+}.items():
+    try:
+        action()
+        result[name] = "written"
+    except PermissionError:
+        result[name] = "denied"
+open("/dev/null", "w").write("x")
+ssl.create_default_context()
+result["status"] = open("/proc/self/status").read().count("NoNewPrivs:\\t1")
+result["mode"] = oct((session / "inside.txt").stat().st_mode & 0o777)
+print(json.dumps(result))
+"""
+
+
+def _reason() -> str | None:
+    try:
+        abi_version()
+    except Unsupported as exc:
+        return str(exc)
+    return None
+
+
+def test_confined_process_cannot_write_outside_its_folder(tmp_path):
+    if (reason := _reason()) is not None:
+        pytest.skip(reason)
+    session, elsewhere = tmp_path / "sessions" / "a", tmp_path / "sessions" / "b"
+    session.mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("keys")
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, str(session), str(elsewhere)],
+        capture_output=True, text=True, cwd=ROOT, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    result = json.loads(out)
+    assert result["confined"] is True
+    assert result["temp"].startswith(str(session / "tmp"))
+    for name in ("other_session", "parent", "tmp", "mkdir", "delete", "rename_out"):
+        assert result[name] == "denied", (name, result)
+    assert (elsewhere / "keep").read_text() == "keys"
+    assert not Path("/tmp/gowa-confine-evil").exists()
+    assert result["status"] == 1
+    assert result["mode"] == "0o600"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["zygote", "subprocess"])
+def test_real_workers_run_confined(gateway_factory, sandbox, mode):
+    if (reason := _reason()) is not None:
+        pytest.skip(reason)
+    gateway = gateway_factory(env={"GOWA_WORKER_MODE": mode}, args=["--sandbox", sandbox.url])
+    phone = new_phone(sandbox, f"1999{len(mode)}00001", "Confined")
+    pair(gateway, sandbox, "boxed", phone)
+    pid = gateway.session("boxed")["worker"]["pid"]
+    assert "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()
+    log = (gateway.data_dir / "sessions" / "boxed" / "worker.log").read_text()
+    assert "file-system writes confined to" in log
+    store = gateway.data_dir / "sessions" / "boxed" / "whatsmeow.db"
+    assert store.stat().st_mode & 0o077 == 0

@@ -67,9 +67,11 @@ def test_disk_full_on_one_session(rig_factory, small_disk):
     failed = rig.gateway.wait_status(a.receiver, {"FAILED"}, timeout=15)
     assert failed["error"].startswith("disk full"), failed
     rig.watchers[0].wait(
-        lambda e: e["event"] == "session.status"
-        and e["session_id"] == a.receiver
-        and (e["payload"].get("error") or "").startswith("disk full"),
+        lambda e: (
+            e["event"] == "session.status"
+            and e["session_id"] == a.receiver
+            and (e["payload"].get("error") or "").startswith("disk full")
+        ),
         5,
         "a session.status event naming the full disk",
     )

@@ -242,6 +242,9 @@ class Hello(msgspec.Struct, tag="hello", frozen=True):
 
 ToGateway = Reply | Hello
 
+# Exit code of a worker that wants a fresh process (a reconnect): not counted as a crash.
+EXIT_RESTART = 75
+
 # Error codes a worker may put in a Reply; the gateway maps them to HTTP statuses.
 ERR_NOT_LOGGED_IN = "SESSION_NOT_LOGGED_IN"
 ERR_NOT_CONNECTED = "SESSION_NOT_CONNECTED"

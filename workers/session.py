@@ -70,16 +70,19 @@ class WhatsAppSession:
         backoff_cap_s: float = 60.0,
         qr_limit: int = 6,
         silence_timeout_s: float = 180.0,
+        request_restart: Callable[[str], None] = lambda _reason: None,
     ) -> None:
         self.session_id = session_id
         self._emit = emit
         self._proxy = proxy
         self._backoff_cap_s = backoff_cap_s
         self._qr_limit = qr_limit
+        # neonize cannot dial again once its client was stopped, so a reconnect is a fresh
+        # worker process: the worker exits with EXIT_RESTART and the supervisor restarts it.
+        self._request_restart = request_restart
         self.silence = SilenceWatch(silence_timeout_s)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
-        self._restart = threading.Event()
         self._wake = threading.Event()
         self.state = p.SessionState.STARTING
         self.since = time.time()
@@ -179,7 +182,7 @@ class WhatsAppSession:
         self._notify(_ev)
 
     def _on_disconnected(self, _client: NewClient, _ev: pb.Disconnected) -> None:
-        if self._stopping.is_set() or self._restart.is_set():
+        if self._stopping.is_set():
             return
         with self._lock:
             logged_out = self.state in (p.SessionState.LOGGED_OUT, p.SessionState.SCAN_QR_CODE)
@@ -232,7 +235,7 @@ class WhatsAppSession:
         reason = f"no answer from WhatsApp for {silent:.0f} s (keepalives failing)"
         log.warning("watchdog: %s; reconnecting", reason)
         self._emit("session.watchdog", {"action": "reconnect", "reason": reason})
-        self.reconnect()
+        self._request_restart(reason)
 
     def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
         self._touch()
@@ -283,7 +286,6 @@ class WhatsAppSession:
         """
         attempt = 0
         while not self._stopping.is_set():
-            self._restart.clear()
             started = time.monotonic()
             try:
                 proxy = ProxySettings(proxy_address=self._proxy) if self._proxy else None
@@ -300,9 +302,11 @@ class WhatsAppSession:
                 self._wake.wait(delay)
                 self._wake.clear()
                 continue
-            if not self._restart.is_set():
-                break
-            attempt = 0
+            break
+
+    def restarting(self, reason: str) -> None:
+        """The worker is about to be replaced: stop showing an old QR or a live status."""
+        self._set_state(p.SessionState.STARTING, f"restarting: {reason}")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -311,19 +315,6 @@ class WhatsAppSession:
             self.client.stop()
         except Exception as exc:
             log.debug("stop: %s", exc)
-
-    def reconnect(self) -> None:
-        """Drop the socket and dial again at once (also skips a pending retry delay)."""
-        self._restart.set()
-        self._wake.set()
-        with self._lock:
-            state = self.state
-        if state != p.SessionState.DISCONNECTED:
-            self._set_state(p.SessionState.STARTING)
-        try:
-            self.client.stop()
-        except Exception as exc:
-            log.debug("reconnect stop: %s", exc)
 
     # -------------------------------------------------------------- commands
 

@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,7 @@ class Worker:
         self.session: WhatsAppSession | None = None
         self.operations: Context | None = None
         self.done = asyncio.Event()
+        self.exit_code = 0
         self._inflight: set[asyncio.Task[None]] = set()
 
     def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> None:
@@ -132,7 +134,7 @@ class Worker:
                 await asyncio.to_thread(session.logout)
                 return p.Done()
             case p.Reconnect():
-                await asyncio.to_thread(session.reconnect)
+                self.request_restart("reconnect requested through the API")
                 return p.Done()
             case p.SendText(to=to, text=text, reply_message_id=reply_to):
                 sent = await asyncio.to_thread(session.send_text, to, text, reply_to)
@@ -158,6 +160,15 @@ class Worker:
                 assert self.operations is not None
                 return await self.operations.execute(op)
         raise ValueError(f"unknown command {command!r}")
+
+    def request_restart(self, reason: str) -> None:
+        """End this process so the supervisor starts a fresh one (callable from any thread)."""
+        log.info("restarting the worker: %s", reason)
+        self.exit_code = p.EXIT_RESTART
+        if self.session is not None:
+            self.session.restarting(reason)
+        # A moment's delay lets the reply to a Reconnect command leave first.
+        self.loop.call_soon_threadsafe(self.loop.call_later, 0.05, self.done.set)
 
     async def watch_silence(self) -> None:
         while not self.done.is_set():
@@ -242,6 +253,7 @@ async def _run(config: p.WorkerConfig) -> int:
         backoff_cap_s=config.connect_backoff_cap_s,
         qr_limit=config.qr_limit,
         silence_timeout_s=config.silence_timeout_s,
+        request_restart=worker.request_restart,
     )
     worker.session = session
     worker.operations = _operations(config, worker, session)
@@ -261,18 +273,28 @@ async def _run(config: p.WorkerConfig) -> int:
     subscribed.cancel()
     if not worker.done.is_set() and not subscribed.result():
         log.warning("gateway has not subscribed to events after 10 s; events stay in the log")
-    runner = loop.run_in_executor(None, session.run)
+    connection_done = asyncio.Event()
+
+    def connect() -> None:
+        try:
+            session.run()
+        finally:
+            loop.call_soon_threadsafe(connection_done.set)
+
+    # A daemon thread, not the loop's executor: neonize's blocking connect does not always
+    # return after a stop (seen while a QR code is showing), and exiting must not wait.
+    threading.Thread(target=connect, name="neonize-connect", daemon=True).start()
     await worker.done.wait()
     log.info("stopping")
     session.stop()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(runner), 5)
+        await asyncio.wait_for(connection_done.wait(), 2)
     for task in tasks:
         task.cancel()
     await worker.link.close()
     worker.events.close()
     worker.operations.close()
-    return 0
+    return worker.exit_code
 
 
 def main(forked: bool = False) -> None:
@@ -296,7 +318,11 @@ def main(forked: bool = False) -> None:
         from workers.zygote import load_go_library
 
         load_go_library()
-    code = asyncio.run(_run(config))
+    # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
+    # call would keep this process alive forever. os._exit below ends every thread.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    code = loop.run_until_complete(_run(config))
     logging.shutdown()
     # Go threads inside neonize never join; leave without waiting for them.
     os._exit(code)

@@ -10,14 +10,21 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError
+from gowa_py.ipc import WorkerUnavailable
 from gowa_py.supervisor import Supervisor
 
 QR_WAIT_S = 20.0
 POLL_S = 0.1
 
 
-async def _status(supervisor: Supervisor, session_id: str) -> p.Status:
-    result = await supervisor.command(session_id, p.GetStatus(), 5.0)
+async def _status(supervisor: Supervisor, session_id: str) -> p.Status | None:
+    """The worker's status, or None while its worker is being replaced (keep polling)."""
+    try:
+        result = await supervisor.command(session_id, p.GetStatus(), 2.0)
+    except WorkerUnavailable:
+        if not supervisor.runners[session_id].running:
+            raise
+        return None
     assert isinstance(result, p.Status)
     return result
 
@@ -57,6 +64,11 @@ async def wait_for_qr(supervisor: Supervisor, session_id: str) -> p.Status:
     deadline = time.monotonic() + QR_WAIT_S
     while True:
         status = await _status(supervisor, session_id)
+        if status is None:
+            if time.monotonic() > deadline:
+                raise WorkerUnavailable(f"worker of session {session_id!r} is not answering")
+            await asyncio.sleep(POLL_S)
+            continue
         if status.state == p.SessionState.CONNECTED and status.me is not None:
             raise ApiError(
                 409,

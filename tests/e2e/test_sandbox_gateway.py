@@ -157,3 +157,14 @@ def test_qr_png_is_served(paired, sandbox):
     link = body["results"]["qr_link"]
     status, png = paired.http.get(link.removeprefix(paired.http.base))
     assert status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_api_reconnect_gives_a_fresh_connection(paired, events):
+    pid = paired.session("b")["worker"]["pid"]
+    status, body = paired.http.get("/api/b/app/reconnect")
+    assert status == 200, body
+    paired.wait_pid("b", not_pid=pid, timeout=20)
+    session = paired.wait_status("b", {"CONNECTED"}, timeout=20)
+    assert session["me"]["jid"] == f"{BOB}@s.whatsapp.net"
+    message_id = _send(paired, "a", BOB, "after reconnect")
+    events.wait(_is("message", "b", id=message_id), 10, "message after reconnect")

@@ -29,7 +29,6 @@ def test_gateway_sigkill_mid_stream_and_delivery(rig_factory):
         rig.progress(50)
         wait_until(lambda: rig.receiver.items(), 20, what="deliveries under way")
         rig.gateway.stop(signal.SIGKILL)
-        rig.injected()
         wait_until(lambda: not find_workers(rig.data_dir), 15, what="workers gone")
         rig.restart_gateway()
     figures = rig.assert_nothing_lost(redelivery_ok=True)

@@ -28,7 +28,6 @@ def test_connection_drops_during_stream(rig_factory):
         for step in (20, 45, 70):
             rig.progress(step)
             assert _fault(rig, {"drop_connections": True})["dropped"] >= 4
-            rig.injected()
     figures = rig.assert_nothing_lost()
     for session_id in rig.sessions():
         session = rig.gateway.wait_status(session_id, {"CONNECTED"})

@@ -145,6 +145,13 @@ class ForkedWorker:
         else:
             self._loop.call_later(5.0, self.finish, UNKNOWN_EXIT)
 
+    def __del__(self) -> None:
+        # As asyncio's subprocess transport does: a worker nobody can watch any more dies.
+        if self._returncode is None and self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                os.close(self._pidfd)
+
     def orphan(self) -> None:
         """The zygote died: nobody will report this worker's exit code."""
         self._orphaned = True
@@ -283,9 +290,14 @@ class Zygote:
         self._children.clear()
 
     def abandon(self) -> None:
+        """Drop a zygote left over from an event loop that has ended, with its workers."""
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+        for child in self._children.values():
+            with contextlib.suppress(ProcessLookupError, OSError):
+                child.kill()
+        self._children.clear()
 
     async def close(self) -> None:
         """Closing the socket ends the zygote; the workers it forked are not touched."""

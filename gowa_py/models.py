@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from gowa_py.ids import SESSION_ID_PATTERN
+from gowa_py.operations import ApplySettings
 
 SessionIdField = Annotated[str, msgspec.Meta(pattern=SESSION_ID_PATTERN)]
 HttpUrl = Annotated[str, msgspec.Meta(pattern=r"^https?://[^\s/$.?#][^\s]*$", max_length=2048)]
@@ -38,6 +39,11 @@ class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
     auto_reject_call: bool = False
     presence_on_connect: PresenceOnConnect = "available"
     chat_retention_days: RetentionDays | None = None
+
+    def worker_settings(self) -> ApplySettings:
+        """The part of the config a worker acts on (sent at start and on every PATCH)."""
+        fields = {name: getattr(self, name) for name in ApplySettings.__struct_fields__}
+        return msgspec.convert(fields, ApplySettings)
 
 
 class SessionConfigPatch(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from gowa_py.operations import OperationInput
+from gowa_py.operations import ApplySettings, OperationInput
 
 # ---------------------------------------------------------------------------
 # Session model (DESIGN.md §4)
@@ -62,13 +62,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     qr_limit: int = 6
     silence_timeout_s: float = 180.0
     event_retention: int = 10_000
-    # Per-session behaviour (SessionConfig); also pushed live with operations.ApplySettings.
-    auto_reply: str | None = None
-    auto_mark_read: bool = False
-    auto_download_media: bool = True
-    auto_reject_call: bool = False
-    presence_on_connect: str = "available"
-    chat_retention_days: int | None = None
+    # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
+    settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
 
 
 # ---------------------------------------------------------------------------

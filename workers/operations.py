@@ -20,7 +20,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import msgspec
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 from neonize.utils.message import extract_text
@@ -1294,9 +1293,3 @@ def apply_settings(ctx: Context, op: ops.ApplySettings) -> p.OperationResult:
     ctx.store.retention_days = op.chat_retention_days
     removed = ctx.store.prune()
     return ok({"pruned_messages": removed}, "Settings applied")
-
-
-def settings_from(config: p.WorkerConfig) -> ops.ApplySettings:
-    """The per-session settings a worker starts with."""
-    fields = {name: getattr(config, name) for name in ops.ApplySettings.__struct_fields__}
-    return msgspec.convert(fields, ops.ApplySettings)

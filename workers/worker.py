@@ -226,9 +226,10 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     from workers import operations
     from workers.chatstore import ChatStore
 
-    store = ChatStore(Path(config.session_dir) / "chats.db", config.chat_retention_days)
-    settings = operations.settings_from(config)
-    context = operations.Context(session, store, settings, Path(config.session_dir), worker.emit)
+    store = ChatStore(Path(config.session_dir) / "chats.db", config.settings.chat_retention_days)
+    context = operations.Context(
+        session, store, config.settings, Path(config.session_dir), worker.emit
+    )
     session.observers.append(context.observe)
     session.client.event(CallOfferEv)(context.on_call_offer)
     return context

@@ -25,10 +25,10 @@ from gowa_py.gateway import login
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
+from gowa_py.gateway.params import path_session
 from gowa_py.gateway.stats import DashboardStats
 from gowa_py.gateway.views import session_json
 from gowa_py.gateway.websessions import COOKIE_NAME
-from gowa_py.ids import check_session_id
 from gowa_py.registry import Registry, iso
 from gowa_py.supervisor import Supervisor
 
@@ -340,15 +340,9 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-def _session_id(request: web.Request) -> str:
-    session_id = check_session_id(request.match_info["session_id"])
-    request.app[SUPERVISOR].require(session_id)
-    return session_id
-
-
 @routes.get("/api/dashboard/sessions/{session_id}")
 async def session_detail(request: web.Request) -> web.Response:
-    session_id = _session_id(request)
+    session_id = path_session(request)
     supervisor = request.app[SUPERVISOR]
     data = _dashboard_session(supervisor, supervisor.require(session_id), time.time())
     data["transitions"] = [
@@ -360,7 +354,7 @@ async def session_detail(request: web.Request) -> web.Response:
 @routes.get("/api/dashboard/sessions/{session_id}/events")
 async def session_events(request: web.Request) -> web.Response:
     """The session's recent events (kept in memory), so the live view starts with history."""
-    session_id = _session_id(request)
+    session_id = path_session(request)
     limit = _int_query(request, "limit", 100, 0, 1000)
     return envelope(request.app[STATS].recent_events(session_id, limit))
 
@@ -368,7 +362,7 @@ async def session_events(request: web.Request) -> web.Response:
 @routes.get("/api/dashboard/sessions/{session_id}/export")
 async def export(request: web.Request) -> web.Response:
     """A JSON download: the session, its transitions, recent events and resource history."""
-    session_id = sid = _session_id(request)
+    session_id = sid = path_session(request)
     supervisor = request.app[SUPERVISOR]
     registry = request.app[REGISTRY]
     stats = request.app[STATS]
@@ -433,7 +427,7 @@ def _sandbox_error(what: str, status: int, data: Any) -> ApiError:
 @routes.post("/api/dashboard/sessions/{session_id}/sandbox-scan")
 async def sandbox_scan(request: web.Request) -> web.Response:
     """Pair the session with a simulated phone: create it if needed, then scan the live QR."""
-    session_id = _session_id(request)
+    session_id = path_session(request)
     sandbox = request.app[SETTINGS].sandbox
     if not sandbox:
         raise ApiError(409, "SANDBOX_DISABLED", "the gateway was not started with --sandbox")

@@ -11,9 +11,9 @@ from gowa_py import protocol as p
 from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.params import path_session
 from gowa_py.gateway.views import device_json, device_webhook_json
 from gowa_py.gateway.webhooks import check_targets
-from gowa_py.ids import check_session_id
 from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
 
 routes = web.RouteTableDef()
@@ -35,12 +35,6 @@ def _webhooks(url: str | None, secret: str | None, events: str | None) -> list[W
         ]
     except Exception as exc:
         raise ApiError(400, "VALIDATION_ERROR", f"invalid webhook: {exc}") from exc
-
-
-def _device(request: web.Request) -> str:
-    session_id = check_session_id(request.match_info["device_id"])
-    request.app[SUPERVISOR].require(session_id)
-    return session_id
 
 
 @routes.get("/devices")
@@ -67,20 +61,20 @@ async def add_device(request: web.Request) -> web.Response:
 
 @routes.get("/devices/{device_id}")
 async def get_device(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     return envelope(device_json(request.app[SUPERVISOR].require(session_id)), message="Device info")
 
 
 @routes.delete("/devices/{device_id}")
 async def remove_device(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     await request.app[SUPERVISOR].delete_session(session_id)
     return envelope(None, message="Device removed")
 
 
 @routes.get("/devices/{device_id}/login")
 async def login_device(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     status = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
     assert status.qr is not None
     return envelope(
@@ -96,7 +90,7 @@ async def login_device(request: web.Request) -> web.Response:
 
 @routes.post("/devices/{device_id}/login/code")
 async def login_device_with_code(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     code = await login.pair_code(
         request.app[SUPERVISOR], session_id, request.query.get("phone", "")
     )
@@ -105,14 +99,14 @@ async def login_device_with_code(request: web.Request) -> web.Response:
 
 @routes.post("/devices/{device_id}/logout")
 async def logout_device(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     await request.app[SUPERVISOR].command(session_id, p.Logout())
     return envelope(None, message="Device logged out")
 
 
 @routes.post("/devices/{device_id}/reconnect")
 async def reconnect_device(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     supervisor = request.app[SUPERVISOR]
     if not supervisor.runners[session_id].running:
         await supervisor.start_session(session_id)
@@ -123,7 +117,7 @@ async def reconnect_device(request: web.Request) -> web.Response:
 
 @routes.get("/devices/{device_id}/status")
 async def device_status(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     record = request.app[SUPERVISOR].require(session_id)
     return envelope(
         {
@@ -138,14 +132,14 @@ async def device_status(request: web.Request) -> web.Response:
 
 @routes.get("/devices/{device_id}/webhook")
 async def get_device_webhook(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     record = request.app[SUPERVISOR].require(session_id)
     return envelope(device_webhook_json(record), message="Device webhook retrieved")
 
 
 @routes.patch("/devices/{device_id}/webhook")
 async def set_device_webhook(request: web.Request) -> web.Response:
-    session_id = _device(request)
+    session_id = path_session(request, "device_id")
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
     body = await read_json(request, DeviceWebhook)

@@ -23,7 +23,6 @@ from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.ipc import WorkerError, WorkerUnavailable
-from gowa_py.models import SessionConfig
 
 log = logging.getLogger("gowa.gateway.gowa")
 
@@ -227,13 +226,8 @@ async def push_session_settings(request: web.Request, session_id: str, restart: 
     if restart:
         await supervisor.restart_session(session_id)
         return
-    settings = settings_of(supervisor.require(session_id).config)
+    settings = supervisor.require(session_id).config.worker_settings()
     try:
         await supervisor.command(session_id, p.Operation(input=settings), 5.0)
     except (WorkerError, WorkerUnavailable) as exc:
         log.warning("session %s: settings saved but not pushed live: %s", session_id, exc)
-
-
-def settings_of(config: SessionConfig) -> ops.ApplySettings:
-    fields = {name: getattr(config, name) for name in ops.ApplySettings.__struct_fields__}
-    return msgspec.convert(fields, ops.ApplySettings)

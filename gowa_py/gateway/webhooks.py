@@ -6,8 +6,8 @@ from aiohttp import web
 from yarl import URL
 
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SUPERVISOR, WEBHOOKS
-from gowa_py.ids import check_session_id
+from gowa_py.gateway.keys import WEBHOOKS
+from gowa_py.gateway.params import path_session
 from gowa_py.models import SessionConfig
 from gowa_py.webhooks.outbox import STATUSES
 from gowa_py.webhooks.policy import BlockedTarget
@@ -33,15 +33,9 @@ def check_targets(app: web.Application, config: SessionConfig) -> None:
             ) from exc
 
 
-def _session(request: web.Request) -> str:
-    session_id = check_session_id(request.match_info["session_id"])
-    request.app[SUPERVISOR].require(session_id)
-    return session_id
-
-
 @routes.get("/api/{session_id}/webhooks/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
-    session_id = _session(request)
+    session_id = path_session(request)
     status = request.query.get("status") or None
     if status is not None and status not in STATUSES:
         raise ApiError(400, "VALIDATION_ERROR", f"status must be one of {', '.join(STATUSES)}")
@@ -61,7 +55,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 
 @routes.post("/api/{session_id}/webhooks/deliveries/{delivery_id}/redeliver")
 async def redeliver(request: web.Request) -> web.Response:
-    session_id = _session(request)
+    session_id = path_session(request)
     delivery_id = request.match_info["delivery_id"]
     deliverer = request.app[WEBHOOKS]
     outbox = deliverer.outbox(session_id)

@@ -102,10 +102,15 @@ def test_retention_prunes_old_messages(tmp_path: Path) -> None:
 
 
 def test_settings_reach_the_worker_config() -> None:
-    fields = set(ops.ApplySettings.__struct_fields__)
-    assert fields <= set(p.WorkerConfig.__struct_fields__)
     from gowa_py.models import SessionConfig
 
-    assert fields <= set(SessionConfig.__struct_fields__)
+    assert set(ops.ApplySettings.__struct_fields__) <= set(SessionConfig.__struct_fields__)
     config = msgspec.convert({"auto_reply": "away", "presence_on_connect": "none"}, SessionConfig)
     assert config.auto_reply == "away"
+    settings = config.worker_settings()
+    assert (settings.auto_reply, settings.presence_on_connect) == ("away", "none")
+    worker = p.WorkerConfig(
+        session_id="s", session_dir="/d", command_endpoint="ipc:///c",
+        event_endpoint="ipc:///e", parent_pid=1, settings=settings,
+    )
+    assert p.decode_config(p.encode_config(worker)).settings == settings

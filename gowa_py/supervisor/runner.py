@@ -133,7 +133,9 @@ class SessionRunner:
                 log.error("[%s] %s", self.session_id, message)
                 await self._set_status(self.session_id, p.SessionState.FAILED, message)
                 return
-            delay = backoff_delay(self._crashes.recent - 1, base=1.0, cap=60.0, jitter=0.1)
+            # A one-off crash is restarted at once; repeated ones back off 1, 2, 4... s.
+            recent = self._crashes.recent
+            delay = 0.0 if recent <= 1 else backoff_delay(recent - 2, cap=60.0, jitter=0.1)
             log.warning(
                 "[%s] worker ended (%s); restart %d in %.1f s",
                 self.session_id,

@@ -6,9 +6,8 @@ the dashboard's charts read after a restart. Written only by the gateway process
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@dataclass
+@dataclass(frozen=True)
 class SessionRecord:
     id: str
     created_at: float
@@ -41,12 +40,19 @@ class SessionRecord:
 
 
 class Registry:
+    """Only the gateway process writes here, so sessions are also kept in memory
+    (write-through): reads, which every API request makes, never touch SQLite."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+        self._sessions: dict[str, SessionRecord] = {
+            row["id"]: self._record(row)
+            for row in self.db.query("SELECT * FROM sessions ORDER BY id")
+        }
 
     def _migrate(self) -> None:
         self.db["sessions"].create(
@@ -121,25 +127,32 @@ class Registry:
         self.db["transitions"].insert(
             {"session_id": session_id, "status": SessionState.STOPPED.value, "at": now}
         )
-        return self._record(row)
+        record = self._sessions[session_id] = self._record(row)
+        return record
 
     def get(self, session_id: str) -> SessionRecord | None:
-        rows = list(self.db.query("SELECT * FROM sessions WHERE id = ?", [session_id]))
-        return self._record(rows[0]) if rows else None
+        return self._sessions.get(session_id)
 
     def all(self) -> list[SessionRecord]:
-        return [self._record(r) for r in self.db.query("SELECT * FROM sessions ORDER BY id")]
+        return [self._sessions[key] for key in sorted(self._sessions)]
+
+    def _update(self, session_id: str, columns: dict[str, Any], **fields: Any) -> None:
+        self.db["sessions"].update(session_id, columns)
+        record = self._sessions.get(session_id)
+        if record is not None:
+            self._sessions[session_id] = replace(record, **fields)
 
     def delete(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
         self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
         self.db.execute("DELETE FROM transitions WHERE session_id = ?", [session_id])
         self.db.execute("DELETE FROM metrics WHERE session_id = ?", [session_id])
 
     def set_desired(self, session_id: str, desired: str) -> None:
-        self.db["sessions"].update(session_id, {"desired": desired})
+        self._update(session_id, {"desired": desired}, desired=desired)
 
     def set_config(self, session_id: str, config: SessionConfig) -> None:
-        self.db["sessions"].update(session_id, {"config": msgspec.json.encode(config).decode()})
+        self._update(session_id, {"config": msgspec.json.encode(config).decode()}, config=config)
 
     def set_status(
         self,
@@ -149,8 +162,12 @@ class Registry:
         at: float | None = None,
     ) -> None:
         at = time.time() if at is None else at
-        self.db["sessions"].update(
-            session_id, {"status": status.value, "status_at": at, "error": error}
+        self._update(
+            session_id,
+            {"status": status.value, "status_at": at, "error": error},
+            status=status,
+            status_at=at,
+            error=error,
         )
         self.db["transitions"].insert(
             {"session_id": session_id, "status": status.value, "at": at, "error": error}
@@ -158,13 +175,13 @@ class Registry:
 
     def set_me(self, session_id: str, me: Me | None) -> None:
         value = msgspec.json.encode(me).decode() if me is not None else None
-        self.db["sessions"].update(session_id, {"me": value})
+        self._update(session_id, {"me": value}, me=me)
 
     def set_activity(self, session_id: str, at: float) -> None:
-        self.db["sessions"].update(session_id, {"last_activity": at})
+        self._update(session_id, {"last_activity": at}, last_activity=at)
 
     def set_event_seq(self, session_id: str, seq: int) -> None:
-        self.db["sessions"].update(session_id, {"last_event_seq": seq})
+        self._update(session_id, {"last_event_seq": seq}, last_event_seq=seq)
 
     def transitions(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(
@@ -232,7 +249,3 @@ class Registry:
 
     def close(self) -> None:
         self.db.close()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

@@ -31,7 +31,7 @@ class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
     webhooks: list[Webhook] = []
     proxy: ProxyUrl | None = None
     auto_start: bool = True
-    idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | None = None
+    idle_timeout: Annotated[int, msgspec.Meta(ge=60, le=10**9)] | None = None
     # What GoWA only has globally; reach the worker through WorkerConfig (and live on PATCH).
     auto_reply: AutoReply | None = None
     auto_mark_read: bool = False
@@ -52,7 +52,9 @@ class SessionConfigPatch(msgspec.Struct, forbid_unknown_fields=True):
     webhooks: list[Webhook] | msgspec.UnsetType = msgspec.UNSET
     proxy: ProxyUrl | msgspec.UnsetType | None = msgspec.UNSET
     auto_start: bool | msgspec.UnsetType = msgspec.UNSET
-    idle_timeout: Annotated[int, msgspec.Meta(ge=60)] | msgspec.UnsetType | None = msgspec.UNSET
+    idle_timeout: Annotated[int, msgspec.Meta(ge=60, le=10**9)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
     auto_reply: AutoReply | msgspec.UnsetType | None = msgspec.UNSET
     auto_mark_read: bool | msgspec.UnsetType = msgspec.UNSET
     auto_download_media: bool | msgspec.UnsetType = msgspec.UNSET

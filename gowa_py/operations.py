@@ -254,7 +254,7 @@ class RejectCall(Op, kw_only=True):
 # -------------------------------------------------------------------------- chat
 
 Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
-Offset = Annotated[int, msgspec.Meta(ge=0)]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
 
 
 class ListChats(Op, kw_only=True):
@@ -284,7 +284,7 @@ class PinChat(Op, kw_only=True):
 class SetDisappearing(Op, kw_only=True):
     chat_jid: Phone
     timer_seconds: Annotated[
-        int, msgspec.Meta(description="0 (off), 86400, 604800 or 7776000", ge=0)
+        int, msgspec.Meta(description="0 (off), 86400, 604800 or 7776000", ge=0, le=7776000)
     ]
 
 
@@ -399,7 +399,7 @@ class UnfollowNewsletter(Op, kw_only=True):
 class NewsletterMessages(Op, kw_only=True):
     newsletter_id: NewsletterId
     count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
-    before: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    before: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
 
 
 # ------------------------------------------------------------- session settings
@@ -413,7 +413,7 @@ class ApplySettings(Op, kw_only=True):
     auto_download_media: bool = True
     auto_reject_call: bool = False
     presence_on_connect: str = "available"
-    chat_retention_days: int | None = None
+    chat_retention_days: Annotated[int, msgspec.Meta(ge=0, le=36500)] | None = None
 
 
 OPERATIONS: tuple[type[Op], ...] = tuple(

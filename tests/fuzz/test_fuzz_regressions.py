@@ -58,3 +58,11 @@ async def test_device_routes_apply_the_webhook_policy(client):
         "/devices/d2/webhook", json={"webhook_url": "http://127.0.0.1:9/x"}
     )
     assert await _error(response) == (400, "VALIDATION_ERROR")
+
+
+@pytest.mark.parametrize("query", ["offset=99999999999999999999999", "limit=-1"])
+async def test_huge_integers_in_queries(client, query):
+    response = await client.post("/api/sessions", json={"session_id": "q", "start": False})
+    assert response.status == 201
+    response = await client.get(f"/api/q/chats?{query}")
+    assert await _error(response) == (400, "VALIDATION_ERROR")

@@ -135,3 +135,34 @@ def test_valid_values_round_trip(cls, data):
 def test_every_operation_struct_is_covered():
     assert {route.op for route in OPERATION_ROUTES} <= set(STRUCTS)
     assert {models.CreateSession, models.SessionConfigPatch} <= set(STRUCTS)
+
+
+def _unbounded_ints(t: mi.Type, path: str) -> list[str]:
+    """Integer fields a client could set beyond int64, which the IPC encoder refuses."""
+    match t:
+        case mi.IntType():
+            low = t.ge if t.ge is not None else t.gt
+            high = t.le if t.le is not None else t.lt
+            fits = low is not None and high is not None and low >= -(2**63) and high < 2**63
+            return [] if fits else [path]
+        case mi.Metadata():
+            return _unbounded_ints(t.type, path)
+        case mi.UnionType():
+            return [p for x in t.types for p in _unbounded_ints(x, path)]
+        case mi.ListType():
+            return _unbounded_ints(t.item_type, path + "[]")
+        case mi.DictType():
+            return _unbounded_ints(t.value_type, path + "{}")
+    return []
+
+
+def test_every_integer_field_fits_the_ipc_encoding():
+    """Found by schemathesis: ``GET /chats?offset=<huge>`` passed validation and then
+    crashed the msgpack encoding of the worker command with a 500."""
+    unbounded = [
+        p
+        for cls in STRUCTS
+        for f in mi.type_info(cls).fields
+        for p in _unbounded_ints(f.type, f"{cls.__qualname__}.{f.name}")
+    ]
+    assert unbounded == []

@@ -17,12 +17,14 @@ from typing import Any, Literal
 import aiohttp
 import msgspec
 from aiohttp import web
+from yarl import URL
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
+from gowa_py.gateway.keys import SETTINGS, SUPERVISOR, WEBHOOKS
 from gowa_py.ipc import WorkerError, WorkerUnavailable
+from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver
 
 log = logging.getLogger("gowa.gateway.gowa")
 
@@ -106,16 +108,32 @@ def build_operation(route: OpRoute, data: dict[str, Any]) -> ops.Op:
 
 
 async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Upload:
-    """Download ``*_url`` media, refusing anything over the body limit (413)."""
+    """Download ``*_url`` media, refusing anything over the body limit (413).
+
+    The gateway fetches on a tenant's behalf, so the webhooks' address policy applies
+    (no loopback, private or reserved targets unless allowed) and redirects, which could
+    lead there, are not followed.
+    """
     limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
     if not url.startswith(("http://", "https://")):
         raise ApiError(400, "VALIDATION_ERROR", f"{field_name} must be an http(s) URL")
+    policy = request.app[WEBHOOKS].policy
     timeout = aiohttp.ClientTimeout(total=MEDIA_FETCH_TIMEOUT_S)
     try:
+        policy.check_literal(URL(url).host or "")
         async with (
-            aiohttp.ClientSession(timeout=timeout) as http,
-            http.get(url) as response,
+            aiohttp.ClientSession(
+                timeout=timeout, connector=aiohttp.TCPConnector(resolver=PolicyResolver(policy))
+            ) as http,
+            http.get(url, allow_redirects=False) as response,
         ):
+            if 300 <= response.status < 400:
+                raise ApiError(
+                    400,
+                    "MEDIA_DOWNLOAD_FAILED",
+                    f"{field_name}: {url} redirects; give the final URL (redirects are not "
+                    "followed)",
+                )
             if response.status != 200:
                 raise ApiError(
                     400,
@@ -136,6 +154,8 @@ async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Up
                 filename=filename,
                 content_type=response.headers.get("Content-Type", "").split(";")[0],
             )
+    except BlockedTarget as exc:
+        raise ApiError(400, "MEDIA_URL_BLOCKED", f"{field_name}: {exc}") from exc
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise ApiError(
             400, "MEDIA_DOWNLOAD_FAILED", f"{field_name}: could not download {url}: {exc}"

@@ -61,6 +61,7 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     connect_backoff_cap_s: float = 60.0
     qr_limit: int = 6
     silence_timeout_s: float = 180.0
+    max_download_bytes: int = 100 * 1024 * 1024
     event_retention: int = 10_000
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
@@ -251,6 +252,7 @@ ERR_NOT_FOUND = "NOT_FOUND"
 ERR_NOT_SUPPORTED = "NOT_SUPPORTED"
 ERR_FFMPEG = "FFMPEG_NOT_AVAILABLE"
 ERR_BAD_REQUEST = "VALIDATION_ERROR"
+ERR_TOO_LARGE = "PAYLOAD_TOO_LARGE"
 
 # ---------------------------------------------------------------------------
 # Codec

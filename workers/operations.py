@@ -100,12 +100,14 @@ class Context:
         settings: ops.ApplySettings,
         session_dir: Path,
         emit: Callable[[str, dict[str, Any]], None],
+        max_download_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.session = session
         self.client = session.client
         self.store = store
         self.settings = settings
         self.media_dir = session_dir / "media"
+        self.max_download_bytes = max_download_bytes
         self.emit = emit
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auto")
 
@@ -435,8 +437,14 @@ def app_state(ctx: Context, kind: int, index: list[str], version: int, **action:
 
 
 def download_to_disk(ctx: Context, chat: str, message_id: str, message: e2e.Message) -> Path:
-    data = ctx.client.download_any(message)
     info = media_info(message)
+    size, limit = info.get("file_length") or 0, ctx.max_download_bytes
+    if size > limit:
+        raise fail(
+            p.ERR_TOO_LARGE,
+            f"media of {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB download limit",
+        )
+    data = ctx.client.download_any(message)
     suffix = _extension(info.get("mimetype", ""), info.get("filename", ""))
     folder = ctx.media_dir / info.get("media_type", "file")
     folder.mkdir(parents=True, exist_ok=True)

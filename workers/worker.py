@@ -228,7 +228,12 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
 
     store = ChatStore(Path(config.session_dir) / "chats.db", config.settings.chat_retention_days)
     context = operations.Context(
-        session, store, config.settings, Path(config.session_dir), worker.emit
+        session,
+        store,
+        config.settings,
+        Path(config.session_dir),
+        worker.emit,
+        max_download_bytes=config.max_download_bytes,
     )
     session.observers.append(context.observe)
     session.client.event(CallOfferEv)(context.on_call_offer)

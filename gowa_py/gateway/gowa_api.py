@@ -31,17 +31,6 @@ log = logging.getLogger("gowa.gateway.gowa")
 Body = Literal["json", "form"] | None
 LocalHandler = Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]]
 
-# Worker error codes of operations -> HTTP status (the rest are mapped by errors.py).
-OPERATION_STATUS = {
-    p.ERR_NOT_FOUND: 404,
-    p.ERR_NOT_SUPPORTED: 422,
-    p.ERR_FFMPEG: 422,
-    p.ERR_BAD_REQUEST: 400,
-    p.ERR_INVALID_JID: 400,
-    p.ERR_NOT_CONNECTED: 409,
-    p.ERR_NOT_LOGGED_IN: 409,
-    p.ERR_WHATSAPP: 502,
-}
 MEDIA_FETCH_TIMEOUT_S = 60
 MEDIA_TIMEOUT_S = 120.0
 
@@ -198,13 +187,7 @@ def render(result: p.Result) -> web.Response:
 
 async def run(request: web.Request, session_id: str, op: ops.Op, timeout: float | None) -> p.Result:
     """Send one operation to the session's worker; worker error codes become HTTP statuses."""
-    try:
-        return await request.app[SUPERVISOR].command(session_id, p.Operation(input=op), timeout)
-    except WorkerError as exc:
-        status = OPERATION_STATUS.get(exc.code)
-        if status is None:
-            raise
-        raise ApiError(status, exc.code, exc.message) from exc
+    return await request.app[SUPERVISOR].command(session_id, p.Operation(input=op), timeout)
 
 
 def handler(route: OpRoute) -> Callable[[web.Request, str], Awaitable[web.StreamResponse]]:

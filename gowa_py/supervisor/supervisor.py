@@ -131,6 +131,7 @@ class Supervisor:
             log_level=self.settings.worker_log_level.upper(),
             qr_limit=self.settings.qr_limit,
             silence_timeout_s=self.settings.silence_timeout,
+            max_download_bytes=int(self.settings.max_download_mb * 1024 * 1024),
         )
 
     def get(self, session_id: str) -> SessionRecord | None:

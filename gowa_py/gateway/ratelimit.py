@@ -1,7 +1,9 @@
-"""Per-client rate limit of the routes that make WhatsApp do something (sending, message
-actions, chats, groups, ...): one token bucket per API key, basic-auth user, dashboard
-login or, without auth, client IP. Over the limit: 429 ``TOO_MANY_REQUESTS`` with
-``Retry-After``, so a runaway client cannot get an account banned for spamming.
+"""Rate limit of the routes that make WhatsApp do something (sending, message actions,
+chats, groups, ...): one token bucket per client (API key, basic-auth user, dashboard
+login or, without auth, client IP) and session. Over the limit: 429
+``TOO_MANY_REQUESTS`` with ``Retry-After``, so a runaway client cannot get a number banned
+for spamming; per session, because WhatsApp's own limits are per number and one CRM key
+commonly drives many numbers.
 
 A token bucket (rather than a fixed window) lets a client send a burst at once and then
 a steady ``rate`` per second, which is what normal use looks like.
@@ -76,12 +78,22 @@ class RateLimiter:
             self._buckets.pop(key, None)
 
 
+def limited_session(path: str, named: str | None = None) -> str | None:
+    """The session a WhatsApp action route acts on, or None for a route not limited:
+    ``/api/{session_id}/...``, else ``named`` (``X-Device-Id`` / ``?device_id=``), else
+    ``default``, as the routes themselves resolve it."""
+    parts = path.strip("/").split("/")
+    session = None
+    if len(parts) >= 3 and parts[0] == "api" and parts[1] not in NOT_SESSIONS:
+        session, parts = parts[1], parts[2:]
+    if parts[0] not in LIMITED:
+        return None
+    return (session or named or "default")[:64]
+
+
 def is_limited(path: str) -> bool:
     """Whether ``path`` is a WhatsApp action route, with or without ``/api/{session_id}``."""
-    parts = path.strip("/").split("/")
-    if len(parts) >= 3 and parts[0] == "api" and parts[1] not in NOT_SESSIONS:
-        parts = parts[2:]
-    return parts[0] in LIMITED
+    return limited_session(path) is not None
 
 
 def client_key(request: web.Request, auth_enabled: bool) -> str:
@@ -112,14 +124,17 @@ def middleware(settings: Settings) -> Any:
 
     @web.middleware
     async def rate_limit(request: web.Request, handler: Any) -> web.StreamResponse:
-        if limiter.rate > 0 and request.method != "OPTIONS" and is_limited(request.path):
-            wait = limiter.take(client_key(request, auth_enabled))
+        named = request.headers.get("X-Device-Id") or request.query.get("device_id")
+        session = limited_session(request.path, named)
+        if limiter.rate > 0 and request.method != "OPTIONS" and session is not None:
+            wait = limiter.take(f"{client_key(request, auth_enabled)}|{session}")
             if wait > 0:
                 response = error_response(
                     429,
                     "TOO_MANY_REQUESTS",
-                    f"rate limit of {settings.rate_limit:g} requests/s "
-                    f"(burst {settings.rate_limit_burst}) exceeded; retry in {wait:.2f} s",
+                    f"rate limit of {settings.rate_limit:g} requests/s per session "
+                    f"(burst {settings.rate_limit_burst}) exceeded for {session!r}; "
+                    f"retry in {wait:.2f} s",
                 )
                 response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 return response

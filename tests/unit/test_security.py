@@ -102,6 +102,17 @@ async def test_429_with_retry_after_per_api_key(make_client):
     assert (await _send(client, {"X-Api-Key": "wrong"}))[0] == 401
     # Other routes are not limited.
     assert (await client.get("/api/sessions", headers={"X-Api-Key": "k1"})).status == 200
+    # Each session has its own bucket (WhatsApp's limits are per number).
+    response = await client.post(
+        "/api/other/send/message", json={"phone": "1", "message": "x"},
+        headers={"X-Api-Key": "k1"},
+    )
+    assert response.status == 404
+    unprefixed = await client.post(
+        "/send/message", json={"phone": "1", "message": "x"},
+        headers={"X-Api-Key": "k1", "X-Device-Id": "nobody"},
+    )
+    assert unprefixed.status == 429
 
 
 async def test_basic_auth_users_have_their_own_buckets(make_client):

@@ -73,6 +73,15 @@ class EventLog:
             seq=seq,
         )
 
+    def has_message(self, message_id: str) -> bool:
+        """Whether an incoming message with this id was recorded (under any chat)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM events WHERE dedupe LIKE ? LIMIT 1",
+                (f"message%:{message_id}",),
+            ).fetchone()
+        return row is not None
+
     def since(self, after_seq: int, limit: int) -> list[p.Event]:
         with self._lock:
             rows = self._db.execute(

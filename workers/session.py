@@ -243,12 +243,13 @@ class WhatsAppSession:
         if not payloads.carries_content(ev.Message):
             return
         name, payload = payloads.message_payload(ev)
-        self._notify(ev)
+        # Durable record first: whatsmeow has already committed the decryption, so this is
+        # the window in which a crash loses the message (see workers/lost.py).
         self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}")
+        self._notify(ev)
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self._touch()
-        self._notify(ev)
         payload = payloads.receipt_payload(ev)
         ids = ",".join(payload["ids"])
         self._emit(
@@ -256,6 +257,7 @@ class WhatsAppSession:
             payload,
             dedupe=f"ack:{payload['receipt_type']}:{payload['from']}:{ids}",
         )
+        self._notify(ev)
 
     def _notify(self, event: Any) -> None:
         for observer in self.observers:

@@ -24,6 +24,7 @@ from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from workers.confine import confine
 from workers.eventlog import EventLog
+from workers.lost import LostMessageReporter
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ async def _run(config: p.WorkerConfig) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
     logging.getLogger().addHandler(LogForwarder(worker))
+    logging.getLogger("whatsmeow").addHandler(LostMessageReporter(worker.events, worker.emit))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.done.set)
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 #: Stanzas kept in the queue until the receiving device acknowledges them.
 HELD_UNTIL_ACKED = frozenset({"message", "receipt"})
 #: Logins after which a held stanza the client never acknowledges is dropped.
-MAX_REDELIVERIES = 5
+MAX_REDELIVERIES = 20
 
 
 @dataclass

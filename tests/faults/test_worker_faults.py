@@ -30,7 +30,7 @@ def test_kill9_random_workers_during_stream(rig_factory, rng):
             pid = rig.gateway.wait_pid(victim, not_pid=killed.get(victim))
             os.kill(pid, signal.SIGKILL)
             killed[victim] = pid
-    figures = rig.assert_nothing_lost()
+    figures = rig.assert_nothing_lost(killed=frozenset(killed))
     for victim in killed:
         assert rig.gateway.session(victim)["worker"]["restarts"] >= 1
     print("kill -9", victims, figures)

@@ -1,5 +1,7 @@
 """Pure worker logic: the silence watchdog and the durable, de-duplicating event log."""
 
+import time
+
 from gowa_py import protocol as p
 from workers.eventlog import EventLog
 from workers.watchdog import SilenceWatch
@@ -38,7 +40,9 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
     assert again.append("message", {"id": "M1"}, dedupe="message:M1") is None
     replay = again.since(0, 10)
     assert [(e.seq, e.id, e.name) for e in replay] == [
-        (1, first.id, "message"), (2, second.id, "session.status")]
+        (1, first.id, "message"),
+        (2, second.id, "session.status"),
+    ]
     assert isinstance(replay[0], p.Event)
 
 
@@ -49,3 +53,38 @@ def test_event_log_prunes_to_retention(tmp_path):
     log.close()
     again = EventLog(tmp_path / "chats.db", "s", retention=5)
     assert [e.payload["n"] for e in again.since(0, 100)] == [7, 8, 9, 10, 11]
+
+
+def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
+    import logging
+
+    from workers.lost import LostMessageReporter
+
+    log = EventLog(tmp_path / "chats.db", "s")
+    log.append("message", {"id": "SEEN"}, dedupe="message:1@s.whatsapp.net:SEEN")
+    emitted: list[tuple[str, dict, str | None]] = []
+
+    def emit(name, payload, dedupe=None):
+        if log.append(name, payload, dedupe) is not None:
+            emitted.append((name, payload, dedupe))
+
+    logger = logging.getLogger("whatsmeow.Client.test")
+    reporter = LostMessageReporter(log, emit, grace_s=0.2)
+    logger.addHandler(reporter)
+    try:
+        line = (
+            "Ignoring message {} from 88:1@lid in 88@lid: failed to decrypt prekey message: "
+            "failed to get or create message keys: received message with old counter "
+            "(index: 21, count: 20)"
+        )
+        logger.warning(line.format("SEEN"))  # a harmless redelivery of a recorded message
+        logger.warning(line.format("LATE"))  # its first copy is recorded within the grace
+        log.append("message", {"id": "LATE"}, dedupe="message:1@s.whatsapp.net:LATE")
+        logger.warning(line.format("GONE"))
+        logger.warning(line.format("GONE"))  # reported once
+        logger.warning("Ignoring message X from 88:1@lid in 88@lid: some other failure")
+        time.sleep(0.6)
+    finally:
+        logger.removeHandler(reporter)
+    assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]
+    assert emitted[0][1]["from"] == "88:1@lid"

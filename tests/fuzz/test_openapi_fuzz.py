@@ -11,6 +11,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from tests.fuzz.explore import DERANDOMIZE
 from tests.procs import Gateway
 from tests.sim.harness import SandboxProcess
 
@@ -70,6 +71,7 @@ def test_no_server_errors(fuzz_gateway: Gateway) -> None:
             max_examples=MAX_EXAMPLES,
             deadline=None,
             database=None,
+            derandomize=DERANDOMIZE,
             suppress_health_check=list(HealthCheck),
         )
         def run(case: schemathesis.Case) -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from gowa_py import models, operations
 from gowa_py.gateway.gowa import OPERATION_ROUTES
+from tests.fuzz.explore import DERANDOMIZE
 
 STRUCTS = sorted(
     (
@@ -34,7 +35,12 @@ STRUCTS = sorted(
     ),
     key=lambda cls: cls.__qualname__,
 )
-FUZZ = settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=DERANDOMIZE,
+    suppress_health_check=list(HealthCheck),
+)
 
 scalars = (
     st.none()

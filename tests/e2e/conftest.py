@@ -22,8 +22,9 @@ SUBPROCESS_WORKERS = {"GOWA_WORKER_MODE": "subprocess"}
 class EventWatcher:
     """Collects the gateway's live event stream (the public WebSocket) in a thread."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
         self.url = url
+        self.headers = headers or {}
         self.events: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -34,7 +35,10 @@ class EventWatcher:
             raise AssertionError("event stream did not connect")
 
     async def _run(self) -> None:
-        async with aiohttp.ClientSession() as http, http.ws_connect(self.url) as ws:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.ws_connect(self.url, headers=self.headers) as ws,
+        ):
             self._connected.set()
             while not self._stop.is_set():
                 try:
@@ -88,6 +92,19 @@ def events(sandbox_gateway: Gateway) -> Iterator[EventWatcher]:
     )
     yield watcher
     watcher.close()
+
+
+def is_event(name: str, session_id: str, **payload: Any) -> Callable[[dict[str, Any]], bool]:
+    """A predicate for :meth:`EventWatcher.wait`: this event, this session, these fields."""
+
+    def match(event: dict[str, Any]) -> bool:
+        return (
+            event["event"] == name
+            and event["session_id"] == session_id
+            and all(event["payload"].get(k) == v for k, v in payload.items())
+        )
+
+    return match
 
 
 def new_phone(sandbox: SandboxProcess, phone: str, name: str) -> str:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import new_phone, pair
+from tests.e2e.conftest import is_event, new_phone, pair
 from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
@@ -30,17 +30,6 @@ def gw(sandbox, sandbox_gateway):
     pair(sandbox_gateway, sandbox, "alice", ALICE)
     pair(sandbox_gateway, sandbox, "bob", BOB)
     return sandbox_gateway
-
-
-def _is(name, session_id, **payload):
-    def match(event):
-        return (
-            event["event"] == name
-            and event["session_id"] == session_id
-            and all(event["payload"].get(k) == v for k, v in payload.items())
-        )
-
-    return match
 
 
 def ok(gw, method, path, body=None, **kw):
@@ -90,7 +79,7 @@ def test_text_is_stored_on_both_sides_and_status_follows_receipts(gw, events):
     sent = ok(gw, "POST", "/api/alice/send/message", {"phone": BOB, "message": "hi bob"})
     message_id = sent["message_id"]
     assert f"sent to {BOB}" in sent["status"]
-    events.wait(_is("message", "bob", id=message_id), 10, "Bob's message event")
+    events.wait(is_event("message", "bob", id=message_id), 10, "Bob's message event")
 
     chats = ok(gw, "GET", "/api/bob/chats")
     assert chats["pagination"]["total"] >= 1
@@ -123,7 +112,7 @@ def test_text_is_stored_on_both_sides_and_status_follows_receipts(gw, events):
 def test_reply_reaction_edit_revoke(gw, events):
     first = ok(gw, "POST", "/api/alice/send/message", {"phone": BOB, "message": "original"})
     message_id = first["message_id"]
-    events.wait(_is("message", "bob", id=message_id), 10, "Bob gets the original")
+    events.wait(is_event("message", "bob", id=message_id), 10, "Bob gets the original")
 
     reply = ok(
         gw,
@@ -131,13 +120,17 @@ def test_reply_reaction_edit_revoke(gw, events):
         "/api/bob/send/message",
         {"phone": ALICE, "message": "a reply", "reply_message_id": message_id},
     )
-    got = events.wait(_is("message", "alice", id=reply["message_id"]), 10, "Alice gets the reply")
+    got = events.wait(
+        is_event("message", "alice", id=reply["message_id"]), 10, "Alice gets the reply"
+    )
     assert got["payload"]["replied_to_id"] == message_id
     assert got["payload"]["quoted_body"] == "original"
 
     ok(gw, "POST", f"/api/bob/message/{message_id}/reaction", {"phone": ALICE, "emoji": "👍"})
     events.wait(
-        _is("message.reaction", "alice", reacted_message_id=message_id), 10, "reaction at Alice"
+        is_event("message.reaction", "alice", reacted_message_id=message_id),
+        10,
+        "reaction at Alice",
     )
     reactions = wait_until(
         lambda: stored(gw, "alice", BOB, message_id)["reactions"], 10, what="stored reaction"
@@ -146,7 +139,9 @@ def test_reply_reaction_edit_revoke(gw, events):
     assert stored(gw, "bob", ALICE, message_id)["reactions"][0]["emoji"] == "👍"
 
     ok(gw, "POST", f"/api/alice/message/{message_id}/update", {"phone": BOB, "message": "edited"})
-    events.wait(_is("message.edited", "bob", original_message_id=message_id), 10, "edit at Bob")
+    events.wait(
+        is_event("message.edited", "bob", original_message_id=message_id), 10, "edit at Bob"
+    )
     edited = wait_until(
         lambda: (m := stored(gw, "bob", ALICE, message_id))["content"] == "edited" and m,
         10,
@@ -155,7 +150,9 @@ def test_reply_reaction_edit_revoke(gw, events):
     assert edited["is_edited"] is True
 
     ok(gw, "POST", f"/api/alice/message/{message_id}/revoke", {"phone": BOB})
-    events.wait(_is("message.revoked", "bob", revoked_message_id=message_id), 10, "revoke at Bob")
+    events.wait(
+        is_event("message.revoked", "bob", revoked_message_id=message_id), 10, "revoke at Bob"
+    )
     revoked = wait_until(
         lambda: (m := stored(gw, "bob", ALICE, message_id))["is_revoked"] and m,
         10,
@@ -178,11 +175,11 @@ def test_contact_location_link_poll_forward(gw, events):
     ]
     for path, body, content in cases:
         sent = ok(gw, "POST", f"/api/alice{path}", {"phone": BOB, **body})
-        events.wait(_is("message", "bob", id=sent["message_id"]), 10, f"{path} at Bob")
+        events.wait(is_event("message", "bob", id=sent["message_id"]), 10, f"{path} at Bob")
         assert stored(gw, "bob", ALICE, sent["message_id"])["content"] == content, path
     text = ok(gw, "POST", "/api/alice/send/message", {"phone": BOB, "message": "pass it on"})
     forwarded = ok(gw, "POST", f"/api/alice/message/{text['message_id']}/forward", {"phone": BOB})
-    events.wait(_is("message", "bob", id=forwarded["message_id"]), 10, "forward at Bob")
+    events.wait(is_event("message", "bob", id=forwarded["message_id"]), 10, "forward at Bob")
     assert stored(gw, "bob", ALICE, forwarded["message_id"])["content"] == "pass it on"
 
 
@@ -204,7 +201,7 @@ def test_groups(gw, events):
     assert status == 200 and csv.startswith(b"participant_jid,phone_number,lid,display_name,role")
 
     sent = ok(gw, "POST", "/api/alice/send/message", {"phone": group_id, "message": "hello team"})
-    events.wait(_is("message", "bob", id=sent["message_id"]), 15, "group message at Bob")
+    events.wait(is_event("message", "bob", id=sent["message_id"]), 15, "group message at Bob")
     assert stored(gw, "bob", group_id, sent["message_id"])["content"] == "hello team"
 
 
@@ -248,7 +245,7 @@ def test_unprefixed_routes_and_settings_push(gw, events):
         {"phone": ALICE, "message": "via header"},
         headers={"X-Device-Id": "bob"},
     )
-    events.wait(_is("message", "alice", id=sent["message_id"]), 10, "unprefixed send")
+    events.wait(is_event("message", "alice", id=sent["message_id"]), 10, "unprefixed send")
     chats = ok(gw, "GET", "/chats?device_id=alice&search=1555")
     assert any(item["jid"] == B_JID for item in chats["data"])
 
@@ -259,7 +256,7 @@ def test_unprefixed_routes_and_settings_push(gw, events):
     assert gw.session("bob")["status"] == "CONNECTED"  # pushed live, no restart
     ok(gw, "POST", "/api/alice/send/message", {"phone": BOB, "message": "are you there?"})
     events.wait(
-        lambda e: _is("message", "alice")(e) and e["payload"].get("body") == "Bob is away",
+        lambda e: is_event("message", "alice")(e) and e["payload"].get("body") == "Bob is away",
         10,
         "auto-reply at Alice",
     )

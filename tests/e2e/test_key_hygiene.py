@@ -8,7 +8,6 @@ import json
 import secrets
 from pathlib import Path
 
-import aiohttp
 import psutil
 import pytest
 
@@ -17,29 +16,6 @@ from tests.procs import find_workers, wait_until
 from tests.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
-
-
-class AuthedWatcher(EventWatcher):
-    def __init__(self, url: str, key: str) -> None:
-        self.key = key
-        super().__init__(url)
-
-    async def _run(self) -> None:
-        headers = {"X-Api-Key": self.key}
-        async with (
-            aiohttp.ClientSession() as http,
-            http.ws_connect(self.url, headers=headers) as ws,
-        ):
-            self._connected.set()
-            while not self._stop.is_set():
-                try:
-                    message = await ws.receive(timeout=0.2)
-                except TimeoutError:
-                    continue
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    return
-                with self._lock:
-                    self.events.append(json.loads(message.data))
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:
@@ -63,7 +39,9 @@ def test_api_key_never_leaks(gateway_factory, sandbox, tmp_path):
         },
         args=["--sandbox", sandbox.url],
     )
-    watcher = AuthedWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events", key)
+    watcher = EventWatcher(
+        gateway.http.base.replace("http", "ws") + "/api/dashboard/events", {"X-Api-Key": key}
+    )
     try:
         tx, rx = new_phone(sandbox, "1888000001", "Tx"), new_phone(sandbox, "1888000002", "Rx")
         pair(gateway, sandbox, "ktx", tx)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import new_phone, pair
+from tests.e2e.conftest import is_event, new_phone, pair
 
 pytestmark = pytest.mark.integration
 
@@ -25,17 +25,6 @@ def paired(sandbox, sandbox_gateway):
     }
     print(f"\nscan -> CONNECTED: {timings}")
     return sandbox_gateway
-
-
-def _is(name, session_id, **payload):
-    def match(event):
-        return (
-            event["event"] == name
-            and event["session_id"] == session_id
-            and all(event["payload"].get(k) == v for k, v in payload.items())
-        )
-
-    return match
 
 
 def _send(gateway, session_id, phone, text):
@@ -57,7 +46,7 @@ def test_pairing_gives_connected_sessions(paired):
 def test_message_delivery_and_receipts(paired, events):
     started = time.monotonic()
     message_id = _send(paired, "a", BOB, "hello bob")
-    received = events.wait(_is("message", "b", id=message_id), 5, "B's message event")
+    received = events.wait(is_event("message", "b", id=message_id), 5, "B's message event")
     print(f"\nsend -> receive: {time.monotonic() - started:.3f} s")
     assert received["payload"]["body"] == "hello bob"
     assert received["payload"]["from"] == f"{ALICE}@s.whatsapp.net"
@@ -83,7 +72,7 @@ def test_unprefixed_route_with_device_header(paired, events):
     )
     assert status == 200, body
     message_id = body["results"]["message_id"]
-    events.wait(_is("message", "a", id=message_id), 5, "A's message event")
+    events.wait(is_event("message", "a", id=message_id), 5, "A's message event")
 
 
 def test_killed_worker_reconnects_without_new_qr(paired, events):
@@ -98,10 +87,10 @@ def test_killed_worker_reconnects_without_new_qr(paired, events):
 def test_dropped_connections_reconnect(paired, sandbox, events):
     status, _ = sandbox.api("POST", "/sim/faults", {"drop_connections": True})
     assert status == 200
-    events.wait(_is("session.status", "b", status="DISCONNECTED"), 10, "B disconnected")
+    events.wait(is_event("session.status", "b", status="DISCONNECTED"), 10, "B disconnected")
     events.wait(
         lambda e: (
-            _is("session.status", "b", status="CONNECTED")(e)
+            is_event("session.status", "b", status="CONNECTED")(e)
             and e["payload"].get("previous") == "DISCONNECTED"
         ),
         20,
@@ -118,7 +107,7 @@ def test_message_to_stopped_session_arrives_after_start(paired, events):
     time.sleep(0.5)
     status, _ = paired.http.post("/api/sessions/b/start")
     assert status == 200
-    received = events.wait(_is("message", "b", id=message_id), 20, "queued message at B")
+    received = events.wait(is_event("message", "b", id=message_id), 20, "queued message at B")
     assert received["payload"]["body"] == "while you were away"
 
 
@@ -167,4 +156,4 @@ def test_api_reconnect_gives_a_fresh_connection(paired, events):
     session = paired.wait_status("b", {"CONNECTED"}, timeout=20)
     assert session["me"]["jid"] == f"{BOB}@s.whatsapp.net"
     message_id = _send(paired, "a", BOB, "after reconnect")
-    events.wait(_is("message", "b", id=message_id), 10, "message after reconnect")
+    events.wait(is_event("message", "b", id=message_id), 10, "message after reconnect")

@@ -3,27 +3,12 @@
 import base64
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from gowa_py.config import load_settings
-from gowa_py.gateway.app import create_app
 
 
 @pytest.fixture
-async def make_client(tmp_path):
-    clients = []
-
-    async def make(env=None):
-        settings = load_settings({"max_body_mb": 0.01}, env or {})
-        app = create_app(settings, tmp_path / "data")
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+def make_client(make_client):
+    """Clients of a gateway with a tiny body limit, to test 413 cheaply."""
+    return lambda env=None: make_client(env, max_body_mb=0.01)
 
 
 async def _json(response):

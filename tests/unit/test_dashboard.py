@@ -9,35 +9,15 @@ import uuid
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from gowa_py import protocol as p
-from gowa_py.config import load_settings
 from gowa_py.gateway import dashboard
-from gowa_py.gateway.app import create_app
 from gowa_py.gateway.dashboard import STATS, memory_series, sandbox_phone
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.models import SessionConfig
 
 KEY = "k3y-for-tests"
-
-
-@pytest.fixture
-async def make_client(tmp_path):
-    clients = []
-
-    async def make(env=None, data_dir=None):
-        settings = load_settings({}, env or {})
-        app = create_app(settings, data_dir or tmp_path / "data")
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
 
 
 def event(session_id, name, payload, ts=None):

@@ -2,25 +2,17 @@
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer, unused_port
-
-from gowa_py.config import load_settings
-from gowa_py.gateway.app import create_app
-
-
-async def _client(tmp_path, env):
-    app = create_app(load_settings({}, env), tmp_path / "data")
-    test_client = TestClient(TestServer(app))
-    await test_client.start_server()
-    await test_client.post("/api/sessions", json={"session_id": "m", "start": False})
-    return test_client
+from aiohttp.test_utils import unused_port
 
 
 @pytest.fixture
-async def client(tmp_path):
-    test_client = await _client(tmp_path, {})
-    yield test_client
-    await test_client.close()
+async def client(make_client):
+    return await _with_session(await make_client())
+
+
+async def _with_session(test_client):
+    await test_client.post("/api/sessions", json={"session_id": "m", "start": False})
+    return test_client
 
 
 @pytest.fixture
@@ -55,20 +47,17 @@ async def test_internal_media_urls_are_refused(client, internal_server, host):
     assert "webhook_allow_networks" in body["message"] or "address" in body["message"]
 
 
-async def test_allowed_network_is_fetched_but_redirects_are_not(tmp_path, internal_server):
-    client = await _client(tmp_path, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
-    try:
-        url = f"http://127.0.0.1:{internal_server}"
-        response = await client.post(
-            "/api/m/send/image", data={"phone": "15550001111", "image_url": url + "/secret.png"}
-        )
-        # Fetched; the session is stopped, so the send itself is unavailable.
-        assert (response.status, (await response.json())["code"]) == (503, "SESSION_UNAVAILABLE")
-        response = await client.post(
-            "/api/m/send/image", data={"phone": "15550001111", "image_url": url + "/hop"}
-        )
-        body = await response.json()
-        assert (response.status, body["code"]) == (400, "MEDIA_DOWNLOAD_FAILED")
-        assert "redirect" in body["message"]
-    finally:
-        await client.close()
+async def test_allowed_network_is_fetched_but_redirects_are_not(make_client, internal_server):
+    client = await _with_session(await make_client({"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}))
+    url = f"http://127.0.0.1:{internal_server}"
+    response = await client.post(
+        "/api/m/send/image", data={"phone": "15550001111", "image_url": url + "/secret.png"}
+    )
+    # Fetched; the session is stopped, so the send itself is unavailable.
+    assert (response.status, (await response.json())["code"]) == (503, "SESSION_UNAVAILABLE")
+    response = await client.post(
+        "/api/m/send/image", data={"phone": "15550001111", "image_url": url + "/hop"}
+    )
+    body = await response.json()
+    assert (response.status, body["code"]) == (400, "MEDIA_DOWNLOAD_FAILED")
+    assert "redirect" in body["message"]

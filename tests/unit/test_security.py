@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 
 from gowa_py.cli import main
 from gowa_py.config import ConfigError, load_settings
-from gowa_py.gateway.app import create_app
 from gowa_py.gateway.ratelimit import RateLimiter, is_limited
 from gowa_py.keyhash import HashedKey, hash_key
 
@@ -65,22 +63,6 @@ def test_which_routes_are_limited(path, limited):
     assert is_limited(path) is limited
 
 
-@pytest.fixture
-async def make_client(tmp_path):
-    clients = []
-
-    async def make(env):
-        app = create_app(load_settings({}, env), tmp_path / f"data{len(clients)}")
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
 async def _send(client, headers):
     response = await client.post(
         "/api/nobody/send/message", json={"phone": "1", "message": "x"}, headers=headers
@@ -104,12 +86,14 @@ async def test_429_with_retry_after_per_api_key(make_client):
     assert (await client.get("/api/sessions", headers={"X-Api-Key": "k1"})).status == 200
     # Each session has its own bucket (WhatsApp's limits are per number).
     response = await client.post(
-        "/api/other/send/message", json={"phone": "1", "message": "x"},
+        "/api/other/send/message",
+        json={"phone": "1", "message": "x"},
         headers={"X-Api-Key": "k1"},
     )
     assert response.status == 404
     unprefixed = await client.post(
-        "/send/message", json={"phone": "1", "message": "x"},
+        "/send/message",
+        json={"phone": "1", "message": "x"},
         headers={"X-Api-Key": "k1", "X-Device-Id": "nobody"},
     )
     assert unprefixed.status == 429

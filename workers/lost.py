@@ -5,37 +5,55 @@ the message to us, and neonize does not enable whatsmeow's decrypted-event buffe
 would keep the plaintext for a second try. A worker killed in that instant has lost the
 message: the server delivers it again, but whatsmeow can no longer decrypt it ("old
 counter") and drops it, logging "Ignoring message <id> ... old counter". When that
-message never reached our event log, this handler records a durable ``message.lost``
-event naming it, so the loss reaches webhooks and the dashboard instead of passing
-silently. (A duplicate of a message we did record is a harmless redelivery.) The check
-waits a few seconds: after a dropped connection the server's second copy can be refused
-while the first one is still being handled, and that is no loss.
+message never reaches our event log, a durable ``message.lost`` event names it, so the
+loss reaches webhooks and the dashboard instead of passing silently.
+
+A refused copy is only a suspect at first: after a dropped connection the server's second
+copy can be refused while the first is still being handled, which is no loss. Suspects
+are kept in ``chats.db`` and judged after a grace period, so a worker that is killed
+again meanwhile judges them after its restart.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
 from workers.eventlog import EventLog
 
 IGNORED = re.compile(r"Ignoring message (\S+) from (\S+) in (\S+): (.*old counter.*)")
-
-
 GRACE_S = 5.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lost_suspects (
+    message_id TEXT PRIMARY KEY,
+    sender TEXT NOT NULL,
+    chat TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seen_at REAL NOT NULL
+);
+"""
 
 
 class LostMessageReporter(logging.Handler):
+    """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then."""
+
     def __init__(
-        self, events: EventLog, emit: Callable[..., None], grace_s: float = GRACE_S
+        self, path: Path, events: EventLog, emit: Callable[..., None], grace_s: float = GRACE_S
     ) -> None:
         super().__init__(logging.WARNING)
         self._events = events
         self._emit = emit
         self._grace_s = grace_s
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -44,18 +62,34 @@ class LostMessageReporter(logging.Handler):
             return
         if match is None:
             return
-        timer = threading.Timer(self._grace_s, self._check, match.groups())
-        timer.daemon = True
-        timer.start()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO lost_suspects VALUES (?, ?, ?, ?, ?)",
+                (*match.groups(), time.time()),
+            )
 
-    def _check(self, message_id: str, sender: str, chat: str, reason: str) -> None:
-        if self._events.has_message(message_id):
-            return
-        payload: dict[str, Any] = {
-            "id": message_id,
-            "from": sender,
-            "chat_id": chat,
-            "reason": "decrypted by a worker that died before recording it; "
-            f"whatsmeow cannot decrypt it again ({reason})",
-        }
-        self._emit("message.lost", payload, dedupe=f"lost:{message_id}")
+    def judge(self, now: float | None = None) -> None:
+        """Report suspects older than the grace period whose message never arrived."""
+        cutoff = (time.time() if now is None else now) - self._grace_s
+        with self._lock:
+            due = self._db.execute(
+                "SELECT message_id, sender, chat, reason FROM lost_suspects WHERE seen_at <= ?",
+                (cutoff,),
+            ).fetchall()
+        for message_id, sender, chat, reason in due:
+            if not self._events.has_message(message_id):
+                payload = {
+                    "id": message_id,
+                    "from": sender,
+                    "chat_id": chat,
+                    "reason": "decrypted by a worker that died before recording it; "
+                    f"whatsmeow cannot decrypt it again ({reason})",
+                }
+                self._emit("message.lost", payload, dedupe=f"lost:{message_id}")
+            with self._lock:
+                self._db.execute("DELETE FROM lost_suspects WHERE message_id = ?", (message_id,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        super().close()

@@ -41,7 +41,9 @@ log = logging.getLogger("gowa.worker.session")
 
 
 class Emit(Protocol):
-    def __call__(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> None: ...
+    def __call__(
+        self, name: str, payload: dict[str, Any], dedupe: str | None = None
+    ) -> bool | None: ...
 
 
 # whatsmeow shows the first QR code for 60 s and each following one for 20 s.
@@ -245,19 +247,20 @@ class WhatsAppSession:
         name, payload = payloads.message_payload(ev)
         # Durable record first: whatsmeow has already committed the decryption, so this is
         # the window in which a crash loses the message (see workers/lost.py).
-        self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}")
-        self._notify(ev)
+        if self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}"):
+            self._notify(ev)
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self._touch()
         payload = payloads.receipt_payload(ev)
         ids = ",".join(payload["ids"])
-        self._emit(
+        recorded = self._emit(
             "message.ack",
             payload,
             dedupe=f"ack:{payload['receipt_type']}:{payload['from']}:{ids}",
         )
-        self._notify(ev)
+        if recorded:
+            self._notify(ev)
 
     def _notify(self, event: Any) -> None:
         for observer in self.observers:

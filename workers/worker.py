@@ -68,13 +68,15 @@ class Worker:
         self.operations: Context | None = None
         self.done = asyncio.Event()
         self.exit_code = 0
+        self.lost: LostMessageReporter | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
-    def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> None:
+    def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> bool:
         """Record and publish an event; callable from any thread (neonize calls from Go threads).
 
         ``dedupe`` names the fact an event reports (a message id, a receipt); an event whose
-        fact was already recorded is dropped, so a restart never emits it twice.
+        fact was already recorded is dropped, so a restart never emits it twice; the
+        answer is False then, so callers skip their follow-up work (an auto-reply) too.
         """
         if name in EPHEMERAL_EVENTS:
             event = p.Event(
@@ -87,11 +89,12 @@ class Worker:
         else:
             recorded = self.events.append(name, payload, dedupe)
             if recorded is None:
-                return
+                return False
             event = recorded
         # A closed loop means shutdown; the durable copy stays in the event log.
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self.link.publish, event)
+        return True
 
     async def serve(self) -> None:
         await self.link.hello(os.getpid(), self.started_at)
@@ -172,10 +175,13 @@ class Worker:
         self.loop.call_soon_threadsafe(self.loop.call_later, 0.05, self.done.set)
 
     async def watch_silence(self) -> None:
+        """Periodic checks: a silent connection, and messages that may have been lost."""
         while not self.done.is_set():
             await asyncio.sleep(5)
             if self.session is not None:
                 await asyncio.to_thread(self.session.check_silence)
+            if self.lost is not None:
+                await asyncio.to_thread(self.lost.judge)
 
     async def watch_parent(self) -> None:
         """Exit when the gateway is gone, even after a SIGKILL of it.
@@ -245,7 +251,10 @@ async def _run(config: p.WorkerConfig) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
     logging.getLogger().addHandler(LogForwarder(worker))
-    logging.getLogger("whatsmeow").addHandler(LostMessageReporter(worker.events, worker.emit))
+    worker.lost = LostMessageReporter(
+        Path(config.session_dir) / "chats.db", worker.events, worker.emit
+    )
+    logging.getLogger("whatsmeow").addHandler(worker.lost)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.done.set)
 

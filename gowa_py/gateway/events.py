@@ -22,7 +22,7 @@ from gowa_py.registry import Registry
 
 log = logging.getLogger("gowa.gateway.events")
 
-QUEUE_SIZE = 2000
+QUEUE_SIZE = 10_000
 _encoder = msgspec.json.Encoder()
 
 
@@ -32,6 +32,7 @@ class _Client:
         self.session_id = session_id
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = 0
+        self.reported = 0
 
     def offer(self, data: bytes) -> None:
         if self.queue.full():
@@ -82,6 +83,19 @@ class EventHub:
         while True:
             data = await client.queue.get()
             try:
+                if client.dropped > client.reported:
+                    # Say so: a consumer that fell behind must know to re-read (the
+                    # webhooks and the worker's event log have everything).
+                    notice = {
+                        "id": None,
+                        "event": "stream.dropped",
+                        "session_id": client.session_id,
+                        "device_id": "",
+                        "timestamp": None,
+                        "payload": {"dropped": client.dropped},
+                    }
+                    await client.ws.send_str(_encoder.encode(notice).decode())
+                    client.reported = client.dropped
                 await client.ws.send_str(data.decode())
             except (ConnectionResetError, RuntimeError):
                 return

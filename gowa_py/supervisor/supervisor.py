@@ -331,6 +331,12 @@ class Supervisor:
                     record = self.registry.get(event.session_id)
                     if record is None or event.seq <= record.last_event_seq:
                         return
+                    if event.seq > record.last_event_seq + 1:
+                        # The gap could not be fetched (the worker is going away): applying
+                        # this event would skip the missing ones for good. The catch-up
+                        # after the next hello, or the periodic one, fetches them all.
+                        self._stalled.add(event.session_id)
+                        return
                 await self._apply(event)
             except Exception:
                 # Retried from the worker's durable log by the periodic catch-up.
@@ -354,28 +360,32 @@ class Supervisor:
                     return
                 after_seq = record.last_event_seq
             try:
-                await self._replay(session_id, after_seq)
+                complete = await self._replay(session_id, after_seq)
             except Exception:
                 self._stalled.add(session_id)
                 raise
-            self._stalled.discard(session_id)
+            if complete:
+                self._stalled.discard(session_id)
+            else:
+                self._stalled.add(session_id)
 
-    async def _replay(self, session_id: str, after_seq: int) -> None:
-        """Fetch durable events the gateway has not applied yet, in order."""
+    async def _replay(self, session_id: str, after_seq: int) -> bool:
+        """Fetch durable events the gateway has not applied yet, in order; False when the
+        worker could not be asked (the caller keeps the session marked for another try)."""
         while True:
             try:
                 result = await self.request(session_id, p.ReplayEvents(after_seq=after_seq), 5.0)
             except Exception as exc:
                 log.warning("[%s] event catch-up failed: %s", session_id, exc)
-                return
+                return False
             if not isinstance(result, p.Events) or not result.events:
-                return
+                return True
             for event in result.events:
                 if event.seq > after_seq:
                     await self._apply(event)
                     after_seq = event.seq
             if len(result.events) < 1000:
-                return
+                return True
 
     async def _apply(self, event: p.Event) -> None:
         session_id = event.session_id
@@ -411,6 +421,9 @@ class Supervisor:
         while True:
             await asyncio.sleep(interval)
             for session_id in list(self._stalled):
+                runner = self.runners.get(session_id)
+                if runner is None or runner.pid is None:
+                    continue  # caught up when its worker says hello
                 try:
                     await self._catch_up(session_id)
                 except Exception as exc:

@@ -69,22 +69,28 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
             emitted.append((name, payload, dedupe))
 
     logger = logging.getLogger("whatsmeow.Client.test")
-    reporter = LostMessageReporter(log, emit, grace_s=0.2)
+    reporter = LostMessageReporter(tmp_path / "chats.db", log, emit, grace_s=5)
     logger.addHandler(reporter)
+    line = (
+        "Ignoring message {} from 88:1@lid in 88@lid: failed to decrypt prekey message: "
+        "failed to get or create message keys: received message with old counter "
+        "(index: 21, count: 20)"
+    )
     try:
-        line = (
-            "Ignoring message {} from 88:1@lid in 88@lid: failed to decrypt prekey message: "
-            "failed to get or create message keys: received message with old counter "
-            "(index: 21, count: 20)"
-        )
         logger.warning(line.format("SEEN"))  # a harmless redelivery of a recorded message
         logger.warning(line.format("LATE"))  # its first copy is recorded within the grace
-        log.append("message", {"id": "LATE"}, dedupe="message:1@s.whatsapp.net:LATE")
         logger.warning(line.format("GONE"))
         logger.warning(line.format("GONE"))  # reported once
         logger.warning("Ignoring message X from 88:1@lid in 88@lid: some other failure")
-        time.sleep(0.6)
     finally:
         logger.removeHandler(reporter)
+    reporter.judge(now=time.time())  # within the grace: nothing judged yet
+    assert emitted == []
+    log.append("message", {"id": "LATE"}, dedupe="message:1@s.whatsapp.net:LATE")
+    reporter.close()
+    # A restarted worker judges what the previous one suspected.
+    again = LostMessageReporter(tmp_path / "chats.db", log, emit, grace_s=5)
+    again.judge(now=time.time() + 10)
+    again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]
     assert emitted[0][1]["from"] == "88:1@lid"

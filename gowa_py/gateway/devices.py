@@ -12,7 +12,7 @@ from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.params import path_session
-from gowa_py.gateway.views import device_json, device_webhook_json
+from gowa_py.gateway.views import connection_flags, device_json, device_webhook_json
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
 
@@ -107,11 +107,7 @@ async def logout_device(request: web.Request) -> web.Response:
 @routes.post("/devices/{device_id}/reconnect")
 async def reconnect_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    supervisor = request.app[SUPERVISOR]
-    if not supervisor.runners[session_id].running:
-        await supervisor.start_session(session_id)
-    else:
-        await supervisor.command(session_id, p.Reconnect())
+    await login.reconnect(request.app[SUPERVISOR], session_id)
     return envelope(None, message="Device reconnecting")
 
 
@@ -122,9 +118,7 @@ async def device_status(request: web.Request) -> web.Response:
     return envelope(
         {
             "device_id": session_id,
-            "is_connected": record.status
-            in (p.SessionState.CONNECTED, p.SessionState.SCAN_QR_CODE),
-            "is_logged_in": record.status == p.SessionState.CONNECTED and record.me is not None,
+            **connection_flags(record),
         },
         message="Device status",
     )

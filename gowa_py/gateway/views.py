@@ -49,6 +49,14 @@ def session_json(record: SessionRecord, runner: SessionRunner | None) -> dict[st
     }
 
 
+def connection_flags(record: SessionRecord) -> dict[str, bool]:
+    """GoWA's ``is_connected`` (socket up, logged in or showing a QR) and ``is_logged_in``."""
+    return {
+        "is_connected": record.status in (SessionState.CONNECTED, SessionState.SCAN_QR_CODE),
+        "is_logged_in": record.status == SessionState.CONNECTED and record.me is not None,
+    }
+
+
 def device_json(record: SessionRecord) -> dict[str, Any]:
     jid = record.me.jid if record.me else ""
     return {

@@ -17,6 +17,7 @@ from gowa_py import protocol as p
 from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.views import connection_flags
 from gowa_py.ids import check_session_id
 from gowa_py.models import ReadMessage, SessionConfig
 
@@ -76,11 +77,8 @@ async def app_logout(request: web.Request, session_id: str) -> web.Response:
 
 
 async def app_reconnect(request: web.Request, session_id: str) -> web.Response:
-    supervisor = request.app[SUPERVISOR]
-    if not supervisor.runners[session_id].running:
-        await supervisor.start_session(session_id)
+    if await login.reconnect(request.app[SUPERVISOR], session_id):
         return envelope(None, message="Session was stopped; starting it")
-    await supervisor.command(session_id, p.Reconnect())
     return envelope(None, message="Reconnect success")
 
 
@@ -88,9 +86,7 @@ async def app_status(request: web.Request, session_id: str) -> web.Response:
     record = request.app[SUPERVISOR].require(session_id)
     return envelope(
         {
-            "is_connected": record.status
-            in (p.SessionState.CONNECTED, p.SessionState.SCAN_QR_CODE),
-            "is_logged_in": record.status == p.SessionState.CONNECTED and record.me is not None,
+            **connection_flags(record),
             "device_id": session_id,
             "jid": record.me.jid if record.me else "",
             "status": record.status.value,

@@ -61,6 +61,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     worker_mode: str = "zygote"
     worker_gogc: int | None = None
     worker_gomemlimit: str | None = None
+    ksm: str = "auto"
+    ksm_pages_to_scan: int = 1000
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -94,6 +96,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
         if self.worker_mode not in ("zygote", "subprocess"):
             raise msgspec.ValidationError('worker_mode must be "zygote" or "subprocess"')
+        if self.ksm not in ("auto", "off"):
+            raise msgspec.ValidationError('ksm must be "auto" or "off"')
+        if self.ksm_pages_to_scan < 1:
+            raise msgspec.ValidationError("ksm_pages_to_scan must be at least 1")
 
     @property
     def auth_enabled(self) -> bool:

@@ -4,12 +4,15 @@
     python scripts/bench_memory.py --sessions 50 --in-process       # ... and the one-process floor
     python scripts/bench_memory.py --sessions 8 --unconnected       # no sandbox: workers redial
     python scripts/bench_memory.py --sessions 50 --mode subprocess  # without the zygote
+    python scripts/bench_memory.py --sessions 50 --ksm off          # without same-page merging
 
 Marginal PSS at N = (PSS of gateway + zygote + workers with N sessions - the same with no
 session) / N. Sessions are added in steps (the ``--sessions`` values, ascending) and each
-step is measured after ``--settle`` idle seconds. ``--in-process`` also runs every client in
-one plain Python process (no gateway, no IPC): the floor the per-process design pays for
-its isolation. Results: a table on stdout and ``bench-results/memory-*.json``.
+step is measured after ``--settle`` idle seconds (and, when ksmd runs, once it has merged
+what it will; the gateway starts it if it may, see ``ksm`` in config/gowa.example.toml).
+``--in-process`` also runs every client in one plain Python process (no gateway, no
+IPC): the floor the per-process design pays for its isolation. Results: a table on
+stdout and ``bench-results/memory-*.json``.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from benchlib import (
 
 COLUMNS = [
     "mode",
+    "ksm",
     "sessions",
     "marginal_pss_mb",
     "avg_rss_mb",
@@ -52,6 +56,9 @@ COLUMNS = [
     "gateway_pss_mb",
     "zygote_pss_mb",
 ]
+
+
+KSM = Path("/sys/kernel/mm/ksm")
 
 
 def _settle_reading(read: Any, seconds: float, samples: int = 3) -> Any:
@@ -68,9 +75,36 @@ def _settle_reading(read: Any, seconds: float, samples: int = 3) -> Any:
 # ------------------------------------------------------------------ gateway
 
 
+def _ksm_counter(name: str) -> int | None:
+    try:
+        return int((KSM / name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _wait_for_merging(timeout: float) -> None:
+    """With ksmd running, wait until it has merged what it will: two full scans in a row
+    that change the merged page count by less than 1 %."""
+    if _ksm_counter("run") != 1:
+        return
+    deadline = time.monotonic() + timeout
+    scans, sharing = _ksm_counter("full_scans") or 0, _ksm_counter("pages_sharing") or 0
+    steady = 0
+    while steady < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+        now = _ksm_counter("full_scans") or 0
+        if now == scans:
+            continue
+        current = _ksm_counter("pages_sharing") or 0
+        steady = steady + 1 if abs(current - sharing) <= 0.01 * max(sharing, 1) else 0
+        scans, sharing = now, current
+    print(f"ksm: {sharing * 4096 / MB:.0f} MB merged, {scans} full scans", file=sys.stderr)
+
+
 def bench_gateway(args: argparse.Namespace, steps: list[int]) -> list[dict[str, Any]]:
     rows = []
-    with Stack(gateway_env={"GOWA_WORKER_MODE": args.mode, **_env(args.env)}) as stack:
+    env = {"GOWA_WORKER_MODE": args.mode, "GOWA_KSM": args.ksm, **_env(args.env)}
+    with Stack(gateway_env=env) as stack:
         if not args.unconnected:
             stack.sandbox_url = args.sandbox or stack.start_sandbox()
         stack.start_gateway()
@@ -88,6 +122,8 @@ def bench_gateway(args: argparse.Namespace, steps: list[int]) -> list[dict[str, 
             asyncio.run(_add_sessions(stack, ids, not args.unconnected))
             print(f"{n} sessions up in {time.monotonic() - started:.1f} s", file=sys.stderr)
             done = n
+            if args.ksm != "off":
+                _wait_for_merging(args.ksm_wait)
             total, parts = _settle_reading(read, args.settle)
             workers = parts["worker"]
             if len(workers) != n:
@@ -96,6 +132,7 @@ def bench_gateway(args: argparse.Namespace, steps: list[int]) -> list[dict[str, 
             rows.append(
                 {
                     "mode": args.mode + ("" if not args.unconnected else " (unconnected)"),
+                    "ksm": args.ksm,
                     "sessions": n,
                     "marginal_pss_mb": (total - base_total) / n / MB,
                     "avg_rss_mb": sum(m.rss for m in workers) / count / MB,
@@ -274,6 +311,12 @@ def main() -> None:
     parser.add_argument("--in-process", action="store_true", help="also measure the floor")
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--settle", type=float, default=15.0, help="idle seconds before reading")
+    parser.add_argument(
+        "--ksm", choices=["auto", "off"], default="auto", help="the gateway's ksm setting"
+    )
+    parser.add_argument(
+        "--ksm-wait", type=float, default=300.0, help="longest wait for ksmd to settle (s)"
+    )
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the workers")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

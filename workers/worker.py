@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
+from workers import pagemerge
 from workers.confine import confine
 from workers.eventlog import EventLog
 from workers.lost import LostMessageReporter
@@ -318,6 +319,7 @@ def main(forked: bool = False) -> None:
     """Run one worker; ``forked`` when the zygote forked it (see workers/zygote.py)."""
     if not forked:
         _die_with_parent()
+        pagemerge.opt_in()  # a forked worker inherits the zygote's choice
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")

@@ -50,6 +50,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from workers import pagemerge
+
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 MAX_PACKET = 256 * 1024
@@ -300,6 +302,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _set_name(b"gowa-zygote")
     sock = socket.socket(fileno=fd)
+    pagemerge.opt_in()
     preload()
     gc.collect()
     # Objects from the preload move to a generation the collector never scans, so a

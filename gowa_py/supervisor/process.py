@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("gowa.supervisor")
 
 CONFIG_ENV = "GOWA_WORKER_CONFIG"
+#: Read by workers/pagemerge.py: opt the zygote (so every worker) in to same-page merging.
+KSM_ENV = "GOWA_WORKER_KSM"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 UNKNOWN_EXIT = 255
 ZYGOTE_READY_TIMEOUT = 30.0
@@ -99,6 +101,8 @@ def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> d
         if settings.worker_gomemlimit:
             values["GOMEMLIMIT"] = settings.worker_gomemlimit
     env = {name: value for name, value in values.items() if name not in os.environ}
+    if settings is None or settings.ksm != "off":
+        env[KSM_ENV] = "1"
     if sandbox is not None:
         env["SSL_CERT_FILE"] = os.path.abspath(sandbox.ca_file)
     return env

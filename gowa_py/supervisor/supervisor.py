@@ -23,6 +23,7 @@ from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
 from gowa_py.registry import Registry, SessionRecord
+from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.runner import SessionRunner
 from gowa_py.supervisor.sampler import Sampler
@@ -72,11 +73,14 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
+        self.ksm = ksm.KsmStatus("off")
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         proc.configure(self.settings, self.sandbox)
+        self.ksm = ksm.ensure_running(self.settings.ksm, self.settings.ksm_pages_to_scan)
+        ksm.log_status(self.ksm)
         await self.sockets.start()
         await proc.launcher.start()
         for record in self.registry.all():

@@ -101,3 +101,26 @@ def test_subprocess_mode_starts_direct_children(gateway_factory):
     assert not _zygotes(gateway)
     gateway.stop(signal.SIGKILL)
     wait_until(lambda: not _alive(pid), 10, what="worker to exit")
+
+
+def _merge_any(pid: int) -> bool:
+    """Whether the kernel treats all of a process's memory as mergeable (ksm_stat, 6.4+)."""
+    with open(f"/proc/{pid}/ksm_stat") as stat:
+        return "ksm_merge_any: yes" in stat.read()
+
+
+needs_ksm = pytest.mark.skipif(
+    not os.path.exists("/proc/self/ksm_stat"), reason="this kernel has no per-process KSM"
+)
+
+
+@needs_ksm
+@pytest.mark.parametrize("setting", ["auto", "off"])
+def test_workers_opt_in_to_same_page_merging_unless_off(gateway_factory, setting):
+    gateway = gateway_factory(env={"GOWA_KSM": setting})
+    _create(gateway, "m")
+    worker = gateway.wait_pid("m")
+    [zygote] = _zygotes(gateway)
+    assert _merge_any(zygote.pid) is (setting == "auto")
+    assert _merge_any(worker) is (setting == "auto")
+    assert not _merge_any(gateway.pid)  # only the workers' memory is offered to ksmd

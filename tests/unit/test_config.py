@@ -37,7 +37,14 @@ def test_unknown_file_setting_is_named(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env", [{"GOWA_PORT": "abc"}, {"GOWA_PORT": "70000"}, {"GOWA_BASIC_AUTH": "nopassword"}]
+    "env",
+    [
+        {"GOWA_PORT": "abc"},
+        {"GOWA_PORT": "70000"},
+        {"GOWA_BASIC_AUTH": "nopassword"},
+        {"GOWA_KSM": "on"},
+        {"GOWA_KSM_PAGES_TO_SCAN": "0"},
+    ],
 )
 def test_bad_values_are_config_errors(env):
     with pytest.raises(ConfigError):

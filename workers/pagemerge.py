@@ -1,0 +1,28 @@
+"""Opt this process (and every process it forks) in to kernel same-page merging.
+
+Why, and what it saves: ``gowa_py/supervisor/ksm.py``. ``PR_SET_MEMORY_MERGE`` (Linux
+6.4+) marks all of the process's private memory, present and future, as mergeable and is
+inherited across ``fork``, so the zygote calls it once for itself and all its workers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+
+log = logging.getLogger("gowa.worker")
+
+PR_SET_MEMORY_MERGE = 67
+#: Set to "1" by the gateway in the environment of the zygote or of a plain worker.
+ENV = "GOWA_WORKER_KSM"
+
+
+def opt_in() -> bool:
+    """Ask the kernel to merge our pages if the gateway wants it; True when it will."""
+    if os.environ.get(ENV) != "1":
+        return False
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) != 0:
+        log.warning("no same-page merging for this worker: %s", os.strerror(ctypes.get_errno()))
+        return False
+    return True

@@ -56,10 +56,14 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 MAX_PACKET = 256 * 1024
 LIBRARY_PREFIX = "neonize-"
-#: What a worker imports (the rest follows from these).
+#: What a worker imports (the rest follows from these), lazily imported modules included:
+#: a module imported after the fork is compiled and kept in every worker's own memory.
 PRELOAD = (
     "neonize",
     "neonize.client",
+    "google.protobuf.json_format",
+    "workers.chatstore",
+    "workers.operations",
     "workers.session",
     "workers.worker",
     "workers.eventlog",

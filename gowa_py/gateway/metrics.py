@@ -1,5 +1,5 @@
 """Prometheus metrics (prometheus-client): sessions by state, worker memory and CPU,
-restarts, and HTTP request latency. Session figures are read at scrape time."""
+restarts, same-page merging, and HTTP request latency. Figures are read at scrape time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from gowa_py.protocol import SessionState
-from gowa_py.supervisor import Supervisor
+from gowa_py.supervisor import Supervisor, ksm
 
 
 class _SessionCollector(Collector):
@@ -50,12 +50,35 @@ class _SessionCollector(Collector):
         yield restarts
 
 
+class _KsmCollector(Collector):
+    """Whether the workers' pages are being merged, and how much (docs/benchmarks.md)."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterator[Any]:
+        state = GaugeMetricFamily(
+            "gowa_ksm_state", "Same-page merging for workers (1 = current state)", labels=["state"]
+        )
+        state.add_metric([self._supervisor.ksm.state], 1)
+        yield state
+        counters = ksm.counters()
+        for name in ("pages_shared", "pages_sharing"):
+            if name in counters:
+                yield GaugeMetricFamily(
+                    f"gowa_ksm_{name}",
+                    f"Host-wide ksmd {name} (4 KiB pages), of processes that opted in",
+                    value=counters[name],
+                )
+
+
 class Metrics:
     """One registry per app, so several gateways (tests) never share global state."""
 
     def __init__(self, supervisor: Supervisor) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_SessionCollector(supervisor))
+        self.registry.register(_KsmCollector(supervisor))
         self.latency = Histogram(
             "gowa_http_request_duration_seconds",
             "HTTP request latency",

@@ -1,6 +1,7 @@
 """The HTTP contract for bad input, auth and unknown routes (no worker is started here)."""
 
 import base64
+import re
 
 import pytest
 
@@ -149,6 +150,9 @@ async def test_metrics_and_probes(make_client):
     text = await (await client.get("/metrics")).text()
     assert 'gowa_sessions{state="STOPPED"} 1.0' in text
     assert "gowa_http_request_duration_seconds_bucket" in text
+    assert re.search(
+        r'^gowa_ksm_state\{state="(started|running|stopped|unavailable)"\} 1.0$', text, re.M
+    )
     assert (await client.get("/readyz")).status == 200
     assert await (await client.get("/health")).text() == "OK"
 

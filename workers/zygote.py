@@ -81,6 +81,8 @@ PRELOAD = (
 #: ``neonize._binder.gocode`` as imported without the library (neonize's own placeholder).
 _placeholder: Any = None
 _load_code: Any = None
+#: The namespaces holding the placeholder, which a child points at the real library.
+_holders: list[dict[str, Any]] = []
 
 
 def _import_binder_without_library() -> None:
@@ -114,6 +116,21 @@ def _import_binder_without_library() -> None:
             os.environ["SPHINX"] = previous
     _placeholder = binder.gocode
     _load_code = compile(ast.Module(body=blocks, type_ignores=[]), str(path), "exec")
+    binder.generated_name = _cached_library_name(binder.generated_name)
+
+
+def _cached_library_name(generated_name: Any) -> Any:
+    """neonize's ``generated_name``, asked once here rather than twice in every child.
+
+    It runs ``uname -a`` in a subprocess on each call (to tell Android from Linux): about
+    10 ms of every worker's start, spent forking a process of 70 MB.
+    """
+    host_library: str = generated_name()
+
+    def cached(os_name: str = "", arch_name: str = "") -> str:
+        return generated_name(os_name, arch_name) if os_name or arch_name else host_library
+
+    return cached
 
 
 def go_library_loaded() -> bool:
@@ -136,6 +153,12 @@ def preload() -> list[str]:
     root_logger.setLevel(saved[0])
     root_logger.handlers[:] = saved[1]
     _stop_log_thread()
+    _holders[:] = [
+        namespace
+        for module in list(sys.modules.values())
+        if isinstance(namespace := getattr(module, "__dict__", None), dict)
+        and namespace.get("gocode") is _placeholder
+    ]
     if go_library_loaded():
         raise RuntimeError("the preload loaded neonize's Go library; it must load after fork")
     if threading.active_count() != 1:
@@ -165,10 +188,8 @@ def load_go_library() -> None:
         raise RuntimeError("load_go_library() is for children of a zygote that ran preload()")
     binder = sys.modules["neonize._binder"]
     exec(_load_code, binder.__dict__)
-    for module in list(sys.modules.values()):
-        namespace = getattr(module, "__dict__", None)
-        if isinstance(namespace, dict) and namespace.get("gocode") is _placeholder:
-            namespace["gocode"] = binder.gocode
+    for namespace in _holders:
+        namespace["gocode"] = binder.gocode
     _start_log_thread()
 
 

@@ -56,15 +56,25 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write_result(name: str, data: Any, meta: dict[str, Any]) -> Path:
-    """``bench-results/<name>-<timestamp>.json`` plus ``<name>-latest.json``."""
+def write_result(name: str, data: dict[str, Any] | list[Any], meta: dict[str, Any]) -> Path:
+    """``bench-results/<name>-<timestamp>.json`` plus ``<name>-latest.json``.
+
+    The file holds the result itself, in the shape issue 6 gives (a dict of figures, or a
+    list of rows for the API); the machine and command go under ``"meta"`` in a dict, and
+    beside a list in ``<name>-<timestamp>.meta.json``.
+    """
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    body = json.dumps({"result": data, "meta": meta}, indent=2)
-    path = RESULTS / f"{name}-{stamp}.json"
-    path.write_text(body)
-    (RESULTS / f"{name}-latest.json").write_text(body)
-    return path
+    files = {f"{name}-{stamp}.json", f"{name}-latest.json"}
+    if isinstance(data, dict):
+        body = json.dumps({**data, "meta": meta}, indent=2)
+    else:
+        body = json.dumps(data, indent=2)
+        for meta_name in (f"{name}-{stamp}.meta.json", f"{name}-latest.meta.json"):
+            (RESULTS / meta_name).write_text(json.dumps(meta, indent=2))
+    for file_name in files:
+        (RESULTS / file_name).write_text(body)
+    return RESULTS / f"{name}-{stamp}.json"
 
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:

@@ -72,6 +72,8 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
+        #: Called with every worker command and its round-trip time (the metrics).
+        self.observe_request: Callable[[p.Command, float], None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -249,7 +251,12 @@ class Supervisor:
                 )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
-        return await self.sockets.request(session_id, command, timeout)
+        started = time.perf_counter()
+        try:
+            return await self.sockets.request(session_id, command, timeout)
+        finally:
+            if self.observe_request is not None:
+                self.observe_request(command, time.perf_counter() - started)
 
     async def command(
         self, session_id: str, command: p.Command, timeout: float | None = None

@@ -66,7 +66,7 @@ class Supervisor:
         self._durable: list[Listener] = []
         self._stalled: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._sampler = Sampler()
+        self._sampler = Sampler(settings.pss_sample_interval)
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []

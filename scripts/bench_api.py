@@ -27,8 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -42,7 +40,6 @@ import aiohttp
 import psutil
 import uvloop
 from benchlib import (
-    RESULTS,
     Api,
     HttpError,
     KeepAliveConnection,
@@ -50,6 +47,7 @@ from benchlib import (
     machine,
     percentile,
     phone_number,
+    py_spy,
     session_ids,
     table,
     write_result,
@@ -209,16 +207,6 @@ def _mean_ms(before: dict, after: dict, key: tuple[str, str]) -> float | None:
     return round(1000 * total / count, 2) if count else None
 
 
-def _py_spy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes]:
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"profile-{name}.txt"
-    args = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
-    args += ["-f", "raw", "-o", str(out), "--nonblocking"]
-    bindir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
-    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]:
     ids = session_ids(args.sessions)
     async with Api(stack.gateway_url, stack.sandbox_url, connections=args.clients) as api:
@@ -259,7 +247,7 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
                 senders, close = await _lean_senders(stack.gateway_url, args.clients)
             else:
                 senders = _aiohttp_senders(api, args.clients)
-            profiler = _py_spy(tree["gateway"][0].pid, key, args.seconds) if args.profile else None
+            profiler = py_spy(tree["gateway"][0].pid, key, args.seconds) if args.profile else None
             before = await _sums(api)
             meter = CpuMeter(groups)
             meter.start()

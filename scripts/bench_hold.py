@@ -8,8 +8,10 @@ of one core), the CPU of all workers and of the sandbox, and each worker's PSS. 
 first ``--warmup`` seconds of the hold are excluded from the CPU figures and give each
 worker's reference PSS: PSS growth is a worker's last reading against its reading at
 the end of the warm-up, and the worst worker is reported (a leak shows there first).
-A worker that restarted during the hold (new pid) is reported, not compared. The only
-request made during the hold is none: ``GET /api/sessions`` is read before and after.
+A worker that restarted during the hold (new pid) is reported, not compared. No request
+is made during the hold (``GET /api/sessions`` is read before and after it).
+``--profile`` records the gateway with py-spy after the warm-up
+(``bench-results/profile-hold.txt``); its sampling adds to the gateway's CPU.
 Results: a table on stdout and ``bench-results/hold-*.json``.
 """
 
@@ -26,7 +28,17 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
-from benchlib import MB, Api, Stack, machine, percentile, session_ids, table, write_result
+from benchlib import (
+    MB,
+    Api,
+    Stack,
+    machine,
+    percentile,
+    py_spy,
+    session_ids,
+    table,
+    write_result,
+)
 
 SUMMARY = [
     "sessions",
@@ -88,7 +100,10 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         last: dict[int, int] = {}
         hold_s = args.minutes * 60
         began = time.monotonic()
+        profiler = None
         while (elapsed := time.monotonic() - began) < hold_s:
+            if args.profile and profiler is None and elapsed >= args.warmup:
+                profiler = py_spy(gateway[0].pid, "hold", hold_s - elapsed)
             await asyncio.sleep(min(args.interval, max(0.1, hold_s - elapsed)))
             at = time.monotonic() - began
             row = {
@@ -116,6 +131,8 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                 flush=True,
             )
         after = await _pids(api)
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait)
 
     steady = [s for s in samples if s["warm"]] or samples
     gateway_cpu = [s["gateway_cpu"] for s in steady]
@@ -161,6 +178,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before reference")
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway after warm-up")
     args = parser.parse_args()
     if args.warmup >= args.minutes * 60:
         parser.error("--warmup must be shorter than the hold")

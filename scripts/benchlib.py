@@ -180,6 +180,18 @@ def _wait_http(url: str, timeout: float, log: Path) -> None:
     raise SystemExit(f"{url} not ready after {timeout} s; see {log}")
 
 
+def py_spy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes]:
+    """Record ``pid`` with py-spy for ``seconds`` into ``bench-results/profile-<name>.txt``
+    (collapsed stacks, one line per stack and its sample count)."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"profile-{name}.txt"
+    args = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
+    args += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # ------------------------------------------------------------------ memory
 
 

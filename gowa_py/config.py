@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     webhook_deny_networks: str | None = None
     webhook_retention_days: float = 7.0
     sample_interval: float = 5.0
+    pss_sample_interval: float = 30.0
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
     max_download_mb: float = 100.0
@@ -92,6 +93,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 check_format(self.api_key_hash)
             except ValueError as exc:
                 raise msgspec.ValidationError(f"api_key_hash: {exc}") from exc
+        if self.sample_interval <= 0 or self.pss_sample_interval < 0:
+            raise msgspec.ValidationError(
+                "sample_interval must be > 0 and pss_sample_interval >= 0"
+            )
         if self.start_concurrency < 0:
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
         if self.worker_mode not in ("zygote", "subprocess"):

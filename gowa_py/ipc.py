@@ -121,10 +121,16 @@ class GatewaySockets:
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         """Send ``command`` to the worker of ``session_id`` and wait at most ``timeout`` s."""
         request = p.Request(id=uuid.uuid4().hex, deadline=time.time() + timeout, command=command)
-        future: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[p.Reply] = loop.create_future()
         self._pending[request.id] = future
+        # A timer on the future itself rather than asyncio.wait_for, which wraps it in a
+        # second future: the reply then wakes the caller one event-loop turn sooner, and
+        # turns are what a busy gateway on shared cores is short of.
+        expiry = loop.call_later(timeout, _expire, future)
         try:
             try:
+                # Already done with NOBLOCK (or holding its error): awaiting it never yields.
                 await self._router.send_multipart(
                     [session_id.encode(), p.encode(request)], flags=zmq.NOBLOCK
                 )
@@ -133,12 +139,13 @@ class GatewaySockets:
                     f"worker of session {session_id!r} is not connected"
                 ) from exc
             try:
-                reply = await asyncio.wait_for(future, timeout)
+                reply = await future
             except TimeoutError as exc:
                 raise WorkerUnavailable(
                     f"worker of session {session_id!r} did not answer within {timeout:g} s"
                 ) from exc
         finally:
+            expiry.cancel()
             self._pending.pop(request.id, None)
         if reply.error is not None:
             raise WorkerError(reply.error.code, reply.error.message)
@@ -186,6 +193,11 @@ async def _guarded(awaitable: Awaitable[None], what: str) -> None:
         await awaitable
     except Exception:
         log.exception("%s failed", what)
+
+
+def _expire(future: asyncio.Future[p.Reply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _unlink_ipc(endpoint: str) -> None:

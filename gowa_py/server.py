@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from gowa_py import __version__
@@ -66,6 +67,8 @@ def serve(settings: Settings) -> None:
         log.warning("SANDBOX MODE: every session talks to the sandbox at %s", settings.sandbox)
     app = create_app(settings, data_dir, sandbox)
     log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
+    # uvloop: GET /api/sessions at 50 sessions and 50 clients, 11.0k -> 12.5k req/s and
+    # p50 4.5 -> 3.9 ms (scripts/bench_api.py). In-process test apps keep asyncio's loop.
     web.run_app(
         app,
         host=host,
@@ -73,4 +76,5 @@ def serve(settings: Settings) -> None:
         print=None,
         access_log=None,
         shutdown_timeout=settings.stop_timeout,
+        loop=uvloop.new_event_loop(),
     )

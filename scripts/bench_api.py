@@ -1,6 +1,7 @@
 """API latency under load: C concurrent clients against a gateway with N connected sessions.
 
-    python scripts/bench_api.py --sessions 50 --clients 50 --seconds 30
+    python scripts/bench_api.py --sessions 50 --clients 50 --seconds 20
+    python scripts/bench_api.py --routes sessions --profile   # + py-spy of the gateway
 
 Pairs N sessions through a sandbox, then for each route runs C clients in a closed loop
 (each sends its next request when the previous one is answered) for S seconds:
@@ -8,6 +9,15 @@ Pairs N sessions through a sandbox, then for each route runs C clients in a clos
 k mod N to the next session's phone). Any non-2xx answer or transport error counts as an
 error. The gateway runs with ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by
 default) would otherwise answer most of the load with 429.
+
+Per route, ``handler_ms`` is the mean time from the gateway's first middleware to its
+handler's answer and ``worker_ms`` the mean worker round trip (ZeroMQ request to reply)
+inside it, both from the gateway's Prometheus histograms; p50 minus ``handler_ms`` is
+what HTTP parsing, writing and waiting for the event loop add. Per route the CPU used by
+the gateway, the load generator (this process), the workers
+and the sandbox is reported in % of one core, so a run shows who the two cores went to.
+``--profile`` records the gateway with py-spy (``bench-results/profile-<route>.txt``,
+collapsed stacks): it slows the gateway, so its latencies are not comparable.
 Results: a table on stdout and ``bench-results/api-*.json``.
 """
 
@@ -15,37 +25,131 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import aiohttp
+import psutil
+import uvloop
 from benchlib import (
     Api,
+    HttpError,
+    KeepAliveConnection,
     Stack,
     machine,
     percentile,
     phone_number,
+    py_spy,
     session_ids,
     table,
     write_result,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
-COLUMNS = ["route", "p50_ms", "p95_ms", "p99_ms", "rps", "errors"]
+COLUMNS = [
+    "route",
+    "mean_ms",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "rps",
+    "errors",
+    "handler_ms",
+    "worker_ms",
+    "gateway_cpu",
+    "loadgen_cpu",
+    "workers_cpu",
+    "sandbox_cpu",
+]
 
 Request = Callable[[int, int], tuple[str, str, Any]]
 
 
-async def _load(api: Api, route: str, make: Request, clients: int, seconds: float) -> dict:
+class CpuMeter:
+    """CPU seconds of process groups between :meth:`start` and :meth:`stop`, in % of a core."""
+
+    def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
+        self.groups = groups
+        self._before: dict[str, float] = {}
+        self._started = 0.0
+
+    def _total(self, processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def start(self) -> None:
+        self._before = {name: self._total(group) for name, group in self.groups.items()}
+        self._started = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        elapsed = time.monotonic() - self._started
+        return {
+            f"{name}_cpu": round(100 * (self._total(group) - self._before[name]) / elapsed, 1)
+            for name, group in self.groups.items()
+        }
+
+
+Send = Callable[[str, str, Any], Awaitable[int]]
+
+
+async def _lean_senders(url: str, clients: int) -> tuple[list[Send], Callable[[], None]]:
+    """One keep-alive connection per client, opened before the clock starts."""
+    parsed = urlsplit(url)
+    connections = [
+        KeepAliveConnection(parsed.hostname or "", parsed.port or 80) for _ in range(clients)
+    ]
+    await asyncio.gather(*(c.connect() for c in connections))
+
+    def sender(connection: KeepAliveConnection) -> Send:
+        checked = False
+
+        async def send(method: str, path: str, body: Any) -> int:
+            nonlocal checked
+            data = None if body is None else json.dumps(body).encode()
+            status, answer = await connection.request(method, path, data)
+            if not checked and 200 <= status < 300:
+                # The client does not decode answers; make sure the first one is whole.
+                assert json.loads(answer)["code"] == "SUCCESS", answer[:200]
+                checked = True
+            return status
+
+        return send
+
+    def close() -> None:
+        for connection in connections:
+            connection.close()
+
+    return [sender(c) for c in connections], close
+
+
+def _aiohttp_senders(api: Api, clients: int) -> list[Send]:
+    """aiohttp's client (what this script used first): ~4x the CPU per request."""
+
+    async def send(method: str, path: str, body: Any) -> int:
+        status, _ = await api.gw(method, path, body)
+        return status
+
+    return [send] * clients
+
+
+async def _load(senders: list[Send], route: str, make: Request, seconds: float) -> dict:
     latencies: list[float] = []
     errors = 0
     deadline = time.monotonic() + seconds
 
-    async def client(k: int) -> None:
+    async def client(k: int, send: Send) -> None:
         nonlocal errors
         n = 0
         while time.monotonic() < deadline:
@@ -53,25 +157,54 @@ async def _load(api: Api, route: str, make: Request, clients: int, seconds: floa
             n += 1
             started = time.perf_counter()
             try:
-                status, _ = await api.gw(method, path, body)
-            except (aiohttp.ClientError, TimeoutError):
+                status = await send(method, path, body)
+            except (aiohttp.ClientError, HttpError, OSError, TimeoutError):
                 status = 0
             latencies.append(time.perf_counter() - started)
             if not 200 <= status < 300:
                 errors += 1
 
     started = time.monotonic()
-    await asyncio.gather(*(client(k) for k in range(clients)))
+    await asyncio.gather(*(client(k, send) for k, send in enumerate(senders)))
     elapsed = time.monotonic() - started
     ms = [value * 1000 for value in latencies]
     return {
         "route": route,
+        "mean_ms": sum(ms) / len(ms) if ms else 0.0,
         "p50_ms": percentile(ms, 50),
         "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99),
         "rps": len(ms) / elapsed,
         "errors": errors,
     }
+
+
+async def _sums(api: Api) -> dict[tuple[str, str], tuple[float, float]]:
+    """``{(histogram, label): (sum, count)}`` of the gateway's HTTP and worker histograms."""
+    assert api.http is not None
+    async with api.http.get(api.gateway_url + "/metrics") as response:
+        text = await response.text()
+    found: dict[tuple[str, str], list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (
+            "gowa_http_request_duration_seconds",
+            "gowa_worker_request_duration_seconds",
+        ):
+            continue
+        for sample in family.samples:
+            label = sample.labels.get("route") or sample.labels.get("command") or ""
+            slot = found.setdefault((family.name, label), [0.0, 0.0])
+            if sample.name.endswith("_sum"):
+                slot[0] += sample.value
+            elif sample.name.endswith("_count"):
+                slot[1] += sample.value
+    return {key: (total, count) for key, (total, count) in found.items()}
+
+
+def _mean_ms(before: dict, after: dict, key: tuple[str, str]) -> float | None:
+    total = after.get(key, (0.0, 0.0))[0] - before.get(key, (0.0, 0.0))[0]
+    count = after.get(key, (0.0, 0.0))[1] - before.get(key, (0.0, 0.0))[1]
+    return round(1000 * total / count, 2) if count else None
 
 
 async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -89,10 +222,47 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
             body = {"phone": f"{to}@s.whatsapp.net", "message": f"bench {k}/{n}"}
             return "POST", f"/api/{ids[sender]}/send/message", body
 
-        rows = [await _load(api, "GET /api/sessions", sessions, args.clients, args.seconds)]
-        rows.append(
-            await _load(api, "POST /api/{id}/send/message", send, args.clients, args.seconds)
-        )
+        # route -> (name, request maker, the route's metrics label, its worker command)
+        routes = {
+            "sessions": ("GET /api/sessions", sessions, "/api/sessions", None),
+            "send": (
+                "POST /api/{id}/send/message",
+                send,
+                "/api/{session_id}/send/message",
+                "SendMessage",
+            ),
+        }
+        tree = stack.gateway_tree()
+        groups = {
+            "gateway": tree["gateway"],
+            "loadgen": [psutil.Process()],
+            "workers": tree["worker"],
+            "sandbox": [psutil.Process(p.pid) for p in stack.processes if p is not stack.gateway],
+        }
+        rows = []
+        for key in args.routes:
+            name, make, label, command = routes[key]
+            close: Callable[[], None] = lambda: None  # noqa: E731
+            if args.client == "lean":
+                senders, close = await _lean_senders(stack.gateway_url, args.clients)
+            else:
+                senders = _aiohttp_senders(api, args.clients)
+            profiler = py_spy(tree["gateway"][0].pid, key, args.seconds) if args.profile else None
+            before = await _sums(api)
+            meter = CpuMeter(groups)
+            meter.start()
+            row = await _load(senders, name, make, args.seconds)
+            row.update(meter.stop())
+            after = await _sums(api)
+            http = "gowa_http_request_duration_seconds"
+            row["handler_ms"] = _mean_ms(before, after, (http, label))
+            if command is not None:
+                worker = "gowa_worker_request_duration_seconds"
+                row["worker_ms"] = _mean_ms(before, after, (worker, command))
+            close()
+            rows.append(row)
+            if profiler is not None:
+                await asyncio.to_thread(profiler.wait)
     return rows
 
 
@@ -101,16 +271,25 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=50)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--routes", nargs="+", choices=["sessions", "send"], default=["sessions", "send"]
+    )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway (slows it)")
+    parser.add_argument("--client", choices=["lean", "aiohttp"], default="lean")
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
     env = {"GOWA_RATE_LIMIT": "0", "GOWA_WORKER_MODE": args.mode}
     env.update(dict(e.split("=", 1) for e in args.env))
     with Stack(gateway_env=env) as stack:
         stack.sandbox_url = args.sandbox or stack.start_sandbox()
         stack.start_gateway()
-        rows = asyncio.run(_bench(stack, args))
+        if args.loop == "uvloop":
+            rows = uvloop.run(_bench(stack, args))
+        else:
+            rows = asyncio.run(_bench(stack, args))
     print(table(rows, COLUMNS))
     meta = {"machine": machine(), "command": " ".join(["python", *sys.argv]), **vars(args)}
     print("written to", write_result("api", rows, meta))

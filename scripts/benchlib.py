@@ -190,6 +190,18 @@ def _wait_http(url: str, timeout: float, log: Path) -> None:
     raise SystemExit(f"{url} not ready after {timeout} s; see {log}")
 
 
+def py_spy(pid: int, name: str, seconds: float) -> subprocess.Popen[bytes]:
+    """Record ``pid`` with py-spy for ``seconds`` into ``bench-results/profile-<name>.txt``
+    (collapsed stacks, one line per stack and its sample count)."""
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"profile-{name}.txt"
+    args = ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
+    args += ["-f", "raw", "-o", str(out), "--nonblocking"]
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ.get('PATH', '')}"}
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # ------------------------------------------------------------------ memory
 
 
@@ -316,6 +328,141 @@ def phone_number(n: int) -> str:
 
 def session_ids(count: int, prefix: str = "b") -> list[str]:
     return [f"{prefix}{n:03d}" for n in range(count)]
+
+
+# ------------------------------------------------------------------ load generation
+
+
+class HttpError(Exception):
+    """The connection broke or the answer was not HTTP/1.1 as expected."""
+
+
+class KeepAliveConnection(asyncio.Protocol):
+    """One HTTP/1.1 keep-alive connection that sends a request and reads the whole answer.
+
+    A load generator built on aiohttp's client spent ~250 µs of CPU per request, so at
+    ~3000 req/s it used a full core and was what limited a closed-loop benchmark on two
+    cores. This one only frames requests and answers (status line, headers,
+    ``Content-Length`` or chunked body): the answer is complete when :meth:`request`
+    returns, so a latency measured around it is still request sent -> full response read.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self._head: tuple[int, int | None, bool] | None = None  # status, length, close
+        self._made: asyncio.Future[None] | None = None
+
+    async def connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._made = loop.create_future()
+        await loop.create_connection(lambda: self, self.host, self.port)
+        # uvloop may call connection_made after create_connection returned.
+        await self._made
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        if self._made is not None and not self._made.done():
+            self._made.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._made is not None and not self._made.done():
+            self._made.set_exception(HttpError(f"connection lost: {exc}"))
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(HttpError(f"connection lost: {exc}"))
+
+    async def request(
+        self, method: str, path: str, body: bytes | None = None, headers: str = ""
+    ) -> tuple[int, bytes]:
+        """``(status, body)``; ``headers`` is extra ``Name: value\r\n`` lines."""
+        if self._transport is None or self._transport.is_closing():
+            await self.connect()
+        assert self._transport is not None
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{headers}"
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self._buffer.clear()
+        self._head = None
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._transport.write(head.encode() + b"\r\n" + (body or b""))
+        try:
+            status, data = await self._waiter
+        finally:
+            self._waiter = None
+        return status, data
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._waiter is None or self._waiter.done():
+            return
+        try:
+            answer = self._parse()
+        except (ValueError, IndexError) as exc:
+            self._waiter.set_exception(HttpError(f"malformed answer: {exc}"))
+            if self._transport is not None:
+                self._transport.close()
+            return
+        if answer is not None:
+            self._waiter.set_result(answer)
+
+    def _parse(self) -> tuple[int, bytes] | None:
+        buffer = self._buffer
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return None
+            lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
+            status = int(lines[0].split(" ", 2)[1])
+            length, chunked, close = None, False, False
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                name = name.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "transfer-encoding":
+                    chunked = "chunked" in value.lower()
+                elif name == "connection":
+                    close = value.strip().lower() == "close"
+            if length is None and not chunked:
+                raise ValueError("neither Content-Length nor chunked")
+            del buffer[: end + 4]
+            self._head = (status, None if chunked else length, close)
+        status, length, close = self._head
+        if length is not None:
+            if len(buffer) < length:
+                return None
+            body = bytes(buffer[:length])
+        else:
+            body = self._dechunk(buffer)
+            if body is None:
+                return None
+        if close and self._transport is not None:
+            self._transport.close()
+        return status, body
+
+    @staticmethod
+    def _dechunk(buffer: bytearray) -> bytes | None:
+        parts, at = [], 0
+        while True:
+            end = buffer.find(b"\r\n", at)
+            if end < 0:
+                return None
+            size = int(bytes(buffer[at:end]).split(b";", 1)[0], 16)
+            if size == 0:
+                return b"".join(parts) if buffer.find(b"\r\n\r\n", end) >= 0 else None
+            start = end + 2
+            if len(buffer) < start + size + 2:
+                return None
+            parts.append(bytes(buffer[start : start + size]))
+            at = start + size + 2
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
 
 
 @contextlib.contextmanager

@@ -21,8 +21,9 @@ from gowa_py.gateway import (
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
-from gowa_py.gateway.keys import EVENTS, METRICS, SETTINGS, SUPERVISOR, WEBHOOKS
+from gowa_py.gateway.keys import EVENTS, METRICS, SESSION_VIEWS, SETTINGS, SUPERVISOR, WEBHOOKS
 from gowa_py.gateway.metrics import Metrics
+from gowa_py.gateway.views import SessionViews
 from gowa_py.protocol import SandboxConfig
 from gowa_py.registry import Registry
 from gowa_py.supervisor import Supervisor
@@ -49,6 +50,7 @@ def create_app(
     app[SETTINGS] = settings
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics
+    app[SESSION_VIEWS] = SessionViews()
     hub = EventHub(registry)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)

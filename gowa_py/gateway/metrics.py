@@ -1,5 +1,6 @@
 """Prometheus metrics (prometheus-client): sessions by state, worker memory and CPU,
-restarts, same-page merging, and HTTP request latency. Figures are read at scrape time."""
+restarts, same-page merging, HTTP request latency and worker command round trips.
+Figures are read at scrape time."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from gowa_py import protocol as p
 from gowa_py.protocol import SessionState
 from gowa_py.supervisor import Supervisor, ksm
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class _SessionCollector(Collector):
@@ -84,8 +88,22 @@ class Metrics:
             "HTTP request latency",
             ["method", "route", "status"],
             registry=self.registry,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            buckets=BUCKETS,
         )
+        # Against the HTTP latency of the same route, this tells the time a request spends
+        # in the gateway from the time it waits for the worker.
+        self.worker_latency = Histogram(
+            "gowa_worker_request_duration_seconds",
+            "Worker command round trip seen by the gateway (ZeroMQ request to reply)",
+            ["command"],
+            registry=self.registry,
+            buckets=BUCKETS,
+        )
+        supervisor.observe_request = self._observe_worker
+
+    def _observe_worker(self, command: p.Command, seconds: float) -> None:
+        kind = command.input if isinstance(command, p.Operation) else command
+        self.worker_latency.labels(type(kind).__name__).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

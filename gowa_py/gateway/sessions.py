@@ -7,8 +7,7 @@ from aiohttp import web
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import envelope, read_json
 from gowa_py.gateway.gowa_api import push_session_settings
-from gowa_py.gateway.keys import SUPERVISOR
-from gowa_py.gateway.views import session_json
+from gowa_py.gateway.keys import SESSION_VIEWS, SUPERVISOR
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
 from gowa_py.models import CreateSession, PatchSession
@@ -21,9 +20,8 @@ def _session_response(
 ) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
-    return envelope(
-        session_json(record, supervisor.runners.get(session_id)), message=message, status=status
-    )
+    view = request.app[SESSION_VIEWS].one(record, supervisor.runners.get(session_id))
+    return envelope(view, message=message, status=status)
 
 
 def _id(request: web.Request) -> str:
@@ -42,8 +40,9 @@ async def create_session(request: web.Request) -> web.Response:
 @routes.get("/api/sessions")
 async def list_sessions(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
-    sessions = [session_json(r, supervisor.runners.get(r.id)) for r in supervisor.list()]
-    return envelope(sessions, message=f"{len(sessions)} session(s)")
+    records = supervisor.list()
+    views = request.app[SESSION_VIEWS].many(records, supervisor.runners)
+    return envelope(views, message=f"{len(records)} session(s)")
 
 
 @routes.get("/api/sessions/{session_id}")

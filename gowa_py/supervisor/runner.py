@@ -99,6 +99,9 @@ class SessionRunner:
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the current worker said hello (used by requests right after a start)."""
+        if self._hello.is_set():
+            # The usual case: no wait_for task, no trip through a busy event loop.
+            return True
         try:
             await asyncio.wait_for(self._hello.wait(), timeout)
         except TimeoutError:

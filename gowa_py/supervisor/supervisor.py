@@ -67,13 +67,15 @@ class Supervisor:
         self._durable: list[Listener] = []
         self._stalled: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._sampler = Sampler()
+        self._sampler = Sampler(settings.pss_sample_interval)
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
         self.ksm = ksm.KsmStatus("off")
+        #: Called with every worker command and its round-trip time (the metrics).
+        self.observe_request: Callable[[p.Command, float], None] | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -253,7 +255,12 @@ class Supervisor:
                 )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
-        return await self.sockets.request(session_id, command, timeout)
+        started = time.perf_counter()
+        try:
+            return await self.sockets.request(session_id, command, timeout)
+        finally:
+            if self.observe_request is not None:
+                self.observe_request(command, time.perf_counter() - started)
 
     async def command(
         self, session_id: str, command: p.Command, timeout: float | None = None

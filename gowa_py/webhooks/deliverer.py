@@ -156,13 +156,15 @@ class WebhookDeliverer:
         for record in self._registry.all():
             try:
                 outbox = self.outbox(record.id)
-                inflight = self._inflight.setdefault(record.id, set())
-                for delivery in outbox.due(now, BATCH, inflight):
-                    inflight.add(delivery.id)
-                    task = asyncio.create_task(self._deliver(record.id, outbox, delivery))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                # Usually known without a query (see Outbox): nothing due, nothing to read.
                 due = outbox.next_due_at()
+                if due is not None and due <= now:
+                    inflight = self._inflight.setdefault(record.id, set())
+                    for delivery in outbox.due(now, BATCH, inflight):
+                        inflight.add(delivery.id)
+                        task = asyncio.create_task(self._deliver(record.id, outbox, delivery))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
             except Exception as exc:
                 log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
                 continue

@@ -75,9 +75,21 @@ class Delivery:
 _COLUMNS = ", ".join(Delivery.__dataclass_fields__)
 
 
+_UNKNOWN = -1.0  # not a timestamp: next_due_at must ask the database
+
+
 class Outbox:
+    """One session's webhook deliveries (``webhook_deliveries`` in its ``chats.db``).
+
+    Only the gateway writes this table, and only through this class; so the earliest
+    pending attempt (:meth:`next_due_at`, which the delivery loop asks of every session
+    every second) is kept in memory and forgotten by every write. With 100 idle
+    sessions that is 100 SQLite queries a second fewer.
+    """
+
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
+        self._next_due: float | None = _UNKNOWN
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -94,6 +106,7 @@ class Outbox:
             for url, secret in targets
         ]
         with self._lock:
+            self._next_due = _UNKNOWN
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO webhook_deliveries "
@@ -114,15 +127,20 @@ class Outbox:
         return [d for d in (Delivery(*row) for row in rows) if d.id not in exclude][:limit]
 
     def next_due_at(self) -> float | None:
+        """When the earliest pending delivery is due (None: nothing pending)."""
         with self._lock:
+            if self._next_due != _UNKNOWN:
+                return self._next_due
             row = self._db.execute(
                 "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = ?",
                 (PENDING,),
             ).fetchone()
-        return row[0] if row else None
+            self._next_due = row[0] if row else None
+            return self._next_due
 
     def mark_delivered(self, delivery_id: str, status_code: int) -> None:
         with self._lock:
+            self._next_due = _UNKNOWN
             self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
                 "delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ?",
@@ -134,6 +152,7 @@ class Outbox:
     ) -> None:
         """Record a failed attempt; ``retry_at`` None means the retry cap is reached."""
         with self._lock:
+            self._next_due = _UNKNOWN
             self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
@@ -150,6 +169,7 @@ class Outbox:
     def hurry(self, url: str, now: float) -> None:
         """The receiver answered again: everything waiting for it is due now."""
         with self._lock:
+            self._next_due = _UNKNOWN
             self._db.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ? "
                 "WHERE status = ? AND url = ? AND next_attempt_at > ?",
@@ -165,6 +185,7 @@ class Outbox:
 
     def redeliver(self, delivery_id: str) -> bool:
         with self._lock:
+            self._next_due = _UNKNOWN
             cursor = self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = 0, next_attempt_at = ?, "
                 "last_error = NULL WHERE id = ?",

@@ -91,6 +91,33 @@ def test_outbox_retry_dead_letter_and_redeliver(tmp_path):
     assert not outbox.redeliver("nope")
 
 
+def test_outbox_next_due_follows_every_write(tmp_path):
+    """next_due_at is cached in memory; each write must be seen at once, as if queried."""
+    path = tmp_path / "chats.db"
+    outbox = Outbox(path)
+
+    def fresh():
+        return Outbox(path).next_due_at()
+
+    assert outbox.next_due_at() is None
+    outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
+    first = outbox.next_due_at()
+    assert first is not None and first == fresh()
+    (delivery,) = outbox.due(time.time() + 1, 10, set())
+    retry_at = time.time() + 60
+    outbox.mark_failed(delivery.id, 500, "HTTP 500", retry_at)
+    assert outbox.next_due_at() == retry_at == fresh()
+    now = time.time()
+    outbox.hurry("http://a/hook", now)
+    assert outbox.next_due_at() == now == fresh()
+    outbox.mark_failed(delivery.id, None, "refused", None)
+    assert outbox.next_due_at() is None and fresh() is None
+    assert outbox.redeliver(delivery.id)
+    assert outbox.next_due_at() is not None and outbox.next_due_at() == fresh()
+    outbox.mark_delivered(delivery.id, 200)
+    assert outbox.next_due_at() is None and fresh() is None
+
+
 def test_delivered_rows_are_pruned(tmp_path):
     outbox = Outbox(tmp_path / "chats.db")
     outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")

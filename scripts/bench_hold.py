@@ -1,0 +1,198 @@
+"""Idle cost over time: N connected sessions held idle, gateway CPU and worker PSS sampled.
+
+    python scripts/bench_hold.py --sessions 100 --minutes 10
+
+Pairs N sessions through a sandbox, then sends nothing for M minutes while sampling every
+``--interval`` seconds: the gateway's CPU (psutil ``cpu_percent`` over the interval, in %
+of one core), the CPU of all workers and of the sandbox, and each worker's PSS. The
+first ``--warmup`` seconds of the hold are excluded from the CPU figures and give each
+worker's reference PSS: PSS growth is a worker's last reading against its reading at
+the end of the warm-up, and the worst worker is reported (a leak shows there first).
+A worker that restarted during the hold (new pid) is reported, not compared. No request
+is made during the hold (``GET /api/sessions`` is read before and after it).
+``--profile`` records the gateway with py-spy after the warm-up
+(``bench-results/profile-hold.txt``); its sampling adds to the gateway's CPU.
+Results: a table on stdout and ``bench-results/hold-*.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psutil
+from benchlib import (
+    MB,
+    Api,
+    Stack,
+    machine,
+    percentile,
+    py_spy,
+    session_ids,
+    table,
+    write_result,
+)
+
+SUMMARY = [
+    "sessions",
+    "minutes",
+    "gateway_cpu_avg_pct",
+    "gateway_cpu_p95_pct",
+    "gateway_cpu_max_pct",
+    "workers_cpu_avg_pct",
+    "sandbox_cpu_avg_pct",
+    "worker_pss_avg_mb",
+    "max_worker_pss_growth_pct",
+    "worker_restarts",
+]
+WORST = ["session", "pid", "pss_warm_mb", "pss_last_mb", "growth_pct"]
+
+
+def _cpu(processes: list[psutil.Process]) -> float:
+    """Sum of ``cpu_percent(None)``: % of one core since the previous call on each."""
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            total += process.cpu_percent(None)
+    return total
+
+
+def _pss(process: psutil.Process) -> int | None:
+    try:
+        return process.memory_full_info().pss
+    except psutil.Error:
+        return None
+
+
+async def _pids(api: Api) -> dict[int, str]:
+    """Worker pid -> session id, from the gateway's own view."""
+    status, body = await api.gw("GET", "/api/sessions")
+    if status != 200:
+        raise RuntimeError(f"GET /api/sessions: {status} {body}")
+    return {s["worker"]["pid"]: s["id"] for s in body["results"] if s["worker"]["pid"]}
+
+
+async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    ids = session_ids(args.sessions)
+    async with Api(stack.gateway_url, stack.sandbox_url) as api:
+        started = time.monotonic()
+        await api.pair_many(ids)
+        print(f"paired {len(ids)} sessions in {time.monotonic() - started:.1f} s", flush=True)
+        pids = await _pids(api)
+        if len(pids) != len(ids):
+            raise RuntimeError(f"{len(ids)} sessions but {len(pids)} workers running")
+        tree = stack.gateway_tree()
+        gateway = tree["gateway"]
+        workers = {pid: psutil.Process(pid) for pid in pids}
+        sandbox = [psutil.Process(p.pid) for p in stack.processes if p is not stack.gateway]
+        for group in (gateway, list(workers.values()), sandbox):
+            _cpu(group)  # start the cpu_percent clocks
+
+        samples: list[dict[str, Any]] = []
+        warm: dict[int, int] = {}
+        last: dict[int, int] = {}
+        hold_s = args.minutes * 60
+        began = time.monotonic()
+        profiler = None
+        while (elapsed := time.monotonic() - began) < hold_s:
+            if args.profile and profiler is None and elapsed >= args.warmup:
+                profiler = py_spy(gateway[0].pid, "hold", hold_s - elapsed)
+            await asyncio.sleep(min(args.interval, max(0.1, hold_s - elapsed)))
+            at = time.monotonic() - began
+            row = {
+                "t_s": round(at, 1),
+                "gateway_cpu": round(_cpu(gateway), 2),
+                "workers_cpu": round(_cpu(list(workers.values())), 2),
+                "sandbox_cpu": round(_cpu(sandbox), 2),
+            }
+            readings = {pid: _pss(process) for pid, process in workers.items()}
+            for pid, pss in readings.items():
+                if pss is None:
+                    continue
+                last[pid] = pss
+                if at <= args.warmup or pid not in warm:
+                    warm[pid] = pss
+            present = [v for v in readings.values() if v is not None]
+            row["workers_alive"] = len(present)
+            row["worker_pss_total_mb"] = round(sum(present) / MB, 1)
+            row["warm"] = at > args.warmup
+            samples.append(row)
+            print(
+                f"{row['t_s']:7.1f} s  gateway {row['gateway_cpu']:6.2f} %  "
+                f"workers {row['workers_cpu']:6.1f} %  sandbox {row['sandbox_cpu']:5.1f} %  "
+                f"worker PSS {row['worker_pss_total_mb']:8.1f} MB ({row['workers_alive']})",
+                flush=True,
+            )
+        after = await _pids(api)
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait)
+
+    steady = [s for s in samples if s["warm"]] or samples
+    gateway_cpu = [s["gateway_cpu"] for s in steady]
+    per_worker = []
+    for pid, session_id in sorted(pids.items(), key=lambda item: item[1]):
+        if pid not in warm or after.get(pid) != session_id:
+            continue
+        growth = 100 * (last[pid] - warm[pid]) / warm[pid]
+        per_worker.append(
+            {
+                "session": session_id,
+                "pid": pid,
+                "pss_warm_mb": round(warm[pid] / MB, 2),
+                "pss_last_mb": round(last[pid] / MB, 2),
+                "growth_pct": round(growth, 2),
+            }
+        )
+    growths = [w["growth_pct"] for w in per_worker]
+    return {
+        "sessions": args.sessions,
+        "minutes": args.minutes,
+        "interval_s": args.interval,
+        "warmup_s": args.warmup,
+        "gateway_cpu_avg_pct": round(sum(gateway_cpu) / len(gateway_cpu), 2),
+        "gateway_cpu_p95_pct": percentile(gateway_cpu, 95),
+        "gateway_cpu_max_pct": max(gateway_cpu),
+        "workers_cpu_avg_pct": round(sum(s["workers_cpu"] for s in steady) / len(steady), 2),
+        "sandbox_cpu_avg_pct": round(sum(s["sandbox_cpu"] for s in steady) / len(steady), 2),
+        "worker_pss_avg_mb": round(sum(last.values()) / len(last) / MB, 2) if last else 0.0,
+        "max_worker_pss_growth_pct": max(growths) if growths else None,
+        "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
+        "worker_restarts": len(ids) - len(per_worker),
+        "workers": per_worker,
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sessions", type=int, default=100)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before reference")
+    parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway after warm-up")
+    args = parser.parse_args()
+    if args.warmup >= args.minutes * 60:
+        parser.error("--warmup must be shorter than the hold")
+    env = {"GOWA_WORKER_MODE": args.mode, **dict(e.split("=", 1) for e in args.env)}
+    with Stack(gateway_env=env) as stack:
+        stack.start_sandbox()
+        stack.start_gateway()
+        result = asyncio.run(_hold(stack, args))
+    print(table([result], SUMMARY))
+    worst = sorted(result["workers"], key=lambda w: w["growth_pct"], reverse=True)[:5]
+    print(table(worst, WORST))
+    meta = {"machine": machine(), "command": " ".join(["python", *sys.argv]), **vars(args)}
+    print("written to", write_result("hold", result, meta))
+
+
+if __name__ == "__main__":
+    main()

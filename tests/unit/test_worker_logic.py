@@ -94,3 +94,25 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]
     assert emitted[0][1]["from"] == "88:1@lid"
+
+
+def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:
+    import logging
+
+    from neonize.utils.enum import LogLevel
+
+    from workers import session
+
+    neonize_logger = logging.getLogger(session.NEONIZE_LOGGER)
+    whatsmeow = logging.getLogger("whatsmeow")
+    saved = neonize_logger.level, whatsmeow.level
+    try:
+        neonize_logger.setLevel(logging.NOTSET)
+        whatsmeow.setLevel(logging.WARNING)
+        # What neonize hands to Go at connect: unset would mean "log everything".
+        assert LogLevel.from_logging(neonize_logger.level) is LogLevel.NOTSET
+        session._match_whatsmeow_log_level()
+        assert LogLevel.from_logging(neonize_logger.level) is LogLevel.WARN
+    finally:
+        neonize_logger.setLevel(saved[0])
+        whatsmeow.setLevel(saved[1])

@@ -116,3 +116,23 @@ def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:
     finally:
         neonize_logger.setLevel(saved[0])
         whatsmeow.setLevel(saved[1])
+
+
+def test_the_whatsmeow_store_is_put_in_wal_mode(tmp_path) -> None:
+    import sqlite3
+
+    from workers.session import use_wal
+
+    existing = tmp_path / "old.db"
+    with sqlite3.connect(existing) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("INSERT INTO t VALUES (1)")
+    for path in (existing, tmp_path / "new.db"):
+        use_wal(path)
+        use_wal(path)  # already WAL: left alone
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        db.close()
+    db = sqlite3.connect(existing)
+    assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
+    db.close()

@@ -6,9 +6,7 @@ handed to ``emit`` (thread-safe) as a ``session.status`` or ``session.qr`` event
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from neonize.utils.jid import build_jid
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
 from workers import payloads
+from workers.storefile import use_wal
 from workers.watchdog import SilenceWatch
 
 log = logging.getLogger("gowa.worker.session")
@@ -401,26 +400,6 @@ class WhatsAppSession:
         except Exception as exc:
             raise SessionError(p.ERR_WHATSAPP, f"mark read failed: {exc}") from exc
         self._touch()
-
-
-def use_wal(store_path: Path) -> None:
-    """Put whatsmeow's SQLite store in WAL mode, a setting kept in the database file.
-
-    whatsmeow opens the store with a fixed DSN (go-sqlite3's ``synchronous=NORMAL``) and
-    so keeps SQLite's rollback journal: every commit, one or more per message sent or
-    received, creates a journal file, fsyncs it, the folder and the database, and
-    deletes it again. In WAL mode a commit is an append to the log; it survives a crash
-    or kill of the worker, and only an OS crash may lose the last commits, as for the
-    worker's own ``chats.db`` (mautrix's whatsmeow bridges run their stores this way).
-    """
-    with contextlib.suppress(FileNotFoundError), store_path.open("rb") as db:
-        if db.read(20)[18:20] == b"\x02\x02":  # file format versions 2 = WAL
-            return
-    connection = sqlite3.connect(store_path)
-    try:
-        connection.execute("PRAGMA journal_mode=WAL")
-    finally:
-        connection.close()
 
 
 def _match_whatsmeow_log_level() -> None:

@@ -118,10 +118,10 @@ def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:
         whatsmeow.setLevel(saved[1])
 
 
-def test_the_whatsmeow_store_is_put_in_wal_mode(tmp_path) -> None:
+def test_the_whatsmeow_store_is_put_in_wal_mode_and_checkpointed(tmp_path) -> None:
     import sqlite3
 
-    from workers.session import use_wal
+    from workers.storefile import checkpoint, use_wal
 
     existing = tmp_path / "old.db"
     with sqlite3.connect(existing) as db:
@@ -133,6 +133,16 @@ def test_the_whatsmeow_store_is_put_in_wal_mode(tmp_path) -> None:
         db = sqlite3.connect(path)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         db.close()
+    # A writer that never closes (as whatsmeow): its commits stay in the log...
+    writer = sqlite3.connect(existing, isolation_level=None)
+    writer.execute("INSERT INTO t VALUES (2)")
+    wal = tmp_path / "old.db-wal"
+    assert wal.stat().st_size > 0
+    # ...until the exiting worker checkpoints it.
+    checkpoint(existing)
+    assert wal.stat().st_size == 0
+    writer.close()
     db = sqlite3.connect(existing)
-    assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert db.execute("SELECT x FROM t").fetchall() == [(1,), (2,)]
     db.close()
+    checkpoint(tmp_path / "missing" / "x.db")  # best effort: no exception

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
-from workers import pagemerge
+from workers import pagemerge, storefile
 from workers.confine import confine
 from workers.eventlog import EventLog
 from workers.lost import LostMessageReporter
@@ -263,9 +263,10 @@ async def _run(config: p.WorkerConfig) -> int:
 
     _patch_root_key(config)
     proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
+    store = Path(config.session_dir) / "whatsmeow.db"
     session = WhatsAppSession(
         config.session_id,
-        Path(config.session_dir) / "whatsmeow.db",
+        store,
         worker.emit,
         proxy=proxy,
         backoff_cap_s=config.connect_backoff_cap_s,
@@ -312,6 +313,7 @@ async def _run(config: p.WorkerConfig) -> int:
     await worker.link.close()
     worker.events.close()
     worker.operations.close()
+    storefile.checkpoint(store)
     return worker.exit_code
 
 

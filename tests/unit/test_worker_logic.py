@@ -94,3 +94,55 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]
     assert emitted[0][1]["from"] == "88:1@lid"
+
+
+def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:
+    import logging
+
+    from neonize.utils.enum import LogLevel
+
+    from workers import session
+
+    neonize_logger = logging.getLogger(session.NEONIZE_LOGGER)
+    whatsmeow = logging.getLogger("whatsmeow")
+    saved = neonize_logger.level, whatsmeow.level
+    try:
+        neonize_logger.setLevel(logging.NOTSET)
+        whatsmeow.setLevel(logging.WARNING)
+        # What neonize hands to Go at connect: unset would mean "log everything".
+        assert LogLevel.from_logging(neonize_logger.level) is LogLevel.NOTSET
+        session._match_whatsmeow_log_level()
+        assert LogLevel.from_logging(neonize_logger.level) is LogLevel.WARN
+    finally:
+        neonize_logger.setLevel(saved[0])
+        whatsmeow.setLevel(saved[1])
+
+
+def test_the_whatsmeow_store_is_put_in_wal_mode_and_checkpointed(tmp_path) -> None:
+    import sqlite3
+
+    from workers.storefile import checkpoint, use_wal
+
+    existing = tmp_path / "old.db"
+    with sqlite3.connect(existing) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("INSERT INTO t VALUES (1)")
+    for path in (existing, tmp_path / "new.db"):
+        use_wal(path)
+        use_wal(path)  # already WAL: left alone
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        db.close()
+    # A writer that never closes (as whatsmeow): its commits stay in the log...
+    writer = sqlite3.connect(existing, isolation_level=None)
+    writer.execute("INSERT INTO t VALUES (2)")
+    wal = tmp_path / "old.db-wal"
+    assert wal.stat().st_size > 0
+    # ...until the exiting worker checkpoints it.
+    checkpoint(existing)
+    assert wal.stat().st_size == 0
+    writer.close()
+    db = sqlite3.connect(existing)
+    assert db.execute("SELECT x FROM t").fetchall() == [(1,), (2,)]
+    db.close()
+    checkpoint(tmp_path / "missing" / "x.db")  # best effort: no exception

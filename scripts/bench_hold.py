@@ -11,7 +11,7 @@ the end of the warm-up, and the worst worker is reported (a leak shows there fir
 the same for USS, which other processes mapping the same files cannot lower.
 A worker that restarted during the hold (new pid) is reported, not compared. No request
 is made during the hold (``GET /api/sessions`` is read before and after it).
-``--profile`` records the gateway with py-spy after the warm-up
+``--profile`` records the gateway with py-spy (``pip install py-spy``) after the warm-up
 (``bench-results/profile-hold.txt``); its sampling adds to the gateway's CPU.
 Results: a table on stdout and ``bench-results/hold-*.json``.
 """

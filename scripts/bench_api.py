@@ -4,20 +4,30 @@
     python scripts/bench_api.py --routes sessions --profile   # + py-spy of the gateway
 
 Pairs N sessions through a sandbox, then for each route runs C clients in a closed loop
-(each sends its next request when the previous one is answered) for S seconds:
-``GET /api/sessions`` and ``POST /api/{id}/send/message`` (client k sends from session
-k mod N to the next session's phone). Any non-2xx answer or transport error counts as an
-error. The gateway runs with ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by
-default) would otherwise answer most of the load with 429.
+for S seconds: ``GET /api/sessions`` and ``POST /api/{id}/send/message`` (client k sends
+from session k mod N to the next session's phone). The gateway runs with
+``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by default) would otherwise answer
+most of the load with 429.
+
+Method: each client owns one keep-alive HTTP/1.1 connection, opened before the clock
+starts, and sends its next request only when the previous answer has been read in full
+(status line, headers and the whole ``Content-Length`` or chunked body); latency is
+request sent -> whole answer read. The first answer on each connection is decoded and
+must be ``"code": "SUCCESS"``. Any non-2xx answer or transport error counts as an error.
+The client (``KeepAliveConnection`` in benchlib) only frames requests and answers and
+runs on uvloop: aiohttp's client cost ~250 µs of CPU per request and became the limit at
+~3000 req/s on two cores (``--client aiohttp --loop asyncio`` measures with it).
 
 Per route, ``handler_ms`` is the mean time from the gateway's first middleware to its
 handler's answer and ``worker_ms`` the mean worker round trip (ZeroMQ request to reply)
-inside it, both from the gateway's Prometheus histograms; p50 minus ``handler_ms`` is
-what HTTP parsing, writing and waiting for the event loop add. Per route the CPU used by
-the gateway, the load generator (this process), the workers
-and the sandbox is reported in % of one core, so a run shows who the two cores went to.
-``--profile`` records the gateway with py-spy (``bench-results/profile-<route>.txt``,
-collapsed stacks): it slows the gateway, so its latencies are not comparable.
+inside it, both from the gateway's Prometheus histograms; ``mean_ms`` minus
+``handler_ms`` is what HTTP parsing, writing and waiting for a core add. The CPU used by
+the gateway, the load generator (this process), the workers and the sandbox is reported
+in % of one core, so a run shows who the two cores went to.
+
+``--profile`` records the gateway with py-spy (``pip install py-spy``, not a project
+dependency) into ``bench-results/profile-<route>.txt`` (collapsed stacks); it slows the
+gateway, so latencies of a profiled run are not comparable.
 Results: a table on stdout and ``bench-results/api-*.json``.
 """
 

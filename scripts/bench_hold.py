@@ -7,10 +7,11 @@ Pairs N sessions through a sandbox, then sends nothing for M minutes while sampl
 of one core), the CPU of all workers and of the sandbox, and each worker's PSS. The
 first ``--warmup`` seconds of the hold are excluded from the CPU figures and give each
 worker's reference PSS: PSS growth is a worker's last reading against its reading at
-the end of the warm-up, and the worst worker is reported (a leak shows there first).
+the end of the warm-up, and the worst worker is reported (a leak shows there first);
+the same for USS, which other processes mapping the same files cannot lower.
 A worker that restarted during the hold (new pid) is reported, not compared. No request
 is made during the hold (``GET /api/sessions`` is read before and after it).
-``--profile`` records the gateway with py-spy after the warm-up
+``--profile`` records the gateway with py-spy (``pip install py-spy``) after the warm-up
 (``bench-results/profile-hold.txt``); its sampling adds to the gateway's CPU.
 Results: a table on stdout and ``bench-results/hold-*.json``.
 """
@@ -50,9 +51,10 @@ SUMMARY = [
     "sandbox_cpu_avg_pct",
     "worker_pss_avg_mb",
     "max_worker_pss_growth_pct",
+    "max_worker_uss_growth_pct",
     "worker_restarts",
 ]
-WORST = ["session", "pid", "pss_warm_mb", "pss_last_mb", "growth_pct"]
+WORST = ["session", "pid", "pss_warm_mb", "pss_last_mb", "growth_pct", "uss_growth_pct"]
 
 
 def _cpu(processes: list[psutil.Process]) -> float:
@@ -64,11 +66,14 @@ def _cpu(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _pss(process: psutil.Process) -> int | None:
+def _memory(process: psutil.Process) -> tuple[int, int] | None:
+    """(PSS, USS). PSS also falls when other processes map the same files (neonize's
+    ``.so``, Python); USS, the worker's private pages, is where a leak shows alone."""
     try:
-        return process.memory_full_info().pss
+        info = process.memory_full_info()
     except psutil.Error:
         return None
+    return info.pss, info.uss
 
 
 async def _pids(api: Api) -> dict[int, str]:
@@ -96,8 +101,8 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             _cpu(group)  # start the cpu_percent clocks
 
         samples: list[dict[str, Any]] = []
-        warm: dict[int, int] = {}
-        last: dict[int, int] = {}
+        warm: dict[int, tuple[int, int]] = {}
+        last: dict[int, tuple[int, int]] = {}
         hold_s = args.minutes * 60
         began = time.monotonic()
         profiler = None
@@ -112,22 +117,24 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                 "workers_cpu": round(_cpu(list(workers.values())), 2),
                 "sandbox_cpu": round(_cpu(sandbox), 2),
             }
-            readings = {pid: _pss(process) for pid, process in workers.items()}
-            for pid, pss in readings.items():
-                if pss is None:
+            readings = {pid: _memory(process) for pid, process in workers.items()}
+            for pid, reading in readings.items():
+                if reading is None:
                     continue
-                last[pid] = pss
+                last[pid] = reading
                 if at <= args.warmup or pid not in warm:
-                    warm[pid] = pss
+                    warm[pid] = reading
             present = [v for v in readings.values() if v is not None]
             row["workers_alive"] = len(present)
-            row["worker_pss_total_mb"] = round(sum(present) / MB, 1)
+            row["worker_pss_total_mb"] = round(sum(v[0] for v in present) / MB, 1)
+            row["worker_uss_total_mb"] = round(sum(v[1] for v in present) / MB, 1)
             row["warm"] = at > args.warmup
             samples.append(row)
             print(
                 f"{row['t_s']:7.1f} s  gateway {row['gateway_cpu']:6.2f} %  "
                 f"workers {row['workers_cpu']:6.1f} %  sandbox {row['sandbox_cpu']:5.1f} %  "
-                f"worker PSS {row['worker_pss_total_mb']:8.1f} MB ({row['workers_alive']})",
+                f"worker PSS {row['worker_pss_total_mb']:8.1f} MB "
+                f"USS {row['worker_uss_total_mb']:8.1f} MB ({row['workers_alive']})",
                 flush=True,
             )
         after = await _pids(api)
@@ -140,17 +147,21 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     for pid, session_id in sorted(pids.items(), key=lambda item: item[1]):
         if pid not in warm or after.get(pid) != session_id:
             continue
-        growth = 100 * (last[pid] - warm[pid]) / warm[pid]
+        (pss_warm, uss_warm), (pss_last, uss_last) = warm[pid], last[pid]
         per_worker.append(
             {
                 "session": session_id,
                 "pid": pid,
-                "pss_warm_mb": round(warm[pid] / MB, 2),
-                "pss_last_mb": round(last[pid] / MB, 2),
-                "growth_pct": round(growth, 2),
+                "pss_warm_mb": round(pss_warm / MB, 2),
+                "pss_last_mb": round(pss_last / MB, 2),
+                "growth_pct": round(100 * (pss_last - pss_warm) / pss_warm, 2),
+                "uss_warm_mb": round(uss_warm / MB, 2),
+                "uss_last_mb": round(uss_last / MB, 2),
+                "uss_growth_pct": round(100 * (uss_last - uss_warm) / uss_warm, 2),
             }
         )
     growths = [w["growth_pct"] for w in per_worker]
+    uss_growths = [w["uss_growth_pct"] for w in per_worker]
     return {
         "sessions": args.sessions,
         "minutes": args.minutes,
@@ -161,9 +172,12 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "gateway_cpu_max_pct": max(gateway_cpu),
         "workers_cpu_avg_pct": round(sum(s["workers_cpu"] for s in steady) / len(steady), 2),
         "sandbox_cpu_avg_pct": round(sum(s["sandbox_cpu"] for s in steady) / len(steady), 2),
-        "worker_pss_avg_mb": round(sum(last.values()) / len(last) / MB, 2) if last else 0.0,
+        "worker_pss_avg_mb": round(sum(v[0] for v in last.values()) / len(last) / MB, 2)
+        if last
+        else 0.0,
         "max_worker_pss_growth_pct": max(growths) if growths else None,
         "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
+        "max_worker_uss_growth_pct": max(uss_growths) if uss_growths else None,
         "worker_restarts": len(ids) - len(per_worker),
         "workers": per_worker,
         "samples": samples,

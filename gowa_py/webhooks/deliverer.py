@@ -160,11 +160,16 @@ class WebhookDeliverer:
                 due = outbox.next_due_at()
                 if due is not None and due <= now:
                     inflight = self._inflight.setdefault(record.id, set())
-                    for delivery in outbox.due(now, BATCH, inflight):
+                    batch = outbox.due(now, BATCH, inflight)
+                    for delivery in batch:
                         inflight.add(delivery.id)
                         task = asyncio.create_task(self._deliver(record.id, outbox, delivery))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
+                    if not batch:
+                        # All that is due is in flight: its end wakes us. Counting its past
+                        # due time would spin this loop for as long as a receiver is slow.
+                        continue
             except Exception as exc:
                 log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
                 continue

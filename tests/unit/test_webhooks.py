@@ -1,12 +1,19 @@
 """Outbox, signatures and the SSRF policy (pure parts of the webhooks)."""
 
+import asyncio
 import time
 
 import pytest
+from aiohttp import web
 
+from gowa_py.config import load_settings
+from gowa_py.models import SessionConfig
+from gowa_py.registry import Registry
+from gowa_py.webhooks.deliverer import WebhookDeliverer
 from gowa_py.webhooks.outbox import DEAD, DELIVERED, PENDING, Outbox
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, parse_networks
 from gowa_py.webhooks.signing import sign, verify
+from tests.procs import free_port
 
 
 def test_signature_is_gowa_compatible():
@@ -125,3 +132,48 @@ def test_delivered_rows_are_pruned(tmp_path):
     outbox.mark_delivered(delivery.id, 200)
     outbox.prune_delivered(time.time() + 1)
     assert outbox.list(None, 10) == []
+
+
+async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
+    """While a delivery waits on its receiver, the loop sleeps until something changes."""
+    answered = asyncio.Event()
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(1.5)
+        answered.set()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = load_settings({}, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
+    registry = Registry(tmp_path / "gowa.db")
+    registry.create("s", SessionConfig(), "stopped")
+    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+    passes = 0
+    launch_due = deliverer._launch_due
+
+    def counted() -> float | None:
+        nonlocal passes
+        passes += 1
+        return launch_due()
+
+    deliverer._launch_due = counted  # type: ignore[method-assign]
+    await deliverer.start()
+    try:
+        outbox = deliverer.outbox("s")
+        outbox.enqueue("e1", "message", [(f"http://127.0.0.1:{port}/hook", "k")], b"{}")
+        deliverer.wake()
+        await asyncio.wait_for(answered.wait(), 10)
+        assert passes < 10, f"{passes} passes of the delivery loop in 1.5 s"
+        for _ in range(100):
+            if outbox.counts().get(DELIVERED):
+                break
+            await asyncio.sleep(0.05)
+        assert outbox.counts().get(DELIVERED) == 1
+    finally:
+        await deliverer.close()
+        await runner.cleanup()

@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -173,8 +174,10 @@ class Stack:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close()
+        if exc_type is None:  # after a failure, its logs stay for a look
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _wait_http(url: str, timeout: float, log: Path) -> None:

@@ -133,15 +133,18 @@ class WebhookDeliverer:
 
     async def _run(self) -> None:
         last_prune = 0.0
-        while True:
+        while not self._closing:
             if time.time() - last_prune > PRUNE_EVERY_S:
                 last_prune = time.time()
                 self._prune(last_prune - self._settings.webhook_retention_days * 86400)
             next_due = self._launch_due()
             delay = 1.0 if next_due is None else min(1.0, max(0.0, next_due - time.time()))
             self._wake.clear()
+            # Not wait_for: on 3.11 it drops a cancellation that meets a wake-up (the end of
+            # a delivery), and close() then waited for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _prune(self, older_than: float) -> None:
         for record in self._registry.all():

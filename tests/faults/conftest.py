@@ -216,26 +216,33 @@ class Rig:
         delivered). The one exception to arrival: a message a receiver in ``killed``
         reported as ``message.lost`` (killed between whatsmeow's decryption and our
         record; neonize offers no way to close that window). Returns figures."""
-        lost = {m: rx for m, rx in self.lost().items() if rx in killed}
-        strays = {m: rx for m, rx in self.lost().items() if rx not in killed}
-        assert not strays, f"message.lost from receivers that were never killed: {strays}"
-        expected = {mid: rx for mid, (rx, _) in self.sent.ids.items() if mid not in lost}
 
-        def seen(events: list[dict[str, Any]]) -> set[str]:
+        def reported_lost() -> dict[str, str]:
+            # Read again on every pass: a restarted receiver reports a loss only after the
+            # server's second copy is refused and a grace period has passed.
+            return {m: rx for m, rx in self.lost().items() if rx in killed}
+
+        def missing_from(events: list[dict[str, Any]]) -> set[str]:
+            lost = reported_lost()
+            arrived = {(e["payload"]["id"], e["session_id"]) for e in events}
             return {
-                e["payload"]["id"]
-                for e in events
-                if expected.get(e["payload"]["id"]) == e["session_id"]
+                mid
+                for mid, (rx, _) in self.sent.ids.items()
+                if mid not in lost and (mid, rx) not in arrived
             }
 
         for what, source in (("a live event", self.ws_messages), ("a webhook", self.hooks)):
             deadline = time.monotonic() + timeout
-            while (missing := expected.keys() - seen(source())) and time.monotonic() < deadline:
+            while (missing := missing_from(source())) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            lost = {m: self.sent.ids[m] for m in sorted(missing)}
+            gone = {m: self.sent.ids[m] for m in sorted(missing)}
             assert not missing, (
-                f"{len(missing)} accepted message(s) never arrived as {what}: {lost}"
+                f"{len(missing)} accepted message(s) never arrived as {what}: {gone}"
             )
+        lost = reported_lost()
+        strays = {m: rx for m, rx in self.lost().items() if rx not in killed}
+        assert not strays, f"message.lost from receivers that were never killed: {strays}"
+        expected = {mid: rx for mid, (rx, _) in self.sent.ids.items() if mid not in lost}
         events, hooks = self.ws_messages(), self.hooks()
         for name, items in (("live", events), ("webhook", hooks)):
             # A retried send may have reached WhatsApp before its worker died: its text can

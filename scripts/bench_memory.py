@@ -45,6 +45,8 @@ from benchlib import (
     write_result,
 )
 
+from gowa_py.supervisor import ksm
+
 COLUMNS = [
     "mode",
     "ksm",
@@ -56,9 +58,6 @@ COLUMNS = [
     "gateway_pss_mb",
     "zygote_pss_mb",
 ]
-
-
-KSM = Path("/sys/kernel/mm/ksm")
 
 
 def _settle_reading(read: Any, seconds: float, samples: int = 3) -> Any:
@@ -75,29 +74,23 @@ def _settle_reading(read: Any, seconds: float, samples: int = 3) -> Any:
 # ------------------------------------------------------------------ gateway
 
 
-def _ksm_counter(name: str) -> int | None:
-    try:
-        return int((KSM / name).read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _wait_for_merging(timeout: float) -> None:
     """With ksmd running, wait until it has merged what it will: two full scans in a row
     that change the merged page count by less than 1 %."""
-    if _ksm_counter("run") != 1:
+    if not ksm.running():
         return
     deadline = time.monotonic() + timeout
-    scans, sharing = _ksm_counter("full_scans") or 0, _ksm_counter("pages_sharing") or 0
+    counters = ksm.counters()
+    scans, sharing = counters.get("full_scans", 0), counters.get("pages_sharing", 0)
     steady = 0
     while steady < 2 and time.monotonic() < deadline:
         time.sleep(1)
-        now = _ksm_counter("full_scans") or 0
-        if now == scans:
+        counters = ksm.counters()
+        if counters.get("full_scans", 0) == scans:
             continue
-        current = _ksm_counter("pages_sharing") or 0
+        current = counters.get("pages_sharing", 0)
         steady = steady + 1 if abs(current - sharing) <= 0.01 * max(sharing, 1) else 0
-        scans, sharing = now, current
+        scans, sharing = counters.get("full_scans", 0), current
     print(f"ksm: {sharing * 4096 / MB:.0f} MB merged, {scans} full scans", file=sys.stderr)
 
 

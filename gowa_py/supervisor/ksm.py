@@ -76,9 +76,9 @@ def counters(root: Path = SYSFS) -> dict[str, int]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def merging_pages(pid: int) -> int | None:
-    """How many of a process's pages are merged right now (Linux 6.1+)."""
-    return _read(Path(f"/proc/{pid}"), "ksm_merging_pages")
+def running(root: Path = SYSFS) -> bool:
+    """Whether ksmd is scanning (whoever started it)."""
+    return _read(root, "run") == 1
 
 
 def log_status(status: KsmStatus) -> None:

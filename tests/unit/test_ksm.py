@@ -36,7 +36,9 @@ def test_a_kernel_without_ksm(tmp_path):
 
 def test_a_stopped_ksmd_is_started_with_our_scan_rate(tmp_path):
     root = _sysfs(tmp_path)
+    assert not ksm.running(root)
     assert ksm.ensure_running("auto", 1000, root).state == "started"
+    assert ksm.running(root)
     assert (root / "run").read_text() == "1"
     assert (root / "pages_to_scan").read_text() == "1000"
 

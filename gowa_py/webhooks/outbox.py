@@ -11,6 +11,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,14 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """The lock, for a write that may change what is pending: the cached next due
+        time is forgotten with it, so no write can leave it stale."""
+        with self._lock:
+            self._next_due = _UNKNOWN
+            yield
+
     def enqueue(
         self, event_id: str, event: str, targets: list[tuple[str, str]], body: bytes
     ) -> int:
@@ -105,8 +115,7 @@ class Outbox:
             (uuid.uuid4().hex, event_id, event, url, secret, body, PENDING, now, now)
             for url, secret in targets
         ]
-        with self._lock:
-            self._next_due = _UNKNOWN
+        with self._writing():
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO webhook_deliveries "
@@ -139,8 +148,7 @@ class Outbox:
             return self._next_due
 
     def mark_delivered(self, delivery_id: str, status_code: int) -> None:
-        with self._lock:
-            self._next_due = _UNKNOWN
+        with self._writing():
             self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
                 "delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ?",
@@ -151,8 +159,7 @@ class Outbox:
         self, delivery_id: str, status_code: int | None, error: str, retry_at: float | None
     ) -> None:
         """Record a failed attempt; ``retry_at`` None means the retry cap is reached."""
-        with self._lock:
-            self._next_due = _UNKNOWN
+        with self._writing():
             self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
@@ -168,8 +175,7 @@ class Outbox:
 
     def hurry(self, url: str, now: float) -> None:
         """The receiver answered again: everything waiting for it is due now."""
-        with self._lock:
-            self._next_due = _UNKNOWN
+        with self._writing():
             self._db.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ? "
                 "WHERE status = ? AND url = ? AND next_attempt_at > ?",
@@ -184,8 +190,7 @@ class Outbox:
         return Delivery(*row) if row else None
 
     def redeliver(self, delivery_id: str) -> bool:
-        with self._lock:
-            self._next_due = _UNKNOWN
+        with self._writing():
             cursor = self._db.execute(
                 "UPDATE webhook_deliveries SET status = ?, attempts = 0, next_attempt_at = ?, "
                 "last_error = NULL WHERE id = ?",

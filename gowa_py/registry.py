@@ -184,11 +184,18 @@ class Registry:
         value = msgspec.json.encode(me).decode() if me is not None else None
         self._update(session_id, {"me": value}, me=me)
 
-    def set_activity(self, session_id: str, at: float) -> None:
-        self._update(session_id, {"last_activity": at}, last_activity=at)
-
-    def set_event_seq(self, session_id: str, seq: int) -> None:
-        self._update(session_id, {"last_event_seq": seq}, last_event_seq=seq)
+    def set_event_seq(self, session_id: str, seq: int, activity: float | None = None) -> None:
+        """Mark events up to ``seq`` applied and, for a message event, the activity with it
+        (one write per event instead of two)."""
+        if activity is None:
+            self._update(session_id, {"last_event_seq": seq}, last_event_seq=seq)
+        else:
+            self._update(
+                session_id,
+                {"last_event_seq": seq, "last_activity": activity},
+                last_event_seq=seq,
+                last_activity=activity,
+            )
 
     def transitions(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(

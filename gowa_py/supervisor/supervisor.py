@@ -413,10 +413,9 @@ class Supervisor:
                 )
             elif status == p.SessionState.LOGGED_OUT.value:
                 self.registry.set_me(session_id, None)
-        elif event.name.startswith("message") or event.name == "session.pair":
-            self.registry.set_activity(session_id, event.timestamp)
         await self._dispatch(event, strict=True)
-        self.registry.set_event_seq(session_id, event.seq)
+        active = event.name.startswith("message") or event.name == "session.pair"
+        self.registry.set_event_seq(session_id, event.seq, event.timestamp if active else None)
         if event.name == "session.qr_expired":
             message = str(event.payload.get("message") or "QR codes expired")
             task = asyncio.create_task(self._park(session_id, message))

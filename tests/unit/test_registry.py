@@ -9,6 +9,7 @@ def test_session_lifecycle_is_persisted(tmp_path):
     registry.create("a", config, "running")
     registry.set_status("a", SessionState.CONNECTED, None)
     registry.set_me("a", Me(jid="1@s.whatsapp.net", push_name="A"))
+    registry.set_event_seq("a", 6, activity=1700000000.5)
     registry.set_event_seq("a", 7)
     registry.close()
 
@@ -19,6 +20,7 @@ def test_session_lifecycle_is_persisted(tmp_path):
     assert record.config == config
     assert record.me == Me(jid="1@s.whatsapp.net", push_name="A")
     assert record.last_event_seq == 7
+    assert record.last_activity == 1700000000.5
     assert [t["status"] for t in again.transitions("a")] == ["CONNECTED", "STOPPED"]
 
 

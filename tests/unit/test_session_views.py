@@ -64,7 +64,7 @@ async def test_list_follows_every_change(make_client):
     # Registry writes made by the supervisor (status, me, activity), not by a request.
     supervisor.registry.set_status("b2", p.SessionState.CONNECTED)
     supervisor.registry.set_me("b2", p.Me(jid="5511900000002@s.whatsapp.net", push_name="B"))
-    supervisor.registry.set_activity("b2", time.time())
+    supervisor.registry.set_event_seq("b2", 1, activity=time.time())
     listed = await _list(client)
     assert listed[1]["status"] == "CONNECTED"
     assert listed[1]["me"] == {"jid": "5511900000002@s.whatsapp.net", "push_name": "B"}

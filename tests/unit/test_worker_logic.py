@@ -4,6 +4,7 @@ import time
 
 from gowa_py import protocol as p
 from workers.eventlog import EventLog
+from workers.timefmt import rfc3339
 from workers.watchdog import SilenceWatch
 
 
@@ -25,6 +26,13 @@ def test_traffic_clears_silence_and_zero_disables():
     off = SilenceWatch(threshold_s=0)
     off.keepalive_failed(now=0)
     assert off.overdue(now=10_000) is None
+
+
+def test_timestamps_are_rfc3339_utc_from_seconds_or_milliseconds():
+    assert rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339(1_700_000_000.9) == "2023-11-14T22:13:20Z"
+    assert rfc3339(1_700_000_000_900) == "2023-11-14T22:13:20Z"
+    assert rfc3339(951_782_400) == "2000-02-29T00:00:00Z"
 
 
 def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):

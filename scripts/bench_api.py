@@ -4,8 +4,16 @@
     python scripts/bench_api.py --routes sessions --profile   # + py-spy of the gateway
 
 Pairs N sessions through a sandbox, then for each route runs C clients in a closed loop
-for S seconds: ``GET /api/sessions`` and ``POST /api/{id}/send/message`` (client k sends
-from session k mod N to the next session's phone). The gateway runs with
+for S seconds: ``GET /api/sessions`` and ``POST /api/{id}/send/message``, the latter twice
+(``--to``): client k sends from session k mod N
+
+* ``sessions``: to the next session's phone, so every send is also received, decrypted,
+  stored and receipted by another worker on the same cores (roughly twice the CPU);
+* ``contacts``: to its own sandbox contact outside the gateway (a phone with no linked
+  device online, as a customer whose phone is off: nothing comes back but the server's
+  ack), which is what a notification or CRM service mostly does.
+
+The gateway runs with
 ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by default) would otherwise answer
 most of the load with 429.
 
@@ -54,6 +62,7 @@ from benchlib import (
     HttpError,
     KeepAliveConnection,
     Stack,
+    contact_number,
     machine,
     percentile,
     phone_number,
@@ -66,6 +75,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 COLUMNS = [
     "route",
+    "to",
     "mean_ms",
     "p50_ms",
     "p95_ms",
@@ -226,22 +236,34 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
         def sessions(_k: int, _n: int) -> tuple[str, str, Any]:
             return "GET", "/api/sessions", None
 
-        def send(k: int, n: int) -> tuple[str, str, Any]:
-            sender = k % len(ids)
-            to = phone_number((sender + 1) % len(ids))
-            body = {"phone": f"{to}@s.whatsapp.net", "message": f"bench {k}/{n}"}
-            return "POST", f"/api/{ids[sender]}/send/message", body
+        def sender_to(recipient: Callable[[int], str]) -> Request:
+            def send(k: int, n: int) -> tuple[str, str, Any]:
+                sender = k % len(ids)
+                body = {"phone": f"{recipient(sender)}@s.whatsapp.net", "message": f"bench {k}/{n}"}
+                return "POST", f"/api/{ids[sender]}/send/message", body
 
-        # route -> (name, request maker, the route's metrics label, its worker command)
+            return send
+
+        if "contacts" in args.to:
+            await api.add_phones([contact_number(n) for n in range(len(ids))])
+        send, label = "POST /api/{id}/send/message", "/api/{session_id}/send/message"
+        # route -> (name, recipients, request maker, the route's metrics label, worker command)
         routes = {
-            "sessions": ("GET /api/sessions", sessions, "/api/sessions", None),
-            "send": (
-                "POST /api/{id}/send/message",
+            "sessions": ("GET /api/sessions", None, sessions, "/api/sessions", None),
+            "send:sessions": (
                 send,
-                "/api/{session_id}/send/message",
+                "sessions",
+                sender_to(lambda n: phone_number((n + 1) % len(ids))),
+                label,
                 "SendMessage",
             ),
+            "send:contacts": (send, "contacts", sender_to(contact_number), label, "SendMessage"),
         }
+        wanted = [
+            key
+            for route in args.routes
+            for key in ([route] if route == "sessions" else [f"send:{to}" for to in args.to])
+        ]
         tree = stack.gateway_tree()
         groups = {
             "gateway": tree["gateway"],
@@ -250,18 +272,23 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
             "sandbox": [psutil.Process(p.pid) for p in stack.processes if p is not stack.gateway],
         }
         rows = []
-        for key in args.routes:
-            name, make, label, command = routes[key]
+        for key in wanted:
+            name, recipients, make, label, command = routes[key]
+            if rows:
+                await asyncio.sleep(2)  # receipts and events of the previous load settle
             close: Callable[[], None] = lambda: None  # noqa: E731
             if args.client == "lean":
                 senders, close = await _lean_senders(stack.gateway_url, args.clients)
             else:
                 senders = _aiohttp_senders(api, args.clients)
-            profiler = py_spy(tree["gateway"][0].pid, key, args.seconds) if args.profile else None
+            profiler = None
+            if args.profile:
+                profiler = py_spy(tree["gateway"][0].pid, key.replace(":", "-"), args.seconds)
             before = await _sums(api)
             meter = CpuMeter(groups)
             meter.start()
             row = await _load(senders, name, make, args.seconds)
+            row["to"] = recipients
             row.update(meter.stop())
             after = await _sums(api)
             http = "gowa_http_request_duration_seconds"
@@ -283,6 +310,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument(
         "--routes", nargs="+", choices=["sessions", "send"], default=["sessions", "send"]
+    )
+    parser.add_argument(
+        "--to",
+        nargs="+",
+        choices=["sessions", "contacts"],
+        default=["sessions", "contacts"],
+        help="recipients of the sends (one row each)",
     )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")

@@ -315,6 +315,15 @@ class Api:
             raise RuntimeError(f"scanning for {session_id}: {status} {body}")
         await self.wait_status(session_id, {"CONNECTED"}, timeout, interval=0.2)
 
+    async def add_phones(self, phones: list[str]) -> None:
+        """Create sandbox phones (contacts) that no session is linked to."""
+        for phone in phones:
+            status, body = await self.sim(
+                "POST", "/sim/phones", {"phone": phone, "push_name": f"Contact {phone}"}
+            )
+            if status not in (200, 201):
+                raise RuntimeError(f"creating phone {phone}: {status} {body}")
+
     async def pair_many(self, ids: list[str], parallel: int = 10) -> None:
         slots = asyncio.Semaphore(parallel)
 
@@ -327,6 +336,11 @@ class Api:
 
 def phone_number(n: int) -> str:
     return f"5511{900000000 + n}"
+
+
+def contact_number(n: int) -> str:
+    """A sandbox phone that no session of the benchmark is linked to."""
+    return f"5521{900000000 + n}"
 
 
 def session_ids(count: int, prefix: str = "b") -> list[str]:

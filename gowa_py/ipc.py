@@ -117,6 +117,11 @@ class GatewaySockets:
         self._ctx.term()
         for endpoint in (self.command_endpoint, self.event_endpoint):
             _unlink_ipc(endpoint)
+        for folder in {_ipc_folder(self.command_endpoint), _ipc_folder(self.event_endpoint)}:
+            if folder is not None:
+                # Only when empty: a stray folder per gateway run piled up in /tmp.
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         """Send ``command`` to the worker of ``session_id`` and wait at most ``timeout`` s."""
@@ -198,6 +203,10 @@ async def _guarded(awaitable: Awaitable[None], what: str) -> None:
 def _expire(future: asyncio.Future[p.Reply]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
+
+
+def _ipc_folder(endpoint: str) -> Path | None:
+    return Path(endpoint[len("ipc://") :]).parent if endpoint.startswith("ipc://") else None
 
 
 def _unlink_ipc(endpoint: str) -> None:

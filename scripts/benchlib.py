@@ -27,6 +27,8 @@ from typing import Any
 import aiohttp
 import psutil
 
+from gowa_py.ipc import runtime_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench-results"
 GOWA = [sys.executable, "-m", "gowa_py"]
@@ -169,6 +171,8 @@ class Stack:
             with contextlib.suppress(psutil.Error):
                 if process.cwd().startswith(marker):
                     process.kill()
+        # The killed gateway could not remove its socket folder in /tmp.
+        shutil.rmtree(runtime_dir(self.workdir / "gw"), ignore_errors=True)
 
     def __enter__(self) -> Stack:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

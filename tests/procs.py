@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from gowa_py.ipc import runtime_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 GOWA = [sys.executable, "-m", "gowa_py"]
@@ -176,6 +179,8 @@ class Gateway:
         for process in leftovers + find_workers(self.data_dir):
             with contextlib.suppress(psutil.Error):
                 process.kill()
+        # A killed gateway cannot remove its socket folder in /tmp.
+        shutil.rmtree(runtime_dir(self.data_dir), ignore_errors=True)
 
 
 def find_workers(data_dir: Path) -> list[psutil.Process]:

@@ -1,6 +1,7 @@
 """The ZeroMQ layer with real sockets: hello, request/reply, deadlines, no lost events."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,19 @@ def test_endpoints_fit_the_kernel_limit(tmp_path):
     deep = tmp_path / ("d" * 200) / ("e" * 200)
     for endpoint in endpoints(deep):
         assert len(endpoint.removeprefix("ipc://")) < 107
+
+
+async def test_a_closed_gateway_leaves_no_socket_folder(tmp_path):
+    async def ignore(_message):
+        return None
+
+    command, event = endpoints(tmp_path / "data")
+    folder = Path(command.removeprefix("ipc://")).parent
+    sockets = GatewaySockets(command, event, ignore, ignore)
+    await sockets.start()
+    assert folder.is_dir()
+    await sockets.close()
+    assert not folder.exists()
 
 
 async def test_request_reply_and_hello(gateway):

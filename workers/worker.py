@@ -71,6 +71,7 @@ class Worker:
         self.exit_code = 0
         self.lost: LostMessageReporter | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        self._emitting = threading.Lock()
 
     def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> bool:
         """Record and publish an event; callable from any thread (neonize calls from Go threads).
@@ -87,14 +88,15 @@ class Worker:
                 timestamp=time.time(),
                 payload=payload,
             )
-        else:
-            recorded = self.events.append(name, payload, dedupe)
-            if recorded is None:
+            self.link.publish(event)
+            return True
+        # One lock over recording and publishing: the gateway gets events in the order
+        # of their sequence numbers, whichever threads recorded them.
+        with self._emitting:
+            event = self.events.append(name, payload, dedupe)
+            if event is None:
                 return False
-            event = recorded
-        # A closed loop means shutdown; the durable copy stays in the event log.
-        with contextlib.suppress(RuntimeError):
-            self.loop.call_soon_threadsafe(self.link.publish, event)
+            self.link.publish(event)
         return True
 
     async def serve(self) -> None:

@@ -1,6 +1,7 @@
 """The ZeroMQ layer with real sockets: hello, request/reply, deadlines, no lost events."""
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,31 @@ async def test_events_published_before_subscription_are_not_lost(gateway):
     await _until(lambda: len(gateway.seen_events) == 100)
     assert [e.seq for e in gateway.seen_events] == list(range(1, 101))
     await link.close()
+
+
+async def test_events_published_from_many_threads_arrive_in_the_order_of_the_calls(gateway):
+    """Workers publish from neonize's Go threads; the gateway must see seq order."""
+    link = WorkerLink("s2", gateway.command_endpoint, gateway.event_endpoint)
+    assert await link.wait_subscribed(5)
+    order = threading.Lock()
+    seq = 0
+
+    def publish_many() -> None:
+        nonlocal seq
+        for _ in range(200):
+            with order:  # as Worker.emit: number and publish under one lock
+                seq += 1
+                link.publish(
+                    p.Event(
+                        id=str(seq), session_id="s2", name="x", timestamp=1.0, payload={}, seq=seq
+                    )
+                )
+
+    threads = [threading.Thread(target=publish_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    await asyncio.to_thread(lambda: [thread.join() for thread in threads])
+    await _until(lambda: len(gateway.seen_events) == 800)
+    assert [e.seq for e in gateway.seen_events] == list(range(1, 801))
+    await link.close()
+    link.publish(p.Event(id="late", session_id="s2", name="x", timestamp=1.0, payload={}, seq=801))

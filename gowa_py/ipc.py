@@ -52,12 +52,12 @@ class WorkerError(Exception):
 
 
 def runtime_dir(data_dir: str | os.PathLike[str]) -> Path:
-    """A short private directory for this data dir's sockets (one per gateway instance)."""
+    """A short private directory for this data dir's sockets (one per gateway instance);
+    the gateway creates it when it binds and removes it when it closes."""
     digest = hashlib.sha1(str(Path(data_dir).resolve()).encode()).hexdigest()[:12]
     path = Path(tempfile.gettempdir()) / f"gowa-{os.getuid()}-{digest}"
     if len(str(path)) + 16 > MAX_IPC_PATH:
         path = Path("/tmp") / f"gowa-{digest}"
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
     return path
 
 
@@ -96,6 +96,9 @@ class GatewaySockets:
 
     async def start(self) -> None:
         for endpoint in (self.command_endpoint, self.event_endpoint):
+            folder = _ipc_folder(endpoint)
+            if folder is not None:
+                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             _unlink_ipc(endpoint)
         self._router.bind(self.command_endpoint)
         self._sub.bind(self.event_endpoint)

@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -88,9 +89,27 @@ COLUMNS = [
     "loadgen_cpu",
     "workers_cpu",
     "sandbox_cpu",
+    "workers_ms_per_req",
+    "workers_switches_per_req",
 ]
 
 Request = Callable[[int, int], tuple[str, str, Any]]
+
+
+def _thread_switches(processes: list[psutil.Process]) -> int:
+    """Context switches of every thread of ``processes`` (psutil counts the main one only)."""
+    total = 0
+    for process in processes:
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{process.pid}/task"):
+                with contextlib.suppress(OSError):
+                    status = Path(f"/proc/{process.pid}/task/{task}/status").read_text()
+                    total += sum(
+                        int(line.split()[1])
+                        for line in status.splitlines()
+                        if "ctxt_switches:" in line
+                    )
+    return total
 
 
 class CpuMeter:
@@ -100,6 +119,7 @@ class CpuMeter:
         self.groups = groups
         self._before: dict[str, float] = {}
         self._started = 0.0
+        self._switches = 0
 
     def _total(self, processes: list[psutil.Process]) -> float:
         total = 0.0
@@ -111,13 +131,20 @@ class CpuMeter:
 
     def start(self) -> None:
         self._before = {name: self._total(group) for name, group in self.groups.items()}
+        self._switches = _thread_switches(self.groups["workers"])
         self._started = time.monotonic()
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, requests: int) -> dict[str, float]:
+        """CPU per group in % of a core, and the workers' CPU and thread switches per request."""
         elapsed = time.monotonic() - self._started
+        spent = {
+            name: self._total(group) - self._before[name] for name, group in self.groups.items()
+        }
+        switches = _thread_switches(self.groups["workers"]) - self._switches
         return {
-            f"{name}_cpu": round(100 * (self._total(group) - self._before[name]) / elapsed, 1)
-            for name, group in self.groups.items()
+            **{f"{name}_cpu": round(100 * cpu / elapsed, 1) for name, cpu in spent.items()},
+            "workers_ms_per_req": round(1000 * spent["workers"] / max(requests, 1), 3),
+            "workers_switches_per_req": round(switches / max(requests, 1), 1),
         }
 
 
@@ -195,6 +222,7 @@ async def _load(senders: list[Send], route: str, make: Request, seconds: float) 
         "p95_ms": percentile(ms, 95),
         "p99_ms": percentile(ms, 99),
         "rps": len(ms) / elapsed,
+        "requests": len(ms),
         "errors": errors,
     }
 
@@ -238,7 +266,7 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
 
         def sender_to(recipient: Callable[[int], str]) -> Request:
             def send(k: int, n: int) -> tuple[str, str, Any]:
-                sender = k % len(ids)
+                sender = k % args.senders
                 body = {"phone": f"{recipient(sender)}@s.whatsapp.net", "message": f"bench {k}/{n}"}
                 return "POST", f"/api/{ids[sender]}/send/message", body
 
@@ -289,7 +317,7 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
             meter.start()
             row = await _load(senders, name, make, args.seconds)
             row["to"] = recipients
-            row.update(meter.stop())
+            row.update(meter.stop(row["requests"]))
             after = await _sums(api)
             http = "gowa_http_request_duration_seconds"
             row["handler_ms"] = _mean_ms(before, after, (http, label))
@@ -318,6 +346,12 @@ def main() -> None:
         default=["sessions", "contacts"],
         help="recipients of the sends (one row each)",
     )
+    parser.add_argument(
+        "--senders",
+        type=int,
+        help="send from the first K sessions only (default: all); fewer, busier senders "
+        "show what a send costs in a worker that is not woken from idle each time",
+    )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
@@ -325,6 +359,7 @@ def main() -> None:
     parser.add_argument("--client", choices=["lean", "aiohttp"], default="lean")
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     args = parser.parse_args()
+    args.senders = min(args.senders or args.sessions, args.sessions)
     env = {"GOWA_RATE_LIMIT": "0", "GOWA_WORKER_MODE": args.mode}
     env.update(dict(e.split("=", 1) for e in args.env))
     with Stack(gateway_env=env) as stack:

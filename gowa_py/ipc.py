@@ -94,12 +94,17 @@ class GatewaySockets:
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
 
+    def _socket_files(self) -> list[Path]:
+        return [
+            Path(endpoint.removeprefix("ipc://"))
+            for endpoint in (self.command_endpoint, self.event_endpoint)
+            if endpoint.startswith("ipc://")
+        ]
+
     async def start(self) -> None:
-        for endpoint in (self.command_endpoint, self.event_endpoint):
-            folder = _ipc_folder(endpoint)
-            if folder is not None:
-                folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _unlink_ipc(endpoint)
+        for path in self._socket_files():
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.unlink(missing_ok=True)
         self._router.bind(self.command_endpoint)
         self._sub.bind(self.event_endpoint)
         self._tasks = [
@@ -119,13 +124,13 @@ class GatewaySockets:
         self._router.close(0)
         self._sub.close(0)
         self._ctx.term()
-        for endpoint in (self.command_endpoint, self.event_endpoint):
-            _unlink_ipc(endpoint)
-        for folder in {_ipc_folder(self.command_endpoint), _ipc_folder(self.event_endpoint)}:
-            if folder is not None:
-                # Only when empty: a stray folder per gateway run piled up in /tmp.
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+        files = self._socket_files()
+        for path in files:
+            path.unlink(missing_ok=True)
+        for folder in {path.parent for path in files}:
+            # Only when empty: a stray folder per gateway run piled up in /tmp.
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         """Send ``command`` to the worker of ``session_id`` and wait at most ``timeout`` s."""
@@ -207,16 +212,6 @@ async def _guarded(awaitable: Awaitable[None], what: str) -> None:
 def _expire(future: asyncio.Future[p.Reply]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
-
-
-def _ipc_folder(endpoint: str) -> Path | None:
-    return Path(endpoint[len("ipc://") :]).parent if endpoint.startswith("ipc://") else None
-
-
-def _unlink_ipc(endpoint: str) -> None:
-    if endpoint.startswith("ipc://"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(endpoint[len("ipc://") :])
 
 
 class WorkerLink:

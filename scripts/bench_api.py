@@ -274,18 +274,24 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
 
         if "contacts" in args.to:
             await api.add_phones([contact_number(n) for n in range(len(ids))])
-        send, label = "POST /api/{id}/send/message", "/api/{session_id}/send/message"
+        send_route, send_label = "POST /api/{id}/send/message", "/api/{session_id}/send/message"
         # route -> (name, recipients, request maker, the route's metrics label, worker command)
         routes = {
             "sessions": ("GET /api/sessions", None, sessions, "/api/sessions", None),
             "send:sessions": (
-                send,
+                send_route,
                 "sessions",
                 sender_to(lambda n: phone_number((n + 1) % len(ids))),
-                label,
+                send_label,
                 "SendMessage",
             ),
-            "send:contacts": (send, "contacts", sender_to(contact_number), label, "SendMessage"),
+            "send:contacts": (
+                send_route,
+                "contacts",
+                sender_to(contact_number),
+                send_label,
+                "SendMessage",
+            ),
         }
         wanted = [
             key

@@ -217,21 +217,27 @@ def _expire(future: asyncio.Future[p.Reply]) -> None:
 class WorkerLink:
     """The worker's end: a DEALER for commands and an XPUB for events.
 
-    Events are published from whatever thread records them (neonize calls back on Go
-    threads): the XPUB is a plain socket behind a lock, not an asyncio one, so an event
-    costs no wake-up of the event loop (a self-pipe write and a loop pass: 7 % of the
-    workers' CPU when every send also brings a receipt and a received message). The
-    loop only reads the XPUB until the gateway's subscription arrives.
+    Both are plain sockets behind locks, not asyncio ones, so the threads that do a
+    worker's work use them directly: events are published from whatever thread records
+    them (neonize calls back on Go threads), and a command run on a thread is answered
+    from that thread. Each saves a wake-up of the event loop (a self-pipe write and a loop
+    pass): publishing so, 7 % of the workers' CPU when every send also brings a receipt
+    and a received message; replying so, with the raw descriptor in place of pyzmq's
+    asyncio wrapper, 0.2 ms of a worker's 2.3 ms of CPU per send. The loop reads requests
+    as they arrive and the XPUB until the gateway's subscription arrives.
     """
 
     def __init__(self, session_id: str, command_endpoint: str, event_endpoint: str) -> None:
         self.session_id = session_id
         self._topic = session_id.encode()
-        self._ctx = zmq.asyncio.Context()
+        self._loop = asyncio.get_running_loop()
+        self._ctx = zmq.Context()
         self._dealer = self._ctx.socket(zmq.DEALER)
         self._dealer.setsockopt(zmq.IDENTITY, self._topic)
         self._dealer.setsockopt(zmq.LINGER, 1000)
-        self._pub = zmq.Socket(self._ctx, zmq.XPUB)
+        self._dealer_lock = threading.Lock()
+        self._handle: Callable[[p.Request], None] | None = None
+        self._pub = self._ctx.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, 2000)
         self._pub.setsockopt(zmq.SNDHWM, 100_000)
         self._dealer.connect(command_endpoint)
@@ -302,27 +308,61 @@ class WorkerLink:
             return False
         return True
 
-    async def hello(self, pid: int, started_at: float) -> None:
+    def hello(self, pid: int, started_at: float) -> None:
         message = p.Hello(session_id=self.session_id, pid=pid, started_at=started_at)
-        await self._dealer.send(p.encode(message))
+        with self._dealer_lock:
+            self._dealer.send(p.encode(message))
 
-    async def recv_request(self) -> p.Request | None:
-        """Next request, or None for a frame that is not a valid request (it is logged)."""
-        data = await self._dealer.recv()
-        try:
-            return p.decode_request(data)
-        except Exception:
-            log.warning("ignoring undecodable request (%d bytes)", len(data))
-            return None
+    def serve(self, handle: Callable[[p.Request], None]) -> None:
+        """Call ``handle`` on the event loop for each request, from now until close."""
+        self._handle = handle
+        self._loop.add_reader(self._dealer.getsockopt(zmq.FD), self._drain)
+        self._drain()
 
-    async def reply(self, reply: p.Reply) -> None:
-        await self._dealer.send(p.encode(reply))
+    def _drain(self) -> None:
+        """Take every request that has arrived (ZeroMQ's descriptor is edge-triggered)."""
+        frames: list[bytes] = []
+        with self._dealer_lock:
+            if self._dealer.closed:
+                return
+            while True:
+                try:
+                    frames.append(self._dealer.recv(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+        assert self._handle is not None
+        for data in frames:
+            try:
+                request = p.decode_request(data)
+            except Exception:
+                log.warning("ignoring undecodable request (%d bytes)", len(data))
+                continue
+            self._handle(request)
+
+    def reply(self, reply: p.Reply) -> None:
+        """Answer a request; thread-safe."""
+        payload = p.encode(reply)
+        with self._dealer_lock:
+            if self._dealer.closed:
+                return
+            try:
+                self._dealer.send(payload, zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning("command queue to the gateway is full; reply %s dropped", reply.id)
+            # Sending may have consumed the descriptor's signal of a request that arrived
+            # meanwhile; the loop would not wake for it.
+            pending = self._dealer.getsockopt(zmq.EVENTS) & zmq.POLLIN
+        if pending:
+            self._loop.call_soon_threadsafe(self._drain)
 
     async def close(self) -> None:
         self._watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._watch
-        self._dealer.close()
+        with self._dealer_lock:
+            if self._handle is not None:
+                self._loop.remove_reader(self._dealer.getsockopt(zmq.FD))
+            self._dealer.close()
         with self._pub_lock:
             self._live = False
             self._pub.close()

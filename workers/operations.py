@@ -9,7 +9,6 @@ and runs the per-session automations (auto-reply, auto-read, auto-download, call
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import time
@@ -111,14 +110,12 @@ class Context:
         self.emit = emit
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auto")
 
-    async def execute(self, op: ops.Op) -> p.OperationResult:
+    def run(self, op: ops.Op) -> p.OperationResult:
+        """Run one operation; blocks while its handler waits for WhatsApp."""
         entry = HANDLERS.get(type(op))
         if entry is None:
             raise fail(p.ERR_NOT_SUPPORTED, f"{type(op).__name__} is not handled by workers")
         handler, connected = entry
-        return await asyncio.to_thread(self._run, handler, connected, op)
-
-    def _run(self, handler: Handler, connected: bool, op: ops.Op) -> p.OperationResult:
         if connected:
             self.session._require_connected()
         try:

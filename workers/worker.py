@@ -17,6 +17,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,12 @@ CONFIG_ENV = "GOWA_WORKER_CONFIG"
 PR_SET_PDEATHSIG = 1
 # Events that exist only to be watched live; everything else is written to the log first.
 EPHEMERAL_EVENTS = frozenset({"log"})
+#: Commands answered on the event loop as they arrive: quick ones, the health check among
+#: them, which must not wait behind sends that wait for WhatsApp. The rest run on threads.
+INLINE_COMMANDS = (p.Ping, p.GetStatus, p.GetQR, p.Reconnect, p.Shutdown)
+#: Threads for the other commands, each blocked in neonize until WhatsApp answers: the
+#: sends (and other calls) of one session in flight at once. Started as needed.
+COMMAND_THREADS = 16
 
 
 class LogForwarder(logging.Handler):
@@ -70,7 +77,7 @@ class Worker:
         self.done = asyncio.Event()
         self.exit_code = 0
         self.lost: LostMessageReporter | None = None
-        self._inflight: set[asyncio.Task[None]] = set()
+        self.commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
         self._emitting = threading.Lock()
 
     def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> bool:
@@ -99,19 +106,20 @@ class Worker:
             self.link.publish(event)
         return True
 
-    async def serve(self) -> None:
-        await self.link.hello(os.getpid(), self.started_at)
-        while not self.done.is_set():
-            request = await self.link.recv_request()
-            if request is not None:
-                task = asyncio.create_task(self._answer(request))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
+    def serve(self) -> None:
+        """Greet the gateway and answer its requests from now on."""
+        self.link.hello(os.getpid(), self.started_at)
+        self.link.serve(self._receive)
 
-    async def _answer(self, request: p.Request) -> None:
+    def _receive(self, request: p.Request) -> None:
+        if isinstance(request.command, INLINE_COMMANDS):
+            self._answer(request)
+        else:
+            self.commands.submit(self._answer, request)
+
+    def _answer(self, request: p.Request) -> None:
         try:
-            result = await self._execute(request.command)
-            reply = p.Reply(id=request.id, result=result)
+            reply = p.Reply(id=request.id, result=self._execute(request.command))
         except Exception as exc:
             from workers.session import SessionError
 
@@ -122,9 +130,9 @@ class Worker:
                 error = p.ErrorInfo(code=p.ERR_INTERNAL, message=f"{type(exc).__name__}: {exc}")
             reply = p.Reply(id=request.id, error=error)
         if time.time() <= request.deadline + 1:
-            await self.link.reply(reply)
+            self.link.reply(reply)
 
-    async def _execute(self, command: p.Command) -> p.Result:
+    def _execute(self, command: p.Command) -> p.Result:
         session = self.session
         assert session is not None
         match command:
@@ -136,15 +144,15 @@ class Worker:
                 status = session.status()
                 return p.QRCode(code=status.qr, expires_at=status.qr_expires_at)
             case p.PairPhone(phone=phone):
-                return p.PairCode(code=await asyncio.to_thread(session.pair_phone, phone))
+                return p.PairCode(code=session.pair_phone(phone))
             case p.Logout():
-                await asyncio.to_thread(session.logout)
+                session.logout()
                 return p.Done()
             case p.Reconnect():
                 self.request_restart("reconnect requested through the API")
                 return p.Done()
             case p.SendText(to=to, text=text, reply_message_id=reply_to):
-                sent = await asyncio.to_thread(session.send_text, to, text, reply_to)
+                sent = session.send_text(to, text, reply_to)
                 self.emit(
                     "message.sent",
                     {
@@ -156,16 +164,16 @@ class Worker:
                 )
                 return sent
             case p.MarkRead(message_ids=ids, chat=chat, sender=sender):
-                await asyncio.to_thread(session.mark_read, ids, chat, sender or chat)
+                session.mark_read(ids, chat, sender or chat)
                 return p.Done()
             case p.ReplayEvents(after_seq=after, limit=limit):
                 return p.Events(events=self.events.since(after, min(limit, 5000)))
             case p.Shutdown():
-                self.loop.call_later(0.05, self.done.set)
+                self.loop.call_soon_threadsafe(self.loop.call_later, 0.05, self.done.set)
                 return p.Done()
             case p.Operation(input=op):
                 assert self.operations is not None
-                return await self.operations.execute(op)
+                return self.operations.run(op)
         raise ValueError(f"unknown command {command!r}")
 
     def request_restart(self, reason: str) -> None:
@@ -281,8 +289,8 @@ async def _run(config: p.WorkerConfig) -> int:
     worker.emit(
         "session.status", {"status": "STARTING", "previous": None, "error": None, "me": None}
     )
+    worker.serve()
     tasks = [
-        asyncio.create_task(worker.serve(), name="serve"),
         asyncio.create_task(worker.watch_parent(), name="parent"),
         asyncio.create_task(worker.watch_silence(), name="silence"),
     ]
@@ -312,6 +320,7 @@ async def _run(config: p.WorkerConfig) -> int:
         await asyncio.wait_for(connection_done.wait(), 2)
     for task in tasks:
         task.cancel()
+    worker.commands.shutdown(wait=False, cancel_futures=True)
     await worker.link.close()
     worker.events.close()
     worker.operations.close()
@@ -343,7 +352,9 @@ def main(forked: bool = False) -> None:
         load_go_library()
     # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
     # call would keep this process alive forever. os._exit below ends every thread.
-    loop = asyncio.new_event_loop()
+    import uvloop
+
+    loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     code = loop.run_until_complete(_run(config))
     logging.shutdown()

@@ -72,6 +72,7 @@ PRELOAD = (
     "gowa_py.protocol",
     "gowa_py.ipc",
     "gowa_py.backoff",
+    "uvloop",
 )
 
 

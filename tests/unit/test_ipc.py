@@ -29,10 +29,8 @@ async def gateway(tmp_path):
     await sockets.close()
 
 
-async def _serve(link: WorkerLink, answer):
-    while True:
-        request = await link.recv_request()
-        await link.reply(answer(request))
+def _serve(link: WorkerLink, answer):
+    link.serve(lambda request: link.reply(answer(request)))
 
 
 async def _until(predicate, timeout=5.0):
@@ -62,29 +60,54 @@ async def test_a_closed_gateway_leaves_no_socket_folder(tmp_path):
 
 async def test_request_reply_and_hello(gateway):
     link = WorkerLink("s1", gateway.command_endpoint, gateway.event_endpoint)
-    await link.hello(pid=42, started_at=1.0)
+    link.hello(pid=42, started_at=1.0)
     await _until(lambda: gateway.seen_hellos)
     assert gateway.seen_hellos[0].pid == 42
-    server = asyncio.create_task(
-        _serve(link, lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)))
-    )
+    _serve(link, lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)))
     result = await gateway.request("s1", p.Ping(), timeout=2)
     assert result == p.Pong(pid=42, uptime_s=1.0)
-    server.cancel()
     await link.close()
 
 
 async def test_worker_error_is_raised_with_its_code(gateway):
     link = WorkerLink("s1", gateway.command_endpoint, gateway.event_endpoint)
-    await link.hello(pid=1, started_at=1.0)
+    link.hello(pid=1, started_at=1.0)
     await _until(lambda: gateway.seen_hellos)
     error = p.ErrorInfo(code=p.ERR_NOT_CONNECTED, message="not connected")
-    server = asyncio.create_task(_serve(link, lambda r: p.Reply(id=r.id, error=error)))
+    _serve(link, lambda r: p.Reply(id=r.id, error=error))
     with pytest.raises(WorkerError) as info:
         await gateway.request("s1", p.GetStatus(), timeout=2)
     assert info.value.code == p.ERR_NOT_CONNECTED
-    server.cancel()
     await link.close()
+
+
+async def test_replies_from_threads_while_requests_keep_arriving(gateway):
+    """A reply sent from a thread can swallow the descriptor's signal of a new request;
+    the link must still see that request."""
+    link = WorkerLink("busy", gateway.command_endpoint, gateway.event_endpoint)
+    link.hello(pid=1, started_at=1.0)
+    await _until(lambda: gateway.seen_hellos)
+    threads = []
+
+    def answer_later(request):
+        def run():
+            link.reply(p.Reply(id=request.id, result=p.Pong(pid=1, uptime_s=0.0)))
+
+        thread = threading.Thread(target=run)
+        threads.append(thread)
+        thread.start()
+
+    link.serve(answer_later)
+    try:
+        for _ in range(5):
+            replies = await asyncio.gather(
+                *(gateway.request("busy", p.Ping(), timeout=5) for _ in range(200))
+            )
+            assert replies == [p.Pong(pid=1, uptime_s=0.0)] * 200
+    finally:
+        for thread in threads:
+            thread.join()
+        await link.close()
 
 
 async def test_unknown_worker_fails_fast(gateway):
@@ -97,7 +120,7 @@ async def test_unknown_worker_fails_fast(gateway):
 
 async def test_silent_worker_hits_the_deadline(gateway):
     link = WorkerLink("mute", gateway.command_endpoint, gateway.event_endpoint)
-    await link.hello(pid=1, started_at=1.0)
+    link.hello(pid=1, started_at=1.0)
     await _until(lambda: gateway.seen_hellos)
     with pytest.raises(WorkerUnavailable, match="did not answer"):
         await gateway.request("mute", p.Ping(), timeout=0.3)

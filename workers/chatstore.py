@@ -2,22 +2,21 @@
 
 GoWA keeps chats and messages in its own database so ``/chats`` and
 ``/chat/{jid}/messages`` answer without asking WhatsApp; this is the per-session
-equivalent. The worker owns the file (WAL, so the event log's connection and this one
-coexist). The raw message protobuf is kept too: forward, download and reactions need
-the original message, and WhatsApp will not hand it out again.
+equivalent, in the worker's ``chats.db`` (see workers/chatsdb.py). The raw message
+protobuf is kept too: forward, download and reactions need the original message, and
+WhatsApp will not hand it out again.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
+from workers.chatsdb import ChatsDb
 from workers.timefmt import rfc3339
 
 _SCHEMA = """
@@ -76,15 +75,12 @@ EARLY_RECEIPTS = 1000
 class ChatStore:
     """Thread-safe access to the chat tables (neonize calls back from Go threads)."""
 
-    def __init__(self, path: Path, retention_days: int | None = None) -> None:
+    def __init__(self, db: ChatsDb, retention_days: int | None = None) -> None:
         self.retention_days = retention_days
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._lock = db.lock
+        self._db = db.connection
+        with self._lock:
+            self._db.executescript(_SCHEMA)
         self._pruned_at = 0.0
         # Receipts that beat the sender's own insert (the sandbox acks within microseconds).
         self._early: OrderedDict[str, str] = OrderedDict()
@@ -100,10 +96,6 @@ class ChatStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
 
     # ------------------------------------------------------------------ writes
 

@@ -9,14 +9,12 @@ replayed event can be recognised as a duplicate.
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 from gowa_py import protocol as p
+from workers.chatsdb import ChatsDb
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -33,15 +31,13 @@ CREATE TABLE IF NOT EXISTS events (
 class EventLog:
     """Append-only event table in the session's ``chats.db`` (thread-safe)."""
 
-    def __init__(self, path: Path, session_id: str, retention: int = 10_000) -> None:
+    def __init__(self, db: ChatsDb, session_id: str, retention: int = 10_000) -> None:
         self.session_id = session_id
         self._retention = retention
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._lock = db.lock
+        self._db = db.connection
+        with self._lock:
+            self._db.executescript(_SCHEMA)
         self._prune()
 
     def append(
@@ -107,7 +103,3 @@ class EventLog:
                 "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
                 (self._retention,),
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import logging
 import re
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
+from workers.chatsdb import ChatsDb
 from workers.eventlog import EventLog
 
 IGNORED = re.compile(r"Ignoring message (\S+) from (\S+) in (\S+): (.*old counter.*)")
@@ -44,16 +42,16 @@ class LostMessageReporter(logging.Handler):
     """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then."""
 
     def __init__(
-        self, path: Path, events: EventLog, emit: Callable[..., None], grace_s: float = GRACE_S
+        self, db: ChatsDb, events: EventLog, emit: Callable[..., None], grace_s: float = GRACE_S
     ) -> None:
         super().__init__(logging.WARNING)
         self._events = events
         self._emit = emit
         self._grace_s = grace_s
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(_SCHEMA)
+        self._lock = db.lock
+        self._db = db.connection
+        with self._lock:
+            self._db.executescript(_SCHEMA)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -88,8 +86,3 @@ class LostMessageReporter(logging.Handler):
                 self._emit("message.lost", payload, dedupe=f"lost:{message_id}")
             with self._lock:
                 self._db.execute("DELETE FROM lost_suspects WHERE message_id = ?", (message_id,))
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        super().close()

@@ -128,7 +128,6 @@ class Context:
 
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
-        self.store.close()
 
     def me(self) -> pb.JID:
         me = self.session.me

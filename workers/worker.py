@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from workers import pagemerge, storefile
+from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
 from workers.lost import LostMessageReporter
@@ -70,7 +71,8 @@ class Worker:
         self.loop = loop
         self.started_at = time.time()
         session_dir = Path(config.session_dir)
-        self.events = EventLog(session_dir / "chats.db", config.session_id, config.event_retention)
+        self.chats = ChatsDb(session_dir / "chats.db")
+        self.events = EventLog(self.chats, config.session_id, config.event_retention)
         self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
         self.session: WhatsAppSession | None = None
         self.operations: Context | None = None
@@ -244,7 +246,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     from workers import operations
     from workers.chatstore import ChatStore
 
-    store = ChatStore(Path(config.session_dir) / "chats.db", config.settings.chat_retention_days)
+    store = ChatStore(worker.chats, config.settings.chat_retention_days)
     context = operations.Context(
         session,
         store,
@@ -262,9 +264,7 @@ async def _run(config: p.WorkerConfig) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
     logging.getLogger().addHandler(LogForwarder(worker))
-    worker.lost = LostMessageReporter(
-        Path(config.session_dir) / "chats.db", worker.events, worker.emit
-    )
+    worker.lost = LostMessageReporter(worker.chats, worker.events, worker.emit)
     logging.getLogger("whatsmeow").addHandler(worker.lost)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.done.set)
@@ -322,8 +322,8 @@ async def _run(config: p.WorkerConfig) -> int:
         task.cancel()
     worker.commands.shutdown(wait=False, cancel_futures=True)
     await worker.link.close()
-    worker.events.close()
     worker.operations.close()
+    worker.chats.close()
     storefile.checkpoint(store)
     return worker.exit_code
 

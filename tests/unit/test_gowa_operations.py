@@ -14,6 +14,7 @@ from gowa_py.gateway.errors import ApiError
 from gowa_py.gateway.gowa import OPERATION_ROUTES
 from gowa_py.gateway.gowa_api import build_operation
 from workers import operations as handlers
+from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
 
 
@@ -56,9 +57,9 @@ def test_unknown_fields_are_accepted_like_gowa() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path):
-    chats = ChatStore(tmp_path / "chats.db")
-    yield chats
-    chats.close()
+    db = ChatsDb(tmp_path / "chats.db")
+    yield ChatStore(db)
+    db.close()
 
 
 def add(store: ChatStore, message_id: str, **kw) -> None:
@@ -93,12 +94,13 @@ def test_reactions_edits_revokes_and_listing(store: ChatStore) -> None:
 
 
 def test_retention_prunes_old_messages(tmp_path: Path) -> None:
-    store = ChatStore(tmp_path / "chats.db", retention_days=1)
+    db = ChatsDb(tmp_path / "chats.db")
+    store = ChatStore(db, retention_days=1)
     add(store, "old", timestamp=time.time() - 3 * 86400)
     add(store, "new")
     assert store.prune() == 1
     assert store.message("old") is None and store.message("new") is not None
-    store.close()
+    db.close()
 
 
 def test_settings_reach_the_worker_config() -> None:

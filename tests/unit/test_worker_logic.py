@@ -3,6 +3,7 @@
 import time
 
 from gowa_py import protocol as p
+from workers.chatsdb import ChatsDb
 from workers.eventlog import EventLog
 from workers.timefmt import rfc3339
 from workers.watchdog import SilenceWatch
@@ -36,15 +37,16 @@ def test_timestamps_are_rfc3339_utc_from_seconds_or_milliseconds():
 
 
 def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
-    log = EventLog(tmp_path / "chats.db", "s")
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s")
     first = log.append("message", {"id": "M1"}, dedupe="message:M1")
     assert first is not None and first.seq == 1
     assert log.append("message", {"id": "M1"}, dedupe="message:M1") is None
     second = log.append("session.status", {"status": "CONNECTED"})
     assert second is not None and second.seq == 2
-    log.close()
+    db.close()
 
-    again = EventLog(tmp_path / "chats.db", "s")
+    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
     assert again.append("message", {"id": "M1"}, dedupe="message:M1") is None
     replay = again.since(0, 10)
     assert [(e.seq, e.id, e.name) for e in replay] == [
@@ -55,11 +57,12 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
 
 
 def test_event_log_prunes_to_retention(tmp_path):
-    log = EventLog(tmp_path / "chats.db", "s", retention=5)
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s", retention=5)
     for n in range(12):
         log.append("x", {"n": n})
-    log.close()
-    again = EventLog(tmp_path / "chats.db", "s", retention=5)
+    db.close()
+    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s", retention=5)
     assert [e.payload["n"] for e in again.since(0, 100)] == [7, 8, 9, 10, 11]
 
 
@@ -68,7 +71,8 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
 
     from workers.lost import LostMessageReporter
 
-    log = EventLog(tmp_path / "chats.db", "s")
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s")
     log.append("message", {"id": "SEEN"}, dedupe="message:1@s.whatsapp.net:SEEN")
     emitted: list[tuple[str, dict, str | None]] = []
 
@@ -77,7 +81,7 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
             emitted.append((name, payload, dedupe))
 
     logger = logging.getLogger("whatsmeow.Client.test")
-    reporter = LostMessageReporter(tmp_path / "chats.db", log, emit, grace_s=5)
+    reporter = LostMessageReporter(db, log, emit, grace_s=5)
     logger.addHandler(reporter)
     line = (
         "Ignoring message {} from 88:1@lid in 88@lid: failed to decrypt prekey message: "
@@ -96,8 +100,11 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     assert emitted == []
     log.append("message", {"id": "LATE"}, dedupe="message:1@s.whatsapp.net:LATE")
     reporter.close()
+    db.close()
     # A restarted worker judges what the previous one suspected.
-    again = LostMessageReporter(tmp_path / "chats.db", log, emit, grace_s=5)
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s")
+    again = LostMessageReporter(db, log, emit, grace_s=5)
     again.judge(now=time.time() + 10)
     again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]

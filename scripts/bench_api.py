@@ -9,9 +9,11 @@ for S seconds: ``GET /api/sessions`` and ``POST /api/{id}/send/message``, the la
 
 * ``sessions``: to the next session's phone, so every send is also received, decrypted,
   stored and receipted by another worker on the same cores (roughly twice the CPU);
-* ``contacts``: to its own sandbox contact outside the gateway (a phone with no linked
-  device online, as a customer whose phone is off: nothing comes back but the server's
-  ack), which is what a notification or CRM service mostly does.
+* ``contacts``: to its own sandbox contact outside the gateway, whose one device is
+  switched off (``POST /sim/phones/{p}/devices``): the send is encrypted for that device
+  and held by the sandbox, and nothing comes back but the server's ack. That is what a
+  notification or CRM service mostly does. (Until 2026-11-25 these contacts had no
+  device at all: the send was encrypted for nobody and cost a device-list query each.)
 
 The gateway runs with
 ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by default) would otherwise answer

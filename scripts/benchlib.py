@@ -320,13 +320,17 @@ class Api:
         await self.wait_status(session_id, {"CONNECTED"}, timeout, interval=0.2)
 
     async def add_phones(self, phones: list[str]) -> None:
-        """Create sandbox phones (contacts) that no session is linked to."""
+        """Create sandbox contacts that no session is linked to, each with a phone that is
+        switched off: a linked device that never connects, so senders encrypt for it."""
         for phone in phones:
             status, body = await self.sim(
                 "POST", "/sim/phones", {"phone": phone, "push_name": f"Contact {phone}"}
             )
             if status not in (200, 201):
                 raise RuntimeError(f"creating phone {phone}: {status} {body}")
+            status, body = await self.sim("POST", f"/sim/phones/{phone}/devices", {})
+            if status != 201:
+                raise RuntimeError(f"adding a device to {phone}: {status} {body}")
 
     async def pair_many(self, ids: list[str], parallel: int = 10) -> None:
         slots = asyncio.Semaphore(parallel)

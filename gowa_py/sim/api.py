@@ -15,6 +15,7 @@ from aiohttp import web
 
 from .errors import SimError
 from .jid import JID
+from .offline import add_offline_device
 from .store import Phone
 
 if TYPE_CHECKING:
@@ -128,6 +129,14 @@ async def pair_code(request: web.Request) -> web.Response:
     return web.json_response(_device_json(phone, device.device))
 
 
+async def add_device(request: web.Request) -> web.Response:
+    phone = _phone(request)
+    sim = _sim(request)
+    device = add_offline_device(sim.store, phone.phone)
+    sim.network.announce_devices(phone)
+    return web.json_response(_device_json(phone, device.device), status=201)
+
+
 async def unlink(request: web.Request) -> web.Response:
     phone = _phone(request)
     number = (await _body(request)).get("device")
@@ -184,6 +193,7 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_get("/sim/phones/{phone}", get_phone)
     app.router.add_post("/sim/phones/{phone}/scan", scan)
     app.router.add_post("/sim/phones/{phone}/pair-code", pair_code)
+    app.router.add_post("/sim/phones/{phone}/devices", add_device)
     app.router.add_post("/sim/phones/{phone}/unlink", unlink)
     app.router.add_post("/sim/phones/{phone}/send", send)
     app.router.add_post("/sim/faults", faults)

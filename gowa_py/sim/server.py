@@ -146,6 +146,7 @@ class SimServer:
                     "jid": str(JID.pn(phone.phone, d.device)),
                     "lid": str(JID.lid(phone.lid, d.device)),
                     "connected": (phone.phone, d.device) in self.network.online,
+                    "queued": self.store.queued_count(phone.phone, d.device),
                 }
                 for d in self.store.devices(phone.phone)
             ],

@@ -277,6 +277,12 @@ class Store:
         )
         return [(row["seq"], row["stanza"], bool(row["stanza_id"])) for row in rows]
 
+    def queued_count(self, phone: str, number: int) -> int:
+        (count,) = self.db.execute(
+            "SELECT COUNT(*) FROM queue WHERE phone = ? AND device = ?", (phone, number)
+        ).fetchone()
+        return int(count)
+
     def dequeue(self, seqs: list[int]) -> None:
         self.db.executemany("DELETE FROM queue WHERE seq = ?", [(s,) for s in seqs])
 

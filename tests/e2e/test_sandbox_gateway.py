@@ -66,6 +66,20 @@ def test_message_delivery_and_receipts(paired, events):
     events.wait(ack("read"), 5, "read receipt at A")
 
 
+def test_message_to_a_switched_off_phone_waits_at_the_server(paired, sandbox):
+    dave = new_phone(sandbox, "15550000104", "Dave")
+    status, body = sandbox.api("POST", f"/sim/phones/{dave}/devices", {})
+    assert status == 201, body
+    _send(paired, "a", dave, "are you there?")
+    _send(paired, "a", dave, "still there?")
+    status, phone = sandbox.api("GET", f"/sim/phones/{dave}")
+    assert status == 200, phone
+    # Encrypted for the device (whatsmeow fetched its bundle), held for its next login.
+    assert [(d["device"], d["connected"], d["queued"]) for d in phone["devices"]] == [
+        (1, False, 2)
+    ]
+
+
 def test_unprefixed_route_with_device_header(paired, events):
     status, body = paired.http.post(
         "/send/message", {"phone": ALICE, "message": "via header"}, headers={"X-Device-Id": "b"}

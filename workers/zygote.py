@@ -72,7 +72,6 @@ PRELOAD = (
     "gowa_py.protocol",
     "gowa_py.ipc",
     "gowa_py.backoff",
-    "uvloop",
 )
 
 

@@ -82,6 +82,9 @@ class Worker:
         self.exit_code = 0
         self.lost: LostMessageReporter | None = None
         self.commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
+        # The periodic checks' to_thread calls share these threads: an idle worker keeps
+        # one thread (and one malloc arena) for both, not one each.
+        loop.set_default_executor(self.commands)
         self._emitting = threading.Lock()
 
     def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> bool:

@@ -5,10 +5,14 @@
 Pairs N sessions through a sandbox, then sends nothing for M minutes while sampling every
 ``--interval`` seconds: the gateway's CPU (psutil ``cpu_percent`` over the interval, in %
 of one core), the CPU of all workers and of the sandbox, and each worker's PSS. The
-first ``--warmup`` seconds of the hold are excluded from the CPU figures and give each
-worker's reference PSS: PSS growth is a worker's last reading against its reading at
-the end of the warm-up, and the worst worker is reported (a leak shows there first);
-the same for USS, which other processes mapping the same files cannot lower.
+first ``--warmup`` seconds of the hold are excluded from the CPU figures. PSS growth is
+a worker's mean PSS over the last ``--window`` seconds of the hold against its mean over
+the first ``--window`` seconds after the warm-up, and the worst worker is reported (a
+leak shows there first); the same for USS, which other processes mapping the same files
+cannot lower. Means, not single readings: with the kernel's same-page merging on, a
+worker's PSS moves by about a megabyte between readings as ksmd merges its pages and
+writes split them again, so single readings showed "growth" of 20-25 % (and once -4 %)
+in workers whose PSS had no trend.
 A worker that restarted during the hold (new pid) is reported, not compared. No request
 is made during the hold (``GET /api/sessions`` is read before and after it).
 ``--profile`` records the gateway with py-spy (``pip install py-spy``) after the warm-up
@@ -76,6 +80,16 @@ def _memory(process: psutil.Process) -> tuple[int, int] | None:
     return info.pss, info.uss
 
 
+def _means(readings: list[tuple[float, int, int]]) -> tuple[float, float] | None:
+    """Mean (PSS, USS) of ``(time, pss, uss)`` readings; None for none."""
+    if not readings:
+        return None
+    return (
+        sum(r[1] for r in readings) / len(readings),
+        sum(r[2] for r in readings) / len(readings),
+    )
+
+
 async def _pids(api: Api) -> dict[int, str]:
     """Worker pid -> session id, from the gateway's own view."""
     status, body = await api.gw("GET", "/api/sessions")
@@ -101,8 +115,7 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             _cpu(group)  # start the cpu_percent clocks
 
         samples: list[dict[str, Any]] = []
-        warm: dict[int, tuple[int, int]] = {}
-        last: dict[int, tuple[int, int]] = {}
+        readings_of: dict[int, list[tuple[float, int, int]]] = {}
         hold_s = args.minutes * 60
         began = time.monotonic()
         profiler = None
@@ -119,11 +132,8 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             }
             readings = {pid: _memory(process) for pid, process in workers.items()}
             for pid, reading in readings.items():
-                if reading is None:
-                    continue
-                last[pid] = reading
-                if at <= args.warmup or pid not in warm:
-                    warm[pid] = reading
+                if reading is not None:
+                    readings_of.setdefault(pid, []).append((at, *reading))
             present = [v for v in readings.values() if v is not None]
             row["workers_alive"] = len(present)
             row["worker_pss_total_mb"] = round(sum(v[0] for v in present) / MB, 1)
@@ -144,10 +154,14 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     steady = [s for s in samples if s["warm"]] or samples
     gateway_cpu = [s["gateway_cpu"] for s in steady]
     per_worker = []
+    hold_end = samples[-1]["t_s"] if samples else 0.0
     for pid, session_id in sorted(pids.items(), key=lambda item: item[1]):
-        if pid not in warm or after.get(pid) != session_id:
+        readings = readings_of.get(pid, [])
+        first = _means([r for r in readings if args.warmup < r[0] <= args.warmup + args.window])
+        final = _means([r for r in readings if r[0] > hold_end - args.window])
+        if first is None or final is None or after.get(pid) != session_id:
             continue
-        (pss_warm, uss_warm), (pss_last, uss_last) = warm[pid], last[pid]
+        (pss_warm, uss_warm), (pss_last, uss_last) = first, final
         per_worker.append(
             {
                 "session": session_id,
@@ -167,13 +181,14 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "minutes": args.minutes,
         "interval_s": args.interval,
         "warmup_s": args.warmup,
+        "window_s": args.window,
         "gateway_cpu_avg_pct": round(sum(gateway_cpu) / len(gateway_cpu), 2),
         "gateway_cpu_p95_pct": percentile(gateway_cpu, 95),
         "gateway_cpu_max_pct": max(gateway_cpu),
         "workers_cpu_avg_pct": round(sum(s["workers_cpu"] for s in steady) / len(steady), 2),
         "sandbox_cpu_avg_pct": round(sum(s["sandbox_cpu"] for s in steady) / len(steady), 2),
-        "worker_pss_avg_mb": round(sum(v[0] for v in last.values()) / len(last) / MB, 2)
-        if last
+        "worker_pss_avg_mb": round(sum(w["pss_last_mb"] for w in per_worker) / len(per_worker), 2)
+        if per_worker
         else 0.0,
         "max_worker_pss_growth_pct": max(growths) if growths else None,
         "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
@@ -190,12 +205,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before reference")
+    parser.add_argument(
+        "--window", type=float, default=60.0, help="seconds averaged at each end of the hold"
+    )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     parser.add_argument("--profile", action="store_true", help="py-spy the gateway after warm-up")
     args = parser.parse_args()
-    if args.warmup >= args.minutes * 60:
-        parser.error("--warmup must be shorter than the hold")
+    if args.warmup + 2 * args.window > args.minutes * 60:
+        parser.error("the hold must cover --warmup and two --window")
     env = {"GOWA_WORKER_MODE": args.mode, **dict(e.split("=", 1) for e in args.env)}
     with Stack(gateway_env=env) as stack:
         stack.start_sandbox()

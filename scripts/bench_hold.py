@@ -9,10 +9,11 @@ first ``--warmup`` seconds of the hold are excluded from the CPU figures. PSS gr
 a worker's mean PSS over the last ``--window`` seconds of the hold against its mean over
 the first ``--window`` seconds after the warm-up, and the worst worker is reported (a
 leak shows there first); the same for USS, which other processes mapping the same files
-cannot lower. Means, not single readings: with the kernel's same-page merging on, a
-worker's PSS moves by about a megabyte between readings as ksmd merges its pages and
-writes split them again, so single readings showed "growth" of 20-25 % (and once -4 %)
-in workers whose PSS had no trend.
+cannot lower. Means over minutes, not single readings: with the kernel's same-page
+merging on, the workers' PSS swings by ~10 % in a cycle of about two minutes (Go
+collects at least every two minutes, its writes split merged pages, ksmd merges them
+again), so single readings, or one-minute means, showed "growth" of 20-25 % (and once
+-4 %) in workers whose PSS had no trend. A window spans at least one such cycle.
 A worker that restarted during the hold (new pid) is reported, not compared. No request
 is made during the hold (``GET /api/sessions`` is read before and after it).
 ``--profile`` records the gateway with py-spy (``pip install py-spy``) after the warm-up
@@ -206,7 +207,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before reference")
     parser.add_argument(
-        "--window", type=float, default=60.0, help="seconds averaged at each end of the hold"
+        "--window", type=float, default=180.0, help="seconds averaged at each end of the hold"
     )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")

@@ -25,8 +25,10 @@ PLATFORM = "offline"
 def add_offline_device(store: Store, phone: str) -> Device:
     """Register a companion of ``phone`` with a fresh identity and signed prekey."""
     identity = XEdSigner()
-    prekey = X25519PrivateKey.generate().public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    prekey = (
+        X25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     return store.add_device(
         phone,

@@ -75,9 +75,7 @@ def test_message_to_a_switched_off_phone_waits_at_the_server(paired, sandbox):
     status, phone = sandbox.api("GET", f"/sim/phones/{dave}")
     assert status == 200, phone
     # Encrypted for the device (whatsmeow fetched its bundle), held for its next login.
-    assert [(d["device"], d["connected"], d["queued"]) for d in phone["devices"]] == [
-        (1, False, 2)
-    ]
+    assert [(d["device"], d["connected"], d["queued"]) for d in phone["devices"]] == [(1, False, 2)]
 
 
 def test_unprefixed_route_with_device_header(paired, events):

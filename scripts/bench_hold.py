@@ -2,23 +2,31 @@
 
     python scripts/bench_hold.py --sessions 100 --minutes 10
 
-Pairs N sessions through a sandbox, then sends nothing for M minutes while sampling every
-``--interval`` seconds: the gateway's CPU (psutil ``cpu_percent`` over the interval, in %
-of one core), the CPU of all workers and of the sandbox, and each worker's PSS. The
-first ``--warmup`` seconds of the hold are excluded from the CPU figures. PSS growth is
-a worker's mean PSS over the last ``--window`` seconds of the hold against its mean over
-the first ``--window`` seconds after the warm-up, and the worst worker is reported (a
-leak shows there first); the same for USS, which other processes mapping the same files
-cannot lower. Means over minutes, not single readings: with the kernel's same-page
-merging on, the workers' PSS swings by ~10 % in a cycle of about two minutes (Go
-collects at least every two minutes, its writes split merged pages, ksmd merges them
-again), so single readings, or one-minute means, showed "growth" of 20-25 % (and once
--4 %) in workers whose PSS had no trend. A window spans at least one such cycle.
-A worker that restarted during the hold (new pid) is reported, not compared. No request
-is made during the hold (``GET /api/sessions`` is read before and after it).
-``--profile`` records the gateway with py-spy (``pip install py-spy``) after the warm-up
+Pairs N sessions through a sandbox, waits ``--warmup`` seconds, then holds them idle for
+``--minutes`` more, sampling every ``--interval`` seconds from the end of pairing: the
+gateway's CPU (psutil ``cpu_percent`` over the interval, in % of one core), the CPU of all
+workers and of the sandbox, and each worker's PSS, USS and RSS. CPU figures cover the
+hold only. A worker's growth is its mean over the last ``--window`` seconds of the hold
+against its mean over the first ``--window`` seconds of it; the worst worker is
+reported (a leak shows there first), for PSS, for USS (which other processes mapping the
+same files cannot lower) and for RSS (which same-page merging cannot move either).
+
+Why the warm-up is 15 minutes: forked workers start out as near copies of each other,
+and the kernel's same-page merging (``ksm = "auto"``) folds their identical pages
+together; as each worker's Go runtime rewrites its own heap and bookkeeping, some of
+those pages stop being alike and are copied back, so PSS and USS rise while RSS stays
+flat. Measured on 100 sessions (2026-11-29): the workers' total PSS rose from ~620 MB
+three minutes after pairing to ~680 MB at eleven, and stayed there to minute 20; that
+settling is reported as ``warmup_pss_change_pct``, not counted as growth. Means over
+minutes, not single readings: with merging on, each worker's PSS swings in a cycle of
+about two minutes (Go collects at least every two minutes, its writes split merged
+pages, ksmd merges them again); single readings of a worker 12 minutes apart differed by
+-17 % to +37 % with no trend in the median. A window spans at least one such cycle.
+A worker that restarted (new pid) is reported, not compared. No request is made during
+the hold (``GET /api/sessions`` is read before and after it). ``--profile`` records the
+gateway with py-spy (``pip install py-spy``) during the hold
 (``bench-results/profile-hold.txt``); its sampling adds to the gateway's CPU.
-Results: a table on stdout and ``bench-results/hold-*.json``.
+Results: a table on stdout and ``bench-results/hold-*.json`` (with every worker's series).
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from benchlib import (
 
 SUMMARY = [
     "sessions",
+    "warmup_s",
     "minutes",
     "gateway_cpu_avg_pct",
     "gateway_cpu_p95_pct",
@@ -55,11 +64,25 @@ SUMMARY = [
     "workers_cpu_avg_pct",
     "sandbox_cpu_avg_pct",
     "worker_pss_avg_mb",
+    "warmup_pss_change_pct",
     "max_worker_pss_growth_pct",
+    "median_worker_pss_growth_pct",
     "max_worker_uss_growth_pct",
+    "max_worker_rss_growth_pct",
     "worker_restarts",
 ]
-WORST = ["session", "pid", "pss_warm_mb", "pss_last_mb", "growth_pct", "uss_growth_pct"]
+WORST = [
+    "session",
+    "pid",
+    "pss_warm_mb",
+    "pss_last_mb",
+    "growth_pct",
+    "uss_growth_pct",
+    "rss_growth_pct",
+]
+
+#: (seconds since pairing, PSS, USS, RSS) of one worker.
+Reading = tuple[float, int, int, int]
 
 
 def _cpu(processes: list[psutil.Process]) -> float:
@@ -71,24 +94,27 @@ def _cpu(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _memory(process: psutil.Process) -> tuple[int, int] | None:
-    """(PSS, USS). PSS also falls when other processes map the same files (neonize's
-    ``.so``, Python); USS, the worker's private pages, is where a leak shows alone."""
+def _memory(process: psutil.Process) -> tuple[int, int, int] | None:
+    """(PSS, USS, RSS). PSS also falls when other processes map the same files (neonize's
+    ``.so``, Python); USS, the worker's private pages, is where a leak shows alone; RSS is
+    what the worker touches, merged or not."""
     try:
         info = process.memory_full_info()
     except psutil.Error:
         return None
-    return info.pss, info.uss
+    return info.pss, info.uss, info.rss
 
 
-def _means(readings: list[tuple[float, int, int]]) -> tuple[float, float] | None:
-    """Mean (PSS, USS) of ``(time, pss, uss)`` readings; None for none."""
-    if not readings:
+def _means(readings: list[Reading], start: float, end: float) -> tuple[float, ...] | None:
+    """Mean (PSS, USS, RSS) of the readings taken in ``(start, end]``; None for none."""
+    chosen = [r for r in readings if start < r[0] <= end]
+    if not chosen:
         return None
-    return (
-        sum(r[1] for r in readings) / len(readings),
-        sum(r[2] for r in readings) / len(readings),
-    )
+    return tuple(sum(r[i] for r in chosen) / len(chosen) for i in (1, 2, 3))
+
+
+def _pct(before: float, after: float) -> float:
+    return round(100 * (after - before) / before, 2)
 
 
 async def _pids(api: Api) -> dict[int, str]:
@@ -116,14 +142,14 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             _cpu(group)  # start the cpu_percent clocks
 
         samples: list[dict[str, Any]] = []
-        readings_of: dict[int, list[tuple[float, int, int]]] = {}
-        hold_s = args.minutes * 60
+        readings_of: dict[int, list[Reading]] = {}
+        end_s = args.warmup + args.minutes * 60
         began = time.monotonic()
         profiler = None
-        while (elapsed := time.monotonic() - began) < hold_s:
+        while (elapsed := time.monotonic() - began) < end_s:
             if args.profile and profiler is None and elapsed >= args.warmup:
-                profiler = py_spy(gateway[0].pid, "hold", hold_s - elapsed)
-            await asyncio.sleep(min(args.interval, max(0.1, hold_s - elapsed)))
+                profiler = py_spy(gateway[0].pid, "hold", end_s - elapsed)
+            await asyncio.sleep(min(args.interval, max(0.1, end_s - elapsed)))
             at = time.monotonic() - began
             row = {
                 "t_s": round(at, 1),
@@ -139,82 +165,105 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
             row["workers_alive"] = len(present)
             row["worker_pss_total_mb"] = round(sum(v[0] for v in present) / MB, 1)
             row["worker_uss_total_mb"] = round(sum(v[1] for v in present) / MB, 1)
+            row["worker_rss_total_mb"] = round(sum(v[2] for v in present) / MB, 1)
             row["warm"] = at > args.warmup
             samples.append(row)
             print(
                 f"{row['t_s']:7.1f} s  gateway {row['gateway_cpu']:6.2f} %  "
                 f"workers {row['workers_cpu']:6.1f} %  sandbox {row['sandbox_cpu']:5.1f} %  "
                 f"worker PSS {row['worker_pss_total_mb']:8.1f} MB "
-                f"USS {row['worker_uss_total_mb']:8.1f} MB ({row['workers_alive']})",
+                f"USS {row['worker_uss_total_mb']:8.1f} MB ({row['workers_alive']})"
+                f"{'' if row['warm'] else '  warm-up'}",
                 flush=True,
             )
         after = await _pids(api)
         if profiler is not None:
             await asyncio.to_thread(profiler.wait)
 
-    steady = [s for s in samples if s["warm"]] or samples
-    gateway_cpu = [s["gateway_cpu"] for s in steady]
-    per_worker = []
+    held = [s for s in samples if s["warm"]] or samples
+    gateway_cpu = [s["gateway_cpu"] for s in held]
     hold_end = samples[-1]["t_s"] if samples else 0.0
+    first_window = (args.warmup, args.warmup + args.window)
+    last_window = (hold_end - args.window, hold_end)
+    per_worker = []
     for pid, session_id in sorted(pids.items(), key=lambda item: item[1]):
         readings = readings_of.get(pid, [])
-        first = _means([r for r in readings if args.warmup < r[0] <= args.warmup + args.window])
-        final = _means([r for r in readings if r[0] > hold_end - args.window])
+        first = _means(readings, *first_window)
+        final = _means(readings, *last_window)
         if first is None or final is None or after.get(pid) != session_id:
             continue
-        (pss_warm, uss_warm), (pss_last, uss_last) = first, final
         per_worker.append(
             {
                 "session": session_id,
                 "pid": pid,
-                "pss_warm_mb": round(pss_warm / MB, 2),
-                "pss_last_mb": round(pss_last / MB, 2),
-                "growth_pct": round(100 * (pss_last - pss_warm) / pss_warm, 2),
-                "uss_warm_mb": round(uss_warm / MB, 2),
-                "uss_last_mb": round(uss_last / MB, 2),
-                "uss_growth_pct": round(100 * (uss_last - uss_warm) / uss_warm, 2),
+                "pss_warm_mb": round(first[0] / MB, 2),
+                "pss_last_mb": round(final[0] / MB, 2),
+                "growth_pct": _pct(first[0], final[0]),
+                "uss_warm_mb": round(first[1] / MB, 2),
+                "uss_last_mb": round(final[1] / MB, 2),
+                "uss_growth_pct": _pct(first[1], final[1]),
+                "rss_growth_pct": _pct(first[2], final[2]),
             }
         )
+    settling = [
+        (before, warm)
+        for readings in readings_of.values()
+        if (before := _means(readings, 0, args.window))
+        and (warm := _means(readings, *first_window))
+    ]
     growths = [w["growth_pct"] for w in per_worker]
-    uss_growths = [w["uss_growth_pct"] for w in per_worker]
     return {
         "sessions": args.sessions,
+        "warmup_s": args.warmup,
         "minutes": args.minutes,
         "interval_s": args.interval,
-        "warmup_s": args.warmup,
         "window_s": args.window,
         "gateway_cpu_avg_pct": round(sum(gateway_cpu) / len(gateway_cpu), 2),
         "gateway_cpu_p95_pct": percentile(gateway_cpu, 95),
         "gateway_cpu_max_pct": max(gateway_cpu),
-        "workers_cpu_avg_pct": round(sum(s["workers_cpu"] for s in steady) / len(steady), 2),
-        "sandbox_cpu_avg_pct": round(sum(s["sandbox_cpu"] for s in steady) / len(steady), 2),
+        "workers_cpu_avg_pct": round(sum(s["workers_cpu"] for s in held) / len(held), 2),
+        "sandbox_cpu_avg_pct": round(sum(s["sandbox_cpu"] for s in held) / len(held), 2),
         "worker_pss_avg_mb": round(sum(w["pss_last_mb"] for w in per_worker) / len(per_worker), 2)
         if per_worker
         else 0.0,
+        "warmup_pss_change_pct": _pct(
+            sum(b[0] for b, _ in settling), sum(w[0] for _, w in settling)
+        )
+        if settling
+        else None,
         "max_worker_pss_growth_pct": max(growths) if growths else None,
         "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
-        "max_worker_uss_growth_pct": max(uss_growths) if uss_growths else None,
+        "max_worker_uss_growth_pct": max((w["uss_growth_pct"] for w in per_worker), default=None),
+        "max_worker_rss_growth_pct": max((w["rss_growth_pct"] for w in per_worker), default=None),
         "worker_restarts": len(ids) - len(per_worker),
         "workers": per_worker,
         "samples": samples,
+        "series": {
+            pids[pid]: [
+                [round(t, 1), pss // 1024, uss // 1024, rss // 1024] for t, pss, uss, rss in r
+            ]
+            for pid, r in readings_of.items()
+        },
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=100)
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=10.0, help="the hold after the warm-up")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
-    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before reference")
+    parser.add_argument(
+        "--warmup", type=float, default=900.0, help="seconds from pairing to the hold"
+    )
     parser.add_argument(
         "--window", type=float, default=180.0, help="seconds averaged at each end of the hold"
     )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
-    parser.add_argument("--profile", action="store_true", help="py-spy the gateway after warm-up")
+    parser.add_argument("--profile", action="store_true", help="py-spy the gateway during the hold")
     args = parser.parse_args()
-    if args.warmup + 2 * args.window > args.minutes * 60:
-        parser.error("the hold must cover --warmup and two --window")
+    if 2 * args.window > args.minutes * 60 or args.window > args.warmup:
+        parser.error("the hold must cover two --window, the warm-up one")
     env = {"GOWA_WORKER_MODE": args.mode, **dict(e.split("=", 1) for e in args.env)}
     with Stack(gateway_env=env) as stack:
         stack.start_sandbox()

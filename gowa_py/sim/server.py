@@ -12,6 +12,7 @@ import secrets
 import signal
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 from google.protobuf.message import DecodeError
 
@@ -262,4 +263,6 @@ def run(host: str, port: int, data_dir: str) -> None:
         finally:
             await server.stop()
 
-    asyncio.run(main())
+    # uvloop: its TLS and stream transports are C, the sandbox's per-message cost is mostly
+    # theirs (scripts/bench_api.py, docs/benchmarks.md). Tests run SimServer on asyncio's.
+    uvloop.run(main())

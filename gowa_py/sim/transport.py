@@ -21,6 +21,7 @@ import logging
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -216,8 +217,8 @@ class FrontDoor(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCP transport is not an asyncio.Transport subclass, so no isinstance.
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         transport = self._transport

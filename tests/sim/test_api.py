@@ -7,6 +7,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import uvloop
 
 from gowa_py.sim.certs import xeddsa_verify
 from gowa_py.sim.prekeys import KEY_TYPE_DJB
@@ -57,10 +58,17 @@ async def test_a_switched_off_phone_has_a_device_with_a_valid_bundle(
     assert resp.status == 404 and (await resp.json())["code"] == "PHONE_NOT_FOUND"
 
 
-@pytest.mark.parametrize("body", [
-    {"phone": "123"}, {"phone": "1234567890123456"}, {"phone": "+15550000001"},
-    {"phone": 15550000001}, {}, [1, 2],
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phone": "123"},
+        {"phone": "1234567890123456"},
+        {"phone": "+15550000001"},
+        {"phone": 15550000001},
+        {},
+        [1, 2],
+    ],
+)
 async def test_create_phone_validation(http: aiohttp.ClientSession, body: object) -> None:
     resp = await http.post("/sim/phones", json=body)
     assert resp.status == 400
@@ -114,3 +122,19 @@ async def test_proxy_refuses_other_targets(sim: SimServer) -> None:
     await writer.drain()
     assert (await reader.readline()).startswith(b"HTTP/1.1 403")
     writer.close()
+
+
+def test_the_front_door_serves_on_uvloop(tmp_path: Path) -> None:
+    """``gowa sim serve`` runs on uvloop, whose transports are not asyncio.Transport's."""
+
+    async def health() -> tuple[int, dict]:
+        timeout = aiohttp.ClientTimeout(total=10)
+        async with (
+            SimServer(tmp_path / "sim") as server,
+            aiohttp.ClientSession(timeout=timeout) as http,
+        ):
+            async with http.get(server.url + "/sim/healthz") as answer:
+                return answer.status, await answer.json()
+
+    status, body = uvloop.run(health())
+    assert status == 200 and body["status"] == "ok"

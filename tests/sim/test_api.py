@@ -129,11 +129,9 @@ def test_the_front_door_serves_on_uvloop(tmp_path: Path) -> None:
 
     async def health() -> tuple[int, dict]:
         timeout = aiohttp.ClientTimeout(total=10)
-        async with (
-            SimServer(tmp_path / "sim") as server,
-            aiohttp.ClientSession(timeout=timeout) as http,
-        ):
-            async with http.get(server.url + "/sim/healthz") as answer:
+        async with SimServer(tmp_path / "sim") as server:
+            url = server.url + "/sim/healthz"
+            async with aiohttp.ClientSession(timeout=timeout) as http, http.get(url) as answer:
                 return answer.status, await answer.json()
 
     status, body = uvloop.run(health())

@@ -16,8 +16,9 @@ and the kernel's same-page merging (``ksm = "auto"``) folds their identical page
 together; as each worker's Go runtime rewrites its own heap and bookkeeping, some of
 those pages stop being alike and are copied back, so PSS and USS rise while RSS stays
 flat. Measured on 100 sessions (2026-11-29): the workers' total PSS rose from ~620 MB
-three minutes after pairing to ~680 MB at eleven, and stayed there to minute 20; that
-settling is reported as ``warmup_pss_change_pct``, not counted as growth. Means over
+three minutes after pairing to ~680 MB at eleven, and stayed there to minute 25; that
+rise is reported as ``warmup_pss_rise_pct`` (the hold's first window against the lowest
+window mean of the warm-up), not counted as growth. Means over
 minutes, not single readings: with merging on, each worker's PSS swings in a cycle of
 about two minutes (Go collects at least every two minutes, its writes split merged
 pages, ksmd merges them again); single readings of a worker 12 minutes apart differed by
@@ -64,7 +65,7 @@ SUMMARY = [
     "workers_cpu_avg_pct",
     "sandbox_cpu_avg_pct",
     "worker_pss_avg_mb",
-    "warmup_pss_change_pct",
+    "warmup_pss_rise_pct",
     "max_worker_pss_growth_pct",
     "median_worker_pss_growth_pct",
     "max_worker_uss_growth_pct",
@@ -111,6 +112,12 @@ def _means(readings: list[Reading], start: float, end: float) -> tuple[float, ..
     if not chosen:
         return None
     return tuple(sum(r[i] for r in chosen) / len(chosen) for i in (1, 2, 3))
+
+
+def _window_mean(series: list[tuple[float, float]], start: float, end: float) -> float:
+    """Mean of the values of ``(t, value)`` pairs with ``start < t <= end``; 0 for none."""
+    chosen = [value for t, value in series if start < t <= end]
+    return sum(chosen) / len(chosen) if chosen else 0.0
 
 
 def _pct(before: float, after: float) -> float:
@@ -205,12 +212,16 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
                 "rss_growth_pct": _pct(first[2], final[2]),
             }
         )
-    settling = [
-        (before, warm)
-        for readings in readings_of.values()
-        if (before := _means(readings, 0, args.window))
-        and (warm := _means(readings, *first_window))
-    ]
+    totals = [(s["t_s"], s["worker_pss_total_mb"]) for s in samples]
+    trough = min(
+        (
+            _window_mean(totals, start, start + args.window)
+            for start, _ in totals
+            if start + args.window <= args.warmup
+        ),
+        default=None,
+    )
+    held_total = _window_mean(totals, *first_window)
     growths = [w["growth_pct"] for w in per_worker]
     return {
         "sessions": args.sessions,
@@ -226,11 +237,7 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "worker_pss_avg_mb": round(sum(w["pss_last_mb"] for w in per_worker) / len(per_worker), 2)
         if per_worker
         else 0.0,
-        "warmup_pss_change_pct": _pct(
-            sum(b[0] for b, _ in settling), sum(w[0] for _, w in settling)
-        )
-        if settling
-        else None,
+        "warmup_pss_rise_pct": _pct(trough, held_total) if trough and held_total else None,
         "max_worker_pss_growth_pct": max(growths) if growths else None,
         "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
         "max_worker_uss_growth_pct": max((w["uss_growth_pct"] for w in per_worker), default=None),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -26,6 +28,45 @@ class ChatsDb:
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
         self.connection.execute("PRAGMA busy_timeout=5000")
+        self._depth = 0
+        self._after_commit: list[Callable[[], None]] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; one opened inside another (same thread) joins it.
+
+        So a sent message and its ``message.sent`` event are one commit, not two: each
+        commit of this WAL database takes and releases its locks and writes the log's
+        frame headers and index anew.
+        """
+        with self.lock:
+            outer = self._depth == 0
+            if outer:
+                self.connection.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield self.connection
+            except BaseException:
+                self._depth -= 1
+                if outer:
+                    self.connection.execute("ROLLBACK")
+                    self._after_commit.clear()
+                raise
+            self._depth -= 1
+            if outer:
+                self.connection.execute("COMMIT")
+                hooks, self._after_commit = self._after_commit, []
+                for hook in hooks:
+                    hook()
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` once what this thread wrote is committed: at once outside a
+        transaction. Hooks run under the lock, so in the order of the commits."""
+        with self.lock:
+            if self._depth:
+                self._after_commit.append(hook)
+            else:
+                hook()
 
     def close(self) -> None:
         with self.lock:

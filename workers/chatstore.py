@@ -12,8 +12,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 from workers.chatsdb import ChatsDb
@@ -79,6 +78,7 @@ class ChatStore:
         self.retention_days = retention_days
         self._lock = db.lock
         self._db = db.connection
+        self._chats = db
         with self._lock:
             self._db.executescript(_SCHEMA)
         self._pruned_at = 0.0
@@ -86,16 +86,9 @@ class ChatStore:
         self._early: OrderedDict[str, str] = OrderedDict()
         self.prune()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on ``chats.db``, joined by the event log's (``ChatsDb``)."""
+        return self._chats.transaction()
 
     # ------------------------------------------------------------------ writes
 
@@ -130,7 +123,7 @@ class ChatStore:
         """Insert a message (or refresh it when WhatsApp delivers it again)."""
         media = media or {}
         now = time.time()
-        with self._tx() as db:
+        with self.transaction() as db:
             status = self._early.pop(id, status) if is_from_me else status
             self._touch_chat(db, chat_jid, timestamp, chat_name)
             db.execute(
@@ -171,7 +164,7 @@ class ChatStore:
             return
         ids = ",".join("?" * len(message_ids))
         states = ",".join("?" * len(lower))
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 f"UPDATE messages SET status = ?, updated_at = ? WHERE is_from_me = 1 "
                 f"AND id IN ({ids}) AND status IN ({states})",
@@ -192,7 +185,7 @@ class ChatStore:
     def set_reaction(
         self, chat_jid: str, message_id: str, sender_jid: str, emoji: str, timestamp: float
     ) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             if emoji:
                 db.execute(
                     "INSERT INTO reactions VALUES (?, ?, ?, ?, ?) ON CONFLICT "
@@ -208,7 +201,7 @@ class ChatStore:
                 )
 
     def edit(self, chat_jid: str, message_id: str, content: str) -> None:
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE messages SET content = ?, edited = 1, updated_at = ? "
                 "WHERE chat_jid = ? AND id = ?",
@@ -217,7 +210,7 @@ class ChatStore:
 
     def revoke(self, chat_jid: str, message_id: str) -> None:
         """A message deleted for everyone keeps its row (and reactions) but loses its content."""
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 "UPDATE messages SET content = '', revoked = 1, raw = NULL, updated_at = ? "
                 "WHERE chat_jid = ? AND id = ?",
@@ -226,7 +219,7 @@ class ChatStore:
 
     def delete(self, chat_jid: str, message_id: str) -> None:
         """Deleted for me: gone from the chat history."""
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM messages WHERE chat_jid = ? AND id = ?", (chat_jid, message_id))
             db.execute(
                 "DELETE FROM reactions WHERE chat_jid = ? AND message_id = ?",
@@ -236,7 +229,7 @@ class ChatStore:
     def set_flag(self, chat_jid: str, message_id: str, flag: str, value: Any) -> None:
         if flag not in ("starred", "media_path"):
             raise ValueError(flag)
-        with self._tx() as db:
+        with self.transaction() as db:
             db.execute(
                 f"UPDATE messages SET {flag} = ?, updated_at = ? WHERE chat_jid = ? AND id = ?",
                 (value, time.time(), chat_jid, message_id),
@@ -248,7 +241,7 @@ class ChatStore:
         if not fields or set(fields) - allowed:
             raise ValueError(sorted(fields))
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self._tx() as db:
+        with self.transaction() as db:
             self._touch_chat(db, jid, None)
             db.execute(
                 f"UPDATE chats SET {assignments}, updated_at = ? WHERE jid = ?",
@@ -261,7 +254,7 @@ class ChatStore:
         if not self.retention_days:
             return 0
         cutoff = time.time() - self.retention_days * 86400
-        with self._tx() as db:
+        with self.transaction() as db:
             removed = db.execute("DELETE FROM messages WHERE timestamp < ?", (cutoff,)).rowcount
             db.execute("DELETE FROM reactions WHERE timestamp < ?", (cutoff,))
             db.execute(

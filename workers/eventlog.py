@@ -34,6 +34,7 @@ class EventLog:
     def __init__(self, db: ChatsDb, session_id: str, retention: int = 10_000) -> None:
         self.session_id = session_id
         self._retention = retention
+        self._chats = db
         self._lock = db.lock
         self._db = db.connection
         with self._lock:
@@ -47,15 +48,15 @@ class EventLog:
         messages and receipts after a reconnect, and receivers should get them once)."""
         event_id = uuid.uuid4().hex
         now = time.time()
-        with self._lock:
+        with self._chats.transaction() as db:
             # Checked first: a refused insert would still use up an AUTOINCREMENT number,
             # and the gateway reads a gap in the sequence as a lost event.
             if (
                 dedupe is not None
-                and self._db.execute("SELECT 1 FROM events WHERE dedupe = ?", (dedupe,)).fetchone()
+                and db.execute("SELECT 1 FROM events WHERE dedupe = ?", (dedupe,)).fetchone()
             ):
                 return None
-            cursor = self._db.execute(
+            cursor = db.execute(
                 "INSERT INTO events (id, name, timestamp, payload, dedupe) VALUES (?, ?, ?, ?, ?)",
                 (event_id, name, now, json.dumps(payload, separators=(",", ":")), dedupe),
             )

@@ -360,21 +360,28 @@ def send(
     timestamp = _seconds(response.Timestamp)
     ctx.session._touch()
     sent = response.Message if response.HasField("Message") else message
-    ctx.store.add_message(
-        id=response.ID,
-        chat_jid=chat,
-        sender_jid=ctx.session.me.jid if ctx.session.me else "",
-        timestamp=timestamp,
-        is_from_me=True,
-        content=body,
-        status="sent",
-        media=media_info(sent),
-        raw=sent.SerializeToString(),
-    )
-    ctx.emit(
-        "message.sent",
-        {"id": response.ID, "to": to, "body": body, "type": kind, "timestamp": rfc3339(timestamp)},
-    )
+    with ctx.store.transaction():  # the message and its event in one commit
+        ctx.store.add_message(
+            id=response.ID,
+            chat_jid=chat,
+            sender_jid=ctx.session.me.jid if ctx.session.me else "",
+            timestamp=timestamp,
+            is_from_me=True,
+            content=body,
+            status="sent",
+            media=media_info(sent),
+            raw=sent.SerializeToString(),
+        )
+        ctx.emit(
+            "message.sent",
+            {
+                "id": response.ID,
+                "to": to,
+                "body": body,
+                "type": kind,
+                "timestamp": rfc3339(timestamp),
+            },
+        )
     return ok(
         {
             "message_id": response.ID,

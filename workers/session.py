@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -76,9 +77,13 @@ class WhatsAppSession:
         qr_limit: int = 6,
         silence_timeout_s: float = 180.0,
         request_restart: Callable[[str], None] = lambda _reason: None,
+        transaction: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> None:
         self.session_id = session_id
         self._emit = emit
+        # The worker's chats.db transaction: an incoming message or receipt and what the
+        # observers store of it are one commit (two cost a commit's locks and log writes).
+        self._transaction = transaction
         self._proxy = proxy
         self._backoff_cap_s = backoff_cap_s
         self._qr_limit = qr_limit
@@ -252,20 +257,22 @@ class WhatsAppSession:
         name, payload = payloads.message_payload(ev)
         # Durable record first: whatsmeow has already committed the decryption, so this is
         # the window in which a crash loses the message (see workers/lost.py).
-        if self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}"):
-            self._notify(ev)
+        with self._transaction():
+            if self._emit(name, payload, dedupe=f"{name}:{payload['chat_id']}:{payload['id']}"):
+                self._notify(ev)
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self._touch()
         payload = payloads.receipt_payload(ev)
         ids = ",".join(payload["ids"])
-        recorded = self._emit(
-            "message.ack",
-            payload,
-            dedupe=f"ack:{payload['receipt_type']}:{payload['from']}:{ids}",
-        )
-        if recorded:
-            self._notify(ev)
+        with self._transaction():
+            recorded = self._emit(
+                "message.ack",
+                payload,
+                dedupe=f"ack:{payload['receipt_type']}:{payload['from']}:{ids}",
+            )
+            if recorded:
+                self._notify(ev)
 
     def _notify(self, event: Any) -> None:
         for observer in self.observers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import os
 import signal
@@ -85,7 +86,6 @@ class Worker:
         # The periodic checks' to_thread calls share these threads: an idle worker keeps
         # one thread (and one malloc arena) for both, not one each.
         loop.set_default_executor(self.commands)
-        self._emitting = threading.Lock()
 
     def emit(self, name: str, payload: dict[str, Any], dedupe: str | None = None) -> bool:
         """Record and publish an event; callable from any thread (neonize calls from Go threads).
@@ -104,13 +104,15 @@ class Worker:
             )
             self.link.publish(event)
             return True
-        # One lock over recording and publishing: the gateway gets events in the order
-        # of their sequence numbers, whichever threads recorded them.
-        with self._emitting:
+        # Published once committed, under the database's lock: the gateway gets events
+        # in the order of their sequence numbers, whichever threads recorded them, and
+        # never one a crash could take back. Inside a caller's transaction (a sent
+        # message and its event), that is when the caller's commits.
+        with self.chats.transaction():
             event = self.events.append(name, payload, dedupe)
             if event is None:
                 return False
-            self.link.publish(event)
+            self.chats.after_commit(functools.partial(self.link.publish, event))
         return True
 
     def serve(self) -> None:
@@ -288,6 +290,7 @@ async def _run(config: p.WorkerConfig) -> int:
         qr_limit=config.qr_limit,
         silence_timeout_s=config.silence_timeout_s,
         request_restart=worker.request_restart,
+        transaction=worker.chats.transaction,
     )
     worker.session = session
     worker.operations = _operations(config, worker, session)

@@ -56,6 +56,43 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
     assert isinstance(replay[0], p.Event)
 
 
+def test_a_nested_transaction_joins_the_outer_one_and_hooks_wait_for_its_commit(tmp_path):
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s")
+    reader = ChatsDb(tmp_path / "chats.db")  # another connection sees commits only
+    seen: list[tuple[str, int]] = []
+
+    def hook(name: str) -> None:
+        count = reader.connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        seen.append((name, count))
+
+    with db.transaction():
+        log.append("message.sent", {"id": "M1"})
+        db.after_commit(lambda: hook("first"))
+        log.append("message.sent", {"id": "M2"})
+        db.after_commit(lambda: hook("second"))
+        assert seen == [] and db.connection.in_transaction
+    assert seen == [("first", 2), ("second", 2)]
+    db.after_commit(lambda: hook("outside"))  # no transaction: at once
+    assert seen[-1] == ("outside", 2)
+
+
+def test_a_failed_transaction_rolls_back_and_forgets_its_hooks(tmp_path):
+    db = ChatsDb(tmp_path / "chats.db")
+    log = EventLog(db, "s")
+    ran: list[str] = []
+    try:
+        with db.transaction():
+            log.append("message.sent", {"id": "M1"})
+            db.after_commit(lambda: ran.append("hook"))
+            raise RuntimeError("the send's record failed")
+    except RuntimeError:
+        pass
+    assert ran == [] and not db.connection.in_transaction
+    assert log.since(0, 10) == []
+    assert log.append("message.sent", {"id": "M2"}).seq == 1  # no gap in the sequence
+
+
 def test_event_log_prunes_to_retention(tmp_path):
     db = ChatsDb(tmp_path / "chats.db")
     log = EventLog(db, "s", retention=5)

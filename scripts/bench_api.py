@@ -2,6 +2,7 @@
 
     python scripts/bench_api.py --sessions 50 --clients 50 --seconds 20
     python scripts/bench_api.py --routes sessions --profile   # + py-spy of the gateway
+    python scripts/bench_api.py --routes send --rate 300      # open loop, 300 sends/s
 
 Pairs N sessions through a sandbox, then for each route runs C clients in a closed loop
 for S seconds: ``GET /api/sessions`` and ``POST /api/{id}/send/message``, the latter twice
@@ -34,6 +35,12 @@ inside it, both from the gateway's Prometheus histograms; ``mean_ms`` minus
 ``handler_ms`` is what HTTP parsing, writing and waiting for a core add. The CPU used by
 the gateway, the load generator (this process), the workers and the sandbox is reported
 in % of one core, so a run shows who the two cores went to.
+
+``--rate R`` runs an open loop instead: R requests per second in all, request i due at
+i / R s on client i mod C, its latency counted from when it was due (a request that
+waited for its client counts the wait). A closed loop of C clients on saturated cores
+measures capacity (its mean latency is C / throughput, whatever the code); an open loop
+below capacity measures what a send takes at that load.
 
 ``--profile`` records the gateway with py-spy (``pip install py-spy``, not a project
 dependency) into ``bench-results/profile-<route>.txt`` (collapsed stacks); it slows the
@@ -193,18 +200,31 @@ def _aiohttp_senders(api: Api, clients: int) -> list[Send]:
     return [send] * clients
 
 
-async def _load(senders: list[Send], route: str, make: Request, seconds: float) -> dict:
+async def _load(
+    senders: list[Send], route: str, make: Request, seconds: float, rate: float | None = None
+) -> dict:
+    """Closed loop (each client sends when its previous answer is in), or with ``rate`` an
+    open one: request i is due at ``i / rate`` s, on client ``i mod clients``, and its
+    latency counts from when it was due, so a request that waited for its client counts
+    that wait (no coordinated omission)."""
     latencies: list[float] = []
     errors = 0
-    deadline = time.monotonic() + seconds
+    began = time.perf_counter()
+    deadline = began + seconds
 
     async def client(k: int, send: Send) -> None:
         nonlocal errors
         n = 0
-        while time.monotonic() < deadline:
+        while (now := time.perf_counter()) < deadline:
+            started = now
+            if rate is not None:
+                started = began + (k + n * len(senders)) / rate
+                if started >= deadline:
+                    break
+                if started > now:
+                    await asyncio.sleep(started - now)
             method, path, body = make(k, n)
             n += 1
-            started = time.perf_counter()
             try:
                 status = await send(method, path, body)
             except (aiohttp.ClientError, HttpError, OSError, TimeoutError):
@@ -213,9 +233,8 @@ async def _load(senders: list[Send], route: str, make: Request, seconds: float) 
             if not 200 <= status < 300:
                 errors += 1
 
-    started = time.monotonic()
     await asyncio.gather(*(client(k, send) for k, send in enumerate(senders)))
-    elapsed = time.monotonic() - started
+    elapsed = time.perf_counter() - began
     ms = [value * 1000 for value in latencies]
     return {
         "route": route,
@@ -323,8 +342,9 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
             before = await _sums(api)
             meter = CpuMeter(groups)
             meter.start()
-            row = await _load(senders, name, make, args.seconds)
+            row = await _load(senders, name, make, args.seconds, args.rate)
             row["to"] = recipients
+            row["rate"] = args.rate
             row.update(meter.stop(row["requests"]))
             after = await _sums(api)
             http = "gowa_http_request_duration_seconds"
@@ -360,6 +380,12 @@ def main() -> None:
         help="send from the first K sessions only (default: all); fewer, busier senders "
         "show what a send costs in a worker that is not woken from idle each time",
     )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: this many requests per second in all, spread over the clients "
+        "(default: closed loop, each client sends as soon as its last answer is in)",
+    )
     parser.add_argument("--mode", choices=["zygote", "subprocess"], default="zygote")
     parser.add_argument("--sandbox", help="use this running sandbox instead of starting one")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
@@ -377,7 +403,8 @@ def main() -> None:
             rows = uvloop.run(_bench(stack, args))
         else:
             rows = asyncio.run(_bench(stack, args))
-    print(table(rows, COLUMNS))
+    columns = COLUMNS if args.rate is None else [*COLUMNS[:2], "rate", *COLUMNS[2:]]
+    print(table(rows, columns))
     meta = {"machine": machine(), "command": " ".join(["python", *sys.argv]), **vars(args)}
     print("written to", write_result("api", rows, meta))
 

@@ -20,13 +20,17 @@ The gateway runs with
 ``GOWA_RATE_LIMIT=0``: the per-client rate limit (20/s by default) would otherwise answer
 most of the load with 429.
 
-Method: each client owns one keep-alive HTTP/1.1 connection, opened before the clock
-starts, and sends its next request only when the previous answer has been read in full
-(status line, headers and the whole ``Content-Length`` or chunked body); latency is
-request sent -> whole answer read. The first answer on each connection is decoded and
-must be ``"code": "SUCCESS"``. Any non-2xx answer or transport error counts as an error.
-The client (``KeepAliveConnection`` in benchlib) only frames requests and answers and
-runs on uvloop: aiohttp's client cost ~250 µs of CPU per request and became the limit at
+Method: before the clock starts, each sending session sends one message to its
+recipient (a first message fetches the recipient's devices and a prekey bundle and starts
+a Signal session, a cost paid once per contact: 2 % of the requests of a 20 s open loop
+at 500/s, nearly all of its slowest, until 2026-11-29). Each client owns one keep-alive
+HTTP/1.1 connection, opened before the clock starts, and sends its next request only
+when the previous answer has been read in full (status line, headers and the whole
+``Content-Length`` or chunked body); latency is request sent -> whole answer read. The
+first answer on each connection is decoded and must be ``"code": "SUCCESS"``. Any
+non-2xx answer or transport error counts as an error. The client
+(``KeepAliveConnection`` in benchlib) only frames requests and answers and runs on
+uvloop: aiohttp's client cost ~250 µs of CPU per request and became the limit at
 ~3000 req/s on two cores (``--client aiohttp --loop asyncio`` measures with it).
 
 Per route, ``handler_ms`` is the mean time from the gateway's first middleware to its
@@ -336,6 +340,12 @@ async def _bench(stack: Stack, args: argparse.Namespace) -> list[dict[str, Any]]
                 senders, close = await _lean_senders(stack.gateway_url, args.clients)
             else:
                 senders = _aiohttp_senders(api, args.clients)
+            if command is not None:
+                # A sender's first message to its recipient fetches the device list and a
+                # prekey bundle and starts a Signal session: once per contact, not per send.
+                warm = range(min(len(senders), args.senders))
+                await asyncio.gather(*(senders[k](*make(k, -1)) for k in warm))
+                await asyncio.sleep(1)
             profiler = None
             if args.profile:
                 profiler = py_spy(tree["gateway"][0].pid, key.replace(":", "-"), args.seconds)

@@ -106,18 +106,13 @@ def _memory(process: psutil.Process) -> tuple[int, int, int] | None:
     return info.pss, info.uss, info.rss
 
 
-def _means(readings: list[Reading], start: float, end: float) -> tuple[float, ...] | None:
-    """Mean (PSS, USS, RSS) of the readings taken in ``(start, end]``; None for none."""
-    chosen = [r for r in readings if start < r[0] <= end]
+def _means(series: list[tuple[float, ...]], start: float, end: float) -> tuple[float, ...] | None:
+    """Means of the values of the ``(t, *values)`` readings with ``start < t <= end``
+    (for a worker: PSS, USS, RSS); None for none."""
+    chosen = [r for r in series if start < r[0] <= end]
     if not chosen:
         return None
-    return tuple(sum(r[i] for r in chosen) / len(chosen) for i in (1, 2, 3))
-
-
-def _window_mean(series: list[tuple[float, float]], start: float, end: float) -> float:
-    """Mean of the values of ``(t, value)`` pairs with ``start < t <= end``; 0 for none."""
-    chosen = [value for t, value in series if start < t <= end]
-    return sum(chosen) / len(chosen) if chosen else 0.0
+    return tuple(sum(column) / len(chosen) for column in zip(*(r[1:] for r in chosen), strict=True))
 
 
 def _pct(before: float, after: float) -> float:
@@ -215,13 +210,14 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     totals = [(s["t_s"], s["worker_pss_total_mb"]) for s in samples]
     trough = min(
         (
-            _window_mean(totals, start, start + args.window)
+            mean[0]
             for start, _ in totals
             if start + args.window <= args.warmup
+            and (mean := _means(totals, start, start + args.window))
         ),
         default=None,
     )
-    held_total = _window_mean(totals, *first_window)
+    held_total = _means(totals, *first_window)
     growths = [w["growth_pct"] for w in per_worker]
     return {
         "sessions": args.sessions,
@@ -237,7 +233,7 @@ async def _hold(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
         "worker_pss_avg_mb": round(sum(w["pss_last_mb"] for w in per_worker) / len(per_worker), 2)
         if per_worker
         else 0.0,
-        "warmup_pss_rise_pct": _pct(trough, held_total) if trough and held_total else None,
+        "warmup_pss_rise_pct": _pct(trough, held_total[0]) if trough and held_total else None,
         "max_worker_pss_growth_pct": max(growths) if growths else None,
         "median_worker_pss_growth_pct": percentile(growths, 50) if growths else None,
         "max_worker_uss_growth_pct": max((w["uss_growth_pct"] for w in per_worker), default=None),

@@ -28,7 +28,6 @@ class ChatsDb:
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
         self.connection.execute("PRAGMA busy_timeout=5000")
-        self._depth = 0
         self._after_commit: list[Callable[[], None]] = []
 
     @contextmanager
@@ -37,22 +36,21 @@ class ChatsDb:
 
         So a sent message and its ``message.sent`` event are one commit, not two: each
         commit of this WAL database takes and releases its locks and writes the log's
-        frame headers and index anew.
+        frame headers and index anew. Under the lock, an open transaction is this thread's:
+        every other user of the connection writes in autocommit.
         """
         with self.lock:
-            outer = self._depth == 0
+            outer = not self.connection.in_transaction
             if outer:
                 self.connection.execute("BEGIN IMMEDIATE")
-            self._depth += 1
             try:
                 yield self.connection
             except BaseException:
-                self._depth -= 1
                 if outer:
-                    self.connection.execute("ROLLBACK")
                     self._after_commit.clear()
+                    if self.connection.in_transaction:  # SQLite may have rolled back itself
+                        self.connection.execute("ROLLBACK")
                 raise
-            self._depth -= 1
             if outer:
                 self.connection.execute("COMMIT")
                 hooks, self._after_commit = self._after_commit, []
@@ -63,7 +61,7 @@ class ChatsDb:
         """Run ``hook`` once what this thread wrote is committed: at once outside a
         transaction. Hooks run under the lock, so in the order of the commits."""
         with self.lock:
-            if self._depth:
+            if self.connection.in_transaction:
                 self._after_commit.append(hook)
             else:
                 hook()

@@ -62,6 +62,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     worker_mode: str = "zygote"
     worker_gogc: int | None = None
     worker_gomemlimit: str | None = None
+    worker_timer_slack_ms: float = 5.0
     ksm: str = "auto"
     ksm_pages_to_scan: int = 1000
 
@@ -101,6 +102,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
         if self.worker_mode not in ("zygote", "subprocess"):
             raise msgspec.ValidationError('worker_mode must be "zygote" or "subprocess"')
+        if not 0 <= self.worker_timer_slack_ms <= 1000:
+            raise msgspec.ValidationError("worker_timer_slack_ms must be between 0 and 1000")
         if self.ksm not in ("auto", "off"):
             raise msgspec.ValidationError('ksm must be "auto" or "off"')
         if self.ksm_pages_to_scan < 1:

@@ -26,7 +26,7 @@ import uvloop
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
-from workers import pagemerge, storefile
+from workers import pagemerge, storefile, timerslack
 from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
@@ -340,7 +340,8 @@ def main(forked: bool = False) -> None:
     """Run one worker; ``forked`` when the zygote forked it (see workers/zygote.py)."""
     if not forked:
         _die_with_parent()
-        pagemerge.opt_in()  # a forked worker inherits the zygote's choice
+        pagemerge.opt_in()  # a forked worker inherits the zygote's choice and slack
+        timerslack.apply()
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")

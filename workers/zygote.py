@@ -50,7 +50,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from workers import pagemerge
+from workers import pagemerge, timerslack
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -328,6 +328,7 @@ def main() -> None:
     _set_name(b"gowa-zygote")
     sock = socket.socket(fileno=fd)
     pagemerge.opt_in()
+    timerslack.apply()
     preload()
     gc.collect()
     # Objects from the preload move to a generation the collector never scans, so a

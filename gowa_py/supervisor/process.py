@@ -28,18 +28,18 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from gowa_py import protocol as p
-
-if TYPE_CHECKING:
-    from gowa_py.config import Settings
+from gowa_py.config import Settings
 
 log = logging.getLogger("gowa.supervisor")
 
 CONFIG_ENV = "GOWA_WORKER_CONFIG"
 #: Read by workers/pagemerge.py: opt the zygote (so every worker) in to same-page merging.
 KSM_ENV = "GOWA_WORKER_KSM"
+#: Read by workers/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
+TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
 LOG_ROTATE_BYTES = 5 * 1024 * 1024
 UNKNOWN_EXIT = 255
 ZYGOTE_READY_TIMEOUT = 30.0
@@ -91,20 +91,22 @@ def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> d
     set in the zygote's (or the plain worker's) exec environment. A GO* value already set
     in the gateway's environment wins.
     """
+    settings = settings if settings is not None else Settings()
     values = {
         # One Go scheduler thread is plenty for one session and keeps idle workers small:
         # 7.9 MB of private pages per connected worker against 10.2 MB with 2 (Go's default
         # on this 2-core machine); 10 sandbox sessions, KSM on, docs/benchmarks.md.
         "GOMAXPROCS": "1",
     }
-    if settings is not None:
-        if settings.worker_gogc:
-            values["GOGC"] = str(settings.worker_gogc)
-        if settings.worker_gomemlimit:
-            values["GOMEMLIMIT"] = settings.worker_gomemlimit
+    if settings.worker_gogc:
+        values["GOGC"] = str(settings.worker_gogc)
+    if settings.worker_gomemlimit:
+        values["GOMEMLIMIT"] = settings.worker_gomemlimit
     env = {name: value for name, value in values.items() if name not in os.environ}
-    if settings is None or settings.ksm != "off":
+    if settings.ksm != "off":
         env[KSM_ENV] = "1"
+    if settings.worker_timer_slack_ms > 0:
+        env[TIMER_SLACK_ENV] = str(round(settings.worker_timer_slack_ms * 1_000_000))
     if sandbox is not None:
         ca_file = os.path.abspath(sandbox.ca_file)
         env["SSL_CERT_FILE"] = ca_file

@@ -124,3 +124,31 @@ def test_workers_opt_in_to_same_page_merging_unless_off(gateway_factory, setting
     assert _merge_any(zygote.pid) is (setting == "auto")
     assert _merge_any(worker) is (setting == "auto")
     assert not _merge_any(gateway.pid)  # only the workers' memory is offered to ksmd
+
+
+def _timer_slacks(pid: int) -> set[int]:
+    """The timer slack (ns) of each thread of ``pid``."""
+    slacks = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{tid}/timerslack_ns") as value:
+            slacks.add(int(value.read()))
+    return slacks
+
+
+@pytest.mark.parametrize(
+    ("mode", "slack_ms"), [("zygote", None), ("subprocess", None), ("zygote", "0")]
+)
+def test_every_worker_thread_sleeps_with_the_wide_timer_slack(gateway_factory, mode, slack_ms):
+    env = {"GOWA_WORKER_MODE": mode}
+    if slack_ms is not None:
+        env["GOWA_WORKER_TIMER_SLACK_MS"] = slack_ms
+    gateway = gateway_factory(env=env)
+    _create(gateway, "t")
+    pid = gateway.wait_pid("t")
+    gateway.wait_status("t", {"DISCONNECTED"})  # Go's threads are running
+    assert psutil.Process(pid).num_threads() > 4
+    kernel_default = _timer_slacks(os.getpid())
+    assert len(kernel_default) == 1
+    assert _timer_slacks(gateway.pid) == kernel_default  # the gateway's own stays
+    expected = kernel_default if slack_ms == "0" else {5_000_000}
+    assert _timer_slacks(pid) == expected

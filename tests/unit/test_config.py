@@ -44,6 +44,8 @@ def test_unknown_file_setting_is_named(tmp_path):
         {"GOWA_BASIC_AUTH": "nopassword"},
         {"GOWA_KSM": "on"},
         {"GOWA_KSM_PAGES_TO_SCAN": "0"},
+        {"GOWA_WORKER_TIMER_SLACK_MS": "-1"},
+        {"GOWA_WORKER_TIMER_SLACK_MS": "1001"},
     ],
 )
 def test_bad_values_are_config_errors(env):

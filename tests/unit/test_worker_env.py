@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from gowa_py import protocol as p
-from gowa_py.supervisor.process import runtime_env
+from gowa_py.config import Settings
+from gowa_py.supervisor.process import TIMER_SLACK_ENV, runtime_env
+from workers import timerslack
 
 
 def test_a_sandbox_worker_trusts_the_sandbox_ca_and_nothing_else(tmp_path: Path) -> None:
@@ -20,3 +23,27 @@ def test_a_sandbox_worker_trusts_the_sandbox_ca_and_nothing_else(tmp_path: Path)
 def test_a_production_worker_keeps_the_system_trust_store() -> None:
     env = runtime_env(None, None)
     assert "SSL_CERT_FILE" not in env and "SSL_CERT_DIR" not in env
+
+
+def test_workers_sleep_with_the_timer_slack_of_the_settings() -> None:
+    assert runtime_env(None, None)[TIMER_SLACK_ENV] == "5000000"
+    assert runtime_env(Settings(worker_timer_slack_ms=0.5), None)[TIMER_SLACK_ENV] == "500000"
+    assert TIMER_SLACK_ENV not in runtime_env(Settings(worker_timer_slack_ms=0), None)
+
+
+def test_the_worker_side_sets_its_thread_s_timer_slack(monkeypatch) -> None:
+    """``timerslack.apply`` in a thread of its own: the slack is per thread."""
+    seen: list[int | None] = []
+
+    def run() -> None:
+        seen.append(timerslack.apply())
+        with open(f"/proc/{threading.get_native_id()}/timerslack_ns") as value:
+            seen.append(int(value.read()))
+
+    monkeypatch.setenv(timerslack.ENV, "2000000")
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert seen == [2_000_000, 2_000_000]
+    monkeypatch.delenv(timerslack.ENV)
+    assert timerslack.apply() is None

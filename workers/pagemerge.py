@@ -7,9 +7,10 @@ inherited across ``fork``, so the zygote calls it once for itself and all its wo
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
+
+from workers.prctl import prctl
 
 log = logging.getLogger("gowa.worker")
 
@@ -22,7 +23,9 @@ def opt_in() -> bool:
     """Ask the kernel to merge our pages if the gateway wants it; True when it will."""
     if os.environ.get(ENV) != "1":
         return False
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_MEMORY_MERGE, 1, 0, 0, 0) != 0:
-        log.warning("no same-page merging for this worker: %s", os.strerror(ctypes.get_errno()))
+    try:
+        prctl(PR_SET_MEMORY_MERGE, 1)
+    except OSError as exc:
+        log.warning("no same-page merging for this worker: %s", exc.strerror)
         return False
     return True

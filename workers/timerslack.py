@@ -12,9 +12,10 @@ gateway's default is 5 ms, with the figures: ``worker_timer_slack_ms`` in
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
+
+from workers.prctl import prctl
 
 log = logging.getLogger("gowa.worker")
 
@@ -29,7 +30,9 @@ def apply() -> int | None:
     if not raw:
         return None
     slack = int(raw)
-    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0) != 0:
-        log.warning("timer slack left as it was: %s", os.strerror(ctypes.get_errno()))
+    try:
+        prctl(PR_SET_TIMERSLACK, slack)
+    except OSError as exc:
+        log.warning("timer slack left as it was: %s", exc.strerror)
         return None
     return slack

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import logging
 import os
@@ -31,6 +30,7 @@ from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
 from workers.lost import LostMessageReporter
+from workers.prctl import prctl
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -227,8 +227,7 @@ class Worker:
 
 def _die_with_parent() -> None:
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _setup_sandbox(config: p.WorkerConfig) -> None:

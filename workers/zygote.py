@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from workers import pagemerge, timerslack
+from workers.prctl import prctl
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -199,7 +200,7 @@ def load_go_library() -> None:
 def _set_name(name: bytes) -> None:
     """The process name ``ps``/``top`` show (its command line stays ``-m workers.zygote``)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, ctypes.c_char_p(name), 0, 0, 0)
+        prctl(PR_SET_NAME, ctypes.c_char_p(name))
 
 
 def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
@@ -320,7 +321,7 @@ def main() -> None:
     """``python -m workers.zygote <socket fd> <gateway pid>``."""
     fd, gateway_pid = int(sys.argv[1]), int(sys.argv[2])
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != gateway_pid:
         sys.exit("gateway exited before the zygote started")
     # Ctrl-C in a terminal reaches the whole process group; the gateway ends us itself.

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import threading
 from pathlib import Path
+
+import pytest
 
 from gowa_py import protocol as p
 from gowa_py.config import Settings
 from gowa_py.supervisor.process import TIMER_SLACK_ENV, runtime_env
 from workers import timerslack
+from workers.prctl import prctl
 
 
 def test_a_sandbox_worker_trusts_the_sandbox_ca_and_nothing_else(tmp_path: Path) -> None:
@@ -47,3 +51,9 @@ def test_the_worker_side_sets_its_thread_s_timer_slack(monkeypatch) -> None:
     assert seen == [2_000_000, 2_000_000]
     monkeypatch.delenv(timerslack.ENV)
     assert timerslack.apply() is None
+
+
+def test_a_refused_prctl_is_an_oserror_with_its_errno() -> None:
+    with pytest.raises(OSError) as refused:
+        prctl(0x7FFF, 0)  # no such option
+    assert refused.value.errno == errno.EINVAL

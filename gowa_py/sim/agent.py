@@ -114,10 +114,17 @@ def serve(db_path: str, proxy: str) -> None:
     def on_message(_client: Any, ev: Any) -> None:
         src = ev.Info.MessageSource
         sources[ev.Info.ID] = src
-        emit("message", id=ev.Info.ID, chat=jid_text(src.Chat), sender=jid_text(src.Sender),
-             sender_alt=jid_text(src.SenderAlt), from_me=src.IsFromMe, is_group=src.IsGroup,
-             push_name=ev.Info.Pushname,
-             text=ev.Message.conversation or ev.Message.extendedTextMessage.text)
+        emit(
+            "message",
+            id=ev.Info.ID,
+            chat=jid_text(src.Chat),
+            sender=jid_text(src.Sender),
+            sender_alt=jid_text(src.SenderAlt),
+            from_me=src.IsFromMe,
+            is_group=src.IsGroup,
+            push_name=ev.Info.Pushname,
+            text=ev.Message.conversation or ev.Message.extendedTextMessage.text,
+        )
 
     @client.event(UndecryptableMessageEv)
     def on_undecryptable(_client: Any, ev: Any) -> None:
@@ -125,14 +132,22 @@ def serve(db_path: str, proxy: str) -> None:
 
     @client.event(ReceiptEv)
     def on_receipt(_client: Any, ev: Any) -> None:
-        emit("receipt", type=Receipt.ReceiptType.Name(ev.Type), ids=list(ev.MessageIDs),
-             chat=jid_text(ev.MessageSource.Chat), sender=jid_text(ev.MessageSource.Sender))
+        emit(
+            "receipt",
+            type=Receipt.ReceiptType.Name(ev.Type),
+            ids=list(ev.MessageIDs),
+            chat=jid_text(ev.MessageSource.Chat),
+            sender=jid_text(ev.MessageSource.Sender),
+        )
 
     @client.event(ChatPresenceEv)
     def on_chat_presence(_client: Any, ev: Any) -> None:
-        emit("chat_presence", chat=jid_text(ev.MessageSource.Chat),
-             sender=jid_text(ev.MessageSource.Sender),
-             state=ChatPresenceState.ChatPresence.Name(ev.State))
+        emit(
+            "chat_presence",
+            chat=jid_text(ev.MessageSource.Chat),
+            sender=jid_text(ev.MessageSource.Sender),
+            state=ChatPresenceState.ChatPresence.Name(ev.State),
+        )
 
     @client.event(JoinedGroupEv)
     def on_joined_group(_client: Any, ev: Any) -> None:
@@ -140,8 +155,12 @@ def serve(db_path: str, proxy: str) -> None:
 
     @client.event(GroupInfoEv)
     def on_group_info(_client: Any, ev: Any) -> None:
-        emit("group_info", jid=jid_text(ev.JID), join=[jid_text(j) for j in ev.Join],
-             leave=[jid_text(j) for j in ev.Leave])
+        emit(
+            "group_info",
+            jid=jid_text(ev.JID),
+            join=[jid_text(j) for j in ev.Join],
+            leave=[jid_text(j) for j in ev.Leave],
+        )
 
     @client.event(PresenceEv)
     def on_presence(_client: Any, ev: Any) -> None:
@@ -159,27 +178,34 @@ def serve(db_path: str, proxy: str) -> None:
             emit("sent", id=resp.ID, to=cmd["to"], timestamp=resp.Timestamp)
         elif name == "mark_read":
             src = sources[cmd["id"]]
-            client.mark_read(cmd["id"], chat=src.Chat, sender=src.Sender,
-                             receipt=ReceiptType.READ)
+            client.mark_read(cmd["id"], chat=src.Chat, sender=src.Sender, receipt=ReceiptType.READ)
             emit("marked_read", id=cmd["id"])
         elif name == "presence":
             available = cmd.get("available", True)
             client.send_presence(Presence.AVAILABLE if available else Presence.UNAVAILABLE)
             emit("presence_sent", available=available)
         elif name == "typing":
-            client.send_chat_presence(build_jid(cmd["to"]), ChatPresence.CHAT_PRESENCE_COMPOSING,
-                                      ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
+            client.send_chat_presence(
+                build_jid(cmd["to"]),
+                ChatPresence.CHAT_PRESENCE_COMPOSING,
+                ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT,
+            )
             emit("typing_sent", to=cmd["to"])
         elif name == "subscribe":
             client.subscribe_presence(build_jid(cmd["to"]))
             emit("subscribed", to=cmd["to"])
         elif name == "create_group":
             info = client.create_group(cmd["name"], [build_jid(p) for p in cmd["participants"]])
-            emit("group_created", jid=jid_text(info.JID), name=info.GroupName.Name,
-                 participants=[jid_text(p.JID) for p in info.Participants])
+            emit(
+                "group_created",
+                jid=jid_text(info.JID),
+                name=info.GroupName.Name,
+                participants=[jid_text(p.JID) for p in info.Participants],
+            )
         elif name == "group_add":
-            client.update_group_participants(to_jid(cmd["group"]), [build_jid(cmd["phone"])],
-                                             ParticipantChange.ADD)
+            client.update_group_participants(
+                to_jid(cmd["group"]), [build_jid(cmd["phone"])], ParticipantChange.ADD
+            )
             emit("group_added", group=cmd["group"], phone=cmd["phone"])
         elif name == "pair_phone":
             emit("pair_code", code=client.PairPhone(cmd["phone"], show_push_notification=True))

@@ -91,8 +91,11 @@ def _phone(request: web.Request) -> Phone:
 
 
 def _device_json(phone: Phone, device: int) -> dict[str, Any]:
-    return {"device": device, "jid": str(JID.pn(phone.phone, device)),
-            "lid": str(JID.lid(phone.lid, device))}
+    return {
+        "device": device,
+        "jid": str(JID.pn(phone.phone, device)),
+        "lid": str(JID.lid(phone.lid, device)),
+    }
 
 
 async def create_phone(request: web.Request) -> web.Response:
@@ -181,8 +184,13 @@ async def info(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     sim = _sim(request)
-    return web.json_response({"status": "ok", "connections": len(sim.network.connections),
-                              "online": len(sim.network.online)})
+    return web.json_response(
+        {
+            "status": "ok",
+            "connections": len(sim.network.connections),
+            "online": len(sim.network.online),
+        }
+    )
 
 
 def build_app(sim: SimServer) -> web.Application:

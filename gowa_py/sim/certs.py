@@ -99,7 +99,10 @@ def noise_cert_chain(root: XEdSigner, intermediate: XEdSigner, server_static: by
         serial=1, key=intermediate.public, notBefore=now - 86400, notAfter=now + 365 * 86400
     ).SerializeToString()
     leaf = CertChain.NoiseCertificate.Details(
-        serial=2, issuerSerial=1, key=server_static, notBefore=now - 86400,
+        serial=2,
+        issuerSerial=1,
+        key=server_static,
+        notBefore=now - 86400,
         notAfter=now + 365 * 86400,
     ).SerializeToString()
     chain = CertChain(
@@ -151,9 +154,15 @@ def load_ca(data_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -163,7 +172,8 @@ def load_ca(data_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
     _write_private(
         key_path,
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
     )
@@ -208,7 +218,8 @@ def tls_server_context(data_dir: Path) -> ssl.SSLContext:
     _write_private(
         key_path,
         key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ),
     )

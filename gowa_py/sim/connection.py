@@ -33,8 +33,13 @@ class Connection:
     """An authenticated-transport connection to one client (paired or still pairing)."""
 
     def __init__(
-        self, frames: FrameSocket, reader: FrameCipher, writer: FrameCipher,
-        client_static: bytes, payload: ClientPayload, faults: Faults,
+        self,
+        frames: FrameSocket,
+        reader: FrameCipher,
+        writer: FrameCipher,
+        client_static: bytes,
+        payload: ClientPayload,
+        faults: Faults,
     ) -> None:
         self.id = next(_conn_ids)
         self.client_static = client_static

@@ -67,6 +67,7 @@ class _Agent:
 
     async def next(self, *names: str, timeout: float = AGENT_TIMEOUT) -> dict[str, Any]:
         """The next not yet consumed event named one of ``names``."""
+
         async def find() -> dict[str, Any]:
             async with self._changed:
                 while True:
@@ -144,11 +145,22 @@ class Contacts:
         for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
             env.pop(var, None)
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gowa_py.sim.agent", "--db", str(db),
-            "--proxy", self.sim.url, "--ca", str(self.sim.ca_pem_path),
-            "--root-key", self.sim.root_key.hex(),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, env=env, cwd=self.sim.data_dir,
+            sys.executable,
+            "-m",
+            "gowa_py.sim.agent",
+            "--db",
+            str(db),
+            "--proxy",
+            self.sim.url,
+            "--ca",
+            str(self.sim.ca_pem_path),
+            "--root-key",
+            self.sim.root_key.hex(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            env=env,
+            cwd=self.sim.data_dir,
         )
         log.info("started contact agent for %s (pid %d)", phone.phone, proc.pid)
         return _Agent(proc, phone.phone)

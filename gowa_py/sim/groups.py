@@ -47,9 +47,15 @@ def group_node(net: Network, gid: str) -> Node:
     return Node(
         "group",
         {
-            "id": gid, "creator": JID.lid(creator.lid), "creator_pn": JID.pn(creator.phone),
-            "creation": str(created), "subject": subject, "s_t": str(created),
-            "s_o": JID.lid(creator.lid), "size": str(len(members)), "addressing_mode": "lid",
+            "id": gid,
+            "creator": JID.lid(creator.lid),
+            "creator_pn": JID.pn(creator.phone),
+            "creation": str(created),
+            "subject": subject,
+            "s_t": str(created),
+            "s_o": JID.lid(creator.lid),
+            "size": str(len(members)),
+            "addressing_mode": "lid",
         },
         [_member_node(net, phone, admin, creator_number) for phone, admin in members]
         + [Node("member_add_mode", {}, b"all_member_add")],
@@ -60,9 +66,14 @@ def _notify_members(net: Network, gid: str, actor: Phone, change: Node) -> None:
     notification = Node(
         "notification",
         {
-            "from": JID(gid, GROUP_SERVER), "type": "w:gp2", "id": net.next_id(), "t": now(),
-            "participant": JID.lid(actor.lid), "participant_pn": JID.pn(actor.phone),
-            "notify": actor.push_name, "addressing_mode": "lid",
+            "from": JID(gid, GROUP_SERVER),
+            "type": "w:gp2",
+            "id": net.next_id(),
+            "t": now(),
+            "participant": JID.lid(actor.lid),
+            "participant_pn": JID.pn(actor.phone),
+            "notify": actor.push_name,
+            "addressing_mode": "lid",
         },
         [change],
     )
@@ -90,14 +101,17 @@ def handle_create(net: Network, conn: Connection, iq: Node) -> None:
     assert creator is not None
     members, unknown = _resolve(net, list(create.iter_children("participant")))
     gid = GROUP_ID_PREFIX + "".join(secrets.choice("0123456789") for _ in range(12))
-    net.store.create_group(gid, create.attr("subject"), creator.phone,
-                           [m.phone for m in members])
+    net.store.create_group(gid, create.attr("subject"), creator.phone, [m.phone for m in members])
     info = group_node(net, gid)
     if unknown:
         info.content = [*info.children(), *unknown]
     conn.send(iq_result(iq, [info], **{"from": JID("", GROUP_SERVER)}))
-    _notify_members(net, gid, creator, Node("create", {"type": "new", "key": create.attr("key")},
-                                            [group_node(net, gid)]))
+    _notify_members(
+        net,
+        gid,
+        creator,
+        Node("create", {"type": "new", "key": create.attr("key")}, [group_node(net, gid)]),
+    )
     log.info("%r created group %s with %d members", conn, gid, len(members) + 1)
 
 
@@ -135,8 +149,9 @@ def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
         Node("participant", {"jid": JID.lid(p.lid), "phone_number": JID.pn(p.phone)})
         for p in phones
     ]
-    conn.send(iq_result(iq, [Node(action.tag, {}, changed + unknown)],
-                        **{"from": iq.jid_attr("to")}))
+    conn.send(
+        iq_result(iq, [Node(action.tag, {}, changed + unknown)], **{"from": iq.jid_attr("to")})
+    )
     if changed:
         _notify_members(net, gid, actor, Node(action.tag, {}, changed))
     if action.tag == "remove":
@@ -167,8 +182,11 @@ def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
                 per_device[(account.phone, device_jid.device)] = encs
         shared = [e for e in msg.iter_children("enc") if e.attr("type") == "skmsg"]
     identity = msg.child("device-identity")
-    extra = {"participant": JID.lid(sender.lid, conn.device),
-             "participant_pn": JID.pn(sender.phone), "addressing_mode": LID_SERVER}
+    extra = {
+        "participant": JID.lid(sender.lid, conn.device),
+        "participant_pn": JID.pn(sender.phone),
+        "addressing_mode": LID_SERVER,
+    }
     for phone in members:
         for device in net.device_numbers(phone):
             if (phone, device) == (conn.phone, conn.device):

@@ -21,8 +21,14 @@ IqHandler = Callable[[Network, Connection, Node], None]
 ANY_CHILD = "*"
 
 PRIVACY_DEFAULTS = (
-    ("readreceipts", "all"), ("last", "all"), ("online", "all"), ("profile", "all"),
-    ("status", "all"), ("groupadd", "all"), ("calladd", "all"), ("messages", "all"),
+    ("readreceipts", "all"),
+    ("last", "all"),
+    ("online", "all"),
+    ("profile", "all"),
+    ("status", "all"),
+    ("groupadd", "all"),
+    ("calladd", "all"),
+    ("messages", "all"),
 )
 
 
@@ -41,12 +47,15 @@ class IqDispatcher:
     def dispatch(self, conn: Connection, iq: Node) -> None:
         xmlns, kind = iq.attr("xmlns"), iq.attr("type")
         first = iq.children()[0].tag if iq.children() else ""
-        entry = self._routes.get((xmlns, kind, first)) or self._routes.get(
-            (xmlns, kind, ANY_CHILD)
-        )
+        entry = self._routes.get((xmlns, kind, first)) or self._routes.get((xmlns, kind, ANY_CHILD))
         if entry is None:
-            log.warning("unhandled iq xmlns=%r type=%r child=%r from %r: answering 501",
-                        xmlns, kind, first, conn)
+            log.warning(
+                "unhandled iq xmlns=%r type=%r child=%r from %r: answering 501",
+                xmlns,
+                kind,
+                first,
+                conn,
+            )
             conn.send(iq_error(iq, 501, "feature-not-implemented"))
             return
         handler, needs_login = entry

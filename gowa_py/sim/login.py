@@ -46,8 +46,13 @@ def login(net: Network, conn: Connection) -> None:
     conn.send(
         Node(
             "success",
-            {"t": now(), "lid": conn.lid, "location": "sim", "creation": str(device.created_at),
-             "props": "1"},
+            {
+                "t": now(),
+                "lid": conn.lid,
+                "location": "sim",
+                "creation": str(device.created_at),
+                "props": "1",
+            },
         )
     )
     flush_offline(net, conn)

@@ -134,11 +134,13 @@ class Network:
         """
         for conn in list(self.online.values()):
             for jid in (JID.lid(phone.lid), JID.pn(phone.phone)):
-                conn.send(Node(
-                    "notification",
-                    {"from": jid, "type": "devices", "id": self.next_id(), "t": now()},
-                    [Node("update", {})],
-                ))
+                conn.send(
+                    Node(
+                        "notification",
+                        {"from": jid, "type": "devices", "id": self.next_id(), "t": now()},
+                        [Node("update", {})],
+                    )
+                )
 
     def unlink(self, phone: str, device: int) -> bool:
         """Remove a linked companion, logging it out now or at its next connection."""

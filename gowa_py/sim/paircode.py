@@ -110,8 +110,12 @@ class CodePairing:
         jid = reg.jid_attr("jid")
         wrapped = reg.path("link_code_pairing_wrapped_companion_ephemeral_pub")
         noise = reg.path("companion_server_auth_key_pub")
-        if (jid is None or wrapped is None or len(wrapped.bytes_content()) < 80
-                or self.pairing.registration(conn) is None):
+        if (
+            jid is None
+            or wrapped is None
+            or len(wrapped.bytes_content()) < 80
+            or self.pairing.registration(conn) is None
+        ):
             conn.send(iq_error(iq, 400, "bad-request"))
             return
         if noise is None or noise.bytes_content() != conn.client_static:
@@ -119,8 +123,11 @@ class CodePairing:
             return
         ref = os.urandom(16).hex().encode()
         self._pending[jid.user] = _Pending(conn, wrapped.bytes_content(), ref)
-        conn.send(iq_result(iq, [Node("link_code_companion_reg", {},
-                                      [Node("link_code_pairing_ref", {}, ref)])]))
+        conn.send(
+            iq_result(
+                iq, [Node("link_code_companion_reg", {}, [Node("link_code_pairing_ref", {}, ref)])]
+            )
+        )
         log.info("%r waits for a pairing code for %s", conn, jid.user)
 
     async def enter_code(self, phone: Phone, code: str) -> Device:
@@ -128,8 +135,11 @@ class CodePairing:
         code = normalize_code(code)
         pending = self._pending.get(phone.phone)
         if pending is None or pending.conn.closed or pending.finish is not None:
-            raise SimError("CODE_NOT_FOUND",
-                           f"no companion is waiting for a pairing code for {phone.phone}", 404)
+            raise SimError(
+                "CODE_NOT_FOUND",
+                f"no companion is waiting for a pairing code for {phone.phone}",
+                404,
+            )
         companion_key = await asyncio.to_thread(unwrap_key, code, pending.wrapped_companion_key)
         wrapped_primary = await asyncio.to_thread(
             wrap_key, code, x25519_public(ephemeral := X25519PrivateKey.generate())
@@ -137,16 +147,32 @@ class CodePairing:
         pending.ephemeral, pending.companion_key, pending.phone = ephemeral, companion_key, phone
         pending.finish = asyncio.get_running_loop().create_future()
         identity = x25519_public(PrimaryPhone(phone).identity_key())
-        pending.conn.send(Node(
-            "notification",
-            {"from": SERVER_JID, "type": "link_code_companion_reg", "id": self.net.next_id(),
-             "t": now()},
-            [Node("link_code_companion_reg", {"stage": "primary_hello"}, [
-                Node("link_code_pairing_ref", {}, pending.ref),
-                Node("link_code_pairing_wrapped_primary_ephemeral_pub", {}, wrapped_primary),
-                Node("primary_identity_pub", {}, identity),
-            ])],
-        ))
+        pending.conn.send(
+            Node(
+                "notification",
+                {
+                    "from": SERVER_JID,
+                    "type": "link_code_companion_reg",
+                    "id": self.net.next_id(),
+                    "t": now(),
+                },
+                [
+                    Node(
+                        "link_code_companion_reg",
+                        {"stage": "primary_hello"},
+                        [
+                            Node("link_code_pairing_ref", {}, pending.ref),
+                            Node(
+                                "link_code_pairing_wrapped_primary_ephemeral_pub",
+                                {},
+                                wrapped_primary,
+                            ),
+                            Node("primary_identity_pub", {}, identity),
+                        ],
+                    )
+                ],
+            )
+        )
         try:
             adv_secret = await asyncio.wait_for(asyncio.shield(pending.finish), FINISH_TIMEOUT)
         except TimeoutError as exc:
@@ -154,15 +180,20 @@ class CodePairing:
         finally:
             self._pending.pop(phone.phone, None)
         device = self.pairing.link(pending.conn, phone, adv_secret)
-        log.info("phone %s entered a pairing code: linking device %d", phone.phone,
-                 device.device)
+        log.info("phone %s entered a pairing code: linking device %d", phone.phone, device.device)
         return device
 
     def _finish(self, conn: Connection, iq: Node, reg: Node) -> None:
         pending = next((p for p in self._pending.values() if p.conn is conn), None)
         bundle = reg.path("link_code_pairing_wrapped_key_bundle")
-        if (pending is None or pending.finish is None or pending.finish.done()
-                or pending.ephemeral is None or pending.phone is None or bundle is None):
+        if (
+            pending is None
+            or pending.finish is None
+            or pending.finish.done()
+            or pending.ephemeral is None
+            or pending.phone is None
+            or bundle is None
+        ):
             conn.send(iq_error(iq, 400, "bad-request"))
             return
         wrapped = bundle.bytes_content()

@@ -111,8 +111,9 @@ class Pairing:
         linking = self._linking.pop(conn, None)
         if linking is not None:
             device, _ = linking
-            log.warning("companion %s:%s left before confirming the pairing", device.phone,
-                        device.device)
+            log.warning(
+                "companion %s:%s left before confirming the pairing", device.phone, device.device
+            )
             self.net.store.delete_device(device.phone, device.device)
 
     def scan(self, phone: Phone, qr: str) -> Device:
@@ -121,8 +122,10 @@ class Pairing:
         conn = self._refs.get(data.ref)
         if conn is None or conn.closed:
             raise ScanError("QR_NOT_FOUND", "no connected companion shows this QR code", 404)
-        if (data.noise_pub != conn.client_static
-                or data.identity_pub != self._registrations[conn].identity_pub):
+        if (
+            data.noise_pub != conn.client_static
+            or data.identity_pub != self._registrations[conn].identity_pub
+        ):
             raise ScanError("QR_MISMATCH", "QR keys do not match the companion's connection")
         device = self.link(conn, phone, data.adv_secret)
         log.info("phone %s scanned a QR: linking device %d", phone.phone, device.device)
@@ -155,14 +158,23 @@ class Pairing:
         iq_id = self.net.next_id()
         self._linking[conn] = (device, iq_id)
         identity = Node("device-identity", {"key-index": str(device.device)}, container)
-        addresses = Node("device", {"jid": JID.pn(phone.phone, device.device),
-                                    "lid": JID.lid(phone.lid, device.device)})
-        conn.send(Node(
-            "iq",
-            {"from": SERVER_JID, "type": "set", "id": iq_id, "xmlns": "md", "t": now()},
-            [Node("pair-success", {}, [identity, Node("platform", {"name": "android"}),
-                                       addresses])],
-        ))
+        addresses = Node(
+            "device",
+            {"jid": JID.pn(phone.phone, device.device), "lid": JID.lid(phone.lid, device.device)},
+        )
+        conn.send(
+            Node(
+                "iq",
+                {"from": SERVER_JID, "type": "set", "id": iq_id, "xmlns": "md", "t": now()},
+                [
+                    Node(
+                        "pair-success",
+                        {},
+                        [identity, Node("platform", {"name": "android"}), addresses],
+                    )
+                ],
+            )
+        )
         return device
 
     def handle_reply(self, conn: Connection, node: Node) -> bool:

@@ -35,14 +35,17 @@ def _key_id(node: Node | None) -> int:
 
 def handle_upload(net: Network, conn: Connection, iq: Node) -> None:
     try:
-        keys = [(_key_id(k.child("id")), k.path("value").bytes_content())
-                for k in iq.path("list").iter_children("key")]
+        keys = [
+            (_key_id(k.child("id")), k.path("value").bytes_content())
+            for k in iq.path("list").iter_children("key")
+        ]
         skey = iq.child("skey")
         registration, identity = iq.child("registration"), iq.child("identity")
         if skey is None or registration is None or identity is None:
             raise ValueError("upload without registration, identity or skey")
         signed = SignedPreKey(
-            _key_id(skey.child("id")), skey.path("value").bytes_content(),
+            _key_id(skey.child("id")),
+            skey.path("value").bytes_content(),
             skey.path("signature").bytes_content(),
         )
     except (ValueError, AttributeError) as exc:
@@ -50,8 +53,11 @@ def handle_upload(net: Network, conn: Connection, iq: Node) -> None:
         conn.send(iq_error(iq, 400, "bad-request"))
         return
     net.store.update_identity(
-        conn.phone, conn.device, identity_pub=identity.bytes_content(),
-        registration_id=int.from_bytes(registration.bytes_content(), "big"), skey=signed,
+        conn.phone,
+        conn.device,
+        identity_pub=identity.bytes_content(),
+        registration_id=int.from_bytes(registration.bytes_content(), "big"),
+        skey=signed,
     )
     net.store.add_prekeys(conn.phone, conn.device, keys)
     log.info("%r uploaded %d prekeys", conn, len(keys))
@@ -63,29 +69,42 @@ def _bundle(net: Network, user: Node) -> Node:
     phone = net.phone_for(jid) if jid is not None else None
     device = net.store.device(phone.phone, jid.device) if phone and jid else None
     if jid is None or phone is None or device is None or device.unlinked:
-        return Node("user", {"jid": jid} if jid else {},
-                    [Node("error", {"code": "404", "text": "item-not-found"})])
+        return Node(
+            "user",
+            {"jid": jid} if jid else {},
+            [Node("error", {"code": "404", "text": "item-not-found"})],
+        )
     children = [
         Node("registration", {}, device.registration_id.to_bytes(4, "big")),
         Node("type", {}, KEY_TYPE_DJB),
         Node("identity", {}, device.identity_pub),
-        Node("skey", {}, [
-            Node("id", {}, device.skey_id.to_bytes(3, "big")),
-            Node("value", {}, device.skey_pub),
-            Node("signature", {}, device.skey_sig),
-        ]),
+        Node(
+            "skey",
+            {},
+            [
+                Node("id", {}, device.skey_id.to_bytes(3, "big")),
+                Node("value", {}, device.skey_pub),
+                Node("signature", {}, device.skey_sig),
+            ],
+        ),
     ]
     prekey = net.store.take_prekey(phone.phone, device.device)
     if prekey is not None:
         key_id, pub = prekey
-        children.append(Node("key", {}, [Node("id", {}, key_id.to_bytes(3, "big")),
-                                         Node("value", {}, pub)]))
+        children.append(
+            Node("key", {}, [Node("id", {}, key_id.to_bytes(3, "big")), Node("value", {}, pub)])
+        )
     if net.store.prekey_count(phone.phone, device.device) < LOW_PREKEY_COUNT:
-        net.deliver(phone.phone, device.device, Node(
-            "notification",
-            {"from": SERVER_JID, "type": "encrypt", "id": net.next_id(), "t": now()},
-            [Node("count", {"value": str(net.store.prekey_count(phone.phone, device.device))})],
-        ), queue=False)
+        net.deliver(
+            phone.phone,
+            device.device,
+            Node(
+                "notification",
+                {"from": SERVER_JID, "type": "encrypt", "id": net.next_id(), "t": now()},
+                [Node("count", {"value": str(net.store.prekey_count(phone.phone, device.device))})],
+            ),
+            queue=False,
+        )
     return Node("user", {"jid": jid}, children)
 
 

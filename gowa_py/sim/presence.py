@@ -83,6 +83,4 @@ class Presence:
             attrs = {"from": self.net.address(me, 0, to.server)}
             recipients = [account.phone] if account is not None else []
         for phone in recipients:
-            self.net.deliver_to_user(
-                phone, Node("chatstate", attrs, node.content), queue=False
-            )
+            self.net.deliver_to_user(phone, Node("chatstate", attrs, node.content), queue=False)

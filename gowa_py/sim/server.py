@@ -68,8 +68,9 @@ class SimServer:
         self.iqs.add("encrypt", "set", "list", handle_upload)
         self.iqs.add("encrypt", "set", "registration", handle_upload)
         self.iqs.add("md", "set", "remove-companion-device", self._companion_logout)
-        self.iqs.add("md", "set", "link_code_companion_reg", self.codes.handle_iq,
-                     needs_login=False)
+        self.iqs.add(
+            "md", "set", "link_code_companion_reg", self.codes.handle_iq, needs_login=False
+        )
         register_group_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -104,7 +105,8 @@ class SimServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: FrontDoor(tls, self._serve_tunnel, api_server, self._tasks),
-            self.host, self.port,
+            self.host,
+            self.port,
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("sandbox listening on %s", self.url)
@@ -168,8 +170,14 @@ class SimServer:
         if result is None:
             await ws.close()
             return
-        conn = Connection(frames, result.reader, result.writer, result.client_static,
-                          result.payload, self.network.faults)
+        conn = Connection(
+            frames,
+            result.reader,
+            result.writer,
+            result.client_static,
+            result.payload,
+            self.network.faults,
+        )
         self.network.connections.add(conn)
         try:
             if result.payload.HasField("username"):
@@ -188,8 +196,9 @@ class SimServer:
                 hello = await frames.read_frame()
                 if hello is None or frames.header is None:
                     return None
-                responder = NoiseResponder(frames.header, self.network.noise_key,
-                                           self.network.cert_chain)
+                responder = NoiseResponder(
+                    frames.header, self.network.noise_key, self.network.cert_chain
+                )
                 await frames.send_frame(responder.server_hello(hello))
                 finish = await frames.read_frame()
                 return responder.client_finish(finish) if finish is not None else None
@@ -244,8 +253,7 @@ class SimServer:
         phone = net.store.phone(conn.phone)
         assert phone is not None
         net.announce_devices(phone)
-        conn.send(Node("iq", {"from": SERVER_JID,
-                              "type": "result", "id": iq.attr("id")}))
+        conn.send(Node("iq", {"from": SERVER_JID, "type": "result", "id": iq.attr("id")}))
 
 
 def run(host: str, port: int, data_dir: str) -> None:

@@ -174,8 +174,14 @@ class Store:
     # -- devices
 
     def add_device(
-        self, phone: str, *, noise_pub: bytes, identity_pub: bytes, registration_id: int,
-        skey: SignedPreKey, platform: str,
+        self,
+        phone: str,
+        *,
+        noise_pub: bytes,
+        identity_pub: bytes,
+        registration_id: int,
+        skey: SignedPreKey,
+        platform: str,
     ) -> Device:
         """Register a newly linked companion under the phone's next device number."""
         with self.db:
@@ -190,8 +196,18 @@ class Store:
             self.db.execute(
                 "INSERT INTO devices (phone, device, noise_pub, identity_pub, registration_id,"
                 " skey_id, skey_pub, skey_sig, platform, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (phone, number, noise_pub, identity_pub, registration_id, skey.key_id, skey.pub,
-                 skey.signature, platform, now),
+                (
+                    phone,
+                    number,
+                    noise_pub,
+                    identity_pub,
+                    registration_id,
+                    skey.key_id,
+                    skey.pub,
+                    skey.signature,
+                    platform,
+                    now,
+                ),
             )
         device = self.device(phone, number)
         assert device is not None
@@ -211,7 +227,12 @@ class Store:
         return [_device(row) for row in rows]
 
     def update_identity(
-        self, phone: str, number: int, *, identity_pub: bytes, registration_id: int,
+        self,
+        phone: str,
+        number: int,
+        *,
+        identity_pub: bytes,
+        registration_id: int,
         skey: SignedPreKey,
     ) -> None:
         self.db.execute(
@@ -271,8 +292,7 @@ class Store:
     def queued(self, phone: str, number: int) -> list[tuple[int, bytes, bool]]:
         """(seq, stanza, held until acked) of everything waiting for the device."""
         rows = self.db.execute(
-            "SELECT seq, stanza, stanza_id FROM queue WHERE phone = ? AND device = ? "
-            "ORDER BY seq",
+            "SELECT seq, stanza, stanza_id FROM queue WHERE phone = ? AND device = ? ORDER BY seq",
             (phone, number),
         )
         return [(row["seq"], row["stanza"], bool(row["stanza_id"])) for row in rows]

@@ -252,8 +252,15 @@ class FrontDoor(asyncio.Protocol):
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
                 ws = await self._open_websocket(reader, writer)
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ConnectionError, ssl.SSLError, TransportError, IndexError) as exc:
+        except (
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ConnectionError,
+            ssl.SSLError,
+            TransportError,
+            IndexError,
+        ) as exc:
             log.info("tunnel setup failed: %s", exc or type(exc).__name__)
             writer.close()
             return

@@ -51,6 +51,7 @@ def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
         users.append(_user_reply(net, jid, net.phone_for(jid), queries))
     attrs = {k: usync.attr(k) for k in ("sid", "mode", "context") if usync.attr(k)}
     conn.send(
-        iq_result(iq, [Node("usync", {**attrs, "index": "0", "last": "true"},
-                            [Node("list", {}, users)])])
+        iq_result(
+            iq, [Node("usync", {**attrs, "index": "0", "last": "true"}, [Node("list", {}, users)])]
+        )
     )

@@ -109,16 +109,23 @@ def test_message_in_flight_to_a_dying_worker_is_not_lost(gateway_factory, sandbo
     try:
         pid = gateway.session("dan")["worker"]["pid"]
         os.kill(pid, signal.SIGSTOP)
-        status, body = gateway.http.post("/api/cat/send/message",
-                                         {"phone": "15550000302", "message": "in flight"})
+        status, body = gateway.http.post(
+            "/api/cat/send/message", {"phone": "15550000302", "message": "in flight"}
+        )
         assert status == 200, body
         message_id = body["results"]["message_id"]
         time.sleep(0.5)
         os.kill(pid, signal.SIGKILL)
         gateway.wait_pid("dan", not_pid=pid, timeout=20)
         event = watcher.wait(
-            lambda e: e["event"] == "message" and e["session_id"] == "dan"
-            and e["payload"]["id"] == message_id, 30, "the in-flight message at dan")
+            lambda e: (
+                e["event"] == "message"
+                and e["session_id"] == "dan"
+                and e["payload"]["id"] == message_id
+            ),
+            30,
+            "the in-flight message at dan",
+        )
         assert event["payload"]["body"] == "in flight"
     finally:
         watcher.close()

@@ -43,13 +43,24 @@ class SandboxProcess:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gowa_py.sim", "--port", str(self.port),
-             "--data-dir", str(self.data_dir)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "gowa_py.sim",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_reader, args=(self.proc.stderr, lines, self.log),
-                         daemon=True).start()
+        threading.Thread(
+            target=_reader, args=(self.proc.stderr, lines, self.log), daemon=True
+        ).start()
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             try:
@@ -76,8 +87,9 @@ class SandboxProcess:
 
     def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         try:
             with _NO_PROXY.open(request, timeout=WAIT) as resp:
                 return resp.status, json.loads(resp.read() or b"null")
@@ -95,21 +107,39 @@ class NeonizeClient:
 
     def __init__(self, sim: SandboxProcess, db: Path, *, patch: bool = True) -> None:
         info = sim.info()
-        args = [sys.executable, str(CLIENT_SCRIPT), "--db", str(db), "--proxy", info["proxy"],
-                "--ca", str(sim.data_dir / "ca.pem"), "--root-key", info["root_key"]]
+        args = [
+            sys.executable,
+            str(CLIENT_SCRIPT),
+            "--db",
+            str(db),
+            "--proxy",
+            info["proxy"],
+            "--ca",
+            str(sim.data_dir / "ca.pem"),
+            "--root-key",
+            info["root_key"],
+        ]
         if not patch:
             args.append("--no-patch")
         env = {k: v for k, v in os.environ.items() if k not in ("HTTP_PROXY", "HTTPS_PROXY")}
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=env)
+        self.proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.events: list[dict[str, Any]] = []
         self.stderr: list[str] = []
         self._lines: queue.Queue = queue.Queue()
-        threading.Thread(target=_reader, args=(self.proc.stdout, self._lines, []),
-                         daemon=True).start()
-        threading.Thread(target=_reader, args=(self.proc.stderr, queue.Queue(), self.stderr),
-                         daemon=True).start()
+        threading.Thread(
+            target=_reader, args=(self.proc.stdout, self._lines, []), daemon=True
+        ).start()
+        threading.Thread(
+            target=_reader, args=(self.proc.stderr, queue.Queue(), self.stderr), daemon=True
+        ).start()
 
     def _pump(self, timeout: float) -> bool:
         try:
@@ -146,8 +176,11 @@ class NeonizeClient:
         deadline = time.monotonic() + timeout
         while True:
             for ev in self.events:
-                if (ev["event"] == event and not ev.get("_consumed")
-                        and all(ev.get(k) == v for k, v in match.items())):
+                if (
+                    ev["event"] == event
+                    and not ev.get("_consumed")
+                    and all(ev.get(k) == v for k, v in match.items())
+                ):
                     ev["_consumed"] = True
                     return ev
             remaining = deadline - time.monotonic()

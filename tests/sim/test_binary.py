@@ -26,13 +26,16 @@ jids = st.one_of(
     st.builds(JID.lid, digits, st.integers(0, 255)),
     st.builds(JID, digits, st.just("hosted"), st.integers(0, 255)),
     st.builds(JID, digits, st.just("hosted.lid"), st.integers(0, 255)),
-    st.builds(JID, digits, st.just("s.whatsapp.net"), st.integers(0, 255),
-              st.integers(2, 127)),
+    st.builds(JID, digits, st.just("s.whatsapp.net"), st.integers(0, 255), st.integers(2, 127)),
     st.builds(JID, digits, st.just("msgr"), st.integers(0, 65535)),
-    st.builds(JID, digits, st.just("interop"), st.integers(0, 65535), st.just(0),
-              st.integers(0, 65535)),
-    st.builds(JID, st.one_of(st.just(""), digits),
-              st.sampled_from(["g.us", "broadcast", "newsletter", "call"])),
+    st.builds(
+        JID, digits, st.just("interop"), st.integers(0, 65535), st.just(0), st.integers(0, 65535)
+    ),
+    st.builds(
+        JID,
+        st.one_of(st.just(""), digits),
+        st.sampled_from(["g.us", "broadcast", "newsletter", "call"]),
+    ),
     st.just(JID("", "s.whatsapp.net")),
 )
 attr_values = st.one_of(texts, jids)
@@ -77,9 +80,22 @@ def test_compressed_round_trip(node: Node) -> None:
 def test_token_tables_match_whatsmeow_constants() -> None:
     assert DICT_VERSION == 3
     assert len(TOKENS.single) == 236 and [len(row) for row in TOKENS.double] == [256] * 4
-    expected = {"s.whatsapp.net": 3, "xmlns": 22, "iq": 25, "t": 26, "ack": 27, "enc": 29,
-                "usync": 121, "lid": 118, "encrypt": 203, "device-identity": 230,
-                "pkmsg": 83, "msg": 77, "w:p": 87, "success": 76}
+    expected = {
+        "s.whatsapp.net": 3,
+        "xmlns": 22,
+        "iq": 25,
+        "t": 26,
+        "ack": 27,
+        "enc": 29,
+        "usync": 121,
+        "lid": 118,
+        "encrypt": 203,
+        "device-identity": 230,
+        "pkmsg": 83,
+        "msg": 77,
+        "w:p": 87,
+        "success": 76,
+    }
     assert {k: TOKENS.single_index[k] for k in expected} == expected
     assert TOKENS.double_index["passive"] == (0, 24)
     assert TOKENS.double_index["pair-device"] == (1, 238)
@@ -101,26 +117,32 @@ def test_jid_text_form() -> None:
         assert str(JID.parse(text)) == text
 
 
-@pytest.mark.parametrize("bad", [
-    Node("iq", {"id": 5}),  # type: ignore[dict-item]
-    Node("iq", {}, 5),  # type: ignore[arg-type]
-    Node("", {}),
-    Node("iq", {}, ["not a node"]),  # type: ignore[list-item]
-    Node("a", {"jid": JID.pn("1", 300)}),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Node("iq", {"id": 5}),  # type: ignore[dict-item]
+        Node("iq", {}, 5),  # type: ignore[arg-type]
+        Node("", {}),
+        Node("iq", {}, ["not a node"]),  # type: ignore[list-item]
+        Node("a", {"jid": JID.pn("1", 300)}),
+    ],
+)
 def test_encoder_rejects_malformed_nodes(bad: Node) -> None:
     with pytest.raises(BinaryError):
         marshal(bad)
 
 
-@pytest.mark.parametrize("payload", [
-    b"",
-    b"\x00" + bytes([248, 1, 25, 0]),  # leftover byte
-    b"\x00" + bytes([248, 1, 242]),  # unused token
-    b"\x00" + bytes([248, 2, 25]),  # truncated
-    b"\x02" + b"not zlib",
-    b"\x02" + zlib.compress(bytes([0])),  # empty list as node
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"\x00" + bytes([248, 1, 25, 0]),  # leftover byte
+        b"\x00" + bytes([248, 1, 242]),  # unused token
+        b"\x00" + bytes([248, 2, 25]),  # truncated
+        b"\x02" + b"not zlib",
+        b"\x02" + zlib.compress(bytes([0])),  # empty list as node
+    ],
+)
 def test_decoder_rejects_malformed_frames(payload: bytes) -> None:
     with pytest.raises(BinaryError):
         unmarshal(payload)

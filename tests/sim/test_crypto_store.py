@@ -123,17 +123,24 @@ def test_phone_links_companion_with_valid_signatures(tmp_path: Path) -> None:
         PrimaryPhone(phone).link_companion(1, identity, adv_secret)
     )
     signed = ADVSignedDeviceIdentity.FromString(container.details)
-    assert xeddsa_verify(signed.accountSignatureKey,
-                         ACCOUNT_SIGNATURE_PREFIX + signed.details + identity,
-                         signed.accountSignature)
+    assert xeddsa_verify(
+        signed.accountSignatureKey,
+        ACCOUNT_SIGNATURE_PREFIX + signed.details + identity,
+        signed.accountSignature,
+    )
 
 
 def test_store_persists_devices_prekeys_and_queue(tmp_path: Path) -> None:
     store = Store(tmp_path / "sim.db")
     phone = store.create_phone("15550000001", "Alice", b"s" * 32)
-    device = store.add_device("15550000001", noise_pub=b"n" * 32, identity_pub=b"i" * 32,
-                              registration_id=7, skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
-                              platform="Neonize")
+    device = store.add_device(
+        "15550000001",
+        noise_pub=b"n" * 32,
+        identity_pub=b"i" * 32,
+        registration_id=7,
+        skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
+        platform="Neonize",
+    )
     store.add_prekeys("15550000001", device.device, [(5, b"a" * 32), (3, b"b" * 32)])
     store.enqueue("15550000001", device.device, b"stanza")
     store.close()
@@ -145,9 +152,14 @@ def test_store_persists_devices_prekeys_and_queue(tmp_path: Path) -> None:
     assert reopened.take_prekey("15550000001", 1) == (3, b"b" * 32)
     assert reopened.prekey_count("15550000001", 1) == 1
     assert [s for _, s, _ in reopened.queued("15550000001", 1)] == [b"stanza"]
-    second = reopened.add_device("15550000001", noise_pub=b"m" * 32, identity_pub=b"j" * 32,
-                                 registration_id=8, skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
-                                 platform="")
+    second = reopened.add_device(
+        "15550000001",
+        noise_pub=b"m" * 32,
+        identity_pub=b"j" * 32,
+        registration_id=8,
+        skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
+        platform="",
+    )
     assert second.device == 2
     reopened.mark_unlinked("15550000001", 1)
     assert [d.device for d in reopened.devices("15550000001")] == [2]
@@ -191,8 +203,9 @@ def test_patch_root_key_canary_in_fresh_process() -> None:
         "except sandbox.SandboxPatchError as exc:\n"
         "    print('refused:', exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "refused: WACertPubKey found 0 times in neonize-linux-amd64.so" in out.stdout
 
@@ -200,14 +213,21 @@ def test_patch_root_key_canary_in_fresh_process() -> None:
 def test_held_stanzas_stay_until_acknowledged(tmp_path: Path) -> None:
     store = Store(tmp_path / "sim.db")
     store.create_phone("15550000001", "Alice", b"s" * 32)
-    store.add_device("15550000001", noise_pub=b"n" * 32, identity_pub=b"i" * 32,
-                     registration_id=7, skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
-                     platform="Neonize")
+    store.add_device(
+        "15550000001",
+        noise_pub=b"n" * 32,
+        identity_pub=b"i" * 32,
+        registration_id=7,
+        skey=SignedPreKey(1, b"p" * 32, b"g" * 64),
+        platform="Neonize",
+    )
     store.enqueue("15550000001", 1, b"msg", "message", "M1")
     store.enqueue("15550000001", 1, b"rcpt", "receipt", "M0")
     store.acknowledge("15550000001", 1, "message", ["M0"])  # wrong kind: nothing released
     assert [(s, held) for _, s, held in store.queued("15550000001", 1)] == [
-        (b"msg", True), (b"rcpt", True)]
+        (b"msg", True),
+        (b"rcpt", True),
+    ]
     store.acknowledge("15550000001", 1, "message", ["M1"])
     assert [s for _, s, _ in store.queued("15550000001", 1)] == [b"rcpt"]
     seqs = [seq for seq, _, _ in store.queued("15550000001", 1)]

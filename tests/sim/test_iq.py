@@ -32,8 +32,11 @@ def _dispatcher(tmp_path: Path) -> IqDispatcher:
 
 
 def _iq(xmlns: str, kind: str, *children: Node) -> Node:
-    return Node("iq", {"id": "1.2-3", "xmlns": xmlns, "type": kind, "to": SERVER_JID},
-                list(children) or None)
+    return Node(
+        "iq",
+        {"id": "1.2-3", "xmlns": xmlns, "type": kind, "to": SERVER_JID},
+        list(children) or None,
+    )
 
 
 def test_unknown_iq_gets_501_and_a_log_line(tmp_path: Path, caplog) -> None:

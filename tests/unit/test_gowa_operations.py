@@ -112,7 +112,11 @@ def test_settings_reach_the_worker_config() -> None:
     settings = config.worker_settings()
     assert (settings.auto_reply, settings.presence_on_connect) == ("away", "none")
     worker = p.WorkerConfig(
-        session_id="s", session_dir="/d", command_endpoint="ipc:///c",
-        event_endpoint="ipc:///e", parent_pid=1, settings=settings,
+        session_id="s",
+        session_dir="/d",
+        command_endpoint="ipc:///c",
+        event_endpoint="ipc:///e",
+        parent_pid=1,
+        settings=settings,
     )
     assert p.decode_config(p.encode_config(worker)).settings == settings

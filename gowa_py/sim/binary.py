@@ -64,6 +64,13 @@ class Node:
             node = node.child(tag) if node is not None else None
         return node
 
+    def need(self, *tags: str) -> Node:
+        """:meth:`path` for children a stanza must have: a missing one is malformed input."""
+        node = self.path(*tags)
+        if node is None:
+            raise BinaryError(f"<{self.tag}> has no <{'/'.join(tags)}>")
+        return node
+
     def iter_children(self, tag: str) -> Iterator[Node]:
         return (c for c in self.children() if c.tag == tag)
 

@@ -131,7 +131,7 @@ def _member_group(net: Network, conn: Connection, iq: Node) -> str | None:
 def handle_info(net: Network, conn: Connection, iq: Node) -> None:
     gid = _member_group(net, conn, iq)
     if gid is not None:
-        conn.send(iq_result(iq, [group_node(net, gid)], **{"from": iq.jid_attr("to")}))
+        conn.send(iq_result(iq, [group_node(net, gid)], **{"from": JID(gid, GROUP_SERVER)}))
 
 
 def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
@@ -150,7 +150,7 @@ def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
         for p in phones
     ]
     conn.send(
-        iq_result(iq, [Node(action.tag, {}, changed + unknown)], **{"from": iq.jid_attr("to")})
+        iq_result(iq, [Node(action.tag, {}, changed + unknown)], **{"from": JID(gid, GROUP_SERVER)})
     )
     if changed:
         _notify_members(net, gid, actor, Node(action.tag, {}, changed))
@@ -182,7 +182,7 @@ def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
                 per_device[(account.phone, device_jid.device)] = encs
         shared = [e for e in msg.iter_children("enc") if e.attr("type") == "skmsg"]
     identity = msg.child("device-identity")
-    extra = {
+    extra: dict[str, str | JID] = {
         "participant": JID.lid(sender.lid, conn.device),
         "participant_pn": JID.pn(sender.phone),
         "addressing_mode": LID_SERVER,

@@ -36,8 +36,8 @@ def _key_id(node: Node | None) -> int:
 def handle_upload(net: Network, conn: Connection, iq: Node) -> None:
     try:
         keys = [
-            (_key_id(k.child("id")), k.path("value").bytes_content())
-            for k in iq.path("list").iter_children("key")
+            (_key_id(k.child("id")), k.need("value").bytes_content())
+            for k in iq.need("list").iter_children("key")
         ]
         skey = iq.child("skey")
         registration, identity = iq.child("registration"), iq.child("identity")
@@ -45,8 +45,8 @@ def handle_upload(net: Network, conn: Connection, iq: Node) -> None:
             raise ValueError("upload without registration, identity or skey")
         signed = SignedPreKey(
             _key_id(skey.child("id")),
-            skey.path("value").bytes_content(),
-            skey.path("signature").bytes_content(),
+            skey.need("value").bytes_content(),
+            skey.need("signature").bytes_content(),
         )
     except (ValueError, AttributeError) as exc:
         log.warning("%r: bad prekey upload: %s", conn, exc)
@@ -109,5 +109,5 @@ def _bundle(net: Network, user: Node) -> Node:
 
 
 def handle_fetch(net: Network, conn: Connection, iq: Node) -> None:
-    users = [_bundle(net, user) for user in iq.path("key").iter_children("user")]
+    users = [_bundle(net, user) for user in iq.need("key").iter_children("user")]
     conn.send(iq_result(iq, [Node("list", {}, users)]))

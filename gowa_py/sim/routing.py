@@ -52,9 +52,9 @@ def targets(msg: Node) -> list[tuple[JID, list[Node]]]:
     participants = msg.child("participants")
     if participants is not None:
         return [
-            (to.jid_attr("jid"), list(to.iter_children("enc")))
+            (jid, list(to.iter_children("enc")))
             for to in participants.iter_children("to")
-            if to.jid_attr("jid") is not None
+            if (jid := to.jid_attr("jid")) is not None
         ]
     bare = list(msg.iter_children("enc"))
     to = msg.jid_attr("to")

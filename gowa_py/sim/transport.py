@@ -66,7 +66,7 @@ class WebSocket:
         if len(parts) != 3 or parts[0] != "GET" or parts[1] != WS_PATH:
             await self._reject(404, "Not Found")
             raise TransportError(f"unexpected websocket request {lines[0]!r}")
-        key = headers.get("sec-websocket-key")
+        key = headers.get("sec-websocket-key", "")
         if headers.get("upgrade", "").lower() != "websocket" or not key:
             await self._reject(400, "Bad Request")
             raise TransportError("not a websocket upgrade")
@@ -232,15 +232,15 @@ class FrontDoor(asyncio.Protocol):
             # A client_connected_cb marks the stream protocol as server side, which is
             # what StreamWriter.start_tls() needs to terminate the TLS.
             reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)
-            protocol = asyncio.StreamReaderProtocol(reader, self._start_tunnel)
-            transport.set_protocol(protocol)
-            protocol.connection_made(transport)
+            tunnel = asyncio.StreamReaderProtocol(reader, self._start_tunnel)
+            transport.set_protocol(tunnel)
+            tunnel.connection_made(transport)
             reader.feed_data(bytes(self._buffer))
         else:
-            protocol = self._api_protocol()
-            transport.set_protocol(protocol)
-            protocol.connection_made(transport)
-            protocol.data_received(bytes(self._buffer))
+            api = self._api_protocol()
+            transport.set_protocol(api)
+            api.connection_made(transport)
+            api.data_received(bytes(self._buffer))
         self._buffer.clear()
 
     def _start_tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -40,7 +40,8 @@ def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
     query = usync.child("query")
     queries = [q.tag for q in query.children()] if query is not None else []
     users = []
-    for user in usync.path("list").children() if usync.path("list") else []:
+    listed = usync.child("list")
+    for user in listed.children() if listed is not None else []:
         jid = user.jid_attr("jid")
         if jid is None:
             contact = user.child("contact")

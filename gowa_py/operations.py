@@ -52,11 +52,11 @@ class Op(msgspec.Struct, frozen=True, tag=True, tag_field="op", kw_only=True):
 # --------------------------------------------------------------------------- app
 
 
-class PasskeyStatus(Op, kw_only=True):
+class PasskeyStatus(Op, frozen=True, kw_only=True):
     """``GET /app/passkey``."""
 
 
-class PasskeyResponse(Op, kw_only=True):
+class PasskeyResponse(Op, frozen=True, kw_only=True):
     """``POST /app/passkey/response``: a WebAuthn assertion for a pending passkey login."""
 
     id: str
@@ -65,71 +65,71 @@ class PasskeyResponse(Op, kw_only=True):
     response: dict[str, Any]
 
 
-class PasskeyConfirm(Op, kw_only=True):
+class PasskeyConfirm(Op, frozen=True, kw_only=True):
     """``POST /app/passkey/confirm``."""
 
 
 # -------------------------------------------------------------------------- user
 
 
-class UserInfo(Op, kw_only=True):
+class UserInfo(Op, frozen=True, kw_only=True):
     phone: Phone
 
 
-class UserAvatar(Op, kw_only=True):
+class UserAvatar(Op, frozen=True, kw_only=True):
     phone: Phone
     is_preview: bool = False
     is_community: bool = False
 
 
-class ChangeAvatar(Op, kw_only=True):
+class ChangeAvatar(Op, frozen=True, kw_only=True):
     avatar: Upload
 
 
-class ChangePushName(Op, kw_only=True):
+class ChangePushName(Op, frozen=True, kw_only=True):
     push_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
-class MyPrivacy(Op, kw_only=True):
+class MyPrivacy(Op, frozen=True, kw_only=True):
     pass
 
 
-class MyGroups(Op, kw_only=True):
+class MyGroups(Op, frozen=True, kw_only=True):
     pass
 
 
-class MyNewsletters(Op, kw_only=True):
+class MyNewsletters(Op, frozen=True, kw_only=True):
     pass
 
 
-class MyContacts(Op, kw_only=True):
+class MyContacts(Op, frozen=True, kw_only=True):
     pass
 
 
-class UserCheck(Op, kw_only=True):
+class UserCheck(Op, frozen=True, kw_only=True):
     phone: Phone
 
 
-class BusinessProfile(Op, kw_only=True):
+class BusinessProfile(Op, frozen=True, kw_only=True):
     phone: Phone
 
 
 # -------------------------------------------------------------------------- send
 
 
-class SendBase(Op, kw_only=True):
+class SendBase(Op, frozen=True, kw_only=True):
     phone: Phone
     is_forwarded: bool = False
     duration: Duration | None = None
 
 
-class SendMessage(SendBase, kw_only=True):
+class SendMessage(SendBase, frozen=True, kw_only=True):
     message: Text
     reply_message_id: str | None = None
     mentions: list[str] = []
 
 
-class SendImage(SendBase, kw_only=True):
+class SendImage(SendBase, frozen=True, kw_only=True):
     caption: str | None = None
     reply_message_id: str | None = None
     view_once: bool = False
@@ -139,26 +139,26 @@ class SendImage(SendBase, kw_only=True):
     hd: bool = False
 
 
-class SendAudio(SendBase, kw_only=True):
+class SendAudio(SendBase, frozen=True, kw_only=True):
     audio: Upload | None = None
     audio_url: str | None = None
     ptt: bool = False
     reply_message_id: str | None = None
 
 
-class SendFile(SendBase, kw_only=True):
+class SendFile(SendBase, frozen=True, kw_only=True):
     caption: str | None = None
     reply_message_id: str | None = None
     file: Upload | None = None
     file_url: str | None = None
 
 
-class SendSticker(SendBase, kw_only=True):
+class SendSticker(SendBase, frozen=True, kw_only=True):
     sticker: Upload | None = None
     sticker_url: str | None = None
 
 
-class SendVideo(SendBase, kw_only=True):
+class SendVideo(SendBase, frozen=True, kw_only=True):
     caption: str | None = None
     reply_message_id: str | None = None
     view_once: bool = False
@@ -169,22 +169,22 @@ class SendVideo(SendBase, kw_only=True):
     gif_playback: bool = False
 
 
-class SendContact(SendBase, kw_only=True):
+class SendContact(SendBase, frozen=True, kw_only=True):
     contact_name: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     contact_phone: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class SendLink(SendBase, kw_only=True):
+class SendLink(SendBase, frozen=True, kw_only=True):
     link: Annotated[str, msgspec.Meta(pattern=r"^https?://\S+$", max_length=4096)]
     caption: str = ""
 
 
-class SendLocation(SendBase, kw_only=True):
+class SendLocation(SendBase, frozen=True, kw_only=True):
     latitude: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     longitude: Annotated[float, msgspec.Meta(ge=-180, le=180)]
 
 
-class SendPoll(Op, kw_only=True):
+class SendPoll(Op, frozen=True, kw_only=True):
     phone: Phone
     question: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     options: Annotated[
@@ -195,12 +195,12 @@ class SendPoll(Op, kw_only=True):
     duration: Duration | None = None
 
 
-class SendPresence(Op, kw_only=True):
+class SendPresence(Op, frozen=True, kw_only=True):
     type: Literal["available", "unavailable"]
     is_forwarded: bool = False
 
 
-class SendChatPresence(Op, kw_only=True):
+class SendChatPresence(Op, frozen=True, kw_only=True):
     phone: Phone
     action: Literal["start", "stop"]
 
@@ -208,45 +208,45 @@ class SendChatPresence(Op, kw_only=True):
 # ----------------------------------------------------------------------- message
 
 
-class MessageTarget(Op, kw_only=True):
+class MessageTarget(Op, frozen=True, kw_only=True):
     message_id: MessageId
     phone: Phone
 
 
-class RevokeMessage(MessageTarget, kw_only=True):
+class RevokeMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 
 
-class DeleteMessage(MessageTarget, kw_only=True):
+class DeleteMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 
 
-class ReactMessage(MessageTarget, kw_only=True):
+class ReactMessage(MessageTarget, frozen=True, kw_only=True):
     emoji: Annotated[str, msgspec.Meta(max_length=32, description="empty removes a reaction")]
 
 
-class UpdateMessage(MessageTarget, kw_only=True):
+class UpdateMessage(MessageTarget, frozen=True, kw_only=True):
     message: Text
 
 
-class StarMessage(MessageTarget, kw_only=True):
+class StarMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 
 
-class UnstarMessage(MessageTarget, kw_only=True):
+class UnstarMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 
 
-class ForwardMessage(MessageTarget, kw_only=True):
+class ForwardMessage(MessageTarget, frozen=True, kw_only=True):
     duration: Duration | None = None
     force_reupload: bool = False
 
 
-class DownloadMessage(MessageTarget, kw_only=True):
+class DownloadMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 
 
-class RejectCall(Op, kw_only=True):
+class RejectCall(Op, frozen=True, kw_only=True):
     caller_jid: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
@@ -257,7 +257,7 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 Offset = Annotated[int, msgspec.Meta(ge=0, le=2**31)]
 
 
-class ListChats(Op, kw_only=True):
+class ListChats(Op, frozen=True, kw_only=True):
     limit: Limit = 25
     offset: Offset = 0
     search: str = ""
@@ -265,7 +265,7 @@ class ListChats(Op, kw_only=True):
     archived: bool | None = None
 
 
-class ChatMessages(Op, kw_only=True):
+class ChatMessages(Op, frozen=True, kw_only=True):
     chat_jid: Phone
     limit: Limit = 50
     offset: Offset = 0
@@ -276,19 +276,19 @@ class ChatMessages(Op, kw_only=True):
     search: str = ""
 
 
-class PinChat(Op, kw_only=True):
+class PinChat(Op, frozen=True, kw_only=True):
     chat_jid: Phone
     pinned: bool
 
 
-class SetDisappearing(Op, kw_only=True):
+class SetDisappearing(Op, frozen=True, kw_only=True):
     chat_jid: Phone
     timer_seconds: Annotated[
         int, msgspec.Meta(description="0 (off), 86400, 604800 or 7776000", ge=0, le=7776000)
     ]
 
 
-class ArchiveChat(Op, kw_only=True):
+class ArchiveChat(Op, frozen=True, kw_only=True):
     chat_jid: Phone
     archived: bool
 
@@ -296,92 +296,92 @@ class ArchiveChat(Op, kw_only=True):
 # ------------------------------------------------------------------------- group
 
 
-class GroupRef(Op, kw_only=True):
+class GroupRef(Op, frozen=True, kw_only=True):
     group_id: GroupId
 
 
-class GroupInfo(GroupRef, kw_only=True):
+class GroupInfo(GroupRef, frozen=True, kw_only=True):
     pass
 
 
-class CreateGroup(Op, kw_only=True):
+class CreateGroup(Op, frozen=True, kw_only=True):
     title: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     participants: list[Annotated[str, msgspec.Meta(min_length=1)]] = []
 
 
-class GroupParticipants(GroupRef, kw_only=True):
+class GroupParticipants(GroupRef, frozen=True, kw_only=True):
     pass
 
 
-class ExportGroupParticipants(GroupRef, kw_only=True):
+class ExportGroupParticipants(GroupRef, frozen=True, kw_only=True):
     pass
 
 
-class ManageParticipants(GroupRef, kw_only=True):
+class ManageParticipants(GroupRef, frozen=True, kw_only=True):
     participants: Participants
 
 
-class AddParticipants(ManageParticipants, kw_only=True):
+class AddParticipants(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class RemoveParticipants(ManageParticipants, kw_only=True):
+class RemoveParticipants(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class PromoteParticipants(ManageParticipants, kw_only=True):
+class PromoteParticipants(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class DemoteParticipants(ManageParticipants, kw_only=True):
+class DemoteParticipants(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class JoinGroupWithLink(Op, kw_only=True):
+class JoinGroupWithLink(Op, frozen=True, kw_only=True):
     link: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
-class GroupInfoFromLink(Op, kw_only=True):
+class GroupInfoFromLink(Op, frozen=True, kw_only=True):
     link: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
-class GroupRequests(GroupRef, kw_only=True):
+class GroupRequests(GroupRef, frozen=True, kw_only=True):
     pass
 
 
-class ApproveGroupRequests(ManageParticipants, kw_only=True):
+class ApproveGroupRequests(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class RejectGroupRequests(ManageParticipants, kw_only=True):
+class RejectGroupRequests(ManageParticipants, frozen=True, kw_only=True):
     pass
 
 
-class LeaveGroup(GroupRef, kw_only=True):
+class LeaveGroup(GroupRef, frozen=True, kw_only=True):
     pass
 
 
-class SetGroupPhoto(GroupRef, kw_only=True):
+class SetGroupPhoto(GroupRef, frozen=True, kw_only=True):
     photo: Upload | None = None
 
 
-class SetGroupName(GroupRef, kw_only=True):
+class SetGroupName(GroupRef, frozen=True, kw_only=True):
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
-class SetGroupLocked(GroupRef, kw_only=True):
+class SetGroupLocked(GroupRef, frozen=True, kw_only=True):
     locked: bool
 
 
-class SetGroupAnnounce(GroupRef, kw_only=True):
+class SetGroupAnnounce(GroupRef, frozen=True, kw_only=True):
     announce: bool
 
 
-class SetGroupTopic(GroupRef, kw_only=True):
+class SetGroupTopic(GroupRef, frozen=True, kw_only=True):
     topic: Annotated[str, msgspec.Meta(max_length=2048)] = ""
 
 
-class GroupInviteLink(GroupRef, kw_only=True):
+class GroupInviteLink(GroupRef, frozen=True, kw_only=True):
     reset: bool = False
 
 
@@ -392,11 +392,11 @@ NewsletterId = Annotated[
 ]
 
 
-class UnfollowNewsletter(Op, kw_only=True):
+class UnfollowNewsletter(Op, frozen=True, kw_only=True):
     newsletter_id: NewsletterId
 
 
-class NewsletterMessages(Op, kw_only=True):
+class NewsletterMessages(Op, frozen=True, kw_only=True):
     newsletter_id: NewsletterId
     count: Annotated[int, msgspec.Meta(ge=1, le=100)] = 20
     before: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
@@ -405,7 +405,7 @@ class NewsletterMessages(Op, kw_only=True):
 # ------------------------------------------------------------- session settings
 
 
-class ApplySettings(Op, kw_only=True):
+class ApplySettings(Op, frozen=True, kw_only=True):
     """Push changed per-session settings to a running worker (``PATCH /api/sessions/{id}``)."""
 
     auto_reply: str | None = None

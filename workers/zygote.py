@@ -38,15 +38,18 @@ import ctypes
 import gc
 import importlib
 import importlib.util
+import io
 import json
 import logging
 import os
 import selectors
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,12 +129,42 @@ def _cached_library_name(generated_name: Any) -> Any:
     It runs ``uname -a`` in a subprocess on each call (to tell Android from Linux): about
     10 ms of every worker's start, spent forking a process of 70 MB.
     """
-    host_library: str = generated_name()
+    with _popen_reaped():
+        host_library: str = generated_name()
 
     def cached(os_name: str = "", arch_name: str = "") -> str:
         return generated_name(os_name, arch_name) if os_name or arch_name else host_library
 
     return cached
+
+
+@contextlib.contextmanager
+def _popen_reaped() -> Iterator[None]:
+    """``os.popen`` that waits for its command while the block runs.
+
+    neonize reads ``os.popen("uname -a")`` without closing it: the ``sh`` stays a zombie
+    child of the zygote and its pipe an open fd that every worker inherited.
+    """
+
+    def popen(cmd: str, mode: str = "r", buffering: int = -1) -> io.StringIO:
+        done = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
+        return io.StringIO(done.stdout)
+
+    original, os.popen = os.popen, popen  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os.popen = original
+
+
+def _close_inherited_fds(keep: int) -> None:
+    """Close every fd but stdio and ``keep``: the zygote is spawned through libuv, whose
+    dups of the gateway's stdio (its log) survive the exec, and would reach every worker."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def go_library_loaded() -> bool:
@@ -320,6 +353,7 @@ def serve(sock: socket.socket) -> None:
 def main() -> None:
     """``python -m workers.zygote <socket fd> <gateway pid>``."""
     fd, gateway_pid = int(sys.argv[1]), int(sys.argv[2])
+    _close_inherited_fds(keep=fd)
     with contextlib.suppress(OSError, AttributeError):
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != gateway_pid:

@@ -152,3 +152,18 @@ def test_every_worker_thread_sleeps_with_the_wide_timer_slack(gateway_factory, m
     assert _timer_slacks(gateway.pid) == kernel_default  # the gateway's own stays
     expected = kernel_default if slack_ms == "0" else {5_000_000}
     assert _timer_slacks(pid) == expected
+
+
+@pytest.mark.parametrize("mode", ["zygote", "subprocess"])
+def test_workers_hold_no_gateway_fd_and_the_zygote_no_zombie(gateway_factory, mode):
+    gateway = gateway_factory(env={"GOWA_WORKER_MODE": mode})
+    _create(gateway, "a")
+    pid = gateway.wait_pid("a")
+    gateway.wait_status("a", {"DISCONNECTED"})
+    opened = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert str(gateway.log_path) not in opened
+    assert not any(path.startswith(str(gateway.data_dir / "gowa.")) for path in opened), opened
+    if mode == "zygote":
+        [zygote] = _zygotes(gateway)
+        zombies = [c for c in zygote.children() if c.status() == psutil.STATUS_ZOMBIE]
+        assert zombies == []

@@ -19,6 +19,19 @@ from gowa_py.webhooks.policy import parse_networks
 ENV_PREFIX = "GOWA_"
 
 
+def parse_id_range(spec: str) -> tuple[int, int] | None:
+    """``"70000-79999"`` -> (70000, 79999); ``"off"`` -> None; ValueError if malformed."""
+    if spec.strip().lower() == "off":
+        return None
+    low, sep, high = spec.partition("-")
+    if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+        raise ValueError('expected "FIRST-LAST" (e.g. "70000-79999") or "off"')
+    first, last = int(low), int(high)
+    if not 1 <= first < last < 2**31:
+        raise ValueError("expected 1 <= FIRST < LAST < 2147483648")
+    return first, last
+
+
 class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str | None = None
     port: int = 3000
@@ -65,6 +78,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     worker_timer_slack_ms: float = 5.0
     ksm: str = "auto"
     ksm_pages_to_scan: int = 1000
+    worker_uids: str = "70000-79999"
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -108,6 +122,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError('ksm must be "auto" or "off"')
         if self.ksm_pages_to_scan < 1:
             raise msgspec.ValidationError("ksm_pages_to_scan must be at least 1")
+        try:
+            parse_id_range(self.worker_uids)
+        except ValueError as exc:
+            raise msgspec.ValidationError(f"worker_uids: {exc}") from exc
 
     @property
     def auth_enabled(self) -> bool:
@@ -136,6 +154,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 FIELDS = tuple(Settings.__struct_fields__)
+#: Settings that are credentials: read once at start, then dropped from the environment
+#: (see gowa_py/secretenv.py) and never passed to a worker.
+SECRET_FIELDS = ("api_key", "api_key_hash", "basic_auth", "webhook_secret")
+SECRET_ENV = frozenset(ENV_PREFIX + name.upper() for name in SECRET_FIELDS)
 
 
 class ConfigError(Exception):

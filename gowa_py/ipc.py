@@ -148,6 +148,10 @@ class GatewaySockets:
             if endpoint.startswith("ipc://")
         ]
 
+    def socket_paths(self) -> list[Path]:
+        """The socket files (``ipc://`` endpoints) the gateway binds."""
+        return self._socket_files()
+
     async def start(self) -> None:
         for path in self._socket_files():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -49,6 +49,15 @@ class SandboxConfig(msgspec.Struct, frozen=True):
     root_key: str  # 64 hex characters
 
 
+class RunAs(msgspec.Struct, frozen=True):
+    """The identity a worker switches to when the gateway runs as root: the session's
+    own uid and gid, and the workers' group that may reach the gateway's sockets."""
+
+    uid: int
+    gid: int
+    groups: list[int]
+
+
 class WorkerConfig(msgspec.Struct, frozen=True):
     session_id: str
     session_dir: str
@@ -63,6 +72,7 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     silence_timeout_s: float = 180.0
     max_download_bytes: int = 100 * 1024 * 1024
     event_retention: int = 10_000
+    run_as: RunAs | None = None
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
 

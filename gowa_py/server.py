@@ -12,8 +12,8 @@ from pathlib import Path
 import uvloop
 from aiohttp import web
 
-from gowa_py import __version__
-from gowa_py.config import Settings
+from gowa_py import __version__, secretenv
+from gowa_py.config import SECRET_ENV, Settings
 from gowa_py.gateway.app import create_app
 from gowa_py.gateway.sandbox import fetch_sandbox_config
 from gowa_py.protocol import SandboxConfig
@@ -49,6 +49,9 @@ def configure_logging(level: str) -> None:
 
 
 def serve(settings: Settings) -> None:
+    # The settings hold the credentials now; nothing else may find them.
+    secretenv.forget(SECRET_ENV)
+    secretenv.undumpable()
     configure_logging(settings.log_level)
     data_dir = Path(settings.data_dir).resolve()
     lock_data_dir(data_dir)

@@ -353,11 +353,15 @@ def main(forked: bool = False) -> None:
     if not forked and os.getppid() != config.parent_pid:
         sys.exit("gateway exited before the worker started")
     _setup_sandbox(config)
-    confine(Path(config.session_dir))  # before the Go library starts its threads
-    if forked:
-        from workers.zygote import load_go_library
+    from workers import zygote
 
-        load_go_library()
+    if not forked:
+        # What a forked worker inherits from the zygote: every module imported while the
+        # Python installation is surely in reach (confine may switch to a uid that cannot
+        # read it), neonize's Go library left for after confinement.
+        zygote.preload()
+    confine(config)  # before the Go library starts its threads
+    zygote.load_go_library()
     # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
     # call would keep this process alive forever. os._exit below ends every thread.
     # uvloop: 50 sessions sending to contacts, 594 -> 634 sends/s, a worker's CPU per send

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gowa_py import protocol as p
-from gowa_py.config import Settings
+from gowa_py.config import SECRET_ENV, Settings
 
 log = logging.getLogger("gowa.supervisor")
 
@@ -72,14 +72,9 @@ def _open_log(session_dir: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-# The gateway's credentials: a worker never needs them, so it never gets them.
-SECRET_ENV = frozenset(
-    {"GOWA_API_KEY", "GOWA_API_KEY_HASH", "GOWA_BASIC_AUTH", "GOWA_WEBHOOK_SECRET"}
-)
-
-
 def inherited_env() -> dict[str, str]:
-    """The gateway's environment minus its secrets, as the base of a worker's."""
+    """The gateway's environment minus its secrets, as the base of a worker's (``gowa
+    serve`` has dropped them already; an app created in-process may still hold them)."""
     return {name: value for name, value in os.environ.items() if name not in SECRET_ENV}
 
 

@@ -25,6 +25,7 @@ from gowa_py.models import SessionConfig
 from gowa_py.registry import Registry, SessionRecord
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
+from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.runner import SessionRunner
 from gowa_py.supervisor.sampler import Sampler
 
@@ -58,6 +59,7 @@ class Supervisor:
         self.sessions_dir = data_dir / "sessions"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         self.sandbox = sandbox
+        self.worker_ids = WorkerIds(settings.worker_uids, data_dir)
         command_endpoint, event_endpoint = endpoints(data_dir)
         self.sockets = GatewaySockets(
             command_endpoint, event_endpoint, self._on_event, self._on_hello
@@ -84,6 +86,7 @@ class Supervisor:
         self.ksm = ksm.ensure_running(self.settings.ksm, self.settings.ksm_pages_to_scan)
         ksm.log_status(self.ksm)
         await self.sockets.start()
+        self._share_with_workers()
         await proc.launcher.start()
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
@@ -96,6 +99,19 @@ class Supervisor:
             log.info("bringing back %d session(s) that were running", len(wanted))
         for session_id in wanted:
             await self.runners[session_id].start()
+
+    def _share_with_workers(self) -> None:
+        """What workers with a uid of their own must reach: the way to their folders,
+        the sockets and the sandbox CA; their group passes, nobody else may look."""
+        share = self.worker_ids.share
+        share(self.data_dir, 0o710)
+        share(self.sessions_dir, 0o710)
+        for path in self.sockets.socket_paths():
+            share(path.parent, 0o710)
+            share(path, 0o660)
+        if self.sandbox is not None:
+            share(Path(self.sandbox.ca_file).parent, 0o710)
+            share(Path(self.sandbox.ca_file), 0o640)
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -138,6 +154,7 @@ class Supervisor:
             qr_limit=self.settings.qr_limit,
             silence_timeout_s=self.settings.silence_timeout,
             max_download_bytes=int(self.settings.max_download_mb * 1024 * 1024),
+            run_as=self.worker_ids.run_as(session_id, session_dir),
         )
 
     def get(self, session_id: str) -> SessionRecord | None:
@@ -195,6 +212,7 @@ class Supervisor:
         folder = self.sessions_dir / session_id
         if folder.resolve().parent == self.sessions_dir.resolve():
             await asyncio.to_thread(shutil.rmtree, folder, True)
+        self.worker_ids.release(session_id)
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

@@ -1,5 +1,6 @@
-"""Workers write only inside their own session folder (Landlock), and their files are
-private (umask 077); skipped with the kernel's reason where Landlock is unavailable."""
+"""Workers read and write only inside their own session folder and what they need
+(Landlock), and their files are private (umask 077); skipped with the kernel's reason
+where Landlock is unavailable. The uid layer: tests/integration/test_confinement.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,12 @@ from workers.confine import Unsupported, abi_version
 
 PROBE = """
 import json, pathlib, sqlite3, ssl, sys, tempfile
+from gowa_py.protocol import WorkerConfig
 from workers.confine import confine
 session, elsewhere = map(pathlib.Path, sys.argv[1:3])
-result = {"confined": confine(session)}
+config = WorkerConfig(session_id="a", session_dir=str(session), command_endpoint="ipc:///c",
+                      event_endpoint="ipc:///e", parent_pid=1)
+result = {"confined": confine(config)}
 (session / "inside.txt").write_text("x")
 db = sqlite3.connect(session / "x.db"); db.execute("create table t (a)"); db.commit()
 result["temp"] = tempfile.mkstemp()[1]
@@ -29,6 +33,11 @@ for name, action in {
     "mkdir": lambda: (elsewhere / "d").mkdir(),
     "delete": lambda: (elsewhere / "keep").unlink(),
     "rename_out": lambda: (session / "inside.txt").rename(elsewhere / "moved"),
+    "read_other": lambda: (elsewhere / "keep").read_text(),
+    "list_other": lambda: list(elsewhere.iterdir()),
+    "read_parent": lambda: list(session.parent.iterdir()),
+    "read_etc": lambda: open("/etc/passwd").read(),
+    "read_init_environ": lambda: open("/proc/1/environ").read(),
 }.items():
     try:
         action()
@@ -38,6 +47,7 @@ for name, action in {
 open("/dev/null", "w").write("x")
 ssl.create_default_context()
 result["status"] = open("/proc/self/status").read().count("NoNewPrivs:\\t1")
+result["capabilities"] = [l for l in open("/proc/self/status") if l.startswith("CapEff")]
 result["mode"] = oct((session / "inside.txt").stat().st_mode & 0o777)
 print(json.dumps(result))
 """
@@ -51,7 +61,7 @@ def _reason() -> str | None:
     return None
 
 
-def test_confined_process_cannot_write_outside_its_folder(tmp_path):
+def test_confined_process_cannot_read_or_write_outside_its_folder(tmp_path):
     if (reason := _reason()) is not None:
         pytest.skip(reason)
     session, elsewhere = tmp_path / "sessions" / "a", tmp_path / "sessions" / "b"
@@ -65,11 +75,15 @@ def test_confined_process_cannot_write_outside_its_folder(tmp_path):
     result = json.loads(out)
     assert result["confined"] is True
     assert result["temp"].startswith(str(session / "tmp"))
-    for name in ("other_session", "parent", "tmp", "mkdir", "delete", "rename_out"):
+    for name in (
+        "other_session", "parent", "tmp", "mkdir", "delete", "rename_out",
+        "read_other", "list_other", "read_parent", "read_etc", "read_init_environ",
+    ):  # fmt: skip
         assert result[name] == "denied", (name, result)
     assert (elsewhere / "keep").read_text() == "keys"
     assert not Path("/tmp/gowa-confine-evil").exists()
     assert result["status"] == 1
+    assert result["capabilities"] == ["CapEff:\t0000000000000000\n"]
     assert result["mode"] == "0o600"
 
 
@@ -84,6 +98,6 @@ def test_real_workers_run_confined(gateway_factory, sandbox, mode):
     pid = gateway.session("boxed")["worker"]["pid"]
     assert "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()
     log = (gateway.data_dir / "sessions" / "boxed" / "worker.log").read_text()
-    assert "file-system writes confined to" in log
+    assert "file-system reads and writes confined to" in log
     store = gateway.data_dir / "sessions" / "boxed" / "whatsmeow.db"
     assert store.stat().st_mode & 0o077 == 0

@@ -356,8 +356,12 @@ class WorkerLink:
             return False
         return True
 
-    def hello(self, pid: int, started_at: float) -> None:
-        message = p.Hello(session_id=self.session_id, pid=pid, started_at=started_at)
+    def hello(
+        self, pid: int, started_at: float, event_log: p.EventLogIdentity | None = None
+    ) -> None:
+        message = p.Hello(
+            session_id=self.session_id, pid=pid, started_at=started_at, event_log=event_log
+        )
         with self._dealer_lock:
             self._dealer.send(p.encode(message))
 

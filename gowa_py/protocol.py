@@ -218,6 +218,9 @@ class Event(msgspec.Struct, frozen=True):
     timestamp: float
     payload: dict[str, Any]
     seq: int = 0
+    #: The identity of the log ``seq`` counts in (``EventLogIdentity.epoch``); "" when
+    #: ``seq`` is 0.
+    epoch: str = ""
 
 
 class Events(msgspec.Struct, tag="events", frozen=True):
@@ -238,12 +241,25 @@ class Reply(msgspec.Struct, tag="reply", frozen=True):
     error: ErrorInfo | None = None
 
 
+class EventLogIdentity(msgspec.Struct, frozen=True):
+    """Which durable event log a worker serves, so the gateway can tell a new or rewound
+    ``chats.db`` (deleted, restored from a backup) from the log whose events it applied.
+
+    ``epoch`` is minted with the log and stored in it; ``start_seq`` is the log's last
+    sequence number when the worker opened it, so everything after it is new.
+    """
+
+    epoch: str
+    start_seq: int
+
+
 class Hello(msgspec.Struct, tag="hello", frozen=True):
     """First message of a worker on the command socket: it is up and can take commands."""
 
     session_id: str
     pid: int
     started_at: float
+    event_log: EventLogIdentity | None = None
 
 
 ToGateway = Reply | Hello

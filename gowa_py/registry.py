@@ -37,6 +37,9 @@ class SessionRecord:
     me: Me | None = None
     last_activity: float | None = None
     last_event_seq: int = 0
+    #: The identity of the worker's event log ``last_event_seq`` counts in (None: unknown,
+    #: a registry from before logs had one).
+    event_epoch: str | None = None
 
 
 class Registry:
@@ -67,10 +70,13 @@ class Registry:
                 "me": str,
                 "last_activity": float,
                 "last_event_seq": int,
+                "event_epoch": str,
             },
             pk="id",
             if_not_exists=True,
         )
+        if "event_epoch" not in self.db["sessions"].columns_dict:
+            self.db["sessions"].add_column("event_epoch", str)
         self.db["transitions"].create(
             {"id": int, "session_id": str, "status": str, "at": float, "error": str},
             pk="id",
@@ -107,6 +113,7 @@ class Registry:
             me=msgspec.json.decode(row["me"], type=Me) if row["me"] else None,
             last_activity=row["last_activity"],
             last_event_seq=row["last_event_seq"] or 0,
+            event_epoch=row["event_epoch"],
         )
 
     def create(self, session_id: str, config: SessionConfig, desired: str) -> SessionRecord:
@@ -122,6 +129,7 @@ class Registry:
             "me": None,
             "last_activity": None,
             "last_event_seq": 0,
+            "event_epoch": None,
         }
         self.db["sessions"].insert(row)
         self.db["transitions"].insert(
@@ -196,6 +204,15 @@ class Registry:
                 last_event_seq=seq,
                 last_activity=activity,
             )
+
+    def set_event_log(self, session_id: str, epoch: str, seq: int) -> None:
+        """Follow another event log (a new or rewound ``chats.db``) from ``seq`` on."""
+        self._update(
+            session_id,
+            {"event_epoch": epoch, "last_event_seq": seq},
+            event_epoch=epoch,
+            last_event_seq=seq,
+        )
 
     def transitions(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
         return list(

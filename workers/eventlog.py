@@ -4,6 +4,12 @@ A gateway that was down (or missed a publish) asks for everything after the last
 sequence number it saw, so incoming messages and receipts are never lost between the
 WhatsApp socket and the gateway. The rowid is the sequence; the id never changes, so a
 replayed event can be recognised as a duplicate.
+
+The log also has an identity, the epoch, minted with it: sequence numbers only mean
+something within one log. A ``chats.db`` deleted or restored from a backup starts
+numbering again (or anew), and the gateway, which keeps the last sequence it applied per
+session, must notice that to deliver the new log's events instead of taking them for
+ones it already has.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ CREATE TABLE IF NOT EXISTS events (
     payload TEXT NOT NULL,
     dedupe TEXT UNIQUE
 );
+CREATE TABLE IF NOT EXISTS event_log (
+    epoch TEXT NOT NULL
+);
 """
 
 
@@ -39,7 +48,22 @@ class EventLog:
         self._db = db.connection
         with self._lock:
             self._db.executescript(_SCHEMA)
+        with self._chats.transaction() as conn:
+            row = conn.execute("SELECT epoch FROM event_log").fetchone()
+            if row is None:
+                row = (uuid.uuid4().hex,)
+                conn.execute("INSERT INTO event_log (epoch) VALUES (?)", row)
+            self.epoch: str = row[0]
+            #: The last sequence number when this worker opened the log: every event after
+            #: it was written by this process (see :meth:`identity`).
+            self.start_seq: int = conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM events"
+            ).fetchone()[0]
         self._prune()
+
+    def identity(self) -> p.EventLogIdentity:
+        """What the gateway needs to tell this log from the one it last read."""
+        return p.EventLogIdentity(epoch=self.epoch, start_seq=self.start_seq)
 
     def append(
         self, name: str, payload: dict[str, Any], dedupe: str | None = None
@@ -68,6 +92,7 @@ class EventLog:
             timestamp=now,
             payload=payload,
             seq=seq,
+            epoch=self.epoch,
         )
 
     def has_message(self, message_id: str) -> bool:
@@ -94,6 +119,7 @@ class EventLog:
                 timestamp=row[3],
                 payload=json.loads(row[4]),
                 seq=row[0],
+                epoch=self.epoch,
             )
             for row in rows
         ]

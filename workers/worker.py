@@ -117,7 +117,7 @@ class Worker:
 
     def serve(self) -> None:
         """Greet the gateway and answer its requests from now on."""
-        self.link.hello(os.getpid(), self.started_at)
+        self.link.hello(os.getpid(), self.started_at, self.events.identity())
         self.link.serve(self._receive)
 
     def _receive(self, request: p.Request) -> None:

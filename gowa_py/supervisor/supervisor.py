@@ -72,6 +72,9 @@ class Supervisor:
         self._sampler = Sampler(settings.pss_sample_interval)
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
+        #: Per session, the pid of the worker whose event log the cursor was checked
+        #: against (at its hello); events of any other worker wait for that check.
+        self._log_checked: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
@@ -209,6 +212,7 @@ class Supervisor:
         await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
         self.registry.delete(session_id)
         self._event_locks.pop(session_id, None)
+        self._log_checked.pop(session_id, None)
         folder = self.sessions_dir / session_id
         if folder.resolve().parent == self.sessions_dir.resolve():
             await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -337,9 +341,45 @@ class Supervisor:
         if runner is None:
             return
         runner.hello(hello)
-        record = self.registry.get(hello.session_id)
-        if record is not None:
-            await self._catch_up(hello.session_id, record.last_event_seq)
+        if self.registry.get(hello.session_id) is None or runner.pid != hello.pid:
+            return
+        if hello.event_log is not None:
+            await self._follow_log(hello.session_id, hello.event_log)
+        self._log_checked[hello.session_id] = hello.pid
+        await self._catch_up(hello.session_id)
+
+    async def _follow_log(self, session_id: str, identity: p.EventLogIdentity) -> None:
+        """Point the session's cursor into the log its new worker serves.
+
+        Sequence numbers count within one log. A ``chats.db`` deleted, or restored from a
+        backup, while the session was stopped numbers its new events from where *it* stood,
+        at or below the cursor, and they would be taken for events already applied: lost
+        without a trace. Everything after ``start_seq`` was written by the new worker, so
+        a log that is not the one the cursor counts in, or that is behind the cursor (same
+        log, rewound), is followed from there.
+        """
+        async with self._event_locks.setdefault(session_id, asyncio.Lock()):
+            record = self.registry.get(session_id)
+            if record is None:
+                return
+            same = record.event_epoch == identity.epoch
+            if record.last_event_seq <= identity.start_seq and (same or record.event_epoch is None):
+                if not same:  # a registry from before logs had an identity: the same log
+                    self.registry.set_event_log(session_id, identity.epoch, record.last_event_seq)
+                return
+            reason = (
+                f"the event log was rewound from {record.last_event_seq} to {identity.start_seq}"
+                if same
+                else "the event log is a different one"
+            )
+            log.warning(
+                "[%s] %s (chats.db replaced or restored from a backup?); delivering its "
+                "events after %d",
+                session_id,
+                reason,
+                identity.start_seq,
+            )
+            self.registry.set_event_log(session_id, identity.epoch, identity.start_seq)
 
     async def _on_event(self, event: p.Event) -> None:
         if event.session_id not in self.runners:
@@ -349,11 +389,16 @@ class Supervisor:
         if event.seq == 0:
             await self._dispatch(event)
             return
+        runner = self.runners[event.session_id]
+        if runner.pid is None or self._log_checked.get(event.session_id) != runner.pid:
+            return  # its log not checked yet: the catch-up after the hello fetches it
         lock = self._event_locks.setdefault(event.session_id, asyncio.Lock())
         async with lock:
             record = self.registry.get(event.session_id)
             if record is None or event.seq <= record.last_event_seq:
                 return
+            if event.epoch and event.epoch != record.event_epoch:
+                return  # from a log the cursor does not count in (a worker since replaced)
             try:
                 if event.seq > record.last_event_seq + 1:
                     await self._replay(event.session_id, record.last_event_seq)
@@ -380,16 +425,14 @@ class Supervisor:
         self.registry.set_desired(session_id, "stopped")
         await runner.stop(p.SessionState.STOPPED, reason)
 
-    async def _catch_up(self, session_id: str, after_seq: int | None = None) -> None:
+    async def _catch_up(self, session_id: str) -> None:
         lock = self._event_locks.setdefault(session_id, asyncio.Lock())
         async with lock:
-            if after_seq is None:
-                record = self.registry.get(session_id)
-                if record is None:
-                    return
-                after_seq = record.last_event_seq
+            record = self.registry.get(session_id)
+            if record is None:
+                return
             try:
-                complete = await self._replay(session_id, after_seq)
+                complete = await self._replay(session_id, record.last_event_seq)
             except Exception:
                 self._stalled.add(session_id)
                 raise
@@ -452,6 +495,8 @@ class Supervisor:
                 runner = self.runners.get(session_id)
                 if runner is None or runner.pid is None:
                     continue  # caught up when its worker says hello
+                if self._log_checked.get(session_id) != runner.pid:
+                    continue  # likewise
                 try:
                     await self._catch_up(session_id)
                 except Exception as exc:

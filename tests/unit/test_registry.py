@@ -24,6 +24,23 @@ def test_session_lifecycle_is_persisted(tmp_path):
     assert [t["status"] for t in again.transitions("a")] == ["CONNECTED", "STOPPED"]
 
 
+def test_event_log_cursor_moves_to_another_log_and_old_registries_gain_the_column(tmp_path):
+    path = tmp_path / "gowa.db"
+    registry = Registry(path)
+    registry.create("a", SessionConfig(), "running")
+    registry.set_event_seq("a", 206)
+    registry.db.execute("ALTER TABLE sessions DROP COLUMN event_epoch")
+    registry.close()
+
+    again = Registry(path)  # a registry written before event logs had an identity
+    record = again.get("a")
+    assert record is not None and (record.event_epoch, record.last_event_seq) == (None, 206)
+    again.set_event_log("a", "e2", 3)
+    again.close()
+    record = Registry(path).get("a")
+    assert record is not None and (record.event_epoch, record.last_event_seq) == ("e2", 3)
+
+
 def test_delete_removes_everything(tmp_path):
     registry = Registry(tmp_path / "gowa.db")
     registry.create("a", SessionConfig(), "stopped")

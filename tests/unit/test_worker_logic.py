@@ -56,6 +56,21 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
     assert isinstance(replay[0], p.Event)
 
 
+def test_event_log_identity_survives_reopening_and_changes_with_a_new_log(tmp_path):
+    log = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
+    assert log.identity().start_seq == 0
+    event = log.append("message", {"id": "M1"})
+    assert event is not None and event.epoch == log.epoch
+    log.append("message", {"id": "M2"})
+
+    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
+    assert again.identity() == p.EventLogIdentity(epoch=log.epoch, start_seq=2)
+    assert {e.epoch for e in again.since(0, 10)} == {log.epoch}
+
+    other = EventLog(ChatsDb(tmp_path / "other.db"), "s")
+    assert other.epoch != log.epoch and other.start_seq == 0
+
+
 def test_a_nested_transaction_joins_the_outer_one_and_hooks_wait_for_its_commit(tmp_path):
     db = ChatsDb(tmp_path / "chats.db")
     log = EventLog(db, "s")

@@ -9,7 +9,9 @@ and runs the per-session automations (auto-reply, auto-read, auto-download, call
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import shutil
 import time
 import uuid
@@ -40,6 +42,8 @@ Handler = Callable[["Context", Any], p.OperationResult]
 HANDLERS: dict[type[ops.Op], tuple[Handler, bool]] = {}
 
 # Message content fields that carry media, and GoWA's name for each kind.
+#: A file extension taken from the sender's file name or mimetype.
+SAFE_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 MEDIA_FIELDS = {
     "imageMessage": "image",
     "videoMessage": "video",
@@ -448,21 +452,41 @@ def download_to_disk(ctx: Context, chat: str, message_id: str, message: e2e.Mess
             f"media of {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB download limit",
         )
     data = ctx.client.download_any(message)
-    suffix = _extension(info.get("mimetype", ""), info.get("filename", ""))
-    folder = ctx.media_dir / info.get("media_type", "file")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{message_id}{suffix}"
+    path = media_path(ctx.media_dir, info.get("media_type", "file"), chat, message_id, info)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     ctx.store.set_flag(chat, message_id, "media_path", str(path))
     return path
 
 
+def media_path(
+    media_dir: Path, kind: str, chat: str, message_id: str, info: dict[str, Any]
+) -> Path:
+    """Where a message's media is saved: nothing the sender chose names a folder.
+
+    The message id and the file name come from the peer (an id ``../../whatsmeow`` once
+    overwrote the session's key store), so the name is a hash of chat and id, the
+    extension only letters and digits, and the result is checked to stay in ``media_dir``.
+    """
+    digest = hashlib.sha256(f"{chat}\0{message_id}".encode()).hexdigest()[:32]
+    suffix = _extension(info.get("mimetype", ""), info.get("filename", ""))
+    path = media_dir / kind / f"{digest}{suffix}"
+    if not path.resolve().is_relative_to(media_dir.resolve()):
+        raise fail(p.ERR_BAD_REQUEST, f"media path {path} is outside {media_dir}")
+    return path
+
+
 def _extension(mimetype: str, filename: str) -> str:
+    """``.ext`` from the sender's file name or mimetype, if it is a plain one."""
     import mimetypes
 
-    if "." in filename:
-        return "." + filename.rsplit(".", 1)[1][:10]
-    return mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ".bin"
+    candidates = [filename.rsplit(".", 1)[1]] if "." in filename else []
+    guessed = mimetypes.guess_extension(mimetype.split(";")[0].strip()) or ""
+    candidates.append(guessed.lstrip("."))
+    for candidate in candidates:
+        if SAFE_EXTENSION.fullmatch(candidate):
+            return f".{candidate}"
+    return ".bin"
 
 
 def _time_arg(value: str | None, name: str) -> float | None:

@@ -6,6 +6,8 @@ become a 500 with the same shape (logged here, never a traceback in the response
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -162,6 +164,26 @@ async def send(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+async def send_document(request: web.Request) -> web.Response:
+    """A document from a simulated contact; ``id`` sets the message id the recipient sees
+    (any string: what a hostile client could send)."""
+    phone = _phone(request)
+    body = await _body(request)
+    to = _phone_number(_string(body, "to"))
+    try:
+        data = base64.b64decode(_string(body, "data"), validate=True)
+    except binascii.Error as exc:
+        raise SimError("VALIDATION_ERROR", "'data' must be base64") from exc
+    filename = _string(body, "filename", required=False) or "file.bin"
+    mimetype = _string(body, "mimetype", required=False) or "application/octet-stream"
+    message_id = _string(body, "id") if "id" in body else None
+    sim = _sim(request)
+    if sim.store.phone(to) is None:
+        raise SimError("PHONE_NOT_FOUND", f"no phone {to}", 404)
+    result = await sim.contacts.send_document(phone, to, data, filename, mimetype, message_id)
+    return web.json_response(result)
+
+
 async def faults(request: web.Request) -> web.Response:
     body = await _body(request)
     sim = _sim(request)
@@ -204,6 +226,7 @@ def build_app(sim: SimServer) -> web.Application:
     app.router.add_post("/sim/phones/{phone}/devices", add_device)
     app.router.add_post("/sim/phones/{phone}/unlink", unlink)
     app.router.add_post("/sim/phones/{phone}/send", send)
+    app.router.add_post("/sim/phones/{phone}/send-document", send_document)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

@@ -11,6 +11,7 @@ so later sends are immediate and a restarted sandbox logs them in again.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -114,6 +115,43 @@ class Contacts:
         if reply["event"] == "error":
             raise SimError("SEND_FAILED", reply.get("error", "send failed"), 502)
         return {"id": reply["id"], "from": phone.phone, "to": to}
+
+    async def send_document(
+        self,
+        phone: Phone,
+        to: str,
+        data: bytes,
+        filename: str,
+        mimetype: str,
+        message_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Have ``phone`` upload ``data`` to the sandbox CDN and send it as a document.
+
+        ``message_id`` is the id ``to`` sees instead of the one the sender's whatsmeow chose:
+        a hostile client picks its ids, so tests can send ones no real client would.
+        """
+        upload = self.sim.media.upload(data, "document")
+        async with self._locks.setdefault(phone.phone, asyncio.Lock()):
+            agent = await self._ready_agent(phone)
+            if message_id is not None:
+                self.sim.network.chosen_ids[(phone.phone, to)] = message_id
+            await agent.command(
+                cmd="send_document",
+                to=to,
+                url=upload.url,
+                direct_path=upload.direct_path,
+                media_key=base64.b64encode(upload.media_key).decode(),
+                file_sha256=base64.b64encode(upload.file_sha256).decode(),
+                file_enc_sha256=base64.b64encode(upload.file_enc_sha256).decode(),
+                file_length=upload.file_length,
+                mimetype=mimetype,
+                filename=filename,
+            )
+            reply = await agent.next("sent", "error")
+            self.sim.network.chosen_ids.pop((phone.phone, to), None)
+        if reply["event"] == "error":
+            raise SimError("SEND_FAILED", reply.get("error", "send failed"), 502)
+        return {"id": message_id or reply["id"], "from": phone.phone, "to": to}
 
     async def _ready_agent(self, phone: Phone) -> _Agent:
         agent = self._agents.get(phone.phone)

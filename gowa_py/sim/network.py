@@ -73,6 +73,10 @@ class Network:
         #: Every connection, including ones still pairing.
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
+        #: Message ids a hostile client chose (``POST /sim/phones/{p}/send-document``), by
+        #: (sender, recipient) phone: the next message between them carries it instead of
+        #: the id its whatsmeow generated.
+        self.chosen_ids: dict[tuple[str, str], str] = {}
 
     def next_id(self) -> str:
         """Server-chosen stanza id; the format cannot collide with whatsmeow's ``a.b-n`` ids."""

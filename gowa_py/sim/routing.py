@@ -6,7 +6,9 @@ retry resend, a bare ``<enc>`` addressed to a single device. Each target device 
 its own ``<message>`` whose ``from`` is the sender's device JID in the addressing mode
 the sender used (LID for modern whatsmeow) — the recipient decrypts under that address.
 Copies for the sender's own devices carry ``recipient`` so they surface as "from me".
-Offline devices get the stanza from the SQLite queue when they next log in.
+Offline devices get the stanza from the SQLite queue when they next log in. A message id
+chosen through the API (a hostile peer's, see ``Network.chosen_ids``) replaces the sender's
+on the recipient's copies.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ def handle_message(net: Network, conn: Connection, msg: Node) -> None:
     assert sender is not None
     sender_jid = net.address(sender, conn.device, to.server)
     identity = msg.child("device-identity")
+    recipient = net.phone_for(to)
+    chosen = net.chosen_ids.pop((sender.phone, recipient.phone), None) if recipient else None
     for device_jid, encs in targets(msg):
         account = net.phone_for(device_jid)
         if account is None or not encs:
@@ -87,6 +91,8 @@ def handle_message(net: Network, conn: Connection, msg: Node) -> None:
                 extra["peer_recipient_pn"] = msg.jid_attr("peer_recipient_pn")
         elif to.server == LID_SERVER:
             extra["sender_pn"] = JID.pn(sender.phone)
+        if chosen is not None and account.phone != sender.phone:
+            extra["id"] = chosen
         payload = list(encs)
         if identity is not None and any(e.attr("type") == "pkmsg" for e in encs):
             payload.append(identity)

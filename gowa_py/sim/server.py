@@ -25,6 +25,7 @@ from .groups import register_group_routes, route_group_message
 from .iq import IqDispatcher, register_basic_routes
 from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
+from .media import MediaStore, handle_media_conn
 from .network import Network, iq_error
 from .noise import HandshakeResult, NoiseError, NoiseResponder
 from .paircode import CodePairing
@@ -60,6 +61,7 @@ class SimServer:
         self.codes = CodePairing(self.network, self.pairing)
         self.presence = Presence(self.network)
         self.contacts = Contacts(self)
+        self.media = MediaStore()
         self.iqs = IqDispatcher(self.network)
         register_basic_routes(self.iqs)
         self.iqs.add("usync", "get", "usync", handle_usync)
@@ -71,6 +73,7 @@ class SimServer:
         self.iqs.add(
             "md", "set", "link_code_companion_reg", self.codes.handle_iq, needs_login=False
         )
+        self.iqs.add("w:m", "set", "media_conn", handle_media_conn)
         register_group_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -104,7 +107,9 @@ class SimServer:
         assert api_server is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: FrontDoor(tls, self._serve_tunnel, api_server, self._tasks),
+            lambda: FrontDoor(
+                tls, self._serve_tunnel, api_server, self._tasks, on_media=self.media.serve
+            ),
             self.host,
             self.port,
         )

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WS_PATH = "/ws/chat"
 ALLOWED_TARGETS = {"web.whatsapp.com:443"}
+#: The media CDN: its tunnels carry plain HTTP requests, handed to ``on_media``.
+MEDIA_TARGETS = {"mmg.whatsapp.net:443"}
 MAX_HEADER_BYTES = 16384
 MAX_MESSAGE_BYTES = 1 << 24
 FRAME_MAX = (1 << 24) - 1
@@ -193,13 +195,15 @@ class FrameSocket:
 
 
 TunnelHandler = Callable[[WebSocket], Awaitable[None]]
+MediaHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 class FrontDoor(asyncio.Protocol):
     """Reads the first request line, then hands the connection to the proxy or the API.
 
-    ``CONNECT`` requests become a TLS-terminated websocket passed to ``on_tunnel``; any
-    other request is fed to a fresh aiohttp protocol built by ``api_protocol``.
+    ``CONNECT`` requests become a TLS-terminated websocket passed to ``on_tunnel`` (or, to
+    the media CDN, a TLS-terminated stream passed to ``on_media``); any other request is
+    fed to a fresh aiohttp protocol built by ``api_protocol``.
     """
 
     def __init__(
@@ -208,9 +212,11 @@ class FrontDoor(asyncio.Protocol):
         on_tunnel: TunnelHandler,
         api_protocol: Callable[[], asyncio.Protocol],
         tasks: set[asyncio.Task],
+        on_media: MediaHandler | None = None,
     ) -> None:
         self._tls = tls
         self._on_tunnel = on_tunnel
+        self._on_media = on_media
         self._api_protocol = api_protocol
         self._tasks = tasks
         self._buffer = bytearray()
@@ -251,7 +257,11 @@ class FrontDoor(asyncio.Protocol):
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
-                ws = await self._open_websocket(reader, writer)
+                target = await self._open_tunnel(reader, writer)
+                ws = None
+                if target in ALLOWED_TARGETS:
+                    ws = WebSocket(reader, writer)
+                    await ws.accept()
         except (
             TimeoutError,
             asyncio.IncompleteReadError,
@@ -266,14 +276,17 @@ class FrontDoor(asyncio.Protocol):
             return
         if ws is not None:
             await self._on_tunnel(ws)
+        elif target is not None and self._on_media is not None:
+            await self._on_media(reader, writer)
 
-    async def _open_websocket(
+    async def _open_tunnel(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> WebSocket | None:
-        """Answer the CONNECT, terminate TLS and accept the websocket upgrade."""
+    ) -> str | None:
+        """Answer the CONNECT and terminate TLS; the target, or None when refused."""
         request = await reader.readuntil(b"\r\n\r\n")
         target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("latin-1")
-        if target not in ALLOWED_TARGETS:
+        media = target in MEDIA_TARGETS and self._on_media is not None
+        if target not in ALLOWED_TARGETS and not media:
             log.warning("refusing CONNECT to %s", target)
             writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
@@ -282,6 +295,4 @@ class FrontDoor(asyncio.Protocol):
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await writer.start_tls(self._tls)
-        ws = WebSocket(reader, writer)
-        await ws.accept()
-        return ws
+        return target

@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ksm: str = "auto"
     ksm_pages_to_scan: int = 1000
     worker_uids: str = "70000-79999"
+    worker_log_max_mb: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -122,6 +123,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError('ksm must be "auto" or "off"')
         if self.ksm_pages_to_scan < 1:
             raise msgspec.ValidationError("ksm_pages_to_scan must be at least 1")
+        if self.worker_log_max_mb < 0.01:
+            raise msgspec.ValidationError("worker_log_max_mb must be at least 0.01")
         try:
             parse_id_range(self.worker_uids)
         except ValueError as exc:

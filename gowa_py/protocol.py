@@ -73,6 +73,7 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     max_download_bytes: int = 100 * 1024 * 1024
     event_retention: int = 10_000
     run_as: RunAs | None = None
+    log_max_bytes: int = 5 * 1024 * 1024
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
 

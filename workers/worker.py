@@ -29,6 +29,7 @@ from workers import pagemerge, storefile, timerslack
 from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
+from workers.logfile import RotatingLog
 from workers.lost import LostMessageReporter
 from workers.prctl import prctl
 from workers.timefmt import rfc3339
@@ -82,6 +83,7 @@ class Worker:
         self.done = asyncio.Event()
         self.exit_code = 0
         self.lost: LostMessageReporter | None = None
+        self.log_file: RotatingLog | None = None
         self.commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
         # The periodic checks' to_thread calls share these threads: an idle worker keeps
         # one thread (and one malloc arena) for both, not one each.
@@ -195,9 +197,12 @@ class Worker:
         self.loop.call_soon_threadsafe(self.loop.call_later, 0.05, self.done.set)
 
     async def watch_silence(self) -> None:
-        """Periodic checks: a silent connection, and messages that may have been lost."""
+        """Periodic checks: a silent connection, messages that may have been lost, and
+        the size of worker.log."""
         while not self.done.is_set():
             await asyncio.sleep(5)
+            if self.log_file is not None:
+                self.log_file.check()
             if self.session is not None:
                 await asyncio.to_thread(self.session.check_silence)
             if self.lost is not None:
@@ -266,9 +271,10 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     return context
 
 
-async def _run(config: p.WorkerConfig) -> int:
+async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
+    worker.log_file = log_file
     logging.getLogger().addHandler(LogForwarder(worker))
     worker.lost = LostMessageReporter(worker.chats, worker.events, worker.emit)
     logging.getLogger("whatsmeow").addHandler(worker.lost)
@@ -345,9 +351,10 @@ def main(forked: bool = False) -> None:
     if not raw:
         sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")
     config = p.decode_config(raw)
+    log_file = RotatingLog(Path(config.session_dir) / "worker.log", config.log_max_bytes)
     logging.basicConfig(
         level=config.log_level,
-        stream=sys.stderr,
+        handlers=[log_file],
         format=f"%(asctime)s %(levelname)s [{config.session_id}] %(name)s: %(message)s",
     )
     if not forked and os.getppid() != config.parent_pid:
@@ -368,7 +375,7 @@ def main(forked: bool = False) -> None:
     # 2.33 -> 2.14 ms (its self-pipe and reader bookkeeping are C, not Python).
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    code = loop.run_until_complete(_run(config))
+    code = loop.run_until_complete(_run(config, log_file))
     logging.shutdown()
     # Go threads inside neonize never join; leave without waiting for them.
     os._exit(code)

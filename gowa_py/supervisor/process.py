@@ -40,7 +40,6 @@ CONFIG_ENV = "GOWA_WORKER_CONFIG"
 KSM_ENV = "GOWA_WORKER_KSM"
 #: Read by workers/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
 TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
-LOG_ROTATE_BYTES = 5 * 1024 * 1024
 UNKNOWN_EXIT = 255
 ZYGOTE_READY_TIMEOUT = 30.0
 MAX_PACKET = 256 * 1024
@@ -63,13 +62,18 @@ class ZygoteError(RuntimeError):
     """The zygote is not running or could not fork."""
 
 
-def _open_log(session_dir: Path) -> int:
-    """The worker's stdout/stderr file, rotated once it passes 5 MB."""
+def _open_log(config: p.WorkerConfig) -> int:
+    """The worker's stdout/stderr file, rotated if it is past its limit (the worker
+    rotates it while it runs: workers/logfile.py), and the worker's own."""
+    session_dir = Path(config.session_dir)
     path = session_dir / "worker.log"
     with contextlib.suppress(FileNotFoundError):
-        if path.stat().st_size > LOG_ROTATE_BYTES:
+        if path.stat().st_size > config.log_max_bytes:
             path.replace(session_dir / "worker.log.1")
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    if config.run_as is not None:
+        os.fchown(fd, config.run_as.uid, config.run_as.gid)
+    return fd
 
 
 def inherited_env() -> dict[str, str]:
@@ -365,7 +369,7 @@ class Launcher:
 
     async def spawn(self, config: p.WorkerConfig) -> WorkerProcess:
         env = {CONFIG_ENV: p.encode_config(config)}
-        log_fd = _open_log(Path(config.session_dir))
+        log_fd = _open_log(config)
         try:
             if self.mode == "zygote":
                 try:

@@ -158,6 +158,7 @@ class Supervisor:
             silence_timeout_s=self.settings.silence_timeout,
             max_download_bytes=int(self.settings.max_download_mb * 1024 * 1024),
             run_as=self.worker_ids.run_as(session_id, session_dir),
+            log_max_bytes=int(self.settings.worker_log_max_mb * 1024 * 1024),
         )
 
     def get(self, session_id: str) -> SessionRecord | None:

@@ -25,6 +25,7 @@ restriction only if it is in place before they start.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import platform
@@ -181,27 +182,26 @@ class Ruleset:
             os.close(self._fd)
 
 
+@functools.cache
 def python_paths() -> list[Path]:
     """Where this interpreter reads code from: the standard library and site-packages,
     and the top-level package of every module loaded from anywhere else (a source
     checkout on ``PYTHONPATH``: its packages, not the whole folder, which may hold the
-    data dir or a config file with the gateway's credentials)."""
-    roots = {Path(sysconfig.get_path(name)) for name in ("stdlib", "platstdlib", "purelib")}
-    roots |= {Path(sysconfig.get_path("platlib"))}
-    entries = sorted((Path(entry) for entry in sys.path if entry), key=lambda e: -len(e.parts))
-    found = set(roots)
+    data dir or a config file with the gateway's credentials). Computed once, in the
+    zygote (its preload imports everything), for all the workers it forks."""
+    names = ("stdlib", "platstdlib", "purelib", "platlib")
+    roots = {os.path.join(sysconfig.get_path(name), "") for name in names}
+    entries = sorted({os.path.join(e, "") for e in sys.path if os.path.isabs(e)}, key=len)
+    found = {root.rstrip(os.sep) for root in roots}
     for module in list(sys.modules.values()):
         file = getattr(module, "__file__", None)
-        if not isinstance(file, str) or not os.path.isabs(file):
+        if not isinstance(file, str) or any(file.startswith(root) for root in roots):
             continue
-        path = Path(file)
-        if any(root in path.parents for root in roots):
-            continue
-        for entry in entries:
-            if entry in path.parents:
-                found.add(entry / path.relative_to(entry).parts[0])
+        for entry in reversed(entries):  # the longest (innermost) entry first
+            if file.startswith(entry):
+                found.add(entry + file[len(entry) :].split(os.sep, 1)[0])
                 break
-    return sorted(found)
+    return sorted(Path(path) for path in found)
 
 
 def readable_paths(config: p.WorkerConfig) -> list[Path]:

@@ -53,7 +53,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from workers import pagemerge, timerslack
+from workers import confine, pagemerge, timerslack
 from workers.prctl import prctl
 
 PR_SET_PDEATHSIG = 1
@@ -197,6 +197,7 @@ def preload() -> list[str]:
         raise RuntimeError("the preload loaded neonize's Go library; it must load after fork")
     if threading.active_count() != 1:
         raise RuntimeError("the preload started threads; forking would lose them")
+    confine.python_paths()  # once here rather than in every worker
     return sorted(sys.modules)
 
 

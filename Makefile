@@ -8,19 +8,20 @@ PORT ?= 3000
 SIM_PORT ?= 3100
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format sandbox install install-test system-deps dashboard-deps clean help
+.PHONY: run test lint format sandbox install install-test system-deps dashboard-deps wheel clean help
 
 help:
 	@echo "make run      install what is missing and start the gateway on :$(PORT)"
 	@echo "make test     install what is missing (venv, deps, Chromium) and run every test"
 	@echo "make lint     ruff"
 	@echo "make sandbox  start the sandbox network on :$(SIM_PORT) and a gateway using it"
+	@echo "make wheel    build dist/gowa_py-*.whl with the dashboard and its npm assets inside"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	touch $@
 
@@ -47,6 +48,10 @@ system-deps:
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
 
+# setup.py copies the dashboard and its npm assets into the wheel and stops if npm has not run.
+wheel: $(VENV)/.installed-test dashboard-deps
+	$(BIN)/pip wheel -q --no-deps --no-build-isolation -w dist .
+
 run: install
 	$(BIN)/gowa serve --port $(PORT)
 
@@ -70,4 +75,4 @@ sandbox: install
 	$(BIN)/gowa serve --port $(PORT) --data-dir ./data/sandbox-gateway --sandbox http://127.0.0.1:$(SIM_PORT)
 
 clean:
-	rm -rf $(VENV) dashboard/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) dashboard/node_modules .pytest_cache .ruff_cache build dist

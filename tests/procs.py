@@ -98,9 +98,17 @@ class Gateway:
     """``gowa serve`` as a subprocess on a free port with its own data dir."""
 
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, args: list[str] | None = None
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+        command: list[str] | None = None,
+        cwd: Path = ROOT,
     ) -> None:
+        """``command`` replaces ``python -m gowa_py`` (e.g. an installed ``gowa`` script)."""
         self.data_dir = data_dir
+        self.command = command or GOWA
+        self.cwd = cwd
         self.port = free_port()
         self.env = {**os.environ, "GOWA_LOG_LEVEL": "INFO", **(env or {})}
         self.args = args or []
@@ -117,7 +125,7 @@ class Gateway:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [
-                *GOWA,
+                *self.command,
                 "serve",
                 "--port",
                 str(self.port),
@@ -128,7 +136,7 @@ class Gateway:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            cwd=self.cwd,
             start_new_session=True,
         )
         log.close()

@@ -21,7 +21,7 @@ from aiohttp import web
 
 from gowa_py import __version__
 from gowa_py import protocol as p
-from gowa_py.gateway import login
+from gowa_py.gateway import assets, login
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
@@ -32,7 +32,7 @@ from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.registry import Registry, iso
 from gowa_py.supervisor import Supervisor
 
-DASHBOARD_DIR = Path(__file__).resolve().parents[2] / "dashboard"
+DASHBOARD_DIR = assets.dashboard_dir()
 APP_FILE = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 VENDOR_FILES = {
     "uPlot.esm.js": "uplot/dist/uPlot.esm.js",

@@ -10,20 +10,20 @@ for GET, a JSON or multipart body for POST), the bodies of the session routes fr
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from gowa_py import __version__, models
+from gowa_py.gateway import assets
 from gowa_py.gateway.errors import ApiError
 from gowa_py.gateway.gowa import OPERATION_ROUTES
 from gowa_py.gateway.gowa_api import OpRoute
 
 routes = web.RouteTableDef()
 
-SWAGGER_DIR = Path(__file__).resolve().parents[2] / "dashboard" / "node_modules" / "swagger-ui-dist"
+SWAGGER_DIR = assets.dashboard_dir() / "node_modules" / "swagger-ui-dist"
 SWAGGER_FILES = {
     "swagger-ui.css": "text/css",
     "swagger-ui-bundle.js": "application/javascript",

@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     data_dir: str = "./data"
     api_key: str | None = None
     api_key_hash: str | None = None
+    api_key_hash_threads: int = 1
     basic_auth: str | None = None
     sandbox: str | None = None
     log_level: str = "INFO"
@@ -109,6 +110,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 check_format(self.api_key_hash)
             except ValueError as exc:
                 raise msgspec.ValidationError(f"api_key_hash: {exc}") from exc
+        if self.api_key_hash_threads < 1:
+            raise msgspec.ValidationError("api_key_hash_threads must be at least 1")
         if self.sample_interval <= 0 or self.pss_sample_interval < 0:
             raise msgspec.ValidationError(
                 "sample_interval must be > 0 and pss_sample_interval >= 0"

@@ -5,15 +5,18 @@ Two formats, both printed by ``gowa hash-key``:
 - ``sha256:<hex>`` for random keys (what ``gowa hash-key`` generates): a random 256-bit
   key cannot be guessed, so one fast hash is enough and every request stays cheap;
 - ``pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>`` for keys a person chose, slow
-  on purpose. A key that matched once is remembered (by its SHA-256) so only wrong keys
-  pay the cost again.
+  on purpose. :class:`SlowKeyVerifier` runs that cost off the event loop, a bounded number
+  at a time, and remembers each answer so a key costs it once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 PBKDF2_ITERATIONS = 600_000
 _SHA256 = "sha256:"
@@ -54,20 +57,77 @@ def _parse(stored: str) -> tuple[int, bytes, bytes]:
 
 
 class HashedKey:
-    """One stored hash; :meth:`matches` compares in constant time."""
+    """One stored hash; :meth:`matches` compares in constant time (and, for PBKDF2, pays the
+    full cost on every call: :class:`SlowKeyVerifier` is what the gateway uses)."""
 
     def __init__(self, stored: str) -> None:
         self._iterations, self._salt, self._digest = _parse(stored)
-        self._known: set[bytes] = set()
+
+    @property
+    def slow(self) -> bool:
+        return bool(self._iterations)
 
     def matches(self, key: str) -> bool:
-        quick = hashlib.sha256(key.encode()).digest()
         if not self._iterations:
-            return hmac.compare_digest(quick, self._digest)
-        if quick in self._known:
-            return True
+            return hmac.compare_digest(hashlib.sha256(key.encode()).digest(), self._digest)
         digest = hashlib.pbkdf2_hmac("sha256", key.encode(), self._salt, self._iterations)
-        if hmac.compare_digest(digest, self._digest):
-            self._known.add(quick)
+        return hmac.compare_digest(digest, self._digest)
+
+
+class VerifierBusy(Exception):
+    """Too many slow checks are running or waiting; the caller answers 429."""
+
+
+class SlowKeyVerifier:
+    """Checks keys against a slow hash without stalling the event loop.
+
+    PBKDF2 runs in a small thread pool (hashlib releases the GIL meanwhile), at most
+    ``threads`` at a time with ``queue`` more waiting; beyond that :meth:`matches` raises
+    :class:`VerifierBusy` at once instead of queueing without bound. Answers are cached
+    under an HMAC of the key with a per-process random secret (a fast digest nobody can
+    precompute, and the key itself is never kept): the right key stays cheap for good, the
+    last ``cache_size`` wrong keys too, and concurrent checks of one key share one run.
+    """
+
+    def __init__(
+        self, hashed: HashedKey, threads: int = 1, queue: int = 16, cache_size: int = 4096
+    ) -> None:
+        self._hashed = hashed
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gowa-keyhash")
+        self._limit = threads + queue
+        self._secret = secrets.token_bytes(32)
+        self._valid: set[bytes] = set()
+        self._invalid: OrderedDict[bytes, None] = OrderedDict()
+        self._cache_size = cache_size
+        self._running: dict[bytes, asyncio.Future[bool]] = {}
+
+    async def matches(self, key: str) -> bool:
+        tag = hmac.new(self._secret, key.encode(), hashlib.sha256).digest()
+        if tag in self._valid:
             return True
-        return False
+        if tag in self._invalid:
+            self._invalid.move_to_end(tag)
+            return False
+        future = self._running.get(tag)
+        if future is None:
+            if len(self._running) >= self._limit:
+                raise VerifierBusy
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._pool, self._hashed.matches, key)
+            self._running[tag] = future
+            future.add_done_callback(lambda done: self._remember(tag, done))
+        return await asyncio.shield(future)
+
+    def _remember(self, tag: bytes, done: asyncio.Future[bool]) -> None:
+        del self._running[tag]
+        if done.cancelled() or done.exception() is not None:
+            return
+        if done.result():
+            self._valid.add(tag)
+            return
+        self._invalid[tag] = None
+        if len(self._invalid) > self._cache_size:
+            self._invalid.popitem(last=False)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

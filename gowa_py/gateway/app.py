@@ -84,6 +84,7 @@ def create_app(
         await supervisor.close()
         await deliverer.close(drain=settings.stop_timeout)
         registry.close()
+        auth.close()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)

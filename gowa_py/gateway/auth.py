@@ -11,9 +11,9 @@ from typing import Any
 from aiohttp import web
 
 from gowa_py.config import Settings
-from gowa_py.gateway.errors import error_response
+from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
-from gowa_py.keyhash import HashedKey
+from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
 
 PUBLIC_PATHS = frozenset(
     {"/healthz", "/health", "/dashboard", "/api/dashboard/auth", "/api/dashboard/login"}
@@ -32,17 +32,24 @@ def _equal(a: str, b: str) -> bool:
 class Authenticator:
     def __init__(self, settings: Settings) -> None:
         self._api_key = settings.api_key
-        self._hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None
+        hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None
+        threads = settings.api_key_hash_threads
+        self._hashed = hashed if hashed is not None and not hashed.slow else None
+        self._slow = (
+            SlowKeyVerifier(hashed, threads, queue=16 * threads)
+            if hashed is not None and hashed.slow
+            else None
+        )
         self._pairs = settings.basic_auth_pairs
         self.web_sessions = WebSessions()
 
     @property
     def enabled(self) -> bool:
-        return bool(self._api_key or self._hashed or self._pairs)
+        return bool(self._api_key or self._hashed or self._slow or self._pairs)
 
-    def check(self, request: web.Request) -> bool:
+    async def check(self, request: web.Request) -> bool:
         given = request.headers.get("X-Api-Key")
-        if given is not None and self.check_api_key(given):
+        if given is not None and await self.check_api_key(given):
             return True
         header = request.headers.get("Authorization", "")
         if self._pairs and header[:6].lower() == "basic ":
@@ -62,10 +69,28 @@ class Authenticator:
             matched |= _equal(user, known_user) & _equal(password, known_password)
         return matched
 
-    def check_api_key(self, key: str) -> bool:
-        """The plain ``api_key`` or the hashed ``api_key_hash`` (either may be set)."""
-        plain = bool(self._api_key) and _equal(key, self._api_key or "")
-        return plain or (self._hashed is not None and self._hashed.matches(key))
+    async def check_api_key(self, key: str) -> bool:
+        """The plain ``api_key`` or the hashed ``api_key_hash`` (either may be set); 429
+        while too many slow hashes are being checked."""
+        if self._api_key and _equal(key, self._api_key):
+            return True
+        if self._hashed is not None:
+            return self._hashed.matches(key)
+        if self._slow is None:
+            return False
+        try:
+            return await self._slow.matches(key)
+        except VerifierBusy:
+            raise ApiError(
+                429,
+                "TOO_MANY_REQUESTS",
+                "too many API keys are being checked at once; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from None
+
+    def close(self) -> None:
+        if self._slow is not None:
+            self._slow.close()
 
     def web_session(self, request: web.Request) -> WebSession | None:
         return self.web_sessions.lookup(request.cookies.get(COOKIE_NAME))
@@ -78,7 +103,7 @@ class Authenticator:
                 not self.enabled
                 or path in PUBLIC_PATHS
                 or path.startswith(PUBLIC_PREFIXES)
-                or self.check(request)
+                or await self.check(request)
             ):
                 return await handler(request)
             session = self.web_session(request)

@@ -124,13 +124,13 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     password: str | None = None
 
 
-def _auth_state(request: web.Request) -> dict[str, Any]:
+async def _auth_state(request: web.Request) -> dict[str, Any]:
     auth = request.app[AUTH]
     session = auth.web_session(request) if auth.enabled else None
     settings = request.app[SETTINGS]
     return {
         "auth_required": auth.enabled,
-        "authenticated": not auth.enabled or session is not None or auth.check(request),
+        "authenticated": not auth.enabled or session is not None or await auth.check(request),
         "methods": [
             name
             for name, on in (
@@ -148,21 +148,21 @@ def _auth_state(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/dashboard/auth")
 async def auth_state(request: web.Request) -> web.Response:
     """Public: whether the page must show its login form."""
-    return envelope(_auth_state(request))
+    return envelope(await _auth_state(request))
 
 
 @routes.post("/api/dashboard/login")
 async def login_route(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     if not auth.enabled:
-        return envelope(_auth_state(request), message="No credentials are configured")
+        return envelope(await _auth_state(request), message="No credentials are configured")
     remote = request.remote or "?"
     sessions = auth.web_sessions
     if sessions.login_blocked(remote):
         raise ApiError(429, "TOO_MANY_REQUESTS", "too many failed logins; wait a few minutes")
     body = await read_json(request, LoginBody)
     if body.api_key:
-        user, ok = "api-key", auth.check_api_key(body.api_key)
+        user, ok = "api-key", await auth.check_api_key(body.api_key)
     elif body.username and body.password is not None:
         user, ok = body.username, auth.check_credentials(body.username, body.password)
     else:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from gowa_py.cli import main
 from gowa_py.config import ConfigError, load_settings
 from gowa_py.gateway.ratelimit import RateLimiter, is_limited
-from gowa_py.keyhash import HashedKey, hash_key
+from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy, hash_key
 
 
 class Clock:
@@ -167,3 +167,28 @@ def test_cli_hash_key_prints_a_matching_hash():
     assert slow.exit_code == 0, slow.output
     assert HashedKey(slow.output.strip().split('"')[1]).matches("chosen")
     assert CliRunner().invoke(main, ["hash-key", "--slow"], input="\n").exit_code != 0
+
+
+async def test_slow_hash_checks_are_bounded_shared_and_remembered():
+    import asyncio
+
+    verifier = SlowKeyVerifier(
+        HashedKey(hash_key("right", slow=True, iterations=200_000)), threads=1, queue=1
+    )
+    try:
+        # One runs, one waits; a third distinct key is refused at once, not queued.
+        first = asyncio.ensure_future(verifier.matches("wrong-1"))
+        second = asyncio.ensure_future(verifier.matches("wrong-2"))
+        await asyncio.sleep(0)
+        with pytest.raises(VerifierBusy):
+            await verifier.matches("wrong-3")
+        # The same key again shares the running check instead of taking a slot.
+        again = asyncio.ensure_future(verifier.matches("wrong-1"))
+        assert await asyncio.gather(first, second, again) == [False, False, False]
+        assert await verifier.matches("right")
+        # Remembered answers need no thread: they come back even with the pool gone.
+        verifier.close()
+        assert await verifier.matches("right")
+        assert not await verifier.matches("wrong-2")
+    finally:
+        verifier.close()

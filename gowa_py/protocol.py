@@ -16,7 +16,7 @@ import msgspec
 from gowa_py.operations import ApplySettings, OperationInput
 
 # ---------------------------------------------------------------------------
-# Session model (DESIGN.md §4)
+# Session model (README.md, "Session states")
 
 
 class SessionState(enum.StrEnum):
@@ -42,7 +42,7 @@ class Me(msgspec.Struct, frozen=True):
 
 
 class SandboxConfig(msgspec.Struct, frozen=True):
-    """How a worker reaches the sandbox network instead of WhatsApp (DESIGN.md §8)."""
+    """How a worker reaches the sandbox network instead of WhatsApp (docs/sandbox.md)."""
 
     proxy: str
     ca_file: str

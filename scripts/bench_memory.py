@@ -323,7 +323,7 @@ def main() -> None:
         rows += bench_in_process(args, steps)
     print(table(rows, COLUMNS))
     meta = {"machine": machine(), "command": " ".join(["python", *sys.argv]), **vars(args)}
-    # The largest gateway step at the top (the keys of issue 6), every row under "rows".
+    # The largest gateway step's figures at the top level, every row under "rows".
     print("written to", write_result("memory", {**rows[len(steps) - 1], "rows": rows}, meta))
 
 

@@ -62,9 +62,9 @@ def machine() -> dict[str, Any]:
 def write_result(name: str, data: dict[str, Any] | list[Any], meta: dict[str, Any]) -> Path:
     """``bench-results/<name>-<timestamp>.json`` plus ``<name>-latest.json``.
 
-    The file holds the result itself, in the shape issue 6 gives (a dict of figures, or a
-    list of rows for the API); the machine and command go under ``"meta"`` in a dict, and
-    beside a list in ``<name>-<timestamp>.meta.json``.
+    The file holds the result itself (a dict of figures, or a list of rows for the API); the
+    machine and command go under ``"meta"`` in a dict, and beside a list in
+    ``<name>-<timestamp>.meta.json``.
     """
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

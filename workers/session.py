@@ -1,4 +1,4 @@
-"""One WhatsApp account through neonize: the connect loop and the state machine of DESIGN.md §4.
+"""One WhatsApp account through neonize: the connect loop and the session state machine.
 
 neonize calls back from Go threads, so every state change goes through one lock and is
 handed to ``emit`` (thread-safe) as a ``session.status`` or ``session.qr`` event.

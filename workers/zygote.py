@@ -1,4 +1,4 @@
-"""The zygote: a pre-loaded Python process that forks session workers (DESIGN.md §7).
+"""The zygote: a pre-loaded Python process that forks session workers.
 
 Why a small zygote of our own rather than ``multiprocessing``'s forkserver:
 

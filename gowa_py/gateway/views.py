@@ -1,4 +1,4 @@
-"""How a session looks from outside: the session JSON of DESIGN.md §4 and GoWA's device shapes."""
+"""How a session looks from outside: the session JSON (README.md) and GoWA's device shapes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Webhook delivery routes: list a session's deliveries, redeliver one (DESIGN.md §6)."""
+"""Webhook delivery routes: list a session's deliveries, redeliver one (README, "Webhooks")."""
 
 from __future__ import annotations
 

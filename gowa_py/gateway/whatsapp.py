@@ -1,4 +1,4 @@
-"""GoWA's per-account routes (app/*, message read), served twice (DESIGN.md §5).
+"""GoWA's per-account routes (app/*, message read), served twice.
 
 The other GoWA operations are declared in ``gowa_*.py`` and served by ``gowa_api``.
 

@@ -10,7 +10,8 @@ Two independent trust paths must be satisfied for whatsmeow to talk to the sandb
 
 libsignal verifies XEdDSA-style signatures against Montgomery (Curve25519) keys. A plain
 Ed25519 signature is accepted if the published key is the Montgomery form of the Ed25519
-key and the Edwards sign bit is carried in the signature's top bit (PROTOCOL.md §1.5).
+key and the Edwards sign bit is carried in the signature's top bit (libsignal's
+``ecc.VerifySignature``).
 """
 
 from __future__ import annotations

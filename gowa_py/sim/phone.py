@@ -2,7 +2,8 @@
 
 On a real phone, scanning a QR code makes the phone sign an ``ADVDeviceIdentity`` for the
 new companion with the account key and wrap it in an HMAC keyed by the QR's ADV secret.
-The companion checks both (PROTOCOL.md §3.4), then counter-signs with its own identity.
+The companion checks both (whatsmeow's ``pair.go``, ``handlePairSuccess``), then
+counter-signs with its own identity.
 """
 
 from __future__ import annotations

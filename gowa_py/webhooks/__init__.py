@@ -1,1 +1,1 @@
-"""Webhooks: a durable per-session outbox and an at-least-once deliverer (DESIGN.md §6)."""
+"""Webhooks: a durable per-session outbox and an at-least-once deliverer (README, "Webhooks")."""

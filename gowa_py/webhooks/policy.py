@@ -16,6 +16,64 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IANA's special-purpose registries (not globally reachable, or not a unicast host).
+# Python's ``is_global`` misses several of these in the versions we support (192.0.0.0/24,
+# fec0::/10, 64:ff9b:1::/48 and 3fff::/20 count as global on 3.11), so they are listed.
+_SPECIAL = [
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "10.0.0.0/8",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "172.16.0.0/12",
+        "192.0.0.0/24",
+        "192.0.2.0/24",
+        "192.88.99.0/24",
+        "192.168.0.0/16",
+        "198.18.0.0/15",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "224.0.0.0/4",
+        "240.0.0.0/4",
+        "::/128",
+        "::1/128",
+        "64:ff9b:1::/48",
+        "100::/64",
+        "2001::/23",
+        "2001:db8::/32",
+        "3fff::/20",
+        "5f00::/16",
+        "fc00::/7",
+        "fe80::/10",
+        "fec0::/10",
+        "ff00::/8",
+    )
+]
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, if it is one of the forms that carry one.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-translated (``::ffff:0:a.b.c.d``), the deprecated
+    IPv4-compatible (``::a.b.c.d``), NAT64's well-known prefix (``64:ff9b::/96``) and 6to4
+    (``2002::/16``) all end up at an IPv4 host (through the kernel, a NAT64 gateway or a
+    6to4 relay), so that host is what the policy must judge: ``::127.0.0.1`` and
+    ``64:ff9b::7f00:1`` reach loopback while looking like global IPv6 addresses.
+    """
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return None
+    value = int(ip)
+    low32 = ipaddress.IPv4Address(value & 0xFFFFFFFF)
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if value >> 32 == 0xFFFF0000 or (value >> 32 == 0 and value > 1) or ip in _NAT64:
+        return low32
+    return ip.sixtofour
 
 
 class BlockedTarget(Exception):
@@ -41,17 +99,23 @@ class TargetPolicy:
         self._deny = deny
 
     def reason(self, address: str) -> str | None:
-        """Why ``address`` may not be called, or None when it may."""
+        """Why ``address`` may not be called, or None when it may.
+
+        An IPv6 address that carries an IPv4 one is judged by that IPv4 address; the lists
+        match either form, so an operator can allow ``127.0.0.0/8`` or deny ``2002::/16``.
+        """
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        if any(ip in network for network in self._deny):
-            return f"{ip} is in webhook_deny_networks"
-        if any(ip in network for network in self._allow):
+        inner = embedded_ipv4(ip)
+        forms = [ip] if inner is None else [ip, inner]
+        target = forms[-1]
+        if any(f in network for f in forms for network in self._deny):
+            return f"{target} is in webhook_deny_networks"
+        if any(f in network for f in forms for network in self._allow):
             return None
-        if not ip.is_global or ip.is_multicast:
+        if not target.is_global or any(target in network for network in _SPECIAL):
+            shown = f"{ip} (that is {inner})" if inner is not None else str(ip)
             return (
-                f"{ip} is a loopback, private or reserved address; allow it with "
+                f"{shown} is a loopback, private or reserved address; allow it with "
                 "webhook_allow_networks"
             )
         return None

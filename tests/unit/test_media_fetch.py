@@ -36,7 +36,19 @@ async def internal_server():
     await runner.cleanup()
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "localhost",
+        "[::1]",
+        # IPv6 forms that carry 127.0.0.1: mapped, compatible, NAT64, 6to4.
+        "[::ffff:127.0.0.1]",
+        "[::127.0.0.1]",
+        "[64:ff9b::7f00:1]",
+        "[2002:7f00:1::1]",
+    ],
+)
 async def test_internal_media_urls_are_refused(client, internal_server, host):
     url = f"http://{host}:{internal_server}/secret.png"
     response = await client.post(

@@ -1,6 +1,7 @@
 """Outbox, signatures and the SSRF policy (pure parts of the webhooks)."""
 
 import asyncio
+import ipaddress
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from gowa_py.models import SessionConfig
 from gowa_py.registry import Registry
 from gowa_py.webhooks.deliverer import WebhookDeliverer
 from gowa_py.webhooks.outbox import DEAD, DELIVERED, PENDING, Outbox
-from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, parse_networks
+from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, embedded_ipv4, parse_networks
 from gowa_py.webhooks.signing import sign, verify
 from tests.procs import free_port
 
@@ -42,6 +43,22 @@ def test_signature_is_gowa_compatible():
         "224.0.0.1",
         "::ffff:127.0.0.1",
         "100.64.0.1",
+        # An IPv4 address carried in IPv6 is judged as that IPv4 address.
+        "::127.0.0.1",
+        "::ffff:0:7f00:1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a00:1",
+        "2002:7f00:1::1",
+        "2002:c0a8:101::",
+        "::ffff:169.254.169.254",
+        # Special-purpose ranges Python 3.11's is_global lets through.
+        "192.0.0.8",
+        "fec0::1",
+        "64:ff9b:1::7f00:1",
+        "0.1.2.3",
+        "255.255.255.255",
+        "ff02::1",
+        "2001:db8::1",
     ],
 )
 def test_private_and_reserved_targets_are_refused_by_default(address):
@@ -58,6 +75,20 @@ def test_allow_and_deny_lists():
     assert policy.reason("8.8.8.8")
     assert policy.reason("1.1.1.1") is None
     policy.check_literal("example.com")  # names are checked when resolved
+
+
+def test_embedded_public_ipv4_passes_and_lists_match_either_form():
+    policy = TargetPolicy(parse_networks("127.0.0.0/8"), parse_networks("2002::/16"))
+    assert policy.reason("64:ff9b::808:808") is None
+    assert policy.reason("::ffff:8.8.8.8") is None
+    assert policy.reason("64:ff9b::7f00:1") is None
+    assert policy.reason("::127.0.0.1") is None
+    assert policy.reason("2002:808:808::1")
+    assert embedded_ipv4(ipaddress.ip_address("2002:c0a8:101::")) == ipaddress.ip_address(
+        "192.168.1.1"
+    )
+    assert embedded_ipv4(ipaddress.ip_address("::1")) is None
+    assert embedded_ipv4(ipaddress.ip_address("2a00:1450::1")) is None
 
 
 def test_bad_network_is_reported():

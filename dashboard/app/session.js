@@ -346,7 +346,7 @@ export function renderSession(root, id) {
     loadDeliveries();
   }
 
-  // Shown only when the gateway has the deliveries API (404 = no such route: keep it hidden).
+  // Hidden until the first answer; a 404 (the session was just deleted) hides it quietly.
   async function loadDeliveries() {
     let result;
     try {

@@ -70,8 +70,8 @@ class _Receiver:
     """Reads one socket on the event loop through its raw descriptor.
 
     pyzmq's asyncio sockets add and remove a reader and chain futures for every message;
-    this reads until the socket is empty and only then waits for the descriptor (the
-    gateway's CPU per send to a contact, 50 sessions sending: 0.37 -> 0.32 ms).
+    this reads until the socket is empty and only then waits for the descriptor, which
+    lowers the gateway's CPU per send (docs/benchmarks.md, "API latency").
     """
 
     #: Messages read in a row before other tasks get a turn.
@@ -281,9 +281,8 @@ class WorkerLink:
     worker's work use them directly: events are published from whatever thread records
     them (neonize calls back on Go threads), and a command run on a thread is answered
     from that thread. Each saves a wake-up of the event loop (a self-pipe write and a loop
-    pass): publishing so, 7 % of the workers' CPU when every send also brings a receipt
-    and a received message; replying so, with the raw descriptor in place of pyzmq's
-    asyncio wrapper, took a worker's CPU per send from 2.1 to 1.7 ms. The loop reads
+    pass) per event and per reply, a visible part of a worker's CPU per send
+    (docs/benchmarks.md, "API latency"). The loop reads
     requests as they arrive and the XPUB until the gateway's subscription arrives.
     """
 

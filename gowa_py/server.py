@@ -70,8 +70,8 @@ def serve(settings: Settings) -> None:
         log.warning("SANDBOX MODE: every session talks to the sandbox at %s", settings.sandbox)
     app = create_app(settings, data_dir, sandbox)
     log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
-    # uvloop: GET /api/sessions at 50 sessions and 50 clients, 11.0k -> 12.5k req/s and
-    # p50 4.5 -> 3.9 ms (scripts/bench_api.py). In-process test apps keep asyncio's loop.
+    # uvloop: more requests per second at a lower latency (docs/benchmarks.md, "API
+    # latency"). In-process test apps keep asyncio's loop.
     web.run_app(
         app,
         host=host,

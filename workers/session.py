@@ -414,8 +414,8 @@ def _match_whatsmeow_log_level() -> None:
 
     neonize tells Go the level set on its own logger, not the effective one; unset, Go
     logs at DEBUG: every stanza sent or received is rendered as XML and crosses a cgo
-    callback and a queue thread, only for Python to drop it (2-3 ms of CPU per login, and
-    more per message). Must run before ``connect``.
+    callback and a queue thread, only for Python to drop it (CPU at every login and
+    message; docs/benchmarks.md, "Start-up"). Must run before ``connect``.
     """
     level = logging.getLogger("whatsmeow").getEffectiveLevel()
     logging.getLogger(NEONIZE_LOGGER).setLevel(level)

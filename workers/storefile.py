@@ -6,11 +6,11 @@ received, creates a journal file, fsyncs it, the folder and the database, and de
 again. WAL mode, a setting kept in the database file, makes a commit an append to the
 log that survives a crash or kill of the worker; only an OS crash may lose the last
 commits, as for the worker's own ``chats.db`` (mautrix's whatsmeow bridges run their
-stores this way). Measured on the send benchmark: 7.5 -> 5.8 ms of worker CPU per send.
+stores this way). It cuts the worker's CPU per send (docs/benchmarks.md, "API latency").
 
 whatsmeow never closes its store, so no last close folds the log back into the
 database; a worker that exits checkpoints it instead, or the next one would rebuild the
-log's index from the whole log (up to 4 MB, 1.5 ms of CPU) while starting.
+log's index from the whole log while starting (docs/benchmarks.md, "Start-up").
 """
 
 from __future__ import annotations

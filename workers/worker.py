@@ -371,8 +371,8 @@ def main(forked: bool = False) -> None:
     zygote.load_go_library()
     # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
     # call would keep this process alive forever. os._exit below ends every thread.
-    # uvloop: 50 sessions sending to contacts, 594 -> 634 sends/s, a worker's CPU per send
-    # 2.33 -> 2.14 ms (its self-pipe and reader bookkeeping are C, not Python).
+    # uvloop: its self-pipe and reader bookkeeping are C, not Python, which lowers a
+    # worker's CPU per send (docs/benchmarks.md, "API latency").
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     code = loop.run_until_complete(_run(config, log_file))

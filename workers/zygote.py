@@ -16,8 +16,8 @@ Why a small zygote of our own rather than ``multiprocessing``'s forkserver:
   placeholder (neonize's own) in ``gocode``, and imports all of ``neonize``, ``neonize.client`` and
   the worker. A child runs the block (:func:`load_go_library`) and swaps the real library
   in for the placeholder. Preloading ``neonize.client`` itself rather than only its
-  imports saves ~4 MB of copy-on-write per worker (measured, unconnected worker: USS
-  16.1 -> 12.3 MB), because running that module in each child touches thousands of
+  imports saves copy-on-write in every worker (docs/benchmarks.md, "Memory per connected
+  idle session"), because running that module in each child touches thousands of
   shared objects. Go reads the environment block the process was exec'd with, so what Go
   must see (``GOMAXPROCS``, ``SSL_CERT_FILE`` of the sandbox) is in the zygote's own exec
   environment; per-worker variables only matter to Python.
@@ -126,8 +126,8 @@ def _import_binder_without_library() -> None:
 def _cached_library_name(generated_name: Any) -> Any:
     """neonize's ``generated_name``, asked once here rather than twice in every child.
 
-    It runs ``uname -a`` in a subprocess on each call (to tell Android from Linux): about
-    10 ms of every worker's start, spent forking a process of 70 MB.
+    It runs ``uname -a`` in a subprocess on each call (to tell Android from Linux), a fork
+    of the whole process in every worker's start (docs/benchmarks.md, "Start-up").
     """
     with _popen_reaped():
         host_library: str = generated_name()

@@ -66,8 +66,8 @@ class SessionViews:
     """Encoded session JSON, reused while everything it is made of is unchanged.
 
     ``GET /api/sessions`` is the most frequent call (dashboards and CRMs poll it) and
-    formatting 4 timestamps per session dominated it: at 50 sessions, 57 % of the
-    gateway's CPU under load. Each request still compares the inputs of every session
+    formatting 4 timestamps per session dominated the gateway's CPU under load
+    (docs/benchmarks.md, "API latency"). Each request still compares the inputs of every session
     with those of the cached bytes, so a change is never served stale, whatever made it
     (registry write, worker restart or exit, new sample); only the encoding is skipped.
     The JSON does not depend on the caller or on query parameters.

@@ -276,7 +276,7 @@ def run(host: str, port: int, data_dir: str) -> None:
         finally:
             await server.stop()
 
-    # uvloop: 0.376 -> 0.357 ms of sandbox CPU per send to a contact (scripts/bench_api.py,
-    # 50 sessions); the sandbox shares the cores with what it is used to test. Tests run
+    # uvloop: less sandbox CPU per send (docs/benchmarks.md, "Session 5"); the sandbox
+    # shares the cores with what it is used to test. Tests run
     # SimServer in-process on asyncio's loop.
     uvloop.run(main())

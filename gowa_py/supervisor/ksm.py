@@ -6,8 +6,8 @@ bytecode of every function it runs, a freed slot is reused. Each such write copi
 4 KiB page, and the copies are identical from worker to worker (same code, same objects,
 same addresses after the same fork), as are the relocated data pages of neonize's Go
 library, which every worker loads at the same address. ``ksmd`` merges identical pages
-back into one copy-on-write page. Measured (10 connected sandbox sessions, see
-docs/benchmarks.md): a worker's own pages (USS) 25.8 -> 10.9 MB.
+back into one copy-on-write page; it more than halves a connected worker's own pages
+(USS; docs/benchmarks.md, "Memory per connected idle session").
 
 The workers opt in themselves (``workers/pagemerge.py``, inherited through the zygote's
 fork); KSM scans nothing else. ``ksmd`` itself is a host-wide switch: if it is stopped

@@ -92,9 +92,8 @@ def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> d
     """
     settings = settings if settings is not None else Settings()
     values = {
-        # One Go scheduler thread is plenty for one session and keeps idle workers small:
-        # 7.9 MB of private pages per connected worker against 10.2 MB with 2 (Go's default
-        # on this 2-core machine); 10 sandbox sessions, KSM on, docs/benchmarks.md.
+        # One Go scheduler thread is plenty for one session and keeps idle workers smaller
+        # than Go's default of one per core (docs/benchmarks.md, "Go runtime tuning").
         "GOMAXPROCS": "1",
     }
     if settings.worker_gogc:
@@ -110,9 +109,9 @@ def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> d
         ca_file = os.path.abspath(sandbox.ca_file)
         env["SSL_CERT_FILE"] = ca_file
         # Without SSL_CERT_DIR, Go also parses every certificate in /etc/ssl/certs (~150)
-        # in each worker: 16 ms of CPU, a third of a worker's start. A sandbox worker
-        # reaches nothing but the sandbox, so the CA's own folder (it holds only ca.pem,
-        # see gateway/sandbox.py) is the whole trust store.
+        # in each worker, a large part of its start (docs/benchmarks.md, "Start-up"). A
+        # sandbox worker reaches nothing but the sandbox, so the CA's own folder (it holds
+        # only ca.pem, see gateway/sandbox.py) is the whole trust store.
         env["SSL_CERT_DIR"] = os.path.dirname(ca_file)
     return env
 

@@ -28,11 +28,10 @@ class Sampler:
     CPU and RSS are read at every :meth:`sample`; PSS and USS only every
     ``pss_interval`` seconds per worker, reused in between. They come from
     ``/proc/<pid>/smaps_rollup``, for which the kernel walks the worker's page tables:
-    ~0.9 ms of CPU per worker against ~20 µs for the rest, so with 100 idle workers
-    sampled every 5 s the PSS readings alone were ~1.8 % of a core, most of an idle
-    gateway's CPU. Each worker's first reading is taken at once; the next ones are
-    spread over the interval so that many workers started together are not all read
-    in the same tick.
+    far dearer than the rest of a sample, so that read at every sample they were most
+    of an idle gateway's CPU (docs/benchmarks.md, "Idle hold"). Each worker's first
+    reading is taken at once; the next ones are spread over the interval so that many
+    workers started together are not all read in the same tick.
     """
 
     def __init__(

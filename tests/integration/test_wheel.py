@@ -30,7 +30,16 @@ SOURCE_DASHBOARD = ROOT / "dashboard"
 NODE_MODULES = (SOURCE_DASHBOARD / "node_modules").resolve()
 # What a source distribution holds; the rest of the checkout plays no part in the build.
 NOT_SHIPPED = shutil.ignore_patterns(
-    ".*", "__pycache__", "*.egg-info", "build", "dist", "data", "tests", "docs", "node_modules"
+    ".*",
+    "__pycache__",
+    "*.egg-info",
+    "build",
+    "dist",
+    "data",
+    "bench-results",
+    "tests",
+    "docs",
+    "node_modules",
 )
 PIP = [sys.executable, "-m", "pip"]
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +28,17 @@ def gateway_factory(tmp_path: Path) -> Iterator:
     yield make
     for gateway in started:
         gateway.cleanup()
+
+
+@pytest.fixture
+def open_tmp() -> Iterator[Path]:
+    """A folder other users may pass through, for a data dir whose workers get a uid each
+    (pytest's own folders are 0700, and any pytest run starting meanwhile makes them so
+    again; a gateway there keeps its workers root, without capabilities)."""
+    folder = Path(tempfile.mkdtemp(prefix="gowa-test-"))
+    folder.chmod(0o711)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

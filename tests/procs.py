@@ -8,10 +8,8 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,16 +43,6 @@ def wait_until(
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def reachable_by_workers(path: Path) -> None:
-    """Let other users pass through the temp folders above ``path`` (pytest makes them
-    0700), so a gateway running as root gives its workers a uid each, as it would with
-    a data dir under /var/lib."""
-    temp = Path(tempfile.gettempdir()).resolve()
-    for folder in path.resolve().parents:
-        if temp in folder.parents:
-            folder.chmod(folder.stat().st_mode | stat.S_IXOTH)
 
 
 class Http:
@@ -121,7 +109,6 @@ class Gateway:
 
     def start(self, timeout: float = 30) -> Gateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        reachable_by_workers(self.data_dir)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

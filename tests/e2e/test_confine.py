@@ -89,14 +89,18 @@ def test_confined_process_cannot_read_or_write_outside_its_folder(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("mode", ["zygote", "subprocess"])
-def test_real_workers_run_confined(gateway_factory, sandbox, mode):
+def test_real_workers_run_confined(gateway_factory, sandbox, open_tmp, mode):
     if (reason := _reason()) is not None:
         pytest.skip(reason)
-    gateway = gateway_factory(env={"GOWA_WORKER_MODE": mode}, args=["--sandbox", sandbox.url])
+    gateway = gateway_factory(
+        env={"GOWA_WORKER_MODE": mode}, args=["--sandbox", sandbox.url], data_dir=open_tmp / "d"
+    )
     phone = new_phone(sandbox, f"1999{len(mode)}00001", "Confined")
     pair(gateway, sandbox, "boxed", phone)
     pid = gateway.session("boxed")["worker"]["pid"]
-    assert "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "NoNewPrivs:\t1" in status
+    assert "\nUid:\t0\t" not in status  # its own uid, reaching the sandbox CA
     log = (gateway.data_dir / "sessions" / "boxed" / "worker.log").read_text()
     assert "file-system reads and writes confined to" in log
     store = gateway.data_dir / "sessions" / "boxed" / "whatsmeow.db"

@@ -75,9 +75,9 @@ def _probe(mode: str, config: str, cwd: Path, targets: dict[str, str]) -> dict:
     return json.loads(out.splitlines()[-1])
 
 
-def test_gateway_environment_holds_no_secret(gateway_factory):
+def test_gateway_environment_holds_no_secret(gateway_factory, open_tmp):
     values = _secrets()
-    gateway = gateway_factory(env=values)
+    gateway = gateway_factory(env=values, data_dir=open_tmp / "data")
     _start(gateway, "a")
     for process in [psutil.Process(gateway.pid), *gateway.descendants()]:
         environ = Path(f"/proc/{process.pid}/environ").read_bytes()
@@ -87,8 +87,8 @@ def test_gateway_environment_holds_no_secret(gateway_factory):
     assert gateway.http.get("/api/sessions")[0] == 200
 
 
-def test_each_worker_runs_as_its_own_uid_without_capabilities(gateway_factory):
-    gateway = gateway_factory(env={"GOWA_WORKER_MODE": "zygote"})
+def test_each_worker_runs_as_its_own_uid_without_capabilities(gateway_factory, open_tmp):
+    gateway = gateway_factory(env={"GOWA_WORKER_MODE": "zygote"}, data_dir=open_tmp / "data")
     pids = {name: _start(gateway, name) for name in ("a", "b")}
     uids = {}
     for name, pid in pids.items():
@@ -106,8 +106,12 @@ def test_each_worker_runs_as_its_own_uid_without_capabilities(gateway_factory):
 
 
 @pytest.mark.parametrize("layer", ["worker", "uid-only"])
-def test_hostile_worker_cannot_read_other_sessions_registry_or_gateway(gateway_factory, layer):
-    gateway = gateway_factory(env={"GOWA_WORKER_MODE": "subprocess", **_secrets()})
+def test_hostile_worker_cannot_read_other_sessions_registry_or_gateway(
+    gateway_factory, open_tmp, layer
+):
+    gateway = gateway_factory(
+        env={"GOWA_WORKER_MODE": "subprocess", **_secrets()}, data_dir=open_tmp / "data"
+    )
     pid_a, pid_b = _start(gateway, "a"), _start(gateway, "b")
     sessions = gateway.data_dir / "sessions"
     targets = {

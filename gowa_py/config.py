@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     api_key: str | None = None
     api_key_hash: str | None = None
     api_key_hash_threads: int = 1
+    auth_max_failures: int = 10
+    auth_failure_window: float = 300.0
     basic_auth: str | None = None
     sandbox: str | None = None
     log_level: str = "INFO"
@@ -110,6 +112,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 check_format(self.api_key_hash)
             except ValueError as exc:
                 raise msgspec.ValidationError(f"api_key_hash: {exc}") from exc
+        if self.auth_max_failures < 0 or self.auth_failure_window <= 0:
+            raise msgspec.ValidationError(
+                "auth_max_failures must be >= 0 (0 = off) and auth_failure_window > 0"
+            )
         if self.api_key_hash_threads < 1:
             raise msgspec.ValidationError("api_key_hash_threads must be at least 1")
         if self.sample_interval <= 0 or self.pss_sample_interval < 0:

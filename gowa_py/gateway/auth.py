@@ -1,22 +1,32 @@
 """API key (``X-Api-Key``) and GoWA-style basic auth, compared in constant time, plus the
-dashboard's login cookie (with a CSRF token for state-changing requests)."""
+dashboard's login cookie (with a CSRF token for state-changing requests).
+
+Every request leaves here with a :class:`Principal`, the identity it proved (not a header
+it merely sent), which the rate limiter keys its buckets by. Wrong header credentials
+count against the client's address (:mod:`gowa_py.gateway.throttle`).
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway.errors import ApiError, error_response
+from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
 
+# Public, but it tells whether the request's credentials are good, so they are checked
+# (and throttled) as on any other route.
+AUTH_STATE_PATH = "/api/dashboard/auth"
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/health", "/dashboard", "/api/dashboard/auth", "/api/dashboard/login"}
+    {"/healthz", "/health", "/dashboard", AUTH_STATE_PATH, "/api/dashboard/login"}
 )
 # The dashboard's static files: the page must load to show its login form.
 PUBLIC_PREFIXES = ("/dashboard/",)
@@ -27,6 +37,23 @@ DASHBOARD_HEADER = "X-Gowa-Dashboard"
 
 def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request proved to be; ``name`` keys its rate-limit buckets."""
+
+    name: str
+
+
+ADMIN_KEY = Principal("key:admin")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
+def principal(request: web.Request) -> Principal:
+    """The request's principal; without auth, its client address."""
+    found = request.get(PRINCIPAL)
+    return found if found is not None else Principal("ip:" + client_address(request.remote))
 
 
 class Authenticator:
@@ -42,24 +69,28 @@ class Authenticator:
         )
         self._pairs = settings.basic_auth_pairs
         self.web_sessions = WebSessions()
+        self.throttle = FailureThrottle(settings.auth_max_failures, settings.auth_failure_window)
 
     @property
     def enabled(self) -> bool:
         return bool(self._api_key or self._hashed or self._slow or self._pairs)
 
-    async def check(self, request: web.Request) -> bool:
+    async def identify(self, request: web.Request) -> Principal | None:
+        """The principal the request's headers prove (an ``X-Api-Key`` that does not match
+        still lets basic auth in the same request try)."""
         given = request.headers.get("X-Api-Key")
         if given is not None and await self.check_api_key(given):
-            return True
+            return ADMIN_KEY
         header = request.headers.get("Authorization", "")
         if self._pairs and header[:6].lower() == "basic ":
             try:
                 decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
             except (binascii.Error, UnicodeDecodeError):
-                return False
+                return None
             user, _, password = decoded.partition(":")
-            return self.check_credentials(user, password)
-        return False
+            if self.check_credentials(user, password):
+                return Principal("user:" + user)
+        return None
 
     def check_credentials(self, user: str, password: str) -> bool:
         """One of the basic-auth pairs (from the header or the dashboard's login form)."""
@@ -95,16 +126,52 @@ class Authenticator:
     def web_session(self, request: web.Request) -> WebSession | None:
         return self.web_sessions.lookup(request.cookies.get(COOKIE_NAME))
 
+    def blocked(self, request: web.Request) -> ApiError | None:
+        """The 429 for an address that failed to authenticate too often, else None."""
+        wait = self.throttle.retry_after(client_address(request.remote))
+        if not wait:
+            return None
+        return ApiError(
+            429,
+            "TOO_MANY_REQUESTS",
+            f"too many failed authentications from this address; retry in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def failed(self, request: web.Request) -> None:
+        self.throttle.failed(client_address(request.remote))
+
+    async def _from_headers(self, request: web.Request, public: bool) -> Principal | None:
+        """Header credentials, counted against the address when wrong. A blocked address
+        gets 429 before its credentials are even looked at (a public route just answers
+        as to an anonymous client), so guessing stops and costs nothing."""
+        headers = request.headers
+        if "X-Api-Key" not in headers and "Authorization" not in headers:
+            return None
+        refusal = self.blocked(request)
+        if refusal is not None:
+            if public:
+                return None
+            raise refusal
+        found = await self.identify(request)
+        if found is None:
+            self.failed(request)
+        return found
+
     def middleware(self) -> Any:
         @web.middleware
         async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
+            if not self.enabled:
+                return await handler(request)
             path = request.path
-            if (
-                not self.enabled
-                or path in PUBLIC_PATHS
-                or path.startswith(PUBLIC_PREFIXES)
-                or await self.check(request)
-            ):
+            public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+            if public and path != AUTH_STATE_PATH:
+                return await handler(request)
+            found = await self._from_headers(request, public)
+            if found is not None:
+                request[PRINCIPAL] = found
+                return await handler(request)
+            if public:
                 return await handler(request)
             session = self.web_session(request)
             if session is not None:
@@ -117,6 +184,7 @@ class Authenticator:
                 origin = request.headers.get("Origin")
                 if origin is not None and origin.split("://", 1)[-1] != request.host:
                     return error_response(403, "FORBIDDEN", "cross-origin request refused")
+                request[PRINCIPAL] = session_principal(session)
                 return await handler(request)
             response = error_response(
                 401, "UNAUTHORIZED", "missing or wrong credentials (X-Api-Key or basic auth)"
@@ -126,3 +194,8 @@ class Authenticator:
             return response
 
         return authenticate
+
+
+def session_principal(session: WebSession) -> Principal:
+    """A dashboard login acts as the credential it logged in with."""
+    return ADMIN_KEY if session.user == "api-key" else Principal("user:" + session.user)

@@ -22,7 +22,7 @@ from aiohttp import web
 from gowa_py import __version__
 from gowa_py import protocol as p
 from gowa_py.gateway import assets, login
-from gowa_py.gateway.auth import Authenticator
+from gowa_py.gateway.auth import PRINCIPAL, Authenticator
 from gowa_py.gateway.errors import ApiError, envelope, read_json
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.gateway.params import path_session
@@ -124,13 +124,13 @@ class LoginBody(msgspec.Struct, forbid_unknown_fields=True):
     password: str | None = None
 
 
-async def _auth_state(request: web.Request) -> dict[str, Any]:
+def _auth_state(request: web.Request) -> dict[str, Any]:
     auth = request.app[AUTH]
     session = auth.web_session(request) if auth.enabled else None
     settings = request.app[SETTINGS]
     return {
         "auth_required": auth.enabled,
-        "authenticated": not auth.enabled or session is not None or await auth.check(request),
+        "authenticated": not auth.enabled or session is not None or PRINCIPAL in request,
         "methods": [
             name
             for name, on in (
@@ -148,18 +148,18 @@ async def _auth_state(request: web.Request) -> dict[str, Any]:
 @routes.get("/api/dashboard/auth")
 async def auth_state(request: web.Request) -> web.Response:
     """Public: whether the page must show its login form."""
-    return envelope(await _auth_state(request))
+    return envelope(_auth_state(request))
 
 
 @routes.post("/api/dashboard/login")
 async def login_route(request: web.Request) -> web.Response:
     auth = request.app[AUTH]
     if not auth.enabled:
-        return envelope(await _auth_state(request), message="No credentials are configured")
-    remote = request.remote or "?"
+        return envelope(_auth_state(request), message="No credentials are configured")
+    refusal = auth.blocked(request)
+    if refusal is not None:
+        raise refusal
     sessions = auth.web_sessions
-    if sessions.login_blocked(remote):
-        raise ApiError(429, "TOO_MANY_REQUESTS", "too many failed logins; wait a few minutes")
     body = await read_json(request, LoginBody)
     if body.api_key:
         user, ok = "api-key", await auth.check_api_key(body.api_key)
@@ -168,9 +168,8 @@ async def login_route(request: web.Request) -> web.Response:
     else:
         raise ApiError(400, "VALIDATION_ERROR", "send api_key, or username and password")
     if not ok:
-        sessions.login_failed(remote)
+        auth.failed(request)
         raise ApiError(401, "UNAUTHORIZED", "wrong credentials")
-    sessions.login_succeeded(remote)
     token, session = sessions.create(user)
     response = envelope(
         {

@@ -1,6 +1,7 @@
 """Rate limit of the routes that make WhatsApp do something (sending, message actions,
-chats, groups, ...): one token bucket per client (API key, basic-auth user, dashboard
-login or, without auth, client IP) and session. Over the limit: 429
+chats, groups, ...): one token bucket per principal (the credential the request proved:
+API key, basic-auth user, the credential a dashboard login used or, without auth, the
+client address) and session. Over the limit: 429
 ``TOO_MANY_REQUESTS`` with ``Retry-After``, so a runaway client cannot get a number banned
 for spamming; per session, because WhatsApp's own limits are per number and one CRM key
 commonly drives many numbers.
@@ -11,9 +12,6 @@ a steady ``rate`` per second, which is what normal use looks like.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -22,13 +20,12 @@ from typing import Any
 from aiohttp import web
 
 from gowa_py.config import Settings
+from gowa_py.gateway.auth import principal
 from gowa_py.gateway.errors import error_response
-from gowa_py.gateway.websessions import COOKIE_NAME
 
 # First segment of a GoWA path (after an optional /api/{session_id}) that is limited.
 LIMITED = frozenset({"send", "message", "chat", "group", "newsletter", "user", "call"})
-# /api/<segment>/... that is not a session prefix.
-NOT_SESSIONS = frozenset({"sessions", "dashboard"})
+SESSION_PREFIX = "/api/{session_id}/"
 MAX_CLIENTS = 10_000
 
 
@@ -78,56 +75,37 @@ class RateLimiter:
             self._buckets.pop(key, None)
 
 
-def limited_session(path: str, named: str | None = None) -> str | None:
-    """The session a WhatsApp action route acts on, or None for a route not limited:
-    ``/api/{session_id}/...``, else ``named`` (``X-Device-Id`` / ``?device_id=``), else
-    ``default``, as the routes themselves resolve it."""
-    parts = path.strip("/").split("/")
-    session = None
-    if len(parts) >= 3 and parts[0] == "api" and parts[1] not in NOT_SESSIONS:
-        session, parts = parts[1], parts[2:]
-    if parts[0] not in LIMITED:
+def limited_route(pattern: str) -> bool:
+    """Whether a route (its pattern, e.g. ``/api/{session_id}/send/message``) is a
+    WhatsApp action route, with or without the session prefix."""
+    if pattern.startswith(SESSION_PREFIX):
+        pattern = pattern[len(SESSION_PREFIX) - 1 :]
+    return pattern.strip("/").split("/")[0] in LIMITED
+
+
+def limited_session(request: web.Request) -> str | None:
+    """The session a WhatsApp action route acts on, or None for a route not limited. The
+    matched route decides, not the path's text: a session may be called ``sessions`` or
+    ``dashboard``. The session is then ``/api/{session_id}/...``, else ``X-Device-Id`` /
+    ``?device_id=``, else ``default``, as the routes themselves resolve it."""
+    resource = request.match_info.route.resource
+    if resource is None or not limited_route(resource.canonical):
         return None
-    return (session or named or "default")[:64]
-
-
-def is_limited(path: str) -> bool:
-    """Whether ``path`` is a WhatsApp action route, with or without ``/api/{session_id}``."""
-    return limited_session(path) is not None
-
-
-def client_key(request: web.Request, auth_enabled: bool) -> str:
-    """Who is asking. Credentials only count when auth is on (then they were checked);
-    without auth anyone could invent keys, so the client IP is used. Keys are hashed so
-    the limiter never holds a secret."""
-    if auth_enabled:
-        api_key = request.headers.get("X-Api-Key")
-        if api_key:
-            return "key:" + hashlib.sha256(api_key.encode()).hexdigest()[:32]
-        header = request.headers.get("Authorization", "")
-        if header[:6].lower() == "basic ":
-            try:
-                user = base64.b64decode(header[6:].strip(), validate=True).decode()
-                return "user:" + user.partition(":")[0]
-            except (binascii.Error, UnicodeDecodeError):
-                pass
-        cookie = request.cookies.get(COOKIE_NAME)
-        if cookie:
-            return "web:" + hashlib.sha256(cookie.encode()).hexdigest()[:32]
-    return "ip:" + (request.remote or "?")
+    named = request.match_info.get("session_id") or (
+        request.headers.get("X-Device-Id") or request.query.get("device_id")
+    )
+    return (named or "default")[:64]
 
 
 def middleware(settings: Settings) -> Any:
     """Runs after authentication, so only authenticated clients spend tokens."""
     limiter = RateLimiter(settings.rate_limit, settings.rate_limit_burst)
-    auth_enabled = settings.auth_enabled
 
     @web.middleware
     async def rate_limit(request: web.Request, handler: Any) -> web.StreamResponse:
-        named = request.headers.get("X-Device-Id") or request.query.get("device_id")
-        session = limited_session(request.path, named)
+        session = limited_session(request)
         if limiter.rate > 0 and request.method != "OPTIONS" and session is not None:
-            wait = limiter.take(f"{client_key(request, auth_enabled)}|{session}")
+            wait = limiter.take(f"{principal(request).name}|{session}")
             if wait > 0:
                 response = error_response(
                     429,

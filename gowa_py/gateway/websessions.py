@@ -12,14 +12,11 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass
 
 COOKIE_NAME = "gowa_session"
 CSRF_HEADER = "X-CSRF-Token"
 SESSION_TTL_S = 12 * 3600.0
-LOGIN_FAILURES_ALLOWED = 10
-LOGIN_FAILURE_WINDOW_S = 300.0
 
 
 def _digest(token: str) -> str:
@@ -37,7 +34,6 @@ class WebSessions:
     def __init__(self, ttl: float = SESSION_TTL_S) -> None:
         self.ttl = ttl
         self._sessions: dict[str, WebSession] = {}
-        self._failures: dict[str, deque[float]] = {}
 
     def create(self, user: str) -> tuple[str, WebSession]:
         """A new (cookie token, session); the token itself is not kept."""
@@ -65,19 +61,3 @@ class WebSessions:
         now = time.time()
         for key in [k for k, s in self._sessions.items() if s.expires_at <= now]:
             del self._sessions[key]
-
-    # A small brake on password guessing from one address.
-
-    def login_blocked(self, remote: str) -> bool:
-        failures = self._failures.get(remote)
-        if not failures:
-            return False
-        while failures and failures[0] < time.time() - LOGIN_FAILURE_WINDOW_S:
-            failures.popleft()
-        return len(failures) >= LOGIN_FAILURES_ALLOWED
-
-    def login_failed(self, remote: str) -> None:
-        self._failures.setdefault(remote, deque(maxlen=LOGIN_FAILURES_ALLOWED)).append(time.time())
-
-    def login_succeeded(self, remote: str) -> None:
-        self._failures.pop(remote, None)

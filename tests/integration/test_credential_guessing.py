@@ -1,5 +1,6 @@
 """Credential guessing against a real ``gowa serve``: wrong keys must not stall the gateway
-(PBKDF2 ``api_key_hash`` checked off the event loop, bounded)."""
+(PBKDF2 ``api_key_hash`` checked off the event loop, bounded), and one address gets only
+``auth_max_failures`` guesses."""
 
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ def _flood(http: Http, stop: threading.Event, statuses: list[int]) -> None:
 
 
 def test_wrong_keys_against_a_pbkdf2_hash_do_not_stall_the_gateway(gateway_factory):
-    # The plain key only lets the harness see readiness; every guess meets the PBKDF2 hash.
+    # The plain key only lets the harness see readiness; every guess meets the PBKDF2 hash
+    # (the per-address throttle, off here, would otherwise stop the guesses before it).
     gateway = gateway_factory(
         {
+            "GOWA_AUTH_MAX_FAILURES": "0",
             "GOWA_API_KEY": "harness-key",
             "GOWA_API_KEY_HASH": hash_key("the-right-key", slow=True),
             "GOWA_HOST": "127.0.0.1",
@@ -65,3 +68,21 @@ def test_wrong_keys_against_a_pbkdf2_hash_do_not_stall_the_gateway(gateway_facto
     for _ in range(5):
         assert http.get("/api/sessions", headers={"X-Api-Key": "the-right-key"})[0] == 200
     assert time.monotonic() - began < 0.5
+
+
+def test_a_guessing_address_is_stopped_after_its_budget(gateway_factory):
+    gateway = gateway_factory({"GOWA_API_KEY": "the-right-key", "GOWA_HOST": "127.0.0.1"})
+    http = gateway.http
+    statuses = [
+        http.post(
+            "/send/message",
+            {"phone": "1", "message": "x"},
+            headers={"X-Api-Key": secrets.token_hex(8)},
+        )[0]
+        for _ in range(200)
+    ]
+    assert statuses[:10] == [401] * 10
+    assert set(statuses[10:]) == {429}
+    # Even the right key now waits: a correct guess must not be told apart.
+    status, body = http.get("/api/sessions")
+    assert (status, body["code"]) == (429, "TOO_MANY_REQUESTS")

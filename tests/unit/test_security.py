@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import secrets
 
 import pytest
 from click.testing import CliRunner
 
 from gowa_py.cli import main
 from gowa_py.config import ConfigError, load_settings
-from gowa_py.gateway.ratelimit import RateLimiter, is_limited
+from gowa_py.gateway.ratelimit import RateLimiter, limited_route
+from gowa_py.gateway.throttle import FailureThrottle, client_address
+from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy, hash_key
 
 
@@ -44,23 +47,24 @@ def test_bucket_memory_is_bounded():
 
 
 @pytest.mark.parametrize(
-    ("path", "limited"),
+    ("pattern", "limited"),
     [
         ("/send/message", True),
-        ("/api/sales/send/image", True),
-        ("/message/ABC/read", True),
-        ("/api/sales/group/participants", True),
-        ("/chat/123@s.whatsapp.net/pin", True),
+        ("/api/{session_id}/send/image", True),
+        ("/message/{message_id}/read", True),
+        ("/api/{session_id}/group/participants", True),
+        ("/chat/{chat_jid}/pin", True),
         ("/api/sessions", False),
-        ("/api/sessions/send/start", False),
+        ("/api/sessions/{session_id}/start", False),
         ("/api/dashboard/stats", False),
         ("/app/login", False),
+        ("/api/{session_id}/app/login", False),
         ("/healthz", False),
         ("/", False),
     ],
 )
-def test_which_routes_are_limited(path, limited):
-    assert is_limited(path) is limited
+def test_which_routes_are_limited(pattern, limited):
+    assert limited_route(pattern) is limited
 
 
 async def _send(client, headers):
@@ -192,3 +196,116 @@ async def test_slow_hash_checks_are_bounded_shared_and_remembered():
         assert not await verifier.matches("wrong-2")
     finally:
         verifier.close()
+
+
+def _basic(user, password):
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def test_a_random_api_key_beside_basic_or_cookie_auth_gets_no_fresh_bucket(make_client):
+    client = await make_client(
+        {
+            "GOWA_BASIC_AUTH": "a:1",
+            "GOWA_API_KEY": "k1",
+            "GOWA_RATE_LIMIT": "0.01",
+            "GOWA_RATE_LIMIT_BURST": "1",
+            "GOWA_AUTH_MAX_FAILURES": "0",
+        }
+    )
+    # Basic auth plus a different random (wrong) X-Api-Key on each request.
+    statuses = [
+        (await _send(client, {**_basic("a", "1"), "X-Api-Key": secrets.token_hex(8)}))[0]
+        for _ in range(3)
+    ]
+    assert statuses == [404, 429, 429]
+    # The same with the dashboard's cookie.
+    response = await client.post("/api/dashboard/login", json={"api_key": "k1"})
+    csrf = (await response.json())["results"]["csrf_token"]
+    statuses = [
+        (await _send(client, {"X-CSRF-Token": csrf, "X-Api-Key": secrets.token_hex(8)}))[0]
+        for _ in range(3)
+    ]
+    assert statuses == [404, 429, 429]
+    # A dashboard login with the key shares the key's buckets (one principal).
+    assert (await _send(client, {"X-Api-Key": "k1"}))[0] == 429
+
+
+@pytest.mark.parametrize("name", ["sessions", "dashboard"])
+async def test_sessions_named_like_api_folders_are_limited(make_client, name):
+    client = await make_client(
+        {"GOWA_API_KEY": "k1", "GOWA_RATE_LIMIT": "0.01", "GOWA_RATE_LIMIT_BURST": "1"}
+    )
+    key = {"X-Api-Key": "k1"}
+    created = await client.post(
+        "/api/sessions", json={"session_id": name, "start": False}, headers=key
+    )
+    assert created.status == 201
+    body = {"phone": "1", "message": "x"}
+    first = await client.post(f"/api/{name}/send/message", json=body, headers=key)
+    assert first.status != 429
+    for path in (f"/api/{name}/send/message", f"/api/{name}/message/ABC/read"):
+        response = await client.post(path, json=body, headers=key)
+        assert response.status == 429, path
+    # The session routes under /api/sessions and the dashboard's are still not limited.
+    for _ in range(3):
+        assert (await client.get(f"/api/sessions/{name}", headers=key)).status == 200
+        assert (await client.get("/api/dashboard/stats", headers=key)).status == 200
+
+
+async def test_wrong_credentials_are_throttled_per_address_on_every_route(make_client):
+    client = await make_client(
+        {"GOWA_API_KEY": "k1", "GOWA_BASIC_AUTH": "a:1", "GOWA_AUTH_MAX_FAILURES": "5"}
+    )
+    login = await client.post("/api/dashboard/login", json={"api_key": "k1"})
+    csrf = (await login.json())["results"]["csrf_token"]
+    browser = {"Cookie": f"{COOKIE_NAME}={login.cookies[COOKIE_NAME].value}"}
+    client.session.cookie_jar.clear()
+    guesses = [
+        (await client.get("/api/sessions", headers={"X-Api-Key": f"guess{n}"})).status
+        for n in range(3)
+    ]
+    guesses.append((await client.get("/api/sessions", headers=_basic("a", "2"))).status)
+    # The public auth-state route tells good from wrong keys, so it counts too.
+    state = await client.get("/api/dashboard/auth", headers={"X-Api-Key": "guess"})
+    assert (await state.json())["results"]["authenticated"] is False
+    assert guesses == [401, 401, 401, 401]
+    for headers in ({"X-Api-Key": "guess"}, {"X-Api-Key": "k1"}, _basic("a", "1")):
+        response = await client.post("/send/message", json={"phone": "1"}, headers=headers)
+        body = await response.json()
+        assert (response.status, body["code"]) == (429, "TOO_MANY_REQUESTS"), headers
+        assert 1 <= int(response.headers["Retry-After"]) <= 300
+    # The dashboard login shares the budget; the public routes still answer.
+    assert (await client.post("/api/dashboard/login", json={"api_key": "k1"})).status == 429
+    assert (await client.get("/healthz")).status == 200
+    state = await client.get("/api/dashboard/auth", headers={"X-Api-Key": "k1"})
+    assert (await state.json())["results"]["authenticated"] is False
+    # A browser already logged in (an unguessable cookie) keeps working.
+    assert (await client.get("/api/sessions", headers=browser)).status == 200
+    response = await client.post(
+        "/api/sessions",
+        json={"session_id": "c1", "start": False},
+        headers={**browser, "X-CSRF-Token": csrf},
+    )
+    assert response.status == 201
+
+
+def test_failure_throttle_window_addresses_and_memory():
+    clock = Clock()
+    throttle = FailureThrottle(3, 60.0, clock=clock, max_addresses=100)
+    for _ in range(3):
+        assert throttle.retry_after("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+        clock.now += 1
+    assert throttle.retry_after("10.0.0.1") == 57  # the first failure was 3 s ago
+    assert throttle.retry_after("10.0.0.2") == 0
+    clock.now += 57
+    assert throttle.retry_after("10.0.0.1") == 0  # the oldest failure left the window
+    # IPv6 counts per /64; an IPv4-mapped address is its IPv4 address.
+    assert client_address("2001:db8::1") == client_address("2001:db8::ffff:2")
+    assert client_address("2001:db8:0:1::1") != client_address("2001:db8::1")
+    assert client_address("::ffff:10.0.0.1") == "10.0.0.1"
+    for n in range(1000):
+        throttle.failed(f"10.1.{n // 256}.{n % 256}")
+    assert len(throttle._failures) <= 100
+    assert not FailureThrottle(0, 60.0).retry_after("x")

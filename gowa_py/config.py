@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     webhook_allow_networks: str | None = None
     webhook_deny_networks: str | None = None
     webhook_retention_days: float = 7.0
+    proxy_allow_networks: str | None = None
     sample_interval: float = 5.0
     pss_sample_interval: float = 30.0
     metrics_retention_hours: float = 24.0
@@ -94,7 +95,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise msgspec.ValidationError(
                         "basic_auth must look like user:pass[,user2:pass2]"
                     )
-        for name in ("webhook_allow_networks", "webhook_deny_networks"):
+        for name in ("webhook_allow_networks", "webhook_deny_networks", "proxy_allow_networks"):
             try:
                 parse_networks(getattr(self, name))
             except ValueError as exc:

@@ -19,6 +19,9 @@ from pathlib import Path
 
 #: Counted bytes between two looks at the file's real size (at most a quarter of the limit).
 CHECK_EVERY = 64 * 1024
+#: A log record with this attribute set stays in worker.log, out of the live log that
+#: reaches API clients (``log.warning(..., extra={LOCAL_ONLY: True})``).
+LOCAL_ONLY = "local_only"
 
 
 class RotatingLog(logging.StreamHandler):

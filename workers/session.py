@@ -36,6 +36,7 @@ from neonize.utils.jid import build_jid
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
 from workers import payloads
+from workers.logfile import LOCAL_ONLY
 from workers.storefile import use_wal
 from workers.watchdog import SilenceWatch
 
@@ -53,6 +54,7 @@ class Emit(Protocol):
 # whatsmeow shows the first QR code for 60 s and each following one for 20 s.
 FIRST_QR_TTL_S = 60
 NEXT_QR_TTL_S = 20
+CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
 
 
 class SessionError(Exception):
@@ -73,6 +75,7 @@ class WhatsAppSession:
         store_path: Path,
         emit: Emit,
         proxy: str | None = None,
+        proxy_is_users: bool = False,
         backoff_cap_s: float = 60.0,
         qr_limit: int = 6,
         silence_timeout_s: float = 180.0,
@@ -85,6 +88,9 @@ class WhatsAppSession:
         # observers store of it are one commit (two cost a commit's locks and log writes).
         self._transaction = transaction
         self._proxy = proxy
+        # A proxy from the session's config was chosen by an API user, so the dial errors
+        # through it (which address and port answered, and how) must not reach the API.
+        self._proxy_is_users = proxy_is_users
         self._backoff_cap_s = backoff_cap_s
         self._qr_limit = qr_limit
         # neonize cannot dial again once its client was stopped, so a reconnect is a fresh
@@ -314,7 +320,13 @@ class WhatsAppSession:
                     attempt = 0
                 delay = backoff_delay(attempt, base=1.0, cap=self._backoff_cap_s, jitter=0.1)
                 attempt += 1
-                self._set_state(p.SessionState.DISCONNECTED, str(exc))
+                if self._proxy_is_users:
+                    # The dial error names the proxy's address and says whether it
+                    # answered: shown in the API, it would let a user scan the host.
+                    self._set_state(p.SessionState.DISCONNECTED, CONNECT_FAILED)
+                    log.warning("connect failed (%s)", exc, extra={LOCAL_ONLY: True})
+                else:
+                    self._set_state(p.SessionState.DISCONNECTED, str(exc))
                 log.info("connect failed; retry %d in %.1f s", attempt, delay)
                 self._wake.wait(delay)
                 self._wake.clear()

@@ -29,7 +29,7 @@ from workers import pagemerge, storefile, timerslack
 from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
-from workers.logfile import RotatingLog
+from workers.logfile import LOCAL_ONLY, RotatingLog
 from workers.lost import LostMessageReporter
 from workers.prctl import prctl
 from workers.timefmt import rfc3339
@@ -53,13 +53,19 @@ COMMAND_THREADS = 16
 
 
 class LogForwarder(logging.Handler):
-    """Publishes the worker's log records as ``log`` events for the dashboard's live log."""
+    """Publishes the worker's log records as ``log`` events for the dashboard's live log.
+
+    A record logged with ``extra={LOCAL_ONLY: True}`` stays in worker.log: the live log
+    reaches API clients, and some details (a proxy's dial errors) are for the operator.
+    """
 
     def __init__(self, worker: Worker) -> None:
         super().__init__(logging.INFO)
         self._worker = worker
 
     def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, LOCAL_ONLY, False):
+            return
         try:
             message = record.getMessage()
         except Exception:
@@ -291,6 +297,7 @@ async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
         store,
         worker.emit,
         proxy=proxy,
+        proxy_is_users=config.sandbox is None and config.proxy is not None,
         backoff_cap_s=config.connect_backoff_cap_s,
         qr_limit=config.qr_limit,
         silence_timeout_s=config.silence_timeout_s,

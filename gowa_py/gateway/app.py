@@ -21,13 +21,22 @@ from gowa_py.gateway import (
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
-from gowa_py.gateway.keys import EVENTS, METRICS, SESSION_VIEWS, SETTINGS, SUPERVISOR, WEBHOOKS
+from gowa_py.gateway.keys import (
+    EVENTS,
+    METRICS,
+    PROXY_POLICY,
+    SESSION_VIEWS,
+    SETTINGS,
+    SUPERVISOR,
+    WEBHOOKS,
+)
 from gowa_py.gateway.metrics import Metrics
 from gowa_py.gateway.views import SessionViews
 from gowa_py.protocol import SandboxConfig
 from gowa_py.registry import Registry
 from gowa_py.supervisor import Supervisor
 from gowa_py.webhooks.deliverer import WebhookDeliverer
+from gowa_py.webhooks.policy import TargetPolicy, parse_networks
 
 
 def create_app(
@@ -51,6 +60,9 @@ def create_app(
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics
     app[SESSION_VIEWS] = SessionViews()
+    app[PROXY_POLICY] = TargetPolicy(
+        parse_networks(settings.proxy_allow_networks), [], allow_setting="proxy_allow_networks"
+    )
     hub = EventHub(registry)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)

@@ -50,7 +50,7 @@ async def add_device(request: web.Request) -> web.Response:
     config = SessionConfig(
         webhooks=_webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
     )
-    check_targets(request.app, config)
+    await check_targets(request.app, config)
     supervisor = request.app[SUPERVISOR]
     record = await supervisor.create(session_id, config, start=False)
     result = device_json(record)
@@ -139,6 +139,6 @@ async def set_device_webhook(request: web.Request) -> web.Response:
     body = await read_json(request, DeviceWebhook)
     hooks = _webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
     config = msgspec.structs.replace(record.config, webhooks=hooks + record.config.webhooks[1:])
-    check_targets(request.app, config)
+    await check_targets(request.app, config)
     record = supervisor.update_config(session_id, config)
     return envelope(device_webhook_json(record), message="Device webhook updated")

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from gowa_py.gateway.views import SessionViews
     from gowa_py.supervisor import Supervisor
     from gowa_py.webhooks.deliverer import WebhookDeliverer
+    from gowa_py.webhooks.policy import TargetPolicy
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SUPERVISOR: web.AppKey[Supervisor] = web.AppKey("supervisor")
@@ -20,3 +21,4 @@ EVENTS: web.AppKey[EventHub] = web.AppKey("events")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 WEBHOOKS: web.AppKey[WebhookDeliverer] = web.AppKey("webhooks")
 SESSION_VIEWS: web.AppKey[SessionViews] = web.AppKey("session_views")
+PROXY_POLICY: web.AppKey[TargetPolicy] = web.AppKey("proxy_policy")

@@ -31,7 +31,7 @@ def _id(request: web.Request) -> str:
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request, CreateSession)
-    check_targets(request.app, body.config)
+    await check_targets(request.app, body.config)
     supervisor = request.app[SUPERVISOR]
     await supervisor.create(body.session_id, body.config, body.start)
     return _session_response(request, body.session_id, "Session created", status=201)
@@ -57,7 +57,7 @@ async def patch_session(request: web.Request) -> web.Response:
     record = supervisor.require(session_id)
     body = await read_json(request, PatchSession)
     config = body.config.apply(record.config)
-    check_targets(request.app, config)
+    await check_targets(request.app, config)
     supervisor.update_config(session_id, config)
     await push_session_settings(request, session_id, restart=config.proxy != record.config.proxy)
     return _session_response(request, session_id, "Session updated")

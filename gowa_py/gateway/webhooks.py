@@ -6,7 +6,7 @@ from aiohttp import web
 from yarl import URL
 
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import WEBHOOKS
+from gowa_py.gateway.keys import PROXY_POLICY, WEBHOOKS
 from gowa_py.gateway.params import path_session
 from gowa_py.models import SessionConfig
 from gowa_py.webhooks.outbox import STATUSES
@@ -15,10 +15,19 @@ from gowa_py.webhooks.policy import BlockedTarget
 routes = web.RouteTableDef()
 
 MAX_LIMIT = 500
+SOCKS_PORT = 1080
 
 
-def check_targets(app: web.Application, config: SessionConfig) -> None:
-    """Refuse at configuration time what the deliverer would refuse anyway (IP literals)."""
+async def check_targets(app: web.Application, config: SessionConfig) -> None:
+    """Refuse at configuration time what the deliverer would refuse anyway (IP literals),
+    and a proxy on an address the SSRF policy refuses.
+
+    The proxy is dialled by the worker, past the gateway's resolver, so its host is resolved
+    and judged here (against ``proxy_allow_networks``): a proxy is a way to make a worker
+    connect anywhere, and its errors tell which ports are open.
+    """
+    if config.proxy is not None:
+        await _check_proxy(app, config.proxy)
     policy = app[WEBHOOKS].policy
     for index, hook in enumerate(config.webhooks):
         try:
@@ -31,6 +40,20 @@ def check_targets(app: web.Application, config: SessionConfig) -> None:
             raise ApiError(
                 400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url is not a valid URL"
             ) from exc
+
+
+async def _check_proxy(app: web.Application, proxy: str) -> None:
+    try:
+        url = URL(proxy)
+        host, port = url.host, url.port or SOCKS_PORT
+    except ValueError as exc:  # includes UnicodeError from a host that is not valid IDNA
+        raise ApiError(400, "VALIDATION_ERROR", "$.config.proxy is not a valid URL") from exc
+    if not host:
+        raise ApiError(400, "VALIDATION_ERROR", "$.config.proxy has no host")
+    try:
+        await app[PROXY_POLICY].check_host(host, port)
+    except BlockedTarget as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"$.config.proxy: {exc}") from exc
 
 
 @routes.get("/api/{session_id}/webhooks/deliveries")

@@ -9,6 +9,7 @@ addresses at connect time, so DNS tricks do not bypass it.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -94,9 +95,18 @@ def parse_networks(value: str | None) -> list[Network]:
 
 
 class TargetPolicy:
-    def __init__(self, allow: list[Network], deny: list[Network]) -> None:
+    def __init__(
+        self,
+        allow: list[Network],
+        deny: list[Network],
+        allow_setting: str = "webhook_allow_networks",
+        deny_setting: str = "webhook_deny_networks",
+    ) -> None:
+        """The setting names only shape the messages, so an operator knows what to change."""
         self._allow = allow
         self._deny = deny
+        self._allow_setting = allow_setting
+        self._deny_setting = deny_setting
 
     def reason(self, address: str) -> str | None:
         """Why ``address`` may not be called, or None when it may.
@@ -109,16 +119,33 @@ class TargetPolicy:
         forms = [ip] if inner is None else [ip, inner]
         target = forms[-1]
         if any(f in network for f in forms for network in self._deny):
-            return f"{target} is in webhook_deny_networks"
+            return f"{target} is in {self._deny_setting}"
         if any(f in network for f in forms for network in self._allow):
             return None
         if not target.is_global or any(target in network for network in _SPECIAL):
             shown = f"{ip} (that is {inner})" if inner is not None else str(ip)
             return (
                 f"{shown} is a loopback, private or reserved address; allow it with "
-                "webhook_allow_networks"
+                f"{self._allow_setting}"
             )
         return None
+
+    async def check_host(self, host: str, port: int) -> None:
+        """Resolve ``host`` and refuse it unless every address it has may be called.
+
+        For a target another process dials (a worker's proxy): that process picks any of
+        the addresses, so all of them must pass, not just one.
+        """
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host.strip("[]"), port, type=socket.SOCK_STREAM
+            )
+        except (OSError, UnicodeError) as exc:
+            raise BlockedTarget(f"{host} does not resolve") from exc
+        reasons = {self.reason(str(info[4][0])) for info in infos}
+        refused = sorted(r for r in reasons if r)
+        if refused:
+            raise BlockedTarget(f"{host}: " + "; ".join(refused))
 
     def check_literal(self, host: str) -> None:
         """aiohttp skips the resolver for IP literals, so those are checked here."""

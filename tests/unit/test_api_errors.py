@@ -87,9 +87,9 @@ async def test_malformed_json_and_patch_validation(make_client):
     )
     assert status == 400 and "$.config.idle_timeout" in body["message"]
     status, body = await _json(
-        await client.patch("/api/sessions/a", json={"config": {"proxy": "socks5://127.0.0.1:9"}})
+        await client.patch("/api/sessions/a", json={"config": {"proxy": "socks5://9.9.9.9:1080"}})
     )
-    assert status == 200 and body["results"]["config"]["proxy"] == "socks5://127.0.0.1:9"
+    assert status == 200 and body["results"]["config"]["proxy"] == "socks5://9.9.9.9:1080"
 
 
 async def test_oversize_body_is_413(make_client):

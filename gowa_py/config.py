@@ -56,6 +56,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     qr_limit: int = 6
     silence_timeout: float = 180.0
     max_pairing: int = 20
+    max_sessions: int = 1000
     webhook_url: str | None = None
     webhook_secret: str = "secret"
     webhook_events: str | None = None
@@ -67,6 +68,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     webhook_deny_networks: str | None = None
     webhook_retention_days: float = 7.0
     proxy_allow_networks: str | None = None
+    webhook_open_outboxes: int = 64
     sample_interval: float = 5.0
     pss_sample_interval: float = 30.0
     metrics_retention_hours: float = 24.0
@@ -104,6 +106,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError(
                 "webhook_max_attempts and webhook_concurrency must be at least 1"
             )
+        if self.max_sessions < 0:
+            raise msgspec.ValidationError("max_sessions must be >= 0 (0 = no limit)")
+        if self.webhook_open_outboxes < 1:
+            raise msgspec.ValidationError("webhook_open_outboxes must be at least 1")
         if self.rate_limit < 0 or self.rate_limit_burst < 1:
             raise msgspec.ValidationError("rate_limit must be >= 0 and rate_limit_burst >= 1")
         if self.api_key_hash is not None:

@@ -6,6 +6,7 @@ import asyncio
 import fcntl
 import logging
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -48,6 +49,26 @@ def configure_logging(level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+def raise_fd_limit() -> tuple[int, int]:
+    """Lift the soft ``RLIMIT_NOFILE`` to the hard one; returns (before, after).
+
+    The soft limit is often 1024, a default kept for ``select()``, which nothing here
+    uses (asyncio and ZeroMQ poll with epoll). Each running session costs the gateway a
+    few descriptors (its worker's sockets and pidfd, its outbox while busy), and every
+    client connection one more; running out makes ``accept()`` fail and ``/healthz``
+    with it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft >= hard:
+        return soft, soft
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return soft, soft
+    return soft, target
+
+
 def serve(settings: Settings) -> None:
     # The settings hold the credentials now; nothing else may find them.
     secretenv.forget(SECRET_ENV)
@@ -57,6 +78,22 @@ def serve(settings: Settings) -> None:
     lock_data_dir(data_dir)
     host, port = settings.bind_host, settings.port
     log.info("gowa-py %s, data dir %s", __version__, data_dir)
+    before, after = raise_fd_limit()
+    if after != before:
+        log.info("open-file limit raised from %d to %d (the hard limit)", before, after)
+    else:
+        log.info("open-file limit %d", after)
+    # A running session holds 3 descriptors (docs/benchmarks.md), an open outbox 3 more.
+    needed = 3 * settings.max_sessions + 3 * settings.webhook_open_outboxes + 256
+    if settings.max_sessions and after < needed:
+        log.warning(
+            "open-file limit %d is low for max_sessions = %d (about %d needed with all of "
+            "them running); raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+            "max_sessions",
+            after,
+            settings.max_sessions,
+            needed,
+        )
     if not settings.auth_enabled:
         log.warning(
             "no GOWA_API_KEY or GOWA_BASIC_AUTH set: listening on 127.0.0.1 only "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -92,9 +93,12 @@ class Gateway:
         args: list[str] | None = None,
         command: list[str] | None = None,
         cwd: Path = ROOT,
+        nofile: tuple[int, int] | None = None,
     ) -> None:
-        """``command`` replaces ``python -m gowa_py`` (e.g. an installed ``gowa`` script)."""
+        """``command`` replaces ``python -m gowa_py`` (e.g. an installed ``gowa`` script);
+        ``nofile`` is the (soft, hard) ``RLIMIT_NOFILE`` the gateway starts with."""
         self.data_dir = data_dir
+        self.nofile = nofile
         self.command = command or GOWA
         self.cwd = cwd
         self.port = free_port()
@@ -125,10 +129,15 @@ class Gateway:
             stderr=subprocess.STDOUT,
             cwd=self.cwd,
             start_new_session=True,
+            preexec_fn=self._limit_files if self.nofile else None,
         )
         log.close()
         wait_until(self._ready, timeout, what=f"gateway on :{self.port} ready ({self.log_path})")
         return self
+
+    def _limit_files(self) -> None:
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
 
     def _ready(self) -> bool:
         assert self.process is not None

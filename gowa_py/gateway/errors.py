@@ -14,7 +14,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gowa_py import protocol as p
 from gowa_py.ids import InvalidSessionId
 from gowa_py.ipc import WorkerError, WorkerUnavailable
-from gowa_py.supervisor import SessionExists, SessionMissing
+from gowa_py.supervisor import SessionExists, SessionLimit, SessionMissing
 
 log = logging.getLogger("gowa.gateway")
 
@@ -107,6 +107,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(404, "SESSION_NOT_FOUND", f"session {exc.args[0]!r} does not exist")
     except SessionExists as exc:
         return error_response(409, "SESSION_EXISTS", f"session {exc.args[0]!r} already exists")
+    except SessionLimit as exc:
+        return error_response(
+            409,
+            "SESSION_LIMIT",
+            f"this gateway holds {exc.args[0]} sessions, its max_sessions; delete one first",
+        )
     except WorkerUnavailable as exc:
         return error_response(503, "SESSION_UNAVAILABLE", str(exc))
     except WorkerError as exc:

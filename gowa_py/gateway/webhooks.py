@@ -80,10 +80,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def redeliver(request: web.Request) -> web.Response:
     session_id = path_session(request)
     delivery_id = request.match_info["delivery_id"]
-    deliverer = request.app[WEBHOOKS]
-    outbox = deliverer.outbox(session_id)
-    if not outbox.redeliver(delivery_id):
+    delivery = request.app[WEBHOOKS].redeliver(session_id, delivery_id)
+    if delivery is None:
         raise ApiError(404, "DELIVERY_NOT_FOUND", f"no delivery {delivery_id!r} in {session_id!r}")
-    deliverer.wake()
-    delivery = outbox.get(delivery_id)
-    return envelope(delivery.public() if delivery else None, message="Delivery queued again")
+    return envelope(delivery.public(), message="Delivery queued again")

@@ -1,5 +1,5 @@
 """Starts, watches, restarts and measures the worker processes (one per session)."""
 
-from gowa_py.supervisor.supervisor import SessionExists, SessionMissing, Supervisor
+from gowa_py.supervisor.supervisor import SessionExists, SessionLimit, SessionMissing, Supervisor
 
-__all__ = ["SessionExists", "SessionMissing", "Supervisor"]
+__all__ = ["SessionExists", "SessionLimit", "SessionMissing", "Supervisor"]

@@ -45,6 +45,10 @@ class SessionMissing(Exception):
     pass
 
 
+class SessionLimit(Exception):
+    """The gateway holds ``max_sessions`` sessions already."""
+
+
 class Supervisor:
     def __init__(
         self,
@@ -177,6 +181,9 @@ class Supervisor:
         check_session_id(session_id)
         if session_id in self.runners or self.registry.get(session_id) is not None:
             raise SessionExists(session_id)
+        limit = self.settings.max_sessions
+        if limit and len(self.runners) >= limit:
+            raise SessionLimit(limit)
         record = self.registry.create(session_id, config, "running" if start else "stopped")
         (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
         self.runners[session_id] = self._new_runner(session_id)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 import aiohttp
@@ -48,7 +49,10 @@ class WebhookDeliverer:
             parse_networks(settings.webhook_allow_networks),
             parse_networks(settings.webhook_deny_networks),
         )
-        self._outboxes: dict[str, Outbox] = {}
+        self._outboxes: OrderedDict[str, Outbox] = OrderedDict()
+        #: Per session with pending deliveries, when the earliest is due (0: look). Only
+        #: these outboxes are opened by the delivery loop; the others stay closed.
+        self._pending: dict[str, float] = {}
         self._inflight: dict[str, set[str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -60,17 +64,70 @@ class WebhookDeliverer:
     # ------------------------------------------------------------- outboxes
 
     def outbox(self, session_id: str) -> Outbox:
+        """The session's outbox, opened on demand.
+
+        At most ``webhook_open_outboxes`` stay open (each holds ``chats.db``, its ``-wal``
+        and ``-shm``): the least recently used is closed first, so the gateway's file
+        descriptors follow the sessions that are busy, not every session it knows. Nobody
+        holds an outbox across an ``await``; closing one loses nothing, it is reopened
+        when next needed.
+        """
         outbox = self._outboxes.get(session_id)
-        if outbox is None:
-            folder = self._sessions_dir / session_id
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            outbox = self._outboxes[session_id] = Outbox(folder / "chats.db")
+        if outbox is not None:
+            self._outboxes.move_to_end(session_id)
+            return outbox
+        folder = self._sessions_dir / session_id
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        outbox = Outbox(folder / "chats.db")
+        self._outboxes[session_id] = outbox
+        while len(self._outboxes) > self._settings.webhook_open_outboxes:
+            _, oldest = self._outboxes.popitem(last=False)
+            oldest.close()
         return outbox
 
+    @property
+    def open_outboxes(self) -> int:
+        return len(self._outboxes)
+
     def forget(self, session_id: str) -> None:
+        self._pending.pop(session_id, None)
         outbox = self._outboxes.pop(session_id, None)
         if outbox is not None:
             outbox.close()
+
+    def _note_due(self, session_id: str, outbox: Outbox) -> float | None:
+        """Refresh what the loop knows of the session's earliest pending delivery."""
+        due = outbox.next_due_at()
+        if due is None:
+            self._pending.pop(session_id, None)
+        else:
+            self._pending[session_id] = due
+        return due
+
+    def _find_pending(self) -> None:
+        """At start, which sessions have deliveries pending (one outbox open at a time):
+        a stopped session's deliveries go out like any other. Delivered rows past the
+        retention are pruned on the way."""
+        older_than = time.time() - self._settings.webhook_retention_days * 86400
+        for record in self._registry.all():
+            path = self._sessions_dir / record.id / "chats.db"
+            if not path.exists():
+                continue
+            try:
+                outbox = Outbox(path)
+            except Exception as exc:
+                log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
+                continue
+            try:
+                outbox.prune_delivered(older_than)
+                due = outbox.next_due_at()
+            except Exception as exc:
+                log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
+                continue
+            finally:
+                outbox.close()
+            if due is not None:
+                self._pending[record.id] = min(due, self._pending.get(record.id, due))
 
     # -------------------------------------------------------------- enqueue
 
@@ -99,14 +156,22 @@ class WebhookDeliverer:
         device_id = record.me.jid if record.me else ""
         body = _encoder.encode(envelope(event, device_id))
         if self.outbox(event.session_id).enqueue(event.id, event.name, targets, body):
+            self._pending[event.session_id] = 0.0
             self._wake.set()
 
-    def wake(self) -> None:
+    def redeliver(self, session_id: str, delivery_id: str) -> Delivery | None:
+        """Queue a delivery again (dead or not); None if the session has no such delivery."""
+        outbox = self.outbox(session_id)
+        if not outbox.redeliver(delivery_id):
+            return None
+        self._pending[session_id] = 0.0
         self._wake.set()
+        return outbox.get(delivery_id)
 
     # ------------------------------------------------------------- delivery
 
     async def start(self) -> None:
+        await asyncio.to_thread(self._find_pending)
         connector = aiohttp.TCPConnector(resolver=PolicyResolver(self.policy), limit=0)
         self._http = aiohttp.ClientSession(
             connector=connector,
@@ -132,7 +197,7 @@ class WebhookDeliverer:
             self.forget(session_id)
 
     async def _run(self) -> None:
-        last_prune = 0.0
+        last_prune = time.time()
         while not self._closing:
             if time.time() - last_prune > PRUNE_EVERY_S:
                 last_prune = time.time()
@@ -147,44 +212,56 @@ class WebhookDeliverer:
                     await self._wake.wait()
 
     def _prune(self, older_than: float) -> None:
-        for record in self._registry.all():
+        """Delivered rows only accrue in open outboxes (the others were pruned at start)."""
+        for session_id, outbox in list(self._outboxes.items()):
             try:
-                self.outbox(record.id).prune_delivered(older_than)
+                outbox.prune_delivered(older_than)
             except Exception as exc:
-                log.warning("[%s] cannot prune webhook deliveries: %s", record.id, exc)
+                log.warning("[%s] cannot prune webhook deliveries: %s", session_id, exc)
 
     def _launch_due(self) -> float | None:
         now = time.time()
         next_due: float | None = None
-        for record in self._registry.all():
-            try:
-                outbox = self.outbox(record.id)
-                # Usually known without a query (see Outbox): nothing due, nothing to read.
-                due = outbox.next_due_at()
-                if due is not None and due <= now:
-                    inflight = self._inflight.setdefault(record.id, set())
-                    batch = outbox.due(now, BATCH, inflight)
-                    for delivery in batch:
-                        inflight.add(delivery.id)
-                        task = asyncio.create_task(self._deliver(record.id, outbox, delivery))
-                        self._tasks.add(task)
-                        task.add_done_callback(self._tasks.discard)
-                    if not batch:
-                        # All that is due is in flight: its end wakes us. Counting its past
-                        # due time would spin this loop for as long as a receiver is slow.
-                        continue
-            except Exception as exc:
-                log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
+        for session_id, known in list(self._pending.items()):
+            if known > now:
+                due: float | None = known
+            elif self._registry.get(session_id) is None:
+                self.forget(session_id)
                 continue
+            else:
+                try:
+                    outbox = self.outbox(session_id)
+                    # Usually known without a query (see Outbox): nothing due, nothing to read.
+                    due = self._note_due(session_id, outbox)
+                    if due is not None and due <= now:
+                        inflight = self._inflight.setdefault(session_id, set())
+                        batch = outbox.due(now, BATCH, inflight)
+                        for delivery in batch:
+                            inflight.add(delivery.id)
+                            task = asyncio.create_task(self._deliver(session_id, delivery))
+                            self._tasks.add(task)
+                            task.add_done_callback(self._tasks.discard)
+                        if not batch:
+                            # All that is due is in flight: its end wakes us. Counting its
+                            # past due time would spin this loop while a receiver is slow.
+                            continue
+                except Exception as exc:
+                    log.error("[%s] webhook outbox unavailable: %s", session_id, exc)
+                    continue
             if due is not None and (next_due is None or due < next_due):
                 next_due = due
         return next_due
 
-    async def _deliver(self, session_id: str, outbox: Outbox, delivery: Delivery) -> None:
+    async def _deliver(self, session_id: str, delivery: Delivery) -> None:
         try:
             async with self._slots:
                 status, error = await self._post(delivery)
+            if self._registry.get(session_id) is None:
+                return  # deleted meanwhile, with its outbox
+            # Opened again here: it may have been closed while the POST was on its way.
+            outbox = self.outbox(session_id)
             self._record(outbox, delivery, status, error)
+            self._note_due(session_id, outbox)
         finally:
             self._inflight.get(session_id, set()).discard(delivery.id)
             self._wake.set()

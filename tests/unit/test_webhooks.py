@@ -193,11 +193,13 @@ async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
         return launch_due()
 
     deliverer._launch_due = counted  # type: ignore[method-assign]
+    (tmp_path / "sessions" / "s").mkdir(parents=True)
+    queued = Outbox(tmp_path / "sessions" / "s" / "chats.db")
+    queued.enqueue("e1", "message", [(f"http://127.0.0.1:{port}/hook", "k")], b"{}")
+    queued.close()
     await deliverer.start()
     try:
         outbox = deliverer.outbox("s")
-        outbox.enqueue("e1", "message", [(f"http://127.0.0.1:{port}/hook", "k")], b"{}")
-        deliverer.wake()
         await asyncio.wait_for(answered.wait(), 10)
         assert passes < 10, f"{passes} passes of the delivery loop in 1.5 s"
         for _ in range(100):

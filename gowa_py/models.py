@@ -77,6 +77,15 @@ class CreateSession(msgspec.Struct, forbid_unknown_fields=True):
     start: bool = True
 
 
+class CreateKey(msgspec.Struct, forbid_unknown_fields=True):
+    """``POST /api/keys``: a scoped API key for these sessions, ``read`` (GET/HEAD) or
+    ``full``."""
+
+    sessions: Annotated[list[SessionIdField], msgspec.Meta(min_length=1, max_length=1000)]
+    scope: Literal["read", "full"] = "full"
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
 class PatchSession(msgspec.Struct, forbid_unknown_fields=True):
     config: SessionConfigPatch = msgspec.field(default_factory=SessionConfigPatch)
 

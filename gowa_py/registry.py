@@ -6,6 +6,7 @@ the dashboard's charts read after a restart. Written only by the gateway process
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -42,6 +43,19 @@ class SessionRecord:
     event_epoch: str | None = None
 
 
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    """A scoped API key: bound to ``sessions``, ``read`` or ``full`` scope. Only the
+    SHA-256 of the key is kept (``digest``, hex)."""
+
+    id: str
+    name: str
+    sessions: tuple[str, ...]
+    scope: str
+    digest: str
+    created_at: float
+
+
 class Registry:
     """Only the gateway process writes here, so sessions are also kept in memory
     (write-through): reads, which every API request makes, never touch SQLite."""
@@ -55,6 +69,10 @@ class Registry:
         self._sessions: dict[str, SessionRecord] = {
             row["id"]: self._record(row)
             for row in self.db.query("SELECT * FROM sessions ORDER BY id")
+        }
+        self._keys: dict[str, ApiKeyRecord] = {
+            row["id"]: self._key_record(row)
+            for row in self.db.query("SELECT * FROM api_keys ORDER BY created_at")
         }
 
     def _migrate(self) -> None:
@@ -98,6 +116,18 @@ class Registry:
             {"ts": float, "connected": int, "sessions": int}, if_not_exists=True
         )
         self.db["connected_history"].create_index(["ts"], if_not_exists=True)
+        self.db["api_keys"].create(
+            {
+                "id": str,
+                "name": str,
+                "sessions": str,
+                "scope": str,
+                "digest": str,
+                "created_at": float,
+            },
+            pk="id",
+            if_not_exists=True,
+        )
 
     # -------------------------------------------------------------- sessions
 
@@ -157,10 +187,21 @@ class Registry:
             self._sessions[session_id] = replace(record, **fields)
 
     def delete(self, session_id: str) -> None:
+        """Forget the session, and its place in scoped keys: a session created again under
+        the same id must not be reachable by keys made for the old one."""
         self._sessions.pop(session_id, None)
         self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
         self.db.execute("DELETE FROM transitions WHERE session_id = ?", [session_id])
         self.db.execute("DELETE FROM metrics WHERE session_id = ?", [session_id])
+        for key in [k for k in self._keys.values() if session_id in k.sessions]:
+            sessions = tuple(s for s in key.sessions if s != session_id)
+            if not sessions:
+                self.delete_key(key.id)
+                continue
+            self.db.execute(
+                "UPDATE api_keys SET sessions = ? WHERE id = ?", [json.dumps(sessions), key.id]
+            )
+            self._keys[key.id] = replace(key, sessions=sessions)
 
     def set_desired(self, session_id: str, desired: str) -> None:
         self._update(session_id, {"desired": desired}, desired=desired)
@@ -222,6 +263,38 @@ class Registry:
                 [session_id, limit],
             )
         )
+
+    # ----------------------------------------------------------- scoped keys
+
+    def _key_record(self, row: dict[str, Any]) -> ApiKeyRecord:
+        return ApiKeyRecord(
+            id=row["id"],
+            name=row["name"],
+            sessions=tuple(json.loads(row["sessions"])),
+            scope=row["scope"],
+            digest=row["digest"],
+            created_at=row["created_at"],
+        )
+
+    def add_key(self, key: ApiKeyRecord) -> None:
+        self.db.execute(
+            "INSERT INTO api_keys (id, name, sessions, scope, digest, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [key.id, key.name, json.dumps(key.sessions), key.scope, key.digest, key.created_at],
+        )
+        self._keys[key.id] = key
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        return self._keys.get(key_id)
+
+    def keys(self) -> list[ApiKeyRecord]:
+        return list(self._keys.values())
+
+    def delete_key(self, key_id: str) -> bool:
+        if self._keys.pop(key_id, None) is None:
+            return False
+        self.db.execute("DELETE FROM api_keys WHERE id = ?", [key_id])
+        return True
 
     # --------------------------------------------------------------- metrics
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway import (
+    apikeys,
     dashboard,
     devices,
     gowa,
@@ -46,7 +47,7 @@ def create_app(
     registry = Registry(data_dir / "gowa.db")
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
-    auth = Authenticator(settings)
+    auth = Authenticator(settings, registry)
     app = web.Application(
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
         middlewares=[
@@ -81,6 +82,7 @@ def create_app(
     app.add_routes(gowa.route_table())
     app.add_routes(openapi.routes)
     dashboard.setup(app, registry, auth)
+    apikeys.setup(app, registry)
 
     async def start(app: web.Application) -> None:
         await deliverer.start()

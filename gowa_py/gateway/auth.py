@@ -17,10 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from gowa_py.config import Settings
+from gowa_py.gateway import apikeys
 from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
+from gowa_py.registry import Registry
 
 # Public, but it tells whether the request's credentials are good, so they are checked
 # (and throttled) as on any other route.
@@ -41,9 +43,12 @@ def _equal(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request proved to be; ``name`` keys its rate-limit buckets."""
+    """Who a request proved to be; ``name`` keys its rate-limit buckets. ``sessions`` None
+    is the admin (every session); a scoped key has the sessions it is bound to."""
 
     name: str
+    sessions: frozenset[str] | None = None
+    read_only: bool = False
 
 
 ADMIN_KEY = Principal("key:admin")
@@ -57,7 +62,8 @@ def principal(request: web.Request) -> Principal:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, registry: Registry) -> None:
+        self._registry = registry
         self._api_key = settings.api_key
         hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None
         threads = settings.api_key_hash_threads
@@ -79,8 +85,12 @@ class Authenticator:
         """The principal the request's headers prove (an ``X-Api-Key`` that does not match
         still lets basic auth in the same request try)."""
         given = request.headers.get("X-Api-Key")
-        if given is not None and await self.check_api_key(given):
-            return ADMIN_KEY
+        if given is not None:
+            scoped = self.scoped_key(given)
+            if scoped is not None:
+                return scoped
+            if await self.check_api_key(given):
+                return ADMIN_KEY
         header = request.headers.get("Authorization", "")
         if self._pairs and header[:6].lower() == "basic ":
             try:
@@ -91,6 +101,12 @@ class Authenticator:
             if self.check_credentials(user, password):
                 return Principal("user:" + user)
         return None
+
+    def scoped_key(self, key: str) -> Principal | None:
+        record = apikeys.verify(self._registry, key)
+        if record is None:
+            return None
+        return Principal(f"key:{record.id}", frozenset(record.sessions), record.scope == "read")
 
     def check_credentials(self, user: str, password: str) -> bool:
         """One of the basic-auth pairs (from the header or the dashboard's login form)."""
@@ -169,6 +185,8 @@ class Authenticator:
                 return await handler(request)
             found = await self._from_headers(request, public)
             if found is not None:
+                if found.sessions is not None and not public:
+                    apikeys.authorize(request, found.sessions, found.read_only)
                 request[PRINCIPAL] = found
                 return await handler(request)
             if public:

@@ -161,6 +161,10 @@ async def login_route(request: web.Request) -> web.Response:
         raise refusal
     sessions = auth.web_sessions
     body = await read_json(request, LoginBody)
+    if body.api_key and auth.scoped_key(body.api_key) is not None:
+        raise ApiError(
+            403, "FORBIDDEN", "a scoped API key cannot log in to the dashboard; use the admin key"
+        )
     if body.api_key:
         user, ok = "api-key", await auth.check_api_key(body.api_key)
     elif body.username and body.password is not None:

@@ -1,5 +1,8 @@
 """The live event stream: ``GET /api/dashboard/events`` (WebSocket, optional ``?session_id=``).
 
+A scoped API key's stream carries only its own sessions' events, and is closed when the
+key is revoked.
+
 Each event is sent as one JSON object in GoWA's webhook envelope. Every client has its
 own bounded queue, so a slow browser tab never slows the gateway or other clients; when
 its queue is full the oldest events are dropped and counted.
@@ -16,6 +19,7 @@ from aiohttp import WSMsgType, web
 
 from gowa_py import protocol as p
 from gowa_py.envelope import envelope
+from gowa_py.gateway.auth import Principal, principal
 from gowa_py.gateway.keys import EVENTS
 from gowa_py.ids import check_session_id
 from gowa_py.registry import Registry
@@ -27,9 +31,10 @@ _encoder = msgspec.json.Encoder()
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse, session_id: str | None) -> None:
+    def __init__(self, ws: web.WebSocketResponse, session_id: str | None, who: Principal) -> None:
         self.ws = ws
         self.session_id = session_id
+        self.who = who
         self.queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
         self.dropped = 0
         self.reported = 0
@@ -57,15 +62,23 @@ class EventHub:
         device_id = record.me.jid if record is not None and record.me else ""
         data = _encoder.encode(envelope(event, device_id))
         for client in self._clients:
-            if client.session_id is None or client.session_id == event.session_id:
+            if client.session_id in (None, event.session_id) and self._may_see(client, event):
                 client.offer(data)
+
+    def _may_see(self, client: _Client, event: p.Event) -> bool:
+        """The admin sees everything; a scoped key its sessions as the registry has them
+        now (a key revoked, or a session taken off it, stops at once)."""
+        if client.who.sessions is None:
+            return True
+        key = self._registry.get_key(client.who.name.removeprefix("key:"))
+        return key is not None and event.session_id in key.sessions
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         raw = request.query.get("session_id")
         session_id = check_session_id(raw) if raw else None
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
-        client = _Client(ws, session_id)
+        client = _Client(ws, session_id, principal(request))
         self._clients.add(client)
         sender = asyncio.create_task(self._send(client))
         try:
@@ -99,6 +112,11 @@ class EventHub:
                 await client.ws.send_str(data.decode())
             except (ConnectionResetError, RuntimeError):
                 return
+
+    async def disconnect(self, name: str) -> None:
+        """Close the streams of a principal (a revoked key)."""
+        for client in [c for c in self._clients if c.who.name == name]:
+            await client.ws.close(code=1008, message=b"credential revoked")
 
     async def close(self) -> None:
         for client in list(self._clients):

@@ -34,6 +34,7 @@ PREFIX = "/api/{session_id}"
 # Bodies of the non-GoWA routes (session management, GoWA v9 device routes).
 BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("POST", "/api/sessions"): models.CreateSession,
+    ("POST", "/api/keys"): models.CreateKey,
     ("PATCH", "/api/sessions/{session_id}"): models.PatchSession,
     ("POST", "/devices"): models.AddDevice,
     ("PATCH", "/devices/{device_id}/webhook"): models.DeviceWebhook,
@@ -50,6 +51,7 @@ ENVELOPE = {
 }
 ERRORS = {
     "400": "VALIDATION_ERROR (names the field), INVALID_SESSION_ID, INVALID_JID",
+    "403": "FORBIDDEN (a scoped API key outside its sessions or scope), CSRF_FAILED",
     "404": "SESSION_NOT_FOUND, NOT_FOUND (e.g. a message not in the chat storage)",
     "409": "SESSION_NOT_CONNECTED, ALREADY_LOGGED_IN, PASSKEY_NOT_PENDING",
     "413": "PAYLOAD_TOO_LARGE (upload or *_url media over max_body_mb)",

@@ -309,3 +309,11 @@ def test_failure_throttle_window_addresses_and_memory():
         throttle.failed(f"10.1.{n // 256}.{n % 256}")
     assert len(throttle._failures) <= 100
     assert not FailureThrottle(0, 60.0).retry_after("x")
+
+
+async def test_scoped_keys_need_an_admin_credential(make_client):
+    client = await make_client()
+    await client.post("/api/sessions", json={"session_id": "a", "start": False})
+    response = await client.post("/api/keys", json={"sessions": ["a"]})
+    body = await response.json()
+    assert (response.status, body["code"]) == (409, "AUTH_DISABLED")

@@ -1,5 +1,6 @@
 // Entry point: login check, the global event stream and the hash router.
 import { get, onUnauthorized, openEvents, post, setCsrf } from "./api.js";
+import { renderKeys } from "./keys.js";
 import { renderLogin } from "./login.js";
 import { renderOverview } from "./overview.js";
 import { renderSession } from "./session.js";
@@ -24,6 +25,7 @@ function route() {
   const session = /^\/sessions\/([^/]+)$/.exec(hash);
   if (session) return { name: "session", id: decodeURIComponent(session[1]) };
   if (hash === "/sessions") return { name: "sessions" };
+  if (hash === "/keys") return { name: "keys" };
   return { name: "overview" };
 }
 
@@ -40,6 +42,7 @@ function render() {
   main.replaceChildren();
   if (current.name === "session") cleanupView = renderSession(main, current.id);
   else if (current.name === "sessions") cleanupView = renderSessions(main);
+  else if (current.name === "keys") cleanupView = renderKeys(main);
   else cleanupView = renderOverview(main);
 }
 

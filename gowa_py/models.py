@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import msgspec
+from yarl import URL
 
 from gowa_py.ids import SESSION_ID_PATTERN
 from gowa_py.operations import ApplySettings
@@ -21,10 +22,36 @@ PresenceOnConnect = Literal["available", "unavailable", "none"]
 RetentionDays = Annotated[int, msgspec.Meta(ge=1, le=36500)]
 
 
+#: What every response shows in place of a secret that is set (webhook secrets, a proxy's
+#: password): secrets are write-only. Sent back unchanged (the dashboard's config editor
+#: does), it keeps the stored secret.
+SECRET_MASK = "****"
+
+
 class Webhook(msgspec.Struct, forbid_unknown_fields=True):
     url: HttpUrl
+    #: None or absent (or the mask) keeps the secret of the hook with the same URL on a
+    #: PATCH; "" clears it (deliveries are then signed with the gateway's webhook_secret).
     secret: Annotated[str, msgspec.Meta(max_length=512)] | None = None
     events: list[Annotated[str, msgspec.Meta(max_length=64)]] = []
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "secret": SECRET_MASK if self.secret else None,
+            "events": list(self.events),
+        }
+
+
+def mask_proxy(proxy: str | None) -> str | None:
+    """The proxy URL with its password, if any, replaced by the mask."""
+    if proxy is None:
+        return None
+    try:
+        url = URL(proxy)
+        return str(url.with_password(SECRET_MASK)) if url.password else proxy
+    except ValueError:  # not stored through the API's validation: show nothing of it
+        return SECRET_MASK
 
 
 class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,6 +66,31 @@ class SessionConfig(msgspec.Struct, forbid_unknown_fields=True):
     auto_reject_call: bool = False
     presence_on_connect: PresenceOnConnect = "available"
     chat_retention_days: RetentionDays | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What responses show: the config with every secret masked."""
+        data = msgspec.to_builtins(self)
+        data["webhooks"] = [hook.public() for hook in self.webhooks]
+        data["proxy"] = mask_proxy(self.proxy)
+        return data
+
+    def keeping_secrets(self, old: SessionConfig) -> SessionConfig:
+        """This config as set over ``old``: a webhook without a secret (absent, null or the
+        mask) keeps the secret ``old`` has for the same URL, a masked proxy the old proxy.
+
+        Never by position: a secret must not follow a hook to a URL it was not given for.
+        """
+        secrets = {hook.url: hook.secret for hook in old.webhooks}
+        hooks = [
+            msgspec.structs.replace(hook, secret=secrets.get(hook.url))
+            if hook.secret is None or hook.secret == SECRET_MASK
+            else hook
+            for hook in self.webhooks
+        ]
+        proxy = self.proxy
+        if proxy is not None and proxy != old.proxy and proxy == mask_proxy(old.proxy):
+            proxy = old.proxy
+        return msgspec.structs.replace(self, webhooks=hooks, proxy=proxy)
 
     def worker_settings(self) -> ApplySettings:
         """The part of the config a worker acts on (sent at start and on every PATCH)."""

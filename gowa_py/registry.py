@@ -17,6 +17,7 @@ import msgspec
 import sqlite_utils
 
 from gowa_py.models import SessionConfig
+from gowa_py.privatefile import private_sqlite
 from gowa_py.protocol import Me, SessionState
 
 
@@ -62,6 +63,7 @@ class Registry:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        private_sqlite(path)
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -27,7 +27,7 @@ def _webhooks(url: str | None, secret: str | None, events: str | None) -> list[W
             msgspec.convert(
                 {
                     "url": url,
-                    "secret": secret or None,
+                    "secret": secret,
                     "events": [e.strip() for e in (events or "").split(",") if e.strip()],
                 },
                 Webhook,
@@ -49,7 +49,7 @@ async def add_device(request: web.Request) -> web.Response:
     session_id = body.device_id or f"device-{secrets.token_hex(4)}"
     config = SessionConfig(
         webhooks=_webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
-    )
+    ).keeping_secrets(SessionConfig())
     await check_targets(request.app, config)
     supervisor = request.app[SUPERVISOR]
     record = await supervisor.create(session_id, config, start=False)
@@ -138,7 +138,9 @@ async def set_device_webhook(request: web.Request) -> web.Response:
     record = supervisor.require(session_id)
     body = await read_json(request, DeviceWebhook)
     hooks = _webhooks(body.webhook_url, body.webhook_secret, body.webhook_events)
-    config = msgspec.structs.replace(record.config, webhooks=hooks + record.config.webhooks[1:])
+    config = msgspec.structs.replace(
+        record.config, webhooks=hooks + record.config.webhooks[1:]
+    ).keeping_secrets(record.config)
     await check_targets(request.app, config)
     record = supervisor.update_config(session_id, config)
     return envelope(device_webhook_json(record), message="Device webhook updated")

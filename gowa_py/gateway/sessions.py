@@ -10,7 +10,7 @@ from gowa_py.gateway.gowa_api import push_session_settings
 from gowa_py.gateway.keys import SESSION_VIEWS, SUPERVISOR
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
-from gowa_py.models import CreateSession, PatchSession
+from gowa_py.models import CreateSession, PatchSession, SessionConfig
 
 routes = web.RouteTableDef()
 
@@ -31,9 +31,10 @@ def _id(request: web.Request) -> str:
 @routes.post("/api/sessions")
 async def create_session(request: web.Request) -> web.Response:
     body = await read_json(request, CreateSession)
-    await check_targets(request.app, body.config)
+    config = body.config.keeping_secrets(SessionConfig())
+    await check_targets(request.app, config)
     supervisor = request.app[SUPERVISOR]
-    await supervisor.create(body.session_id, body.config, body.start)
+    await supervisor.create(body.session_id, config, body.start)
     return _session_response(request, body.session_id, "Session created", status=201)
 
 
@@ -56,7 +57,7 @@ async def patch_session(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
     body = await read_json(request, PatchSession)
-    config = body.config.apply(record.config)
+    config = body.config.apply(record.config).keeping_secrets(record.config)
     await check_targets(request.app, config)
     supervisor.update_config(session_id, config)
     await push_session_settings(request, session_id, restart=config.proxy != record.config.proxy)

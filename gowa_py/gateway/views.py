@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.models import SECRET_MASK
 from gowa_py.protocol import SessionState
 from gowa_py.registry import SessionRecord, iso
 from gowa_py.supervisor.runner import SessionRunner
@@ -46,7 +47,7 @@ def session_json(record: SessionRecord, runner: SessionRunner | None) -> dict[st
         "last_activity": iso(record.last_activity),
         "me": {"jid": record.me.jid, "push_name": record.me.push_name} if record.me else None,
         "worker": worker,
-        "config": msgspec.to_builtins(record.config),
+        "config": record.config.public(),
     }
 
 
@@ -134,7 +135,7 @@ def device_webhook_json(record: SessionRecord) -> dict[str, Any]:
     return {
         "device_id": record.id,
         "webhook_url": hook.url if hook else "",
-        "webhook_secret": (hook.secret or "") if hook else "",
+        "webhook_secret": SECRET_MASK if hook and hook.secret else "",
         "webhook_events": ",".join(hook.events) if hook else "",
         "webhook_insecure_skip_verify": False,
     }

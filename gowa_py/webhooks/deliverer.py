@@ -27,7 +27,7 @@ from gowa_py.envelope import envelope
 from gowa_py.models import Webhook
 from gowa_py.registry import Registry, SessionRecord
 from gowa_py.webhooks import signing
-from gowa_py.webhooks.outbox import Delivery, Outbox
+from gowa_py.webhooks.outbox import GLOBAL_SECRET, Delivery, Outbox
 from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver, TargetPolicy, parse_networks
 
 log = logging.getLogger("gowa.webhooks")
@@ -50,6 +50,8 @@ class WebhookDeliverer:
             parse_networks(settings.webhook_deny_networks),
         )
         self._outboxes: OrderedDict[str, Outbox] = OrderedDict()
+        # Sessions whose outbox was checked for copies of the global secret (see Outbox).
+        self._scrubbed: set[str] = set()
         #: Per session with pending deliveries, when the earliest is due (0: look). Only
         #: these outboxes are opened by the delivery loop; the others stay closed.
         self._pending: dict[str, float] = {}
@@ -79,6 +81,9 @@ class WebhookDeliverer:
         folder = self._sessions_dir / session_id
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         outbox = Outbox(folder / "chats.db")
+        if session_id not in self._scrubbed:
+            outbox.forget_secret(self._settings.webhook_secret)
+            self._scrubbed.add(session_id)
         self._outboxes[session_id] = outbox
         while len(self._outboxes) > self._settings.webhook_open_outboxes:
             _, oldest = self._outboxes.popitem(last=False)
@@ -132,11 +137,15 @@ class WebhookDeliverer:
     # -------------------------------------------------------------- enqueue
 
     def targets(self, record: SessionRecord, event: str) -> list[tuple[str, str]]:
-        """(url, secret) of each webhook that wants ``event``: the session's, else global."""
+        """(url, secret) of each webhook that wants ``event``: the session's, else global.
+
+        A hook without a secret of its own is signed with the gateway's webhook_secret,
+        referred to as GLOBAL_SECRET so that it never lands in a session's file.
+        """
         hooks = record.config.webhooks or self._global
         wanted = event.lower()
         return [
-            (hook.url, hook.secret or self._settings.webhook_secret)
+            (hook.url, hook.secret or GLOBAL_SECRET)
             for hook in hooks
             if not hook.events or wanted in {e.lower() for e in hook.events}
         ]
@@ -270,7 +279,9 @@ class WebhookDeliverer:
         assert self._http is not None
         headers = {
             "Content-Type": "application/json",
-            signing.HEADER: signing.sign(delivery.body, delivery.secret),
+            signing.HEADER: signing.sign(
+                delivery.body, delivery.secret or self._settings.webhook_secret
+            ),
             "X-Webhook-Event": delivery.event,
             "X-Webhook-Delivery": delivery.id,
             "X-Event-Id": delivery.event_id,
@@ -319,4 +330,4 @@ class WebhookDeliverer:
 def _global_webhooks(settings: Settings) -> list[Webhook]:
     urls = [u.strip() for u in (settings.webhook_url or "").split(",") if u.strip()]
     events = [e.strip() for e in (settings.webhook_events or "").split(",") if e.strip()]
-    return [Webhook(url=url, secret=settings.webhook_secret, events=events) for url in urls]
+    return [Webhook(url=url, events=events) for url in urls]

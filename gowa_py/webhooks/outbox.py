@@ -3,6 +3,10 @@
 A delivery row is written before the gateway counts the event as applied, and it keeps
 the exact body that is signed and sent, so a retry after a crash sends the same bytes.
 ``UNIQUE(event_id, url)`` makes enqueueing idempotent when an event is replayed.
+
+The gateway's own ``webhook_secret`` is never written here: the file is the session's
+(its worker reads and writes it), and that secret signs every session's deliveries. A
+row signed with it keeps :data:`GLOBAL_SECRET` and the deliverer signs it at send time.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gowa_py.privatefile import private_sqlite
+
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
+#: The ``secret`` of a row signed with the gateway's webhook_secret (known at send time).
+GLOBAL_SECRET = ""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
@@ -92,6 +100,7 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         self._next_due: float | None = _UNKNOWN
+        private_sqlite(path)
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -226,6 +235,21 @@ class Outbox:
                 "DELETE FROM webhook_deliveries WHERE status = ? AND delivered_at < ?",
                 (DELIVERED, older_than),
             )
+
+    def forget_secret(self, secret: str) -> None:
+        """Replace copies of ``secret`` that older versions stored with the reference.
+
+        secure_delete zeroes the old record's bytes in the page, and the checkpoint moves
+        the page into the database and empties the log that held earlier versions of it.
+        """
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete=ON")
+            cursor = self._db.execute(
+                "UPDATE webhook_deliveries SET secret = ? WHERE secret = ?",
+                (GLOBAL_SECRET, secret),
+            )
+            if cursor.rowcount:
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:

@@ -33,8 +33,11 @@ def test_database_files_are_private(gateway_factory):
         )
         assert status == 201, body
     gateway.wait_status("run", {"DISCONNECTED"}, timeout=60)
+    # The idle session's chats.db is created by the gateway (its webhook outbox), the other
+    # by the worker.
+    status, body = gateway.http.get("/api/idle/webhooks/deliveries")
+    assert status == 200, body
     files = _sqlite_files(gateway.data_dir)
-    # The idle session's chats.db is the gateway's (its webhook outbox), the other the worker's.
     wait_until(lambda: all(f.exists() for f in files), 30, what=f"all of {files}")
 
     def modes() -> dict[str, str]:

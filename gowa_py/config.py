@@ -86,6 +86,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ksm_pages_to_scan: int = 1000
     worker_uids: str = "70000-79999"
     worker_log_max_mb: float = 5.0
+    worker_memory_mb: int = 1024
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -139,6 +140,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError('ksm must be "auto" or "off"')
         if self.ksm_pages_to_scan < 1:
             raise msgspec.ValidationError("ksm_pages_to_scan must be at least 1")
+        if self.worker_memory_mb != 0 and self.worker_memory_mb < 64:
+            raise msgspec.ValidationError("worker_memory_mb must be 0 (no ceiling) or >= 64")
         if self.worker_log_max_mb < 0.01:
             raise msgspec.ValidationError("worker_log_max_mb must be at least 0.01")
         try:

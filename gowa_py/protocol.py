@@ -74,6 +74,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     event_retention: int = 10_000
     run_as: RunAs | None = None
     log_max_bytes: int = 5 * 1024 * 1024
+    #: The worker's ceiling on private writable memory (RLIMIT_DATA); 0 = none.
+    memory_limit_bytes: int = 0
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
 

@@ -29,6 +29,7 @@ import functools
 import logging
 import os
 import platform
+import resource
 import stat
 import sys
 import sysconfig
@@ -248,6 +249,17 @@ def drop_capabilities() -> None:
     _syscall(libc, SYS_CAPSET, ctypes.byref(header), data)
 
 
+def limit_memory(limit: int) -> None:
+    """A ceiling on the worker's private writable memory (``RLIMIT_DATA``: heap, anonymous
+    mappings, thread stacks; not the address space Go only reserves, 2 GB of a worker's
+    2.2 GB, nor shared pages). Past it, an allocation fails: Go's runtime dies with "out of
+    memory", Python raises MemoryError and the worker restarts itself; either way the
+    supervisor starts a fresh worker and the session carries on. Hard as well as soft:
+    the worker cannot raise it again."""
+    if limit > 0:
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 def confine(config: p.WorkerConfig) -> bool:
     """Everything above, in order; returns whether Landlock is in force.
 
@@ -261,6 +273,7 @@ def confine(config: p.WorkerConfig) -> bool:
         log.warning("file-system confinement skipped: %s", exc)
     except OSError as exc:
         log.warning("file-system confinement failed, running unconfined: %s", exc)
+    limit_memory(config.memory_limit_bytes)
     if config.run_as is not None:
         drop_privileges(config.run_as)
         log.info("running as uid %d", config.run_as.uid)

@@ -50,6 +50,8 @@ INLINE_COMMANDS = (p.Ping, p.GetStatus, p.GetQR, p.Reconnect, p.Shutdown)
 #: Threads for the other commands, each blocked in neonize until WhatsApp answers: the
 #: sends (and other calls) of one session in flight at once. Started as needed.
 COMMAND_THREADS = 16
+#: Exit code of a worker that reached its memory ceiling in Python code.
+EXIT_OUT_OF_MEMORY = 3
 
 
 class LogForwarder(logging.Handler):
@@ -142,6 +144,9 @@ class Worker:
 
             if isinstance(exc, SessionError):
                 error = p.ErrorInfo(code=exc.code, message=exc.message)
+            elif isinstance(exc, MemoryError):
+                self.out_of_memory(f"command {type(request.command).__name__}")
+                error = p.ErrorInfo(code=p.ERR_INTERNAL, message="the worker ran out of memory")
             else:
                 log.exception("command %s failed", type(request.command).__name__)
                 error = p.ErrorInfo(code=p.ERR_INTERNAL, message=f"{type(exc).__name__}: {exc}")
@@ -192,6 +197,26 @@ class Worker:
                 assert self.operations is not None
                 return self.operations.run(op)
         raise ValueError(f"unknown command {command!r}")
+
+    def out_of_memory(self, where: str) -> None:
+        """Past the memory ceiling (workers/confine.py): end this process, which may fail
+        anywhere next, so the supervisor starts a fresh one; a crash, as Go's own death
+        of it is (callable from any thread)."""
+        log.error("out of memory in %s: the worker_memory_mb ceiling; exiting", where)
+        self.exit_code = EXIT_OUT_OF_MEMORY
+        self.loop.call_soon_threadsafe(self.done.set)
+
+    def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), MemoryError):
+            self.out_of_memory(str(context.get("handle") or context.get("message")))
+        else:
+            loop.default_exception_handler(context)
+
+    def on_thread_error(self, args: threading.ExceptHookArgs) -> None:
+        if isinstance(args.exc_value, MemoryError):
+            self.out_of_memory(f"thread {args.thread.name if args.thread else '?'}")
+        else:
+            threading.__excepthook__(args)
 
     def request_restart(self, reason: str) -> None:
         """End this process so the supervisor starts a fresh one (callable from any thread)."""
@@ -281,6 +306,8 @@ async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
     loop = asyncio.get_running_loop()
     worker = Worker(config, loop)
     worker.log_file = log_file
+    loop.set_exception_handler(worker.on_loop_error)
+    threading.excepthook = worker.on_thread_error
     logging.getLogger().addHandler(LogForwarder(worker))
     worker.lost = LostMessageReporter(worker.chats, worker.events, worker.emit)
     logging.getLogger("whatsmeow").addHandler(worker.lost)

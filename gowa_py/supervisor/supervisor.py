@@ -163,6 +163,7 @@ class Supervisor:
             max_download_bytes=int(self.settings.max_download_mb * 1024 * 1024),
             run_as=self.worker_ids.run_as(session_id, session_dir),
             log_max_bytes=int(self.settings.worker_log_max_mb * 1024 * 1024),
+            memory_limit_bytes=self.settings.worker_memory_mb * 1024 * 1024,
         )
 
     def get(self, session_id: str) -> SessionRecord | None:

@@ -1,9 +1,12 @@
-"""What one busy session may take: its worker.log stays bounded while it runs."""
+"""What one session may take: its worker.log stays bounded while it runs, and a worker
+that allocates past its memory ceiling is restarted while the session carries on."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,3 +70,84 @@ def test_worker_log_is_rotated_by_size_while_the_worker_runs(gateway_factory, sa
     assert rotations >= 3, f"worker.log was rotated {rotations} times: {sizes[-5:]}"
     assert gateway.session("talker")["worker"]["pid"] == pid  # rotated while it ran
     wait_until(lambda: (folder / "worker.log").stat().st_size > 0, 5, what="logging goes on")
+
+
+#: Above the connected worker's own use: room for its start-up and a message or two.
+MARGIN_MB = 64
+#: Each 15 MB file sent takes the worker ~42 MB (measured); four at once pass the margin.
+FILES, FILE_MB = 4, 15
+
+
+def _vm_data_mb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmData:"):
+            return int(line.split()[1]) // 1024
+    raise AssertionError("no VmData")
+
+
+def _send_file(gateway, peer: str, size: int) -> int:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="phone"\r\n\r\n{peer}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + os.urandom(size)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    try:
+        status, _ = gateway.http.post("/api/heavy/send/file", raw=body, headers=headers, timeout=20)
+    except OSError:  # the worker died with the request in flight
+        return 0
+    return status
+
+
+def test_worker_past_its_memory_ceiling_is_restarted_and_the_session_goes_on(
+    gateway_factory, sandbox, tmp_path
+):
+    data_dir = tmp_path / "heavy"
+    env = {"GOWA_RATE_LIMIT": "0", "GOWA_WORKER_MEMORY_MB": "0"}
+    first = gateway_factory(env=env, data_dir=data_dir, args=["--sandbox", sandbox.url])
+    heavy, peer = (
+        new_phone(sandbox, "15550007101", "Heavy"),
+        new_phone(sandbox, "15550007102", "Peer"),
+    )
+    pair(first, sandbox, "heavy", heavy)
+    # The ceiling: what this worker uses once connected, and a little more.
+    ceiling = _vm_data_mb(first.session("heavy")["worker"]["pid"]) + MARGIN_MB
+    first.stop()
+    env["GOWA_WORKER_MEMORY_MB"] = str(ceiling)
+    gateway = gateway_factory(env=env, data_dir=data_dir, args=["--sandbox", sandbox.url])
+    gateway.wait_status("heavy", {"CONNECTED"})
+    pid = gateway.wait_pid("heavy")
+    status, body = gateway.http.post("/api/heavy/send/message", {"phone": peer, "message": "hi"})
+    assert status == 200, body
+
+    # Files held by the worker, copied and encrypted by neonize, several at once.
+    senders = [
+        threading.Thread(target=_send_file, args=(gateway, peer, FILE_MB * 1024 * 1024))
+        for _ in range(FILES)
+    ]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    gateway.wait_pid("heavy", not_pid=pid, timeout=60)
+    gateway.wait_status("heavy", {"CONNECTED"}, timeout=30)
+    status, body = gateway.http.post("/api/heavy/send/message", {"phone": peer, "message": "back"})
+    assert status == 200, body
+    log = (session_dir(gateway, "heavy") / "worker.log").read_text(errors="replace")
+    log += _read(session_dir(gateway, "heavy") / "worker.log.1")
+    # Go's runtime dies ("fatal error: runtime: cannot allocate memory"), or Python's
+    # MemoryError makes the worker restart itself.
+    reasons = ("cannot allocate memory", "out of memory", "memory ceiling")
+    assert any(reason in log for reason in reasons), log[-3000:]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -269,6 +269,12 @@ ToGateway = Reply | Hello
 
 # Exit code of a worker that wants a fresh process (a reconnect): not counted as a crash.
 EXIT_RESTART = 75
+# Exit code of a worker whose session store cannot be opened (damaged): a restart cannot
+# help, so the session is FAILED at once.
+EXIT_STORE_DAMAGED = 78
+# A worker that fails writes why to this file in its session folder before it exits (the
+# cause would otherwise be only in worker.log); the supervisor makes it the session's error.
+EXIT_REASON_FILE = "exit-reason"
 
 # Error codes a worker may put in a Reply; the gateway maps them to HTTP statuses.
 ERR_NOT_LOGGED_IN = "SESSION_NOT_LOGGED_IN"

@@ -35,9 +35,8 @@ from neonize.utils.jid import build_jid
 
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
-from workers import payloads
+from workers import payloads, storefile
 from workers.logfile import LOCAL_ONLY
-from workers.storefile import use_wal
 from workers.watchdog import SilenceWatch
 
 log = logging.getLogger("gowa.worker.session")
@@ -80,6 +79,7 @@ class WhatsAppSession:
         qr_limit: int = 6,
         silence_timeout_s: float = 180.0,
         request_restart: Callable[[str], None] = lambda _reason: None,
+        store_damaged: Callable[[str], None] = lambda _reason: None,
         transaction: Callable[[], AbstractContextManager[Any]] = nullcontext,
     ) -> None:
         self.session_id = session_id
@@ -96,6 +96,9 @@ class WhatsAppSession:
         # neonize cannot dial again once its client was stopped, so a reconnect is a fresh
         # worker process: the worker exits with EXIT_RESTART and the supervisor restarts it.
         self._request_restart = request_restart
+        # whatsmeow.db cannot be read: the worker exits for good (EXIT_STORE_DAMAGED)
+        # instead of retrying a connect that fails the same way forever.
+        self._store_damaged = store_damaged
         self.silence = SilenceWatch(silence_timeout_s)
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -110,7 +113,7 @@ class WhatsAppSession:
         self._qr_count = 0
         # Called (on Go threads) with each Message, Receipt and Connected event.
         self.observers: list[Callable[[Any], None]] = []
-        use_wal(store_path)
+        storefile.use_wal(store_path)
         self.client = NewClient(str(store_path), uuid=session_id)
         self._register_handlers()
         _match_whatsmeow_log_level()
@@ -315,6 +318,9 @@ class WhatsAppSession:
                 self.client.connect(proxy)
             except Exception as exc:
                 if self._stopping.is_set():
+                    break
+                if storefile.damaged(str(exc)):
+                    self._store_damaged(f"whatsmeow.db cannot be opened ({exc})")
                     break
                 if time.monotonic() - started > 30:
                     attempt = 0

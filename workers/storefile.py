@@ -24,6 +24,18 @@ log = logging.getLogger("gowa.worker.store")
 
 #: Bytes 18-19 of an SQLite header: file format versions, 2 for WAL.
 _WAL_VERSIONS = b"\x02\x02"
+#: SQLite's messages for a damaged file (SQLITE_CORRUPT, SQLITE_NOTADB), which whatsmeow
+#: passes on in its errors: retrying cannot help.
+_DAMAGED = ("database disk image is malformed", "file is not a database")
+#: What the session's error advises for a damaged whatsmeow.db.
+DAMAGED_ADVICE = (
+    "restore it from a backup, or move it away and link the session again with a new QR code"
+)
+
+
+def damaged(error: str) -> bool:
+    """Whether an error from SQLite (or whatsmeow quoting it) says the file is damaged."""
+    return any(marker in error for marker in _DAMAGED)
 
 
 def use_wal(path: Path) -> None:

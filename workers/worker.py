@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -54,6 +55,18 @@ COMMAND_THREADS = 16
 EXIT_OUT_OF_MEMORY = 3
 
 
+class StoreDamaged(Exception):
+    """A session store that cannot be opened: restarting the worker cannot help."""
+
+
+def report_exit(session_dir: Path, reason: str) -> None:
+    """Leave why this worker fails where the supervisor looks (``EXIT_REASON_FILE``)."""
+    try:
+        (session_dir / p.EXIT_REASON_FILE).write_text(reason)
+    except OSError as exc:
+        log.warning("could not write the exit reason: %s", exc)
+
+
 class LogForwarder(logging.Handler):
     """Publishes the worker's log records as ``log`` events for the dashboard's live log.
 
@@ -83,8 +96,16 @@ class Worker:
         self.loop = loop
         self.started_at = time.time()
         session_dir = Path(config.session_dir)
-        self.chats = ChatsDb(session_dir / "chats.db")
-        self.events = EventLog(self.chats, config.session_id, config.event_retention)
+        try:
+            self.chats = ChatsDb(session_dir / "chats.db")
+            self.events = EventLog(self.chats, config.session_id, config.event_retention)
+        except sqlite3.DatabaseError as exc:
+            if not storefile.damaged(str(exc)):
+                raise  # locked, read-only, disk full...: a restart may help
+            raise StoreDamaged(
+                f"chats.db cannot be opened ({exc}): restore it from a backup, or move it "
+                "away to start with an empty chat history"
+            ) from exc
         self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
         self.session: WhatsAppSession | None = None
         self.operations: Context | None = None
@@ -218,6 +239,14 @@ class Worker:
         else:
             threading.__excepthook__(args)
 
+    def store_damaged(self, reason: str) -> None:
+        """End this process for good: a session store cannot be read (any thread)."""
+        message = f"{reason}: {storefile.DAMAGED_ADVICE}"
+        log.error(message)
+        report_exit(Path(self.config.session_dir), message)
+        self.exit_code = p.EXIT_STORE_DAMAGED
+        self.loop.call_soon_threadsafe(self.done.set)
+
     def request_restart(self, reason: str) -> None:
         """End this process so the supervisor starts a fresh one (callable from any thread)."""
         log.info("restarting the worker: %s", reason)
@@ -319,18 +348,26 @@ async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
     _patch_root_key(config)
     proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
     store = Path(config.session_dir) / "whatsmeow.db"
-    session = WhatsAppSession(
-        config.session_id,
-        store,
-        worker.emit,
-        proxy=proxy,
-        proxy_is_users=config.sandbox is None and config.proxy is not None,
-        backoff_cap_s=config.connect_backoff_cap_s,
-        qr_limit=config.qr_limit,
-        silence_timeout_s=config.silence_timeout_s,
-        request_restart=worker.request_restart,
-        transaction=worker.chats.transaction,
-    )
+    try:
+        session = WhatsAppSession(
+            config.session_id,
+            store,
+            worker.emit,
+            proxy=proxy,
+            proxy_is_users=config.sandbox is None and config.proxy is not None,
+            backoff_cap_s=config.connect_backoff_cap_s,
+            qr_limit=config.qr_limit,
+            silence_timeout_s=config.silence_timeout_s,
+            request_restart=worker.request_restart,
+            store_damaged=worker.store_damaged,
+            transaction=worker.chats.transaction,
+        )
+    except sqlite3.DatabaseError as exc:
+        if not storefile.damaged(str(exc)):
+            raise
+        raise StoreDamaged(
+            f"whatsmeow.db cannot be opened ({exc}): {storefile.DAMAGED_ADVICE}"
+        ) from exc
     worker.session = session
     worker.operations = _operations(config, worker, session)
     worker.emit(
@@ -409,7 +446,19 @@ def main(forked: bool = False) -> None:
     # worker's CPU per send (docs/benchmarks.md, "API latency").
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
-    code = loop.run_until_complete(_run(config, log_file))
+    try:
+        code = loop.run_until_complete(_run(config, log_file))
+    except Exception as exc:
+        # The traceback goes to worker.log; the cause, to the session's error.
+        log.exception("worker failed")
+        damaged = isinstance(exc, StoreDamaged)
+        report_exit(
+            Path(config.session_dir), str(exc) if damaged else f"{type(exc).__name__}: {exc}"
+        )
+        if damaged:
+            code = p.EXIT_STORE_DAMAGED
+        else:
+            code = EXIT_OUT_OF_MEMORY if isinstance(exc, MemoryError) else 1
     logging.shutdown()
     # Go threads inside neonize never join; leave without waiting for them.
     os._exit(code)

@@ -40,6 +40,8 @@ CONFIG_ENV = "GOWA_WORKER_CONFIG"
 KSM_ENV = "GOWA_WORKER_KSM"
 #: Read by workers/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
 TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
+#: Bytes of a worker's exit reason shown in the session's ``error``.
+MAX_EXIT_REASON = 2000
 UNKNOWN_EXIT = 255
 ZYGOTE_READY_TIMEOUT = 30.0
 MAX_PACKET = 256 * 1024
@@ -74,6 +76,18 @@ def _open_log(config: p.WorkerConfig) -> int:
     if config.run_as is not None:
         os.fchown(fd, config.run_as.uid, config.run_as.gid)
     return fd
+
+
+def take_exit_reason(session_dir: Path) -> str | None:
+    """Why the session's last worker failed, if it said so (read once, then removed)."""
+    path = session_dir / p.EXIT_REASON_FILE
+    try:
+        with path.open("rb") as file:
+            reason = file.read(MAX_EXIT_REASON).decode("utf-8", "replace").strip()
+    except FileNotFoundError:
+        return None
+    path.unlink(missing_ok=True)
+    return reason or None
 
 
 def inherited_env() -> dict[str, str]:

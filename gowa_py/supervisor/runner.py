@@ -125,9 +125,18 @@ class SessionRunner:
             await self._set_status(self.session_id, p.SessionState.STARTING, None)
             crashed_reason = await self._run_once()
             self.restarts += 1
-            if self.process is not None and self.process.returncode == p.EXIT_RESTART:
+            code = self.process.returncode if self.process is not None else None
+            if code == p.EXIT_RESTART:
                 log.info("[%s] worker asked for a fresh process; restarting", self.session_id)
                 continue
+            reason = await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
+            if reason is not None:
+                crashed_reason = f"{crashed_reason}: {reason}"
+            if code == p.EXIT_STORE_DAMAGED:
+                message = f"{reason or crashed_reason}; start the session again once repaired"
+                log.error("[%s] %s", self.session_id, message)
+                await self._set_status(self.session_id, p.SessionState.FAILED, message)
+                return
             if self._crashes.record():
                 message = (
                     f"worker crashed {self._crashes.limit} times in "
@@ -156,6 +165,8 @@ class SessionRunner:
     async def _run_once(self) -> str:
         """Run one worker until it dies; returns why it ended."""
         self._hello.clear()
+        # A reason left by an earlier worker must not be read as this one's.
+        await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
         async with self._start_slots:
             self.process = await proc.spawn(self._make_config(self.session_id))
             self.started_at = time.time()

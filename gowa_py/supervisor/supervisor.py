@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from gowa_py import protocol as p
 from gowa_py.config import Settings
 from gowa_py.ids import check_session_id
@@ -470,8 +472,12 @@ class Supervisor:
 
     async def _apply(self, event: p.Event) -> None:
         session_id = event.session_id
+        lost: p.Event | None = None
         if event.name == "session.status":
             status = event.payload.get("status")
+            record = self.registry.get(session_id)
+            if status == p.SessionState.SCAN_QR_CODE.value and record and record.me:
+                event, lost = self._login_lost(event, record.me)
             if status in p.SessionState.__members__:
                 self.registry.set_status(
                     session_id, p.SessionState(status), event.payload.get("error"), event.timestamp
@@ -484,6 +490,8 @@ class Supervisor:
             elif status == p.SessionState.LOGGED_OUT.value:
                 self.registry.set_me(session_id, None)
         await self._dispatch(event, strict=True)
+        if lost is not None:
+            await self._dispatch(lost)
         active = event.name.startswith("message") or event.name == "session.pair"
         self.registry.set_event_seq(session_id, event.seq, event.timestamp if active else None)
         if event.name == "session.qr_expired":
@@ -491,6 +499,25 @@ class Supervisor:
             task = asyncio.create_task(self._park(session_id, message))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _login_lost(self, event: p.Event, me: p.Me) -> tuple[p.Event, p.Event]:
+        """A logged-in session asks for a QR code: its keys are gone from whatsmeow.db
+        (deleted, truncated, an older copy restored) without a logout or an unlink, which
+        would have said so. Forget the account and say why, instead of showing the old
+        JID beside a QR code; returns the status event with the reason, and a
+        ``session.login_lost`` event."""
+        message = (
+            f"the login of {me.jid} was lost: whatsmeow.db no longer holds this device "
+            "(deleted, truncated or replaced by an older copy?); scan a new QR code to link "
+            "the session again"
+        )
+        log.error("[%s] %s", event.session_id, message)
+        self.registry.set_me(event.session_id, None)
+        status = msgspec.structs.replace(event, payload={**event.payload, "error": message})
+        notice = _gateway_event(
+            event.session_id, "session.login_lost", {"jid": me.jid, "message": message}
+        )
+        return status, notice
 
     # -------------------------------------------------------------- metrics
 

@@ -4,6 +4,7 @@ damaged disks): nothing is lost without a trace, and the API says what happened.
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
 from pathlib import Path
 
@@ -90,5 +91,58 @@ def test_replaced_chats_db_delivers_every_new_event(gateway_factory, sandbox, tm
             and (s.get("me") or {}).get("jid", "").startswith(f"1555000042{number}@")
             for s in statuses
         ), statuses
+    finally:
+        watcher.close()
+
+
+def test_damaged_chats_db_fails_the_session_with_the_cause(gateway_factory, sandbox):
+    """Injected: random bytes in chats.db. The worker cannot open it, so restarting cannot
+    help: the session is FAILED at once, and its error (not only worker.log) says why."""
+    gateway = gateway_factory(env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])
+    status, body = gateway.http.post("/api/sessions", {"session_id": "garbled", "start": False})
+    assert status == 201, body
+    folder = session_dir(gateway, "garbled")
+    (folder / "chats.db").write_bytes(random.Random(14).randbytes(64 * 1024))
+    assert gateway.http.post("/api/sessions/garbled/start")[0] == 200
+    session = gateway.wait_status("garbled", {"FAILED"}, timeout=30)
+    assert "chats.db cannot be opened (file is not a database)" in session["error"]
+    assert session["worker"]["pid"] is None
+    assert not (folder / "exit-reason").exists()
+
+
+@pytest.mark.parametrize("keep", [0, 3])
+def test_truncated_key_store_says_what_was_lost(gateway_factory, sandbox, keep):
+    """Injected: whatsmeow.db truncated while the session is stopped. Cut to nothing,
+    whatsmeow finds no device and shows a QR code: the session must not keep showing the
+    old account beside it, and must say the login was lost. Cut to a third, the file is
+    damaged: FAILED at once with the cause, not DISCONNECTED retrying forever."""
+    gateway = gateway_factory(env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])
+    phone, session_id = f"1555000043{keep}", f"trunc{keep}"
+    new_phone(sandbox, phone, "Truncated")
+    pair(gateway, sandbox, session_id, phone)
+    watcher = EventWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
+    try:
+        assert gateway.http.post(f"/api/sessions/{session_id}/stop")[0] == 200
+        store = session_dir(gateway, session_id) / "whatsmeow.db"
+        for suffix in ("-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+        with store.open("r+b") as file:
+            file.truncate(store.stat().st_size // keep if keep else 0)
+        assert gateway.http.post(f"/api/sessions/{session_id}/start")[0] == 200
+        if keep:
+            session = gateway.wait_status(session_id, {"FAILED"}, timeout=30)
+            assert "whatsmeow.db cannot be opened" in session["error"]
+            assert "malformed" in session["error"]
+            assert session["worker"]["pid"] is None
+            return
+        session = gateway.wait_status(session_id, {"SCAN_QR_CODE"}, timeout=30)
+        assert session["me"] is None
+        assert f"the login of {phone}@s.whatsapp.net was lost" in session["error"]
+        lost = watcher.wait(
+            lambda e: e["event"] == "session.login_lost" and e["session_id"] == session_id,
+            5,
+            "session.login_lost",
+        )
+        assert lost["payload"]["jid"] == f"{phone}@s.whatsapp.net"
     finally:
         watcher.close()

@@ -10,6 +10,7 @@ and runs the per-session automations (auto-reply, auto-read, auto-download, call
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import re
 import shutil
@@ -42,6 +43,8 @@ Handler = Callable[["Context", Any], p.OperationResult]
 HANDLERS: dict[type[ops.Op], tuple[Handler, bool]] = {}
 
 # Message content fields that carry media, and GoWA's name for each kind.
+#: Pixels of a picture sent through the API (image, sticker): phone-camera photos pass.
+MAX_IMAGE_PIXELS = 50_000_000
 #: A file extension taken from the sender's file name or mimetype.
 SAFE_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 MEDIA_FIELDS = {
@@ -411,6 +414,31 @@ def upload_of(op: Any, field: str) -> ops.Upload:
     return upload
 
 
+def check_pixels(data: bytes, what: str) -> None:
+    """Refuse a picture whose header promises more than ``MAX_IMAGE_PIXELS``.
+
+    neonize decodes a whole image to draw its thumbnail (a sticker, to convert it), and a
+    decoded picture takes 3-4 bytes a pixel whatever its file size: a small PNG of zeros
+    can ask for gigabytes. Opening reads only the header, so this costs nothing. What PIL
+    cannot identify is left to neonize to refuse.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        width = height = MAX_IMAGE_PIXELS
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise fail(
+            p.ERR_BAD_REQUEST,
+            f"{what} of {width}x{height} pixels is over the limit of "
+            f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels; scale it down",
+        )
+
+
 def stored_message(ctx: Context, op: ops.MessageTarget) -> tuple[pb.JID, str, dict[str, Any]]:
     jid, chat = chat_of(op.phone)
     stored = ctx.store.message(op.message_id, chat)
@@ -647,6 +675,7 @@ def _send_media(
 def send_image(ctx: Context, op: ops.SendImage) -> p.OperationResult:
     upload = upload_of(op, "image")
     chat_of(op.phone)
+    check_pixels(upload.data, "image")
     message = ctx.client.build_image_message(
         upload.data, caption=op.caption or None, viewonce=op.view_once
     )
@@ -697,6 +726,7 @@ def send_sticker(ctx: Context, op: ops.SendSticker) -> p.OperationResult:
 
     upload = upload_of(op, "sticker")
     chat_of(op.phone)
+    check_pixels(upload.data, "sticker")
     mime = magic.from_buffer(upload.data, mime=True)
     if not mime.startswith("image/") or mime == "image/gif":
         require_ffmpeg(f"converting a {mime} sticker")

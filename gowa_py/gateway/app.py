@@ -37,7 +37,6 @@ from gowa_py.protocol import SandboxConfig
 from gowa_py.registry import Registry
 from gowa_py.supervisor import Supervisor
 from gowa_py.webhooks.deliverer import WebhookDeliverer
-from gowa_py.webhooks.policy import TargetPolicy, parse_networks
 
 
 def create_app(
@@ -61,9 +60,7 @@ def create_app(
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics
     app[SESSION_VIEWS] = SessionViews()
-    app[PROXY_POLICY] = TargetPolicy(
-        parse_networks(settings.proxy_allow_networks), [], allow_setting="proxy_allow_networks"
-    )
+    app[PROXY_POLICY] = supervisor.proxy_policy
     hub = EventHub(registry)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)

@@ -32,13 +32,26 @@ Request = Callable[[str, p.Command, float], Awaitable[p.Result]]
 Notice = Callable[[str, str, dict[str, object]], Awaitable[None]]
 
 
+class StartRefused(Exception):
+    """The session's worker may not start as configured (its reason is the message).
+
+    ``final``: starting again cannot help (a refused proxy), so the session fails at once;
+    otherwise the attempt counts as a crash and is retried with backoff (a name that did
+    not resolve).
+    """
+
+    def __init__(self, message: str, final: bool) -> None:
+        super().__init__(message)
+        self.final = final
+
+
 class SessionRunner:
     def __init__(
         self,
         session_id: str,
         session_dir: Path,
         settings: Settings,
-        make_config: Callable[[str], p.WorkerConfig],
+        make_config: Callable[[str], Awaitable[p.WorkerConfig]],
         set_status: SetStatus,
         request: Request,
         notice: Notice,
@@ -123,7 +136,12 @@ class SessionRunner:
     async def _lifecycle(self) -> None:
         while True:
             await self._set_status(self.session_id, p.SessionState.STARTING, None)
-            crashed_reason = await self._run_once()
+            try:
+                crashed_reason = await self._run_once()
+            except StartRefused as exc:
+                log.error("[%s] not started: %s", self.session_id, exc)
+                await self._set_status(self.session_id, p.SessionState.FAILED, str(exc))
+                return
             self.restarts += 1
             code = self.process.returncode if self.process is not None else None
             if code == p.EXIT_RESTART:
@@ -168,7 +186,14 @@ class SessionRunner:
         # A reason left by an earlier worker must not be read as this one's.
         await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
         async with self._start_slots:
-            self.process = await proc.spawn(self._make_config(self.session_id))
+            try:
+                config = await self._make_config(self.session_id)
+            except StartRefused as exc:
+                if exc.final:
+                    raise
+                self.process = None  # not the last worker's exit code: this start failed
+                return str(exc)
+            self.process = await proc.spawn(config)
             self.started_at = time.time()
             log.info("[%s] worker started, pid %d", self.session_id, self.process.pid)
             exited = asyncio.create_task(self.process.wait())

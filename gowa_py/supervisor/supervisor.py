@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from yarl import URL
 
 from gowa_py import protocol as p
 from gowa_py.config import Settings
@@ -28,8 +29,9 @@ from gowa_py.registry import Registry, SessionRecord
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
-from gowa_py.supervisor.runner import SessionRunner
+from gowa_py.supervisor.runner import SessionRunner, StartRefused
 from gowa_py.supervisor.sampler import Sampler
+from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable, parse_networks
 
 log = logging.getLogger("gowa.supervisor")
 
@@ -65,6 +67,10 @@ class Supervisor:
         self.sessions_dir = data_dir / "sessions"
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
         self.sandbox = sandbox
+        #: Where a session's proxy may be (gateway/webhooks.py judges it when it is set).
+        self.proxy_policy = TargetPolicy(
+            parse_networks(settings.proxy_allow_networks), [], allow_setting="proxy_allow_networks"
+        )
         self.worker_ids = WorkerIds(settings.worker_uids, data_dir)
         command_endpoint, event_endpoint = endpoints(data_dir)
         self.sockets = GatewaySockets(
@@ -146,7 +152,26 @@ class Supervisor:
             self._start_slots,
         )
 
-    def _worker_config(self, session_id: str) -> p.WorkerConfig:
+    async def _proxy_for_worker(self, proxy: str | None) -> str | None:
+        """The session's proxy judged again at every start, pinned to the address judged.
+
+        The gateway judged it when it was set, but a name can answer differently since
+        (DNS rebinding) and a config can predate the policy or a narrower allow list; the
+        worker is given the address that passed, so it dials what was checked. An https
+        proxy keeps its name (its certificate is for the name). The sandbox's proxy is the
+        gateway's own and is not a session's config.
+        """
+        if proxy is None or self.sandbox is not None:
+            return proxy
+        url = URL(proxy)
+        try:
+            addresses = await self.proxy_policy.check_host(url.host or "", url.port or 1080)
+        except BlockedTarget as exc:
+            final = not isinstance(exc, Unresolvable)
+            raise StartRefused(f"proxy refused: {exc}", final=final) from exc
+        return proxy if url.scheme == "https" else str(url.with_host(addresses[0]))
+
+    async def _worker_config(self, session_id: str) -> p.WorkerConfig:
         record = self.require(session_id)
         session_dir = self.sessions_dir / session_id
         session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -156,7 +181,7 @@ class Supervisor:
             command_endpoint=self.sockets.command_endpoint,
             event_endpoint=self.sockets.event_endpoint,
             parent_pid=os.getpid(),
-            proxy=record.config.proxy,
+            proxy=await self._proxy_for_worker(record.config.proxy),
             settings=record.config.worker_settings(),
             sandbox=self.sandbox,
             log_level=self.settings.worker_log_level.upper(),

@@ -81,6 +81,10 @@ class BlockedTarget(Exception):
     pass
 
 
+class Unresolvable(BlockedTarget):
+    """The name has no address now; unlike a refusal, that may change."""
+
+
 def parse_networks(value: str | None) -> list[Network]:
     """``"127.0.0.0/8, ::1"`` as networks; raises ValueError naming a bad entry."""
     networks: list[Network] = []
@@ -130,8 +134,9 @@ class TargetPolicy:
             )
         return None
 
-    async def check_host(self, host: str, port: int) -> None:
-        """Resolve ``host`` and refuse it unless every address it has may be called.
+    async def check_host(self, host: str, port: int) -> list[str]:
+        """Resolve ``host`` and refuse it unless every address it has may be called;
+        returns the addresses.
 
         For a target another process dials (a worker's proxy): that process picks any of
         the addresses, so all of them must pass, not just one.
@@ -141,11 +146,12 @@ class TargetPolicy:
                 host.strip("[]"), port, type=socket.SOCK_STREAM
             )
         except (OSError, UnicodeError) as exc:
-            raise BlockedTarget(f"{host} does not resolve") from exc
-        reasons = {self.reason(str(info[4][0])) for info in infos}
-        refused = sorted(r for r in reasons if r)
+            raise Unresolvable(f"{host} does not resolve") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        refused = sorted({r for r in map(self.reason, addresses) if r})
         if refused:
             raise BlockedTarget(f"{host}: " + "; ".join(refused))
+        return addresses
 
     def check_literal(self, host: str) -> None:
         """aiohttp skips the resolver for IP literals, so those are checked here."""

@@ -116,3 +116,24 @@ def test_allowed_local_proxy_is_used_and_dial_errors_stay_in_the_worker_log(gate
         events.close()
     worker_log = (gateway.data_dir / "sessions" / "closed" / "worker.log").read_text()
     assert f"127.0.0.1:{closed}" in worker_log
+
+
+def test_proxy_is_judged_again_at_every_start(gateway_factory, proxy, tmp_path):
+    """A proxy set while the allow list had its network (or by a version without the check,
+    or a name that resolves elsewhere now) is refused when the worker would start."""
+    data_dir = tmp_path / "data"
+    allowed = gateway_factory({"GOWA_PROXY_ALLOW_NETWORKS": "127.0.0.0/8"}, data_dir=data_dir)
+    url = f"http://localhost:{proxy.port}"
+    status, body = allowed.http.post(
+        "/api/sessions", {"session_id": "p", "start": False, "config": {"proxy": url}}
+    )
+    assert status == 201, body
+    allowed.stop()
+
+    gateway = gateway_factory(data_dir=data_dir)
+    status, body = gateway.http.post("/api/sessions/p/start")
+    assert status == 200, body
+    session = gateway.wait_status("p", {"FAILED"}, timeout=30)
+    assert "proxy_allow_networks" in session["error"], session
+    assert session["worker"]["pid"] is None
+    assert proxy.requests == []

@@ -141,6 +141,6 @@ async def set_device_webhook(request: web.Request) -> web.Response:
     config = msgspec.structs.replace(
         record.config, webhooks=hooks + record.config.webhooks[1:]
     ).keeping_secrets(record.config)
-    await check_targets(request.app, config)
+    await check_targets(request.app, config, record.config)
     record = supervisor.update_config(session_id, config)
     return envelope(device_webhook_json(record), message="Device webhook updated")

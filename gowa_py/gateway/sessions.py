@@ -58,7 +58,7 @@ async def patch_session(request: web.Request) -> web.Response:
     record = supervisor.require(session_id)
     body = await read_json(request, PatchSession)
     config = body.config.apply(record.config).keeping_secrets(record.config)
-    await check_targets(request.app, config)
+    await check_targets(request.app, config, record.config)
     supervisor.update_config(session_id, config)
     await push_session_settings(request, session_id, restart=config.proxy != record.config.proxy)
     return _session_response(request, session_id, "Session updated")

@@ -18,15 +18,19 @@ MAX_LIMIT = 500
 SOCKS_PORT = 1080
 
 
-async def check_targets(app: web.Application, config: SessionConfig) -> None:
+async def check_targets(
+    app: web.Application, config: SessionConfig, previous: SessionConfig | None = None
+) -> None:
     """Refuse at configuration time what the deliverer would refuse anyway (IP literals),
-    and a proxy on an address the SSRF policy refuses.
+    and a new proxy on an address the SSRF policy refuses.
 
     The proxy is dialled by the worker, past the gateway's resolver, so its host is resolved
     and judged here (against ``proxy_allow_networks``): a proxy is a way to make a worker
-    connect anywhere, and its errors tell which ports are open.
+    connect anywhere, and its errors tell which ports are open. A proxy left as it was
+    (``previous``) is not resolved again: every worker start judges it anyway, and a PATCH
+    of another field must not fail while its name does not resolve.
     """
-    if config.proxy is not None:
+    if config.proxy is not None and (previous is None or config.proxy != previous.proxy):
         await _check_proxy(app, config.proxy)
     policy = app[WEBHOOKS].policy
     for index, hook in enumerate(config.webhooks):

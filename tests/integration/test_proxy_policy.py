@@ -137,3 +137,6 @@ def test_proxy_is_judged_again_at_every_start(gateway_factory, proxy, tmp_path):
     assert "proxy_allow_networks" in session["error"], session
     assert session["worker"]["pid"] is None
     assert proxy.requests == []
+    # Other fields can still be changed; the proxy it keeps is judged at the next start.
+    status, body = gateway.http.call("PATCH", "/api/sessions/p", {"config": {"auto_reply": "hi"}})
+    assert status == 200, body

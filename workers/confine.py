@@ -24,6 +24,7 @@ restriction only if it is in place before they start.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -241,9 +242,15 @@ def drop_capabilities() -> None:
     """For a worker left as root (no uid to switch to): keep the uid, lose every
     capability, so file permissions, ptrace rules and other processes' limits hold."""
     libc = ctypes.CDLL(None, use_errno=True)
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    for cap in range(last + 1):
-        _prctl(libc, PR_CAPBSET_DROP, cap, "PR_CAPBSET_DROP")
+    try:
+        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except OSError:
+        last = 40
+    # The bounding set (what an exec could grant back) needs CAP_SETPCAP to shrink, which
+    # a container may lack; no_new_privs (set with Landlock) blocks such grants anyway.
+    with contextlib.suppress(OSError):
+        for cap in range(last + 1):
+            _prctl(libc, PR_CAPBSET_DROP, cap, "PR_CAPBSET_DROP")
     data = (_CapData * 2)()
     header = _CapHeader(CAPABILITY_VERSION_3, 0)
     _syscall(libc, SYS_CAPSET, ctypes.byref(header), data)

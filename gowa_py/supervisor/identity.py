@@ -12,7 +12,8 @@ A uid is not persisted: a session keeps the one its folder is owned by while tha
 the range and not taken, so a restart of the gateway changes nothing on disk. The uid
 must reach the session folder through every directory above it; where a directory on
 that path is closed to other users (a data dir under /root), the gateway says which one
-and leaves its workers root, without capabilities and under Landlock.
+and leaves its workers root, without capabilities and under Landlock; so it does where
+it cannot switch to the range's uids at all (a user namespace that does not map them).
 """
 
 from __future__ import annotations
@@ -40,6 +41,22 @@ def closed_directory(path: Path) -> Path | None:
     return None
 
 
+def _can_switch(uid: int, group: int) -> bool:
+    """Whether a child of this process can become ``uid`` with ``group``, as a worker will."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            os.setgroups([group])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
 class WorkerIds:
     """Assigns session uids from a range and hands session folders to them."""
 
@@ -56,6 +73,14 @@ class WorkerIds:
                 "%s is closed to other users (chmod o+x it, move data_dir, or set "
                 'worker_uids = "off" to silence this)',
                 closed,
+            )
+            return
+        if not _can_switch(bounds[0] + 1, bounds[0]):
+            log.error(
+                "workers stay root (without capabilities) instead of getting a uid each: "
+                "this process cannot switch to uid %d (a user namespace that does not map "
+                'worker_uids?); set worker_uids to a mapped range, or to "off"',
+                bounds[0] + 1,
             )
             return
         python = Path(sysconfig.get_path("stdlib"))

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.hosts import parse_allowed_hosts
 from gowa_py.webhooks.policy import parse_networks
 
 ENV_PREFIX = "GOWA_"
@@ -42,6 +43,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth_max_failures: int = 10
     auth_failure_window: float = 300.0
     basic_auth: str | None = None
+    allowed_hosts: str | None = None
     sandbox: str | None = None
     log_level: str = "INFO"
     worker_log_level: str = "INFO"
@@ -103,6 +105,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 parse_networks(getattr(self, name))
             except ValueError as exc:
                 raise msgspec.ValidationError(f"{name}: {exc}") from exc
+        try:
+            parse_allowed_hosts(self.allowed_hosts)
+        except ValueError as exc:
+            raise msgspec.ValidationError(f"allowed_hosts: {exc}") from exc
         if self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
             raise msgspec.ValidationError(
                 "webhook_max_attempts and webhook_concurrency must be at least 1"

@@ -21,7 +21,8 @@ import time
 
 from aiohttp import web
 
-from gowa_py.gateway.errors import ApiError, envelope, read_json
+from gowa_py.gateway.bodies import read_json
+from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import EVENTS, SETTINGS, SUPERVISOR
 from gowa_py.models import CreateKey
 from gowa_py.registry import ApiKeyRecord, Registry, iso

@@ -20,6 +20,7 @@ from gowa_py.gateway import (
     whatsapp,
 )
 from gowa_py.gateway.auth import Authenticator
+from gowa_py.gateway.browser import ORIGINS, Origins
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
 from gowa_py.gateway.keys import (
@@ -47,16 +48,19 @@ def create_app(
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
     auth = Authenticator(settings, registry)
+    origins = Origins(settings)
     app = web.Application(
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
         middlewares=[
             metrics.middleware(),
             error_middleware,
+            origins.middleware(),
             auth.middleware(),
             ratelimit.middleware(settings),
         ],
     )
     app[SETTINGS] = settings
+    app[ORIGINS] = origins
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics
     app[SESSION_VIEWS] = SessionViews()

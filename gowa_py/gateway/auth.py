@@ -18,6 +18,7 @@ from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway import apikeys
+from gowa_py.gateway.browser import own_origin
 from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
@@ -200,7 +201,7 @@ class Authenticator:
                             403, "CSRF_FAILED", f"missing or wrong {CSRF_HEADER} header"
                         )
                 origin = request.headers.get("Origin")
-                if origin is not None and origin.split("://", 1)[-1] != request.host:
+                if origin is not None and not own_origin(request, origin):
                     return error_response(403, "FORBIDDEN", "cross-origin request refused")
                 request[PRINCIPAL] = session_principal(session)
                 return await handler(request)

@@ -23,7 +23,8 @@ from gowa_py import __version__
 from gowa_py import protocol as p
 from gowa_py.gateway import assets, login
 from gowa_py.gateway.auth import PRINCIPAL, Authenticator
-from gowa_py.gateway.errors import ApiError, envelope, read_json
+from gowa_py.gateway.bodies import read_json
+from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.gateway.params import path_session
 from gowa_py.gateway.stats import DashboardStats

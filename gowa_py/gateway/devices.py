@@ -9,7 +9,8 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.gateway import login
-from gowa_py.gateway.errors import ApiError, envelope, read_json
+from gowa_py.gateway.bodies import read_json
+from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.params import path_session
 from gowa_py.gateway.views import connection_flags, device_json, device_webhook_json

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -17,8 +17,6 @@ from gowa_py.ipc import WorkerError, WorkerUnavailable
 from gowa_py.supervisor import SessionExists, SessionLimit, SessionMissing
 
 log = logging.getLogger("gowa.gateway")
-
-T = TypeVar("T")
 
 # Worker error codes -> HTTP status.
 WORKER_STATUS = {
@@ -76,21 +74,6 @@ def envelope(
 
 def error_response(status: int, code: str, message: str, results: Any = None) -> web.Response:
     return envelope(results, message=message, code=code, status=status)
-
-
-async def read_json(request: web.Request, schema: type[T], *, optional: bool = False) -> T:
-    """Decode and validate the body; errors name the offending field (``$.config.proxy``)."""
-    body = await request.read()
-    if not body.strip():
-        if optional:
-            return msgspec.convert({}, schema)
-        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
-    try:
-        return msgspec.json.decode(body, type=schema)
-    except msgspec.ValidationError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"invalid request body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
 
 
 @web.middleware

@@ -21,6 +21,7 @@ from yarl import URL
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
+from gowa_py.gateway.bodies import read_fields
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR, WEBHOOKS
 from gowa_py.ipc import WorkerError, WorkerUnavailable
@@ -52,34 +53,11 @@ class OpRoute:
     responses: dict[int, str] = field(default_factory=dict)
 
 
-def _form_value(value: Any) -> Any:
-    if isinstance(value, web.FileField):
-        return {
-            "data": value.file.read(),
-            "filename": value.filename or "",
-            "content_type": value.content_type or "",
-        }
-    return value
-
-
 async def request_data(request: web.Request, route: OpRoute) -> dict[str, Any]:
     """Path, query and body merged into one dict (path wins: it names the resource)."""
     data: dict[str, Any] = {k: v for k, v in request.query.items() if k != "device_id"}
-    if route.body is not None and request.can_read_body:
-        content_type = request.content_type
-        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            form = await request.post()
-            data.update({k: _form_value(v) for k, v in form.items()})
-        else:
-            raw = await request.read()
-            if raw.strip():
-                try:
-                    body = msgspec.json.decode(raw)
-                except msgspec.DecodeError as exc:
-                    raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
-                if not isinstance(body, dict):
-                    raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
-                data.update(body)
+    if route.body is not None:
+        data.update(await read_fields(request, forms=route.body == "form"))
     data.update({k: v for k, v in request.match_info.items() if k != "session_id"})
     data.pop("op", None)
     return data

@@ -5,7 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from gowa_py import protocol as p
-from gowa_py.gateway.errors import envelope, read_json
+from gowa_py.gateway.bodies import read_json
+from gowa_py.gateway.errors import envelope
 from gowa_py.gateway.gowa_api import push_session_settings
 from gowa_py.gateway.keys import SESSION_VIEWS, SUPERVISOR
 from gowa_py.gateway.webhooks import check_targets

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.gateway import login
-from gowa_py.gateway.errors import ApiError, envelope, read_json
+from gowa_py.gateway.bodies import read_json
+from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.views import connection_flags
 from gowa_py.ids import check_session_id

@@ -79,7 +79,8 @@ async def test_wrong_fields_are_named(make_client, body, field):
 
 async def test_malformed_json_and_patch_validation(make_client):
     client = await make_client()
-    status, body = await _json(await client.post("/api/sessions", data=b"{nope"))
+    as_json = {"Content-Type": "application/json"}
+    status, body = await _json(await client.post("/api/sessions", data=b"{nope", headers=as_json))
     assert (status, body["code"]) == (400, "VALIDATION_ERROR")
     await client.post("/api/sessions", json={"session_id": "a", "start": False})
     status, body = await _json(

@@ -1,0 +1,105 @@
+"""Every request body is read here: one content-type rule, one set of error answers.
+
+JSON routes take ``application/json`` only (UTF-8, the charset JSON allows): a body an HTML
+form can send (``text/plain``, urlencoded, multipart) is never read as JSON, so a web page
+cannot post one to the gateway without the browser's CORS checks. GoWA's upload routes also
+take ``multipart/form-data`` and urlencoded forms, as GoWA does. Malformed bodies of any kind
+(bad boundary, nameless part, unknown charset, invalid UTF-8, nesting too deep) answer
+``400``; a wrong content type ``415``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from aiohttp import web
+
+from gowa_py.gateway.errors import ApiError
+
+T = TypeVar("T")
+
+JSON_TYPE = "application/json"
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+UTF8 = frozenset({"utf-8", "utf8"})
+
+
+def has_body(request: web.Request) -> bool:
+    return request.can_read_body and request.content_length != 0
+
+
+def _unsupported(request: web.Request, expected: str) -> ApiError:
+    given = request.headers.get("Content-Type", "none")[:100]
+    return ApiError(
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        f"the body must be sent as {expected} (e.g. curl --json '{{...}}'); "
+        f"got Content-Type {given!r}",
+    )
+
+
+def is_json(request: web.Request) -> bool:
+    charset = request.charset
+    return request.content_type == JSON_TYPE and (charset is None or charset.lower() in UTF8)
+
+
+async def _json_bytes(request: web.Request, expected: str = JSON_TYPE) -> bytes | None:
+    """The raw JSON body, None if there is none; 415 if it is not sent as JSON."""
+    if not has_body(request):
+        return None
+    if not is_json(request):
+        raise _unsupported(request, expected)
+    raw = await request.read()
+    return raw if raw.strip() else None
+
+
+def _decode(raw: bytes, schema: Any) -> Any:
+    try:
+        return msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"invalid request body: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "VALIDATION_ERROR", "malformed JSON: nested too deeply") from exc
+
+
+async def read_json(request: web.Request, schema: type[T], *, optional: bool = False) -> T:
+    """Decode and validate the body; errors name the offending field (``$.config.proxy``)."""
+    raw = await _json_bytes(request)
+    if raw is None:
+        if optional:
+            return msgspec.convert({}, schema)
+        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+    return _decode(raw, schema)
+
+
+def _form_value(value: Any) -> Any:
+    if isinstance(value, web.FileField):
+        return {
+            "data": value.file.read(),
+            "filename": value.filename or "",
+            "content_type": value.content_type or "",
+        }
+    return value
+
+
+async def read_fields(request: web.Request, *, forms: bool) -> dict[str, Any]:
+    """A JSON object, or (``forms``: GoWA's upload routes) a multipart or urlencoded form,
+    as a dict of fields; empty without a body."""
+    if forms and has_body(request) and request.content_type in FORM_TYPES:
+        try:
+            form = await request.post()
+        except (ValueError, LookupError, AssertionError) as exc:
+            # aiohttp's own messages: "Invalid boundary", "Multipart field missing name.",
+            # an unknown charset, bytes that are not in it.
+            raise ApiError(400, "VALIDATION_ERROR", f"malformed form: {exc}"[:500]) from exc
+        return {k: _form_value(v) for k, v in form.items()}
+    expected = f"{JSON_TYPE} or multipart/form-data" if forms else JSON_TYPE
+    raw = await _json_bytes(request, expected)
+    if raw is None:
+        return {}
+    body = _decode(raw, Any)
+    if not isinstance(body, dict):
+        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+    return body

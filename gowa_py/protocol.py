@@ -256,6 +256,11 @@ class EventLogIdentity(msgspec.Struct, frozen=True):
     start_seq: int
 
 
+#: The gateway's event when a session's worker serves another event log than the one
+#: its cursor counted in (``chats.db`` deleted or restored from a backup).
+EVENT_LOG_REPLACED = "session.event_log_replaced"
+
+
 class Hello(msgspec.Struct, tag="hello", frozen=True):
     """First message of a worker on the command socket: it is up and can take commands."""
 

@@ -416,6 +416,9 @@ class Supervisor:
                 identity.start_seq,
             )
             self.registry.set_event_log(session_id, identity.epoch, identity.start_seq)
+            await self._dispatch(
+                _gateway_event(session_id, p.EVENT_LOG_REPLACED, {"reason": reason})
+            )
 
     async def _on_event(self, event: p.Event) -> None:
         if event.session_id not in self.runners:

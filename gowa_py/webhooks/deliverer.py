@@ -94,6 +94,22 @@ class WebhookDeliverer:
     def open_outboxes(self) -> int:
         return len(self._outboxes)
 
+    def reopen(self, session_id: str) -> None:
+        """The session's ``chats.db`` was replaced (restored from a backup, recreated)
+        while its outbox was open: that connection still holds the old file, unlinked,
+        and what it wrote would be lost at its close. Carry its pending deliveries into
+        the new file and use that one from now on."""
+        outbox = self._outboxes.pop(session_id, None)
+        if outbox is None:
+            return
+        try:
+            pending = outbox.pending()
+        finally:
+            outbox.close()
+        if pending and self.outbox(session_id).adopt(pending):
+            self._pending[session_id] = 0.0
+            self._wake.set()
+
     def forget(self, session_id: str) -> None:
         self._pending.pop(session_id, None)
         outbox = self._outboxes.pop(session_id, None)
@@ -152,6 +168,8 @@ class WebhookDeliverer:
 
     async def on_event(self, event: p.Event) -> None:
         """Durable listener: raising here keeps the event unapplied, so it is retried."""
+        if event.name == p.EVENT_LOG_REPLACED:
+            self.reopen(event.session_id)
         if event.name in NOT_DELIVERED:
             if event.name == "session.deleted":
                 self.forget(event.session_id)

@@ -15,9 +15,9 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,26 @@ class Outbox:
             )
             if cursor.rowcount:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def pending(self) -> Sequence[Delivery]:
+        """Every delivery still to be made."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = ?", (PENDING,)
+            ).fetchall()
+        return [Delivery(*row) for row in rows]
+
+    def adopt(self, deliveries: Iterable[Delivery]) -> int:
+        """Take deliveries over from another outbox (one already here is kept); how many
+        were new."""
+        marks = ", ".join("?" * len(Delivery.__dataclass_fields__))
+        with self._writing():
+            before = self._db.total_changes
+            self._db.executemany(
+                f"INSERT OR IGNORE INTO webhook_deliveries ({_COLUMNS}) VALUES ({marks})",
+                [astuple(delivery) for delivery in deliveries],
+            )
+            return self._db.total_changes - before
 
     def close(self) -> None:
         with self._lock:

@@ -3,17 +3,27 @@ damaged disks): nothing is lost without a trace, and the API says what happened.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, new_phone, pair, session_dir
 from tests.procs import Gateway, wait_until
+from tests.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def webhooks() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver("s3cret").start()
+    yield receiver
+    receiver.close()
 
 
 def _remove_db(path: Path) -> None:
@@ -51,18 +61,26 @@ def _restart(gateway: Gateway, session_id: str) -> dict:
 
 
 @pytest.mark.parametrize("change", ["restored", "deleted"])
-def test_replaced_chats_db_delivers_every_new_event(gateway_factory, sandbox, tmp_path, change):
+def test_replaced_chats_db_delivers_every_new_event(
+    gateway_factory, sandbox, tmp_path, change, webhooks
+):
     """Injected: while the session is stopped, its chats.db is replaced by an older backup
     (the same log, rewound) or deleted (a new log). The registry's cursor is ahead of the
     log either way; the session must come back CONNECTED and every message received after
-    the change must reach the event stream."""
+    the change must reach the event stream and the session's webhook."""
     number = {"restored": "4", "deleted": "5"}[change]
     sender, receiver = f"snd{number}", f"rcv{number}"
     new_phone(sandbox, f"1555000041{number}", "Sender")
     new_phone(sandbox, f"1555000042{number}", "Receiver")
-    gateway = gateway_factory(env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])
+    env = {**SUBPROCESS_WORKERS, "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    gateway = gateway_factory(env=env, args=["--sandbox", sandbox.url])
     pair(gateway, sandbox, sender, f"1555000041{number}")
     pair(gateway, sandbox, receiver, f"1555000042{number}")
+    hook = {"url": webhooks.url, "secret": "s3cret", "events": ["message"]}
+    status, body = gateway.http.call(
+        "PATCH", f"/api/sessions/{receiver}", {"config": {"webhooks": [hook]}}
+    )
+    assert status == 200, body
     chats = session_dir(gateway, receiver) / "chats.db"
     backup = tmp_path / "backup.db"
     watcher = EventWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
@@ -80,6 +98,22 @@ def test_replaced_chats_db_delivers_every_new_event(gateway_factory, sandbox, tm
         assert session["error"] is None
         after = _send(gateway, sender, f"1555000042{number}", [f"after {n}" for n in range(3)])
         _wait_received(watcher, receiver, after)
+        wait_until(
+            lambda: {r.body["payload"]["id"] for r in webhooks.items("message")} >= set(after),
+            20,
+            what="the messages after the change at the webhook receiver",
+        )
+        # Recorded in the file the session has now, not in the replaced one the gateway
+        # had open (whose rows would be lost when it closes).
+        with sqlite3.connect(chats) as db:
+            outbox = db.execute("SELECT body FROM webhook_deliveries").fetchall()
+        assert set(after) <= {json.loads(body)["payload"]["id"] for (body,) in outbox}
+        replaced = watcher.wait(
+            lambda e: e["event"] == "session.event_log_replaced" and e["session_id"] == receiver,
+            5,
+            "session.event_log_replaced",
+        )
+        assert ("rewound" if change == "restored" else "different") in replaced["payload"]["reason"]
         # The worker's own status events (they name the account) came through too.
         statuses = [
             e["payload"]

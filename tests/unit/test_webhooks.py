@@ -156,6 +156,30 @@ def test_outbox_next_due_follows_every_write(tmp_path):
     assert outbox.next_due_at() is None and fresh() is None
 
 
+def test_a_replaced_chats_db_gets_the_pending_deliveries_of_the_open_one(tmp_path):
+    """chats.db replaced (a backup restored) while its outbox was open: the pending rows
+    the old, unlinked file holds move to the new file; delivered ones stay behind."""
+    settings = load_settings({}, {})
+    registry = Registry(tmp_path / "gowa.db")
+    registry.create("s", SessionConfig(), "stopped")
+    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+    outbox = deliverer.outbox("s")
+    outbox.enqueue("e1", "message", [("http://a/hook", "k")], b"1")
+    outbox.enqueue("e2", "message", [("http://a/hook", "k")], b"2")
+    outbox.mark_delivered(outbox.due(time.time() + 1, 10, set())[0].id, 200)
+    chats = tmp_path / "sessions" / "s" / "chats.db"
+    backup = tmp_path / "backup.db"
+    Outbox(backup).close()
+    for suffix in ("-wal", "-shm"):  # the old file's: they must not meet the new one
+        (tmp_path / "sessions" / "s" / f"chats.db{suffix}").unlink()
+    backup.replace(chats)
+
+    deliverer.reopen("s")
+    deliverer.reopen("s")  # nothing open any more: nothing to do
+    assert [(d.event_id, d.body) for d in Outbox(chats).pending()] == [("e2", b"2")]
+    assert deliverer.outbox("s").counts()[DELIVERED] == 0
+
+
 def test_delivered_rows_are_pruned(tmp_path):
     outbox = Outbox(tmp_path / "chats.db")
     outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")

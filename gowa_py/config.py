@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     auth_failure_window: float = 300.0
     basic_auth: str | None = None
     allowed_hosts: str | None = None
+    body_timeout: float = 30.0
     sandbox: str | None = None
     log_level: str = "INFO"
     worker_log_level: str = "INFO"
@@ -109,6 +110,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             parse_allowed_hosts(self.allowed_hosts)
         except ValueError as exc:
             raise msgspec.ValidationError(f"allowed_hosts: {exc}") from exc
+        if self.body_timeout <= 0:
+            raise msgspec.ValidationError("body_timeout must be > 0 seconds")
         if self.webhook_max_attempts < 1 or self.webhook_concurrency < 1:
             raise msgspec.ValidationError(
                 "webhook_max_attempts and webhook_concurrency must be at least 1"

@@ -9,6 +9,7 @@ from aiohttp import web
 from gowa_py.config import Settings
 from gowa_py.gateway import (
     apikeys,
+    bodies,
     dashboard,
     devices,
     gowa,
@@ -55,6 +56,7 @@ def create_app(
             metrics.middleware(),
             error_middleware,
             origins.middleware(),
+            bodies.timeout_middleware(settings.body_timeout),
             auth.middleware(),
             ratelimit.middleware(settings),
         ],

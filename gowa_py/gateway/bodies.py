@@ -10,12 +10,13 @@ take ``multipart/form-data`` and urlencoded forms, as GoWA does. Malformed bodie
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
-from gowa_py.gateway.errors import ApiError
+from gowa_py.gateway.errors import ApiError, error_response
 
 T = TypeVar("T")
 
@@ -103,3 +104,44 @@ async def read_fields(request: web.Request, *, forms: bool) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
     return body
+
+
+class BodyTimeout(ApiError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            408, "REQUEST_TIMEOUT", f"the request body did not arrive within {seconds:g} s"
+        )
+
+
+def timeout_middleware(seconds: float) -> Any:
+    """Cut off a body that is still arriving ``seconds`` after its request started.
+
+    aiohttp waits for a body as long as the client keeps the connection open, so a client
+    trickling a byte now and then would hold a connection (and a handler) forever. When the
+    time is up the body's stream fails, the handler reading it answers ``408`` and the
+    connection is closed; a handler that has its body by then is not affected.
+    """
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.body_exists:
+            return await handler(request)
+        stream = request.content
+        expired = BodyTimeout(seconds)
+
+        def expire() -> None:
+            if not stream.is_eof():
+                stream.set_exception(expired)
+
+        timer = asyncio.get_running_loop().call_later(seconds, expire)
+        try:
+            response = await handler(request)
+        except BodyTimeout as exc:
+            # The rest of the body is still on its way: the connection cannot be reused.
+            response = error_response(exc.status, exc.code, exc.message)
+            response.force_close()
+        finally:
+            timer.cancel()
+        return response
+
+    return limit

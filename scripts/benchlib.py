@@ -98,6 +98,14 @@ def _fmt(value: Any) -> str:
 # ------------------------------------------------------------------ processes
 
 
+def _open_workdir() -> Path:
+    """A temporary folder other users may pass through, so a gateway running as root gives
+    its workers a uid each (worker_uids), as it does in production."""
+    folder = Path(tempfile.mkdtemp(prefix="gowa-bench-"))
+    folder.chmod(0o711)
+    return folder
+
+
 @dataclass
 class Stack:
     """The sandbox and a gateway (as subprocesses), in a temporary directory."""
@@ -105,7 +113,7 @@ class Stack:
     sandbox_url: str | None = None
     gateway_url: str = ""
     gateway_env: dict[str, str] = field(default_factory=dict)
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="gowa-bench-")))
+    workdir: Path = field(default_factory=lambda: _open_workdir())
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     gateway: subprocess.Popen[bytes] | None = None
 

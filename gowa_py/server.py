@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import uvloop
-from aiohttp import web
 
 from gowa_py import __version__, secretenv
 from gowa_py.config import SECRET_ENV, Settings
+from gowa_py.gateway import runner
 from gowa_py.gateway.app import create_app
 from gowa_py.gateway.sandbox import fetch_sandbox_config
 from gowa_py.protocol import SandboxConfig
@@ -109,12 +109,4 @@ def serve(settings: Settings) -> None:
     log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
     # uvloop: more requests per second at a lower latency (docs/benchmarks.md, "API
     # latency"). In-process test apps keep asyncio's loop.
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=settings.stop_timeout,
-        loop=uvloop.new_event_loop(),
-    )
+    runner.run(app, host, port, settings.stop_timeout, uvloop.new_event_loop())

@@ -76,6 +76,10 @@ def error_response(status: int, code: str, message: str, results: Any = None) ->
     return envelope(results, message=message, code=code, status=status)
 
 
+def _client_gone(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
@@ -112,7 +116,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
         return response
-    except Exception:
+    except Exception as exc:
+        if isinstance(exc, ConnectionResetError) and _client_gone(request):
+            # The client went away mid-request (its body cut short): nobody to answer and
+            # nothing wrong on our side, so no traceback.
+            log.debug("client left during %s %s", request.method, request.path)
+            return error_response(400, "CLIENT_DISCONNECTED", "the client closed the connection")
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
         return error_response(

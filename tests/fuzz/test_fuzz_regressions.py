@@ -66,3 +66,51 @@ async def test_huge_integers_in_queries(client, query):
     assert response.status == 201
     response = await client.get(f"/api/q/chats?{query}")
     assert await _error(response) == (400, "VALIDATION_ERROR")
+
+
+MULTIPART = "multipart/form-data; boundary=b"
+AS_JSON = "application/json"
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "raw"),
+    [
+        ("/send/image", "multipart/form-data", b"--x\r\n"),  # no boundary parameter
+        ("/send/image", MULTIPART, b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"),
+        ("/send/image", MULTIPART, b"no start boundary\r\n--b--\r\n"),
+        (
+            "/send/image",
+            MULTIPART,
+            b'--b\r\nContent-Disposition: form-data; name="phone"\r\n\r\n\xff\xfe\r\n--b--\r\n',
+        ),
+        (
+            "/send/image",
+            MULTIPART,
+            b'--b\r\nContent-Disposition: form-data; name="phone"\r\n'
+            b"Content-Type: text/plain; charset=no-such\r\n\r\nx\r\n--b--\r\n",
+        ),
+        ("/send/image", "application/x-www-form-urlencoded; charset=no-such", b"phone=1"),
+        ("/send/image", "application/x-www-form-urlencoded", b"phone=\xff"),
+        ("/api/sessions", AS_JSON, b'{"session_id": "\xff"}'),
+        ("/api/sessions", AS_JSON, b"[" * 100_000 + b"]" * 100_000),
+        ("/send/message", AS_JSON, b'{"a":' * 100_000 + b"1" + b"}" * 100_000),
+        ("/send/message", "application/json; charset=no-such", b"{}"),
+    ],
+    ids=[
+        "multipart-no-boundary",
+        "multipart-nameless-field",
+        "multipart-no-start-boundary",
+        "multipart-invalid-utf8",
+        "multipart-unknown-charset",
+        "form-unknown-charset",
+        "form-invalid-utf8",
+        "json-invalid-utf8",
+        "json-100k-deep-array",
+        "json-100k-deep-object",
+        "json-unknown-charset",
+    ],
+)
+async def test_malformed_bodies(client, path, content_type, raw):
+    response = await client.post(path, data=raw, headers={"Content-Type": content_type})
+    status, _ = await _error(response)
+    assert 400 <= status < 500

@@ -1,0 +1,99 @@
+"""Serving the app: aiohttp's runner, with requests it cannot parse answered in our envelope.
+
+aiohttp answers a request its parser refuses (a request line or header over 8190 bytes,
+broken syntax) by itself, before any middleware runs: a plain-text 400, and a traceback in
+the log for every such request. :class:`EnvelopeHandler` answers these in the JSON envelope
+every other error has, and logs one line at debug level (any client can send them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+
+from gowa_py.gateway.errors import error_response
+
+log = logging.getLogger("gowa.gateway")
+
+
+class EnvelopeHandler(RequestHandler):
+    """aiohttp's connection handler, with its parse-error answer replaced."""
+
+    __slots__ = ()
+
+    def handle_error(
+        self,
+        request: Any,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if not isinstance(exc, HttpProcessingError) or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        if isinstance(exc, LineTooLong):
+            text = f"the request line or a header is longer than {exc.args[1]} bytes"
+        else:
+            text = f"malformed HTTP request: {exc.message}"[:300]
+        log.debug("refused a request from %s: %s", request.remote, text)
+        response = error_response(400, "BAD_REQUEST", text)
+        # The parser cannot resynchronise with what follows on this connection.
+        response.force_close()
+        return response
+
+
+class EnvelopeServer(web.Server):
+    def __call__(self) -> RequestHandler:
+        return EnvelopeHandler(self, loop=self._loop, **self._kwargs)
+
+
+class GatewayRunner(web.AppRunner):
+    """``web.AppRunner`` whose connections are handled by :class:`EnvelopeHandler`."""
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # The app builds its Server itself (from its private handler and request factory);
+        # EnvelopeServer only changes which handler class each connection gets.
+        server.__class__ = EnvelopeServer
+        return server
+
+
+async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
+    runner = GatewayRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await runner.cleanup()
+
+
+def run(
+    app: web.Application,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """``web.run_app`` for our runner: serve until SIGINT or SIGTERM, then shut down."""
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_serve(app, host, port, shutdown_timeout))
+    finally:
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

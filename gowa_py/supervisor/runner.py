@@ -71,6 +71,8 @@ class SessionRunner:
         self.sample = Sample()
         self._crashes = CrashWindow(settings.crash_limit, settings.crash_window)
         self._hello = asyncio.Event()
+        #: Where the current worker's output starts in worker.log.
+        self._log_at = (0, 0)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         #: Stopped for being idle (``idle_timeout``); the next request starts it again.
@@ -148,6 +150,8 @@ class SessionRunner:
                 log.info("[%s] worker asked for a fresh process; restarting", self.session_id)
                 continue
             reason = await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
+            if reason is None and code not in (0, None):
+                reason = await asyncio.to_thread(proc.go_failure, self.session_dir, self._log_at)
             if reason is not None:
                 crashed_reason = f"{crashed_reason}: {reason}"
             if code == p.EXIT_STORE_DAMAGED:
@@ -185,6 +189,7 @@ class SessionRunner:
         self._hello.clear()
         # A reason left by an earlier worker must not be read as this one's.
         await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
+        self._log_at = await asyncio.to_thread(proc.log_position, self.session_dir)
         async with self._start_slots:
             try:
                 config = await self._make_config(self.session_id)

@@ -180,3 +180,15 @@ def test_truncated_key_store_says_what_was_lost(gateway_factory, sandbox, keep):
         assert lost["payload"]["jid"] == f"{phone}@s.whatsapp.net"
     finally:
         watcher.close()
+
+
+def test_a_go_runtime_death_gives_its_cause(gateway_factory, sandbox):
+    """Injected: a memory ceiling too low for Go's runtime to start. Go dies printing
+    "fatal error: ..." to stderr, past Python, so the worker leaves no exit reason: the
+    supervisor must find it in worker.log and quote it in the FAILED error."""
+    env = {**SUBPROCESS_WORKERS, "GOWA_WORKER_MEMORY_MB": "64"}
+    gateway = gateway_factory(env=env, args=["--sandbox", sandbox.url])
+    status, body = gateway.http.post("/api/sessions", {"session_id": "starved"})
+    assert status == 201, body
+    session = gateway.wait_status("starved", {"FAILED"}, timeout=60)
+    assert "fatal error: runtime: cannot allocate memory" in session["error"], session["error"]

@@ -142,6 +142,11 @@ def test_damaged_chats_db_fails_the_session_with_the_cause(gateway_factory, sand
     assert "chats.db cannot be opened (file is not a database)" in session["error"]
     assert session["worker"]["pid"] is None
     assert not (folder / "exit-reason").exists()
+    # As the error advises: moved away, the session starts with an empty chat history.
+    (folder / "chats.db").rename(folder / "chats.db.damaged")
+    assert gateway.http.post("/api/sessions/garbled/start")[0] == 200
+    session = gateway.wait_status("garbled", {"SCAN_QR_CODE"}, timeout=30)
+    assert session["error"] is None
 
 
 @pytest.mark.parametrize("keep", [0, 3])

@@ -3,7 +3,7 @@
 The gateway builds an operation from the request (path, query, JSON body or multipart
 form; field names exactly as GoWA's ``docs/openapi.yaml``), which validates it, and sends
 the same struct to the session's worker inside :class:`gowa_py.protocol.Operation`. The
-worker dispatches on the struct's type (``workers/operations.py``) and ``/openapi.json``
+worker dispatches on the struct's type (``workers/operations/``) and ``/openapi.json``
 is generated from these structs, so the three can never disagree.
 
 Kept free of heavy imports: the gateway, the workers and the zygote all load it.

@@ -36,7 +36,7 @@ from workers.prctl import prctl
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from workers.operations import Context
+    from workers.operations.context import Context
     from workers.session import WhatsAppSession
 
 log = logging.getLogger("gowa.worker")
@@ -314,11 +314,13 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     """GoWA operations, the chat store and the per-session automations of this worker."""
     from neonize.events import CallOfferEv
 
-    from workers import operations
     from workers.chatstore import ChatStore
+    from workers.operations.automations import Automations
+    from workers.operations.context import Context
+    from workers.operations.events import EventObserver
 
     store = ChatStore(worker.chats, config.settings.chat_retention_days)
-    context = operations.Context(
+    context = Context(
         session,
         store,
         config.settings,
@@ -326,8 +328,9 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
         worker.emit,
         max_download_bytes=config.max_download_bytes,
     )
-    session.observers.append(context.observe)
-    session.client.event(CallOfferEv)(context.on_call_offer)
+    automations = Automations(context)
+    session.observers.append(EventObserver(context, automations).observe)
+    session.client.event(CallOfferEv)(automations.on_call_offer)
     return context
 
 

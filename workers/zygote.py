@@ -68,6 +68,7 @@ PRELOAD = (
     "google.protobuf.json_format",
     "workers.chatstore",
     "workers.operations",
+    "workers.operations.events",
     "workers.session",
     "workers.worker",
     "workers.eventlog",

@@ -12,7 +12,7 @@ from tests.procs import ROOT
 CHECK = """
 from types import SimpleNamespace
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
-from workers.operations import download_to_disk
+from workers.operations.media import download_to_disk
 from workers.session import SessionError
 
 class NoDownload:

@@ -13,16 +13,16 @@ from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError
 from gowa_py.gateway.gowa import OPERATION_ROUTES
 from gowa_py.gateway.gowa_api import build_operation
-from workers import operations as handlers
 from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
+from workers.operations.context import HANDLERS
 
 
 def test_every_operation_has_a_worker_handler_or_a_local_route() -> None:
     local = {route.op for route in OPERATION_ROUTES if route.local is not None}
     routed = {route.op for route in OPERATION_ROUTES}
     for op in ops.OPERATIONS:
-        assert op in handlers.HANDLERS or op in local, op
+        assert op in HANDLERS or op in local, op
         assert op in routed or op is ops.ApplySettings, op
 
 

@@ -13,7 +13,7 @@ from tests.procs import ROOT
 CHECK = """
 import json, sys
 from pathlib import Path
-from workers.operations import media_path
+from workers.operations.media import media_path
 
 media = Path(sys.argv[1])
 cases = [

@@ -1,0 +1,141 @@
+"""GoWA's ``message`` tag: revoke, delete, react, edit, star, forward, download; calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from neonize.proto import Neonize_pb2 as pb
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
+
+from gowa_py import operations as ops
+from gowa_py import protocol as p
+from workers.operations.context import Context, fail, handles, ok
+from workers.operations.media import download_to_disk
+from workers.operations.messages import (
+    CONTEXT_FIELDS,
+    app_state,
+    chat_of,
+    decorate,
+    seconds,
+    send,
+    sender_of,
+    stored_message,
+)
+from workers.session import parse_jid
+from workers.timefmt import rfc3339
+
+
+@handles(ops.RevokeMessage)
+def revoke_message(ctx: Context, op: ops.RevokeMessage) -> p.OperationResult:
+    jid, chat = chat_of(op.phone)
+    response = ctx.client.revoke_message(jid, ctx.me(), op.message_id)
+    ctx.store.revoke(chat, op.message_id)
+    return ok({"message_id": response.ID, "status": "Revoke success"}, "Revoke success")
+
+
+@handles(ops.DeleteMessage)
+def delete_message(ctx: Context, op: ops.DeleteMessage) -> p.OperationResult:
+    _, chat, stored = stored_message(ctx, op)
+    from_me = "1" if stored["is_from_me"] else "0"
+    sender = "0" if stored["is_from_me"] else stored["sender_jid"]
+    app_state(
+        ctx,
+        pb.PatchInfo.REGULAR_HIGH,
+        ["deleteMessageForMe", chat, op.message_id, from_me, sender],
+        3,
+        deleteMessageForMeAction={
+            "deleteMedia": True,
+            "messageTimestamp": int(stored["timestamp"] * 1000),
+        },
+    )
+    ctx.store.delete(chat, op.message_id)
+    return ok(None, "Message deleted successfully")
+
+
+@handles(ops.ReactMessage)
+def react_message(ctx: Context, op: ops.ReactMessage) -> p.OperationResult:
+    jid, chat = chat_of(op.phone)
+    sender = sender_of(ctx, jid, chat, op.message_id)
+    message = ctx.client.build_reaction(jid, sender, op.message_id, op.emoji)
+    response = ctx.client.send_message(jid, message)
+    me = ctx.session.me.jid if ctx.session.me else ""
+    ctx.store.set_reaction(chat, op.message_id, me, op.emoji, seconds(response.Timestamp))
+    status = (
+        f"Reaction sent to {op.phone} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
+    )
+    return ok({"message_id": response.ID, "status": status}, status)
+
+
+@handles(ops.UpdateMessage)
+def update_message(ctx: Context, op: ops.UpdateMessage) -> p.OperationResult:
+    jid, chat = chat_of(op.phone)
+    response = ctx.client.edit_message(jid, op.message_id, e2e.Message(conversation=op.message))
+    ctx.store.edit(chat, op.message_id, op.message)
+    status = f"Update message success {op.phone}"
+    return ok({"message_id": response.ID, "status": status}, status)
+
+
+def _star(ctx: Context, op: ops.MessageTarget, starred: bool) -> None:
+    _, chat, stored = stored_message(ctx, op)
+    from_me = "1" if stored["is_from_me"] else "0"
+    sender = "0" if stored["is_from_me"] else stored["sender_jid"]
+    app_state(
+        ctx,
+        pb.PatchInfo.REGULAR_HIGH,
+        ["star", chat, op.message_id, from_me, sender],
+        2,
+        starAction={"starred": starred},
+    )
+    ctx.store.set_flag(chat, op.message_id, "starred", int(starred))
+
+
+@handles(ops.StarMessage)
+def star_message(ctx: Context, op: ops.StarMessage) -> p.OperationResult:
+    _star(ctx, op, True)
+    return ok(None, "Starred message successfully")
+
+
+@handles(ops.UnstarMessage)
+def unstar_message(ctx: Context, op: ops.UnstarMessage) -> p.OperationResult:
+    _star(ctx, op, False)
+    return ok(None, "Unstarred message successfully")
+
+
+@handles(ops.ForwardMessage)
+def forward_message(ctx: Context, op: ops.ForwardMessage) -> p.OperationResult:
+    stored = ctx.store.message(op.message_id)
+    if stored is None or not stored["raw"]:
+        raise fail(p.ERR_NOT_FOUND, f"message {op.message_id!r} is not in the chat storage")
+    original = e2e.Message.FromString(stored["raw"])
+    for field in CONTEXT_FIELDS:
+        if original.HasField(field):
+            getattr(original, field).ClearField("contextInfo")
+    message = decorate(original, forwarded=True, duration=op.duration)
+    return send(ctx, op.phone, message, stored["content"], kind="forward", label="Forward")
+
+
+@handles(ops.DownloadMessage)
+def download_message(ctx: Context, op: ops.DownloadMessage) -> p.OperationResult:
+    _, chat, stored = stored_message(ctx, op)
+    if not stored["media_type"] or not stored["raw"]:
+        raise fail(p.ERR_NOT_FOUND, f"message {op.message_id!r} has no media")
+    path = Path(stored["media_path"]) if stored["media_path"] else None
+    if path is None or not path.is_file():
+        path = download_to_disk(ctx, chat, op.message_id, e2e.Message.FromString(stored["raw"]))
+    return ok(
+        {
+            "message_id": op.message_id,
+            "status": "Media downloaded successfully",
+            "media_type": stored["media_type"],
+            "filename": path.name,
+            "file_path": str(path),
+            "file_size": path.stat().st_size,
+        },
+        "Media downloaded successfully",
+    )
+
+
+@handles(ops.RejectCall)
+def reject_call(ctx: Context, op: ops.RejectCall) -> p.OperationResult:
+    ctx.client.reject_call(parse_jid(op.caller_jid), op.call_id)
+    return ok(None, "Call rejected successfully")

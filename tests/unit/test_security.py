@@ -317,3 +317,16 @@ async def test_scoped_keys_need_an_admin_credential(make_client):
     response = await client.post("/api/keys", json={"sessions": ["a"]})
     body = await response.json()
     assert (response.status, body["code"]) == (409, "AUTH_DISABLED")
+
+
+async def test_the_scoped_key_matrix_names_routes_that_exist(make_client):
+    """A renamed route must not silently fall out of the read-only or admin-only lists."""
+    from gowa_py.gateway import apikeys
+
+    app = (await make_client()).server.app
+    patterns = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
+    named = apikeys.ANY_KEY | apikeys.ADMIN_ONLY | apikeys.FULL_ONLY_GETS
+    assert named | {apikeys.EVENTS_PATH} <= patterns
+    gowa = app[apikeys.GOWA_PATHS]
+    assert {"/send/message", "/app/status", "/chats", "/message/{message_id}/read"} <= gowa
+    assert not {p for p in gowa if p.startswith(("/api/", "/devices"))}

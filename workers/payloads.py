@@ -37,7 +37,8 @@ def non_ad(jid: pb.JID) -> str:
     return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
 
 
-def _sender_fields(source: pb.MessageSource) -> dict[str, Any]:
+def sender_fields(source: pb.MessageSource) -> dict[str, Any]:
+    """``from``/``from_lid``/``chat_id`` of a message, the phone-number JID first when known."""
     sender, alt = source.Sender, source.SenderAlt
     fields: dict[str, Any] = {}
     if sender.Server == "lid" and alt.User:
@@ -76,7 +77,7 @@ def carries_content(message: Any) -> bool:
 def message_payload(event: pb.Message) -> tuple[str, dict[str, Any]]:
     """The (event name, payload) GoWA would send for an incoming message."""
     info = event.Info
-    payload: dict[str, Any] = {"id": info.ID, **_sender_fields(info.MessageSource)}
+    payload: dict[str, Any] = {"id": info.ID, **sender_fields(info.MessageSource)}
     payload["from_name"] = info.Pushname
     payload["timestamp"] = rfc3339(info.Timestamp)
     payload["is_from_me"] = info.MessageSource.IsFromMe
@@ -108,7 +109,7 @@ def receipt_payload(event: pb.Receipt) -> dict[str, Any]:
     kind, description = RECEIPT_TYPES.get(event.Type, ("unknown", "an unknown receipt type."))
     payload: dict[str, Any] = {
         "ids": list(event.MessageIDs),
-        **_sender_fields(event.MessageSource),
+        **sender_fields(event.MessageSource),
         "receipt_type": kind,
         "receipt_type_description": description,
     }

@@ -149,7 +149,8 @@ class WhatsAppSession:
         log.info("status %s -> %s%s", previous.value, state.value, f" ({error})" if error else "")
         self._emit("session.status", payload)
 
-    def _touch(self) -> None:
+    def touch(self) -> None:
+        """Note activity now: the ``last_activity`` the session's status reports."""
         self.last_activity = time.time()
 
     # --------------------------------------------------------------- handlers
@@ -198,7 +199,7 @@ class WhatsAppSession:
 
     def _on_connected(self, _client: NewClient, _ev: pb.Connected) -> None:
         self._refresh_me()
-        self._touch()
+        self.touch()
         self._set_state(p.SessionState.CONNECTED)
         self._notify(_ev)
 
@@ -259,7 +260,7 @@ class WhatsAppSession:
         self._request_restart(reason)
 
     def _on_message(self, _client: NewClient, ev: pb.Message) -> None:
-        self._touch()
+        self.touch()
         self.silence.traffic()
         if not payloads.carries_content(ev.Message):
             return
@@ -271,7 +272,7 @@ class WhatsAppSession:
                 self._notify(ev)
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
-        self._touch()
+        self.touch()
         payload = payloads.receipt_payload(ev)
         ids = ",".join(payload["ids"])
         with self._transaction():
@@ -353,7 +354,8 @@ class WhatsAppSession:
 
     # -------------------------------------------------------------- commands
 
-    def _require_connected(self) -> None:
+    def require_connected(self) -> None:
+        """Refuse (409 ``SESSION_NOT_CONNECTED``) a command that needs WhatsApp while offline."""
         with self._lock:
             state = self.state
         if state != p.SessionState.CONNECTED:
@@ -383,7 +385,7 @@ class WhatsAppSession:
         self._set_state(p.SessionState.LOGGED_OUT, "logged out on request")
 
     def send_text(self, to: str, text: str, reply_message_id: str | None = None) -> p.Sent:
-        self._require_connected()
+        self.require_connected()
         jid = parse_jid(to)
         try:
             if reply_message_id:
@@ -392,7 +394,7 @@ class WhatsAppSession:
                 response = self.client.send_message(jid, text)
         except Exception as exc:
             raise SessionError(p.ERR_WHATSAPP, f"send failed: {exc}") from exc
-        self._touch()
+        self.touch()
         timestamp = response.Timestamp / 1000 if response.Timestamp > 1e12 else response.Timestamp
         return p.Sent(message_id=response.ID, timestamp=float(timestamp or time.time()))
 
@@ -414,7 +416,7 @@ class WhatsAppSession:
         return self.client.send_message(jid, message)
 
     def mark_read(self, message_ids: list[str], chat: str, sender: str) -> None:
-        self._require_connected()
+        self.require_connected()
         try:
             self.client.mark_read(
                 *message_ids,
@@ -424,7 +426,7 @@ class WhatsAppSession:
             )
         except Exception as exc:
             raise SessionError(p.ERR_WHATSAPP, f"mark read failed: {exc}") from exc
-        self._touch()
+        self.touch()
 
 
 def _match_whatsmeow_log_level() -> None:

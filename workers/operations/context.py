@@ -84,7 +84,7 @@ class Context:
             raise fail(p.ERR_NOT_SUPPORTED, f"{type(op).__name__} is not handled by workers")
         handler, connected = entry
         if connected:
-            self.session._require_connected()
+            self.session.require_connected()
         try:
             return handler(self, op)
         except SessionError:

@@ -140,7 +140,7 @@ def send(
     jid, chat = chat_of(to)
     response = ctx.client.send_message(jid, message)
     timestamp = seconds(response.Timestamp)
-    ctx.session._touch()
+    ctx.session.touch()
     sent = response.Message if response.HasField("Message") else message
     with ctx.store.transaction():  # the message and its event in one commit
         ctx.store.add_message(

@@ -15,26 +15,44 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
+# JIDs are checked here, where every operation is validated, so a malformed one answers
+# 400 naming its field instead of reaching whatsmeow (which refused it with a 502). ASCII
+# digits only: ``\d`` and ``str.isdigit`` accept other scripts' digits.
+DIGITS = "[0-9]{1,20}"
+USER_JID = rf"{DIGITS}(?::[0-9]{{1,5}})?@(?:s\.whatsapp\.net|c\.us|lid|hosted|hosted\.lid)"
+GROUP_JID = rf"{DIGITS}(?:-{DIGITS})?@g\.us"
+NEWSLETTER_JID = rf"{DIGITS}@newsletter"
+PHONE_NUMBER = r"\+?[0-9][0-9 -]{0,40}"
+RECIPIENT_PATTERN = (
+    rf"^ *(?:{PHONE_NUMBER}|{USER_JID}|{GROUP_JID}|{NEWSLETTER_JID}|"
+    rf"(?:status|{DIGITS})@broadcast) *$"
+)
+
 Phone = Annotated[
     str,
     msgspec.Meta(
         min_length=1,
         max_length=128,
+        pattern=RECIPIENT_PATTERN,
         description="Phone number with country code, or a JID (`...@s.whatsapp.net`, `@g.us`)",
     ),
 ]
 MessageId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 GroupId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, description="Group JID (`...@g.us`)")
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=128,
+        pattern=rf"^ *{DIGITS}(?:-{DIGITS})?(?:@g\.us)? *$",
+        description="Group JID (`...@g.us`)",
+    ),
 ]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=65536)]
 Duration = Annotated[
     int,
     msgspec.Meta(ge=0, le=90 * 86400, description="Disappearing-message timer in seconds"),
 ]
-Participants = Annotated[
-    list[Annotated[str, msgspec.Meta(min_length=1)]], msgspec.Meta(min_length=1)
-]
+Participants = Annotated[list[Phone], msgspec.Meta(min_length=1)]
 
 
 class Upload(msgspec.Struct, frozen=True):
@@ -247,7 +265,7 @@ class DownloadMessage(MessageTarget, frozen=True, kw_only=True):
 
 
 class RejectCall(Op, frozen=True, kw_only=True):
-    caller_jid: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    caller_jid: Annotated[str, msgspec.Meta(max_length=128, pattern=rf"^ *{USER_JID} *$")]
     call_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
@@ -388,7 +406,12 @@ class GroupInviteLink(GroupRef, frozen=True, kw_only=True):
 # -------------------------------------------------------------------- newsletter
 
 NewsletterId = Annotated[
-    str, msgspec.Meta(min_length=1, max_length=128, description="Newsletter JID (`@newsletter`)")
+    str,
+    msgspec.Meta(
+        max_length=128,
+        pattern=rf"^ *{DIGITS}(?:@newsletter)? *$",
+        description="Newsletter JID (`@newsletter`)",
+    ),
 ]
 
 

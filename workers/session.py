@@ -448,16 +448,16 @@ def parse_jid(value: str) -> pb.JID:
         raise SessionError(p.ERR_INVALID_JID, "recipient is empty")
     if "@" not in value:
         digits = value.lstrip("+").replace(" ", "").replace("-", "")
-        if not digits.isdigit() or not 5 <= len(digits) <= 20:
+        if not (digits.isascii() and digits.isdigit()) or not 5 <= len(digits) <= 20:
             raise SessionError(p.ERR_INVALID_JID, f"invalid phone number {value!r}")
         return build_jid(digits)
     user, _, server = value.partition("@")
-    if not server or not user:
+    if not server or not user or "@" in server:
         raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
     device = 0
     if ":" in user:
         user, _, raw_device = user.partition(":")
-        if not raw_device.isdigit():
+        if not (raw_device.isascii() and raw_device.isdigit()):
             raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
         device = int(raw_device)
     return pb.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)

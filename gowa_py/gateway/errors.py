@@ -3,7 +3,9 @@ into a JSON answer (never a traceback, never an HTML error page)."""
 
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 import uuid
 from typing import Any
 
@@ -76,6 +78,20 @@ def error_response(status: int, code: str, message: str, results: Any = None) ->
     return envelope(results, message=message, code=code, status=status)
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether a failure (or what caused it) is a full disk or an exhausted quota."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if isinstance(seen, sqlite3.Error) and getattr(seen, "sqlite_errorcode", None) == (
+            sqlite3.SQLITE_FULL
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _client_gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
@@ -122,6 +138,13 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             # nothing wrong on our side, so no traceback.
             log.debug("client left during %s %s", request.method, request.path)
             return error_response(400, "CLIENT_DISCONNECTED", "the client closed the connection")
+        if disk_full(exc):
+            log.error("%s %s: the data dir's disk is full (%s)", request.method, request.path, exc)
+            return error_response(
+                507,
+                "INSUFFICIENT_STORAGE",
+                "the gateway's disk is full; nothing was changed (free space and retry)",
+            )
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
         return error_response(

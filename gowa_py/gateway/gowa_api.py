@@ -9,7 +9,9 @@ struct travels to the worker unchanged. ``/openapi.json`` reads the same declara
 
 from __future__ import annotations
 
+import io
 import logging
+import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +34,8 @@ log = logging.getLogger("gowa.gateway.gowa")
 Body = Literal["json", "form"] | None
 LocalHandler = Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]]
 
+# Upload fields whose content must be a picture (image, sticker, group photo, avatar).
+PICTURE_FIELDS = frozenset({"image", "sticker", "photo", "avatar"})
 MEDIA_FETCH_TIMEOUT_S = 60
 MEDIA_TIMEOUT_S = 120.0
 
@@ -71,7 +75,30 @@ def build_operation(route: OpRoute, data: dict[str, Any]) -> ops.Op:
     try:
         return msgspec.convert(data, route.op, strict=False)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"invalid request: {exc}") from exc
+        message = str(exc)
+        if "matching regex" in message:  # the JID patterns of gowa_py.operations
+            where = message.rpartition(" - at ")[2]
+            message = f"{where} is not a phone number or a WhatsApp JID of the right kind"
+        raise ApiError(400, "VALIDATION_ERROR", f"invalid request: {message}") from exc
+
+
+def check_picture(upload: ops.Upload, field_name: str) -> None:
+    """A picture field must hold a picture: reading its header is enough to tell, and
+    costs nothing (what else was sent reached whatsmeow, which answered 502)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Size is the worker's call (it names the figures); here only the kind matters.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(upload.data)):
+                return
+    except Image.DecompressionBombError:
+        return  # a picture; the worker refuses it for its size, with the figures
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ApiError(
+            400, "VALIDATION_ERROR", f"{field_name} is not a picture (JPEG, PNG, WebP, ...)"
+        ) from exc
 
 
 async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Upload:
@@ -145,6 +172,8 @@ async def resolve_media(request: web.Request, route: OpRoute, op: ops.Op) -> ops
             raise ApiError(400, "VALIDATION_ERROR", f"{name} (a file) or {name}_url is required")
         if upload is not None and not upload.data:
             raise ApiError(400, "VALIDATION_ERROR", f"{name} is empty")
+        if upload is not None and name in PICTURE_FIELDS:
+            check_picture(upload, name)
     return op
 
 

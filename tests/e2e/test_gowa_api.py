@@ -205,6 +205,30 @@ def test_groups(gw, events):
     assert stored(gw, "bob", group_id, sent["message_id"])["content"] == "hello team"
 
 
+@pytest.mark.parametrize(
+    "phone",
+    ["a@b@c", f"x:99@{A_JID.split('@')[1]}", "\u0661\u0665\u0665\u0660\u0660\u0660\u0661", "bob"],
+)
+def test_malformed_recipients_are_400_not_502(gw, phone):
+    """Checked at the gateway, named by field; whatsmeow used to refuse them with a 502."""
+    status, answer = gw.http.post("/api/alice/send/message", {"phone": phone, "message": "x"})
+    assert (status, answer["code"]) == (400, "VALIDATION_ERROR"), answer
+    assert "$.phone" in answer["message"] and "regex" not in answer["message"]
+    group = {"group_id": "1@g.us", "participants": [phone]}
+    status, answer = gw.http.post("/api/alice/group/participants", group)
+    assert (status, answer["code"]) == (400, "VALIDATION_ERROR"), answer
+
+
+@pytest.mark.parametrize("field", ["image", "sticker"])
+def test_non_pictures_sent_as_pictures_are_400(gw, field):
+    body, headers = multipart(
+        {"phone": BOB}, {field: ("a.png", "image/png", b"%PDF-1.7 not a png")}
+    )
+    status, answer = gw.http.post(f"/api/alice/send/{field}", raw=body, headers=headers)
+    assert (status, answer["code"]) == (400, "VALIDATION_ERROR"), answer
+    assert "not a picture" in answer["message"]
+
+
 def test_media_and_unsupported_operations_fail_cleanly(gw):
     """The sandbox has no media server: uploads fail as WHATSAPP_ERROR, never 500."""
     body, headers = multipart(

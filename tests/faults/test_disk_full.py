@@ -85,3 +85,19 @@ def test_disk_full_on_one_session(rig_factory, small_disk):
     rig.gateway.wait_status(a.receiver, {"CONNECTED"})
     figures = rig.assert_nothing_lost()
     print("disk full", figures)
+
+
+def test_creating_a_session_on_a_full_disk_is_507(gateway_factory, small_disk, tmp_path):
+    """The gateway's own data dir is full: creating a session answers a clear 507 envelope
+    (it was a 500 with a traceback), and works again once there is room."""
+    data = small_disk(tmp_path / "data", "4m")  # its log is written next to it, not on it
+    gateway = gateway_factory(data_dir=data, env={"GOWA_MIN_FREE_DISK_MB": "0"})
+    filler = _fill(data)
+    for n in range(3):
+        status, body = gateway.http.post("/api/sessions", {"session_id": f"s{n}", "start": False})
+        assert (status, body["code"]) == (507, "INSUFFICIENT_STORAGE"), body
+    assert gateway.http.get("/healthz")[0] == 200
+    filler.unlink()
+    status, body = gateway.http.post("/api/sessions", {"session_id": "s9", "start": False})
+    assert status == 201, body
+    assert "Traceback" not in gateway.log_path.read_text()

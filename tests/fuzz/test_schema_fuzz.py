@@ -172,3 +172,56 @@ def test_every_integer_field_fits_the_ipc_encoding():
         for p in _unbounded_ints(f.type, f"{cls.__qualname__}.{f.name}")
     ]
     assert unbounded == []
+
+
+recipient_parts = st.sampled_from(
+    [
+        "1555",
+        "0",
+        "\u0661\u0662",
+        "@",
+        ":",
+        "99",
+        "x",
+        "s.whatsapp.net",
+        "g.us",
+        "lid",
+        "-",
+        "+",
+        " ",
+    ]
+)
+
+
+@FUZZ
+@given(value=st.text(max_size=24) | st.lists(recipient_parts, max_size=8).map("".join))
+def test_a_recipient_the_gateway_accepts_is_one_the_worker_can_address(value: str) -> None:
+    """No recipient passes the gateway's check only to be refused by whatsmeow (a 502):
+    what the gateway accepts, the worker parses into a JID of ASCII digits on a known
+    server, or refuses itself as INVALID_JID (400)."""
+    from workers.session import SessionError, parse_jid
+
+    try:
+        msgspec.convert({"phone": value, "message": "m"}, operations.SendMessage)
+    except msgspec.ValidationError:
+        return
+    try:
+        jid = parse_jid(value)
+    except SessionError as exc:
+        assert exc.code == "INVALID_JID"
+        return
+    assert jid.User.isascii() and jid.User.replace("-", "").isdigit(), jid
+    assert (
+        jid.Server
+        in {
+            "s.whatsapp.net",
+            "c.us",
+            "lid",
+            "hosted",
+            "hosted.lid",
+            "g.us",
+            "newsletter",
+            "broadcast",
+        }
+        or jid.User == "status"
+    ), jid

@@ -15,6 +15,11 @@ from gowa_py.config import ConfigError, load_settings
 from gowa_py.gateway.websessions import COOKIE_NAME
 
 KEY = "k" * 32
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02"
+    b"\x00\x00\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe"
+    b"\xa7\x35\x81\x84\x00\x00\x00\x00IEND\xaeB`\x82"
+)
 NEW = '{"session_id": "web1", "start": false}'
 
 
@@ -125,14 +130,14 @@ async def test_multipart_routes_take_forms_but_not_from_other_sites(make_client)
     await client.post("/api/sessions", json={"session_id": "web1", "start": False})
     form = aiohttp.FormData()
     form.add_field("phone", "15550000001")
-    form.add_field("image", b"\x89PNG", filename="a.png", content_type="image/png")
+    form.add_field("image", PNG, filename="a.png", content_type="image/png")
     response = await client.post("/api/web1/send/image", data=form)
     status, body = await _body(response)
     # Read and validated as a form, then refused because the session is not running.
     assert status not in (403, 415) and body["code"] != "VALIDATION_ERROR", body
     form = aiohttp.FormData()
     form.add_field("phone", "15550000001")
-    form.add_field("image", b"\x89PNG", filename="a.png", content_type="image/png")
+    form.add_field("image", PNG, filename="a.png", content_type="image/png")
     evil = {"Origin": "http://evil.example"}
     status, body = await _body(await client.post("/api/web1/send/image", data=form, headers=evil))
     assert (status, body["code"]) == (403, "CROSS_SITE_REQUEST")

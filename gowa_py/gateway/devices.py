@@ -7,7 +7,6 @@ import secrets
 import msgspec
 from aiohttp import web
 
-from gowa_py import protocol as p
 from gowa_py.gateway import login
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
@@ -101,14 +100,14 @@ async def login_device_with_code(request: web.Request) -> web.Response:
 @routes.post("/devices/{device_id}/logout")
 async def logout_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    await request.app[SUPERVISOR].command(session_id, p.Logout())
+    await request.app[SUPERVISOR].logout(session_id)
     return envelope(None, message="Device logged out")
 
 
 @routes.post("/devices/{device_id}/reconnect")
 async def reconnect_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    await login.reconnect(request.app[SUPERVISOR], session_id)
+    await request.app[SUPERVISOR].reconnect(session_id)
     return envelope(None, message="Device reconnecting")
 
 

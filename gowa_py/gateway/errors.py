@@ -16,7 +16,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gowa_py import protocol as p
 from gowa_py.ids import InvalidSessionId
 from gowa_py.ipc import WorkerError, WorkerUnavailable
-from gowa_py.supervisor import SessionExists, SessionLimit, SessionMissing
+from gowa_py.supervisor import SessionBusy, SessionExists, SessionLimit, SessionMissing
 
 log = logging.getLogger("gowa.gateway")
 
@@ -110,6 +110,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(404, "SESSION_NOT_FOUND", f"session {exc.args[0]!r} does not exist")
     except SessionExists as exc:
         return error_response(409, "SESSION_EXISTS", f"session {exc.args[0]!r} already exists")
+    except SessionBusy as exc:
+        response = error_response(
+            503,
+            "SESSION_BUSY",
+            f"session {exc.args[0]!r} is busy with other start/stop/restart/logout/reconnect "
+            f"requests (waited {exc.args[1]:g} s); try again",
+        )
+        response.headers["Retry-After"] = "1"
+        return response
     except SessionLimit as exc:
         return error_response(
             409,

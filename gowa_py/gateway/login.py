@@ -99,16 +99,6 @@ async def pair_code(supervisor: Supervisor, session_id: str, phone: str) -> str:
     return result.code
 
 
-async def reconnect(supervisor: Supervisor, session_id: str) -> bool:
-    """Start a stopped session, or give a running one a fresh connection (a new worker).
-    True when it had to be started."""
-    if not supervisor.runners[session_id].running:
-        await supervisor.start_session(session_id)
-        return True
-    await supervisor.command(session_id, p.Reconnect())
-    return False
-
-
 def qr_duration(status: p.Status) -> int:
     if status.qr_expires_at is None:
         return 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gowa_py import protocol as p
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import envelope
 from gowa_py.gateway.gowa_api import push_session_settings
@@ -96,5 +95,5 @@ async def restart_session(request: web.Request) -> web.Response:
 @routes.post("/api/sessions/{session_id}/logout")
 async def logout_session(request: web.Request) -> web.Response:
     session_id = _id(request)
-    await request.app[SUPERVISOR].command(session_id, p.Logout())
+    await request.app[SUPERVISOR].logout(session_id)
     return _session_response(request, session_id, "Session logged out")

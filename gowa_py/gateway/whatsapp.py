@@ -73,12 +73,12 @@ async def app_login_with_code(request: web.Request, session_id: str) -> web.Resp
 
 
 async def app_logout(request: web.Request, session_id: str) -> web.Response:
-    await request.app[SUPERVISOR].command(session_id, p.Logout())
+    await request.app[SUPERVISOR].logout(session_id)
     return envelope(None, message="Success logout")
 
 
 async def app_reconnect(request: web.Request, session_id: str) -> web.Response:
-    if await login.reconnect(request.app[SUPERVISOR], session_id):
+    if await request.app[SUPERVISOR].reconnect(session_id):
         return envelope(None, message="Session was stopped; starting it")
     return envelope(None, message="Reconnect success")
 

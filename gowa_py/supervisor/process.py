@@ -286,7 +286,16 @@ class Zygote:
                     break
                 except BlockingIOError:
                     await asyncio.sleep(0.005)
-            return await asyncio.wait_for(future, 10.0)
+            # Not wait_for: on 3.11 it returns the result when a cancellation meets the
+            # reply, the caller's stop() then waited for a worker it never saw end.
+            async with asyncio.timeout(10.0):
+                return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                # Forked, but nobody will manage it: it must not live on unwatched.
+                with contextlib.suppress(ProcessLookupError):
+                    future.result().kill()
+            raise
         except (OSError, TimeoutError) as exc:
             raise ZygoteError(f"zygote spawn failed: {exc}") from exc
         finally:
@@ -507,7 +516,8 @@ async def terminate(process: WorkerProcess, grace: float) -> int:
         # A stopped (SIGSTOP) process only acts on SIGTERM once it runs again.
         process.send_signal(signal.SIGCONT)
     try:
-        return await asyncio.wait_for(process.wait(), grace)
+        async with asyncio.timeout(grace):
+            return await process.wait()
     except TimeoutError:
         return await kill(process)
 

@@ -106,9 +106,7 @@ class SessionRunner:
         async with self._lock:
             task, self._task = self._task, None
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await _cancel(task)
             await self._end_process(graceful=True)
             await self._set_status(self.session_id, status, error)
 
@@ -253,8 +251,20 @@ class SessionRunner:
                 pass  # not connected yet (or wedged): SIGTERM below is the polite fallback
             else:
                 try:
-                    await asyncio.wait_for(process.wait(), self._settings.stop_timeout)
+                    async with asyncio.timeout(self._settings.stop_timeout):
+                        await process.wait()
                     return
                 except TimeoutError:
                     log.warning("[%s] worker ignored shutdown; terminating", self.session_id)
         await proc.terminate(process, 3.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel ``task`` and wait for its end, cancelling again while it runs on: a
+    cancellation can be lost on the way (3.11's ``wait_for`` drops one that meets a
+    result), and a stop waiting on such a task held the session's lock for good."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=1.0)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()

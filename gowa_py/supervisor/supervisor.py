@@ -13,7 +13,8 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,10 @@ class SessionLimit(Exception):
     """The gateway holds ``max_sessions`` sessions already."""
 
 
+class SessionBusy(Exception):
+    """Another lifecycle operation on the session did not finish in time."""
+
+
 class Supervisor:
     def __init__(
         self,
@@ -84,6 +89,7 @@ class Supervisor:
         self._sampler = Sampler(settings.pss_sample_interval)
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
+        self._lifecycle_locks: dict[str, asyncio.Lock] = {}
         #: Per session, the pid of the worker whose event log the cursor was checked
         #: against (at its hello); events of any other worker wait for that check.
         self._log_checked: dict[str, int] = {}
@@ -220,39 +226,82 @@ class Supervisor:
             await self.runners[session_id].start()
         return self.registry.get(session_id) or record
 
-    async def start_session(self, session_id: str) -> SessionRecord:
+    @asynccontextmanager
+    async def _exclusive(self, session_id: str) -> AsyncIterator[SessionRunner]:
+        """One lifecycle operation at a time per session (start, stop, restart, logout,
+        reconnect, delete), in the order they arrived.
+
+        Interleaved, a restart's stop could meet another request's start half-way, and
+        the session was left to whichever finished last. A request waits at most
+        ``command_timeout`` s for the ones before it (then ``SessionBusy``); each
+        operation is bounded itself (``stop_timeout``, ``start_timeout``).
+        """
         self.require(session_id)
-        self.touch(session_id)
-        self.registry.set_desired(session_id, "running")
-        await self.runners[session_id].start()
+        lock = self._lifecycle_locks.setdefault(session_id, asyncio.Lock())
+        wait = self.settings.command_timeout
+        try:
+            async with asyncio.timeout(wait):
+                await lock.acquire()
+        except TimeoutError:
+            raise SessionBusy(session_id, wait) from None
+        try:
+            runner = self.runners.get(session_id)
+            if runner is None or self._lifecycle_locks.get(session_id) is not lock:
+                raise SessionMissing(session_id)  # deleted while this request waited
+            yield runner
+        finally:
+            lock.release()
+
+    async def start_session(self, session_id: str) -> SessionRecord:
+        async with self._exclusive(session_id) as runner:
+            self.touch(session_id)
+            self.registry.set_desired(session_id, "running")
+            await runner.start()
         return self.require(session_id)
 
     async def stop_session(self, session_id: str) -> SessionRecord:
-        self.require(session_id)
-        self.registry.set_desired(session_id, "stopped")
-        await self.runners[session_id].stop()
+        async with self._exclusive(session_id) as runner:
+            self.registry.set_desired(session_id, "stopped")
+            runner.hibernated = False  # stopped by hand: no request may wake it
+            await runner.stop()
         return self.require(session_id)
 
     async def restart_session(self, session_id: str) -> SessionRecord:
-        self.require(session_id)
-        self.registry.set_desired(session_id, "running")
-        runner = self.runners[session_id]
-        await runner.stop(p.SessionState.STARTING)
-        await runner.start()
+        async with self._exclusive(session_id) as runner:
+            self.registry.set_desired(session_id, "running")
+            await runner.stop(p.SessionState.STARTING)
+            await runner.start()
         return self.require(session_id)
 
+    async def logout(self, session_id: str) -> None:
+        async with self._exclusive(session_id):
+            await self.command(session_id, p.Logout())
+
+    async def reconnect(self, session_id: str) -> bool:
+        """Start a stopped session, or give a running one a fresh connection (a new
+        worker). True when it had to be started."""
+        async with self._exclusive(session_id) as runner:
+            if not runner.running:
+                self.touch(session_id)
+                self.registry.set_desired(session_id, "running")
+                await runner.start()
+                return True
+            await self.command(session_id, p.Reconnect())
+            return False
+
     async def delete_session(self, session_id: str) -> None:
-        self.require(session_id)
-        runner = self.runners.pop(session_id)
-        await runner.stop()
-        await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
-        self.registry.delete(session_id)
-        self._event_locks.pop(session_id, None)
-        self._log_checked.pop(session_id, None)
-        folder = self.sessions_dir / session_id
-        if folder.resolve().parent == self.sessions_dir.resolve():
-            await asyncio.to_thread(shutil.rmtree, folder, True)
-        self.worker_ids.release(session_id)
+        async with self._exclusive(session_id):
+            runner = self.runners.pop(session_id)
+            self._lifecycle_locks.pop(session_id, None)
+            await runner.stop()
+            await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
+            self.registry.delete(session_id)
+            self._event_locks.pop(session_id, None)
+            self._log_checked.pop(session_id, None)
+            folder = self.sessions_dir / session_id
+            if folder.resolve().parent == self.sessions_dir.resolve():
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+            self.worker_ids.release(session_id)
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

@@ -26,7 +26,7 @@ import uvloop
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
-from workers import pagemerge, storefile, timerslack
+from workers import golib, pagemerge, storefile, timerslack
 from workers.chatsdb import ChatsDb
 from workers.confine import confine
 from workers.eventlog import EventLog
@@ -434,15 +434,13 @@ def main(forked: bool = False) -> None:
     if not forked and os.getppid() != config.parent_pid:
         sys.exit("gateway exited before the worker started")
     _setup_sandbox(config)
-    from workers import zygote
-
     if not forked:
         # What a forked worker inherits from the zygote: every module imported while the
         # Python installation is surely in reach (confine may switch to a uid that cannot
         # read it), neonize's Go library left for after confinement.
-        zygote.preload()
+        golib.preload()
     confine(config)  # before the Go library starts its threads
-    zygote.load_go_library()
+    golib.load_go_library()
     # Not asyncio.run(): its shutdown joins executor threads, and a thread stuck in a Go
     # call would keep this process alive forever. os._exit below ends every thread.
     # uvloop: its self-pipe and reader bookkeeping are C, not Python, which lowers a

@@ -28,10 +28,10 @@ def test_preload_imports_the_worker_but_not_the_go_library():
     out = _run(
         """
         import sys, threading
-        from workers import zygote
-        modules = zygote.preload()
+        from workers import golib
+        modules = golib.preload()
         assert "neonize.client" in modules and "workers.session" in modules
-        assert not zygote.go_library_loaded()
+        assert not golib.go_library_loaded()
         assert threading.active_count() == 1
         print("ok")
         """
@@ -43,14 +43,14 @@ def test_a_forked_child_loads_the_library_and_uses_neonize():
     out = _run(
         """
         import os, sys, tempfile
-        from workers import zygote
-        zygote.preload()
+        from workers import golib
+        golib.preload()
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                zygote.load_go_library()
-                assert zygote.go_library_loaded()
+                golib.load_go_library()
+                assert golib.go_library_loaded()
                 import neonize, neonize.client
                 from neonize._binder import gocode
                 assert neonize.client.gocode is gocode
@@ -73,8 +73,8 @@ def test_preload_leaves_logging_to_the_worker():
     out = _run(
         """
         import logging
-        from workers import zygote
-        zygote.preload()
+        from workers import golib
+        golib.preload()
         print(len(logging.getLogger().handlers))
         """
     )

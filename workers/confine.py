@@ -28,6 +28,7 @@ import contextlib
 import ctypes
 import functools
 import logging
+import mimetypes
 import os
 import platform
 import resource
@@ -70,13 +71,13 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 # Device files a process may legitimately open for writing.
 WRITABLE_DEVICES = ("/dev/null", "/dev/tty")
 #: What a worker reads outside Python and its session folder: shared libraries, TLS
-#: roots, name resolution (glibc and Go), time zones, MIME types, the limits Go reads at
-#: start, and random devices. Missing entries are skipped.
+#: roots, name resolution (glibc and Go), time zones, the limits Go reads at start, and
+#: random devices. Missing entries are skipped.
 SYSTEM_READABLE = (
     "/usr", "/lib", "/lib64", "/lib32", "/bin",
     "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/ld.so.cache",
     "/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf", "/etc/host.conf", "/etc/gai.conf",
-    "/etc/services", "/etc/protocols", "/etc/localtime", "/etc/mime.types",
+    "/etc/services", "/etc/protocols", "/etc/localtime",
     "/sys/fs/cgroup", "/sys/kernel/mm/transparent_hugepage", "/sys/devices/system/cpu",
     "/dev/urandom", "/dev/random", "/dev/zero",
 )  # fmt: skip
@@ -209,6 +210,8 @@ def python_paths() -> list[Path]:
 def readable_paths(config: p.WorkerConfig) -> list[Path]:
     """Everything a worker reads outside its session folder (see the module docstring)."""
     paths = [Path(path) for path in SYSTEM_READABLE]
+    # The MIME tables Python's mimetypes reads (it opens each one that exists).
+    paths += [Path(path) for path in mimetypes.knownfiles]
     paths += python_paths()
     # This process's own /proc/<pid> (what /proc/self resolves to now), threads included.
     paths.append(Path(os.path.realpath("/proc/self")))

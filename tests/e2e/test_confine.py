@@ -16,7 +16,7 @@ from tests.procs import ROOT
 from workers.confine import Unsupported, abi_version
 
 PROBE = """
-import json, pathlib, sqlite3, ssl, sys, tempfile
+import json, mimetypes, pathlib, sqlite3, ssl, sys, tempfile
 from gowa_py.protocol import WorkerConfig
 from workers.confine import confine
 session, elsewhere = map(pathlib.Path, sys.argv[1:3])
@@ -46,6 +46,7 @@ for name, action in {
         result[name] = "denied"
 open("/dev/null", "w").write("x")
 ssl.create_default_context()
+result["mime"] = mimetypes.guess_extension("image/png")
 result["status"] = open("/proc/self/status").read().count("NoNewPrivs:\\t1")
 result["capabilities"] = [l for l in open("/proc/self/status") if l.startswith("CapEff")]
 result["mode"] = oct((session / "inside.txt").stat().st_mode & 0o777)
@@ -85,6 +86,7 @@ def test_confined_process_cannot_read_or_write_outside_its_folder(tmp_path):
     assert result["status"] == 1
     assert result["capabilities"] == ["CapEff:\t0000000000000000\n"]
     assert result["mode"] == "0o600"
+    assert result["mime"] == ".png"  # mimetypes reads its tables from /etc
 
 
 @pytest.mark.integration

@@ -146,7 +146,13 @@ class Stack:
         args = [*GOWA, "serve", "--port", str(port), "--data-dir", str(self.workdir / "gw")]
         if self.sandbox_url:
             args += ["--sandbox", self.sandbox_url]
-        env = {"GOWA_LOG_LEVEL": "WARNING", "GOWA_WORKER_LOG_LEVEL": "WARNING"}
+        # Benchmarks start more sessions without an account at once than max_pairing
+        # lets through (tests/e2e/test_pairing_limit.py covers the cap).
+        env = {
+            "GOWA_LOG_LEVEL": "WARNING",
+            "GOWA_WORKER_LOG_LEVEL": "WARNING",
+            "GOWA_MAX_PAIRING": "0",
+        }
         self.gateway = self._start(args + (extra or []), "gateway.log", {**env, **self.gateway_env})
         self.gateway_url = f"http://127.0.0.1:{port}"
         _wait_http(self.gateway_url + "/readyz", 60, self.workdir / "gateway.log")

@@ -16,7 +16,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from gowa_py import protocol as p
 from gowa_py.ids import InvalidSessionId
 from gowa_py.ipc import WorkerError, WorkerUnavailable
-from gowa_py.supervisor import SessionBusy, SessionExists, SessionLimit, SessionMissing
+from gowa_py.supervisor import (
+    PairingLimit,
+    SessionBusy,
+    SessionExists,
+    SessionLimit,
+    SessionMissing,
+)
 
 log = logging.getLogger("gowa.gateway")
 
@@ -110,6 +116,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return error_response(404, "SESSION_NOT_FOUND", f"session {exc.args[0]!r} does not exist")
     except SessionExists as exc:
         return error_response(409, "SESSION_EXISTS", f"session {exc.args[0]!r} already exists")
+    except PairingLimit as exc:
+        response = error_response(
+            429,
+            "TOO_MANY_PAIRING",
+            f"{exc.args[0]} sessions are already waiting for a QR scan or pairing code "
+            f"(max_pairing {exc.args[1]}); try again shortly",
+        )
+        response.headers["Retry-After"] = "10"
+        return response
     except SessionBusy as exc:
         response = error_response(
             503,

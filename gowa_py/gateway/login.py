@@ -40,26 +40,8 @@ async def ensure_login_ready(supervisor: Supervisor, session_id: str) -> None:
             await supervisor.start_session(session_id)
 
 
-def check_pairing_capacity(supervisor: Supervisor, session_id: str) -> None:
-    """Refuse a new login while too many sessions are pairing (WAHA #1826 memory storms)."""
-    limit = supervisor.settings.max_pairing
-    record = supervisor.require(session_id)
-    if limit <= 0 or record.status == p.SessionState.SCAN_QR_CODE:
-        return
-    pairing = sum(1 for r in supervisor.list() if r.status == p.SessionState.SCAN_QR_CODE)
-    if pairing >= limit:
-        raise ApiError(
-            429,
-            "TOO_MANY_PAIRING",
-            f"{pairing} sessions are already waiting for a QR scan (max_pairing {limit}); "
-            "try again shortly",
-            headers={"Retry-After": "10"},
-        )
-
-
 async def wait_for_qr(supervisor: Supervisor, session_id: str) -> p.Status:
     """The status once a QR is showing (or the session turned out to be logged in)."""
-    check_pairing_capacity(supervisor, session_id)
     await ensure_login_ready(supervisor, session_id)
     deadline = time.monotonic() + QR_WAIT_S
     while True:

@@ -1,6 +1,7 @@
 """Starts, watches, restarts and measures the worker processes (one per session)."""
 
 from gowa_py.supervisor.supervisor import (
+    PairingLimit,
     SessionBusy,
     SessionExists,
     SessionLimit,
@@ -8,4 +9,11 @@ from gowa_py.supervisor.supervisor import (
     Supervisor,
 )
 
-__all__ = ["SessionBusy", "SessionExists", "SessionLimit", "SessionMissing", "Supervisor"]
+__all__ = [
+    "PairingLimit",
+    "SessionBusy",
+    "SessionExists",
+    "SessionLimit",
+    "SessionMissing",
+    "Supervisor",
+]

@@ -54,6 +54,10 @@ class SessionLimit(Exception):
     """The gateway holds ``max_sessions`` sessions already."""
 
 
+class PairingLimit(Exception):
+    """``max_pairing`` sessions are pairing already; args: (pairing, limit)."""
+
+
 class SessionBusy(Exception):
     """Another lifecycle operation on the session did not finish in time."""
 
@@ -90,6 +94,8 @@ class Supervisor:
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._event_locks: dict[str, asyncio.Lock] = {}
         self._lifecycle_locks: dict[str, asyncio.Lock] = {}
+        #: Sessions between their pairing check and their runner running (see _pairing).
+        self._pairing_starts: set[str] = set()
         #: Per session, the pid of the worker whose event log the cursor was checked
         #: against (at its hello); events of any other worker wait for that check.
         self._log_checked: dict[str, int] = {}
@@ -119,7 +125,15 @@ class Supervisor:
         if wanted:
             log.info("bringing back %d session(s) that were running", len(wanted))
         for session_id in wanted:
-            await self.runners[session_id].start()
+            try:
+                await self._start_runner(session_id, self.runners[session_id])
+            except PairingLimit as exc:
+                reason = (
+                    f"not started: {exc.args[0]} sessions are pairing already (max_pairing "
+                    f"{exc.args[1]}); start it when one has paired"
+                )
+                log.warning("[%s] %s", session_id, reason)
+                await self._publish_status(session_id, p.SessionState.STOPPED, reason)
 
     def _share_with_workers(self) -> None:
         """What workers with a uid of their own must reach: the way to their folders,
@@ -218,13 +232,52 @@ class Supervisor:
         limit = self.settings.max_sessions
         if limit and len(self.runners) >= limit:
             raise SessionLimit(limit)
-        record = self.registry.create(session_id, config, "running" if start else "stopped")
-        (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.runners[session_id] = self._new_runner(session_id)
-        await self._publish_status(session_id, p.SessionState.STOPPED, None)
-        if start:
-            await self.runners[session_id].start()
+        if start:  # a new session has no account: it starts by pairing
+            self._check_pairing(session_id, None)
+            self._pairing_starts.add(session_id)
+        try:
+            record = self.registry.create(session_id, config, "running" if start else "stopped")
+            (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.runners[session_id] = self._new_runner(session_id)
+            await self._publish_status(session_id, p.SessionState.STOPPED, None)
+            if start:
+                await self.runners[session_id].start()
+        finally:
+            self._pairing_starts.discard(session_id)
         return self.registry.get(session_id) or record
+
+    def _pairing(self) -> set[str]:
+        """The sessions pairing or about to: a worker running, or being started, for a
+        session without an account (starting, showing QR codes or a pairing code)."""
+        pairing = set(self._pairing_starts)
+        for record in self.registry.all():
+            runner = self.runners.get(record.id)
+            if record.me is None and runner is not None and runner.running:
+                pairing.add(record.id)
+        return pairing
+
+    def _check_pairing(self, session_id: str, me: p.Me | None) -> None:
+        """Refuse a start that would put more than ``max_pairing`` sessions into pairing:
+        each pairing worker holds a connection and QR state, and a storm of them is what
+        exhausted memory in other gateways. Sessions with an account are not counted."""
+        limit = self.settings.max_pairing
+        if limit <= 0 or me is not None:
+            return
+        pairing = self._pairing()
+        if session_id not in pairing and len(pairing) >= limit:
+            raise PairingLimit(len(pairing), limit)
+
+    async def _start_runner(self, session_id: str, runner: SessionRunner) -> None:
+        """Every start of a stopped session's worker goes through here (the pairing cap)."""
+        record = self.require(session_id)
+        if runner.running:
+            return
+        self._check_pairing(session_id, record.me)
+        self._pairing_starts.add(session_id)
+        try:
+            await runner.start()
+        finally:
+            self._pairing_starts.discard(session_id)
 
     @asynccontextmanager
     async def _exclusive(self, session_id: str) -> AsyncIterator[SessionRunner]:
@@ -255,8 +308,8 @@ class Supervisor:
     async def start_session(self, session_id: str) -> SessionRecord:
         async with self._exclusive(session_id) as runner:
             self.touch(session_id)
+            await self._start_runner(session_id, runner)
             self.registry.set_desired(session_id, "running")
-            await runner.start()
         return self.require(session_id)
 
     async def stop_session(self, session_id: str) -> SessionRecord:
@@ -268,6 +321,10 @@ class Supervisor:
 
     async def restart_session(self, session_id: str) -> SessionRecord:
         async with self._exclusive(session_id) as runner:
+            if not runner.running:
+                await self._start_runner(session_id, runner)
+                self.registry.set_desired(session_id, "running")
+                return self.require(session_id)
             self.registry.set_desired(session_id, "running")
             await runner.stop(p.SessionState.STARTING)
             await runner.start()
@@ -283,8 +340,8 @@ class Supervisor:
         async with self._exclusive(session_id) as runner:
             if not runner.running:
                 self.touch(session_id)
+                await self._start_runner(session_id, runner)
                 self.registry.set_desired(session_id, "running")
-                await runner.start()
                 return True
             await self.command(session_id, p.Reconnect())
             return False
@@ -316,7 +373,7 @@ class Supervisor:
         woke = not runner.running and runner.hibernated
         if woke:
             log.info("[%s] waking from hibernation", session_id)
-            await runner.start()
+            await self._start_runner(session_id, runner)
         if not runner.running:
             raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
         if not await runner.wait_ready(timeout):

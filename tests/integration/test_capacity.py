@@ -91,7 +91,7 @@ def test_a_thousand_sessions_under_a_1024_descriptor_limit(tmp_path):
         receiver.close()
 
 
-def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(gateway_factory, tmp_path):
+def test_the_soft_descriptor_limit_is_raised_to_the_hard_one(tmp_path):
     gateway = Gateway(tmp_path / "data", nofile=(1024, 4096))
     try:
         gateway.start()

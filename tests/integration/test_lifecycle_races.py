@@ -8,6 +8,8 @@ request can change: after the storm a stop stops it and a start gives it a new w
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -136,4 +138,33 @@ def test_concurrent_lifecycle_requests_leave_the_session_controllable(
     for _ in range(ROUNDS):
         _storm(gateway, session_id, list(requests))
         wait_until(lambda: _settled(gateway, session_id), 30, what=f"{session_id} to settle")
+    _still_controllable(gateway, session_id)
+
+
+def test_a_request_waits_for_the_sessions_lock_at_most_command_timeout(gateway: Gateway):
+    """Four logouts at once on a frozen worker: the first holds the session's lock until
+    its command times out; the last cannot get the lock within ``command_timeout`` and
+    is answered 503 SESSION_BUSY instead of queueing without bound."""
+    session_id = f"busy-{uuid.uuid4().hex[:8]}"
+    status, body = gateway.http.post("/api/sessions", {"session_id": session_id})
+    assert status == 201, body
+    pid = gateway.wait_pid(session_id, timeout=30)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: gateway.http.post(f"/api/sessions/{session_id}/logout", timeout=60),
+                    range(4),
+                )
+            )
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    codes = sorted(body["code"] for _, body in answers)
+    assert {status for status, _ in answers} == {503}, answers
+    assert set(codes) <= {"SESSION_UNAVAILABLE", "SESSION_BUSY"}, codes
+    assert "SESSION_BUSY" in codes and "SESSION_UNAVAILABLE" in codes, codes
+    assert took < 2 * COMMAND_TIMEOUT + 5, f"four requests took {took:.1f} s"
     _still_controllable(gateway, session_id)

@@ -30,12 +30,13 @@ def serve(**flags: Any) -> None:
     """Start the gateway and bring back every session that was running."""
     from gowa_py.server import DataDirBusy
     from gowa_py.server import serve as run
+    from gowa_py.storage.migrations import SchemaTooNew
 
     config_file = flags.pop("config_file")
     try:
         settings = load_settings(flags, config_file=config_file)
         run(settings)
-    except (ConfigError, DataDirBusy) as exc:
+    except (ConfigError, DataDirBusy, SchemaTooNew) as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc

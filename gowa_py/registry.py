@@ -19,6 +19,7 @@ import sqlite_utils
 from gowa_py.models import SessionConfig
 from gowa_py.privatefile import private_sqlite
 from gowa_py.protocol import Me, SessionState
+from gowa_py.storage import registry_schema
 
 
 def iso(ts: float | None) -> str | None:
@@ -67,7 +68,7 @@ class Registry:
         self.db = sqlite_utils.Database(path)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        registry_schema.apply(self.db.conn, path)
         self._sessions: dict[str, SessionRecord] = {
             row["id"]: self._record(row)
             for row in self.db.query("SELECT * FROM sessions ORDER BY id")
@@ -76,60 +77,6 @@ class Registry:
             row["id"]: self._key_record(row)
             for row in self.db.query("SELECT * FROM api_keys ORDER BY created_at")
         }
-
-    def _migrate(self) -> None:
-        self.db["sessions"].create(
-            {
-                "id": str,
-                "created_at": float,
-                "desired": str,
-                "status": str,
-                "status_at": float,
-                "error": str,
-                "config": str,
-                "me": str,
-                "last_activity": float,
-                "last_event_seq": int,
-                "event_epoch": str,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
-        if "event_epoch" not in self.db["sessions"].columns_dict:
-            self.db["sessions"].add_column("event_epoch", str)
-        self.db["transitions"].create(
-            {"id": int, "session_id": str, "status": str, "at": float, "error": str},
-            pk="id",
-            if_not_exists=True,
-        )
-        self.db["transitions"].create_index(["session_id", "at"], if_not_exists=True)
-        self.db["metrics"].create(
-            {"ts": float, "session_id": str, "rss": int, "pss": int, "uss": int, "cpu": float},
-            if_not_exists=True,
-        )
-        self.db["metrics"].create_index(["ts"], if_not_exists=True)
-        # Dashboard history: messages per hour and the connected-session count over time.
-        self.db["message_counts"].create(
-            {"hour": int, "session_id": str, "received": int, "sent": int},
-            pk=("hour", "session_id"),
-            if_not_exists=True,
-        )
-        self.db["connected_history"].create(
-            {"ts": float, "connected": int, "sessions": int}, if_not_exists=True
-        )
-        self.db["connected_history"].create_index(["ts"], if_not_exists=True)
-        self.db["api_keys"].create(
-            {
-                "id": str,
-                "name": str,
-                "sessions": str,
-                "scope": str,
-                "digest": str,
-                "created_at": float,
-            },
-            pk="id",
-            if_not_exists=True,
-        )
 
     # -------------------------------------------------------------- sessions
 
@@ -163,8 +110,8 @@ class Registry:
             "last_event_seq": 0,
             "event_epoch": None,
         }
-        self.db["sessions"].insert(row)
-        self.db["transitions"].insert(
+        self.db.table("sessions").insert(row)
+        self.db.table("transitions").insert(
             {"session_id": session_id, "status": SessionState.STOPPED.value, "at": now}
         )
         record = self._sessions[session_id] = self._record(row)
@@ -302,7 +249,7 @@ class Registry:
 
     def add_samples(self, samples: list[dict[str, Any]]) -> None:
         if samples:
-            self.db["metrics"].insert_all(samples)
+            self.db.table("metrics").insert_all(samples)
 
     def samples_since(self, since: float) -> list[dict[str, Any]]:
         return list(
@@ -336,7 +283,7 @@ class Registry:
 
     def add_connected_point(self, ts: float, connected: int, sessions: int) -> None:
         row = {"ts": ts, "connected": connected, "sessions": sessions}
-        self.db["connected_history"].insert(row)
+        self.db.table("connected_history").insert(row)
 
     def connected_since(self, since: float) -> list[dict[str, Any]]:
         """Points from ``since`` on, led by the last one before it (the value at ``since``)."""

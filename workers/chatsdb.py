@@ -5,7 +5,8 @@ its page cache whenever another one has written since its last transaction, so w
 three of them every message re-read from the log the pages the others had just changed,
 and every transaction took the shared-memory locks anew (strace of a worker sending and
 receiving: ~30 ``pread`` and ~35 ``fcntl`` calls per message). The gateway's webhook outbox
-opens the file from its own process, so the locking mode stays the shared one.
+opens the file from its own process, so the locking mode stays the shared one. The tables
+are made and migrated by ``gowa_py.storage.chats_schema`` when the file is opened.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from gowa_py.storage import chats_schema
 
 
 class ChatsDb:
@@ -28,6 +31,7 @@ class ChatsDb:
         self.connection.execute("PRAGMA journal_mode=WAL")
         self.connection.execute("PRAGMA synchronous=NORMAL")
         self.connection.execute("PRAGMA busy_timeout=5000")
+        chats_schema.apply(self.connection, path)
         self._after_commit: list[Callable[[], None]] = []
 
     @contextmanager

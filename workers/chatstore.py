@@ -18,53 +18,6 @@ from typing import Any
 from workers.chatsdb import ChatsDb
 from workers.timefmt import rfc3339
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chats (
-    jid TEXT PRIMARY KEY,
-    name TEXT NOT NULL DEFAULT '',
-    last_message_time REAL,
-    ephemeral_expiration INTEGER NOT NULL DEFAULT 0,
-    archived INTEGER NOT NULL DEFAULT 0,
-    pinned INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS messages (
-    id TEXT NOT NULL,
-    chat_jid TEXT NOT NULL,
-    sender_jid TEXT NOT NULL DEFAULT '',
-    sender_name TEXT NOT NULL DEFAULT '',
-    content TEXT NOT NULL DEFAULT '',
-    timestamp REAL NOT NULL,
-    is_from_me INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT '',
-    media_type TEXT NOT NULL DEFAULT '',
-    mimetype TEXT NOT NULL DEFAULT '',
-    filename TEXT NOT NULL DEFAULT '',
-    url TEXT NOT NULL DEFAULT '',
-    file_length INTEGER NOT NULL DEFAULT 0,
-    media_path TEXT NOT NULL DEFAULT '',
-    edited INTEGER NOT NULL DEFAULT 0,
-    revoked INTEGER NOT NULL DEFAULT 0,
-    starred INTEGER NOT NULL DEFAULT 0,
-    deleted INTEGER NOT NULL DEFAULT 0,
-    raw BLOB,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (chat_jid, id)
-);
-CREATE INDEX IF NOT EXISTS messages_by_time ON messages (chat_jid, timestamp);
-CREATE INDEX IF NOT EXISTS messages_by_id ON messages (id);
-CREATE TABLE IF NOT EXISTS reactions (
-    chat_jid TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    sender_jid TEXT NOT NULL,
-    emoji TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    PRIMARY KEY (chat_jid, message_id, sender_jid)
-);
-"""
-
 # A receipt only ever moves a message forward: a late "delivered" never undoes "read".
 STATUS_RANK = {"": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
 PRUNE_INTERVAL_S = 3600
@@ -79,8 +32,6 @@ class ChatStore:
         self._lock = db.lock
         self._db = db.connection
         self._chats = db
-        with self._lock:
-            self._db.executescript(_SCHEMA)
         self._pruned_at = 0.0
         # Receipts that beat the sender's own insert (the sandbox acks within microseconds).
         self._early: OrderedDict[str, str] = OrderedDict()
@@ -290,7 +241,7 @@ class ChatStore:
         has_media: bool = False,
         archived: bool | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        where, args = ["1 = 1"], []
+        where, args = ["1 = 1"], list[Any]()
         if search:
             where.append("(name LIKE ? OR jid LIKE ?)")
             args += [f"%{search}%", f"%{search}%"]
@@ -324,7 +275,7 @@ class ChatStore:
         is_from_me: bool | None = None,
         search: str = "",
     ) -> tuple[list[dict[str, Any]], int]:
-        where, args = ["chat_jid = ?"], [chat_jid]
+        where, args = ["chat_jid = ?"], list[Any]([chat_jid])
         if start is not None:
             where.append("timestamp >= ?")
             args.append(start)

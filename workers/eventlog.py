@@ -22,20 +22,6 @@ from typing import Any
 from gowa_py import protocol as p
 from workers.chatsdb import ChatsDb
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
-    timestamp REAL NOT NULL,
-    payload TEXT NOT NULL,
-    dedupe TEXT UNIQUE
-);
-CREATE TABLE IF NOT EXISTS event_log (
-    epoch TEXT NOT NULL
-);
-"""
-
 
 class EventLog:
     """Append-only event table in the session's ``chats.db`` (thread-safe)."""
@@ -46,8 +32,6 @@ class EventLog:
         self._chats = db
         self._lock = db.lock
         self._db = db.connection
-        with self._lock:
-            self._db.executescript(_SCHEMA)
         with self._chats.transaction() as conn:
             row = conn.execute("SELECT epoch FROM event_log").fetchone()
             if row is None:

@@ -27,16 +27,6 @@ from workers.eventlog import EventLog
 IGNORED = re.compile(r"Ignoring message (\S+) from (\S+) in (\S+): (.*old counter.*)")
 GRACE_S = 5.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS lost_suspects (
-    message_id TEXT PRIMARY KEY,
-    sender TEXT NOT NULL,
-    chat TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    seen_at REAL NOT NULL
-);
-"""
-
 
 class LostMessageReporter(logging.Handler):
     """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then."""
@@ -50,8 +40,6 @@ class LostMessageReporter(logging.Handler):
         self._grace_s = grace_s
         self._lock = db.lock
         self._db = db.connection
-        with self._lock:
-            self._db.executescript(_SCHEMA)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

@@ -26,6 +26,7 @@ import uvloop
 
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
+from gowa_py.storage.migrations import SchemaTooNew
 from workers import golib, pagemerge, storefile, timerslack
 from workers.chatsdb import ChatsDb
 from workers.confine import confine
@@ -99,6 +100,8 @@ class Worker:
         try:
             self.chats = ChatsDb(session_dir / "chats.db")
             self.events = EventLog(self.chats, config.session_id, config.event_retention)
+        except SchemaTooNew as exc:
+            raise StoreDamaged(str(exc)) from exc  # a restart runs the same code
         except sqlite3.DatabaseError as exc:
             if not storefile.damaged(str(exc)):
                 raise  # locked, read-only, disk full...: a restart may help

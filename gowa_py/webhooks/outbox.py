@@ -22,31 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from gowa_py.privatefile import private_sqlite
+from gowa_py.storage import chats_schema
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
 #: The ``secret`` of a row signed with the gateway's webhook_secret (known at send time).
 GLOBAL_SECRET = ""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS webhook_deliveries (
-    id TEXT PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    url TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    body BLOB NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL,
-    created_at REAL NOT NULL,
-    delivered_at REAL,
-    last_status INTEGER,
-    last_error TEXT,
-    UNIQUE (event_id, url)
-);
-CREATE INDEX IF NOT EXISTS webhook_due ON webhook_deliveries (status, next_attempt_at);
-"""
 
 
 @dataclass(frozen=True)
@@ -105,7 +86,7 @@ class Outbox:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        chats_schema.apply(self._db, path)
 
     @contextmanager
     def _writing(self) -> Iterator[None]:

@@ -30,6 +30,7 @@ def test_event_log_cursor_moves_to_another_log_and_old_registries_gain_the_colum
     registry.create("a", SessionConfig(), "running")
     registry.set_event_seq("a", 206)
     registry.db.execute("ALTER TABLE sessions DROP COLUMN event_epoch")
+    registry.db.execute("PRAGMA user_version = 0")
     registry.close()
 
     again = Registry(path)  # a registry written before event logs had an identity

@@ -7,8 +7,9 @@ import time
 import pytest
 from aiohttp import web
 
+from gowa_py import protocol as p
 from gowa_py.config import load_settings
-from gowa_py.models import SessionConfig
+from gowa_py.models import SessionConfig, Webhook
 from gowa_py.registry import Registry
 from gowa_py.webhooks.deliverer import WebhookDeliverer
 from gowa_py.webhooks.outbox import DEAD, DELIVERED, PENDING, Outbox
@@ -231,6 +232,58 @@ async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
                 break
             await asyncio.sleep(0.05)
         assert outbox.counts().get(DELIVERED) == 1
+    finally:
+        await deliverer.close()
+        await runner.cleanup()
+
+
+async def test_outboxes_stay_bounded_and_every_delivery_goes_out(tmp_path):
+    """One open outbox at most for three sessions: each outbox is closed while its POST is
+    on the way (another session's event opens the next), and the answer is still
+    recorded; nothing pending is lost."""
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.2)
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/hook", slow)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    settings = load_settings(
+        {}, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "GOWA_WEBHOOK_OPEN_OUTBOXES": "1"}
+    )
+    registry = Registry(tmp_path / "gowa.db")
+    hook = Webhook(url=f"http://127.0.0.1:{port}/hook", secret="k", events=[])
+    ids = ["a", "b", "c"]
+    for session_id in ids:
+        registry.create(session_id, SessionConfig(webhooks=[hook]), "stopped")
+    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+    await deliverer.start()
+    try:
+        for n in range(2):
+            for session_id in ids:
+                event = p.Event(
+                    id=f"{session_id}{n}",
+                    session_id=session_id,
+                    name="message",
+                    timestamp=time.time(),
+                    payload={},
+                )
+                await deliverer.on_event(event)
+                assert deliverer.open_outboxes == 1
+
+        def delivered(session_id: str) -> int:
+            return Outbox(tmp_path / "sessions" / session_id / "chats.db").counts()[DELIVERED]
+
+        for _ in range(100):
+            if all(delivered(session_id) == 2 for session_id in ids):
+                break
+            await asyncio.sleep(0.05)
+        assert [delivered(session_id) for session_id in ids] == [2, 2, 2]
+        assert deliverer.open_outboxes == 1
     finally:
         await deliverer.close()
         await runner.cleanup()

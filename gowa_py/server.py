@@ -109,4 +109,6 @@ def serve(settings: Settings) -> None:
     log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
     # uvloop: more requests per second at a lower latency (docs/benchmarks.md, "API
     # latency"). In-process test apps keep asyncio's loop.
-    runner.run(app, host, port, settings.stop_timeout, uvloop.new_event_loop())
+    runner.run(
+        app, host, port, settings.stop_timeout, settings.body_timeout, uvloop.new_event_loop()
+    )

@@ -23,9 +23,29 @@ log = logging.getLogger("gowa.gateway")
 
 
 class EnvelopeHandler(RequestHandler):
-    """aiohttp's connection handler, with its parse-error answer replaced."""
+    """aiohttp's connection handler, with its parse-error answer replaced, and a deadline
+    for a new connection's first request head.
 
-    __slots__ = ()
+    aiohttp arms its keep-alive timer on a new connection but ignores it until a first
+    response has been sent, so a client that connects and then sends nothing, or its
+    headers a byte at a time, held the connection forever. Later requests on a kept-alive
+    connection are bounded by that timer; bodies by ``timeout_middleware``.
+    """
+
+    __slots__ = ("_head_timer", "head_timeout")
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._head_timer = self._loop.call_later(self.head_timeout, self._head_expired)
+
+    def _head_expired(self) -> None:
+        if self._request_count == 0:  # not one complete request head yet
+            log.debug("closed a connection that sent no request in %g s", self.head_timeout)
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._head_timer.cancel()
+        super().connection_lost(exc)
 
     def handle_error(
         self,
@@ -48,23 +68,34 @@ class EnvelopeHandler(RequestHandler):
 
 
 class EnvelopeServer(web.Server):
+    head_timeout: float
+
     def __call__(self) -> RequestHandler:
-        return EnvelopeHandler(self, loop=self._loop, **self._kwargs)
+        handler = EnvelopeHandler(self, loop=self._loop, **self._kwargs)
+        handler.head_timeout = self.head_timeout
+        return handler
 
 
 class GatewayRunner(web.AppRunner):
     """``web.AppRunner`` whose connections are handled by :class:`EnvelopeHandler`."""
+
+    def __init__(self, app: web.Application, head_timeout: float, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.head_timeout = head_timeout
 
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()
         # The app builds its Server itself (from its private handler and request factory);
         # EnvelopeServer only changes which handler class each connection gets.
         server.__class__ = EnvelopeServer
+        server.head_timeout = self.head_timeout
         return server
 
 
-async def _serve(app: web.Application, host: str, port: int, shutdown_timeout: float) -> None:
-    runner = GatewayRunner(app, access_log=None, shutdown_timeout=shutdown_timeout)
+async def _serve(
+    app: web.Application, host: str, port: int, shutdown_timeout: float, head_timeout: float
+) -> None:
+    runner = GatewayRunner(app, head_timeout, access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -84,12 +115,13 @@ def run(
     host: str,
     port: int,
     shutdown_timeout: float,
+    head_timeout: float,
     loop: asyncio.AbstractEventLoop,
 ) -> None:
     """``web.run_app`` for our runner: serve until SIGINT or SIGTERM, then shut down."""
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_serve(app, host, port, shutdown_timeout))
+        loop.run_until_complete(_serve(app, host, port, shutdown_timeout, head_timeout))
     finally:
         leftover = asyncio.all_tasks(loop)
         for task in leftover:

@@ -56,6 +56,6 @@ def test_client_leaving_mid_body_logs_no_traceback(gateway):
             )
     status, _ = gateway.http.get("/healthz")
     assert status == 200
-    assert gateway.stop() == 0
     log = gateway.log_path.read_text()
     assert "Traceback" not in log and "unhandled error" not in log, log
+    assert gateway.stop() == 0

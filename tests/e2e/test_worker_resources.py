@@ -75,7 +75,7 @@ def test_worker_log_is_rotated_by_size_while_the_worker_runs(gateway_factory, sa
 #: Above the connected worker's own use: room for its start-up and a message or two.
 MARGIN_MB = 64
 #: Each 15 MB file sent takes the worker ~42 MB (measured); four at once pass the margin.
-FILES, FILE_MB = 4, 15
+FILES, FILE_MB, ROUNDS = 4, 15, 5
 
 
 def _vm_data_mb(pid: int) -> int:
@@ -125,15 +125,19 @@ def test_worker_past_its_memory_ceiling_is_restarted_and_the_session_goes_on(
     status, body = gateway.http.post("/api/heavy/send/message", {"phone": peer, "message": "hi"})
     assert status == 200, body
 
-    # Files held by the worker, copied and encrypted by neonize, several at once.
-    senders = [
-        threading.Thread(target=_send_file, args=(gateway, peer, FILE_MB * 1024 * 1024))
-        for _ in range(FILES)
-    ]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join()
+    # Files held by the worker, copied and encrypted by neonize, several at once, a few
+    # rounds (how much of it Go has returned by the next round varies).
+    for _ in range(ROUNDS):
+        senders = [
+            threading.Thread(target=_send_file, args=(gateway, peer, FILE_MB * 1024 * 1024))
+            for _ in range(FILES)
+        ]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+        if gateway.session("heavy")["worker"]["pid"] != pid:
+            break
     gateway.wait_pid("heavy", not_pid=pid, timeout=60)
     gateway.wait_status("heavy", {"CONNECTED"}, timeout=30)
     status, body = gateway.http.post("/api/heavy/send/message", {"phone": peer, "message": "back"})

@@ -1,8 +1,11 @@
 """``*_url`` media is fetched by the gateway for a tenant: it must not reach internal hosts."""
 
+import io
+
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import unused_port
+from PIL import Image
 
 
 @pytest.fixture
@@ -20,8 +23,11 @@ async def internal_server():
     """A real HTTP server on loopback standing in for an internal service."""
     app = web.Application()
 
+    picture = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(picture, "PNG")  # a picture: the gateway checks
+
     async def secret(_request):
-        return web.Response(body=b"\x89PNG internal")
+        return web.Response(body=picture.getvalue())
 
     async def hop(_request):
         raise web.HTTPFound("/secret.png")

@@ -8,6 +8,7 @@ event stream with :meth:`Supervisor.subscribe`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -332,7 +333,13 @@ class Supervisor:
 
     async def logout(self, session_id: str) -> None:
         async with self._exclusive(session_id):
-            await self.command(session_id, p.Logout())
+            await self._command_held(session_id, p.Logout())
+
+    async def _command_held(self, session_id: str, command: p.Command) -> p.Result:
+        """:meth:`command`, for a caller that holds the session's lock."""
+        timeout = self.settings.command_timeout
+        await self._ready(session_id, min(timeout, 10.0))
+        return await self.request(session_id, command, timeout)
 
     async def reconnect(self, session_id: str) -> bool:
         """Start a stopped session, or give a running one a fresh connection (a new
@@ -343,7 +350,7 @@ class Supervisor:
                 await self._start_runner(session_id, runner)
                 self.registry.set_desired(session_id, "running")
                 return True
-            await self.command(session_id, p.Reconnect())
+            await self._command_held(session_id, p.Reconnect())
             return False
 
     async def delete_session(self, session_id: str) -> None:
@@ -367,6 +374,14 @@ class Supervisor:
 
     async def ensure_running(self, session_id: str, timeout: float) -> SessionRunner:
         """The runner of a running session whose worker is ready to take commands."""
+        runner = self.runners.get(session_id)
+        if runner is not None and not runner.running and runner.hibernated:
+            async with self._exclusive(session_id):  # waking is a start
+                return await self._ready(session_id, timeout)
+        return await self._ready(session_id, timeout)
+
+    async def _ready(self, session_id: str, timeout: float) -> SessionRunner:
+        """:meth:`ensure_running`, for a caller that holds the session's lock if needed."""
         record = self.require(session_id)
         runner = self.runners[session_id]
         self.touch(session_id)
@@ -411,12 +426,19 @@ class Supervisor:
                     continue  # one waiting for a QR scan or starting is not idle
                 if now - self._last_use.setdefault(record.id, now) < idle_timeout:
                     continue
-                log.info("[%s] idle for %d s: hibernating", record.id, idle_timeout)
-                runner.hibernated = True
-                await runner.stop(
-                    p.SessionState.STOPPED,
-                    f"hibernated after {idle_timeout} s idle; the next request wakes it",
-                )
+                lock = self._lifecycle_locks.get(record.id)
+                if lock is not None and lock.locked():
+                    continue  # a request is acting on it: not idle
+                with contextlib.suppress(SessionBusy, SessionMissing):
+                    async with self._exclusive(record.id):
+                        if not runner.running:
+                            continue
+                        log.info("[%s] idle for %d s: hibernating", record.id, idle_timeout)
+                        runner.hibernated = True
+                        await runner.stop(
+                            p.SessionState.STOPPED,
+                            f"hibernated after {idle_timeout} s idle; the next request wakes it",
+                        )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         started = time.perf_counter()
@@ -564,11 +586,10 @@ class Supervisor:
 
     async def _park(self, session_id: str, reason: str) -> None:
         """Stop a session that should not run on (its QR codes expired), keeping why."""
-        runner = self.runners.get(session_id)
-        if runner is None:
-            return
-        self.registry.set_desired(session_id, "stopped")
-        await runner.stop(p.SessionState.STOPPED, reason)
+        with contextlib.suppress(SessionBusy, SessionMissing):
+            async with self._exclusive(session_id) as runner:
+                self.registry.set_desired(session_id, "stopped")
+                await runner.stop(p.SessionState.STOPPED, reason)
 
     async def _catch_up(self, session_id: str) -> None:
         lock = self._event_locks.setdefault(session_id, asyncio.Lock())
@@ -700,8 +721,10 @@ class Supervisor:
                     "and start the session again"
                 )
                 log.error("[%s] %s", session_id, error)
-                await runner.stop(p.SessionState.FAILED)
-                await self._publish_status(session_id, p.SessionState.FAILED, error)
+                with contextlib.suppress(SessionBusy, SessionMissing):
+                    async with self._exclusive(session_id):
+                        await runner.stop(p.SessionState.FAILED)
+                        await self._publish_status(session_id, p.SessionState.FAILED, error)
 
     async def _sample_once(self) -> None:
         pids = {runner.pid: runner for runner in self.runners.values() if runner.pid}

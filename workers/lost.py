@@ -20,26 +20,60 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from workers.chatsdb import ChatsDb
-from workers.eventlog import EventLog
+
+if TYPE_CHECKING:
+    from gowa_py.storage.interfaces import EventStorage, SuspectStorage
 
 IGNORED = re.compile(r"Ignoring message (\S+) from (\S+) in (\S+): (.*old counter.*)")
 GRACE_S = 5.0
+
+
+class LostSuspects:
+    """The ``lost_suspects`` table of ``chats.db`` (a ``SuspectStorage``)."""
+
+    def __init__(self, db: ChatsDb) -> None:
+        self._lock = db.lock
+        self._db = db.connection
+
+    def add(self, message_id: str, sender: str, chat: str, reason: str, seen_at: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO lost_suspects VALUES (?, ?, ?, ?, ?)",
+                (message_id, sender, chat, reason, seen_at),
+            )
+
+    def due(self, cutoff: float) -> list[tuple[str, str, str, str]]:
+        """Suspects seen at ``cutoff`` or before: (message id, sender, chat, reason)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT message_id, sender, chat, reason FROM lost_suspects WHERE seen_at <= ?",
+                (cutoff,),
+            ).fetchall()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def remove(self, message_id: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM lost_suspects WHERE message_id = ?", (message_id,))
 
 
 class LostMessageReporter(logging.Handler):
     """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then."""
 
     def __init__(
-        self, db: ChatsDb, events: EventLog, emit: Callable[..., None], grace_s: float = GRACE_S
+        self,
+        suspects: SuspectStorage,
+        events: EventStorage,
+        emit: Callable[..., object],
+        grace_s: float = GRACE_S,
     ) -> None:
         super().__init__(logging.WARNING)
+        self._suspects = suspects
         self._events = events
         self._emit = emit
         self._grace_s = grace_s
-        self._lock = db.lock
-        self._db = db.connection
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -48,21 +82,13 @@ class LostMessageReporter(logging.Handler):
             return
         if match is None:
             return
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO lost_suspects VALUES (?, ?, ?, ?, ?)",
-                (*match.groups(), time.time()),
-            )
+        message_id, sender, chat, reason = match.groups()
+        self._suspects.add(message_id, sender, chat, reason, time.time())
 
     def judge(self, now: float | None = None) -> None:
         """Report suspects older than the grace period whose message never arrived."""
         cutoff = (time.time() if now is None else now) - self._grace_s
-        with self._lock:
-            due = self._db.execute(
-                "SELECT message_id, sender, chat, reason FROM lost_suspects WHERE seen_at <= ?",
-                (cutoff,),
-            ).fetchall()
-        for message_id, sender, chat, reason in due:
+        for message_id, sender, chat, reason in self._suspects.due(cutoff):
             if not self._events.has_message(message_id):
                 payload = {
                     "id": message_id,
@@ -72,5 +98,4 @@ class LostMessageReporter(logging.Handler):
                     f"whatsmeow cannot decrypt it again ({reason})",
                 }
                 self._emit("message.lost", payload, dedupe=f"lost:{message_id}")
-            with self._lock:
-                self._db.execute("DELETE FROM lost_suspects WHERE message_id = ?", (message_id,))
+            self._suspects.remove(message_id)

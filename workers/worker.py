@@ -28,12 +28,11 @@ from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from gowa_py.storage.migrations import SchemaTooNew
 from workers import golib, pagemerge, storefile, timerslack
-from workers.chatsdb import ChatsDb
 from workers.confine import confine
-from workers.eventlog import EventLog
 from workers.logfile import LOCAL_ONLY, RotatingLog
 from workers.lost import LostMessageReporter
 from workers.prctl import prctl
+from workers.stores import open_session_stores
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -98,8 +97,12 @@ class Worker:
         self.started_at = time.time()
         session_dir = Path(config.session_dir)
         try:
-            self.chats = ChatsDb(session_dir / "chats.db")
-            self.events = EventLog(self.chats, config.session_id, config.event_retention)
+            self.stores = open_session_stores(
+                session_dir,
+                config.session_id,
+                config.event_retention,
+                config.settings.chat_retention_days,
+            )
         except SchemaTooNew as exc:
             raise StoreDamaged(str(exc)) from exc  # a restart runs the same code
         except sqlite3.DatabaseError as exc:
@@ -109,6 +112,8 @@ class Worker:
                 f"chats.db cannot be opened ({exc}): restore it from a backup, or move it "
                 "away to start with an empty chat history"
             ) from exc
+        self.chats = self.stores.db
+        self.events = self.stores.events
         self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
         self.session: WhatsAppSession | None = None
         self.operations: Context | None = None
@@ -317,15 +322,13 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     """GoWA operations, the chat store and the per-session automations of this worker."""
     from neonize.events import CallOfferEv
 
-    from workers.chatstore import ChatStore
     from workers.operations.automations import Automations
     from workers.operations.context import Context
     from workers.operations.events import EventObserver
 
-    store = ChatStore(worker.chats, config.settings.chat_retention_days)
     context = Context(
         session,
-        store,
+        worker.stores.chats,
         config.settings,
         Path(config.session_dir),
         worker.emit,
@@ -344,7 +347,7 @@ async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
     loop.set_exception_handler(worker.on_loop_error)
     threading.excepthook = worker.on_thread_error
     logging.getLogger().addHandler(LogForwarder(worker))
-    worker.lost = LostMessageReporter(worker.chats, worker.events, worker.emit)
+    worker.lost = LostMessageReporter(worker.stores.suspects, worker.events, worker.emit)
     logging.getLogger("whatsmeow").addHandler(worker.lost)
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, worker.done.set)

@@ -25,7 +25,8 @@ from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import EVENTS, SETTINGS, SUPERVISOR
 from gowa_py.models import CreateKey
-from gowa_py.registry import ApiKeyRecord, Registry, iso
+from gowa_py.registry import ApiKeyRecord, iso
+from gowa_py.storage.interfaces import RegistryStorage
 
 KEY_RE = re.compile(r"^gowa_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
 SAFE_METHODS = frozenset({"GET", "HEAD"})
@@ -49,7 +50,7 @@ FULL_ONLY_GETS = frozenset(
     }
 )
 
-REGISTRY: web.AppKey[Registry] = web.AppKey("keys_registry", Registry)
+REGISTRY: web.AppKey[RegistryStorage] = web.AppKey("keys_registry", RegistryStorage)
 GOWA_PATHS: web.AppKey[frozenset[str]] = web.AppKey("gowa_paths", frozenset)
 
 routes = web.RouteTableDef()
@@ -59,7 +60,7 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def verify(registry: Registry, key: str) -> ApiKeyRecord | None:
+def verify(registry: RegistryStorage, key: str) -> ApiKeyRecord | None:
     """The record of a scoped key, or None (unknown id, wrong secret, not a scoped key)."""
     match = KEY_RE.match(key)
     if match is None:
@@ -173,7 +174,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     return envelope({"id": key_id}, message="API key revoked")
 
 
-def setup(app: web.Application, registry: Registry) -> None:
+def setup(app: web.Application, registry: RegistryStorage) -> None:
     """Register the routes; call after every other route is added (the unprefixed GoWA
     routes are found as those also served under ``/api/{session_id}``)."""
     app[REGISTRY] = registry

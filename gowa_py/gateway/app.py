@@ -36,7 +36,7 @@ from gowa_py.gateway.keys import (
 from gowa_py.gateway.metrics import Metrics
 from gowa_py.gateway.views import SessionViews
 from gowa_py.protocol import SandboxConfig
-from gowa_py.registry import Registry
+from gowa_py.storage.factory import open_registry
 from gowa_py.supervisor import Supervisor
 from gowa_py.webhooks.deliverer import WebhookDeliverer
 
@@ -45,7 +45,7 @@ def create_app(
     settings: Settings, data_dir: Path, sandbox: SandboxConfig | None = None
 ) -> web.Application:
     data_dir.mkdir(parents=True, exist_ok=True)
-    registry = Registry(data_dir / "gowa.db")
+    registry = open_registry(data_dir)
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
     auth = Authenticator(settings, registry)

@@ -23,7 +23,7 @@ from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
-from gowa_py.registry import Registry
+from gowa_py.storage.interfaces import RegistryStorage
 
 # Public, but it tells whether the request's credentials are good, so they are checked
 # (and throttled) as on any other route.
@@ -63,7 +63,7 @@ def principal(request: web.Request) -> Principal:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, registry: Registry) -> None:
+    def __init__(self, settings: Settings, registry: RegistryStorage) -> None:
         self._registry = registry
         self._api_key = settings.api_key
         hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None

@@ -30,7 +30,8 @@ from gowa_py.gateway.params import path_session
 from gowa_py.gateway.stats import DashboardStats
 from gowa_py.gateway.views import session_json
 from gowa_py.gateway.websessions import COOKIE_NAME
-from gowa_py.registry import Registry, iso
+from gowa_py.registry import iso
+from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor import Supervisor
 
 DASHBOARD_DIR = assets.dashboard_dir()
@@ -55,12 +56,12 @@ PHONE_RE = re.compile(r"^[0-9]{5,15}$")
 
 STATS: web.AppKey[DashboardStats] = web.AppKey("dashboard_stats")
 AUTH: web.AppKey[Authenticator] = web.AppKey("dashboard_auth")
-REGISTRY: web.AppKey[Registry] = web.AppKey("dashboard_registry")
+REGISTRY: web.AppKey[RegistryStorage] = web.AppKey("dashboard_registry")
 
 routes = web.RouteTableDef()
 
 
-def setup(app: web.Application, registry: Registry, auth: Authenticator) -> None:
+def setup(app: web.Application, registry: RegistryStorage, auth: Authenticator) -> None:
     """Register the routes and the event counters (called by ``create_app``)."""
     supervisor = app[SUPERVISOR]
     stats = DashboardStats(registry, app[SETTINGS].metrics_retention_hours)

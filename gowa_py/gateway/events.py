@@ -22,7 +22,7 @@ from gowa_py.envelope import envelope
 from gowa_py.gateway.auth import Principal, principal
 from gowa_py.gateway.keys import EVENTS
 from gowa_py.ids import check_session_id
-from gowa_py.registry import Registry
+from gowa_py.storage.interfaces import RegistryStorage
 
 log = logging.getLogger("gowa.gateway.events")
 
@@ -47,7 +47,7 @@ class _Client:
 
 
 class EventHub:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: RegistryStorage) -> None:
         self._registry = registry
         self._clients: set[_Client] = set()
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from gowa_py import protocol as p
 from gowa_py.gateway.events import envelope
-from gowa_py.registry import Registry
+from gowa_py.storage.interfaces import RegistryStorage
 
 log = logging.getLogger("gowa.gateway.stats")
 
@@ -34,7 +34,7 @@ def hour_of(ts: float) -> int:
 
 
 class DashboardStats:
-    def __init__(self, registry: Registry, retention_hours: float) -> None:
+    def __init__(self, registry: RegistryStorage, retention_hours: float) -> None:
         self._registry = registry
         self._history_s = max(retention_hours, MIN_HISTORY_HOURS) * 3600
         self._pending: dict[tuple[int, str], list[int]] = {}

@@ -27,7 +27,8 @@ from gowa_py.config import Settings
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
-from gowa_py.registry import Registry, SessionRecord
+from gowa_py.registry import SessionRecord
+from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
@@ -67,7 +68,7 @@ class Supervisor:
     def __init__(
         self,
         settings: Settings,
-        registry: Registry,
+        registry: RegistryStorage,
         data_dir: Path,
         sandbox: p.SandboxConfig | None = None,
     ) -> None:

@@ -25,9 +25,11 @@ from gowa_py.backoff import backoff_delay
 from gowa_py.config import Settings
 from gowa_py.envelope import envelope
 from gowa_py.models import Webhook
-from gowa_py.registry import Registry, SessionRecord
+from gowa_py.registry import SessionRecord
+from gowa_py.storage.factory import existing_outbox, open_outbox
+from gowa_py.storage.interfaces import OutboxStorage, RegistryStorage
 from gowa_py.webhooks import signing
-from gowa_py.webhooks.outbox import GLOBAL_SECRET, Delivery, Outbox
+from gowa_py.webhooks.outbox import GLOBAL_SECRET, Delivery
 from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver, TargetPolicy, parse_networks
 
 log = logging.getLogger("gowa.webhooks")
@@ -40,7 +42,7 @@ _encoder = msgspec.json.Encoder()
 
 
 class WebhookDeliverer:
-    def __init__(self, settings: Settings, registry: Registry, sessions_dir: Path) -> None:
+    def __init__(self, settings: Settings, registry: RegistryStorage, sessions_dir: Path) -> None:
         self._settings = settings
         self._registry = registry
         self._sessions_dir = sessions_dir
@@ -49,7 +51,7 @@ class WebhookDeliverer:
             parse_networks(settings.webhook_allow_networks),
             parse_networks(settings.webhook_deny_networks),
         )
-        self._outboxes: OrderedDict[str, Outbox] = OrderedDict()
+        self._outboxes: OrderedDict[str, OutboxStorage] = OrderedDict()
         # Sessions whose outbox was checked for copies of the global secret (see Outbox).
         self._scrubbed: set[str] = set()
         #: Per session with pending deliveries, when the earliest is due (0: look). Only
@@ -65,7 +67,7 @@ class WebhookDeliverer:
 
     # ------------------------------------------------------------- outboxes
 
-    def outbox(self, session_id: str) -> Outbox:
+    def outbox(self, session_id: str) -> OutboxStorage:
         """The session's outbox, opened on demand.
 
         At most ``webhook_open_outboxes`` stay open (each holds ``chats.db``, its ``-wal``
@@ -80,7 +82,7 @@ class WebhookDeliverer:
             return outbox
         folder = self._sessions_dir / session_id
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        outbox = Outbox(folder / "chats.db")
+        outbox = open_outbox(folder)
         if session_id not in self._scrubbed:
             outbox.forget_secret(self._settings.webhook_secret)
             self._scrubbed.add(session_id)
@@ -116,7 +118,7 @@ class WebhookDeliverer:
         if outbox is not None:
             outbox.close()
 
-    def _note_due(self, session_id: str, outbox: Outbox) -> float | None:
+    def _note_due(self, session_id: str, outbox: OutboxStorage) -> float | None:
         """Refresh what the loop knows of the session's earliest pending delivery."""
         due = outbox.next_due_at()
         if due is None:
@@ -131,13 +133,12 @@ class WebhookDeliverer:
         retention are pruned on the way."""
         older_than = time.time() - self._settings.webhook_retention_days * 86400
         for record in self._registry.all():
-            path = self._sessions_dir / record.id / "chats.db"
-            if not path.exists():
-                continue
             try:
-                outbox = Outbox(path)
+                outbox = existing_outbox(self._sessions_dir / record.id)
             except Exception as exc:
                 log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
+                continue
+            if outbox is None:
                 continue
             try:
                 outbox.prune_delivered(older_than)
@@ -321,7 +322,7 @@ class WebhookDeliverer:
             return None, f"blocked: invalid URL: {exc}"[:500]
 
     def _record(
-        self, outbox: Outbox, delivery: Delivery, status: int | None, error: str | None
+        self, outbox: OutboxStorage, delivery: Delivery, status: int | None, error: str | None
     ) -> None:
         if error is None:
             outbox.mark_delivered(delivery.id, status or 200)

@@ -18,13 +18,13 @@ import pytest
 from gowa_py.models import SessionConfig
 from gowa_py.registry import Registry
 from gowa_py.storage import chats_schema, registry_schema
+from gowa_py.storage.factory import open_outbox
+from gowa_py.storage.interfaces import OutboxStorage
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering, migrate
 from gowa_py.webhooks.outbox import Outbox
 from tests.procs import free_port
 from workers.chatsdb import ChatsDb
-from workers.chatstore import ChatStore
-from workers.eventlog import EventLog
-from workers.lost import LostMessageReporter
+from workers.stores import SessionStores, open_session_stores
 
 REGISTRY_BEFORE_VERSIONS = """
 CREATE TABLE "sessions" (
@@ -263,11 +263,11 @@ def user_version(path: Path) -> int:
         conn.close()
 
 
-def open_chats(path: Path) -> tuple[ChatsDb, EventLog, ChatStore, Outbox]:
-    db = ChatsDb(path)
-    events = EventLog(db, "s1")
-    LostMessageReporter(db, events, lambda *a, **k: None)
-    return db, events, ChatStore(db), Outbox(path)
+def open_chats(path: Path) -> tuple[ChatsDb, SessionStores, OutboxStorage]:
+    """Everything that opens ``chats.db``, the way the worker and the gateway do."""
+    stores = open_session_stores(path.parent, "s1", 10_000, None)
+    assert isinstance(stores.db, ChatsDb)
+    return stores.db, stores, open_outbox(path.parent)
 
 
 SESSION_ROWS = """
@@ -358,7 +358,8 @@ def test_chats_db_made_before_versions_keeps_its_rows(tmp_path):
         + "INSERT INTO events (id, name, timestamp, payload, dedupe) "
         "VALUES ('ev1', 'message', 1.0, '{\"a\":1}', 'message:2@s.whatsapp.net:M1');",
     )
-    db, events, store, outbox = open_chats(path)
+    db, stores, outbox = open_chats(path)
+    events, store = stores.events, stores.chats
     assert events.identity().epoch == "epoch1" and events.start_seq == 1
     assert [(e.id, e.payload) for e in events.since(0, 10)] == [("ev1", {"a": 1})]
     assert events.append("message", {}, dedupe="message:2@s.whatsapp.net:M1") is None
@@ -372,8 +373,9 @@ def test_chats_db_made_before_versions_keeps_its_rows(tmp_path):
     db.close()
     assert user_version(path) == len(chats_schema.MIGRATIONS)
 
-    fresh = tmp_path / "fresh.db"
-    db, *_, outbox = open_chats(fresh)
+    fresh = tmp_path / "fresh" / "chats.db"
+    fresh.parent.mkdir()
+    db, _, outbox = open_chats(fresh)
     outbox.close()
     db.close()
     assert schema_of(path) == schema_of(fresh)
@@ -386,7 +388,8 @@ def test_event_log_of_the_first_releases_gains_its_dedupe_key(tmp_path):
         EVENT_LOG_FIRST_RELEASE,
         "INSERT INTO events (id, name, timestamp, payload) VALUES ('ev1', 'x', 1.0, '{}');",
     )
-    db, events, *_, outbox = open_chats(path)
+    db, stores, outbox = open_chats(path)
+    events = stores.events
     assert [e.id for e in events.since(0, 10)] == ["ev1"]
     first = events.append("message", {}, dedupe="message:c:M2")
     assert first is not None and first.seq == 2
@@ -403,7 +406,7 @@ def test_event_log_of_the_first_releases_gains_its_dedupe_key(tmp_path):
 
 def test_a_fresh_database_gets_the_latest_version(tmp_path):
     Registry(tmp_path / "gowa.db").close()
-    db, *_, outbox = open_chats(tmp_path / "chats.db")
+    db, _, outbox = open_chats(tmp_path / "chats.db")
     outbox.close()
     db.close()
     assert user_version(tmp_path / "gowa.db") == len(registry_schema.MIGRATIONS) >= 1

@@ -121,7 +121,7 @@ def test_event_log_prunes_to_retention(tmp_path):
 def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     import logging
 
-    from workers.lost import LostMessageReporter
+    from workers.lost import LostMessageReporter, LostSuspects
 
     db = ChatsDb(tmp_path / "chats.db")
     log = EventLog(db, "s")
@@ -133,7 +133,7 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
             emitted.append((name, payload, dedupe))
 
     logger = logging.getLogger("whatsmeow.Client.test")
-    reporter = LostMessageReporter(db, log, emit, grace_s=5)
+    reporter = LostMessageReporter(LostSuspects(db), log, emit, grace_s=5)
     logger.addHandler(reporter)
     line = (
         "Ignoring message {} from 88:1@lid in 88@lid: failed to decrypt prekey message: "
@@ -156,7 +156,7 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     # A restarted worker judges what the previous one suspected.
     db = ChatsDb(tmp_path / "chats.db")
     log = EventLog(db, "s")
-    again = LostMessageReporter(db, log, emit, grace_s=5)
+    again = LostMessageReporter(LostSuspects(db), log, emit, grace_s=5)
     again.judge(now=time.time() + 10)
     again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]

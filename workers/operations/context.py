@@ -18,10 +18,10 @@ from neonize.proto import Neonize_pb2 as pb
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from workers.chatstore import ChatStore
 from workers.session import SessionError, parse_jid
 
 if TYPE_CHECKING:
+    from gowa_py.storage.interfaces import ChatStorage
     from workers.session import WhatsAppSession
 
 log = logging.getLogger("gowa.worker.operations")
@@ -61,7 +61,7 @@ class Context:
     def __init__(
         self,
         session: WhatsAppSession,
-        store: ChatStore,
+        store: ChatStorage,
         settings: ops.ApplySettings,
         session_dir: Path,
         emit: Callable[[str, dict[str, Any]], None],

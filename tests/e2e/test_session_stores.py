@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from gowa_py.storage import chats_schema
 from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, new_phone, pair, session_dir
 from tests.procs import Gateway, wait_until
 from tests.receiver import WebhookReceiver
@@ -147,6 +148,25 @@ def test_damaged_chats_db_fails_the_session_with_the_cause(gateway_factory, sand
     assert gateway.http.post("/api/sessions/garbled/start")[0] == 200
     session = gateway.wait_status("garbled", {"SCAN_QR_CODE"}, timeout=30)
     assert session["error"] is None
+
+
+def test_chats_db_from_a_newer_release_fails_the_session_with_the_cause(gateway_factory, sandbox):
+    """Injected: a chats.db whose schema version is past this code's last migration (a
+    downgrade after a newer release ran). The worker refuses it rather than misread or
+    drop the newer tables: FAILED at once, the error says what happened."""
+    gateway = gateway_factory(env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])
+    status, body = gateway.http.post("/api/sessions", {"session_id": "future", "start": False})
+    assert status == 201, body
+    path = session_dir(gateway, "future") / "chats.db"
+    version = len(chats_schema.MIGRATIONS) + 1
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {version}")
+    connection.close()
+    assert gateway.http.post("/api/sessions/future/start")[0] == 200
+    session = gateway.wait_status("future", {"FAILED"}, timeout=30)
+    assert f"has schema version {version}" in session["error"], session["error"]
+    assert "written by a newer release" in session["error"]
+    assert session["worker"]["pid"] is None
 
 
 @pytest.mark.parametrize("keep", [0, 3])

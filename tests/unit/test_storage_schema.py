@@ -8,6 +8,7 @@ they are what users' files hold, and must not change when the schema does.
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from gowa_py.storage.factory import open_outbox
 from gowa_py.storage.interfaces import OutboxStorage
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering, migrate
 from gowa_py.webhooks.outbox import Outbox
-from tests.procs import free_port
+from tests.procs import ROOT, free_port
 from workers.chatsdb import ChatsDb
 from workers.stores import SessionStores, open_session_stores
 
@@ -480,3 +481,27 @@ def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path):
     assert migrate(conn, (Migration(1, "t", create),), "x.db") == 1
     assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
     conn.close()
+
+
+CALLERS = [
+    *sorted((ROOT / "gowa_py" / "gateway").rglob("*.py")),
+    *sorted((ROOT / "gowa_py" / "supervisor").rglob("*.py")),
+    ROOT / "gowa_py" / "webhooks" / "deliverer.py",
+    ROOT / "workers" / "worker.py",
+    *sorted((ROOT / "workers" / "operations").rglob("*.py")),
+]
+IMPLEMENTATIONS = {"Registry", "Outbox", "ChatsDb", "ChatStore", "EventLog", "LostSuspects"}
+
+
+@pytest.mark.parametrize("path", CALLERS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_callers_use_storage_through_its_interfaces(path):
+    """The gateway, supervisor and worker logic name no storage implementation (only the
+    factories do), so a second backend needs no change there."""
+    tree = ast.parse(path.read_text())
+    named = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not named & IMPLEMENTATIONS

@@ -12,6 +12,8 @@ import ast
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -505,3 +507,34 @@ def test_callers_use_storage_through_its_interfaces(path):
         for alias in node.names
     }
     assert not named & IMPLEMENTATIONS
+
+
+def test_two_openers_at_once_migrate_once(tmp_path):
+    """The worker and the gateway's outbox may open a new chats.db at the same moment: one
+    migrates, the other waits for its write lock and then finds the work done."""
+    applied: list[str] = []
+    started = threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        applied.append(threading.current_thread().name)
+        started.set()
+        time.sleep(0.3)  # the second opener arrives while this one holds the lock
+        conn.execute("CREATE TABLE t (a)")
+
+    migrations = (Migration(1, "t", slow),)
+    versions: list[int] = []
+
+    def open_and_migrate() -> None:
+        conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None, timeout=10)
+        versions.append(migrate(conn, migrations, "x.db"))
+        conn.close()
+
+    first = threading.Thread(target=open_and_migrate, name="first")
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=open_and_migrate, name="second")
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert applied == ["first"]
+    assert versions == [1, 1]

@@ -2,13 +2,37 @@
 
 Topology (the gateway binds, workers connect, so a restarted worker simply reconnects):
 
-* commands: gateway ROUTER <-> worker DEALER whose identity is the session id. The
-  ROUTER is ``ROUTER_MANDATORY`` (a request to a worker that is not connected fails at
-  once instead of vanishing) and ``ROUTER_HANDOVER`` (a restarted worker takes over its
-  identity). A worker can serve several requests at once; replies are matched by id.
+* commands: gateway ROUTER <-> worker DEALER. The ROUTER is ``ROUTER_MANDATORY`` (a
+  request to a worker that is not connected fails at once instead of vanishing). A
+  worker can serve several requests at once; replies are matched by id.
 * events: gateway SUB <- worker XPUB, topic = session id. A worker buffers its events
   until the XPUB has seen the gateway's subscription, which is what defeats ZeroMQ's
   slow-joiner loss at start-up.
+
+A worker can only speak as itself. Every worker may be compromised (it parses whatever
+WhatsApp peers send), and all of them reach the same two sockets, so which session a
+message speaks for is decided by credentials, never by what the message or the socket
+claims:
+
+* Both gateway sockets are CURVE servers. For each worker process the gateway mints a
+  key pair (:meth:`GatewaySockets.admit`) and keeps only the public half; the secret goes
+  to that one process through a pipe (``gowa_py.supervisor.process``). The gateway's ZAP
+  handler accepts a handshake only with a key it issued and not yet replaced, and gives
+  the connection the key's session id as its ``User-Id``; ``ZAP_ENFORCE_DOMAIN`` makes
+  libzmq refuse every connection when no handler answers. A handshake also proves the
+  worker talks to this gateway: the server key is the only one its sockets trust.
+* Every event, hello and reply is checked against that ``User-Id``: an event or hello
+  naming another session is dropped (and logged, at most once per 10 s per kind).
+* The gateway, not the worker, decides where a session's commands go: each worker gets
+  a random routing id with its key, and a session's commands are routed to it only once
+  a hello from that routing id, authenticated as that session, has arrived. A reply
+  counts only if it comes from the routing id its request went to. ``ROUTER_HANDOVER``
+  is off, so a connection can never take over a routing id in use; the ids are random, so
+  no worker can claim another's first; and a key allows only a few handshakes, so a
+  worker cannot open connections by the thousand to collide with the ids libzmq assigns
+  to peers without one.
+
+What the checks cost per message is in docs/benchmarks.md ("The wire's authentication").
 
 Endpoints are ``ipc://`` files in a short per-data-dir runtime directory, so socket paths
 stay under the kernel's 107-byte limit whatever the data directory is.
@@ -25,16 +49,25 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import zmq
+from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from gowa_py import protocol as p
 
 log = logging.getLogger(__name__)
 
 MAX_IPC_PATH = 107
+ZAP_DOMAIN = "gowa"
+#: CURVE handshakes one worker key may make (a worker makes one per socket).
+MAX_HANDSHAKES = 8
+#: Seconds between two warnings about refused messages of one kind.
+REFUSAL_LOG_INTERVAL = 10.0
 
 
 class WorkerUnavailable(Exception):
@@ -92,9 +125,16 @@ class _Receiver:
             self._ready.set()
 
     async def recv(self) -> list[bytes]:
+        return await self._recv(copy=True)
+
+    async def recv_frames(self) -> list[zmq.Frame]:
+        """Frames rather than bytes: they carry the connection's ``User-Id``."""
+        return await self._recv(copy=False)
+
+    async def _recv(self, copy: bool) -> list[Any]:
         while True:
             try:
-                frames = self._sock.recv_multipart(zmq.NOBLOCK)
+                frames = self._sock.recv_multipart(zmq.NOBLOCK, copy=copy)
             except zmq.Again:
                 self._burst = 0
                 # ZeroMQ's descriptor is edge-triggered: look again after clearing.
@@ -112,8 +152,98 @@ class _Receiver:
         self._loop.remove_reader(self._fd)
 
 
+class _Refusals:
+    """Counts messages and handshakes refused for speaking as someone else, and warns
+    about them at most once per :data:`REFUSAL_LOG_INTERVAL` per kind: a hostile worker
+    must not be able to flood the gateway's log. Called from the ZAP thread too."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._last: dict[str, float] = {}
+
+    def __call__(self, kind: str, detail: str) -> None:
+        self.counts[kind] += 1
+        now = time.monotonic()
+        last = self._last.get(kind)
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            return
+        self._last[kind] = now
+        log.warning("refused %s: %s (%d refused so far)", kind, detail, self.counts[kind])
+
+
+class _Keyring:
+    """Which session each worker key speaks for; the ZAP handler's credentials provider.
+
+    Mutated on the event loop, read on the ZAP thread: single dict operations, which the
+    GIL keeps atomic.
+    """
+
+    def __init__(self, refuse: _Refusals) -> None:
+        self._sessions: dict[bytes, str] = {}  # Z85 public key -> session id
+        self._keys: dict[str, bytes] = {}  # session id -> its current Z85 public key
+        self._handshakes: Counter[bytes] = Counter()
+        self._refuse = refuse
+
+    def admit(self, session_id: str) -> bytes:
+        """A new key pair for ``session_id``'s next worker, replacing the previous one;
+        returns the secret half (Z85), which the gateway does not keep."""
+        public, secret = zmq.curve_keypair()
+        self.revoke(session_id)
+        self._sessions[public] = session_id
+        self._keys[session_id] = public
+        return secret
+
+    def revoke(self, session_id: str) -> None:
+        public = self._keys.pop(session_id, None)
+        if public is not None:
+            self._sessions.pop(public, None)
+            self._handshakes.pop(public, None)
+
+    def session_of(self, public: bytes) -> str:
+        return self._sessions.get(public, "")
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """ZAP: accept a handshake with a key the gateway issued and has not replaced."""
+        session_id = self._sessions.get(key)
+        if session_id is None:
+            self._refuse("handshake", "a key the gateway did not issue or has replaced")
+            return False
+        self._handshakes[key] += 1
+        if self._handshakes[key] > MAX_HANDSHAKES:
+            self._refuse("handshake", f"more than {MAX_HANDSHAKES} connections as {session_id!r}")
+            return False
+        return True
+
+
+class _Authenticator(ThreadAuthenticator):
+    """pyzmq's ZAP handler (on its own thread, so handshakes never wait for the event
+    loop), with the key's session id as the connection's ``User-Id``."""
+
+    def __init__(self, context: zmq.Context[Any], keyring: _Keyring) -> None:
+        super().__init__(context, log=logging.getLogger("gowa.ipc.zap"))
+        self._keyring = keyring
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self._keyring.session_of(z85.encode(client_public_key))
+
+
+def _curve_server(sock: zmq.Socket[bytes], secret_key: bytes) -> None:
+    sock.curve_server = True
+    sock.curve_secretkey = secret_key
+    sock.zap_domain = ZAP_DOMAIN.encode()
+    # Without it, libzmq accepts any CURVE client when no ZAP handler answers.
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
+
+
+def _curve_client(sock: zmq.Socket[bytes], server_key: str, keys: p.WorkerKeys) -> None:
+    sock.curve_serverkey = server_key.encode()
+    sock.curve_publickey = zmq.curve_public(keys.secret_key)
+    sock.curve_secretkey = keys.secret_key
+
+
 class GatewaySockets:
-    """The gateway's end: one ROUTER for all commands, one SUB for all events."""
+    """The gateway's end: one ROUTER for all commands, one SUB for all events, and the
+    ZAP handler that tells which session each connection speaks for."""
 
     def __init__(
         self,
@@ -123,19 +253,30 @@ class GatewaySockets:
         on_hello: Callable[[p.Hello], Awaitable[None]],
     ) -> None:
         self._ctx = zmq.Context()
+        self.refused = _Refusals()
+        self._keyring = _Keyring(self.refused)
+        public, secret = zmq.curve_keypair()
+        #: The gateway's CURVE public key (Z85): the only server a worker trusts.
+        self.server_key = public.decode()
+        self._auth: _Authenticator | None = None
+        #: The routing id issued with each session's current key, and the ones an
+        #: authenticated hello has confirmed (only those receive commands).
+        self._issued: dict[str, bytes] = {}
+        self._routes: dict[str, bytes] = {}
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._router.setsockopt(zmq.LINGER, 0)
         self._sub = self._ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.RCVHWM, 100_000)
+        for sock in (self._router, self._sub):
+            _curve_server(sock, secret)
         self.command_endpoint = command_endpoint
         self.event_endpoint = event_endpoint
         self._on_event = on_event
         self._on_hello = on_hello
-        self._pending: dict[str, asyncio.Future[p.Reply]] = {}
+        self._pending: dict[str, tuple[asyncio.Future[p.Reply], bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._replies: _Receiver | None = None
@@ -152,10 +293,29 @@ class GatewaySockets:
         """The socket files (``ipc://`` endpoints) the gateway binds."""
         return self._socket_files()
 
+    def admit(self, session_id: str) -> p.WorkerKeys:
+        """Credentials for the next worker of ``session_id``; those of its previous worker
+        stop working (new connections with them are refused, commands no longer go there)."""
+        secret = self._keyring.admit(session_id)
+        routing_id = b"w" + os.urandom(15)  # never a leading zero byte: libzmq's own ids
+        self._issued[session_id] = routing_id
+        self._routes.pop(session_id, None)
+        return p.WorkerKeys(secret_key=secret, routing_id=routing_id)
+
+    def revoke(self, session_id: str) -> None:
+        """The session is gone: no connection or command for it any more."""
+        self._keyring.revoke(session_id)
+        self._issued.pop(session_id, None)
+        self._routes.pop(session_id, None)
+
     async def start(self) -> None:
         for path in self._socket_files():
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
+        # Before binding: no connection may be made before someone checks its key.
+        self._auth = _Authenticator(self._ctx, self._keyring)
+        self._auth.start()
+        self._auth.configure_curve_callback(ZAP_DOMAIN, self._keyring)
         self._router.bind(self.command_endpoint)
         self._sub.bind(self.event_endpoint)
         self._replies = _Receiver(self._router)
@@ -171,7 +331,7 @@ class GatewaySockets:
         for task in [*self._tasks, *self._handlers]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        for future in self._pending.values():
+        for future, _route in self._pending.values():
             if not future.done():
                 future.set_exception(WorkerUnavailable("gateway is shutting down"))
         for receiver in (self._replies, self._events):
@@ -179,6 +339,9 @@ class GatewaySockets:
                 receiver.close()
         self._router.close(0)
         self._sub.close(0)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
         self._ctx.term()
         files = self._socket_files()
         for path in files:
@@ -190,19 +353,20 @@ class GatewaySockets:
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         """Send ``command`` to the worker of ``session_id`` and wait at most ``timeout`` s."""
+        route = self._routes.get(session_id)
+        if route is None:
+            raise WorkerUnavailable(f"worker of session {session_id!r} is not connected")
         request = p.Request(id=uuid.uuid4().hex, deadline=time.time() + timeout, command=command)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[p.Reply] = loop.create_future()
-        self._pending[request.id] = future
+        self._pending[request.id] = (future, route)
         # A timer on the future itself rather than asyncio.wait_for, which wraps it in a
         # second future: the reply then wakes the caller one event-loop turn sooner, and
         # turns are what a busy gateway on shared cores is short of.
         expiry = loop.call_later(timeout, _expire, future)
         try:
             try:
-                self._router.send_multipart(
-                    [session_id.encode(), p.encode(request)], flags=zmq.NOBLOCK
-                )
+                self._router.send_multipart([route, p.encode(request)], flags=zmq.NOBLOCK)
             except zmq.ZMQError as exc:
                 raise WorkerUnavailable(
                     f"worker of session {session_id!r} is not connected"
@@ -228,35 +392,57 @@ class GatewaySockets:
     async def _read_replies(self) -> None:
         assert self._replies is not None
         while True:
-            frames = await self._replies.recv()
+            frames = await self._replies.recv_frames()
             if len(frames) != 2:
                 log.warning("dropping malformed command-socket message (%d frames)", len(frames))
                 continue
+            route = frames[0].bytes
             try:
-                message = p.decode_to_gateway(frames[1])
+                message = p.decode_to_gateway(frames[1].buffer)
             except Exception:
-                log.warning("dropping undecodable message from worker %r", frames[0][:64])
+                log.warning("dropping undecodable message from worker %r", route[:64])
                 continue
             if isinstance(message, p.Hello):
+                speaker = frames[1].get("User-Id")
+                if speaker != message.session_id or self._issued.get(speaker) != route:
+                    self.refused(
+                        "hello", f"worker of {speaker!r} said hello as {message.session_id!r}"
+                    )
+                    continue
+                self._routes[speaker] = route
                 # The handler may send requests whose replies this very loop must read.
                 task = asyncio.create_task(_guarded(self._on_hello(message), "hello handler"))
                 self._handlers.add(task)
                 task.add_done_callback(self._handlers.discard)
                 continue
-            future = self._pending.get(message.id)
-            if future is not None and not future.done():
+            pending = self._pending.get(message.id)
+            if pending is None:
+                continue
+            future, expected = pending
+            if route != expected:
+                self.refused(
+                    "reply", f"worker of {frames[1].get('User-Id')!r} answered another's request"
+                )
+                continue
+            if not future.done():
                 future.set_result(message)
 
     async def _read_events(self) -> None:
         assert self._events is not None
         while True:
-            frames = await self._events.recv()
+            frames = await self._events.recv_frames()
             if len(frames) != 2:
                 continue
             try:
-                event = p.decode_event(frames[1])
+                event = p.decode_event(frames[1].buffer)
             except Exception:
-                log.warning("dropping undecodable event on topic %r", frames[0][:64])
+                log.warning("dropping undecodable event on topic %r", frames[0].bytes[:64])
+                continue
+            speaker = frames[1].get("User-Id")
+            if event.session_id != speaker:
+                self.refused(
+                    "event", f"worker of {speaker!r} sent an event of {event.session_id!r}"
+                )
                 continue
             await _guarded(self._on_event(event), "event handler")
 
@@ -286,19 +472,28 @@ class WorkerLink:
     requests as they arrive and the XPUB until the gateway's subscription arrives.
     """
 
-    def __init__(self, session_id: str, command_endpoint: str, event_endpoint: str) -> None:
+    def __init__(
+        self,
+        session_id: str,
+        command_endpoint: str,
+        event_endpoint: str,
+        server_key: str,
+        keys: p.WorkerKeys,
+    ) -> None:
         self.session_id = session_id
         self._topic = session_id.encode()
         self._loop = asyncio.get_running_loop()
         self._ctx = zmq.Context()
         self._dealer = self._ctx.socket(zmq.DEALER)
-        self._dealer.setsockopt(zmq.IDENTITY, self._topic)
+        self._dealer.setsockopt(zmq.IDENTITY, keys.routing_id)
         self._dealer.setsockopt(zmq.LINGER, 1000)
         self._dealer_lock = threading.Lock()
         self._handle: Callable[[p.Request], None] | None = None
         self._pub = self._ctx.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, 2000)
         self._pub.setsockopt(zmq.SNDHWM, 100_000)
+        for sock in (self._dealer, self._pub):
+            _curve_client(sock, server_key, keys)
         self._dealer.connect(command_endpoint)
         self._pub.connect(event_endpoint)
         self._pub_lock = threading.Lock()

@@ -73,11 +73,29 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     max_download_bytes: int = 100 * 1024 * 1024
     event_retention: int = 10_000
     run_as: RunAs | None = None
+    #: The gateway's CURVE public key (Z85), the only server the worker's sockets trust.
+    server_key: str = ""
     log_max_bytes: int = 5 * 1024 * 1024
     #: The worker's ceiling on private writable memory (RLIMIT_DATA); 0 = none.
     memory_limit_bytes: int = 0
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
+
+
+#: Names the descriptor a worker reads its :class:`WorkerKeys` from (a pipe the gateway
+#: filled and closed); only the number travels in the environment, never the key.
+KEYS_FD_ENV = "GOWA_WORKER_KEYS_FD"
+
+
+class WorkerKeys(msgspec.Struct, frozen=True):
+    """One worker process's credentials on the gateway's sockets (``gowa_py.ipc``).
+
+    Minted by the gateway for each spawn and handed over through a pipe, never through
+    the environment or the config; the gateway keeps only the public half.
+    """
+
+    secret_key: bytes  # CURVE secret key, Z85 (40 bytes)
+    routing_id: bytes  # the worker's ROUTER identity: random, so no other worker can squat it
 
 
 # ---------------------------------------------------------------------------
@@ -302,6 +320,7 @@ _request_decoder = msgspec.msgpack.Decoder(Request)
 _to_gateway_decoder = msgspec.msgpack.Decoder(ToGateway)
 _event_decoder = msgspec.msgpack.Decoder(Event)
 _config_decoder = msgspec.json.Decoder(WorkerConfig)
+_keys_decoder = msgspec.msgpack.Decoder(WorkerKeys)
 
 
 def encode(message: msgspec.Struct) -> bytes:
@@ -312,11 +331,15 @@ def decode_request(data: bytes) -> Request:
     return _request_decoder.decode(data)
 
 
-def decode_to_gateway(data: bytes) -> Reply | Hello:
+def decode_keys(data: bytes) -> WorkerKeys:
+    return _keys_decoder.decode(data)
+
+
+def decode_to_gateway(data: bytes | memoryview) -> Reply | Hello:
     return _to_gateway_decoder.decode(data)
 
 
-def decode_event(data: bytes) -> Event:
+def decode_event(data: bytes | memoryview) -> Event:
     return _event_decoder.decode(data)
 
 

@@ -1,9 +1,10 @@
 """Worker process entry point: one session, its sockets, its durable event log.
 
 Started by the supervisor with a :class:`gowa_py.protocol.WorkerConfig` in the
-``GOWA_WORKER_CONFIG`` environment variable. It exits on SIGTERM, on a ``Shutdown``
-command, and by itself when the gateway that started it is gone (no orphans, even
-after a SIGKILL of the gateway).
+``GOWA_WORKER_CONFIG`` environment variable and its :class:`gowa_py.protocol.WorkerKeys`
+in a pipe named by ``GOWA_WORKER_KEYS_FD`` (the keys never enter the environment). It
+exits on SIGTERM, on a ``Shutdown`` command, and by itself when the gateway that started
+it is gone (no orphans, even after a SIGKILL of the gateway).
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ class LogForwarder(logging.Handler):
 
 
 class Worker:
-    def __init__(self, config: p.WorkerConfig, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, config: p.WorkerConfig, loop: asyncio.AbstractEventLoop, keys: p.WorkerKeys
+    ) -> None:
         self.config = config
         self.loop = loop
         self.started_at = time.time()
@@ -114,7 +117,13 @@ class Worker:
             ) from exc
         self.chats = self.stores.db
         self.events = self.stores.events
-        self.link = WorkerLink(config.session_id, config.command_endpoint, config.event_endpoint)
+        self.link = WorkerLink(
+            config.session_id,
+            config.command_endpoint,
+            config.event_endpoint,
+            config.server_key,
+            keys,
+        )
         self.session: WhatsAppSession | None = None
         self.operations: Context | None = None
         self.done = asyncio.Event()
@@ -340,9 +349,9 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     return context
 
 
-async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
+async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog) -> int:
     loop = asyncio.get_running_loop()
-    worker = Worker(config, loop)
+    worker = Worker(config, loop, keys)
     worker.log_file = log_file
     loop.set_exception_handler(worker.on_loop_error)
     threading.excepthook = worker.on_thread_error
@@ -421,6 +430,16 @@ async def _run(config: p.WorkerConfig, log_file: RotatingLog) -> int:
     return worker.exit_code
 
 
+def _read_keys() -> p.WorkerKeys:
+    """This process's credentials on the gateway's sockets, from the pipe the gateway
+    filled for it alone (gowa_py/supervisor/process.py), closed once read."""
+    fd = os.environ.pop(p.KEYS_FD_ENV, "")
+    if not fd.isdigit():
+        sys.exit(f"{p.KEYS_FD_ENV} is not set; workers are started by the gateway")
+    with open(int(fd), "rb") as pipe:
+        return p.decode_keys(pipe.read())
+
+
 def main(forked: bool = False) -> None:
     """Run one worker; ``forked`` when the zygote forked it (see workers/zygote.py)."""
     if not forked:
@@ -431,6 +450,7 @@ def main(forked: bool = False) -> None:
     if not raw:
         sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")
     config = p.decode_config(raw)
+    keys = _read_keys()
     log_file = RotatingLog(Path(config.session_dir) / "worker.log", config.log_max_bytes)
     logging.basicConfig(
         level=config.log_level,
@@ -454,7 +474,7 @@ def main(forked: bool = False) -> None:
     loop = uvloop.new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        code = loop.run_until_complete(_run(config, log_file))
+        code = loop.run_until_complete(_run(config, keys, log_file))
     except Exception as exc:
         # The traceback goes to worker.log; the cause, to the session's error.
         log.exception("worker failed")

@@ -16,7 +16,10 @@ Why a small zygote of our own rather than ``multiprocessing``'s forkserver:
   the zygote's own exec environment; per-worker variables only matter to Python.
 
 Protocol, over one ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one JSON object per packet):
-gateway -> zygote ``{"op": "spawn", "req", "env", "cwd"}`` with the log fd attached;
+gateway -> zygote ``{"op": "spawn", "req", "env", "cwd"}`` with the log fd and the read
+end of a pipe holding the worker's keys attached (the zygote never reads the keys: the
+child finds the pipe through ``GOWA_WORKER_KEYS_FD``, and the zygote closes its copy once
+it has forked);
 zygote -> gateway ``ready``, ``spawned {req, pid}`` with the child's pidfd attached,
 ``failed {req, error}`` and ``exit {pid, code}``. The zygote dies with the gateway
 (``PR_SET_PDEATHSIG``) and when the socket closes. Its children do not die with it: a
@@ -37,6 +40,7 @@ import sys
 import traceback
 from typing import Any
 
+from gowa_py.protocol import KEYS_FD_ENV
 from workers import golib, pagemerge, timerslack
 from workers.prctl import prctl
 
@@ -70,7 +74,7 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
 
 
 def _child(
-    sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], log_fd: int
+    sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], log_fd: int, keys_fd: int
 ) -> None:
     """Runs in the forked child; never returns."""
     code = 1
@@ -91,6 +95,7 @@ def _child(
         os.close(log_fd)
         os.chdir(request["cwd"])
         os.environ.update(request["env"])
+        os.environ[KEYS_FD_ENV] = str(keys_fd)
         from workers.worker import main
 
         main(forked=True)
@@ -109,18 +114,25 @@ def _child(
         os._exit(code)
 
 
-def _fork(sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], log_fd: int) -> None:
+def _fork(
+    sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], fds: list[int]
+) -> None:
+    """Fork a worker with ``fds``: its log and the pipe holding its keys, which the zygote
+    passes on unread and closes here, so its later children never inherit them."""
+    log_fd, keys_fd = fds
     try:
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
     except OSError as exc:
         os.close(log_fd)
+        os.close(keys_fd)
         _send(sock, {"op": "failed", "req": request["req"], "error": f"fork failed: {exc}"})
         return
     if pid == 0:
-        _child(sock, wake, request, log_fd)
+        _child(sock, wake, request, log_fd, keys_fd)
     os.close(log_fd)
+    os.close(keys_fd)
     # Opened before the child can be reaped, so the pidfd cannot name another process.
     pidfd = os.pidfd_open(pid)
     try:
@@ -166,12 +178,12 @@ def serve(sock: socket.socket) -> None:
                 if not data:
                     return
                 request = json.loads(data)
-                if request.get("op") != "spawn" or len(fds) != 1:
+                if request.get("op") != "spawn" or len(fds) != 2:
                     for fd in fds:
                         os.close(fd)
                     continue
                 sock.setblocking(True)
-                _fork(sock, (wake_r, wake_w), request, fds[0])
+                _fork(sock, (wake_r, wake_w), request, fds)
                 sock.setblocking(False)
 
 

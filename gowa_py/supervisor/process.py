@@ -121,6 +121,22 @@ def go_failure(session_dir: Path, since: tuple[int, int]) -> str | None:
     return lines[-1].strip()[:MAX_EXIT_REASON] if lines else None
 
 
+def _keys_pipe(keys: p.WorkerKeys) -> int:
+    """A pipe holding a worker's keys, its write end closed; returns the read end.
+
+    Not the environment: a process's exec-time environment stays readable in
+    ``/proc/<pid>/environ`` for its whole life by whoever may read that file (the same
+    uid, root), while a pipe gives its contents once, to the holder of the descriptor,
+    which the worker reads and closes first thing. The zygote passes it on unread.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, p.encode(keys))  # under 100 bytes: within PIPE_BUF, never blocks
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
 def inherited_env() -> dict[str, str]:
     """The gateway's environment minus its secrets, as the base of a worker's (``gowa
     serve`` has dropped them already; an app created in-process may still hold them)."""
@@ -271,7 +287,7 @@ class Zygote:
             raise ZygoteError("the zygote did not start; see the gateway log") from None
         log.info("zygote ready, pid %d", self.process.pid)
 
-    async def spawn(self, env: dict[str, str], cwd: str, log_fd: int) -> ForkedWorker:
+    async def spawn(self, env: dict[str, str], cwd: str, log_fd: int, keys_fd: int) -> ForkedWorker:
         if self._sock is None or not self.alive:
             raise ZygoteError("the zygote is not running")
         self._next_req += 1
@@ -282,7 +298,7 @@ class Zygote:
         try:
             while True:
                 try:
-                    socket.send_fds(self._sock, [data], [log_fd])
+                    socket.send_fds(self._sock, [data], [log_fd, keys_fd])
                     break
                 except BlockingIOError:
                     await asyncio.sleep(0.005)
@@ -420,26 +436,39 @@ class Launcher:
         if zygote is not None:
             await zygote.close()
 
-    async def spawn(self, config: p.WorkerConfig) -> WorkerProcess:
+    async def spawn(self, config: p.WorkerConfig, keys: p.WorkerKeys) -> WorkerProcess:
         env = {CONFIG_ENV: p.encode_config(config)}
         log_fd = _open_log(config)
         try:
             if self.mode == "zygote":
+                keys_fd = _keys_pipe(keys)
                 try:
                     zygote = await self._get_zygote()
-                    return await zygote.spawn(env, config.session_dir, log_fd)
+                    return await zygote.spawn(env, config.session_dir, log_fd, keys_fd)
                 except ZygoteError as exc:
                     log.error("[%s] %s; starting a plain subprocess", config.session_id, exc)
-            return await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "workers",
-                env={**inherited_env(), **runtime_env(self.settings, self.sandbox), **env},
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                cwd=config.session_dir,
-            )
+                finally:
+                    os.close(keys_fd)
+            keys_fd = _keys_pipe(keys)
+            try:
+                return await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "workers",
+                    env={
+                        **inherited_env(),
+                        **runtime_env(self.settings, self.sandbox),
+                        **env,
+                        p.KEYS_FD_ENV: str(keys_fd),
+                    },
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=log_fd,
+                    cwd=config.session_dir,
+                    pass_fds=(keys_fd,),
+                )
+            finally:
+                os.close(keys_fd)
         finally:
             os.close(log_fd)
 
@@ -502,9 +531,10 @@ def configure(settings: Settings, sandbox: p.SandboxConfig | None = None) -> Non
     launcher.configure(settings, sandbox)
 
 
-async def spawn(config: p.WorkerConfig) -> WorkerProcess:
-    """Start the worker of one session, with its output in ``<session dir>/worker.log``."""
-    return await launcher.spawn(config)
+async def spawn(config: p.WorkerConfig, keys: p.WorkerKeys) -> WorkerProcess:
+    """Start the worker of one session, with its output in ``<session dir>/worker.log``
+    and ``keys`` (its credentials on the gateway's sockets) in a pipe only it gets."""
+    return await launcher.spawn(config, keys)
 
 
 async def terminate(process: WorkerProcess, grace: float) -> int:

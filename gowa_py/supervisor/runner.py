@@ -52,6 +52,7 @@ class SessionRunner:
         session_dir: Path,
         settings: Settings,
         make_config: Callable[[str], Awaitable[p.WorkerConfig]],
+        admit: Callable[[str], p.WorkerKeys],
         set_status: SetStatus,
         request: Request,
         notice: Notice,
@@ -61,6 +62,7 @@ class SessionRunner:
         self.session_dir = session_dir
         self._settings = settings
         self._make_config = make_config
+        self._admit = admit
         self._set_status = set_status
         self._request = request
         self._notice = notice
@@ -196,7 +198,7 @@ class SessionRunner:
                     raise
                 self.process = None  # not the last worker's exit code: this start failed
                 return str(exc)
-            self.process = await proc.spawn(config)
+            self.process = await proc.spawn(config, self._admit(self.session_id))
             self.started_at = time.time()
             log.info("[%s] worker started, pid %d", self.session_id, self.process.pid)
             exited = asyncio.create_task(self.process.wait())

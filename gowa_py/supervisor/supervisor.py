@@ -168,6 +168,7 @@ class Supervisor:
             self.sessions_dir / session_id,
             self.settings,
             self._worker_config,
+            self.sockets.admit,
             self._set_status,
             self.request,
             self._notice,
@@ -203,6 +204,7 @@ class Supervisor:
             command_endpoint=self.sockets.command_endpoint,
             event_endpoint=self.sockets.event_endpoint,
             parent_pid=os.getpid(),
+            server_key=self.sockets.server_key,
             proxy=await self._proxy_for_worker(record.config.proxy),
             settings=record.config.worker_settings(),
             sandbox=self.sandbox,
@@ -363,6 +365,7 @@ class Supervisor:
             self.registry.delete(session_id)
             self._event_locks.pop(session_id, None)
             self._log_checked.pop(session_id, None)
+            self.sockets.revoke(session_id)
             folder = self.sessions_dir / session_id
             if folder.resolve().parent == self.sessions_dir.resolve():
                 await asyncio.to_thread(shutil.rmtree, folder, True)
@@ -620,6 +623,13 @@ class Supervisor:
             if not isinstance(result, p.Events) or not result.events:
                 return True
             for event in result.events:
+                if event.session_id != session_id:
+                    # The reply is this worker's own (gowa_py.ipc checks that); the events
+                    # in it must be too.
+                    log.warning(
+                        "[%s] dropping a replayed event of %r", session_id, event.session_id
+                    )
+                    continue
                 if event.seq > after_seq:
                     await self._apply(event)
                     after_seq = event.seq

@@ -227,6 +227,15 @@ class _Authenticator(ThreadAuthenticator):
         return self._keyring.session_of(z85.encode(client_public_key))
 
 
+def _speaker(frame: zmq.Frame) -> str:
+    """The session a message's connection authenticated as; "" for none (a connection
+    whose key was revoked during its handshake carries no ``User-Id``)."""
+    try:
+        return str(frame.get("User-Id"))
+    except zmq.ZMQError:
+        return ""
+
+
 def _curve_server(sock: zmq.Socket[bytes], secret_key: bytes) -> None:
     sock.curve_server = True
     sock.curve_secretkey = secret_key
@@ -252,6 +261,11 @@ class GatewaySockets:
         on_event: Callable[[p.Event], Awaitable[None]],
         on_hello: Callable[[p.Hello], Awaitable[None]],
     ) -> None:
+        if not zmq.has("curve"):
+            raise RuntimeError(
+                "the libzmq under pyzmq was built without CURVE, which the gateway needs to "
+                "tell its workers apart; install pyzmq's wheel (it bundles one with CURVE)"
+            )
         self._ctx = zmq.Context()
         self.refused = _Refusals()
         self._keyring = _Keyring(self.refused)
@@ -403,7 +417,7 @@ class GatewaySockets:
                 log.warning("dropping undecodable message from worker %r", route[:64])
                 continue
             if isinstance(message, p.Hello):
-                speaker = frames[1].get("User-Id")
+                speaker = _speaker(frames[1])
                 if speaker != message.session_id or self._issued.get(speaker) != route:
                     self.refused(
                         "hello", f"worker of {speaker!r} said hello as {message.session_id!r}"
@@ -421,7 +435,7 @@ class GatewaySockets:
             future, expected = pending
             if route != expected:
                 self.refused(
-                    "reply", f"worker of {frames[1].get('User-Id')!r} answered another's request"
+                    "reply", f"worker of {_speaker(frames[1])!r} answered another's request"
                 )
                 continue
             if not future.done():
@@ -438,7 +452,7 @@ class GatewaySockets:
             except Exception:
                 log.warning("dropping undecodable event on topic %r", frames[0].bytes[:64])
                 continue
-            speaker = frames[1].get("User-Id")
+            speaker = _speaker(frames[1])
             if event.session_id != speaker:
                 self.refused(
                     "event", f"worker of {speaker!r} sent an event of {event.session_id!r}"

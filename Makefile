@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      install what is missing and start the gateway on :$(PORT)"
 	@echo "make test     install what is missing (venv, deps, Chromium) and run every test"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff and the dashboard's type check (tsc over its JSDoc)"
 	@echo "make sandbox  start the sandbox network on :$(SIM_PORT) and a gateway using it"
 	@echo "make wheel    build dist/gowa_py-*.whl with the dashboard and its npm assets inside"
 
@@ -33,7 +33,8 @@ install: $(VENV)/.installed dashboard-deps
 
 install-test: $(VENV)/.installed-test dashboard-deps system-deps
 
-# Front-end libraries come from npm (no CDN): the dashboard must work offline.
+# Front-end libraries come from npm (no CDN): the dashboard must work offline. The dev
+# dependency (typescript) type-checks the dashboard in `make test`; it is never served.
 dashboard-deps:
 	@if [ -f dashboard/package.json ]; then \
 	  if [ ! -d dashboard/node_modules ] || [ dashboard/package.json -nt dashboard/node_modules ]; then \
@@ -58,11 +59,13 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd dashboard && npx --no-install tsc -p .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed-test
+lint: $(VENV)/.installed-test dashboard-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	cd dashboard && npx --no-install tsc -p .
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff format .

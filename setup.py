@@ -1,7 +1,7 @@
 """The one build step pyproject.toml cannot express: the dashboard goes into the package.
 
 A wheel has no source tree around it, so ``build_py`` copies ``dashboard/index.html``,
-``dashboard/app/`` and the npm files the gateway serves (the list is
+``dashboard/app/`` (with its subfolders) and the npm files the gateway serves (the list is
 ``gowa_py/gateway/assets.py``'s ``NPM_FILES``) into ``gowa_py/gateway/frontend``; a missing npm
 file stops the build. The sdist carries the same files so that a wheel built from it works too.
 An editable install copies nothing: it serves the source tree's ``dashboard/``.
@@ -41,7 +41,11 @@ def frontend_files() -> list[str]:
             f"npm assets missing in {DASHBOARD}: {', '.join(missing)}; "
             "run `make dashboard-deps` (npm ci in dashboard/) before building"
         )
-    app = sorted(f"app/{path.name}" for path in (DASHBOARD / "app").iterdir() if path.is_file())
+    app = sorted(
+        path.relative_to(DASHBOARD).as_posix()
+        for path in (DASHBOARD / "app").rglob("*")
+        if path.is_file()
+    )
     return ["index.html", *app, *npm]
 
 

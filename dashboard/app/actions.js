@@ -1,9 +1,13 @@
+// @ts-check
 // Session actions shared by the table and the session page.
 import { api, post } from "./api.js";
 import { confirmDialog, field, h, toast } from "./util.js";
 
 const RUNNING = new Set(["STARTING", "SCAN_QR_CODE", "CONNECTED", "DISCONNECTED", "LOGGED_OUT"]);
 
+/**
+ * @param {string} label @param {() => Promise<unknown>} fn @param {() => void} [after]
+ */
 async function act(label, fn, after) {
   try {
     await fn();
@@ -14,6 +18,12 @@ async function act(label, fn, after) {
   after?.();
 }
 
+/**
+ * Start/stop/restart/logout/delete buttons for one session.
+ * @param {{ id: string, status: string, me?: object | null }} session
+ * @param {() => void} after called once an action is done (to reload)
+ * @param {{ onDeleted?: () => void }} [options]
+ */
 export function actionButtons(session, after, { onDeleted } = {}) {
   const id = session.id;
   const base = `/api/sessions/${encodeURIComponent(id)}`;
@@ -45,7 +55,10 @@ export function actionButtons(session, after, { onDeleted } = {}) {
     }, { danger: true }));
 }
 
-// The "New session" dialog: id, webhook URL, proxy, start now.
+/**
+ * The "New session" dialog: id, webhook URL, proxy, start now.
+ * @param {(id: string) => void} [onCreated]
+ */
 export function createSessionDialog(onCreated) {
   const id = h("input", { type: "text", name: "session_id", required: true,
     pattern: "[A-Za-z0-9][A-Za-z0-9_\\-]{0,63}", autocomplete: "off", spellcheck: "false" });

@@ -1,9 +1,24 @@
+// @ts-check
 // The three overview charts, drawn by uPlot (from npm, served by the gateway).
 import uPlot from "/dashboard/vendor/uPlot.esm.js";
 
 const PALETTE = ["#0f766e", "#7c3aed", "#c2410c", "#2563eb", "#be185d", "#4d7c0f",
   "#0369a1", "#a16207", "#6d28d9", "#b91c1c"];
 const MIB = 1024 * 1024;
+
+/**
+ * A path builder the full uPlot build always has (its types mark them optional).
+ * @template T
+ * @param {T | undefined} builder
+ * @param {string} name
+ * @returns {T}
+ */
+function pathBuilder(builder, name) {
+  if (!builder) throw new Error(`the served uPlot build has no ${name} paths`);
+  return builder;
+}
+const bars = pathBuilder(uPlot.paths.bars, "bars");
+const stepped = pathBuilder(uPlot.paths.stepped, "stepped");
 
 function size(el) {
   const width = Math.max(240, Math.floor(el.clientWidth || 600));
@@ -76,7 +91,8 @@ export function messagesChart(container) {
   return {
     update(rows) {
       const data = [rows.map((r) => r.ts), rows.map((r) => r.received), rows.map((r) => r.sent)];
-      const bar = (align) => uPlot.paths.bars({ size: [0.4, 40], align });
+      /** @param {-1 | 1} align */
+      const bar = (align) => bars({ size: [0.4, 40], align });
       chart.draw({
         series: [{},
           { label: "Received", stroke: "#0f766e", fill: "#0f766ecc", width: 1, paths: bar(-1) },
@@ -95,7 +111,7 @@ export function connectedChart(container) {
     update(points) {
       const data = [points.map((p) => p.ts), points.map((p) => p.connected),
         points.map((p) => p.sessions)];
-      const step = uPlot.paths.stepped({ align: 1 });
+      const step = stepped({ align: 1 });
       chart.draw({
         series: [{},
           { label: "Connected", stroke: "#15803d", fill: "#15803d22", width: 2, paths: step },

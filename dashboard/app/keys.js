@@ -1,3 +1,4 @@
+// @ts-check
 // API keys: scoped keys bound to some sessions, read or full. The secret is shown once,
 // in this page's memory only; the list never has it.
 import { api, get, post } from "./api.js";
@@ -8,7 +9,7 @@ const COLUMNS = ["Name", "Key", "Sessions", "Scope", "Created", "Actions"];
 
 export function renderKeys(root) {
   const head = h("div", { class: "page-head" }, h("h1", {}, "API keys"));
-  if (!app.info.auth_required) {
+  if (!app.info?.auth_required) {
     replace(root, head, h("p", { class: "muted" },
       "Scoped keys need an admin credential first (api_key, api_key_hash or basic_auth): "
       + "without one, every request is already let in."));
@@ -93,6 +94,12 @@ export function renderKeys(root) {
       h("td", { "data-label": "Actions" }, revoke));
   }
 
+  /** @returns {string[]} the ids of the ticked session boxes */
+  function checkedSessions() {
+    return [...sessionBoxes.querySelectorAll("input")].filter((box) => box.checked)
+      .map((box) => box.value);
+  }
+
   async function refresh() {
     try {
       const [keys, sessions] = await Promise.all([
@@ -100,8 +107,7 @@ export function renderKeys(root) {
       replace(body, keys.map(row));
       empty.hidden = keys.length > 0;
       table.hidden = keys.length === 0;
-      const checked = new Set([...sessionBoxes.querySelectorAll("input:checked")]
-        .map((box) => box.value));
+      const checked = new Set(checkedSessions());
       replace(sessionBoxes, sessions.length ? sessions.map((s) => {
         const box = h("input", { type: "checkbox", name: "sessions", value: s.id,
           id: `key-session-${s.id}`, checked: checked.has(s.id) });
@@ -116,7 +122,7 @@ export function renderKeys(root) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.textContent = "";
-    const sessions = [...sessionBoxes.querySelectorAll("input:checked")].map((b) => b.value);
+    const sessions = checkedSessions();
     if (!sessions.length) {
       error.textContent = "Pick at least one session.";
       return;

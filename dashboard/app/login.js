@@ -1,3 +1,4 @@
+// @ts-check
 // The login form: API key and/or user + password, traded for an HttpOnly cookie.
 import { ApiFailure, post } from "./api.js";
 import { field, h, replace } from "./util.js";

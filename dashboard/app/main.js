@@ -1,3 +1,4 @@
+// @ts-check
 // Entry point: login check, the global event stream and the hash router.
 import { get, onUnauthorized, openEvents, post, setCsrf } from "./api.js";
 import { renderKeys } from "./keys.js";
@@ -6,20 +7,26 @@ import { renderOverview } from "./overview.js";
 import { renderSession } from "./session.js";
 import { renderSessions } from "./sessions.js";
 import { app, bus } from "./state.js";
-import { toast } from "./util.js";
+import { byId, toast } from "./util.js";
 
-const main = document.getElementById("main");
-const liveState = document.getElementById("live-state");
-const logoutButton = document.getElementById("logout");
+const main = byId("main");
+const liveState = byId("live-state");
+const logoutButton = byId("logout");
+/** @type {(() => void) | null} */
 let cleanupView = null;
+/** @type {(() => void) | null} */
 let closeEvents = null;
 let authRequired = false;
 
+/** @param {string} state */
 function setLive(state) {
   liveState.textContent = state === "live" ? "● live" : state;
   liveState.dataset.state = state;
 }
 
+/** @typedef {{ name: "session", id: string } | { name: "sessions" | "keys" | "overview" }} Route */
+
+/** @returns {Route} the view the location's hash names */
 function route() {
   const hash = location.hash.replace(/^#/, "") || "/";
   const session = /^\/sessions\/([^/]+)$/.exec(hash);
@@ -33,7 +40,9 @@ function render() {
   cleanupView?.();
   cleanupView = null;
   const current = route();
-  for (const link of document.querySelectorAll("[data-nav]")) {
+  /** @type {NodeListOf<HTMLAnchorElement>} */
+  const links = document.querySelectorAll("a[data-nav]");
+  for (const link of links) {
     const active = link.dataset.nav === current.name
       || (current.name === "session" && link.dataset.nav === "sessions");
     if (active) link.setAttribute("aria-current", "page");
@@ -47,15 +56,18 @@ function render() {
 }
 
 async function start() {
+  /** @type {import("./state.js").DashboardInfo} */
+  let info;
   try {
-    app.info = await get("/api/dashboard/info");
+    info = await get("/api/dashboard/info");
   } catch (error) {
     main.replaceChildren(`Cannot load the dashboard: ${error.message}`);
     return;
   }
-  const banner = document.getElementById("sandbox-banner");
-  if (app.info.sandbox) {
-    document.getElementById("sandbox-url").textContent = app.info.sandbox;
+  app.info = info;
+  const banner = byId("sandbox-banner");
+  if (info.sandbox) {
+    byId("sandbox-url").textContent = info.sandbox;
     banner.hidden = false;
     document.body.classList.add("sandbox");
   }
@@ -70,6 +82,7 @@ async function start() {
   render();
 }
 
+/** @param {string[]} methods */
 function showLogin(methods) {
   if (main.querySelector(".login-card")) return;
   cleanupView?.();
@@ -78,10 +91,10 @@ function showLogin(methods) {
   closeEvents = null;
   setLive("signed out");
   logoutButton.hidden = true;
-  document.getElementById("main-nav").hidden = true;
+  byId("main-nav").hidden = true;
   renderLogin(main, methods, (csrf) => {
     setCsrf(csrf);
-    document.getElementById("main-nav").hidden = false;
+    byId("main-nav").hidden = false;
     start();
   });
 }

@@ -1,3 +1,4 @@
+// @ts-check
 // Overview: totals and the three charts (memory, messages per hour, connected sessions).
 import { get } from "./api.js";
 import { connectedChart, memoryChart, messagesChart } from "./charts.js";
@@ -45,7 +46,8 @@ export function renderOverview(root) {
     connected: connectedChart(root.querySelector("#chart-connected")),
   };
   let failed = false;
-  let pending = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let pending;
 
   async function refresh() {
     try {

@@ -1,3 +1,4 @@
+// @ts-check
 // Sessions: a live table (polled for memory/CPU, status pushed over the WebSocket).
 import { actionButtons, createSessionDialog } from "./actions.js";
 import { get } from "./api.js";
@@ -48,8 +49,8 @@ export function renderSessions(root) {
   function draw() {
     // Keep keyboard focus on the same control across redraws.
     const focused = document.activeElement;
-    const focusKey = focused && body.contains(focused)
-      ? [focused.closest("tr")?.dataset.session, focused.dataset.action || "link"] : null;
+    const focusKey = focused instanceof HTMLElement && body.contains(focused)
+      ? [focused.closest("tr")?.dataset.session ?? "", focused.dataset.action || "link"] : null;
     replace(body, sessions.map(row));
     empty.hidden = sessions.length > 0;
     table.hidden = sessions.length === 0;
@@ -57,7 +58,7 @@ export function renderSessions(root) {
       const tr = body.querySelector(`tr[data-session="${CSS.escape(focusKey[0])}"]`);
       const target = focusKey[1] === "link" ? tr?.querySelector("a")
         : tr?.querySelector(`[data-action="${focusKey[1]}"]`);
-      target?.focus();
+      if (target instanceof HTMLElement) target.focus();
     }
   }
 
@@ -72,7 +73,8 @@ export function renderSessions(root) {
     }
   }
 
-  let pending = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let pending;
   const off = onGatewayEvent((event) => {
     if (event.event !== "session.status") return;
     const s = sessions.find((x) => x.id === event.session_id);

@@ -1,6 +1,17 @@
+// @ts-check
 // Small DOM and formatting helpers. Elements are built with h(), never from HTML strings,
 // so event payloads (message texts, push names) can never inject markup.
 
+/** @typedef {Node | string | number | boolean | null | undefined | Child[]} Child */
+
+/**
+ * An element with attributes (`on*` functions become listeners) and children.
+ * @template {keyof HTMLElementTagNameMap} K
+ * @param {K} tag
+ * @param {Record<string, any> | null} [attrs]
+ * @param {...Child} children
+ * @returns {HTMLElementTagNameMap[K]}
+ */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -21,13 +32,21 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/** @param {Element} el @param {Child[]} children */
 function append(el, children) {
-  for (const child of children.flat(Infinity)) {
+  for (const child of children) {
     if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
 }
 
+/**
+ * @template {Element} E
+ * @param {E} el
+ * @param {...Child} children
+ * @returns {E}
+ */
 export function replace(el, ...children) {
   el.replaceChildren();
   append(el, children);
@@ -72,14 +91,19 @@ export function badge(status) {
     "data-status": status }, status || "UNKNOWN");
 }
 
+/** @param {string} message @param {"info" | "error"} [kind] */
 export function toast(message, kind = "info") {
-  const box = document.getElementById("toasts");
+  const box = byId("toasts");
   const item = h("div", { class: `toast toast-${kind}` }, message);
   box.append(item);
   setTimeout(() => item.remove(), kind === "error" ? 8000 : 4000);
 }
 
-// A modal yes/no question on a native <dialog> (focus trap and Esc come with it).
+/**
+ * A modal yes/no question on a native <dialog> (focus trap and Esc come with it).
+ * @param {string} title @param {string} text @param {string} [confirmLabel]
+ * @returns {Promise<boolean>}
+ */
 export function confirmDialog(title, text, confirmLabel = "Confirm") {
   return new Promise((resolve) => {
     const dialog = h("dialog", { class: "dialog", "aria-labelledby": "confirm-title" },
@@ -98,13 +122,27 @@ export function confirmDialog(title, text, confirmLabel = "Confirm") {
   });
 }
 
+/**
+ * An element index.html always has; a missing one is a bug worth a loud error.
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`index.html has no #${id}`);
+  return el;
+}
+
 let uid = 0;
 export function fieldId(prefix) {
   uid += 1;
   return `${prefix}-${uid}`;
 }
 
-// A labelled form control: <label for> + control (+ hint wired with aria-describedby).
+/**
+ * A labelled form control: <label for> + control (+ hint wired with aria-describedby).
+ * @param {string} label @param {HTMLElement} control @param {string} [hint]
+ */
 export function field(label, control, hint) {
   const id = control.id || fieldId("f");
   control.id = id;
@@ -115,4 +153,13 @@ export function field(label, control, hint) {
     parts.push(h("small", { id: hintId, class: "hint" }, hint));
   }
   return h("div", { class: "field" }, parts);
+}
+
+/**
+ * A titled card of the session page, labelled by its heading.
+ * @param {string} id @param {string} title @param {...Child} children
+ */
+export function panel(id, title, ...children) {
+  return h("section", { class: "card panel", id, "aria-labelledby": `${id}-title` },
+    h("h2", { id: `${id}-title` }, title), ...children);
 }

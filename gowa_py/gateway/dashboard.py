@@ -3,8 +3,8 @@
 The page (``dashboard/`` at the repository root) is plain ES modules; its one library,
 uPlot, comes from npm into ``dashboard/node_modules`` (``make dashboard-deps``) and is
 served from here, so the dashboard works with no internet. Only files named in
-:data:`VENDOR_FILES` or living in ``dashboard/app`` are reachable, never the rest of
-``node_modules``.
+:data:`VENDOR_FILES` or living in ``dashboard/app`` (and its :data:`APP_FOLDERS`) are
+reachable, never the rest of ``node_modules``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from gowa_py.supervisor import Supervisor
 
 DASHBOARD_DIR = assets.dashboard_dir()
 APP_FILE = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
+#: The subfolders of ``dashboard/app`` served as ``/dashboard/app/<folder>/<file>``.
+APP_FOLDERS = frozenset({"panels"})
 VENDOR_FILES = {
     "uPlot.esm.js": "uplot/dist/uPlot.esm.js",
     "uPlot.min.css": "uplot/dist/uPlot.min.css",
@@ -100,11 +102,13 @@ async def index(request: web.Request) -> web.FileResponse:
 
 
 @routes.get("/dashboard/app/{name}")
+@routes.get("/dashboard/app/{folder}/{name}")
 async def app_file(request: web.Request) -> web.FileResponse:
+    folder = request.match_info.get("folder", "")
     name = request.match_info["name"]
-    if not APP_FILE.match(name):
+    if (folder and folder not in APP_FOLDERS) or not APP_FILE.match(name):
         raise ApiError(404, "NOT_FOUND", "no such dashboard file")
-    path = DASHBOARD_DIR / "app" / name
+    path = DASHBOARD_DIR / "app" / folder / name
     return _file(path, CONTENT_TYPES[path.suffix])
 
 

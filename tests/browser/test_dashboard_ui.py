@@ -221,3 +221,63 @@ def test_login_page_with_api_key(browser, gateway_factory) -> None:
         expect(page.get_by_label("API key")).to_be_visible()
     finally:
         context.close()
+
+
+# Counts the page's WebSockets and its running setInterval timers, installed before the
+# dashboard's modules run, so a test can see what a view leaves behind when it is left.
+TRACK_RESOURCES = """
+(() => {
+    const sockets = [];
+    const NativeSocket = window.WebSocket;
+    window.WebSocket = class extends NativeSocket {
+        constructor(...args) {
+            super(...args);
+            sockets.push(this);
+        }
+    };
+    const intervals = new Set();
+    const nativeSet = window.setInterval.bind(window);
+    const nativeClear = window.clearInterval.bind(window);
+    window.setInterval = (...args) => {
+        const timer = nativeSet(...args);
+        intervals.add(timer);
+        return timer;
+    };
+    window.clearInterval = (timer) => {
+        intervals.delete(timer);
+        nativeClear(timer);
+    };
+    window.__resources = () => ({
+        intervals: intervals.size,
+        sessionSockets: sockets.filter((s) => s.url.includes("session_id=")
+            && s.readyState <= WebSocket.OPEN).length,
+    });
+})();
+"""
+
+
+def test_leaving_a_session_view_stops_its_panels(page, sandbox_gateway: Gateway) -> None:
+    """Every panel's timer and the page's event stream end with the view: after moving to a
+    view without timers (API keys), and after a session id that does not exist."""
+    status, body = sandbox_gateway.http.post(
+        "/api/sessions", {"session_id": "ui-leak", "start": False}
+    )
+    assert status == 201, body
+    page.add_init_script(TRACK_RESOURCES)
+    try:
+        dashboard(page, sandbox_gateway, "/sessions/ui-leak")
+        expect(page.locator("#session-status .badge")).to_have_text("STOPPED")
+        shown = page.evaluate("window.__resources()")
+        # The page's reload, the QR countdown and the deliveries refresh.
+        assert shown == {"intervals": 3, "sessionSockets": 1}, shown
+
+        page.get_by_role("link", name="API keys", exact=True).click()
+        expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+        assert page.evaluate("window.__resources()") == {"intervals": 0, "sessionSockets": 0}
+
+        page.goto(f"{sandbox_gateway.http.base}/dashboard/#/sessions/ui-missing")
+        expect(page.get_by_role("heading", name="Session not found")).to_be_visible()
+        assert page.evaluate("window.__resources()") == {"intervals": 0, "sessionSockets": 0}
+        assert page.js_errors == []
+    finally:
+        sandbox_gateway.http.call("DELETE", "/api/sessions/ui-leak")

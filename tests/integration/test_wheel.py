@@ -145,8 +145,11 @@ def test_installed_gateway_serves_dashboard_docs_and_assets(venv: Path, tmp_path
         expected: dict[str, tuple[str, Path]] = {
             "/dashboard": ("text/html", SOURCE_DASHBOARD / "index.html"),
         }
-        for path in sorted((SOURCE_DASHBOARD / "app").iterdir()):
-            expected[f"/dashboard/app/{path.name}"] = (dashboard.CONTENT_TYPES[path.suffix], path)
+        app_files = [path for path in (SOURCE_DASHBOARD / "app").rglob("*") if path.is_file()]
+        assert any(path.parent.name in dashboard.APP_FOLDERS for path in app_files)
+        for path in sorted(app_files):
+            served = f"/dashboard/{path.relative_to(SOURCE_DASHBOARD).as_posix()}"
+            expected[served] = (dashboard.CONTENT_TYPES[path.suffix], path)
         for name, relative in dashboard.VENDOR_FILES.items():
             content_type = dashboard.CONTENT_TYPES[Path(relative).suffix]
             expected[f"/dashboard/vendor/{name}"] = (content_type, NODE_MODULES / relative)

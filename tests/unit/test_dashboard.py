@@ -43,8 +43,9 @@ async def test_static_files_are_public_and_limited(make_client):
         assert response.status == 200
         assert response.content_type == "text/html"
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    response = await client.get("/dashboard/app/main.js")
-    assert (response.status, response.content_type) == (200, "text/javascript")
+    for path in ("/dashboard/app/main.js", "/dashboard/app/panels/events.js"):
+        response = await client.get(path)
+        assert (response.status, response.content_type) == (200, "text/javascript"), path
     response = await client.get("/dashboard/vendor/uPlot.esm.js")
     assert response.status == 200, "run `make dashboard-deps` (npm ci in dashboard/)"
     assert "uPlot" in await response.text()
@@ -53,6 +54,10 @@ async def test_static_files_are_public_and_limited(make_client):
         "/dashboard/app/..%2Findex.html",
         "/dashboard/app/Main.JS",
         "/dashboard/app/missing.js",
+        "/dashboard/app/panels/missing.js",
+        "/dashboard/app/vendor/main.js",
+        "/dashboard/app/panels/..%2F..%2Findex.html",
+        "/dashboard/app/%2E%2E/main.js",
     ):
         status, body = await _body(await client.get(path))
         assert (status, body["code"]) == (404, "NOT_FOUND"), path

@@ -9,10 +9,12 @@ alice's worker, which is exactly what an exploit inside that worker would hold.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psutil
 import pytest
 import zmq
 from aiohttp.test_utils import TestClient, TestServer
@@ -23,6 +25,7 @@ from gowa_py.gateway.app import create_app
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.models import SessionConfig
 from gowa_py.supervisor import Supervisor
+from gowa_py.supervisor import process as proc
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +167,36 @@ async def test_a_hostile_worker_cannot_speak_as_another_session(supervisor: Supe
     assert bob.pid == bob_pid and bob.restarts == 0
     refused = supervisor.sockets.refused.counts
     assert refused["event"] >= 2 and refused["hello"] >= 2
+
+
+def _pipes(pid: int) -> set[str]:
+    """The pipes a process holds open (as ``pipe:[inode]``)."""
+    folder = Path(f"/proc/{pid}/fd")
+    targets = set()
+    for fd in folder.iterdir():
+        try:
+            targets.add(os.readlink(fd))
+        except FileNotFoundError:
+            continue
+    return {target for target in targets if target.startswith("pipe:")}
+
+
+async def test_no_process_keeps_the_pipe_a_worker_key_came_through(supervisor: Supervisor) -> None:
+    """The key travels in a pipe: the worker closes it once read, the zygote never keeps it
+    (so neither does any worker it forks later), and in subprocess mode the environment
+    holds only the descriptor's number."""
+    zygote = proc.launcher.zygote_pid
+    zygote_pipes = _pipes(zygote) if zygote is not None else set()
+    await supervisor.create("bob", SessionConfig(), start=True)
+    bob = supervisor.runners["bob"]
+    assert await bob.wait_ready(30)
+    assert bob.pid is not None
+    environ = psutil.Process(bob.pid).environ()
+    if zygote is not None:
+        assert supervisor.settings.worker_mode == "zygote"
+        assert _pipes(zygote) == zygote_pipes
+        assert p.KEYS_FD_ENV not in environ  # set after the fork, and popped once read
+    else:
+        fd = environ[p.KEYS_FD_ENV]
+        assert fd.isdigit()
+        assert not Path(f"/proc/{bob.pid}/fd/{fd}").exists()

@@ -41,10 +41,10 @@ def _parse(stored: str) -> tuple[int, bytes, bytes]:
     """(iterations, salt, digest); iterations 0 means plain SHA-256."""
     try:
         if stored.startswith(_SHA256):
-            digest = bytes.fromhex(stored[len(_SHA256) :])
-            if len(digest) != 32:
+            plain = bytes.fromhex(stored[len(_SHA256) :])
+            if len(plain) != 32:
                 raise ValueError
-            return 0, b"", digest
+            return 0, b"", plain
         scheme, iterations, salt, digest = stored.split("$")
         if scheme != _PBKDF2 or int(iterations) < 1 or not salt or len(digest) != 64:
             raise ValueError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
@@ -33,6 +33,8 @@ class EnvelopeHandler(RequestHandler):
     """
 
     __slots__ = ("_head_timer", "head_timeout")
+    _head_timer: asyncio.TimerHandle
+    head_timeout: float
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -88,8 +90,9 @@ class GatewayRunner(web.AppRunner):
         # The app builds its Server itself (from its private handler and request factory);
         # EnvelopeServer only changes which handler class each connection gets.
         server.__class__ = EnvelopeServer
-        server.head_timeout = self.head_timeout
-        return server
+        envelope = cast(EnvelopeServer, server)
+        envelope.head_timeout = self.head_timeout
+        return envelope
 
 
 async def _serve(

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from workers import confine
+from workers.system import confine
 
 LIBRARY_PREFIX = "neonize-"
 #: What a worker imports (the rest follows from these), lazily imported modules included:

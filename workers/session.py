@@ -35,8 +35,9 @@ from neonize.utils.jid import build_jid
 
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
-from workers import payloads, storefile
+from workers import payloads
 from workers.logfile import LOCAL_ONLY
+from workers.system import storefile
 from workers.watchdog import SilenceWatch
 
 log = logging.getLogger("gowa.worker.session")

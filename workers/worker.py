@@ -28,12 +28,13 @@ import uvloop
 from gowa_py import protocol as p
 from gowa_py.ipc import WorkerLink
 from gowa_py.storage.migrations import SchemaTooNew
-from workers import golib, pagemerge, storefile, timerslack
-from workers.confine import confine
+from workers import golib
 from workers.logfile import LOCAL_ONLY, RotatingLog
 from workers.lost import LostMessageReporter
-from workers.prctl import prctl
 from workers.stores import open_session_stores
+from workers.system import pagemerge, storefile, timerslack
+from workers.system.confine import confine
+from workers.system.prctl import prctl
 from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
@@ -237,7 +238,7 @@ class Worker:
         raise ValueError(f"unknown command {command!r}")
 
     def out_of_memory(self, where: str) -> None:
-        """Past the memory ceiling (workers/confine.py): end this process, which may fail
+        """Past the memory ceiling (workers/system/confine.py): end this process, which may fail
         anywhere next, so the supervisor starts a fresh one; a crash, as Go's own death
         of it is (callable from any thread)."""
         log.error("out of memory in %s: the worker_memory_mb ceiling; exiting", where)

@@ -41,8 +41,9 @@ import traceback
 from typing import Any
 
 from gowa_py.protocol import KEYS_FD_ENV
-from workers import golib, pagemerge, timerslack
-from workers.prctl import prctl
+from workers import golib
+from workers.system import pagemerge, timerslack
+from workers.system.prctl import prctl
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15

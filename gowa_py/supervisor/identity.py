@@ -4,7 +4,7 @@ A worker that stayed root could read every file on the machine whatever its mode
 capabilities of root bypass file permissions), including other sessions' keys and the
 registry. So each session gets a uid (and a gid of the same number) from
 ``worker_uids``, its folder is handed to that uid (0700), and the worker switches to it
-before it opens anything (workers/confine.py). The range's first id is the workers'
+before it opens anything (workers/system/confine.py). The range's first id is the workers'
 group: the only one besides root that may enter the data dir and the socket folder
 (0710, no listing) and connect to the gateway's sockets.
 

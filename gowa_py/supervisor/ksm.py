@@ -9,7 +9,7 @@ library, which every worker loads at the same address. ``ksmd`` merges identical
 back into one copy-on-write page; it more than halves a connected worker's own pages
 (USS; docs/benchmarks.md, "Memory per connected idle session").
 
-The workers opt in themselves (``workers/pagemerge.py``, inherited through the zygote's
+The workers opt in themselves (``workers/system/pagemerge.py``, inherited through the zygote's
 fork); KSM scans nothing else. ``ksmd`` itself is a host-wide switch: if it is stopped
 and this process may start it (root), :func:`ensure_running` starts it with our scan
 rate; one that already runs is left exactly as the host's administrator tuned it.

@@ -36,9 +36,9 @@ from gowa_py.config import SECRET_ENV, Settings
 log = logging.getLogger("gowa.supervisor")
 
 CONFIG_ENV = "GOWA_WORKER_CONFIG"
-#: Read by workers/pagemerge.py: opt the zygote (so every worker) in to same-page merging.
+#: Read by workers/system/pagemerge.py: opt the zygote (so every worker) in to same-page merging.
 KSM_ENV = "GOWA_WORKER_KSM"
-#: Read by workers/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
+#: Read by workers/system/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
 TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
 #: Bytes of a worker's exit reason shown in the session's ``error``.
 MAX_EXIT_REASON = 2000

@@ -13,12 +13,12 @@ import pytest
 
 from tests.e2e.conftest import new_phone, pair
 from tests.procs import ROOT
-from workers.confine import Unsupported, abi_version
+from workers.system.confine import Unsupported, abi_version
 
 PROBE = """
 import json, mimetypes, pathlib, sqlite3, ssl, sys, tempfile
 from gowa_py.protocol import WorkerConfig
-from workers.confine import confine
+from workers.system.confine import confine
 session, elsewhere = map(pathlib.Path, sys.argv[1:3])
 config = WorkerConfig(session_id="a", session_dir=str(session), command_endpoint="ipc:///c",
                       event_endpoint="ipc:///e", parent_pid=1)

@@ -3,7 +3,7 @@ Landlock, and the gateway keeps no secret in its environment.
 
 The hostile code runs in a process that confines itself with the real worker's own
 configuration (taken from the real worker of a real gateway) through the very function
-the worker calls, ``workers.confine.confine``; then it tries to read what it must not.
+the worker calls, ``workers.system.confine.confine``; then it tries to read what it must not.
 No WhatsApp is reachable here: workers sit in DISCONNECTED, their stores created.
 """
 
@@ -27,7 +27,7 @@ PROBE = """
 import json, os, sys
 from pathlib import Path
 from gowa_py import protocol as p
-from workers.confine import confine, drop_privileges
+from workers.system.confine import confine, drop_privileges
 config = p.decode_config(os.environ["GOWA_WORKER_CONFIG"])
 if sys.argv[1] == "uid-only":
     drop_privileges(config.run_as)

@@ -71,7 +71,7 @@ def test_a_worker_opts_in_only_when_asked(wanted):
     if wanted:
         env["GOWA_WORKER_KSM"] = wanted
     code = """
-        from workers import pagemerge
+        from workers.system import pagemerge
         print(pagemerge.opt_in(), "ksm_merge_any: yes" in open("/proc/self/ksm_stat").read())
     """
     result = subprocess.run(

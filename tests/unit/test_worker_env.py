@@ -11,8 +11,8 @@ import pytest
 from gowa_py import protocol as p
 from gowa_py.config import Settings
 from gowa_py.supervisor.process import TIMER_SLACK_ENV, runtime_env
-from workers import timerslack
-from workers.prctl import prctl
+from workers.system import timerslack
+from workers.system.prctl import prctl
 
 
 def test_a_sandbox_worker_trusts_the_sandbox_ca_and_nothing_else(tmp_path: Path) -> None:

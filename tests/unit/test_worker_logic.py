@@ -188,7 +188,7 @@ def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:
 def test_the_whatsmeow_store_is_put_in_wal_mode_and_checkpointed(tmp_path) -> None:
     import sqlite3
 
-    from workers.storefile import checkpoint, use_wal
+    from workers.system.storefile import checkpoint, use_wal
 
     existing = tmp_path / "old.db"
     with sqlite3.connect(existing) as db:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from workers.prctl import prctl
+from workers.system.prctl import prctl
 
 log = logging.getLogger("gowa.worker")
 

@@ -1,4 +1,4 @@
-"""The zygote's preload: everything a worker imports, except neonize's Go library.
+"""workers.golib: the preload imports everything a worker imports, except neonize's Go library.
 
 Each check runs in a fresh interpreter: the preload rewires ``sys.modules``.
 """

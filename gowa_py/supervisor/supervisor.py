@@ -34,6 +34,7 @@ from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.runner import SessionRunner, StartRefused
 from gowa_py.supervisor.sampler import Sampler
+from gowa_py.supervisor.sequencer import EventSequencer
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable, parse_networks
 
 log = logging.getLogger("gowa.supervisor")
@@ -90,17 +91,20 @@ class Supervisor:
         self.runners: dict[str, SessionRunner] = {}
         self._listeners: list[Listener] = []
         self._durable: list[Listener] = []
-        self._stalled: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._sampler = Sampler(settings.pss_sample_interval)
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
-        self._event_locks: dict[str, asyncio.Lock] = {}
         self._lifecycle_locks: dict[str, asyncio.Lock] = {}
         #: Sessions between their pairing check and their runner running (see _pairing).
         self._pairing_starts: set[str] = set()
-        #: Per session, the pid of the worker whose event log the cursor was checked
-        #: against (at its hello); events of any other worker wait for that check.
-        self._log_checked: dict[str, int] = {}
+        self._sequencer = EventSequencer(
+            registry,
+            self._fetch_events,
+            self._apply,
+            self._log_replaced,
+            self._worker_pid,
+            settings.sample_interval,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
@@ -121,6 +125,7 @@ class Supervisor:
             self.runners[record.id] = self._new_runner(record.id)
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
                 self.registry.set_status(record.id, p.SessionState.STOPPED, None)
+        self._sequencer.start()
         self._tasks.append(asyncio.create_task(self._sample_loop(), name="sampler"))
         self._tasks.append(asyncio.create_task(self._hibernate_loop(), name="hibernate"))
         wanted = [r.id for r in self.registry.all() if r.desired == "running"]
@@ -153,6 +158,7 @@ class Supervisor:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
+        await self._sequencer.close()
         await asyncio.gather(
             *(runner.stop() for runner in self.runners.values() if runner.running),
             return_exceptions=True,
@@ -363,8 +369,7 @@ class Supervisor:
             await runner.stop()
             await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
             self.registry.delete(session_id)
-            self._event_locks.pop(session_id, None)
-            self._log_checked.pop(session_id, None)
+            self._sequencer.forget(session_id)
             self.sockets.revoke(session_id)
             folder = self.sessions_dir / session_id
             if folder.resolve().parent == self.sessions_dir.resolve():
@@ -511,46 +516,19 @@ class Supervisor:
         runner.hello(hello)
         if self.registry.get(hello.session_id) is None or runner.pid != hello.pid:
             return
-        if hello.event_log is not None:
-            await self._follow_log(hello.session_id, hello.event_log)
-        self._log_checked[hello.session_id] = hello.pid
-        await self._catch_up(hello.session_id)
+        await self._sequencer.hello(hello.session_id, hello.pid, hello.event_log)
 
-    async def _follow_log(self, session_id: str, identity: p.EventLogIdentity) -> None:
-        """Point the session's cursor into the log its new worker serves.
+    def _worker_pid(self, session_id: str) -> int | None:
+        runner = self.runners.get(session_id)
+        return None if runner is None else runner.pid
 
-        Sequence numbers count within one log. A ``chats.db`` deleted, or restored from a
-        backup, while the session was stopped numbers its new events from where *it* stood,
-        at or below the cursor, and they would be taken for events already applied: lost
-        without a trace. Everything after ``start_seq`` was written by the new worker, so
-        a log that is not the one the cursor counts in, or that is behind the cursor (same
-        log, rewound), is followed from there.
-        """
-        async with self._event_locks.setdefault(session_id, asyncio.Lock()):
-            record = self.registry.get(session_id)
-            if record is None:
-                return
-            same = record.event_epoch == identity.epoch
-            if record.last_event_seq <= identity.start_seq and (same or record.event_epoch is None):
-                if not same:  # a registry from before logs had an identity: the same log
-                    self.registry.set_event_log(session_id, identity.epoch, record.last_event_seq)
-                return
-            reason = (
-                f"the event log was rewound from {record.last_event_seq} to {identity.start_seq}"
-                if same
-                else "the event log is a different one"
-            )
-            log.warning(
-                "[%s] %s (chats.db replaced or restored from a backup?); delivering its "
-                "events after %d",
-                session_id,
-                reason,
-                identity.start_seq,
-            )
-            self.registry.set_event_log(session_id, identity.epoch, identity.start_seq)
-            await self._dispatch(
-                _gateway_event(session_id, p.EVENT_LOG_REPLACED, {"reason": reason})
-            )
+    async def _fetch_events(self, session_id: str, after_seq: int, limit: int) -> list[p.Event]:
+        command = p.ReplayEvents(after_seq=after_seq, limit=limit)
+        result = await self.request(session_id, command, 5.0)
+        return result.events if isinstance(result, p.Events) else []
+
+    async def _log_replaced(self, session_id: str, reason: str) -> None:
+        await self._dispatch(_gateway_event(session_id, p.EVENT_LOG_REPLACED, {"reason": reason}))
 
     async def _on_event(self, event: p.Event) -> None:
         if event.session_id not in self.runners:
@@ -560,33 +538,7 @@ class Supervisor:
         if event.seq == 0:
             await self._dispatch(event)
             return
-        runner = self.runners[event.session_id]
-        if runner.pid is None or self._log_checked.get(event.session_id) != runner.pid:
-            return  # its log not checked yet: the catch-up after the hello fetches it
-        lock = self._event_locks.setdefault(event.session_id, asyncio.Lock())
-        async with lock:
-            record = self.registry.get(event.session_id)
-            if record is None or event.seq <= record.last_event_seq:
-                return
-            if event.epoch and event.epoch != record.event_epoch:
-                return  # from a log the cursor does not count in (a worker since replaced)
-            try:
-                if event.seq > record.last_event_seq + 1:
-                    await self._replay(event.session_id, record.last_event_seq)
-                    record = self.registry.get(event.session_id)
-                    if record is None or event.seq <= record.last_event_seq:
-                        return
-                    if event.seq > record.last_event_seq + 1:
-                        # The gap could not be fetched (the worker is going away): applying
-                        # this event would skip the missing ones for good. The catch-up
-                        # after the next hello, or the periodic one, fetches them all.
-                        self._stalled.add(event.session_id)
-                        return
-                await self._apply(event)
-            except Exception:
-                # Retried from the worker's durable log by the periodic catch-up.
-                self._stalled.add(event.session_id)
-                raise
+        await self._sequencer.on_event(event)
 
     async def _park(self, session_id: str, reason: str) -> None:
         """Stop a session that should not run on (its QR codes expired), keeping why."""
@@ -594,47 +546,6 @@ class Supervisor:
             async with self._exclusive(session_id) as runner:
                 self.registry.set_desired(session_id, "stopped")
                 await runner.stop(p.SessionState.STOPPED, reason)
-
-    async def _catch_up(self, session_id: str) -> None:
-        lock = self._event_locks.setdefault(session_id, asyncio.Lock())
-        async with lock:
-            record = self.registry.get(session_id)
-            if record is None:
-                return
-            try:
-                complete = await self._replay(session_id, record.last_event_seq)
-            except Exception:
-                self._stalled.add(session_id)
-                raise
-            if complete:
-                self._stalled.discard(session_id)
-            else:
-                self._stalled.add(session_id)
-
-    async def _replay(self, session_id: str, after_seq: int) -> bool:
-        """Fetch durable events the gateway has not applied yet, in order; False when the
-        worker could not be asked (the caller keeps the session marked for another try)."""
-        while True:
-            try:
-                result = await self.request(session_id, p.ReplayEvents(after_seq=after_seq), 5.0)
-            except Exception as exc:
-                log.warning("[%s] event catch-up failed: %s", session_id, exc)
-                return False
-            if not isinstance(result, p.Events) or not result.events:
-                return True
-            for event in result.events:
-                if event.session_id != session_id:
-                    # The reply is this worker's own (gowa_py.ipc checks that); the events
-                    # in it must be too.
-                    log.warning(
-                        "[%s] dropping a replayed event of %r", session_id, event.session_id
-                    )
-                    continue
-                if event.seq > after_seq:
-                    await self._apply(event)
-                    after_seq = event.seq
-            if len(result.events) < 1000:
-                return True
 
     async def _apply(self, event: p.Event) -> None:
         session_id = event.session_id
@@ -693,16 +604,6 @@ class Supervisor:
         last_prune = 0.0
         while True:
             await asyncio.sleep(interval)
-            for session_id in list(self._stalled):
-                runner = self.runners.get(session_id)
-                if runner is None or runner.pid is None:
-                    continue  # caught up when its worker says hello
-                if self._log_checked.get(session_id) != runner.pid:
-                    continue  # likewise
-                try:
-                    await self._catch_up(session_id)
-                except Exception as exc:
-                    log.warning("[%s] events still not applied: %s", session_id, exc)
             try:
                 await self._check_disks()
                 await self._sample_once()

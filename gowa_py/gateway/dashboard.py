@@ -221,10 +221,10 @@ def _phone_of(record_json: dict[str, Any]) -> str | None:
 
 
 def _dashboard_session(supervisor: Supervisor, record: Any, now: float) -> dict[str, Any]:
-    runner = supervisor.runners.get(record.id)
-    data = session_json(record, runner)
-    running = runner is not None and runner.pid is not None
-    data["uptime_s"] = round(now - runner.started_at, 1) if running and runner else None
+    info = supervisor.worker_info(record.id)
+    data = session_json(record, info)
+    started = info.started_at if info is not None and info.pid is not None else None
+    data["uptime_s"] = round(now - started, 1) if started is not None else None
     data["phone"] = _phone_of(data)
     return data
 
@@ -256,12 +256,12 @@ async def stats(request: web.Request) -> web.Response:
         by_status[record.status.value] += 1
     memory = {"rss": 0, "pss": 0, "uss": 0}
     workers = 0
-    for runner in supervisor.runners.values():
-        if runner.pid is not None:
+    for info in supervisor.workers().values():
+        if info.pid is not None:
             workers += 1
-            memory["rss"] += runner.sample.rss
-            memory["pss"] += runner.sample.pss
-            memory["uss"] += runner.sample.uss
+            memory["rss"] += info.sample.rss
+            memory["pss"] += info.sample.pss
+            memory["uss"] += info.sample.uss
     received, sent = request.app[STATS].totals_since(day_start)
     return envelope(
         {

@@ -230,8 +230,7 @@ async def push_session_settings(request: web.Request, session_id: str, restart: 
     when it starts, so there is nothing to push.
     """
     supervisor = request.app[SUPERVISOR]
-    runner = supervisor.runners.get(session_id)
-    if runner is None or not runner.running:
+    if not supervisor.is_running(session_id):
         return
     if restart:
         await supervisor.restart_session(session_id)

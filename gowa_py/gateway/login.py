@@ -22,7 +22,7 @@ async def _status(supervisor: Supervisor, session_id: str) -> p.Status | None:
     try:
         result = await supervisor.command(session_id, p.GetStatus(), 2.0)
     except WorkerUnavailable:
-        if not supervisor.runners[session_id].running:
+        if not supervisor.is_running(session_id):
             raise
         return None
     assert isinstance(result, p.Status)
@@ -32,9 +32,9 @@ async def _status(supervisor: Supervisor, session_id: str) -> p.Status | None:
 async def ensure_login_ready(supervisor: Supervisor, session_id: str) -> None:
     """Start the worker if needed; a LOGGED_OUT or FAILED session starts afresh."""
     record = supervisor.require(session_id)
-    runner = supervisor.runners[session_id]
-    if record.status in (p.SessionState.LOGGED_OUT, p.SessionState.FAILED) or not runner.running:
-        if runner.running:
+    running = supervisor.is_running(session_id)
+    if record.status in (p.SessionState.LOGGED_OUT, p.SessionState.FAILED) or not running:
+        if running:
             await supervisor.restart_session(session_id)
         else:
             await supervisor.start_session(session_id)

@@ -41,11 +41,11 @@ class _SessionCollector(Collector):
         restarts = CounterMetricFamily(
             "gowa_worker_restarts", "Worker restarts since gateway start", labels=["session"]
         )
-        for session_id, runner in supervisor.runners.items():
-            restarts.add_metric([session_id], runner.restarts)
-            if runner.pid is None:
+        for session_id, info in supervisor.workers().items():
+            restarts.add_metric([session_id], info.restarts)
+            if info.pid is None:
                 continue
-            sample = runner.sample
+            sample = info.sample
             for kind in ("rss", "pss", "uss"):
                 memory.add_metric([session_id, kind], getattr(sample, kind))
             cpu.add_metric([session_id], sample.cpu_percent)

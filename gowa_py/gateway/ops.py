@@ -36,7 +36,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not request.app[READINESS].ready:
         return envelope({"status": "starting"}, message="not ready", code="NOT_READY", status=503)
     supervisor = request.app[SUPERVISOR]
-    return envelope({"status": "ready", "sessions": len(supervisor.runners)}, message="ready")
+    return envelope({"status": "ready", "sessions": supervisor.session_count()}, message="ready")
 
 
 @routes.get("/metrics")

@@ -20,7 +20,7 @@ def _session_response(
 ) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
-    view = request.app[SESSION_VIEWS].one(record, supervisor.runners.get(session_id))
+    view = request.app[SESSION_VIEWS].one(record, supervisor.worker_info(session_id))
     return envelope(view, message=message, status=status)
 
 
@@ -42,7 +42,7 @@ async def create_session(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     records = supervisor.list()
-    views = request.app[SESSION_VIEWS].many(records, supervisor.runners)
+    views = request.app[SESSION_VIEWS].many(records, supervisor.workers())
     return envelope(views, message=f"{len(records)} session(s)")
 
 

@@ -9,8 +9,7 @@ import msgspec
 from gowa_py.models import SECRET_MASK
 from gowa_py.protocol import SessionState
 from gowa_py.registry import SessionRecord, iso
-from gowa_py.supervisor.runner import SessionRunner
-from gowa_py.supervisor.sampler import Sample
+from gowa_py.supervisor import WorkerInfo
 
 # GoWA v9's device ``state`` vocabulary.
 GOWA_STATE = {
@@ -21,7 +20,7 @@ GOWA_STATE = {
 }
 
 
-def session_json(record: SessionRecord, runner: SessionRunner | None) -> dict[str, Any]:
+def session_json(record: SessionRecord, info: WorkerInfo | None) -> dict[str, Any]:
     worker: dict[str, Any] = {
         "pid": None,
         "started_at": None,
@@ -29,13 +28,13 @@ def session_json(record: SessionRecord, runner: SessionRunner | None) -> dict[st
         "memory": {"rss": 0, "pss": 0, "uss": 0},
         "cpu_percent": 0.0,
     }
-    if runner is not None:
-        pid = runner.pid
+    if info is not None:
+        pid = info.pid
         worker["pid"] = pid
-        worker["restarts"] = runner.restarts
+        worker["restarts"] = info.restarts
         if pid is not None:
-            worker["started_at"] = iso(runner.started_at)
-            sample = runner.sample
+            worker["started_at"] = iso(info.started_at)
+            sample = info.sample
             worker["memory"] = {"rss": sample.rss, "pss": sample.pss, "uss": sample.uss}
             worker["cpu_percent"] = round(sample.cpu_percent, 2)
     return {
@@ -52,15 +51,13 @@ def session_json(record: SessionRecord, runner: SessionRunner | None) -> dict[st
 
 
 # What a session's JSON is made of: the record (replaced, never mutated, on every registry
-# write) and the runner's pid, restart count, start time and last sample.
-_ViewKey = tuple[SessionRecord, int | None, int, float | None, Sample | None]
+# write) and its worker's pid, restart count, start time and last sample.
+_ViewKey = tuple[SessionRecord, WorkerInfo | None]
 _encode = msgspec.json.Encoder().encode
 
 
-def _view_key(record: SessionRecord, runner: SessionRunner | None) -> _ViewKey:
-    if runner is None:
-        return (record, None, 0, None, None)
-    return (record, runner.pid, runner.restarts, runner.started_at, runner.sample)
+def _view_key(record: SessionRecord, info: WorkerInfo | None) -> _ViewKey:
+    return (record, info)
 
 
 class SessionViews:
@@ -78,29 +75,27 @@ class SessionViews:
         self._one: dict[str, tuple[_ViewKey, bytes]] = {}
         self._list: tuple[list[_ViewKey], bytes] | None = None
 
-    def _fragment(
-        self, record: SessionRecord, key: _ViewKey, runner: SessionRunner | None
-    ) -> bytes:
+    def _fragment(self, record: SessionRecord, key: _ViewKey, info: WorkerInfo | None) -> bytes:
         cached = self._one.get(record.id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        data = _encode(session_json(record, runner))
+        data = _encode(session_json(record, info))
         self._one[record.id] = (key, data)
         return data
 
-    def one(self, record: SessionRecord, runner: SessionRunner | None) -> msgspec.Raw:
+    def one(self, record: SessionRecord, info: WorkerInfo | None) -> msgspec.Raw:
         """The session JSON of ``record``, ready to embed in an envelope."""
-        return msgspec.Raw(self._fragment(record, _view_key(record, runner), runner))
+        return msgspec.Raw(self._fragment(record, _view_key(record, info), info))
 
-    def many(self, records: list[SessionRecord], runners: dict[str, SessionRunner]) -> msgspec.Raw:
+    def many(self, records: list[SessionRecord], workers: dict[str, WorkerInfo]) -> msgspec.Raw:
         """A JSON array of the session JSON of ``records``, in their order."""
-        pairs = [(record, runners.get(record.id)) for record in records]
-        keys = [_view_key(record, runner) for record, runner in pairs]
+        pairs = [(record, workers.get(record.id)) for record in records]
+        keys = [_view_key(record, info) for record, info in pairs]
         if self._list is not None and self._list[0] == keys:
             return msgspec.Raw(self._list[1])
         fragments = [
-            self._fragment(record, key, runner)
-            for (record, runner), key in zip(pairs, keys, strict=True)
+            self._fragment(record, key, info)
+            for (record, info), key in zip(pairs, keys, strict=True)
         ]
         # Forget sessions that are gone, so the cache never outgrows the registry.
         for session_id in self._one.keys() - {record.id for record in records}:

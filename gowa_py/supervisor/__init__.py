@@ -7,6 +7,7 @@ from gowa_py.supervisor.supervisor import (
     SessionLimit,
     SessionMissing,
     Supervisor,
+    WorkerInfo,
 )
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "SessionLimit",
     "SessionMissing",
     "Supervisor",
+    "WorkerInfo",
 ]

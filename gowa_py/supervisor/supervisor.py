@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 from yarl import URL
@@ -33,7 +33,7 @@ from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.runner import SessionRunner, StartRefused
-from gowa_py.supervisor.sampler import Sampler
+from gowa_py.supervisor.sampler import Sample, Sampler
 from gowa_py.supervisor.sequencer import EventSequencer
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable, parse_networks
 
@@ -63,6 +63,29 @@ class PairingLimit(Exception):
 
 class SessionBusy(Exception):
     """Another lifecycle operation on the session did not finish in time."""
+
+
+class WorkerInfo(NamedTuple):
+    """A session's worker as the HTTP layer may see it (a snapshot; compared as a whole
+    by the cached session JSON, so it is a tuple)."""
+
+    running: bool
+    pid: int | None
+    started_at: float | None
+    restarts: int
+    sample: Sample
+    hibernated: bool
+
+
+def _info(runner: SessionRunner) -> WorkerInfo:
+    return WorkerInfo(
+        runner.running,
+        runner.pid,
+        runner.started_at,
+        runner.restarts,
+        runner.sample,
+        runner.hibernated,
+    )
 
 
 class Supervisor:
@@ -234,6 +257,24 @@ class Supervisor:
 
     def list(self) -> list[SessionRecord]:
         return self.registry.all()
+
+    def session_count(self) -> int:
+        return len(self.runners)
+
+    def worker_info(self, session_id: str) -> WorkerInfo | None:
+        """The session's worker now; None for a session this gateway does not hold."""
+        runner = self.runners.get(session_id)
+        return None if runner is None else _info(runner)
+
+    def workers(self) -> dict[str, WorkerInfo]:
+        """:meth:`worker_info` of every session."""
+        return {session_id: _info(runner) for session_id, runner in self.runners.items()}
+
+    def is_running(self, session_id: str) -> bool:
+        """Whether the session's worker is meant to be up (started, or restarting after a
+        crash); False for a stopped, failed or hibernated session, or an unknown one."""
+        runner = self.runners.get(session_id)
+        return runner is not None and runner.running
 
     async def create(self, session_id: str, config: SessionConfig, start: bool) -> SessionRecord:
         check_session_id(session_id)

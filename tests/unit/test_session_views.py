@@ -30,7 +30,7 @@ async def _one(client, session_id):
 def _fresh(app):
     """What the list looks like encoded from scratch, without the cache."""
     supervisor = app[SUPERVISOR]
-    rows = [session_json(r, supervisor.runners.get(r.id)) for r in supervisor.list()]
+    rows = [session_json(r, supervisor.worker_info(r.id)) for r in supervisor.list()]
     return msgspec.json.decode(msgspec.json.encode(rows))
 
 

@@ -7,6 +7,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from gowa_py.protocol import ErrorCode
+
 
 class ApiFailure(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -40,7 +42,7 @@ class GatewayClient:
                 payload = json.loads(exc.read())
                 raise ApiFailure(exc.code, payload.get("code", ""), payload.get("message", ""))
             except (ValueError, AttributeError):
-                raise ApiFailure(exc.code, "HTTP_ERROR", str(exc.reason)) from exc
+                raise ApiFailure(exc.code, ErrorCode.HTTP_ERROR, str(exc.reason)) from exc
         except urllib.error.URLError as exc:
             raise ApiFailure(0, "UNREACHABLE", f"cannot reach {self.url}: {exc.reason}") from exc
         return payload.get("results") if isinstance(payload, dict) else payload

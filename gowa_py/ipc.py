@@ -77,7 +77,7 @@ class WorkerUnavailable(Exception):
 class WorkerError(Exception):
     """The worker answered with an error."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: p.ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -400,7 +400,7 @@ class GatewaySockets:
         if reply.error is not None:
             raise WorkerError(reply.error.code, reply.error.message)
         if reply.result is None:
-            raise WorkerError(p.ERR_INTERNAL, "worker sent an empty reply")
+            raise WorkerError(p.ErrorCode.WORKER_ERROR, "worker sent an empty reply")
         return reply.result
 
     async def _read_replies(self) -> None:

@@ -252,7 +252,7 @@ Result = Pong | Status | QRCode | PairCode | Sent | Done | Events | OperationRes
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -299,18 +299,88 @@ EXIT_STORE_DAMAGED = 78
 # cause would otherwise be only in worker.log); the supervisor makes it the session's error.
 EXIT_REASON_FILE = "exit-reason"
 
-# Error codes a worker may put in a Reply; the gateway maps them to HTTP statuses.
-ERR_NOT_LOGGED_IN = "SESSION_NOT_LOGGED_IN"
-ERR_NOT_CONNECTED = "SESSION_NOT_CONNECTED"
-ERR_ALREADY_LOGGED_IN = "ALREADY_LOGGED_IN"
-ERR_INVALID_JID = "INVALID_JID"
-ERR_WHATSAPP = "WHATSAPP_ERROR"
-ERR_INTERNAL = "WORKER_ERROR"
-ERR_NOT_FOUND = "NOT_FOUND"
-ERR_NOT_SUPPORTED = "NOT_SUPPORTED"
-ERR_FFMPEG = "FFMPEG_NOT_AVAILABLE"
-ERR_BAD_REQUEST = "VALIDATION_ERROR"
-ERR_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+
+class ErrorCode(enum.StrEnum):
+    """Every ``code`` of an error envelope, with the HTTP status it is answered with and
+    what it means. Workers put the first group in a :class:`Reply`; the gateway answers
+    the rest itself. ``/openapi.json``'s error table is generated from this class.
+    """
+
+    status: int
+    meaning: str
+
+    def __new__(cls, value: str, status: int, meaning: str) -> ErrorCode:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.status = status
+        member.meaning = meaning
+        return member
+
+    # Answered by a worker.
+    VALIDATION_ERROR = "VALIDATION_ERROR", 400, "a field of the request is invalid (named)"
+    INVALID_JID = "INVALID_JID", 400, "a phone number or JID that WhatsApp cannot address"
+    NOT_FOUND = "NOT_FOUND", 404, "no such thing (e.g. a message not in the chat storage)"
+    SESSION_NOT_CONNECTED = "SESSION_NOT_CONNECTED", 409, "the session is not connected"
+    SESSION_NOT_LOGGED_IN = "SESSION_NOT_LOGGED_IN", 409, "the session is not logged in"
+    ALREADY_LOGGED_IN = "ALREADY_LOGGED_IN", 409, "the session is already logged in"
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE", 413, "a body, upload or *_url media too large"
+    NOT_SUPPORTED = "NOT_SUPPORTED", 422, "neonize has no such call"
+    FFMPEG_NOT_AVAILABLE = "FFMPEG_NOT_AVAILABLE", 422, "this media needs ffmpeg, not installed"
+    WHATSAPP_ERROR = "WHATSAPP_ERROR", 502, "WhatsApp refused; the message says why"
+    WORKER_ERROR = "WORKER_ERROR", 500, "the session's worker failed (its log says why)"
+    # Answered by the gateway.
+    BAD_REQUEST = "BAD_REQUEST", 400, "a malformed HTTP request"
+    INVALID_SESSION_ID = "INVALID_SESSION_ID", 400, "not a valid session id"
+    MEDIA_DOWNLOAD_FAILED = "MEDIA_DOWNLOAD_FAILED", 400, "a *_url could not be downloaded"
+    MEDIA_URL_BLOCKED = "MEDIA_URL_BLOCKED", 400, "a *_url points at a blocked address"
+    CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED", 400, "the client closed the connection"
+    UNAUTHORIZED = "UNAUTHORIZED", 401, "missing or wrong credentials"
+    FORBIDDEN = "FORBIDDEN", 403, "a scoped API key outside its sessions or scope"
+    CSRF_FAILED = "CSRF_FAILED", 403, "a dashboard request without its CSRF header"
+    CROSS_SITE_REQUEST = "CROSS_SITE_REQUEST", 403, "a request from another web site"
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND", 404, "no such session"
+    DELIVERY_NOT_FOUND = "DELIVERY_NOT_FOUND", 404, "no such webhook delivery"
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED", 405, "the route has no such method"
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT", 408, "the request body arrived too slowly"
+    SESSION_EXISTS = "SESSION_EXISTS", 409, "a session with this id already exists"
+    SESSION_LIMIT = "SESSION_LIMIT", 409, "the gateway holds max_sessions sessions"
+    PASSKEY_NOT_PENDING = "PASSKEY_NOT_PENDING", 409, "no passkey request is pending"
+    QR_NOT_AVAILABLE = "QR_NOT_AVAILABLE", 409, "the session is not showing a QR code"
+    AUTH_DISABLED = "AUTH_DISABLED", 409, "scoped keys need an admin credential first"
+    SANDBOX_DISABLED = "SANDBOX_DISABLED", 409, "the gateway runs without --sandbox"
+    UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE", 415, "the body's Content-Type"
+    HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED", 421, "the Host header is not this gateway's"
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS", 429, "rate limit or auth throttle (Retry-After)"
+    TOO_MANY_PAIRING = "TOO_MANY_PAIRING", 429, "max_pairing sessions are pairing already"
+    INTERNAL_ERROR = "INTERNAL_ERROR", 500, "a gateway bug; the log has the reference"
+    SANDBOX_UNREACHABLE = "SANDBOX_UNREACHABLE", 502, "the sandbox network does not answer"
+    SANDBOX_ERROR = "SANDBOX_ERROR", 502, "the sandbox network refused"
+    SESSION_UNAVAILABLE = "SESSION_UNAVAILABLE", 503, "worker stopped or not answering"
+    SESSION_BUSY = "SESSION_BUSY", 503, "another start/stop/... is running (Retry-After)"
+    NOT_READY = "NOT_READY", 503, "the gateway is still starting"
+    INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE", 507, "the data dir's disk is full"
+    HTTP_ERROR = "HTTP_ERROR", 400, "another HTTP error; the response's status is its own"
+
+    @classmethod
+    def for_status(cls, status: int) -> ErrorCode:
+        """The code of a bare HTTP error (aiohttp's ``HTTPException`` and the like)."""
+        return _CODE_OF_STATUS.get(status, cls.HTTP_ERROR)
+
+
+_CODE_OF_STATUS = {
+    code.status: code
+    for code in (
+        ErrorCode.BAD_REQUEST,
+        ErrorCode.UNAUTHORIZED,
+        ErrorCode.FORBIDDEN,
+        ErrorCode.NOT_FOUND,
+        ErrorCode.METHOD_NOT_ALLOWED,
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode.TOO_MANY_REQUESTS,
+    )
+}
+
 
 # ---------------------------------------------------------------------------
 # Codec

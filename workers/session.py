@@ -60,7 +60,7 @@ CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
 class SessionError(Exception):
     """A command that cannot be carried out; ``code`` is one of the protocol's error codes."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: p.ErrorCode, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -361,26 +361,29 @@ class WhatsAppSession:
             state = self.state
         if state != p.SessionState.CONNECTED:
             raise SessionError(
-                p.ERR_NOT_CONNECTED, f"session {self.session_id!r} is {state.value}, not CONNECTED"
+                p.ErrorCode.SESSION_NOT_CONNECTED,
+                f"session {self.session_id!r} is {state.value}, not CONNECTED",
             )
 
     def pair_phone(self, phone: str) -> str:
         with self._lock:
             state = self.state
         if self.me is not None and state == p.SessionState.CONNECTED:
-            raise SessionError(p.ERR_ALREADY_LOGGED_IN, "session is already logged in")
+            raise SessionError(p.ErrorCode.ALREADY_LOGGED_IN, "session is already logged in")
         try:
             return self.client.PairPhone(phone, show_push_notification=True)
         except Exception as exc:
-            raise SessionError(p.ERR_WHATSAPP, f"pairing code request failed: {exc}") from exc
+            raise SessionError(
+                p.ErrorCode.WHATSAPP_ERROR, f"pairing code request failed: {exc}"
+            ) from exc
 
     def logout(self) -> None:
         if self.me is None:
-            raise SessionError(p.ERR_NOT_LOGGED_IN, "session is not logged in")
+            raise SessionError(p.ErrorCode.SESSION_NOT_LOGGED_IN, "session is not logged in")
         try:
             self.client.logout()
         except Exception as exc:
-            raise SessionError(p.ERR_WHATSAPP, f"logout failed: {exc}") from exc
+            raise SessionError(p.ErrorCode.WHATSAPP_ERROR, f"logout failed: {exc}") from exc
         with self._lock:
             self.me = None
         self._set_state(p.SessionState.LOGGED_OUT, "logged out on request")
@@ -394,7 +397,7 @@ class WhatsAppSession:
             else:
                 response = self.client.send_message(jid, text)
         except Exception as exc:
-            raise SessionError(p.ERR_WHATSAPP, f"send failed: {exc}") from exc
+            raise SessionError(p.ErrorCode.WHATSAPP_ERROR, f"send failed: {exc}") from exc
         self.touch()
         timestamp = response.Timestamp / 1000 if response.Timestamp > 1e12 else response.Timestamp
         return p.Sent(message_id=response.ID, timestamp=float(timestamp or time.time()))
@@ -426,7 +429,7 @@ class WhatsAppSession:
                 receipt=ReceiptType.READ,
             )
         except Exception as exc:
-            raise SessionError(p.ERR_WHATSAPP, f"mark read failed: {exc}") from exc
+            raise SessionError(p.ErrorCode.WHATSAPP_ERROR, f"mark read failed: {exc}") from exc
         self.touch()
 
 
@@ -446,19 +449,19 @@ def parse_jid(value: str) -> pb.JID:
     """A phone number or a JID string (``user[:device]@server``) as a neonize JID."""
     value = value.strip()
     if not value:
-        raise SessionError(p.ERR_INVALID_JID, "recipient is empty")
+        raise SessionError(p.ErrorCode.INVALID_JID, "recipient is empty")
     if "@" not in value:
         digits = value.lstrip("+").replace(" ", "").replace("-", "")
         if not (digits.isascii() and digits.isdigit()) or not 5 <= len(digits) <= 20:
-            raise SessionError(p.ERR_INVALID_JID, f"invalid phone number {value!r}")
+            raise SessionError(p.ErrorCode.INVALID_JID, f"invalid phone number {value!r}")
         return build_jid(digits)
     user, _, server = value.partition("@")
     if not server or not user or "@" in server:
-        raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
+        raise SessionError(p.ErrorCode.INVALID_JID, f"invalid JID {value!r}")
     device = 0
     if ":" in user:
         user, _, raw_device = user.partition(":")
         if not (raw_device.isascii() and raw_device.isdigit()):
-            raise SessionError(p.ERR_INVALID_JID, f"invalid JID {value!r}")
+            raise SessionError(p.ErrorCode.INVALID_JID, f"invalid JID {value!r}")
         device = int(raw_device)
     return pb.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)

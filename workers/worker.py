@@ -185,10 +185,14 @@ class Worker:
                 error = p.ErrorInfo(code=exc.code, message=exc.message)
             elif isinstance(exc, MemoryError):
                 self.out_of_memory(f"command {type(request.command).__name__}")
-                error = p.ErrorInfo(code=p.ERR_INTERNAL, message="the worker ran out of memory")
+                error = p.ErrorInfo(
+                    code=p.ErrorCode.WORKER_ERROR, message="the worker ran out of memory"
+                )
             else:
                 log.exception("command %s failed", type(request.command).__name__)
-                error = p.ErrorInfo(code=p.ERR_INTERNAL, message=f"{type(exc).__name__}: {exc}")
+                error = p.ErrorInfo(
+                    code=p.ErrorCode.WORKER_ERROR, message=f"{type(exc).__name__}: {exc}"
+                )
             reply = p.Reply(id=request.id, error=error)
         if time.time() <= request.deadline + 1:
             self.link.reply(reply)

@@ -25,6 +25,7 @@ from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import EVENTS, SETTINGS, SUPERVISOR
 from gowa_py.models import CreateKey
+from gowa_py.protocol import ErrorCode
 from gowa_py.registry import ApiKeyRecord, iso
 from gowa_py.storage.interfaces import RegistryStorage
 
@@ -75,7 +76,7 @@ def verify(registry: RegistryStorage, key: str) -> ApiKeyRecord | None:
 
 
 def _forbidden(message: str) -> ApiError:
-    return ApiError(403, "FORBIDDEN", message)
+    return ApiError(ErrorCode.FORBIDDEN, message)
 
 
 def _sessions_named(request: web.Request, pattern: str) -> list[str] | None:
@@ -138,8 +139,7 @@ def key_json(record: ApiKeyRecord) -> dict[str, object]:
 async def create_key(request: web.Request) -> web.Response:
     if not request.app[SETTINGS].auth_enabled:
         raise ApiError(
-            409,
-            "AUTH_DISABLED",
+            ErrorCode.AUTH_DISABLED,
             "scoped keys need an admin credential first (api_key, api_key_hash or basic_auth): "
             "without one every request is already let in",
         )
@@ -169,7 +169,7 @@ async def list_keys(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     key_id = request.match_info["key_id"]
     if not request.app[REGISTRY].delete_key(key_id):
-        raise ApiError(404, "NOT_FOUND", f"no API key {key_id[:32]!r}")
+        raise ApiError(ErrorCode.NOT_FOUND, f"no API key {key_id[:32]!r}")
     await request.app[EVENTS].disconnect(f"key:{key_id}")
     return envelope({"id": key_id}, message="API key revoked")
 

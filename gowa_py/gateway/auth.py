@@ -23,6 +23,7 @@ from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
+from gowa_py.protocol import ErrorCode
 from gowa_py.storage.interfaces import RegistryStorage
 
 # Public, but it tells whether the request's credentials are good, so they are checked
@@ -130,8 +131,7 @@ class Authenticator:
             return await self._slow.matches(key)
         except VerifierBusy:
             raise ApiError(
-                429,
-                "TOO_MANY_REQUESTS",
+                ErrorCode.TOO_MANY_REQUESTS,
                 "too many API keys are being checked at once; retry shortly",
                 headers={"Retry-After": "1"},
             ) from None
@@ -149,8 +149,7 @@ class Authenticator:
         if not wait:
             return None
         return ApiError(
-            429,
-            "TOO_MANY_REQUESTS",
+            ErrorCode.TOO_MANY_REQUESTS,
             f"too many failed authentications from this address; retry in {wait} s",
             headers={"Retry-After": str(wait)},
         )
@@ -198,15 +197,15 @@ class Authenticator:
                     given = request.headers.get(CSRF_HEADER, "")
                     if not _equal(given, session.csrf):
                         return error_response(
-                            403, "CSRF_FAILED", f"missing or wrong {CSRF_HEADER} header"
+                            ErrorCode.CSRF_FAILED, f"missing or wrong {CSRF_HEADER} header"
                         )
                 origin = request.headers.get("Origin")
                 if origin is not None and not own_origin(request, origin):
-                    return error_response(403, "FORBIDDEN", "cross-origin request refused")
+                    return error_response(ErrorCode.FORBIDDEN, "cross-origin request refused")
                 request[PRINCIPAL] = session_principal(session)
                 return await handler(request)
             response = error_response(
-                401, "UNAUTHORIZED", "missing or wrong credentials (X-Api-Key or basic auth)"
+                ErrorCode.UNAUTHORIZED, "missing or wrong credentials (X-Api-Key or basic auth)"
             )
             if self._pairs and DASHBOARD_HEADER not in request.headers:
                 response.headers["WWW-Authenticate"] = 'Basic realm="gowa"'

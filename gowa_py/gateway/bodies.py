@@ -17,6 +17,7 @@ import msgspec
 from aiohttp import web
 
 from gowa_py.gateway.errors import ApiError, error_response
+from gowa_py.protocol import ErrorCode
 
 T = TypeVar("T")
 
@@ -32,8 +33,7 @@ def has_body(request: web.Request) -> bool:
 def _unsupported(request: web.Request, expected: str) -> ApiError:
     given = request.headers.get("Content-Type", "none")[:100]
     return ApiError(
-        415,
-        "UNSUPPORTED_MEDIA_TYPE",
+        ErrorCode.UNSUPPORTED_MEDIA_TYPE,
         f"the body must be sent as {expected} (e.g. curl --json '{{...}}'); "
         f"got Content-Type {given!r}",
     )
@@ -58,11 +58,11 @@ def _decode(raw: bytes, schema: Any) -> Any:
     try:
         return msgspec.json.decode(raw, type=schema)
     except msgspec.ValidationError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"invalid request body: {exc}") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"invalid request body: {exc}") from exc
     except msgspec.DecodeError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"malformed JSON: {exc}") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"malformed JSON: {exc}") from exc
     except RecursionError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", "malformed JSON: nested too deeply") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "malformed JSON: nested too deeply") from exc
 
 
 async def read_json(request: web.Request, schema: type[T], *, optional: bool = False) -> T:
@@ -71,7 +71,7 @@ async def read_json(request: web.Request, schema: type[T], *, optional: bool = F
     if raw is None:
         if optional:
             return msgspec.convert({}, schema)
-        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "request body must be a JSON object")
     return _decode(raw, schema)
 
 
@@ -94,7 +94,7 @@ async def read_fields(request: web.Request, *, forms: bool) -> dict[str, Any]:
         except (ValueError, LookupError, AssertionError) as exc:
             # aiohttp's own messages: "Invalid boundary", "Multipart field missing name.",
             # an unknown charset, bytes that are not in it.
-            raise ApiError(400, "VALIDATION_ERROR", f"malformed form: {exc}"[:500]) from exc
+            raise ApiError(ErrorCode.VALIDATION_ERROR, f"malformed form: {exc}"[:500]) from exc
         return {k: _form_value(v) for k, v in form.items()}
     expected = f"{JSON_TYPE} or multipart/form-data" if forms else JSON_TYPE
     raw = await _json_bytes(request, expected)
@@ -102,14 +102,14 @@ async def read_fields(request: web.Request, *, forms: bool) -> dict[str, Any]:
         return {}
     body = _decode(raw, Any)
     if not isinstance(body, dict):
-        raise ApiError(400, "VALIDATION_ERROR", "request body must be a JSON object")
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "request body must be a JSON object")
     return body
 
 
 class BodyTimeout(ApiError):
     def __init__(self, seconds: float) -> None:
         super().__init__(
-            408, "REQUEST_TIMEOUT", f"the request body did not arrive within {seconds:g} s"
+            ErrorCode.REQUEST_TIMEOUT, f"the request body did not arrive within {seconds:g} s"
         )
 
 
@@ -138,7 +138,7 @@ def timeout_middleware(seconds: float) -> Any:
             response = await handler(request)
         except BodyTimeout as exc:
             # The rest of the body is still on its way: the connection cannot be reused.
-            response = error_response(exc.status, exc.code, exc.message)
+            response = error_response(exc.code, exc.message, status=exc.status)
             response.force_close()
         finally:
             timer.cancel()

@@ -26,6 +26,7 @@ from aiohttp import web
 from gowa_py.config import Settings
 from gowa_py.gateway.errors import error_response
 from gowa_py.hosts import parse_allowed_hosts, split_host
+from gowa_py.protocol import ErrorCode
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 # Addresses that are not a name a client can use.
@@ -84,20 +85,19 @@ class Origins:
         # Without a Host header (HTTP/1.0) the client is not a browser.
         if host is not None and not self.host_allowed(host):
             return error_response(
-                421,
-                "HOST_NOT_ALLOWED",
+                ErrorCode.HOST_NOT_ALLOWED,
                 f"Host {host[:200]!r} is not a name of this gateway; add it to allowed_hosts "
                 "if clients reach the gateway by that name",
             )
         origin = request.headers.get("Origin")
         if origin is not None and not self.own_origin(request, origin):
             return error_response(
-                403, "CROSS_SITE_REQUEST", "requests from other web sites are refused"
+                ErrorCode.CROSS_SITE_REQUEST, "requests from other web sites are refused"
             )
         site = request.headers.get("Sec-Fetch-Site", "").lower()
         if site in CROSS_SITE and not self._navigation(request):
             return error_response(
-                403, "CROSS_SITE_REQUEST", "requests from other web sites are refused"
+                ErrorCode.CROSS_SITE_REQUEST, "requests from other web sites are refused"
             )
         return None
 

@@ -89,7 +89,7 @@ def setup(app: web.Application, registry: RegistryStorage, auth: Authenticator) 
 def _file(path: Path, content_type: str) -> web.FileResponse:
     if not path.is_file():
         hint = " (run `make dashboard-deps`)" if "node_modules" in path.parts else ""
-        raise ApiError(404, "NOT_FOUND", f"dashboard file {path.name} is missing{hint}")
+        raise ApiError(p.ErrorCode.NOT_FOUND, f"dashboard file {path.name} is missing{hint}")
     response = web.FileResponse(path, headers=SECURITY_HEADERS)
     response.content_type = content_type
     return response
@@ -107,7 +107,7 @@ async def app_file(request: web.Request) -> web.FileResponse:
     folder = request.match_info.get("folder", "")
     name = request.match_info["name"]
     if (folder and folder not in APP_FOLDERS) or not APP_FILE.match(name):
-        raise ApiError(404, "NOT_FOUND", "no such dashboard file")
+        raise ApiError(p.ErrorCode.NOT_FOUND, "no such dashboard file")
     path = DASHBOARD_DIR / "app" / folder / name
     return _file(path, CONTENT_TYPES[path.suffix])
 
@@ -116,7 +116,7 @@ async def app_file(request: web.Request) -> web.FileResponse:
 async def vendor_file(request: web.Request) -> web.FileResponse:
     relative = VENDOR_FILES.get(request.match_info["name"])
     if relative is None:
-        raise ApiError(404, "NOT_FOUND", "no such dashboard file")
+        raise ApiError(p.ErrorCode.NOT_FOUND, "no such dashboard file")
     path = DASHBOARD_DIR / "node_modules" / relative
     return _file(path, CONTENT_TYPES[path.suffix])
 
@@ -169,17 +169,18 @@ async def login_route(request: web.Request) -> web.Response:
     body = await read_json(request, LoginBody)
     if body.api_key and auth.scoped_key(body.api_key) is not None:
         raise ApiError(
-            403, "FORBIDDEN", "a scoped API key cannot log in to the dashboard; use the admin key"
+            p.ErrorCode.FORBIDDEN,
+            "a scoped API key cannot log in to the dashboard; use the admin key",
         )
     if body.api_key:
         user, ok = "api-key", await auth.check_api_key(body.api_key)
     elif body.username and body.password is not None:
         user, ok = body.username, auth.check_credentials(body.username, body.password)
     else:
-        raise ApiError(400, "VALIDATION_ERROR", "send api_key, or username and password")
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, "send api_key, or username and password")
     if not ok:
         auth.failed(request)
-        raise ApiError(401, "UNAUTHORIZED", "wrong credentials")
+        raise ApiError(p.ErrorCode.UNAUTHORIZED, "wrong credentials")
     token, session = sessions.create(user)
     response = envelope(
         {
@@ -291,9 +292,9 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"{name} must be an integer") from exc
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"{name} must be an integer") from exc
     if not low <= value <= high:
-        raise ApiError(400, "VALIDATION_ERROR", f"{name} must be between {low} and {high}")
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"{name} must be between {low} and {high}")
     return value
 
 
@@ -423,13 +424,13 @@ async def _sandbox_call(
                 data = None
             return response.status, data
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise ApiError(502, "SANDBOX_UNREACHABLE", f"cannot reach the sandbox: {exc}") from exc
+        raise ApiError(p.ErrorCode.SANDBOX_UNREACHABLE, f"cannot reach the sandbox: {exc}") from exc
 
 
 def _sandbox_error(what: str, status: int, data: Any) -> ApiError:
     message = data.get("message") if isinstance(data, dict) else None
     return ApiError(
-        502, "SANDBOX_ERROR", f"sandbox refused to {what} (HTTP {status}): {message or data}"
+        p.ErrorCode.SANDBOX_ERROR, f"sandbox refused to {what} (HTTP {status}): {message or data}"
     )
 
 
@@ -439,16 +440,16 @@ async def sandbox_scan(request: web.Request) -> web.Response:
     session_id = path_session(request)
     sandbox = request.app[SETTINGS].sandbox
     if not sandbox:
-        raise ApiError(409, "SANDBOX_DISABLED", "the gateway was not started with --sandbox")
+        raise ApiError(p.ErrorCode.SANDBOX_DISABLED, "the gateway was not started with --sandbox")
     body = await read_json(request, SandboxScanBody, optional=True)
     phone = (body.phone or sandbox_phone(session_id)).strip().lstrip("+")
     if not PHONE_RE.match(phone):
-        raise ApiError(400, "VALIDATION_ERROR", "phone must be 5 to 15 digits")
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, "phone must be 5 to 15 digits")
     supervisor = request.app[SUPERVISOR]
     await login.wait_for_qr(supervisor, session_id)
     qr = await supervisor.command(session_id, p.GetQR(), 5.0)
     if not isinstance(qr, p.QRCode) or not qr.code:
-        raise ApiError(409, "QR_NOT_AVAILABLE", f"session {session_id!r} is not showing a QR")
+        raise ApiError(p.ErrorCode.QR_NOT_AVAILABLE, f"session {session_id!r} is not showing a QR")
     base = sandbox.rstrip("/")
     timeout = aiohttp.ClientTimeout(total=SANDBOX_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as http:

@@ -15,6 +15,7 @@ from gowa_py.gateway.params import path_session
 from gowa_py.gateway.views import connection_flags, device_json, device_webhook_json
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
+from gowa_py.protocol import ErrorCode
 
 routes = web.RouteTableDef()
 
@@ -34,7 +35,7 @@ def _webhooks(url: str | None, secret: str | None, events: str | None) -> list[W
             )
         ]
     except Exception as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"invalid webhook: {exc}") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"invalid webhook: {exc}") from exc
 
 
 @routes.get("/devices")

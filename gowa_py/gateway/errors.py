@@ -26,45 +26,24 @@ from gowa_py.supervisor import (
 
 log = logging.getLogger("gowa.gateway")
 
-# Worker error codes -> HTTP status.
-WORKER_STATUS = {
-    p.ERR_NOT_CONNECTED: 409,
-    p.ERR_NOT_LOGGED_IN: 409,
-    p.ERR_ALREADY_LOGGED_IN: 409,
-    p.ERR_INVALID_JID: 400,
-    p.ERR_BAD_REQUEST: 400,
-    p.ERR_NOT_FOUND: 404,
-    p.ERR_TOO_LARGE: 413,
-    p.ERR_NOT_SUPPORTED: 422,
-    p.ERR_FFMPEG: 422,
-    p.ERR_WHATSAPP: 502,
-    p.ERR_INTERNAL: 500,
-}
-
-HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHORIZED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    429: "TOO_MANY_REQUESTS",
-}
-
 
 class ApiError(Exception):
+    """A failure the gateway answers with; the status is the code's unless given."""
+
     def __init__(
         self,
-        status: int,
-        code: str,
+        code: p.ErrorCode,
         message: str,
+        *,
+        status: int | None = None,
         results: Any = None,
         headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status = status
+        if not isinstance(code, p.ErrorCode):
+            raise TypeError(f"an ApiError's code is an ErrorCode, not {code!r}")
         self.code = code
+        self.status = status or self.code.status
         self.message = message
         self.results = results
         self.headers = headers or {}
@@ -80,8 +59,11 @@ def envelope(
     return web.Response(body=_encoder.encode(body), status=status, content_type="application/json")
 
 
-def error_response(status: int, code: str, message: str, results: Any = None) -> web.Response:
-    return envelope(results, message=message, code=code, status=status)
+def error_response(
+    code: p.ErrorCode, message: str, *, status: int | None = None, results: Any = None
+) -> web.Response:
+    """The error envelope of ``code``, answered with its status unless ``status`` is given."""
+    return envelope(results, message=message, code=code, status=status or code.status)
 
 
 def disk_full(exc: BaseException) -> bool:
@@ -104,22 +86,22 @@ def _client_gone(request: web.Request) -> bool:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    E = p.ErrorCode
     try:
         return await handler(request)
     except ApiError as exc:
-        response = error_response(exc.status, exc.code, exc.message, exc.results)
+        response = error_response(exc.code, exc.message, status=exc.status, results=exc.results)
         response.headers.update(exc.headers)
         return response
     except InvalidSessionId as exc:
-        return error_response(400, "INVALID_SESSION_ID", str(exc))
+        return error_response(E.INVALID_SESSION_ID, str(exc))
     except SessionMissing as exc:
-        return error_response(404, "SESSION_NOT_FOUND", f"session {exc.args[0]!r} does not exist")
+        return error_response(E.SESSION_NOT_FOUND, f"session {exc.args[0]!r} does not exist")
     except SessionExists as exc:
-        return error_response(409, "SESSION_EXISTS", f"session {exc.args[0]!r} already exists")
+        return error_response(E.SESSION_EXISTS, f"session {exc.args[0]!r} already exists")
     except PairingLimit as exc:
         response = error_response(
-            429,
-            "TOO_MANY_PAIRING",
+            E.TOO_MANY_PAIRING,
             f"{exc.args[0]} sessions are already waiting for a QR scan or pairing code "
             f"(max_pairing {exc.args[1]}); try again shortly",
         )
@@ -127,8 +109,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return response
     except SessionBusy as exc:
         response = error_response(
-            503,
-            "SESSION_BUSY",
+            E.SESSION_BUSY,
             f"session {exc.args[0]!r} is busy with other start/stop/restart/logout/reconnect "
             f"requests (waited {exc.args[1]:g} s); try again",
         )
@@ -136,22 +117,24 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         return response
     except SessionLimit as exc:
         return error_response(
-            409,
-            "SESSION_LIMIT",
+            E.SESSION_LIMIT,
             f"this gateway holds {exc.args[0]} sessions, its max_sessions; delete one first",
         )
     except WorkerUnavailable as exc:
-        return error_response(503, "SESSION_UNAVAILABLE", str(exc))
+        return error_response(E.SESSION_UNAVAILABLE, str(exc))
     except WorkerError as exc:
-        return error_response(WORKER_STATUS.get(exc.code, 500), exc.code, exc.message)
+        return error_response(exc.code, exc.message)
     except HttpProcessingError as exc:  # a malformed body part (multipart headers, ...)
         status = exc.code if 400 <= exc.code < 500 else 400
-        return error_response(status, HTTP_CODES.get(status, "BAD_REQUEST"), exc.message[:500])
+        code = E.for_status(status)
+        if code is E.HTTP_ERROR:
+            code = E.BAD_REQUEST
+        return error_response(code, exc.message[:500], status=status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = HTTP_CODES.get(exc.status, "HTTP_ERROR")
-        response = error_response(exc.status, code, exc.reason or code)
+        code = E.for_status(exc.status)
+        response = error_response(code, exc.reason or code, status=exc.status)
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
             if header in exc.headers:
                 response.headers[header] = exc.headers[header]
@@ -161,16 +144,15 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             # The client went away mid-request (its body cut short): nobody to answer and
             # nothing wrong on our side, so no traceback.
             log.debug("client left during %s %s", request.method, request.path)
-            return error_response(400, "CLIENT_DISCONNECTED", "the client closed the connection")
+            return error_response(E.CLIENT_DISCONNECTED, "the client closed the connection")
         if disk_full(exc):
             log.error("%s %s: the data dir's disk is full (%s)", request.method, request.path, exc)
             return error_response(
-                507,
-                "INSUFFICIENT_STORAGE",
+                E.INSUFFICIENT_STORAGE,
                 "the gateway's disk is full; nothing was changed (free space and retry)",
             )
         ref = uuid.uuid4().hex[:12]
         log.exception("unhandled error on %s %s (ref %s)", request.method, request.path, ref)
         return error_response(
-            500, "INTERNAL_ERROR", f"internal error; the gateway log has the details (ref {ref})"
+            E.INTERNAL_ERROR, f"internal error; the gateway log has the details (ref {ref})"
         )

@@ -79,7 +79,7 @@ def build_operation(route: OpRoute, data: dict[str, Any]) -> ops.Op:
         if "matching regex" in message:  # the JID patterns of gowa_py.operations
             where = message.rpartition(" - at ")[2]
             message = f"{where} is not a phone number or a WhatsApp JID of the right kind"
-        raise ApiError(400, "VALIDATION_ERROR", f"invalid request: {message}") from exc
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"invalid request: {message}") from exc
 
 
 def check_picture(upload: ops.Upload, field_name: str) -> None:
@@ -97,7 +97,7 @@ def check_picture(upload: ops.Upload, field_name: str) -> None:
         return  # a picture; the worker refuses it for its size, with the figures
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise ApiError(
-            400, "VALIDATION_ERROR", f"{field_name} is not a picture (JPEG, PNG, WebP, ...)"
+            p.ErrorCode.VALIDATION_ERROR, f"{field_name} is not a picture (JPEG, PNG, WebP, ...)"
         ) from exc
 
 
@@ -110,7 +110,7 @@ async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Up
     """
     limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
     if not url.startswith(("http://", "https://")):
-        raise ApiError(400, "VALIDATION_ERROR", f"{field_name} must be an http(s) URL")
+        raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"{field_name} must be an http(s) URL")
     policy = request.app[WEBHOOKS].policy
     timeout = aiohttp.ClientTimeout(total=MEDIA_FETCH_TIMEOUT_S)
     try:
@@ -123,15 +123,13 @@ async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Up
         ):
             if 300 <= response.status < 400:
                 raise ApiError(
-                    400,
-                    "MEDIA_DOWNLOAD_FAILED",
+                    p.ErrorCode.MEDIA_DOWNLOAD_FAILED,
                     f"{field_name}: {url} redirects; give the final URL (redirects are not "
                     "followed)",
                 )
             if response.status != 200:
                 raise ApiError(
-                    400,
-                    "MEDIA_DOWNLOAD_FAILED",
+                    p.ErrorCode.MEDIA_DOWNLOAD_FAILED,
                     f"{field_name}: {url} answered HTTP {response.status}",
                 )
             if (response.content_length or 0) > limit:
@@ -149,16 +147,17 @@ async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Up
                 content_type=response.headers.get("Content-Type", "").split(";")[0],
             )
     except BlockedTarget as exc:
-        raise ApiError(400, "MEDIA_URL_BLOCKED", f"{field_name}: {exc}") from exc
+        raise ApiError(p.ErrorCode.MEDIA_URL_BLOCKED, f"{field_name}: {exc}") from exc
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise ApiError(
-            400, "MEDIA_DOWNLOAD_FAILED", f"{field_name}: could not download {url}: {exc}"
+            p.ErrorCode.MEDIA_DOWNLOAD_FAILED, f"{field_name}: could not download {url}: {exc}"
         ) from exc
 
 
 def _too_large(field_name: str, limit: int) -> ApiError:
     return ApiError(
-        413, "PAYLOAD_TOO_LARGE", f"{field_name} is larger than the {limit // (1 << 20)} MB limit"
+        p.ErrorCode.PAYLOAD_TOO_LARGE,
+        f"{field_name} is larger than the {limit // (1 << 20)} MB limit",
     )
 
 
@@ -169,9 +168,11 @@ async def resolve_media(request: web.Request, route: OpRoute, op: ops.Op) -> ops
             upload = await fetch_media(request, url, f"{name}_url")
             op = msgspec.structs.replace(op, **{name: upload})
         if upload is None and route.media_required:
-            raise ApiError(400, "VALIDATION_ERROR", f"{name} (a file) or {name}_url is required")
+            raise ApiError(
+                p.ErrorCode.VALIDATION_ERROR, f"{name} (a file) or {name}_url is required"
+            )
         if upload is not None and not upload.data:
-            raise ApiError(400, "VALIDATION_ERROR", f"{name} is empty")
+            raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"{name} is empty")
         if upload is not None and name in PICTURE_FIELDS:
             check_picture(upload, name)
     return op
@@ -179,7 +180,7 @@ async def resolve_media(request: web.Request, route: OpRoute, op: ops.Op) -> ops
 
 def render(result: p.Result) -> web.Response:
     if not isinstance(result, p.OperationResult):
-        raise ApiError(500, p.ERR_INTERNAL, "worker answered with an unexpected result")
+        raise ApiError(p.ErrorCode.WORKER_ERROR, "worker answered with an unexpected result")
     if result.content is not None:
         headers = {}
         if result.filename:

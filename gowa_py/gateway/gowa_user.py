@@ -11,6 +11,7 @@ from gowa_py import operations as ops
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.gowa_api import OpRoute
 from gowa_py.gateway.keys import SETTINGS
+from gowa_py.protocol import ErrorCode
 
 
 async def passkey_status(request: web.Request, session_id: str, op: Any) -> web.Response:
@@ -20,8 +21,7 @@ async def passkey_status(request: web.Request, session_id: str, op: Any) -> web.
 
 async def passkey_not_pending(request: web.Request, session_id: str, op: Any) -> web.Response:
     raise ApiError(
-        409,
-        "PASSKEY_NOT_PENDING",
+        ErrorCode.PASSKEY_NOT_PENDING,
         f"session {session_id!r} has no pending passkey request; log in with /app/login "
         "(QR code) or /app/login-with-code",
     )

@@ -53,16 +53,14 @@ async def wait_for_qr(supervisor: Supervisor, session_id: str) -> p.Status:
             continue
         if status.state == p.SessionState.CONNECTED and status.me is not None:
             raise ApiError(
-                409,
-                p.ERR_ALREADY_LOGGED_IN,
+                p.ErrorCode.ALREADY_LOGGED_IN,
                 f"session {session_id!r} is already logged in as {status.me.jid}",
             )
         if status.qr:
             return status
         if time.monotonic() > deadline:
             raise ApiError(
-                503,
-                "SESSION_UNAVAILABLE",
+                p.ErrorCode.SESSION_UNAVAILABLE,
                 f"session {session_id!r} has no QR code after {QR_WAIT_S:g} s "
                 f"(status {status.state.value}{': ' + status.error if status.error else ''})",
             )
@@ -73,7 +71,7 @@ async def pair_code(supervisor: Supervisor, session_id: str, phone: str) -> str:
     digits = phone.strip().lstrip("+")
     if not digits.isdigit() or not 7 <= len(digits) <= 15:
         raise ApiError(
-            400, "VALIDATION_ERROR", "phone must be the international number, 7 to 15 digits"
+            p.ErrorCode.VALIDATION_ERROR, "phone must be the international number, 7 to 15 digits"
         )
     await wait_for_qr(supervisor, session_id)
     result = await supervisor.command(session_id, p.PairPhone(phone=digits), 30.0)

@@ -20,6 +20,7 @@ from gowa_py.gateway import assets
 from gowa_py.gateway.errors import ApiError
 from gowa_py.gateway.gowa import OPERATION_ROUTES
 from gowa_py.gateway.gowa_api import OpRoute
+from gowa_py.protocol import ErrorCode
 
 routes = web.RouteTableDef()
 
@@ -49,16 +50,25 @@ ENVELOPE = {
         "results": {},
     },
 }
-ERRORS = {
-    "400": "VALIDATION_ERROR (names the field), INVALID_SESSION_ID, INVALID_JID",
-    "403": "FORBIDDEN (a scoped API key outside its sessions or scope), CSRF_FAILED",
-    "404": "SESSION_NOT_FOUND, NOT_FOUND (e.g. a message not in the chat storage)",
-    "409": "SESSION_NOT_CONNECTED, ALREADY_LOGGED_IN, PASSKEY_NOT_PENDING",
-    "413": "PAYLOAD_TOO_LARGE (upload or *_url media over max_body_mb)",
-    "422": "NOT_SUPPORTED (no such call in neonize), FFMPEG_NOT_AVAILABLE",
-    "502": "WHATSAPP_ERROR (WhatsApp refused; the message says why)",
-    "503": "SESSION_UNAVAILABLE (worker stopped or not answering)",
-}
+
+
+def error_responses() -> dict[str, dict[str, Any]]:
+    """The error answers by HTTP status, each listing its codes and what they mean, built
+    from :class:`ErrorCode` so a new code is documented by being added there."""
+    lines: dict[int, list[str]] = {}
+    for code in sorted(ErrorCode, key=lambda code: code.status):
+        lines.setdefault(code.status, []).append(f"`{code}`: {code.meaning}")
+    return {
+        str(status): {
+            "description": "\n\n".join(text),
+            "content": {"application/json": {"schema": ENVELOPE}},
+        }
+        for status, text in lines.items()
+    }
+
+
+ERRORS = error_responses()
+ERROR_REF = "#/components/responses/Error{status}"
 
 
 def _components() -> tuple[dict[type, dict[str, Any]], dict[str, Any]]:
@@ -142,7 +152,7 @@ def _responses(ok: str) -> dict[str, Any]:
     responses: dict[str, Any] = {
         "200": {"description": ok, "content": {"application/json": {"schema": ENVELOPE}}}
     }
-    responses.update({status: {"description": text} for status, text in ERRORS.items()})
+    responses.update({status: {"$ref": ERROR_REF.format(status=status)} for status in ERRORS})
     return responses
 
 
@@ -178,7 +188,10 @@ def build(app: web.Application) -> dict[str, Any]:
             ),
         },
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": components},
+        "components": {
+            "schemas": components,
+            "responses": {f"Error{status}": response for status, response in ERRORS.items()},
+        },
     }
 
 
@@ -241,7 +254,7 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
     path = SWAGGER_DIR / name
     if content_type is None or not path.is_file():
         raise ApiError(
-            404, "NOT_FOUND", f"docs asset {name!r} is missing (run `make dashboard-deps`)"
+            ErrorCode.NOT_FOUND, f"docs asset {name!r} is missing (run `make dashboard-deps`)"
         )
     response = web.FileResponse(path)
     response.content_type = content_type

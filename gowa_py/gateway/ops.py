@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gowa_py.gateway.errors import envelope
 from gowa_py.gateway.keys import METRICS, SUPERVISOR
+from gowa_py.protocol import ErrorCode
 
 routes = web.RouteTableDef()
 
@@ -34,7 +35,9 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     if not request.app[READINESS].ready:
-        return envelope({"status": "starting"}, message="not ready", code="NOT_READY", status=503)
+        return envelope(
+            {"status": "starting"}, message="not ready", code=ErrorCode.NOT_READY, status=503
+        )
     supervisor = request.app[SUPERVISOR]
     return envelope({"status": "ready", "sessions": supervisor.session_count()}, message="ready")
 

@@ -22,6 +22,7 @@ from aiohttp import web
 from gowa_py.config import Settings
 from gowa_py.gateway.auth import principal
 from gowa_py.gateway.errors import error_response
+from gowa_py.protocol import ErrorCode
 
 # First segment of a GoWA path (after an optional /api/{session_id}) that is limited.
 LIMITED = frozenset({"send", "message", "chat", "group", "newsletter", "user", "call"})
@@ -108,8 +109,7 @@ def middleware(settings: Settings) -> Any:
             wait = limiter.take(f"{principal(request).name}|{session}")
             if wait > 0:
                 response = error_response(
-                    429,
-                    "TOO_MANY_REQUESTS",
+                    ErrorCode.TOO_MANY_REQUESTS,
                     f"rate limit of {settings.rate_limit:g} requests/s per session "
                     f"(burst {settings.rate_limit_burst}) exceeded for {session!r}; "
                     f"retry in {wait:.2f} s",

@@ -18,6 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from gowa_py.gateway.errors import error_response
+from gowa_py.protocol import ErrorCode
 
 log = logging.getLogger("gowa.gateway")
 
@@ -63,7 +64,7 @@ class EnvelopeHandler(RequestHandler):
         else:
             text = f"malformed HTTP request: {exc.message}"[:300]
         log.debug("refused a request from %s: %s", request.remote, text)
-        response = error_response(400, "BAD_REQUEST", text)
+        response = error_response(ErrorCode.BAD_REQUEST, text)
         # The parser cannot resynchronise with what follows on this connection.
         response.force_close()
         return response

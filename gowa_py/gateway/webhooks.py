@@ -9,6 +9,7 @@ from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import PROXY_POLICY, WEBHOOKS
 from gowa_py.gateway.params import path_session
 from gowa_py.models import SessionConfig
+from gowa_py.protocol import ErrorCode
 from gowa_py.webhooks.outbox import STATUSES
 from gowa_py.webhooks.policy import BlockedTarget
 
@@ -38,11 +39,11 @@ async def check_targets(
             policy.check_literal(URL(hook.url).host or "")
         except BlockedTarget as exc:
             raise ApiError(
-                400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url: {exc}"
+                ErrorCode.VALIDATION_ERROR, f"$.config.webhooks[{index}].url: {exc}"
             ) from exc
         except ValueError as exc:  # includes UnicodeError from a host that is not valid IDNA
             raise ApiError(
-                400, "VALIDATION_ERROR", f"$.config.webhooks[{index}].url is not a valid URL"
+                ErrorCode.VALIDATION_ERROR, f"$.config.webhooks[{index}].url is not a valid URL"
             ) from exc
 
 
@@ -51,13 +52,13 @@ async def _check_proxy(app: web.Application, proxy: str) -> None:
         url = URL(proxy)
         host, port = url.host, url.port or SOCKS_PORT
     except ValueError as exc:  # includes UnicodeError from a host that is not valid IDNA
-        raise ApiError(400, "VALIDATION_ERROR", "$.config.proxy is not a valid URL") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "$.config.proxy is not a valid URL") from exc
     if not host:
-        raise ApiError(400, "VALIDATION_ERROR", "$.config.proxy has no host")
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "$.config.proxy has no host")
     try:
         await app[PROXY_POLICY].check_host(host, port)
     except BlockedTarget as exc:
-        raise ApiError(400, "VALIDATION_ERROR", f"$.config.proxy: {exc}") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"$.config.proxy: {exc}") from exc
 
 
 @routes.get("/api/{session_id}/webhooks/deliveries")
@@ -65,13 +66,13 @@ async def list_deliveries(request: web.Request) -> web.Response:
     session_id = path_session(request)
     status = request.query.get("status") or None
     if status is not None and status not in STATUSES:
-        raise ApiError(400, "VALIDATION_ERROR", f"status must be one of {', '.join(STATUSES)}")
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"status must be one of {', '.join(STATUSES)}")
     try:
         limit = int(request.query.get("limit", "100"))
     except ValueError as exc:
-        raise ApiError(400, "VALIDATION_ERROR", "limit must be an integer") from exc
+        raise ApiError(ErrorCode.VALIDATION_ERROR, "limit must be an integer") from exc
     if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "VALIDATION_ERROR", f"limit must be between 1 and {MAX_LIMIT}")
+        raise ApiError(ErrorCode.VALIDATION_ERROR, f"limit must be between 1 and {MAX_LIMIT}")
     outbox = request.app[WEBHOOKS].outbox(session_id)
     deliveries = [d.public() for d in outbox.list(status, limit)]
     return envelope(
@@ -86,5 +87,7 @@ async def redeliver(request: web.Request) -> web.Response:
     delivery_id = request.match_info["delivery_id"]
     delivery = request.app[WEBHOOKS].redeliver(session_id, delivery_id)
     if delivery is None:
-        raise ApiError(404, "DELIVERY_NOT_FOUND", f"no delivery {delivery_id!r} in {session_id!r}")
+        raise ApiError(
+            ErrorCode.DELIVERY_NOT_FOUND, f"no delivery {delivery_id!r} in {session_id!r}"
+        )
     return envelope(delivery.public(), message="Delivery queued again")

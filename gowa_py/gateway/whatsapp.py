@@ -125,7 +125,9 @@ async def qr_image(request: web.Request) -> web.Response:
     supervisor.require(session_id)
     result = await supervisor.command(session_id, p.GetQR(), 5.0)
     if not isinstance(result, p.QRCode) or not result.code:
-        raise ApiError(404, "QR_NOT_AVAILABLE", f"session {session_id!r} is not showing a QR")
+        raise ApiError(
+            p.ErrorCode.QR_NOT_AVAILABLE, f"session {session_id!r} is not showing a QR", status=404
+        )
     return web.Response(
         body=login.qr_png(result.code),
         content_type="image/png",

@@ -93,11 +93,11 @@ async def test_worker_error_is_raised_with_its_code(gateway):
     link = _link(gateway, "s1")
     link.hello(pid=1, started_at=1.0)
     await _until(lambda: gateway.seen_hellos)
-    error = p.ErrorInfo(code=p.ERR_NOT_CONNECTED, message="not connected")
+    error = p.ErrorInfo(code=p.ErrorCode.SESSION_NOT_CONNECTED, message="not connected")
     _serve(link, lambda r: p.Reply(id=r.id, error=error))
     with pytest.raises(WorkerError) as info:
         await gateway.request("s1", p.GetStatus(), timeout=2)
-    assert info.value.code == p.ERR_NOT_CONNECTED
+    assert info.value.code == p.ErrorCode.SESSION_NOT_CONNECTED
     await link.close()
 
 

@@ -44,7 +44,7 @@ def test_replies_round_trip(result):
 
 
 def test_error_reply_and_hello_are_told_apart():
-    error = p.Reply(id="r", error=p.ErrorInfo(code=p.ERR_NOT_CONNECTED, message="no"))
+    error = p.Reply(id="r", error=p.ErrorInfo(code=p.ErrorCode.SESSION_NOT_CONNECTED, message="no"))
     hello = p.Hello(session_id="s", pid=3, started_at=1.0)
     assert p.decode_to_gateway(p.encode(error)) == error
     assert p.decode_to_gateway(p.encode(hello)) == hello

@@ -18,7 +18,7 @@ def _time_arg(value: str | None, name: str) -> float | None:
     try:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise fail(p.ERR_BAD_REQUEST, f"{name} must be an RFC 3339 time") from None
+        raise fail(p.ErrorCode.VALIDATION_ERROR, f"{name} must be an RFC 3339 time") from None
 
 
 @handles(ops.ListChats, connected=False)
@@ -73,7 +73,9 @@ def pin_chat(ctx: Context, op: ops.PinChat) -> p.OperationResult:
 @handles(ops.SetDisappearing)
 def set_disappearing(ctx: Context, op: ops.SetDisappearing) -> p.OperationResult:
     if op.timer_seconds not in (0, 86400, 604800, 7776000):
-        raise fail(p.ERR_BAD_REQUEST, "timer_seconds must be 0, 86400, 604800 or 7776000")
+        raise fail(
+            p.ErrorCode.VALIDATION_ERROR, "timer_seconds must be 0, 86400, 604800 or 7776000"
+        )
     jid, chat = chat_of(op.chat_jid)
     from datetime import timedelta
 

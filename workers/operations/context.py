@@ -51,7 +51,7 @@ def ok(results: Any = None, message: str = "Success") -> p.OperationResult:
     return p.OperationResult(results=results, message=message)
 
 
-def fail(code: str, message: str) -> SessionError:
+def fail(code: p.ErrorCode, message: str) -> SessionError:
     return SessionError(code, message)
 
 
@@ -81,7 +81,7 @@ class Context:
         """Run one operation; blocks while its handler waits for WhatsApp."""
         entry = HANDLERS.get(type(op))
         if entry is None:
-            raise fail(p.ERR_NOT_SUPPORTED, f"{type(op).__name__} is not handled by workers")
+            raise fail(p.ErrorCode.NOT_SUPPORTED, f"{type(op).__name__} is not handled by workers")
         handler, connected = entry
         if connected:
             self.session.require_connected()
@@ -91,7 +91,7 @@ class Context:
             raise
         except Exception as exc:
             log.warning("%s failed: %s: %s", type(op).__name__, type(exc).__name__, exc)
-            raise fail(p.ERR_WHATSAPP, f"{type(exc).__name__}: {exc}".strip()) from exc
+            raise fail(p.ErrorCode.WHATSAPP_ERROR, f"{type(exc).__name__}: {exc}".strip()) from exc
 
     def close(self) -> None:
         self.background.shutdown(wait=False, cancel_futures=True)
@@ -99,5 +99,5 @@ class Context:
     def me(self) -> pb.JID:
         me = self.session.me
         if me is None:
-            raise fail(p.ERR_NOT_LOGGED_IN, "session is not logged in")
+            raise fail(p.ErrorCode.SESSION_NOT_LOGGED_IN, "session is not logged in")
         return parse_jid(me.jid)

@@ -19,7 +19,7 @@ from workers.timefmt import rfc3339
 def group_jid(value: str) -> pb.JID:
     jid = parse_jid(value if "@" in value else f"{value}@g.us")
     if jid.Server != "g.us":
-        raise fail(p.ERR_INVALID_JID, f"{value!r} is not a group JID (…@g.us)")
+        raise fail(p.ErrorCode.INVALID_JID, f"{value!r} is not a group JID (…@g.us)")
     return jid
 
 
@@ -222,7 +222,7 @@ def group_requests(ctx: Context, op: ops.GroupRequests) -> p.OperationResult:
 def _requests_unsupported(ctx: Context, op: ops.ManageParticipants) -> p.OperationResult:
     group_jid(op.group_id)
     raise fail(
-        p.ERR_NOT_SUPPORTED,
+        p.ErrorCode.NOT_SUPPORTED,
         "approving or rejecting join requests is not available: the neonize client has no "
         "call for it",
     )

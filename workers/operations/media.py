@@ -25,7 +25,7 @@ SAFE_EXTENSION = re.compile(r"[A-Za-z0-9]{1,10}")
 def require_ffmpeg(what: str) -> None:
     if shutil.which("ffmpeg") is None:
         raise fail(
-            p.ERR_FFMPEG,
+            p.ErrorCode.FFMPEG_NOT_AVAILABLE,
             f"{what} needs ffmpeg, which is not installed on this server "
             "(install it, e.g. `apt-get install ffmpeg`)",
         )
@@ -34,7 +34,7 @@ def require_ffmpeg(what: str) -> None:
 def upload_of(op: Any, field: str) -> ops.Upload:
     upload = getattr(op, field)
     if upload is None or not upload.data:
-        raise fail(p.ERR_BAD_REQUEST, f"{field} or {field}_url is required")
+        raise fail(p.ErrorCode.VALIDATION_ERROR, f"{field} or {field}_url is required")
     return upload
 
 
@@ -57,7 +57,7 @@ def check_pixels(data: bytes, what: str) -> None:
         return
     if width * height > MAX_IMAGE_PIXELS:
         raise fail(
-            p.ERR_BAD_REQUEST,
+            p.ErrorCode.VALIDATION_ERROR,
             f"{what} of {width}x{height} pixels is over the limit of "
             f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels; scale it down",
         )
@@ -68,7 +68,7 @@ def download_to_disk(ctx: Context, chat: str, message_id: str, message: e2e.Mess
     size, limit = info.get("file_length") or 0, ctx.max_download_bytes
     if size > limit:
         raise fail(
-            p.ERR_TOO_LARGE,
+            p.ErrorCode.PAYLOAD_TOO_LARGE,
             f"media of {size / 2**20:.1f} MB is over the {limit / 2**20:.0f} MB download limit",
         )
     data = ctx.client.download_any(message)
@@ -92,7 +92,7 @@ def media_path(
     suffix = _extension(info.get("mimetype", ""), info.get("filename", ""))
     path = media_dir / kind / f"{digest}{suffix}"
     if not path.resolve().is_relative_to(media_dir.resolve()):
-        raise fail(p.ERR_BAD_REQUEST, f"media path {path} is outside {media_dir}")
+        raise fail(p.ErrorCode.VALIDATION_ERROR, f"media path {path} is outside {media_dir}")
     return path
 
 

@@ -105,7 +105,7 @@ def unstar_message(ctx: Context, op: ops.UnstarMessage) -> p.OperationResult:
 def forward_message(ctx: Context, op: ops.ForwardMessage) -> p.OperationResult:
     stored = ctx.store.message(op.message_id)
     if stored is None or not stored["raw"]:
-        raise fail(p.ERR_NOT_FOUND, f"message {op.message_id!r} is not in the chat storage")
+        raise fail(p.ErrorCode.NOT_FOUND, f"message {op.message_id!r} is not in the chat storage")
     original = e2e.Message.FromString(stored["raw"])
     for field in CONTEXT_FIELDS:
         if original.HasField(field):
@@ -118,7 +118,7 @@ def forward_message(ctx: Context, op: ops.ForwardMessage) -> p.OperationResult:
 def download_message(ctx: Context, op: ops.DownloadMessage) -> p.OperationResult:
     _, chat, stored = stored_message(ctx, op)
     if not stored["media_type"] or not stored["raw"]:
-        raise fail(p.ERR_NOT_FOUND, f"message {op.message_id!r} has no media")
+        raise fail(p.ErrorCode.NOT_FOUND, f"message {op.message_id!r} has no media")
     path = Path(stored["media_path"]) if stored["media_path"] else None
     if path is None or not path.is_file():
         path = download_to_disk(ctx, chat, op.message_id, e2e.Message.FromString(stored["raw"]))

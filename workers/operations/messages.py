@@ -178,7 +178,7 @@ def stored_message(ctx: Context, op: ops.MessageTarget) -> tuple[pb.JID, str, di
     stored = ctx.store.message(op.message_id, chat)
     if stored is None:
         raise fail(
-            p.ERR_NOT_FOUND, f"message {op.message_id!r} is not in the chat storage of {chat}"
+            p.ErrorCode.NOT_FOUND, f"message {op.message_id!r} is not in the chat storage of {chat}"
         )
     return jid, chat, stored
 

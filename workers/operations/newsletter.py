@@ -17,7 +17,7 @@ from workers.session import parse_jid
 def newsletter_jid(value: str) -> pb.JID:
     jid = parse_jid(value if "@" in value else f"{value}@newsletter")
     if jid.Server != "newsletter":
-        raise fail(p.ERR_INVALID_JID, f"{value!r} is not a newsletter JID (…@newsletter)")
+        raise fail(p.ErrorCode.INVALID_JID, f"{value!r} is not a newsletter JID (…@newsletter)")
     return jid
 
 

@@ -144,7 +144,7 @@ def send_poll(ctx: Context, op: ops.SendPoll) -> p.OperationResult:
 
     chat_of(op.phone)
     if op.max_answer > len(op.options):
-        raise fail(p.ERR_BAD_REQUEST, "max_answer cannot exceed the number of options")
+        raise fail(p.ErrorCode.VALIDATION_ERROR, "max_answer cannot exceed the number of options")
     vote = VoteType.SINGLE if op.max_answer == 1 else VoteType.MULTIPLE
     message = ctx.client.build_poll_vote_creation(op.question, op.options, vote)
     message = decorate(message, duration=op.duration)

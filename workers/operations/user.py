@@ -110,6 +110,6 @@ def user_check(ctx: Context, op: ops.UserCheck) -> p.OperationResult:
 @handles(ops.BusinessProfile)
 def business_profile(ctx: Context, op: ops.BusinessProfile) -> p.OperationResult:
     raise fail(
-        p.ERR_NOT_SUPPORTED,
+        p.ErrorCode.NOT_SUPPORTED,
         "business profiles are not available: the neonize client has no business-profile call",
     )

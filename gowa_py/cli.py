@@ -98,7 +98,7 @@ def _session_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str
     try:
         return check_session_id(value)
     except InvalidSessionId as exc:
-        raise click.BadParameter(f"INVALID_SESSION_ID: {exc}") from exc
+        raise click.BadParameter(f"{exc.code}: {exc}") from exc
 
 
 SESSION_ID = click.argument("session_id", callback=_session_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.errors import GowaError
 from gowa_py.hosts import parse_allowed_hosts
 from gowa_py.webhooks.policy import parse_networks
 
@@ -191,8 +192,8 @@ SECRET_FIELDS = ("api_key", "api_key_hash", "basic_auth", "webhook_secret")
 SECRET_ENV = frozenset(ENV_PREFIX + name.upper() for name in SECRET_FIELDS)
 
 
-class ConfigError(Exception):
-    pass
+class ConfigError(GowaError):
+    """A setting that is missing, malformed or out of range; the message names it."""
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import re
 
+from gowa_py.errors import GowaError
+from gowa_py.protocol import ErrorCode
+
 SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _SESSION_ID = re.compile(SESSION_ID_PATTERN)
 
 
-class InvalidSessionId(ValueError):
+class InvalidSessionId(GowaError, ValueError):
     """Raised for a session id that could escape the data directory or is otherwise unusable."""
+
+    code = ErrorCode.INVALID_SESSION_ID
 
 
 def is_valid_session_id(value: object) -> bool:

@@ -59,6 +59,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from gowa_py import protocol as p
+from gowa_py.errors import GowaError
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +71,17 @@ MAX_HANDSHAKES = 8
 REFUSAL_LOG_INTERVAL = 10.0
 
 
-class WorkerUnavailable(Exception):
+class WorkerUnavailable(GowaError):
     """The worker is not connected or did not answer before the deadline."""
 
+    code = p.ErrorCode.SESSION_UNAVAILABLE
 
-class WorkerError(Exception):
-    """The worker answered with an error."""
+
+class WorkerError(GowaError):
+    """The worker answered with an error; its code is the one the worker sent."""
 
     def __init__(self, code: p.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 def runtime_dir(data_dir: str | os.PathLike[str]) -> Path:

@@ -35,6 +35,7 @@ from neonize.utils.jid import build_jid
 
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
+from gowa_py.errors import GowaError
 from workers import payloads
 from workers.logfile import LOCAL_ONLY
 from workers.system import storefile
@@ -57,13 +58,11 @@ NEXT_QR_TTL_S = 20
 CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
 
 
-class SessionError(Exception):
-    """A command that cannot be carried out; ``code`` is one of the protocol's error codes."""
+class SessionError(GowaError):
+    """A command that cannot be carried out; the worker replies with its code and message."""
 
     def __init__(self, code: p.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 class WhatsAppSession:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import uvloop
 
 from gowa_py import protocol as p
+from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerLink
 from gowa_py.storage.migrations import SchemaTooNew
 from workers import golib
@@ -57,7 +58,7 @@ COMMAND_THREADS = 16
 EXIT_OUT_OF_MEMORY = 3
 
 
-class StoreDamaged(Exception):
+class StoreDamaged(GowaError):
     """A session store that cannot be opened: restarting the worker cannot help."""
 
 

@@ -16,8 +16,10 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from gowa_py.errors import GowaError
 
-class SchemaTooNew(Exception):
+
+class SchemaTooNew(GowaError):
     """The database was written by a newer release of gowa-py than the one running."""
 
 

@@ -24,6 +24,7 @@ from yarl import URL
 
 from gowa_py import protocol as p
 from gowa_py.config import Settings
+from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
@@ -45,24 +46,59 @@ HIBERNATE_CHECK_S = 5.0
 Listener = Callable[[p.Event], Awaitable[None]]
 
 
-class SessionExists(Exception):
-    pass
+class SessionExists(GowaError):
+    code = p.ErrorCode.SESSION_EXISTS
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} already exists")
+        self.session_id = session_id
 
 
-class SessionMissing(Exception):
-    pass
+class SessionMissing(GowaError):
+    code = p.ErrorCode.SESSION_NOT_FOUND
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"session {session_id!r} does not exist")
+        self.session_id = session_id
 
 
-class SessionLimit(Exception):
+class SessionLimit(GowaError):
     """The gateway holds ``max_sessions`` sessions already."""
 
+    code = p.ErrorCode.SESSION_LIMIT
 
-class PairingLimit(Exception):
-    """``max_pairing`` sessions are pairing already; args: (pairing, limit)."""
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"this gateway holds {limit} sessions, its max_sessions; delete one first")
+        self.limit = limit
 
 
-class SessionBusy(Exception):
+class PairingLimit(GowaError):
+    """``max_pairing`` sessions are pairing already."""
+
+    code = p.ErrorCode.TOO_MANY_PAIRING
+
+    def __init__(self, pairing: int, limit: int) -> None:
+        super().__init__(
+            f"{pairing} sessions are already waiting for a QR scan or pairing code "
+            f"(max_pairing {limit}); try again shortly",
+            headers={"Retry-After": "10"},
+        )
+        self.pairing = pairing
+        self.limit = limit
+
+
+class SessionBusy(GowaError):
     """Another lifecycle operation on the session did not finish in time."""
+
+    code = p.ErrorCode.SESSION_BUSY
+
+    def __init__(self, session_id: str, waited_s: float) -> None:
+        super().__init__(
+            f"session {session_id!r} is busy with other start/stop/restart/logout/reconnect "
+            f"requests (waited {waited_s:g} s); try again",
+            headers={"Retry-After": "1"},
+        )
+        self.session_id = session_id
 
 
 class WorkerInfo(NamedTuple):
@@ -159,8 +195,8 @@ class Supervisor:
                 await self._start_runner(session_id, self.runners[session_id])
             except PairingLimit as exc:
                 reason = (
-                    f"not started: {exc.args[0]} sessions are pairing already (max_pairing "
-                    f"{exc.args[1]}); start it when one has paired"
+                    f"not started: {exc.pairing} sessions are pairing already (max_pairing "
+                    f"{exc.limit}); start it when one has paired"
                 )
                 log.warning("[%s] %s", session_id, reason)
                 await self._publish_status(session_id, p.SessionState.STOPPED, reason)

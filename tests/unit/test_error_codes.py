@@ -50,3 +50,81 @@ def test_product_code_writes_no_error_code_as_a_string():
                 if literal.search(line):
                     offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+def test_every_failure_with_a_code_shares_one_base():
+    from gowa_py.config import ConfigError
+    from gowa_py.errors import GowaError
+    from gowa_py.gateway.errors import ApiError
+    from gowa_py.ids import InvalidSessionId
+    from gowa_py.ipc import WorkerError, WorkerUnavailable
+    from gowa_py.storage.migrations import SchemaTooNew
+    from gowa_py.supervisor import (
+        PairingLimit,
+        SessionBusy,
+        SessionExists,
+        SessionLimit,
+        SessionMissing,
+    )
+    from workers.session import SessionError
+    from workers.worker import StoreDamaged
+
+    for cls in (
+        ApiError,
+        ConfigError,
+        InvalidSessionId,
+        WorkerError,
+        WorkerUnavailable,
+        SchemaTooNew,
+        PairingLimit,
+        SessionBusy,
+        SessionExists,
+        SessionLimit,
+        SessionMissing,
+        SessionError,
+        StoreDamaged,
+    ):
+        assert issubclass(cls, GowaError), cls
+    busy = SessionBusy("s1", 2.5)
+    assert (busy.code, busy.status, busy.headers) == ("SESSION_BUSY", 503, {"Retry-After": "1"})
+    assert "waited 2.5 s" in busy.message
+    assert WorkerError(p.ErrorCode.NOT_FOUND, "gone").status == 404
+
+
+async def _answer_of(exc: Exception) -> tuple[int, dict, dict]:
+    """What the gateway's error middleware answers for a handler raising ``exc``."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from gowa_py.gateway.errors import error_middleware
+
+    async def handler(request: web.Request) -> web.Response:
+        raise exc
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_get("/", handler)
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/")
+        return response.status, await response.json(), dict(response.headers)
+
+
+async def test_the_middleware_answers_any_coded_failure_from_its_code():
+    from gowa_py.errors import GowaError
+
+    class Throttled(GowaError):
+        code = p.ErrorCode.TOO_MANY_REQUESTS
+
+    status, body, headers = await _answer_of(Throttled("slow down", headers={"Retry-After": "7"}))
+    assert (status, body) == (
+        429,
+        {"code": "TOO_MANY_REQUESTS", "message": "slow down", "results": None},
+    )
+    assert headers["Retry-After"] == "7"
+
+
+async def test_a_failure_without_a_code_is_an_internal_error_with_a_reference():
+    from gowa_py.storage.migrations import SchemaTooNew
+
+    status, body, _ = await _answer_of(SchemaTooNew("chats.db is from a newer release"))
+    assert (status, body["code"]) == (500, "INTERNAL_ERROR")
+    assert "ref " in body["message"] and "newer release" not in body["message"]

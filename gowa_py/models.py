@@ -142,12 +142,6 @@ class PatchSession(msgspec.Struct, forbid_unknown_fields=True):
     config: SessionConfigPatch = msgspec.field(default_factory=SessionConfigPatch)
 
 
-class ReadMessage(msgspec.Struct):
-    """GoWA's ``POST /message/{message_id}/read`` body: the chat the message is in."""
-
-    phone: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-
-
 class AddDevice(msgspec.Struct):
     """GoWA v9's ``POST /devices`` body."""
 

@@ -231,6 +231,10 @@ class MessageTarget(Op, frozen=True, kw_only=True):
     phone: Phone
 
 
+class MarkAsRead(MessageTarget, frozen=True, kw_only=True):
+    """A read receipt for one message; ``phone`` is the chat it is in."""
+
+
 class RevokeMessage(MessageTarget, frozen=True, kw_only=True):
     pass
 

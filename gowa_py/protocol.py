@@ -126,21 +126,6 @@ class Reconnect(msgspec.Struct, tag="reconnect", frozen=True):
     pass
 
 
-class SendText(msgspec.Struct, tag="send_text", frozen=True):
-    to: str
-    text: str
-    reply_message_id: str | None = None
-    is_forwarded: bool = False
-
-
-class MarkRead(msgspec.Struct, tag="mark_read", frozen=True):
-    """Send read receipts for messages of one chat (``sender`` matters in groups)."""
-
-    message_ids: list[str]
-    chat: str
-    sender: str | None = None
-
-
 class ReplayEvents(msgspec.Struct, tag="replay", frozen=True):
     """Ask for durable events after ``after_seq`` (the gateway catching up after downtime)."""
 
@@ -159,17 +144,7 @@ class Operation(msgspec.Struct, tag="operation", frozen=True):
 
 
 Command = (
-    Ping
-    | GetStatus
-    | GetQR
-    | PairPhone
-    | Logout
-    | Reconnect
-    | SendText
-    | MarkRead
-    | ReplayEvents
-    | Shutdown
-    | Operation
+    Ping | GetStatus | GetQR | PairPhone | Logout | Reconnect | ReplayEvents | Shutdown | Operation
 )
 
 
@@ -205,11 +180,6 @@ class QRCode(msgspec.Struct, tag="qr", frozen=True):
 
 class PairCode(msgspec.Struct, tag="pair_code", frozen=True):
     code: str
-
-
-class Sent(msgspec.Struct, tag="sent", frozen=True):
-    message_id: str
-    timestamp: float
 
 
 class Done(msgspec.Struct, tag="done", frozen=True):
@@ -248,7 +218,7 @@ class Events(msgspec.Struct, tag="events", frozen=True):
     events: list[Event]
 
 
-Result = Pong | Status | QRCode | PairCode | Sent | Done | Events | OperationResult
+Result = Pong | Status | QRCode | PairCode | Done | Events | OperationResult
 
 
 class ErrorInfo(msgspec.Struct, frozen=True):

@@ -30,7 +30,6 @@ from neonize.events import (
     TemporaryBanEv,
 )
 from neonize.proto import Neonize_pb2 as pb
-from neonize.utils.enum import ReceiptType
 from neonize.utils.jid import build_jid
 
 from gowa_py import protocol as p
@@ -386,50 +385,6 @@ class WhatsAppSession:
         with self._lock:
             self.me = None
         self._set_state(p.SessionState.LOGGED_OUT, "logged out on request")
-
-    def send_text(self, to: str, text: str, reply_message_id: str | None = None) -> p.Sent:
-        self.require_connected()
-        jid = parse_jid(to)
-        try:
-            if reply_message_id:
-                response = self._send_reply(jid, text, reply_message_id)
-            else:
-                response = self.client.send_message(jid, text)
-        except Exception as exc:
-            raise SessionError(p.ErrorCode.WHATSAPP_ERROR, f"send failed: {exc}") from exc
-        self.touch()
-        timestamp = response.Timestamp / 1000 if response.Timestamp > 1e12 else response.Timestamp
-        return p.Sent(message_id=response.ID, timestamp=float(timestamp or time.time()))
-
-    def _send_reply(self, jid: pb.JID, text: str, reply_message_id: str) -> Any:
-        from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import (
-            ContextInfo,
-            ExtendedTextMessage,
-            Message,
-        )
-
-        message = Message(
-            extendedTextMessage=ExtendedTextMessage(
-                text=text,
-                contextInfo=ContextInfo(
-                    stanzaID=reply_message_id, participant=payloads.jid_str(jid)
-                ),
-            )
-        )
-        return self.client.send_message(jid, message)
-
-    def mark_read(self, message_ids: list[str], chat: str, sender: str) -> None:
-        self.require_connected()
-        try:
-            self.client.mark_read(
-                *message_ids,
-                chat=parse_jid(chat),
-                sender=parse_jid(sender),
-                receipt=ReceiptType.READ,
-            )
-        except Exception as exc:
-            raise SessionError(p.ErrorCode.WHATSAPP_ERROR, f"mark read failed: {exc}") from exc
-        self.touch()
 
 
 def _match_whatsmeow_log_level() -> None:

@@ -36,7 +36,6 @@ from workers.stores import open_session_stores
 from workers.system import pagemerge, storefile, timerslack
 from workers.system.confine import confine
 from workers.system.prctl import prctl
-from workers.timefmt import rfc3339
 
 if TYPE_CHECKING:
     from workers.operations.context import Context
@@ -216,21 +215,6 @@ class Worker:
                 return p.Done()
             case p.Reconnect():
                 self.request_restart("reconnect requested through the API")
-                return p.Done()
-            case p.SendText(to=to, text=text, reply_message_id=reply_to):
-                sent = session.send_text(to, text, reply_to)
-                self.emit(
-                    "message.sent",
-                    {
-                        "id": sent.message_id,
-                        "to": to,
-                        "body": text,
-                        "timestamp": rfc3339(sent.timestamp),
-                    },
-                )
-                return sent
-            case p.MarkRead(message_ids=ids, chat=chat, sender=sender):
-                session.mark_read(ids, chat, sender or chat)
                 return p.Done()
             case p.ReplayEvents(after_seq=after, limit=limit):
                 return p.Events(events=self.events.since(after, min(limit, 5000)))

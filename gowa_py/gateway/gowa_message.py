@@ -1,7 +1,4 @@
-"""GoWA's ``/message/{message_id}/*`` operations and ``/call/reject``.
-
-``/message/{message_id}/read`` stays in ``whatsapp.py`` (the ``MarkRead`` command).
-"""
+"""GoWA's ``/message/{message_id}/*`` operations and ``/call/reject``."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ MESSAGE, CALL = "message", "call"
 M = "/message/{message_id}"
 
 ROUTES = [
+    OpRoute("POST", f"{M}/read", ops.MarkAsRead, MESSAGE, "Mark as read", body="json"),
     OpRoute("POST", f"{M}/revoke", ops.RevokeMessage, MESSAGE, "Delete for everyone", body="json"),
     OpRoute("POST", f"{M}/delete", ops.DeleteMessage, MESSAGE, "Delete for me", body="json"),
     OpRoute("POST", f"{M}/reaction", ops.ReactMessage, MESSAGE, "React", body="json"),

@@ -39,8 +39,6 @@ BODIES: dict[tuple[str, str], type[msgspec.Struct]] = {
     ("PATCH", "/api/sessions/{session_id}"): models.PatchSession,
     ("POST", "/devices"): models.AddDevice,
     ("PATCH", "/devices/{device_id}/webhook"): models.DeviceWebhook,
-    ("POST", "/message/{message_id}/read"): models.ReadMessage,
-    ("POST", PREFIX + "/message/{message_id}/read"): models.ReadMessage,
 }
 ENVELOPE = {
     "type": "object",

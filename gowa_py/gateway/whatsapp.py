@@ -15,12 +15,11 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.gateway import login
-from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.views import connection_flags
 from gowa_py.ids import check_session_id
-from gowa_py.models import ReadMessage, SessionConfig
+from gowa_py.models import SessionConfig
 
 DEFAULT_SESSION = "default"
 
@@ -96,15 +95,6 @@ async def app_status(request: web.Request, session_id: str) -> web.Response:
     )
 
 
-async def read_message(request: web.Request, session_id: str) -> web.Response:
-    body = await read_json(request, ReadMessage)
-    message_id = request.match_info["message_id"]
-    await request.app[SUPERVISOR].command(
-        session_id, p.MarkRead(message_ids=[message_id], chat=body.phone)
-    )
-    return envelope({"message_id": message_id, "status": "Mark as read success"}, message="Success")
-
-
 async def app_devices(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     devices = [
@@ -146,5 +136,4 @@ def route_table() -> list[web.RouteDef]:
     _both(routes, "GET", "/app/logout", app_logout)
     _both(routes, "GET", "/app/reconnect", app_reconnect)
     _both(routes, "GET", "/app/status", app_status)
-    _both(routes, "POST", "/message/{message_id}/read", read_message)
     return routes

@@ -1,6 +1,7 @@
 import msgspec
 import pytest
 
+from gowa_py import operations as ops
 from gowa_py import protocol as p
 
 COMMANDS = [
@@ -10,7 +11,7 @@ COMMANDS = [
     p.PairPhone(phone="15550001"),
     p.Logout(),
     p.Reconnect(),
-    p.SendText(to="155", text="hi", reply_message_id="X"),
+    p.Operation(input=ops.MarkAsRead(message_id="3EB0", phone="155")),
     p.ReplayEvents(after_seq=4),
     p.Shutdown(),
 ]
@@ -19,7 +20,7 @@ RESULTS = [
     p.Status(state=p.SessionState.CONNECTED, since=1.0, me=p.Me(jid="1@s.whatsapp.net")),
     p.QRCode(code="2@abc", expires_at=3.0),
     p.PairCode(code="ABCD-EFGH"),
-    p.Sent(message_id="3EB0", timestamp=4.0),
+    p.OperationResult(results={"message_id": "3EB0"}, message="Success"),
     p.Done(),
     p.Events(
         events=[

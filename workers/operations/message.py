@@ -6,6 +6,7 @@ from pathlib import Path
 
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
+from neonize.utils.enum import ReceiptType
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
@@ -23,6 +24,14 @@ from workers.operations.messages import (
 )
 from workers.session import parse_jid
 from workers.timefmt import rfc3339
+
+
+@handles(ops.MarkAsRead)
+def mark_as_read(ctx: Context, op: ops.MarkAsRead) -> p.OperationResult:
+    jid = parse_jid(op.phone)
+    ctx.client.mark_read(op.message_id, chat=jid, sender=jid, receipt=ReceiptType.READ)
+    ctx.session.touch()
+    return ok({"message_id": op.message_id, "status": "Mark as read success"}, "Success")
 
 
 @handles(ops.RevokeMessage)

@@ -38,7 +38,15 @@ class Me(msgspec.Struct, frozen=True):
 
 
 # ---------------------------------------------------------------------------
-# Worker start-up configuration (passed in the GOWA_WORKER_CONFIG environment variable)
+# Worker start-up: the environment variables the gateway sets for a worker (and for the
+# zygote, whose forks inherit them), and the configuration the first one carries.
+
+#: The worker's :class:`WorkerConfig` as JSON (:func:`encode_config`).
+CONFIG_ENV = "GOWA_WORKER_CONFIG"
+#: "1": opt the process in to same-page merging (KSM) before the Go library loads.
+KSM_ENV = "GOWA_WORKER_KSM"
+#: The process's timer slack in nanoseconds (fewer wake-ups of idle workers).
+TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
 
 
 class SandboxConfig(msgspec.Struct, frozen=True):
@@ -96,6 +104,47 @@ class WorkerKeys(msgspec.Struct, frozen=True):
 
     secret_key: bytes  # CURVE secret key, Z85 (40 bytes)
     routing_id: bytes  # the worker's ROUTER identity: random, so no other worker can squat it
+
+
+# ---------------------------------------------------------------------------
+# The zygote's socket (workers/zygote.py <-> gowa_py.supervisor.process): JSON datagrams
+# over a socketpair, file descriptors passed alongside (SCM_RIGHTS).
+
+
+class ZygoteSpawn(msgspec.Struct, tag_field="op", tag="spawn", frozen=True):
+    """Fork a worker; sent with two descriptors: its log file and its keys pipe."""
+
+    req: int
+    env: dict[str, str]
+    cwd: str
+
+
+class ZygoteReady(msgspec.Struct, tag_field="op", tag="ready", frozen=True):
+    """The zygote has loaded the Go library and takes spawn requests."""
+
+    pid: int
+
+
+class ZygoteSpawned(msgspec.Struct, tag_field="op", tag="spawned", frozen=True):
+    """Request ``req`` forked ``pid``; sent with a pidfd of the child."""
+
+    req: int
+    pid: int
+
+
+class ZygoteFailed(msgspec.Struct, tag_field="op", tag="failed", frozen=True):
+    req: int
+    error: str
+
+
+class ZygoteExit(msgspec.Struct, tag_field="op", tag="exit", frozen=True):
+    """A forked worker ended (the zygote reaped it)."""
+
+    pid: int
+    code: int
+
+
+ZygoteReport = ZygoteReady | ZygoteSpawned | ZygoteFailed | ZygoteExit
 
 
 # ---------------------------------------------------------------------------
@@ -360,6 +409,9 @@ _request_decoder = msgspec.msgpack.Decoder(Request)
 _to_gateway_decoder = msgspec.msgpack.Decoder(ToGateway)
 _event_decoder = msgspec.msgpack.Decoder(Event)
 _config_decoder = msgspec.json.Decoder(WorkerConfig)
+_zygote_encoder = msgspec.json.Encoder()
+_zygote_request_decoder = msgspec.json.Decoder(ZygoteSpawn)
+_zygote_report_decoder = msgspec.json.Decoder(ZygoteReport)
 _keys_decoder = msgspec.msgpack.Decoder(WorkerKeys)
 
 
@@ -389,3 +441,15 @@ def encode_config(config: WorkerConfig) -> str:
 
 def decode_config(text: str) -> WorkerConfig:
     return _config_decoder.decode(text)
+
+
+def encode_zygote(message: ZygoteSpawn | ZygoteReport) -> bytes:
+    return _zygote_encoder.encode(message)
+
+
+def decode_zygote_request(data: bytes) -> ZygoteSpawn:
+    return _zygote_request_decoder.decode(data)
+
+
+def decode_zygote_report(data: bytes) -> ZygoteReport:
+    return _zygote_report_decoder.decode(data)

@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gowa.worker")
 
-CONFIG_ENV = "GOWA_WORKER_CONFIG"
 PR_SET_PDEATHSIG = 1
 # Events that exist only to be watched live; everything else is written to the log first.
 EPHEMERAL_EVENTS = frozenset({"log"})
@@ -436,9 +435,9 @@ def main(forked: bool = False) -> None:
         _die_with_parent()
         pagemerge.opt_in()  # a forked worker inherits the zygote's choice and slack
         timerslack.apply()
-    raw = os.environ.get(CONFIG_ENV)
+    raw = os.environ.get(p.CONFIG_ENV)
     if not raw:
-        sys.exit(f"{CONFIG_ENV} is not set; workers are started by the gateway")
+        sys.exit(f"{p.CONFIG_ENV} is not set; workers are started by the gateway")
     config = p.decode_config(raw)
     keys = _read_keys()
     log_file = RotatingLog(Path(config.session_dir) / "worker.log", config.log_max_bytes)

@@ -15,13 +15,13 @@ Why a small zygote of our own rather than ``multiprocessing``'s forkserver:
   exec'd with, so what Go must see (``GOMAXPROCS``, ``SSL_CERT_FILE`` of the sandbox) is in
   the zygote's own exec environment; per-worker variables only matter to Python.
 
-Protocol, over one ``AF_UNIX``/``SOCK_SEQPACKET`` socket (one JSON object per packet):
-gateway -> zygote ``{"op": "spawn", "req", "env", "cwd"}`` with the log fd and the read
-end of a pipe holding the worker's keys attached (the zygote never reads the keys: the
-child finds the pipe through ``GOWA_WORKER_KEYS_FD``, and the zygote closes its copy once
-it has forked);
-zygote -> gateway ``ready``, ``spawned {req, pid}`` with the child's pidfd attached,
-``failed {req, error}`` and ``exit {pid, code}``. The zygote dies with the gateway
+Protocol, over one ``AF_UNIX``/``SOCK_SEQPACKET`` socket, one message per packet (the
+``Zygote*`` structs of ``gowa_py.protocol``, as JSON):
+gateway -> zygote ``ZygoteSpawn`` with the log fd and the read end of a pipe holding the
+worker's keys attached (the zygote never reads the keys: the child finds the pipe through
+``KEYS_FD_ENV``, and the zygote closes its copy once it has forked);
+zygote -> gateway ``ZygoteReady``, ``ZygoteSpawned`` with the child's pidfd attached,
+``ZygoteFailed`` and ``ZygoteExit``. The zygote dies with the gateway
 (``PR_SET_PDEATHSIG``) and when the socket closes. Its children do not die with it: a
 zygote crash leaves running sessions alone, and each worker watches the gateway itself.
 """
@@ -31,16 +31,16 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import selectors
 import signal
 import socket
 import sys
 import traceback
-from typing import Any
 
-from gowa_py.protocol import KEYS_FD_ENV
+import msgspec
+
+from gowa_py import protocol as p
 from workers import golib
 from workers.system import pagemerge, timerslack
 from workers.system.prctl import prctl
@@ -66,8 +66,8 @@ def _set_name(name: bytes) -> None:
         prctl(PR_SET_NAME, ctypes.c_char_p(name))
 
 
-def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
+def _send(sock: socket.socket, message: p.ZygoteReport, fds: list[int] | None = None) -> None:
+    data = p.encode_zygote(message)
     if fds:
         socket.send_fds(sock, [data], fds)
     else:
@@ -75,7 +75,7 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = 
 
 
 def _child(
-    sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], log_fd: int, keys_fd: int
+    sock: socket.socket, wake: tuple[int, int], request: p.ZygoteSpawn, log_fd: int, keys_fd: int
 ) -> None:
     """Runs in the forked child; never returns."""
     code = 1
@@ -94,9 +94,9 @@ def _child(
         os.dup2(log_fd, 2)
         os.close(devnull)
         os.close(log_fd)
-        os.chdir(request["cwd"])
-        os.environ.update(request["env"])
-        os.environ[KEYS_FD_ENV] = str(keys_fd)
+        os.chdir(request.cwd)
+        os.environ.update(request.env)
+        os.environ[p.KEYS_FD_ENV] = str(keys_fd)
         from workers.worker import main
 
         main(forked=True)
@@ -116,7 +116,7 @@ def _child(
 
 
 def _fork(
-    sock: socket.socket, wake: tuple[int, int], request: dict[str, Any], fds: list[int]
+    sock: socket.socket, wake: tuple[int, int], request: p.ZygoteSpawn, fds: list[int]
 ) -> None:
     """Fork a worker with ``fds``: its log and the pipe holding its keys, which the zygote
     passes on unread and closes here, so its later children never inherit them."""
@@ -128,7 +128,7 @@ def _fork(
     except OSError as exc:
         os.close(log_fd)
         os.close(keys_fd)
-        _send(sock, {"op": "failed", "req": request["req"], "error": f"fork failed: {exc}"})
+        _send(sock, p.ZygoteFailed(req=request.req, error=f"fork failed: {exc}"))
         return
     if pid == 0:
         _child(sock, wake, request, log_fd, keys_fd)
@@ -137,7 +137,7 @@ def _fork(
     # Opened before the child can be reaped, so the pidfd cannot name another process.
     pidfd = os.pidfd_open(pid)
     try:
-        _send(sock, {"op": "spawned", "req": request["req"], "pid": pid}, [pidfd])
+        _send(sock, p.ZygoteSpawned(req=request.req, pid=pid), [pidfd])
     finally:
         os.close(pidfd)
 
@@ -150,7 +150,7 @@ def _reap(sock: socket.socket) -> None:
             return
         if pid == 0:
             return
-        _send(sock, {"op": "exit", "pid": pid, "code": os.waitstatus_to_exitcode(status)})
+        _send(sock, p.ZygoteExit(pid=pid, code=os.waitstatus_to_exitcode(status)))
 
 
 def serve(sock: socket.socket) -> None:
@@ -162,7 +162,7 @@ def serve(sock: socket.socket) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
     selector.register(wake_r, selectors.EVENT_READ)
-    _send(sock, {"op": "ready", "pid": os.getpid()})
+    _send(sock, p.ZygoteReady(pid=os.getpid()))
     while True:
         for key, _ in selector.select():
             if key.fd == wake_r:
@@ -178,8 +178,11 @@ def serve(sock: socket.socket) -> None:
                     break
                 if not data:
                     return
-                request = json.loads(data)
-                if request.get("op") != "spawn" or len(fds) != 2:
+                try:
+                    request = p.decode_zygote_request(data)
+                except msgspec.DecodeError:
+                    request = None
+                if request is None or len(fds) != 2:
                     for fd in fds:
                         os.close(fd)
                     continue

@@ -21,25 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from gowa_py import protocol as p
 from gowa_py.config import SECRET_ENV, Settings
 
 log = logging.getLogger("gowa.supervisor")
 
-CONFIG_ENV = "GOWA_WORKER_CONFIG"
-#: Read by workers/system/pagemerge.py: opt the zygote (so every worker) in to same-page merging.
-KSM_ENV = "GOWA_WORKER_KSM"
-#: Read by workers/system/timerslack.py: the zygote's (so every worker's) timer slack, in ns.
-TIMER_SLACK_ENV = "GOWA_WORKER_TIMER_SLACK_NS"
 #: Bytes of a worker's exit reason shown in the session's ``error``.
 MAX_EXIT_REASON = 2000
 #: How the Go runtime's fatal errors and panics begin on stderr, and how much of the end
@@ -163,9 +157,9 @@ def runtime_env(settings: Settings | None, sandbox: p.SandboxConfig | None) -> d
         values["GOMEMLIMIT"] = settings.worker_gomemlimit
     env = {name: value for name, value in values.items() if name not in os.environ}
     if settings.ksm != "off":
-        env[KSM_ENV] = "1"
+        env[p.KSM_ENV] = "1"
     if settings.worker_timer_slack_ms > 0:
-        env[TIMER_SLACK_ENV] = str(round(settings.worker_timer_slack_ms * 1_000_000))
+        env[p.TIMER_SLACK_ENV] = str(round(settings.worker_timer_slack_ms * 1_000_000))
     if sandbox is not None:
         ca_file = os.path.abspath(sandbox.ca_file)
         env["SSL_CERT_FILE"] = ca_file
@@ -294,7 +288,7 @@ class Zygote:
         req = self._next_req
         future: asyncio.Future[ForkedWorker] = self.loop.create_future()
         self._pending[req] = future
-        data = json.dumps({"op": "spawn", "req": req, "env": env, "cwd": cwd}).encode()
+        data = p.encode_zygote(p.ZygoteSpawn(req=req, env=env, cwd=cwd))
         try:
             while True:
                 try:
@@ -329,30 +323,29 @@ class Zygote:
             if not data:
                 self._gone()
                 return
-            self._handle(json.loads(data), fds)
+            self._handle(p.decode_zygote_report(data), fds)
 
-    def _handle(self, message: dict[str, Any], fds: list[int]) -> None:
-        op = message.get("op")
-        if op == "ready" and not self._ready.done():
-            self._ready.set_result(message["pid"])
-        elif op == "spawned" and fds:
-            child = ForkedWorker(message["pid"], fds[0], self.loop)
+    def _handle(self, message: p.ZygoteReport, fds: list[int]) -> None:
+        if isinstance(message, p.ZygoteReady) and not self._ready.done():
+            self._ready.set_result(message.pid)
+        elif isinstance(message, p.ZygoteSpawned) and fds:
+            child = ForkedWorker(message.pid, fds[0], self.loop)
             self._children[child.pid] = child
-            future = self._pending.get(message["req"])
+            future = self._pending.get(message.req)
             if future is not None and not future.done():
                 future.set_result(child)
             else:  # the spawn request gave up; do not leave an unmanaged worker behind
                 with contextlib.suppress(ProcessLookupError):
                     child.kill()
             return
-        elif op == "failed":
-            future = self._pending.get(message["req"])
+        elif isinstance(message, p.ZygoteFailed):
+            future = self._pending.get(message.req)
             if future is not None and not future.done():
-                future.set_exception(ZygoteError(message.get("error", "fork failed")))
-        elif op == "exit":
-            child = self._children.pop(message["pid"], None)
+                future.set_exception(ZygoteError(message.error))
+        elif isinstance(message, p.ZygoteExit):
+            child = self._children.pop(message.pid, None)
             if child is not None:
-                child.finish(message["code"])
+                child.finish(message.code)
         for fd in fds:
             os.close(fd)
 
@@ -437,7 +430,7 @@ class Launcher:
             await zygote.close()
 
     async def spawn(self, config: p.WorkerConfig, keys: p.WorkerKeys) -> WorkerProcess:
-        env = {CONFIG_ENV: p.encode_config(config)}
+        env = {p.CONFIG_ENV: p.encode_config(config)}
         log_fd = _open_log(config)
         try:
             if self.mode == "zygote":

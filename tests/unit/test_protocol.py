@@ -69,3 +69,44 @@ def test_worker_config_round_trips_through_json():
         sandbox=p.SandboxConfig(proxy="http://x", ca_file="/ca", root_key="00" * 32),
     )
     assert p.decode_config(p.encode_config(config)) == config
+
+
+ZYGOTE_REPORTS = [
+    p.ZygoteReady(pid=7),
+    p.ZygoteSpawned(req=3, pid=8),
+    p.ZygoteFailed(req=4, error="fork failed: no memory"),
+    p.ZygoteExit(pid=8, code=-9),
+]
+
+
+@pytest.mark.parametrize("report", ZYGOTE_REPORTS)
+def test_zygote_reports_round_trip(report):
+    assert p.decode_zygote_report(p.encode_zygote(report)) == report
+
+
+def test_zygote_spawn_round_trips_and_nothing_else_is_a_spawn():
+    spawn = p.ZygoteSpawn(req=1, env={p.CONFIG_ENV: "{}"}, cwd="/tmp")
+    data = p.encode_zygote(spawn)
+    assert msgspec.json.decode(data)["op"] == "spawn"
+    assert p.decode_zygote_request(data) == spawn
+    for other in [p.encode_zygote(p.ZygoteReady(pid=1)), b'{"op": "spawn", "req": 1}', b"[]"]:
+        with pytest.raises(msgspec.DecodeError):
+            p.decode_zygote_request(other)
+
+
+def test_env_names_crossing_the_process_boundary_are_written_once():
+    """Each ``*_ENV`` name lives in protocol.py; product code refers to the constant."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    names = {value for key, value in vars(p).items() if key.endswith("_ENV")}
+    assert {"GOWA_WORKER_CONFIG", "GOWA_WORKER_KSM", "GOWA_WORKER_TIMER_SLACK_NS"} <= names
+    offenders = [
+        f"{path.relative_to(root)}: {name}"
+        for folder in ("gowa_py", "workers")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "protocol.py"
+        for name in names
+        if f'"{name}"' in path.read_text()
+    ]
+    assert offenders == []

@@ -10,7 +10,8 @@ import pytest
 
 from gowa_py import protocol as p
 from gowa_py.config import Settings
-from gowa_py.supervisor.process import TIMER_SLACK_ENV, runtime_env
+from gowa_py.protocol import TIMER_SLACK_ENV
+from gowa_py.supervisor.process import runtime_env
 from workers.system import timerslack
 from workers.system.prctl import prctl
 
@@ -44,12 +45,12 @@ def test_the_worker_side_sets_its_thread_s_timer_slack(monkeypatch) -> None:
         with open(f"/proc/{threading.get_native_id()}/timerslack_ns") as value:
             seen.append(int(value.read()))
 
-    monkeypatch.setenv(timerslack.ENV, "2000000")
+    monkeypatch.setenv(TIMER_SLACK_ENV, "2000000")
     thread = threading.Thread(target=run)
     thread.start()
     thread.join()
     assert seen == [2_000_000, 2_000_000]
-    monkeypatch.delenv(timerslack.ENV)
+    monkeypatch.delenv(TIMER_SLACK_ENV)
     assert timerslack.apply() is None
 
 

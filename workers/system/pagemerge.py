@@ -10,18 +10,17 @@ from __future__ import annotations
 import logging
 import os
 
+from gowa_py import protocol as p
 from workers.system.prctl import prctl
 
 log = logging.getLogger("gowa.worker")
 
 PR_SET_MEMORY_MERGE = 67
-#: Set to "1" by the gateway in the environment of the zygote or of a plain worker.
-ENV = "GOWA_WORKER_KSM"
 
 
 def opt_in() -> bool:
     """Ask the kernel to merge our pages if the gateway wants it; True when it will."""
-    if os.environ.get(ENV) != "1":
+    if os.environ.get(p.KSM_ENV) != "1":
         return False
     try:
         prctl(PR_SET_MEMORY_MERGE, 1)

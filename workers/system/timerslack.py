@@ -15,18 +15,17 @@ from __future__ import annotations
 import logging
 import os
 
+from gowa_py import protocol as p
 from workers.system.prctl import prctl
 
 log = logging.getLogger("gowa.worker")
 
 PR_SET_TIMERSLACK = 29
-#: Nanoseconds, set by the gateway in the environment of the zygote or of a plain worker.
-ENV = "GOWA_WORKER_TIMER_SLACK_NS"
 
 
 def apply() -> int | None:
     """Widen this thread's timer slack as the gateway asks; the slack set, or None."""
-    raw = os.environ.get(ENV)
+    raw = os.environ.get(p.TIMER_SLACK_ENV)
     if not raw:
         return None
     slack = int(raw)

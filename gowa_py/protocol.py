@@ -9,7 +9,7 @@ struct plus one new union member.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -296,6 +296,39 @@ class EventLogIdentity(msgspec.Struct, frozen=True):
 #: The gateway's event when a session's worker serves another event log than the one
 #: its cursor counted in (``chats.db`` deleted or restored from a backup).
 EVENT_LOG_REPLACED = "session.event_log_replaced"
+#: A session's state changed; the gateway keeps it (and the account) in its registry.
+SESSION_STATUS = "session.status"
+#: A session showed its last QR code unscanned; the gateway stops it.
+SESSION_QR_EXPIRED = "session.qr_expired"
+
+
+PayloadT = TypeVar("PayloadT", bound=msgspec.Struct)
+
+
+class StatusPayload(msgspec.Struct, frozen=True):
+    """The payload of ``session.status`` as the gateway reads it."""
+
+    status: SessionState
+    previous: SessionState | None = None
+    error: str | None = None
+    me: Me | None = None
+
+
+class QRExpiredPayload(msgspec.Struct, frozen=True):
+    """The payload of ``session.qr_expired`` as the gateway reads it."""
+
+    codes: int = 0
+    message: str = "QR codes expired"
+
+
+def read_payload(event: Event, kind: type[PayloadT]) -> PayloadT | None:
+    """``event``'s payload as ``kind``, or None when it does not fit (a worker's bug, or a
+    worker that is not ours: the event is still passed on, the gateway just acts on none
+    of it)."""
+    try:
+        return msgspec.convert(event.payload, kind)
+    except msgspec.ValidationError:
+        return None
 
 
 class Hello(msgspec.Struct, tag="hello", frozen=True):

@@ -146,7 +146,7 @@ class WhatsAppSession:
                 "me": {"jid": self.me.jid, "push_name": self.me.push_name} if self.me else None,
             }
         log.info("status %s -> %s%s", previous.value, state.value, f" ({error})" if error else "")
-        self._emit("session.status", payload)
+        self._emit(p.SESSION_STATUS, payload)
 
     def touch(self) -> None:
         """Note activity now: the ``last_activity`` the session's status reports."""
@@ -192,7 +192,7 @@ class WhatsAppSession:
         )
         log.warning(message)
         self._set_state(p.SessionState.STOPPED, message)
-        self._emit("session.qr_expired", {"codes": count, "message": message})
+        self._emit(p.SESSION_QR_EXPIRED, {"codes": count, "message": message})
         # Stopping the client from inside its own callback would wait on itself.
         threading.Thread(target=self.stop, name="qr-expired", daemon=True).start()
 

@@ -378,7 +378,7 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     worker.session = session
     worker.operations = _operations(config, worker, session)
     worker.emit(
-        "session.status", {"status": "STARTING", "previous": None, "error": None, "me": None}
+        p.SESSION_STATUS, {"status": "STARTING", "previous": None, "error": None, "me": None}
     )
     worker.serve()
     tasks = [

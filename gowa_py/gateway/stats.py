@@ -50,7 +50,7 @@ class DashboardStats:
             self._count(event.session_id, event.timestamp, received=1)
         elif event.name == "message.sent":
             self._count(event.session_id, event.timestamp, sent=1)
-        elif event.name == "session.status":
+        elif event.name == p.SESSION_STATUS:
             self.record_connected()
         record = self._registry.get(event.session_id)
         device_id = record.me.jid if record is not None and record.me else ""

@@ -577,7 +577,7 @@ class Supervisor:
             "previous": previous.status.value if previous else None,
             "error": error,
         }
-        await self._dispatch(_gateway_event(session_id, "session.status", payload))
+        await self._dispatch(_gateway_event(session_id, p.SESSION_STATUS, payload))
 
     async def _set_status(self, session_id: str, status: p.SessionState, error: str | None) -> None:
         if session_id in self.runners and self.registry.get(session_id) is not None:
@@ -627,29 +627,28 @@ class Supervisor:
     async def _apply(self, event: p.Event) -> None:
         session_id = event.session_id
         lost: p.Event | None = None
-        if event.name == "session.status":
-            status = event.payload.get("status")
+        change = p.read_payload(event, p.StatusPayload) if event.name == p.SESSION_STATUS else None
+        if change is not None:
             record = self.registry.get(session_id)
-            if status == p.SessionState.SCAN_QR_CODE.value and record and record.me:
+            error = change.error
+            if change.status is p.SessionState.SCAN_QR_CODE and record and record.me:
                 event, lost = self._login_lost(event, record.me)
-            if status in p.SessionState.__members__:
-                self.registry.set_status(
-                    session_id, p.SessionState(status), event.payload.get("error"), event.timestamp
-                )
-            me = event.payload.get("me")
-            if isinstance(me, dict) and me.get("jid"):
+                error = lost.payload["message"]
+            self.registry.set_status(session_id, change.status, error, event.timestamp)
+            if change.me is not None and change.me.jid:
                 self.registry.set_me(
-                    session_id, p.Me(jid=me["jid"], push_name=me.get("push_name") or "")
+                    session_id, p.Me(jid=change.me.jid, push_name=change.me.push_name)
                 )
-            elif status == p.SessionState.LOGGED_OUT.value:
+            elif change.status is p.SessionState.LOGGED_OUT:
                 self.registry.set_me(session_id, None)
         await self._dispatch(event, strict=True)
         if lost is not None:
             await self._dispatch(lost)
         active = event.name.startswith("message") or event.name == "session.pair"
         self.registry.set_event_seq(session_id, event.seq, event.timestamp if active else None)
-        if event.name == "session.qr_expired":
-            message = str(event.payload.get("message") or "QR codes expired")
+        if event.name == p.SESSION_QR_EXPIRED:
+            expired = p.read_payload(event, p.QRExpiredPayload)
+            message = (expired and expired.message) or p.QRExpiredPayload().message
             task = asyncio.create_task(self._park(session_id, message))
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -110,3 +110,38 @@ def test_env_names_crossing_the_process_boundary_are_written_once():
         if f'"{name}"' in path.read_text()
     ]
     assert offenders == []
+
+
+def _event(name, payload):
+    return p.Event(id="e", session_id="s", name=name, timestamp=1.0, payload=payload)
+
+
+def test_status_payload_is_read_typed():
+    payload = {
+        "status": "CONNECTED",
+        "previous": "STARTING",
+        "error": None,
+        "me": {"jid": "1@s.whatsapp.net", "push_name": "Ann"},
+    }
+    change = p.read_payload(_event(p.SESSION_STATUS, payload), p.StatusPayload)
+    assert change == p.StatusPayload(
+        status=p.SessionState.CONNECTED,
+        previous=p.SessionState.STARTING,
+        me=p.Me(jid="1@s.whatsapp.net", push_name="Ann"),
+    )
+    gateway_made = {"status": "STOPPED", "previous": None, "error": "stopped"}
+    assert p.read_payload(_event(p.SESSION_STATUS, gateway_made), p.StatusPayload).error == (
+        "stopped"
+    )
+
+
+@pytest.mark.parametrize(
+    "payload", [{}, {"status": "DANCING"}, {"status": "CONNECTED", "me": {"push_name": "x"}}]
+)
+def test_a_status_payload_that_does_not_fit_is_none(payload):
+    assert p.read_payload(_event(p.SESSION_STATUS, payload), p.StatusPayload) is None
+
+
+def test_qr_expired_payload():
+    event = _event(p.SESSION_QR_EXPIRED, {"codes": 6, "message": "6 QR codes expired"})
+    assert p.read_payload(event, p.QRExpiredPayload) == p.QRExpiredPayload(6, "6 QR codes expired")

@@ -18,6 +18,9 @@ import secrets
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 
+from gowa_py.errors import GowaError
+from gowa_py.protocol import ErrorCode
+
 PBKDF2_ITERATIONS = 600_000
 _SHA256 = "sha256:"
 _PBKDF2 = "pbkdf2_sha256"
@@ -74,8 +77,10 @@ class HashedKey:
         return hmac.compare_digest(digest, self._digest)
 
 
-class VerifierBusy(Exception):
+class VerifierBusy(GowaError):
     """Too many slow checks are running or waiting; the caller answers 429."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
 
 
 class SlowKeyVerifier:
@@ -111,7 +116,7 @@ class SlowKeyVerifier:
         future = self._running.get(tag)
         if future is None:
             if len(self._running) >= self._limit:
-                raise VerifierBusy
+                raise VerifierBusy("too many API keys are being checked at once; retry shortly")
             loop = asyncio.get_running_loop()
             future = loop.run_in_executor(self._pool, self._hashed.matches, key)
             self._running[tag] = future

@@ -14,6 +14,7 @@ import uvloop
 
 from gowa_py import __version__, secretenv
 from gowa_py.config import SECRET_ENV, Settings
+from gowa_py.errors import GowaError
 from gowa_py.gateway import runner
 from gowa_py.gateway.app import create_app
 from gowa_py.gateway.sandbox import fetch_sandbox_config
@@ -22,7 +23,7 @@ from gowa_py.protocol import SandboxConfig
 log = logging.getLogger("gowa")
 
 
-class DataDirBusy(Exception):
+class DataDirBusy(GowaError):
     pass
 
 

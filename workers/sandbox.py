@@ -18,12 +18,14 @@ from __future__ import annotations
 import ctypes
 import os
 
+from gowa_py.errors import GowaError
+
 #: whatsmeow's ``WACertPubKey`` (handshake.go), as shipped in neonize builds.
 WA_CERT_PUB_KEY = bytes.fromhex("142375574d0a587166aae71ebe516437c4a28b73e3695c6ce1f7f9545da8ee6b")
 LIBRARY_PREFIX = "neonize-"
 
 
-class SandboxPatchError(RuntimeError):
+class SandboxPatchError(GowaError, RuntimeError):
     """The running neonize build cannot be redirected to the sandbox."""
 
 

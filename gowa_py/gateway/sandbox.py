@@ -7,10 +7,11 @@ from pathlib import Path
 
 import aiohttp
 
+from gowa_py.errors import GowaError
 from gowa_py.protocol import SandboxConfig
 
 
-class SandboxUnreachable(Exception):
+class SandboxUnreachable(GowaError):
     pass
 
 

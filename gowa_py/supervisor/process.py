@@ -31,6 +31,7 @@ from typing import Protocol
 
 from gowa_py import protocol as p
 from gowa_py.config import SECRET_ENV, Settings
+from gowa_py.errors import GowaError
 
 log = logging.getLogger("gowa.supervisor")
 
@@ -58,7 +59,7 @@ class WorkerProcess(Protocol):
     def kill(self) -> None: ...
 
 
-class ZygoteError(RuntimeError):
+class ZygoteError(GowaError, RuntimeError):
     """The zygote is not running or could not fork."""
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from gowa_py import protocol as p
 from gowa_py.backoff import CrashWindow, backoff_delay
+from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerError, WorkerUnavailable
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.sampler import Sample
@@ -32,7 +33,7 @@ Request = Callable[[str, p.Command, float], Awaitable[p.Result]]
 Notice = Callable[[str, str, dict[str, object]], Awaitable[None]]
 
 
-class StartRefused(Exception):
+class StartRefused(GowaError):
     """The session's worker may not start as configured (its reason is the message).
 
     ``final``: starting again cannot help (a refused proxy), so the session fails at once;

@@ -16,6 +16,8 @@ import socket
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from gowa_py.errors import GowaError
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -77,8 +79,8 @@ def embedded_ipv4(ip: Address) -> ipaddress.IPv4Address | None:
     return ip.sixtofour
 
 
-class BlockedTarget(Exception):
-    pass
+class BlockedTarget(GowaError):
+    """A target the SSRF policy refuses; the message says which address and why."""
 
 
 class Unresolvable(BlockedTarget):

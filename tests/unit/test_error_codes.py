@@ -56,8 +56,11 @@ def test_every_failure_with_a_code_shares_one_base():
     from gowa_py.config import ConfigError
     from gowa_py.errors import GowaError
     from gowa_py.gateway.errors import ApiError
+    from gowa_py.gateway.sandbox import SandboxUnreachable
     from gowa_py.ids import InvalidSessionId
     from gowa_py.ipc import WorkerError, WorkerUnavailable
+    from gowa_py.keyhash import VerifierBusy
+    from gowa_py.server import DataDirBusy
     from gowa_py.storage.migrations import SchemaTooNew
     from gowa_py.supervisor import (
         PairingLimit,
@@ -66,7 +69,12 @@ def test_every_failure_with_a_code_shares_one_base():
         SessionLimit,
         SessionMissing,
     )
+    from gowa_py.supervisor.process import ZygoteError
+    from gowa_py.supervisor.runner import StartRefused
+    from gowa_py.webhooks.policy import BlockedTarget
+    from workers.sandbox import SandboxPatchError
     from workers.session import SessionError
+    from workers.system.confine import Unsupported
     from workers.worker import StoreDamaged
 
     for cls in (
@@ -83,6 +91,14 @@ def test_every_failure_with_a_code_shares_one_base():
         SessionMissing,
         SessionError,
         StoreDamaged,
+        SandboxUnreachable,
+        VerifierBusy,
+        DataDirBusy,
+        ZygoteError,
+        StartRefused,
+        BlockedTarget,
+        SandboxPatchError,
+        Unsupported,
     ):
         assert issubclass(cls, GowaError), cls
     busy = SessionBusy("s1", 2.5)

@@ -39,6 +39,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gowa_py import protocol as p
+from gowa_py.errors import GowaError
 
 log = logging.getLogger("gowa.worker.confine")
 
@@ -96,7 +97,7 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-class Unsupported(Exception):
+class Unsupported(GowaError):
     """Landlock cannot be used here; the message says why."""
 
 

@@ -251,6 +251,10 @@ class WebhookDeliverer:
         now = time.time()
         next_due: float | None = None
         for session_id, known in list(self._pending.items()):
+            if self._inflight.get(session_id):
+                # Its deliveries' ends wake this loop and say what is due next; looking
+                # now would reopen its outbox on every pass while they wait for a slot.
+                continue
             if known > now:
                 due: float | None = known
             elif self._registry.get(session_id) is None:

@@ -300,6 +300,8 @@ EVENT_LOG_REPLACED = "session.event_log_replaced"
 SESSION_STATUS = "session.status"
 #: A session showed its last QR code unscanned; the gateway stops it.
 SESSION_QR_EXPIRED = "session.qr_expired"
+#: A session shows a new QR code; the gateway's login routes answer with it.
+SESSION_QR = "session.qr"
 
 
 PayloadT = TypeVar("PayloadT", bound=msgspec.Struct)
@@ -312,6 +314,15 @@ class StatusPayload(msgspec.Struct, frozen=True):
     previous: SessionState | None = None
     error: str | None = None
     me: Me | None = None
+
+
+class QRPayload(msgspec.Struct, frozen=True):
+    """The payload of ``session.qr`` as the gateway reads it (``qr_duration``: seconds the
+    code is shown; ``sequence``: its number since the session began pairing)."""
+
+    qr_code: str
+    qr_duration: float
+    sequence: int = 0
 
 
 class QRExpiredPayload(msgspec.Struct, frozen=True):

@@ -446,10 +446,7 @@ async def sandbox_scan(request: web.Request) -> web.Response:
     if not PHONE_RE.match(phone):
         raise ApiError(p.ErrorCode.VALIDATION_ERROR, "phone must be 5 to 15 digits")
     supervisor = request.app[SUPERVISOR]
-    await login.wait_for_qr(supervisor, session_id)
-    qr = await supervisor.command(session_id, p.GetQR(), 5.0)
-    if not isinstance(qr, p.QRCode) or not qr.code:
-        raise ApiError(p.ErrorCode.QR_NOT_AVAILABLE, f"session {session_id!r} is not showing a QR")
+    qr = await login.wait_for_qr(supervisor, session_id)
     base = sandbox.rstrip("/")
     timeout = aiohttp.ClientTimeout(total=SANDBOX_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as http:

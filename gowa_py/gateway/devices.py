@@ -76,14 +76,13 @@ async def remove_device(request: web.Request) -> web.Response:
 @routes.get("/devices/{device_id}/login")
 async def login_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    status = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
-    assert status.qr is not None
+    qr = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
     return envelope(
         {
             "device_id": session_id,
             "qr_link": login.qr_link(request, session_id),
-            "qr_duration": login.qr_duration(status),
-            "qr_code": status.qr,
+            "qr_duration": login.qr_duration(qr),
+            "qr_code": qr.code,
         },
         message="Login success",
     )

@@ -53,13 +53,12 @@ def _both(routes: list[web.RouteDef], method: str, path: str, handler: Handler) 
 
 async def app_login(request: web.Request, session_id: str) -> web.Response:
     """Start QR login and return the current QR (GoWA shape plus the raw ``qr_code``)."""
-    status = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
-    assert status.qr is not None
+    qr = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
     return envelope(
         {
             "qr_link": login.qr_link(request, session_id),
-            "qr_duration": login.qr_duration(status),
-            "qr_code": status.qr,
+            "qr_duration": login.qr_duration(qr),
+            "qr_code": qr.code,
             "device_id": session_id,
         }
     )

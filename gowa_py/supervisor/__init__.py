@@ -1,6 +1,8 @@
 """Starts, watches, restarts and measures the worker processes (one per session)."""
 
 from gowa_py.supervisor.supervisor import (
+    AlreadyLoggedIn,
+    NoQrCode,
     PairingLimit,
     SessionBusy,
     SessionExists,
@@ -11,6 +13,8 @@ from gowa_py.supervisor.supervisor import (
 )
 
 __all__ = [
+    "AlreadyLoggedIn",
+    "NoQrCode",
     "PairingLimit",
     "SessionBusy",
     "SessionExists",

@@ -33,6 +33,7 @@ from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
+from gowa_py.supervisor.qrlogin import QrCodes
 from gowa_py.supervisor.runner import SessionRunner, StartRefused
 from gowa_py.supervisor.sampler import Sample, Sampler
 from gowa_py.supervisor.sequencer import EventSequencer
@@ -97,6 +98,31 @@ class SessionBusy(GowaError):
             f"session {session_id!r} is busy with other start/stop/restart/logout/reconnect "
             f"requests (waited {waited_s:g} s); try again",
             headers={"Retry-After": "1"},
+        )
+        self.session_id = session_id
+
+
+class AlreadyLoggedIn(GowaError):
+    """A QR login was asked of a session that is logged in."""
+
+    code = p.ErrorCode.ALREADY_LOGGED_IN
+
+    def __init__(self, session_id: str, jid: str) -> None:
+        super().__init__(f"session {session_id!r} is already logged in as {jid}")
+        self.session_id = session_id
+
+
+class NoQrCode(GowaError):
+    """The session showed no QR code within the wait (its state says why)."""
+
+    code = p.ErrorCode.SESSION_UNAVAILABLE
+
+    def __init__(
+        self, session_id: str, waited: float, state: p.SessionState, error: str | None
+    ) -> None:
+        super().__init__(
+            f"session {session_id!r} has no QR code after {waited:g} s "
+            f"(status {state.value}{': ' + error if error else ''})"
         )
         self.session_id = session_id
 
@@ -168,6 +194,7 @@ class Supervisor:
         self._last_use: dict[str, float] = {}
         self.started_at = time.time()
         self.ksm = ksm.KsmStatus("off")
+        self._qr = QrCodes()
         #: Called with every worker command and its round-trip time (the metrics).
         self.observe_request: Callable[[p.Command, float], None] | None = None
 
@@ -483,6 +510,40 @@ class Supervisor:
             await self._wait_connected(session_id, timeout)
         return runner
 
+    # --------------------------------------------------------------- login
+
+    async def login_qr(self, session_id: str, timeout: float) -> p.QRCode:
+        """Get the session to show a QR code and return it, as its ``session.qr`` events
+        tell (the worker is not polled).
+
+        A stopped session is started, a LOGGED_OUT or FAILED one restarted afresh. Raises
+        :class:`AlreadyLoggedIn`, :class:`NoQrCode` after ``timeout`` s, or
+        ``WorkerUnavailable`` if the session stops while waiting (its codes expired, it
+        crashed too often).
+        """
+        record = self.require(session_id)
+        running = self.is_running(session_id)
+        if record.status in (p.SessionState.LOGGED_OUT, p.SessionState.FAILED) or not running:
+            if running:
+                await self.restart_session(session_id)
+            else:
+                await self.start_session(session_id)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            record = self.require(session_id)
+            if record.status == p.SessionState.CONNECTED and record.me is not None:
+                raise AlreadyLoggedIn(session_id, record.me.jid)
+            code = self._qr.current(session_id)
+            if code is not None:
+                return code
+            if not self.is_running(session_id):
+                raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoQrCode(session_id, timeout, record.status, record.error)
+            await self._qr.changed(session_id, remaining)
+
     # --------------------------------------------------------- hibernation
 
     def touch(self, session_id: str) -> None:
@@ -554,6 +615,8 @@ class Supervisor:
     async def _dispatch(self, event: p.Event, strict: bool = False) -> None:
         """Hand ``event`` to the listeners; ``strict`` lets a durable listener's failure
         propagate (worker events, which can be fetched again), else it is logged."""
+        runner = self.runners.get(event.session_id)
+        self._qr.observe(event, runner.started_at if runner is not None else None)
         for listener in list(self._durable):
             try:
                 await listener(event)

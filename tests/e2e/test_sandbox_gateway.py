@@ -151,6 +151,20 @@ def test_app_status_and_devices(paired):
     assert body["results"] == {"device_id": "a", "is_connected": True, "is_logged_in": True}
 
 
+def test_login_follows_the_qr_events_without_polling_the_worker(paired, events):
+    status, body = paired.http.post("/api/sessions", {"session_id": "qrev", "start": False})
+    assert status == 201, body
+    status, body = paired.http.get("/api/qrev/app/login")
+    assert status == 200, body
+    shown = events.wait(is_event("session.qr", "qrev"), 10, "the session.qr event")
+    assert body["results"]["qr_code"] == shown["payload"]["qr_code"]
+    assert 0 < body["results"]["qr_duration"] <= shown["payload"]["qr_duration"]
+    status, metrics = paired.http.get("/metrics")
+    assert status == 200
+    assert b'gowa_worker_request_duration_seconds_count{command="GetStatus"}' not in metrics
+    assert paired.http.call("DELETE", "/api/sessions/qrev")[0] == 200
+
+
 def test_qr_png_is_served(paired, sandbox):
     status, _ = paired.http.post("/api/sessions", {"session_id": "qr"})
     status, body = paired.http.get("/api/qr/app/login")

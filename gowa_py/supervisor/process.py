@@ -344,9 +344,9 @@ class Zygote:
             if future is not None and not future.done():
                 future.set_exception(ZygoteError(message.error))
         elif isinstance(message, p.ZygoteExit):
-            child = self._children.pop(message.pid, None)
-            if child is not None:
-                child.finish(message.code)
+            ended = self._children.pop(message.pid, None)
+            if ended is not None:
+                ended.finish(message.code)
         for fd in fds:
             os.close(fd)
 

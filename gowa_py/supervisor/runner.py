@@ -12,9 +12,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gowa_py import protocol as p
 from gowa_py.backoff import CrashWindow, backoff_delay
@@ -28,9 +27,27 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("gowa.supervisor")
 
-SetStatus = Callable[[str, p.SessionState, str | None], Awaitable[None]]
-Request = Callable[[str, p.Command, float], Awaitable[p.Result]]
-Notice = Callable[[str, str, dict[str, object]], Awaitable[None]]
+
+class RunnerOwner(Protocol):
+    """What a runner asks of the one that owns it (the supervisor): everything it needs
+    beyond its own process, in one typed place."""
+
+    async def worker_config(self, session_id: str) -> p.WorkerConfig:
+        """The config of the next worker (raises :class:`StartRefused`)."""
+
+    def worker_keys(self, session_id: str) -> p.WorkerKeys:
+        """Credentials for the next worker; the previous worker's stop working."""
+
+    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
+        """A command to the current worker (pings, shutdown)."""
+
+    async def runner_status(
+        self, session_id: str, status: p.SessionState, error: str | None
+    ) -> None:
+        """The session's state as the runner sees it (starting, stopped, failed)."""
+
+    async def runner_notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:
+        """A gateway event about the worker (the watchdog killed it)."""
 
 
 class StartRefused(GowaError):
@@ -52,21 +69,13 @@ class SessionRunner:
         session_id: str,
         session_dir: Path,
         settings: Settings,
-        make_config: Callable[[str], Awaitable[p.WorkerConfig]],
-        admit: Callable[[str], p.WorkerKeys],
-        set_status: SetStatus,
-        request: Request,
-        notice: Notice,
+        owner: RunnerOwner,
         start_slots: asyncio.Semaphore,
     ) -> None:
         self.session_id = session_id
         self.session_dir = session_dir
         self._settings = settings
-        self._make_config = make_config
-        self._admit = admit
-        self._set_status = set_status
-        self._request = request
-        self._notice = notice
+        self._owner = owner
         self._start_slots = start_slots
         self.process: proc.WorkerProcess | None = None
         self.started_at: float | None = None
@@ -111,7 +120,7 @@ class SessionRunner:
             if task is not None:
                 await _cancel(task)
             await self._end_process(graceful=True)
-            await self._set_status(self.session_id, status, error)
+            await self._owner.runner_status(self.session_id, status, error)
 
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the current worker said hello (used by requests right after a start)."""
@@ -129,7 +138,7 @@ class SessionRunner:
         process = self.process
         if process is not None and process.returncode is None:
             log.warning("[%s] killing worker pid %d: %s", self.session_id, process.pid, reason)
-            await self._notice(
+            await self._owner.runner_notice(
                 self.session_id, "session.watchdog", {"action": "kill", "reason": reason}
             )
             await proc.kill(process)
@@ -138,12 +147,12 @@ class SessionRunner:
 
     async def _lifecycle(self) -> None:
         while True:
-            await self._set_status(self.session_id, p.SessionState.STARTING, None)
+            await self._owner.runner_status(self.session_id, p.SessionState.STARTING, None)
             try:
                 crashed_reason = await self._run_once()
             except StartRefused as exc:
                 log.error("[%s] not started: %s", self.session_id, exc)
-                await self._set_status(self.session_id, p.SessionState.FAILED, str(exc))
+                await self._owner.runner_status(self.session_id, p.SessionState.FAILED, str(exc))
                 return
             self.restarts += 1
             code = self.process.returncode if self.process is not None else None
@@ -158,7 +167,7 @@ class SessionRunner:
             if code == p.EXIT_STORE_DAMAGED:
                 message = f"{reason or crashed_reason}; start the session again once repaired"
                 log.error("[%s] %s", self.session_id, message)
-                await self._set_status(self.session_id, p.SessionState.FAILED, message)
+                await self._owner.runner_status(self.session_id, p.SessionState.FAILED, message)
                 return
             if self._crashes.record():
                 message = (
@@ -166,7 +175,7 @@ class SessionRunner:
                     f"{self._crashes.window_s:g} s ({crashed_reason}); start it again by hand"
                 )
                 log.error("[%s] %s", self.session_id, message)
-                await self._set_status(self.session_id, p.SessionState.FAILED, message)
+                await self._owner.runner_status(self.session_id, p.SessionState.FAILED, message)
                 return
             # A one-off crash is restarted at once; repeated ones back off 1, 2, 4... s.
             recent = self._crashes.recent
@@ -178,7 +187,7 @@ class SessionRunner:
                 self.restarts,
                 delay,
             )
-            await self._set_status(
+            await self._owner.runner_status(
                 self.session_id,
                 p.SessionState.STARTING,
                 f"worker ended ({crashed_reason}); restarting in {delay:.1f} s",
@@ -193,13 +202,13 @@ class SessionRunner:
         self._log_at = await asyncio.to_thread(proc.log_position, self.session_dir)
         async with self._start_slots:
             try:
-                config = await self._make_config(self.session_id)
+                config = await self._owner.worker_config(self.session_id)
             except StartRefused as exc:
                 if exc.final:
                     raise
                 self.process = None  # not the last worker's exit code: this start failed
                 return str(exc)
-            self.process = await proc.spawn(config, self._admit(self.session_id))
+            self.process = await proc.spawn(config, self._owner.worker_keys(self.session_id))
             self.started_at = time.time()
             log.info("[%s] worker started, pid %d", self.session_id, self.process.pid)
             exited = asyncio.create_task(self.process.wait())
@@ -227,7 +236,7 @@ class SessionRunner:
             if done:
                 return f"exit code {exited.result()}"
             try:
-                await self._request(self.session_id, p.Ping(), self._settings.health_timeout)
+                await self._owner.request(self.session_id, p.Ping(), self._settings.health_timeout)
                 failures = 0
             except (WorkerUnavailable, WorkerError) as exc:
                 failures += 1
@@ -249,7 +258,7 @@ class SessionRunner:
             return
         if graceful:
             try:
-                await self._request(self.session_id, p.Shutdown(), 2.0)
+                await self._owner.request(self.session_id, p.Shutdown(), 2.0)
             except (WorkerUnavailable, WorkerError):
                 pass  # not connected yet (or wedged): SIGTERM below is the polite fallback
             else:

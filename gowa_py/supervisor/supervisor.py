@@ -1,8 +1,11 @@
-"""The supervisor: every session's runner, the IPC sockets, the registry and the sampler.
+"""The supervisor: every session's runner, the IPC sockets, the registry, the event
+sequencer and the sampler.
 
 It is the only part of the gateway that knows about processes. The HTTP layer asks it
-to create, start, stop or delete sessions, to send commands, and subscribes to the
-event stream with :meth:`Supervisor.subscribe`.
+to create, start, stop or delete sessions, to send commands, how a session's worker is
+(:meth:`Supervisor.worker_info`) and for a login QR code (:meth:`Supervisor.login_qr`),
+and subscribes to the event stream with :meth:`Supervisor.subscribe`; it never sees a
+runner.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,7 +37,7 @@ from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.qrlogin import QrCodes
-from gowa_py.supervisor.runner import SessionRunner, StartRefused
+from gowa_py.supervisor.runner import RunnerOwner, SessionRunner, StartRefused
 from gowa_py.supervisor.sampler import Sample, Sampler
 from gowa_py.supervisor.sequencer import EventSequencer
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable, parse_networks
@@ -170,6 +173,7 @@ class Supervisor:
         )
         self.worker_ids = WorkerIds(settings.worker_uids, data_dir)
         command_endpoint, event_endpoint = endpoints(data_dir)
+        self._runner_owner: RunnerOwner = _Owner(self)
         self.sockets = GatewaySockets(
             command_endpoint, event_endpoint, self._on_event, self._on_hello
         )
@@ -259,11 +263,7 @@ class Supervisor:
             session_id,
             self.sessions_dir / session_id,
             self.settings,
-            self._worker_config,
-            self.sockets.admit,
-            self._set_status,
-            self.request,
-            self._notice,
+            self._runner_owner,
             self._start_slots,
         )
 
@@ -662,7 +662,7 @@ class Supervisor:
         runner = self.runners.get(session_id)
         return None if runner is None else runner.pid
 
-    async def _fetch_events(self, session_id: str, after_seq: int, limit: int) -> list[p.Event]:
+    async def _fetch_events(self, session_id: str, after_seq: int, limit: int) -> Sequence[p.Event]:
         command = p.ReplayEvents(after_seq=after_seq, limit=limit)
         result = await self.request(session_id, command, 5.0)
         return result.events if isinstance(result, p.Events) else []
@@ -796,6 +796,31 @@ class Supervisor:
                 }
             )
         self.registry.add_samples(rows)
+
+
+class _Owner:
+    """The supervisor as its runners see it (:class:`RunnerOwner`), kept off its public
+    surface: minting a worker's keys is for a runner starting one, not for a route."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    async def worker_config(self, session_id: str) -> p.WorkerConfig:
+        return await self._supervisor._worker_config(session_id)
+
+    def worker_keys(self, session_id: str) -> p.WorkerKeys:
+        return self._supervisor.sockets.admit(session_id)
+
+    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
+        return await self._supervisor.request(session_id, command, timeout)
+
+    async def runner_status(
+        self, session_id: str, status: p.SessionState, error: str | None
+    ) -> None:
+        await self._supervisor._set_status(session_id, status, error)
+
+    async def runner_notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:
+        await self._supervisor._notice(session_id, name, payload)
 
 
 def _gateway_event(session_id: str, name: str, payload: dict[str, Any]) -> p.Event:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -20,6 +19,7 @@ from gowa_py.config import Settings
 from gowa_py.gateway import apikeys
 from gowa_py.gateway.browser import own_origin
 from gowa_py.gateway.errors import ApiError, error_response
+from gowa_py.gateway.principal import ADMIN_KEY, PRINCIPAL, Principal
 from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
@@ -41,26 +41,6 @@ DASHBOARD_HEADER = "X-Gowa-Dashboard"
 
 def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who a request proved to be; ``name`` keys its rate-limit buckets. ``sessions`` None
-    is the admin (every session); a scoped key has the sessions it is bound to."""
-
-    name: str
-    sessions: frozenset[str] | None = None
-    read_only: bool = False
-
-
-ADMIN_KEY = Principal("key:admin")
-PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
-
-
-def principal(request: web.Request) -> Principal:
-    """The request's principal; without auth, its client address."""
-    found = request.get(PRINCIPAL)
-    return found if found is not None else Principal("ip:" + client_address(request.remote))
 
 
 class Authenticator:

@@ -22,11 +22,12 @@ from aiohttp import web
 from gowa_py import __version__
 from gowa_py import protocol as p
 from gowa_py.gateway import assets, login
-from gowa_py.gateway.auth import PRINCIPAL, Authenticator
+from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.gateway.params import path_session
+from gowa_py.gateway.principal import PRINCIPAL
 from gowa_py.gateway.stats import DashboardStats
 from gowa_py.gateway.views import session_json
 from gowa_py.gateway.websessions import COOKIE_NAME

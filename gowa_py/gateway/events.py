@@ -19,8 +19,8 @@ from aiohttp import WSMsgType, web
 
 from gowa_py import protocol as p
 from gowa_py.envelope import envelope
-from gowa_py.gateway.auth import Principal, principal
 from gowa_py.gateway.keys import EVENTS
+from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
 from gowa_py.storage.interfaces import RegistryStorage
 

@@ -20,8 +20,8 @@ from typing import Any
 from aiohttp import web
 
 from gowa_py.config import Settings
-from gowa_py.gateway.auth import principal
 from gowa_py.gateway.errors import error_response
+from gowa_py.gateway.principal import principal
 from gowa_py.protocol import ErrorCode
 
 # First segment of a GoWA path (after an optional /api/{session_id}) that is limited.

@@ -52,7 +52,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
@@ -100,6 +100,11 @@ def endpoints(data_dir: str | os.PathLike[str]) -> tuple[str, str]:
     return f"ipc://{base}/cmd.sock", f"ipc://{base}/evt.sock"
 
 
+def _readable(sock: zmq.Socket[bytes]) -> bool:
+    """Whether a message waits (ZeroMQ's descriptor alone does not say: it is edge-triggered)."""
+    return bool(cast(int, sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
+
+
 class _Receiver:
     """Reads one socket on the event loop through its raw descriptor.
 
@@ -115,14 +120,14 @@ class _Receiver:
         self._sock = sock
         self._ready = asyncio.Event()
         self._loop = asyncio.get_running_loop()
-        self._fd = sock.getsockopt(zmq.FD)
+        self._fd = sock.fileno()
         self._loop.add_reader(self._fd, self._ready.set)
         self._burst = 0
 
     def poke(self) -> None:
         """After any other use of the socket (a send): it may have consumed the signal of
         a message that arrived meanwhile, and the descriptor would not wake us for it."""
-        if self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        if _readable(self._sock):
             self._ready.set()
 
     async def recv(self) -> list[bytes]:
@@ -140,7 +145,7 @@ class _Receiver:
                 self._burst = 0
                 # ZeroMQ's descriptor is edge-triggered: look again after clearing.
                 self._ready.clear()
-                if not self._sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                if not _readable(self._sock):
                     await self._ready.wait()
                 continue
             self._burst += 1
@@ -577,7 +582,7 @@ class WorkerLink:
     def serve(self, handle: Callable[[p.Request], None]) -> None:
         """Call ``handle`` on the event loop for each request, from now until close."""
         self._handle = handle
-        self._loop.add_reader(self._dealer.getsockopt(zmq.FD), self._drain)
+        self._loop.add_reader(self._dealer.fileno(), self._drain)
         self._drain()
 
     def _drain(self) -> None:
@@ -612,7 +617,7 @@ class WorkerLink:
                 log.warning("command queue to the gateway is full; reply %s dropped", reply.id)
             # Sending may have consumed the descriptor's signal of a request that arrived
             # meanwhile; the loop would not wake for it.
-            pending = self._dealer.getsockopt(zmq.EVENTS) & zmq.POLLIN
+            pending = _readable(self._dealer)
         if pending:
             self._loop.call_soon_threadsafe(self._drain)
 
@@ -622,7 +627,7 @@ class WorkerLink:
             await self._watch
         with self._dealer_lock:
             if self._handle is not None:
-                self._loop.remove_reader(self._dealer.getsockopt(zmq.FD))
+                self._loop.remove_reader(self._dealer.fileno())
             self._dealer.close()
         with self._pub_lock:
             self._live = False

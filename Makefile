@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      install what is missing and start the gateway on :$(PORT)"
 	@echo "make test     install what is missing (venv, deps, Chromium) and run every test"
-	@echo "make lint     ruff and the dashboard's type check (tsc over its JSDoc)"
+	@echo "make lint     ruff, mypy and the dashboard's type check (tsc over its JSDoc)"
 	@echo "make sandbox  start the sandbox network on :$(SIM_PORT) and a gateway using it"
 	@echo "make wheel    build dist/gowa_py-*.whl with the dashboard and its npm assets inside"
 
@@ -59,12 +59,14 @@ run: install
 test: install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	cd dashboard && npx --no-install tsc -p .
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test dashboard-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	cd dashboard && npx --no-install tsc -p .
 
 format: $(VENV)/.installed-test

@@ -71,17 +71,18 @@ def _import_binder_without_library() -> None:
         raise ImportError("neonize is not installed")
     path = Path(package.origin).with_name("_binder.py")
     source = path.read_text()
-    blocks = [
+    blocks: list[ast.stmt] = [
         node
         for node in ast.parse(source).body
-        if isinstance(node, ast.If) and "SPHINX" in ast.get_source_segment(source, node.test)
+        if isinstance(node, ast.If)
+        and "SPHINX" in (ast.get_source_segment(source, node.test) or "")
     ]
     if len(blocks) != 1:
         raise RuntimeError("unsupported neonize build: cannot find the library-loading block")
     previous = os.environ.get("SPHINX")
     os.environ["SPHINX"] = "1"
     try:
-        binder = importlib.import_module("neonize._binder")
+        binder: Any = importlib.import_module("neonize._binder")
     finally:
         if previous is None:
             del os.environ["SPHINX"]
@@ -170,7 +171,7 @@ def _stop_log_thread() -> None:
 
 def _start_log_thread() -> None:
     """In a child: the thread :func:`_stop_log_thread` stopped, so whatsmeow's logs flow again."""
-    module = sys.modules.get("neonize.utils.log")
+    module: Any = sys.modules.get("neonize.utils.log")
     if module is not None and not module._thread.is_alive():
         module._thread = threading.Thread(target=module._worker, daemon=True)
         module._thread.start()

@@ -157,10 +157,10 @@ class Worker:
         # never one a crash could take back. Inside a caller's transaction (a sent
         # message and its event), that is when the caller's commits.
         with self.chats.transaction():
-            event = self.events.append(name, payload, dedupe)
-            if event is None:
+            recorded = self.events.append(name, payload, dedupe)
+            if recorded is None:
                 return False
-            self.chats.after_commit(functools.partial(self.link.publish, event))
+            self.chats.after_commit(functools.partial(self.link.publish, recorded))
         return True
 
     def serve(self) -> None:

@@ -18,7 +18,7 @@ from neonize.proto import Neonize_pb2 as pb
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from workers.session import SessionError, parse_jid
+from workers.session import Emit, SessionError, parse_jid
 
 if TYPE_CHECKING:
     from gowa_py.storage.interfaces import ChatStorage
@@ -64,7 +64,7 @@ class Context:
         store: ChatStorage,
         settings: ops.ApplySettings,
         session_dir: Path,
-        emit: Callable[[str, dict[str, Any]], None],
+        emit: Emit,
         max_download_bytes: int = 100 * 1024 * 1024,
     ) -> None:
         self.session = session

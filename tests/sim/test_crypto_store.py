@@ -181,6 +181,15 @@ def test_trust_ca_sets_ssl_cert_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
         sandbox.trust_ca(str(tmp_path / "missing.pem"))
 
 
+def _in_fresh_process(code: str) -> str:
+    """Run ``code`` in a new interpreter and return what it printed."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
 def test_patch_root_key_requires_loaded_library() -> None:
     """Patching before neonize's library is loaded is refused, not a crash. A fresh process:
     other tests of a full run load neonize into this one, and it cannot be unloaded."""
@@ -193,11 +202,7 @@ def test_patch_root_key_requires_loaded_library() -> None:
         "except sandbox.SandboxPatchError as exc:\n"
         "    print('refused:', exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert "refused: the neonize library is not loaded" in out.stdout
+    assert "refused: the neonize library is not loaded" in _in_fresh_process(code)
 
 
 def test_patch_root_key_canary_in_fresh_process() -> None:
@@ -215,11 +220,8 @@ def test_patch_root_key_canary_in_fresh_process() -> None:
         "except sandbox.SandboxPatchError as exc:\n"
         "    print('refused:', exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
-    assert out.returncode == 0, out.stderr
-    assert "refused: WACertPubKey found 0 times in neonize-linux-amd64.so" in out.stdout
+    refusal = "refused: WACertPubKey found 0 times in neonize-linux-amd64.so"
+    assert refusal in _in_fresh_process(code)
 
 
 def test_held_stanzas_stay_until_acknowledged(tmp_path: Path) -> None:

@@ -183,7 +183,7 @@ class WhatsAppSession:
             self.qr, self.qr_expires_at = code, time.time() + ttl
             count = self._qr_count
         self._set_state(p.SessionState.SCAN_QR_CODE)
-        self._emit("session.qr", {"qr_code": code, "qr_duration": ttl, "sequence": count})
+        self._emit(p.SESSION_QR, {"qr_code": code, "qr_duration": ttl, "sequence": count})
 
     def _expire_qr(self, count: int) -> None:
         """Nobody scanned: stop asking (WAHA #1799) instead of showing codes forever."""

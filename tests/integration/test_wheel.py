@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from gowa_py.gateway import dashboard, openapi
+from gowa_py.gateway import openapi
+from gowa_py.gateway.dashboard import static
 from tests.procs import ROOT, Gateway
 
 pytestmark = pytest.mark.integration
@@ -146,12 +147,12 @@ def test_installed_gateway_serves_dashboard_docs_and_assets(venv: Path, tmp_path
             "/dashboard": ("text/html", SOURCE_DASHBOARD / "index.html"),
         }
         app_files = [path for path in (SOURCE_DASHBOARD / "app").rglob("*") if path.is_file()]
-        assert any(path.parent.name in dashboard.APP_FOLDERS for path in app_files)
+        assert any(path.parent.name in static.APP_FOLDERS for path in app_files)
         for path in sorted(app_files):
             served = f"/dashboard/{path.relative_to(SOURCE_DASHBOARD).as_posix()}"
-            expected[served] = (dashboard.CONTENT_TYPES[path.suffix], path)
-        for name, relative in dashboard.VENDOR_FILES.items():
-            content_type = dashboard.CONTENT_TYPES[Path(relative).suffix]
+            expected[served] = (static.CONTENT_TYPES[path.suffix], path)
+        for name, relative in static.VENDOR_FILES.items():
+            content_type = static.CONTENT_TYPES[Path(relative).suffix]
             expected[f"/dashboard/vendor/{name}"] = (content_type, NODE_MODULES / relative)
         for name, content_type in openapi.SWAGGER_FILES.items():
             source = NODE_MODULES / "swagger-ui-dist" / name

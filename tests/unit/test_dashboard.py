@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from gowa_py import protocol as p
-from gowa_py.gateway import dashboard
-from gowa_py.gateway.dashboard import STATS, memory_series, sandbox_phone
+from gowa_py.gateway.dashboard.reads import REGISTRY, STATS, memory_series
+from gowa_py.gateway.dashboard.sandboxscan import sandbox_phone
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.models import SessionConfig
@@ -165,7 +165,7 @@ async def test_counters_stats_and_metrics_survive_restart(make_client, tmp_path)
     assert results["by_status"]["STOPPED"] == 1
 
     now = time.time()
-    app[dashboard.REGISTRY].add_samples(
+    app[REGISTRY].add_samples(
         [
             {"ts": now - 20, "session_id": "m1", "rss": 10, "pss": 8, "uss": 6, "cpu": 1.0},
             {"ts": now - 10, "session_id": "m1", "rss": 12, "pss": 9, "uss": 7, "cpu": 1.0},

@@ -11,19 +11,17 @@ from gowa_py.gateway import (
     apikeys,
     bodies,
     dashboard,
-    devices,
-    gowa,
     openapi,
     ops,
     ratelimit,
     sessions,
     webhooks,
-    whatsapp,
 )
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.browser import ORIGINS, Origins
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.events import EventHub, events_ws
+from gowa_py.gateway.gowa import devices, routing
 from gowa_py.gateway.keys import (
     EVENTS,
     METRICS,
@@ -81,8 +79,7 @@ def create_app(
     app.add_routes(devices.routes)
     app.add_routes([web.get("/api/dashboard/events", events_ws)])
     app.add_routes(webhooks.routes)
-    app.add_routes(whatsapp.route_table())
-    app.add_routes(gowa.route_table())
+    app.add_routes(routing.route_table())
     app.add_routes(openapi.routes)
     dashboard.setup(app, registry, auth)
     apikeys.setup(app, registry)

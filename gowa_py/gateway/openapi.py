@@ -18,8 +18,8 @@ from aiohttp import web
 from gowa_py import __version__, models
 from gowa_py.gateway import assets
 from gowa_py.gateway.errors import ApiError
-from gowa_py.gateway.gowa import OPERATION_ROUTES
-from gowa_py.gateway.gowa_api import OpRoute
+from gowa_py.gateway.gowa.operation import OpRoute
+from gowa_py.gateway.gowa.routing import OPERATION_ROUTES
 from gowa_py.protocol import ErrorCode
 
 routes = web.RouteTableDef()

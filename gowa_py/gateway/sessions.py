@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
+from gowa_py import protocol as p
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import envelope
-from gowa_py.gateway.gowa_api import push_session_settings
 from gowa_py.gateway.keys import SESSION_VIEWS, SUPERVISOR
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
+from gowa_py.ipc import WorkerError, WorkerUnavailable
 from gowa_py.models import CreateSession, PatchSession, SessionConfig
+
+log = logging.getLogger("gowa.gateway.sessions")
 
 routes = web.RouteTableDef()
 
@@ -62,6 +67,27 @@ async def patch_session(request: web.Request) -> web.Response:
     supervisor.update_config(session_id, config)
     await push_session_settings(request, session_id, restart=config.proxy != record.config.proxy)
     return _session_response(request, session_id, "Session updated")
+
+
+async def push_session_settings(request: web.Request, session_id: str, restart: bool) -> None:
+    """Make a PATCHed config take effect on a running worker.
+
+    A new proxy needs a new connection, so the session restarts; every other setting
+    (auto-reply, auto-read, auto-download, call reject, presence, retention) is pushed
+    live with an ``ApplySettings`` operation. A stopped session reads the saved config
+    when it starts, so there is nothing to push.
+    """
+    supervisor = request.app[SUPERVISOR]
+    if not supervisor.is_running(session_id):
+        return
+    if restart:
+        await supervisor.restart_session(session_id)
+        return
+    settings = supervisor.require(session_id).config.worker_settings()
+    try:
+        await supervisor.command(session_id, p.Operation(input=settings), 5.0)
+    except (WorkerError, WorkerUnavailable) as exc:
+        log.warning("session %s: settings saved but not pushed live: %s", session_id, exc)
 
 
 @routes.delete("/api/sessions/{session_id}")

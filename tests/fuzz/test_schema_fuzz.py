@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gowa_py import models, operations
-from gowa_py.gateway.gowa import OPERATION_ROUTES
+from gowa_py.gateway.gowa.routing import OPERATION_ROUTES
 from tests.fuzz.explore import DERANDOMIZE
 
 STRUCTS = sorted(

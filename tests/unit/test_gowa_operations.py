@@ -11,8 +11,8 @@ import pytest
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError
-from gowa_py.gateway.gowa import OPERATION_ROUTES
-from gowa_py.gateway.gowa_api import build_operation
+from gowa_py.gateway.gowa.operation import build_operation
+from gowa_py.gateway.gowa.routing import OPERATION_ROUTES
 from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
 from workers.operations.context import HANDLERS

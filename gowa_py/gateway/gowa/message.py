@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gowa_py import operations as ops
-from gowa_py.gateway.gowa_api import OpRoute
+from gowa_py.gateway.gowa.operation import OpRoute
 
 MESSAGE, CALL = "message", "call"
 M = "/message/{message_id}"

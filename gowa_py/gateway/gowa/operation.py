@@ -1,6 +1,6 @@
 """Generic GoWA operation routes: request → operation struct → worker → GoWA envelope.
 
-Each route is declared once as an :class:`OpRoute` (in ``gowa_user``, ``gowa_send``, ...):
+Each route is declared once as an :class:`OpRoute` (in ``user``, ``send``, ...):
 method, GoWA path and the ``gowa_py.operations`` struct. The struct is built from the path,
 query, JSON body or multipart form, which validates it (400 ``VALIDATION_ERROR`` naming
 the field), media given as ``*_url`` is fetched here (413 over ``max_body_mb``), and the
@@ -10,7 +10,6 @@ struct travels to the worker unchanged. ``/openapi.json`` reads the same declara
 from __future__ import annotations
 
 import io
-import logging
 import warnings
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,13 +25,11 @@ from gowa_py import protocol as p
 from gowa_py.gateway.bodies import read_fields
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR, WEBHOOKS
-from gowa_py.ipc import WorkerError, WorkerUnavailable
 from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver
-
-log = logging.getLogger("gowa.gateway.gowa")
 
 Body = Literal["json", "form"] | None
 LocalHandler = Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]]
+SessionHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 # Upload fields whose content must be a picture (image, sticker, group photo, avatar).
 PICTURE_FIELDS = frozenset({"image", "sticker", "photo", "avatar"})
@@ -198,7 +195,7 @@ async def run(request: web.Request, session_id: str, op: ops.Op, timeout: float 
     return await request.app[SUPERVISOR].command(session_id, p.Operation(input=op), timeout)
 
 
-def handler(route: OpRoute) -> Callable[[web.Request, str], Awaitable[web.StreamResponse]]:
+def handler(route: OpRoute) -> SessionHandler:
     async def handle(request: web.Request, session_id: str) -> web.StreamResponse:
         op = build_operation(route, await request_data(request, route))
         if route.local is not None:
@@ -210,34 +207,3 @@ def handler(route: OpRoute) -> Callable[[web.Request, str], Awaitable[web.Stream
     handle.__name__ = f"gowa_{route.op.__name__}"
     handle.__doc__ = route.summary
     return handle
-
-
-def route_table(routes: list[OpRoute]) -> list[web.RouteDef]:
-    """Every route twice (prefixed and unprefixed), as the other GoWA routes."""
-    from gowa_py.gateway.whatsapp import _both
-
-    table: list[web.RouteDef] = []
-    for route in routes:
-        _both(table, route.method, route.path, handler(route))
-    return table
-
-
-async def push_session_settings(request: web.Request, session_id: str, restart: bool) -> None:
-    """Make a PATCHed config take effect on a running worker.
-
-    A new proxy needs a new connection, so the session restarts; every other setting
-    (auto-reply, auto-read, auto-download, call reject, presence, retention) is pushed
-    live with an ``ApplySettings`` operation. A stopped session reads the saved config
-    when it starts, so there is nothing to push.
-    """
-    supervisor = request.app[SUPERVISOR]
-    if not supervisor.is_running(session_id):
-        return
-    if restart:
-        await supervisor.restart_session(session_id)
-        return
-    settings = supervisor.require(session_id).config.worker_settings()
-    try:
-        await supervisor.command(session_id, p.Operation(input=settings), 5.0)
-    except (WorkerError, WorkerUnavailable) as exc:
-        log.warning("session %s: settings saved but not pushed live: %s", session_id, exc)

@@ -1,54 +1,23 @@
-"""GoWA's per-account routes (app/*, message read), served twice.
-
-The other GoWA operations are declared in ``gowa_*.py`` and served by ``gowa_api``.
-
-``/api/{session_id}/<path>`` names the session in the URL; ``/<path>`` takes it from
-``X-Device-Id``, then ``?device_id=``, then ``default`` (created on first use, so
-single-account GoWA clients work unchanged).
-"""
+"""GoWA's ``/app/*`` routes: login by QR or pairing code, logout, reconnect, status,
+devices, info and passkey; and the QR image that ``qr_link`` points at."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
+from gowa_py import __version__
+from gowa_py import operations as ops
 from gowa_py import protocol as p
 from gowa_py.gateway import login
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.gowa.operation import OpRoute, SessionHandler
+from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.gateway.views import connection_flags
 from gowa_py.ids import check_session_id
-from gowa_py.models import SessionConfig
 
-DEFAULT_SESSION = "default"
-
-Handler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
-
-
-async def resolve_session(request: web.Request) -> str:
-    """The session a GoWA route acts on; auto-creates ``default`` for unprefixed calls."""
-    supervisor = request.app[SUPERVISOR]
-    if "session_id" in request.match_info:
-        session_id = check_session_id(request.match_info["session_id"])
-        supervisor.require(session_id)
-        return session_id
-    raw = request.headers.get("X-Device-Id") or request.query.get("device_id")
-    session_id = check_session_id(raw or DEFAULT_SESSION)
-    if session_id == DEFAULT_SESSION and supervisor.get(session_id) is None:
-        await supervisor.create(DEFAULT_SESSION, SessionConfig(), start=True)
-    supervisor.require(session_id)
-    return session_id
-
-
-def _both(routes: list[web.RouteDef], method: str, path: str, handler: Handler) -> None:
-    async def bound(request: web.Request) -> web.StreamResponse:
-        return await handler(request, await resolve_session(request))
-
-    bound.__name__ = handler.__name__
-    bound.__doc__ = handler.__doc__
-    routes.append(web.route(method, path, bound))
-    routes.append(web.route(method, "/api/{session_id}" + path, bound))
+APP = "app"
 
 
 async def app_login(request: web.Request, session_id: str) -> web.Response:
@@ -124,15 +93,72 @@ async def qr_image(request: web.Request) -> web.Response:
     )
 
 
-def route_table() -> list[web.RouteDef]:
-    routes: list[web.RouteDef] = [
-        web.get("/app/devices", app_devices),
-        web.get("/api/{session_id}/app/devices", app_devices),
-        web.get("/api/sessions/{session_id}/qr.png", qr_image),
-    ]
-    _both(routes, "GET", "/app/login", app_login)
-    _both(routes, "GET", "/app/login-with-code", app_login_with_code)
-    _both(routes, "GET", "/app/logout", app_logout)
-    _both(routes, "GET", "/app/reconnect", app_reconnect)
-    _both(routes, "GET", "/app/status", app_status)
-    return routes
+async def passkey_status(request: web.Request, session_id: str, op: Any) -> web.Response:
+    """No passkey login is ever pending: sessions log in by QR code or pairing code."""
+    return envelope({"device_id": session_id, "status": "none"}, "Passkey pairing status")
+
+
+async def passkey_not_pending(request: web.Request, session_id: str, op: Any) -> web.Response:
+    raise ApiError(
+        p.ErrorCode.PASSKEY_NOT_PENDING,
+        f"session {session_id!r} has no pending passkey request; log in with /app/login "
+        "(QR code) or /app/login-with-code",
+    )
+
+
+async def app_info(request: web.Request) -> web.Response:
+    """GoWA's ``/app/info``: server version and upload limits (no session involved)."""
+    limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
+    return envelope(
+        {
+            "version": __version__,
+            "os": "linux",
+            "base_path": "",
+            "max_file_size": limit,
+            "max_video_size": limit,
+            "max_image_size": limit,
+            "chatwoot_enabled": False,
+        },
+        "Fetch app info success",
+    )
+
+
+# Served without a session, or with the session named in the path.
+PLAIN = [
+    web.get("/app/devices", app_devices),
+    web.get("/api/{session_id}/app/devices", app_devices),
+    web.get("/api/sessions/{session_id}/qr.png", qr_image),
+    web.get("/app/info", app_info),
+    web.get("/api/{session_id}/app/info", app_info),
+]
+
+# Served prefixed and unprefixed, on the session the request names (see ``routing``).
+PER_SESSION: list[tuple[str, str, SessionHandler]] = [
+    ("GET", "/app/login", app_login),
+    ("GET", "/app/login-with-code", app_login_with_code),
+    ("GET", "/app/logout", app_logout),
+    ("GET", "/app/reconnect", app_reconnect),
+    ("GET", "/app/status", app_status),
+]
+
+ROUTES = [
+    OpRoute("GET", "/app/passkey", ops.PasskeyStatus, APP, "Passkey status", local=passkey_status),
+    OpRoute(
+        "POST",
+        "/app/passkey/response",
+        ops.PasskeyResponse,
+        APP,
+        "Answer a passkey challenge",
+        body="json",
+        local=passkey_not_pending,
+    ),
+    OpRoute(
+        "POST",
+        "/app/passkey/confirm",
+        ops.PasskeyConfirm,
+        APP,
+        "Confirm passkey pairing",
+        body="json",
+        local=passkey_not_pending,
+    ),
+]

@@ -1,8 +1,11 @@
-"""``usync`` queries: PN → LID resolution, device lists, status, contact checks.
+"""``usync`` queries: contact checks, PN → LID resolution, device lists, status, pictures.
 
-whatsmeow looks each returned ``user`` up by the exact JID it asked for, so the reply
-echoes every queried JID as a JID token. Unknown users come back without children
-(the client then reports "no LID found" / no devices instead of hanging).
+whatsmeow asks in two forms: ``<user jid="…"/>`` (a PN or LID JID: devices, user info)
+and ``<user><contact>+PHONE@c.us</contact></user>`` (``IsOnWhatsApp``). Like WhatsApp,
+every queried user gets a ``<user>`` back: the JID asked for (a contact query answers
+with the account's JID, its LID when the query asks for ``addressing_mode="lid"``, with
+the number in ``pn_jid``), and ``<contact type="out">`` for a number that has no
+account, so a client learns "not on WhatsApp" instead of getting nothing.
 """
 
 from __future__ import annotations
@@ -13,23 +16,60 @@ from .jid import JID
 from .network import Network, iq_result
 from .store import Phone
 
+LEGACY_SUFFIX = "@c.us"
 
-def _user_reply(net: Network, jid: JID, phone: Phone | None, queries: list[str]) -> Node:
+
+def _query_number(user: Node) -> tuple[str, bytes] | None:
+    """The digits and the raw text of a ``<contact>`` query (``+1555…@c.us``, ``1555…``)."""
+    contact = user.child("contact")
+    if contact is None:
+        return None
+    raw = contact.bytes_content()
+    number = raw.decode(errors="replace").removesuffix(LEGACY_SUFFIX).lstrip("+")
+    return (number, raw) if number.isdigit() else None
+
+
+def _facts(net: Network, jid: JID, phone: Phone, query: Node) -> list[Node]:
+    """One child per protocol of the query that the sandbox knows about this account."""
     children: list[Node] = []
-    if phone is not None:
-        for query in queries:
-            if query == "devices":
-                devices = [Node("device", {"id": str(n)}) for n in net.device_numbers(phone.phone)]
-                children.append(Node("devices", {}, [Node("device-list", {}, devices)]))
-            elif query == "lid":
-                children.append(Node("lid", {"val": JID.lid(phone.lid)}))
-            elif query == "contact":
-                children.append(Node("contact", {"type": "in"}, jid.user.encode()))
-            elif query == "status":
-                children.append(Node("status", {"t": str(phone.created_at)}, b""))
-    elif "contact" in queries:
-        children.append(Node("contact", {"type": "out"}, jid.user.encode()))
+    for protocol in query.children():
+        tag = protocol.tag
+        if tag == "devices":
+            devices = [Node("device", {"id": str(n)}) for n in net.device_numbers(phone.phone)]
+            children.append(Node("devices", {}, [Node("device-list", {}, devices)]))
+        elif tag == "lid":
+            children.append(Node("lid", {"val": JID.lid(phone.lid)}))
+        elif tag == "status":
+            children.append(Node("status", {"t": str(phone.created_at)}, b""))
+        elif tag == "business":
+            children.append(Node("business"))
+        elif tag == "picture":
+            children.append(Node("picture"))
+        elif tag == "disappearing_mode":
+            children.append(Node("disappearing_mode", {"duration": "0", "t": "0"}))
+    return children
+
+
+def _by_jid(net: Network, jid: JID, query: Node) -> Node:
+    phone = net.phone_for(jid)
+    children = [] if phone is None else _facts(net, jid, phone, query)
+    if phone is not None and query.child("contact") is not None:
+        children.insert(0, Node("contact", {"type": "in"}, jid.user.encode()))
     return Node("user", {"jid": jid}, children)
+
+
+def _by_number(net: Network, number: str, raw: bytes, query: Node) -> Node:
+    pn = JID.pn(number)
+    phone = net.phone_for(pn)
+    if phone is None:
+        return Node("user", {"jid": pn}, [Node("contact", {"type": "out"}, raw)])
+    protocol = query.child("contact")
+    lid_mode = protocol is not None and protocol.attr("addressing_mode") == "lid"
+    attrs: dict[str, str | JID] = (
+        {"jid": JID.lid(phone.lid), "pn_jid": pn} if lid_mode else {"jid": pn}
+    )
+    children = [Node("contact", {"type": "in"}, raw), *_facts(net, pn, phone, query)]
+    return Node("user", attrs, children)
 
 
 def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
@@ -37,19 +77,15 @@ def handle_usync(net: Network, conn: Connection, iq: Node) -> None:
     if usync is None:
         conn.send(iq_result(iq))
         return
-    query = usync.child("query")
-    queries = [q.tag for q in query.children()] if query is not None else []
+    query = usync.child("query") or Node("query", {}, [])
     users = []
     listed = usync.child("list")
     for user in listed.children() if listed is not None else []:
         jid = user.jid_attr("jid")
-        if jid is None:
-            contact = user.child("contact")
-            number = contact.bytes_content().decode().lstrip("+") if contact else ""
-            jid = JID.pn(number) if number.isdigit() else None
-        if jid is None:
-            continue
-        users.append(_user_reply(net, jid, net.phone_for(jid), queries))
+        if jid is not None:
+            users.append(_by_jid(net, jid.user_jid(), query))
+        elif (asked := _query_number(user)) is not None:
+            users.append(_by_number(net, *asked, query))
     attrs = {k: usync.attr(k) for k in ("sid", "mode", "context") if usync.attr(k)}
     conn.send(
         iq_result(

@@ -2,43 +2,75 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from neonize.exc import IsOnWhatsAppError
 from neonize.proto import Neonize_pb2 as pb
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from workers import payloads
+from workers import lids, payloads
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.group import group_json
 from workers.operations.messages import chat_of
 from workers.operations.newsletter import newsletter_json
 
+#: GoWA names a device by its number through this table (``utils.GetPlatformName``).
+PLATFORMS = (
+    "UNKNOWN",
+    "CHROME",
+    "FIREFOX",
+    "IE",
+    "OPERA",
+    "SAFARI",
+    "EDGE",
+    "DESKTOP",
+    "IPAD",
+    "ANDROID_TABLET",
+    "OHANA",
+    "ALOHA",
+    "CATALINA",
+    "TCL_TV",
+)
+
+
+def device_json(device: pb.JID) -> dict[str, Any]:
+    """One entry of GoWA's ``devices`` (whatsmeow's field names, ``AD`` as ``ADString``)."""
+    number = device.Device
+    return {
+        "User": device.User,
+        "Agent": device.RawAgent,
+        "Device": PLATFORMS[number] if number < len(PLATFORMS) else "UNKNOWN",
+        "Server": device.Server,
+        "AD": f"{device.User}.{device.RawAgent}:{number}@{device.Server}",
+    }
+
 
 @handles(ops.UserInfo)
 def user_info(ctx: Context, op: ops.UserInfo) -> p.OperationResult:
+    """GoWA's ``Info``: a LID is asked as the phone behind it when known, both are named."""
     jid, _ = chat_of(op.phone)
-    data = []
+    results: dict[str, Any] = {"data": []}
+    if (pn := lids.pn_for(ctx.client, jid)) is not None:
+        results["resolved_phone"] = pn.User
+        jid = pn
+    if (lid := lids.lid_for(ctx.client, jid)) is not None:
+        results["resolved_lid"] = lids.bare(lid)
     for entry in ctx.client.get_user_info(jid):
         info = entry.UserInfo
-        data.append(
+        chat = ctx.store.chat(lids.bare(entry.JID))
+        results["data"].append(
             {
+                "name": chat["name"] if chat else "",
                 "verified_name": info.VerifiedName.Details.verifiedName
                 if info.HasField("VerifiedName")
                 else "",
                 "status": info.Status,
                 "picture_id": info.PictureID,
-                "devices": [
-                    {
-                        "User": device.User,
-                        "Agent": device.RawAgent,
-                        "Device": "",
-                        "Server": device.Server,
-                        "AD": bool(device.Device),
-                    }
-                    for device in info.Devices
-                ],
+                "devices": [device_json(device) for device in info.Devices],
             }
         )
-    return ok({"data": data}, "Success get user info")
+    return ok(results, "Success get user info")
 
 
 @handles(ops.UserAvatar)
@@ -61,19 +93,29 @@ def change_push_name(ctx: Context, op: ops.ChangePushName) -> p.OperationResult:
     return ok(None, "Success change push name")
 
 
+#: whatsmeow's ``types.PrivacySetting`` strings (what GoWA returns) for neonize's enum.
+PRIVACY = {
+    pb.PrivacySettings.UNDEFINED: "",
+    pb.PrivacySettings.ALL: "all",
+    pb.PrivacySettings.CONTACTS: "contacts",
+    pb.PrivacySettings.CONTACT_BLACKLIST: "contact_blacklist",
+    pb.PrivacySettings.MATCH_LAST_SEEN: "match_last_seen",
+    pb.PrivacySettings.KNOWN: "known",
+    pb.PrivacySettings.NONE: "none",
+}
+
+
 @handles(ops.MyPrivacy)
 def my_privacy(ctx: Context, op: ops.MyPrivacy) -> p.OperationResult:
     settings = ctx.client.get_privacy_settings()
-    return ok(
-        {
-            "group_add": settings.GroupAdd,
-            "last_seen": settings.LastSeen,
-            "status": settings.Status,
-            "profile": settings.Profile,
-            "read_receipts": settings.ReadReceipts,
-        },
-        "Success get privacy",
-    )
+    fields = {
+        "group_add": settings.GroupAdd,
+        "last_seen": settings.LastSeen,
+        "status": settings.Status,
+        "profile": settings.Profile,
+        "read_receipts": settings.ReadReceipts,
+    }
+    return ok({k: PRIVACY.get(v, "") for k, v in fields.items()}, "Success get privacy")
 
 
 @handles(ops.MyGroups)
@@ -102,9 +144,20 @@ def my_contacts(ctx: Context, op: ops.MyContacts) -> p.OperationResult:
 
 @handles(ops.UserCheck)
 def user_check(ctx: Context, op: ops.UserCheck) -> p.OperationResult:
+    """GoWA's ``IsOnWhatsapp``: groups and other non-user JIDs are not checked (true)."""
+    if "@" in op.phone and not op.phone.endswith("@s.whatsapp.net"):
+        return ok({"is_on_whatsapp": True}, "Success check user")
     number = op.phone.split("@")[0].lstrip("+")
-    found = ctx.client.is_on_whatsapp(f"+{number}")
-    return ok({"is_on_whatsapp": any(item.IsIn for item in found)}, "Success check user")
+    try:
+        found = ctx.client.is_on_whatsapp(f"+{number}")
+    except IsOnWhatsAppError as exc:
+        # neonize reports an answer without users as this error; WhatsApp knows no such number.
+        if "returned nothing" not in str(exc):
+            raise
+        found = []
+    return ok(
+        {"is_on_whatsapp": bool(found) and all(item.IsIn for item in found)}, "Success check user"
+    )
 
 
 @handles(ops.BusinessProfile)

@@ -28,8 +28,8 @@ def main() -> None:
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
 def serve(**flags: Any) -> None:
     """Start the gateway and bring back every session that was running."""
-    from gowa_py.server import DataDirBusy
-    from gowa_py.server import serve as run
+    from gowa_py.serve import DataDirBusy
+    from gowa_py.serve import serve as run
     from gowa_py.storage.migrations import SchemaTooNew
 
     config_file = flags.pop("config_file")

@@ -302,6 +302,8 @@ SESSION_STATUS = "session.status"
 SESSION_QR_EXPIRED = "session.qr_expired"
 #: A session shows a new QR code; the gateway's login routes answer with it.
 SESSION_QR = "session.qr"
+#: The gateway deleted a session (registry row and files); listeners drop what they hold.
+SESSION_DELETED = "session.deleted"
 
 
 PayloadT = TypeVar("PayloadT", bound=msgspec.Struct)

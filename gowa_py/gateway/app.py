@@ -12,7 +12,7 @@ from gowa_py.gateway import (
     bodies,
     dashboard,
     openapi,
-    ops,
+    probes,
     ratelimit,
     sessions,
     webhooks,
@@ -72,9 +72,9 @@ def create_app(
     app[WEBHOOKS] = deliverer
     supervisor.subscribe(deliverer.on_event, durable=True)
 
-    readiness = ops.Readiness()
-    app[ops.READINESS] = readiness
-    app.add_routes(ops.routes)
+    readiness = probes.Readiness()
+    app[probes.READINESS] = readiness
+    app.add_routes(probes.routes)
     app.add_routes(sessions.routes)
     app.add_routes(devices.routes)
     app.add_routes([web.get("/api/dashboard/events", events_ws)])

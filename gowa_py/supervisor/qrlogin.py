@@ -34,7 +34,7 @@ class QrCodes:
             if change is None or change.status is p.SessionState.SCAN_QR_CODE:
                 return
             self._codes.pop(session_id, None)
-        elif event.name == "session.deleted":
+        elif event.name == p.SESSION_DELETED:
             self._codes.pop(session_id, None)
         else:
             return

@@ -471,7 +471,7 @@ class Supervisor:
             runner = self.runners.pop(session_id)
             self._lifecycle_locks.pop(session_id, None)
             await runner.stop()
-            await self._dispatch(_gateway_event(session_id, "session.deleted", {}))
+            await self._dispatch(_gateway_event(session_id, p.SESSION_DELETED, {}))
             self.registry.delete(session_id)
             self._sequencer.forget(session_id)
             self.sockets.revoke(session_id)

@@ -35,7 +35,7 @@ from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver, TargetPolicy,
 log = logging.getLogger("gowa.webhooks")
 
 # Live-only events that are never worth a webhook.
-NOT_DELIVERED = frozenset({"log", "session.deleted"})
+NOT_DELIVERED = frozenset({"log", p.SESSION_DELETED})
 BATCH = 64
 PRUNE_EVERY_S = 600
 _encoder = msgspec.json.Encoder()
@@ -172,7 +172,7 @@ class WebhookDeliverer:
         if event.name == p.EVENT_LOG_REPLACED:
             self.reopen(event.session_id)
         if event.name in NOT_DELIVERED:
-            if event.name == "session.deleted":
+            if event.name == p.SESSION_DELETED:
                 self.forget(event.session_id)
             return
         record = self._registry.get(event.session_id)

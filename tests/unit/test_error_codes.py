@@ -60,7 +60,7 @@ def test_every_failure_with_a_code_shares_one_base():
     from gowa_py.ids import InvalidSessionId
     from gowa_py.ipc import WorkerError, WorkerUnavailable
     from gowa_py.keyhash import VerifierBusy
-    from gowa_py.server import DataDirBusy
+    from gowa_py.serve import DataDirBusy
     from gowa_py.storage.migrations import SchemaTooNew
     from gowa_py.supervisor import (
         PairingLimit,

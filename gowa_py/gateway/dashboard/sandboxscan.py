@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from gowa_py import protocol as p
-from gowa_py.gateway import login
+from gowa_py.gateway import linking
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
@@ -67,7 +67,7 @@ async def sandbox_scan(request: web.Request) -> web.Response:
     if not PHONE_RE.match(phone):
         raise ApiError(p.ErrorCode.VALIDATION_ERROR, "phone must be 5 to 15 digits")
     supervisor = request.app[SUPERVISOR]
-    qr = await login.wait_for_qr(supervisor, session_id)
+    qr = await linking.wait_for_qr(supervisor, session_id)
     base = sandbox.rstrip("/")
     timeout = aiohttp.ClientTimeout(total=SANDBOX_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout, trust_env=False) as http:

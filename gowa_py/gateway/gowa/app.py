@@ -10,7 +10,7 @@ from aiohttp import web
 from gowa_py import __version__
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from gowa_py.gateway import login
+from gowa_py.gateway import linking
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.gowa.operation import OpRoute, SessionHandler
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
@@ -22,11 +22,11 @@ APP = "app"
 
 async def app_login(request: web.Request, session_id: str) -> web.Response:
     """Start QR login and return the current QR (GoWA shape plus the raw ``qr_code``)."""
-    qr = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
+    qr = await linking.wait_for_qr(request.app[SUPERVISOR], session_id)
     return envelope(
         {
-            "qr_link": login.qr_link(request, session_id),
-            "qr_duration": login.qr_duration(qr),
+            "qr_link": linking.qr_link(request, session_id),
+            "qr_duration": linking.qr_duration(qr),
             "qr_code": qr.code,
             "device_id": session_id,
         }
@@ -35,7 +35,7 @@ async def app_login(request: web.Request, session_id: str) -> web.Response:
 
 async def app_login_with_code(request: web.Request, session_id: str) -> web.Response:
     phone = request.query.get("phone", "")
-    code = await login.pair_code(request.app[SUPERVISOR], session_id, phone)
+    code = await linking.pair_code(request.app[SUPERVISOR], session_id, phone)
     return envelope({"pair_code": code, "device_id": session_id})
 
 
@@ -87,7 +87,7 @@ async def qr_image(request: web.Request) -> web.Response:
             p.ErrorCode.QR_NOT_AVAILABLE, f"session {session_id!r} is not showing a QR", status=404
         )
     return web.Response(
-        body=login.qr_png(result.code),
+        body=linking.qr_png(result.code),
         content_type="image/png",
         headers={"Cache-Control": "no-store"},
     )

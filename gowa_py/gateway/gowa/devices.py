@@ -7,7 +7,7 @@ import secrets
 import msgspec
 from aiohttp import web
 
-from gowa_py.gateway import login
+from gowa_py.gateway import linking
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SUPERVISOR
@@ -76,12 +76,12 @@ async def remove_device(request: web.Request) -> web.Response:
 @routes.get("/devices/{device_id}/login")
 async def login_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    qr = await login.wait_for_qr(request.app[SUPERVISOR], session_id)
+    qr = await linking.wait_for_qr(request.app[SUPERVISOR], session_id)
     return envelope(
         {
             "device_id": session_id,
-            "qr_link": login.qr_link(request, session_id),
-            "qr_duration": login.qr_duration(qr),
+            "qr_link": linking.qr_link(request, session_id),
+            "qr_duration": linking.qr_duration(qr),
             "qr_code": qr.code,
         },
         message="Login success",
@@ -91,7 +91,7 @@ async def login_device(request: web.Request) -> web.Response:
 @routes.post("/devices/{device_id}/login/code")
 async def login_device_with_code(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    code = await login.pair_code(
+    code = await linking.pair_code(
         request.app[SUPERVISOR], session_id, request.query.get("phone", "")
     )
     return envelope({"device_id": session_id, "pair_code": code}, message="Login with code started")

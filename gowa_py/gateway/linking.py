@@ -1,4 +1,5 @@
-"""Getting a session to show a QR code or a pairing code, shared by GoWA's app and device routes."""
+"""Linking a session to a phone: the QR code to scan, or a pairing code to type in; for
+GoWA's app and device routes and the dashboard's sandbox scan."""
 
 from __future__ import annotations
 

@@ -197,7 +197,15 @@ def delete(ctx: _Ctx, session_id: str, yes: bool) -> None:
     if not yes and sys.stdin.isatty():
         click.confirm(f"Delete session {session_id} and all its data?", abort=True)
     result = ctx.call("DELETE", f"/api/sessions/{session_id}")
-    click.echo(json.dumps(result) if ctx.as_json else f"deleted {session_id}")
+    if ctx.as_json:
+        click.echo(json.dumps(result))
+    elif result.get("unlinked", True):
+        click.echo(f"deleted {session_id}")
+    else:
+        click.echo(
+            f"deleted {session_id}; it was not connected, so it could not be logged out of "
+            "WhatsApp: remove it from the phone's linked devices"
+        )
 
 
 @session.command("qr")

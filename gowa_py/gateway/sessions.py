@@ -10,6 +10,7 @@ from gowa_py import protocol as p
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import envelope
 from gowa_py.gateway.keys import SESSION_VIEWS, SUPERVISOR
+from gowa_py.gateway.views import deleted_message
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import WorkerError, WorkerUnavailable
@@ -93,8 +94,8 @@ async def push_session_settings(request: web.Request, session_id: str, restart: 
 @routes.delete("/api/sessions/{session_id}")
 async def delete_session(request: web.Request) -> web.Response:
     session_id = _id(request)
-    await request.app[SUPERVISOR].delete_session(session_id)
-    return envelope({"id": session_id}, message="Session deleted")
+    unlinked = await request.app[SUPERVISOR].delete_session(session_id)
+    return envelope({"id": session_id, "unlinked": unlinked}, message=deleted_message(unlinked))
 
 
 @routes.post("/api/sessions/{session_id}/start")

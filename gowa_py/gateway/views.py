@@ -134,3 +134,13 @@ def device_webhook_json(record: SessionRecord) -> dict[str, Any]:
         "webhook_events": ",".join(hook.events) if hook else "",
         "webhook_insecure_skip_verify": False,
     }
+
+
+def deleted_message(unlinked: bool) -> str:
+    """What deleting a session says; a device left linked on the phone is named."""
+    if unlinked:
+        return "Session deleted"
+    return (
+        "Session deleted, but it could not be logged out of WhatsApp (not connected): "
+        "the phone still lists it as a linked device; remove it there"
+    )

@@ -466,12 +466,18 @@ class Supervisor:
             await self._command_held(session_id, p.Reconnect())
             return False
 
-    async def delete_session(self, session_id: str) -> None:
+    async def delete_session(self, session_id: str) -> bool:
+        """Log the device out of WhatsApp, then forget the session. True when no linked
+        device is left behind on the phone; False when the session was logged in but could
+        not be logged out (not connected): the phone still lists it until removed there."""
         async with self._exclusive(session_id):
+            unlinked = await self._unlink(session_id)
             runner = self.runners.pop(session_id)
             self._lifecycle_locks.pop(session_id, None)
             await runner.stop()
-            await self._dispatch(_gateway_event(session_id, p.SESSION_DELETED, {}))
+            await self._dispatch(
+                _gateway_event(session_id, p.SESSION_DELETED, {"unlinked": unlinked})
+            )
             self.registry.delete(session_id)
             self._sequencer.forget(session_id)
             self.sockets.revoke(session_id)
@@ -479,6 +485,21 @@ class Supervisor:
             if folder.resolve().parent == self.sessions_dir.resolve():
                 await asyncio.to_thread(shutil.rmtree, folder, True)
             self.worker_ids.release(session_id)
+            return unlinked
+
+    async def _unlink(self, session_id: str) -> bool:
+        """WhatsApp's logout (``remove-companion-device``) for a session being deleted."""
+        record = self.require(session_id)
+        if record.me is None:
+            return True
+        if record.status is not p.SessionState.CONNECTED or not self.runners[session_id].running:
+            return False
+        try:
+            await self.request(session_id, p.Logout(), min(self.settings.command_timeout, 10.0))
+        except (GowaError, TimeoutError) as exc:
+            log.warning("[%s] deleted without logging out: %s", session_id, exc)
+            return False
+        return True
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import new_phone, pair
+from tests.e2e.conftest import is_event, new_phone, pair
 
 pytestmark = pytest.mark.integration
 
-ANN, BEN, NOBODY = "15550000311", "15550000312", "15550000399"
+ANN, BEN, CAL, DEE = "15550000311", "15550000312", "15550000313", "15550000314"
+NOBODY = "15550000399"
 A_JID, B_JID = f"{ANN}@s.whatsapp.net", f"{BEN}@s.whatsapp.net"
 
 
@@ -66,3 +67,37 @@ def test_privacy_settings_are_whatsmeow_strings(gw):
         "profile": "all",
         "read_receipts": "all",
     }
+
+
+def linked_devices(sandbox, phone):
+    status, body = sandbox.api("GET", f"/sim/phones/{phone}")
+    assert status == 200, body
+    return [device["device"] for device in body["devices"]]
+
+
+def test_reconnect_and_logout_name_the_device(gw, sandbox):
+    assert ok(gw, "GET", "/api/ann/app/reconnect") == {"device_id": "ann"}
+    gw.wait_status("ann", {"CONNECTED"}, timeout=15)
+    new_phone(sandbox, CAL, "Cal")
+    pair(gw, sandbox, "cal", CAL)
+    assert ok(gw, "GET", "/api/cal/app/logout") == {"device_id": "cal"}
+    assert linked_devices(sandbox, CAL) == []
+
+
+def test_deleting_a_session_logs_it_out_of_whatsapp_first(gw, sandbox, events):
+    new_phone(sandbox, DEE, "Dee")
+    pair(gw, sandbox, "dee", DEE)
+    assert linked_devices(sandbox, DEE) == [1]
+    status, body = gw.http.call("DELETE", "/devices/dee")
+    assert status == 200 and body["results"] == {"device_id": "dee", "unlinked": True}, body
+    assert linked_devices(sandbox, DEE) == []
+    events.wait(is_event("session.deleted", "dee", unlinked=True), 5, "dee's deletion")
+
+    status, body = gw.http.post("/api/sessions/ben/stop")
+    assert status == 200, body
+    gw.wait_status("ben", {"STOPPED"}, timeout=15)
+    status, body = gw.http.call("DELETE", "/api/sessions/ben")
+    assert status == 200 and body["results"] == {"id": "ben", "unlinked": False}, body
+    assert "remove it there" in body["message"]
+    assert linked_devices(sandbox, BEN) == [1]
+    events.wait(is_event("session.deleted", "ben", unlinked=False), 5, "ben's deletion")

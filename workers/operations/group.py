@@ -10,7 +10,7 @@ from neonize.proto import Neonize_pb2 as pb
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from workers import payloads
+from workers import lids, payloads
 from workers.operations.context import Context, fail, handles, ok
 from workers.session import parse_jid
 from workers.timefmt import rfc3339
@@ -31,11 +31,17 @@ def _time(value: int) -> str:
     return rfc3339(value) if value else "0001-01-01T00:00:00Z"
 
 
-def participant_json(participant: pb.GroupParticipant) -> dict[str, Any]:
+def participant_json(client: Any, participant: pb.GroupParticipant) -> dict[str, Any]:
+    """GoWA's participant: the phone JID where whatsmeow knows it, the LID in ``lid``."""
+    wire = participant.JID
+    phone = lids.pn_for(client, wire) if wire.Server == lids.LID_SERVER else wire
+    if phone is None and participant.PhoneNumber.User:
+        phone = participant.PhoneNumber
+    lid = participant.LID if participant.LID.User else (wire if phone is not wire else None)
     return {
-        "jid": payloads.jid_str(participant.JID),
-        "phone_number": payloads.jid_str(participant.PhoneNumber),
-        "lid": payloads.jid_str(participant.LID),
+        "jid": lids.bare(phone) if phone is not None else lids.bare(wire),
+        "phone_number": phone.User if phone is not None else "",
+        "lid": lids.bare(lid) if lid is not None and lid.Server == lids.LID_SERVER else "",
         "display_name": participant.DisplayName,
         "is_admin": participant.IsAdmin,
         "is_super_admin": participant.IsSuperAdmin,
@@ -106,14 +112,14 @@ def _participants(ctx: Context, op: ops.GroupRef) -> tuple[str, dict[str, Any]]:
     return group_id, {
         "group_id": group_id,
         "name": info.GroupName.Name,
-        "participants": [participant_json(item) for item in info.Participants],
+        "participants": [participant_json(ctx.client, item) for item in info.Participants],
     }
 
 
 @handles(ops.GroupParticipants)
 def group_participants(ctx: Context, op: ops.GroupParticipants) -> p.OperationResult:
     _, result = _participants(ctx, op)
-    return ok(result, "Success get group participants")
+    return ok(result, "Success getting group participants")
 
 
 @handles(ops.ExportGroupParticipants)
@@ -138,6 +144,15 @@ def export_participants(ctx: Context, op: ops.ExportGroupParticipants) -> p.Oper
     )
 
 
+#: GoWA's answers to the four participant changes.
+MANAGED = {
+    "add": "Success add participants",
+    "remove": "Success delete participants",
+    "promote": "Success promote participants",
+    "demote": "Success demote participants",
+}
+
+
 def _manage(ctx: Context, op: ops.ManageParticipants, action: str) -> p.OperationResult:
     from neonize.utils.enum import ParticipantChange
 
@@ -147,13 +162,15 @@ def _manage(ctx: Context, op: ops.ManageParticipants, action: str) -> p.Operatio
     )
     results = [
         {
-            "participant": payloads.jid_str(item.JID),
+            "participant": lids.bare(item.JID),
             "status": "error" if item.Error else "success",
-            "message": f"error code {item.Error}" if item.Error else f"Participant {action}ed",
+            "message": f"Failed to {action} participant (error {item.Error})"
+            if item.Error
+            else "Action success",
         }
         for item in changes
     ]
-    return ok(results, f"Success {action} participants")
+    return ok(results, MANAGED[action])
 
 
 @handles(ops.AddParticipants)
@@ -180,7 +197,7 @@ def demote_participants(ctx: Context, op: ops.DemoteParticipants) -> p.Operation
 def join_group(ctx: Context, op: ops.JoinGroupWithLink) -> p.OperationResult:
     jid = ctx.client.join_group_with_link(invite_code(op.link))
     group_id = payloads.jid_str(jid)
-    return ok({"group_id": group_id}, f"Success joined group {group_id}")
+    return ok({"group_id": group_id}, "Success joined group")
 
 
 @handles(ops.GroupInfoFromLink)
@@ -251,13 +268,13 @@ def set_group_name(ctx: Context, op: ops.SetGroupName) -> p.OperationResult:
     jid = group_jid(op.group_id)
     ctx.client.set_group_name(jid, op.name)
     ctx.store.set_chat(payloads.jid_str(jid), name=op.name)
-    return ok(None, f"Success update group name to {op.name}")
+    return ok(None, f"Success update group name to '{op.name}'")
 
 
 @handles(ops.SetGroupLocked)
 def set_group_locked(ctx: Context, op: ops.SetGroupLocked) -> p.OperationResult:
     ctx.client.set_group_locked(group_jid(op.group_id), op.locked)
-    return ok(None, "Success lock group" if op.locked else "Success unlock group")
+    return ok(None, "Success set group as locked" if op.locked else "Success set group as unlocked")
 
 
 @handles(ops.SetGroupAnnounce)

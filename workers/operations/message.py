@@ -31,7 +31,8 @@ def mark_as_read(ctx: Context, op: ops.MarkAsRead) -> p.OperationResult:
     jid = parse_jid(op.phone)
     ctx.client.mark_read(op.message_id, chat=jid, sender=jid, receipt=ReceiptType.READ)
     ctx.session.touch()
-    return ok({"message_id": op.message_id, "status": "Mark as read success"}, "Success")
+    status = f"Mark as read success {op.message_id}"
+    return ok({"message_id": op.message_id, "status": status}, status)
 
 
 @handles(ops.RevokeMessage)
@@ -39,7 +40,8 @@ def revoke_message(ctx: Context, op: ops.RevokeMessage) -> p.OperationResult:
     jid, chat = chat_of(op.phone)
     response = ctx.client.revoke_message(jid, ctx.me(), op.message_id)
     ctx.store.revoke(chat, op.message_id)
-    return ok({"message_id": response.ID, "status": "Revoke success"}, "Revoke success")
+    status = f"Revoke success {op.phone} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
+    return ok({"message_id": response.ID, "status": status}, status)
 
 
 @handles(ops.DeleteMessage)
@@ -80,7 +82,10 @@ def update_message(ctx: Context, op: ops.UpdateMessage) -> p.OperationResult:
     jid, chat = chat_of(op.phone)
     response = ctx.client.edit_message(jid, op.message_id, e2e.Message(conversation=op.message))
     ctx.store.edit(chat, op.message_id, op.message)
-    status = f"Update message success {op.phone}"
+    status = (
+        f"Update message success {op.phone} "
+        f"(server timestamp: {rfc3339(seconds(response.Timestamp))})"
+    )
     return ok({"message_id": response.ID, "status": status}, status)
 
 

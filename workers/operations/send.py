@@ -173,5 +173,5 @@ def send_chat_presence(ctx: Context, op: ops.SendChatPresence) -> p.OperationRes
         else ChatPresence.CHAT_PRESENCE_PAUSED
     )
     ctx.client.send_chat_presence(jid, state, ChatPresenceMedia.CHAT_PRESENCE_MEDIA_TEXT)
-    status = f"Send chat presence {op.action} typing success"
+    status = f"Send chat presence {op.action} typing success {op.phone}"
     return ok({"message_id": "", "status": status}, status)

@@ -29,25 +29,26 @@ async def app_login(request: web.Request, session_id: str) -> web.Response:
             "qr_duration": linking.qr_duration(qr),
             "qr_code": qr.code,
             "device_id": session_id,
-        }
+        },
+        "Login success",
     )
 
 
 async def app_login_with_code(request: web.Request, session_id: str) -> web.Response:
     phone = request.query.get("phone", "")
     code = await linking.pair_code(request.app[SUPERVISOR], session_id, phone)
-    return envelope({"pair_code": code, "device_id": session_id})
+    return envelope({"pair_code": code, "device_id": session_id}, "Login with code success")
 
 
 async def app_logout(request: web.Request, session_id: str) -> web.Response:
     await request.app[SUPERVISOR].logout(session_id)
-    return envelope(None, message="Success logout")
+    return envelope({"device_id": session_id}, message="Success logout")
 
 
 async def app_reconnect(request: web.Request, session_id: str) -> web.Response:
-    if await request.app[SUPERVISOR].reconnect(session_id):
-        return envelope(None, message="Session was stopped; starting it")
-    return envelope(None, message="Reconnect success")
+    started = await request.app[SUPERVISOR].reconnect(session_id)
+    message = "Session was stopped; starting it" if started else "Reconnect success"
+    return envelope({"device_id": session_id}, message=message)
 
 
 async def app_status(request: web.Request, session_id: str) -> web.Response:
@@ -67,7 +68,7 @@ async def app_devices(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     devices = [
         {
-            "name": record.me.push_name if record.me else "",
+            "name": (record.me.push_name or record.me.jid.split("@")[0]) if record.me else "",
             "device": record.id,
             "jid": record.me.jid if record.me else "",
         }
@@ -95,7 +96,16 @@ async def qr_image(request: web.Request) -> web.Response:
 
 async def passkey_status(request: web.Request, session_id: str, op: Any) -> web.Response:
     """No passkey login is ever pending: sessions log in by QR code or pairing code."""
-    return envelope({"device_id": session_id, "status": "none"}, "Passkey pairing status")
+    return envelope(
+        {
+            "device_id": session_id,
+            "status": "none",
+            "challenge": None,
+            "code": "",
+            "skip_handoff_ux": False,
+        },
+        "Passkey pairing status",
+    )
 
 
 async def passkey_not_pending(request: web.Request, session_id: str, op: Any) -> web.Response:

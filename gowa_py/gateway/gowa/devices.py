@@ -12,7 +12,12 @@ from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.gateway.params import path_session
-from gowa_py.gateway.views import connection_flags, device_json, device_webhook_json
+from gowa_py.gateway.views import (
+    connection_flags,
+    deleted_message,
+    device_json,
+    device_webhook_json,
+)
 from gowa_py.gateway.webhooks import check_targets
 from gowa_py.models import AddDevice, DeviceWebhook, SessionConfig, Webhook
 from gowa_py.protocol import ErrorCode
@@ -69,8 +74,11 @@ async def get_device(request: web.Request) -> web.Response:
 @routes.delete("/devices/{device_id}")
 async def remove_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
-    await request.app[SUPERVISOR].delete_session(session_id)
-    return envelope(None, message="Device removed")
+    unlinked = await request.app[SUPERVISOR].delete_session(session_id)
+    return envelope(
+        {"device_id": session_id, "unlinked": unlinked},
+        message="Device removed" if unlinked else deleted_message(unlinked),
+    )
 
 
 @routes.get("/devices/{device_id}/login")
@@ -101,14 +109,14 @@ async def login_device_with_code(request: web.Request) -> web.Response:
 async def logout_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
     await request.app[SUPERVISOR].logout(session_id)
-    return envelope(None, message="Device logged out")
+    return envelope(None, message="Logout requested")
 
 
 @routes.post("/devices/{device_id}/reconnect")
 async def reconnect_device(request: web.Request) -> web.Response:
     session_id = path_session(request, "device_id")
     await request.app[SUPERVISOR].reconnect(session_id)
-    return envelope(None, message="Device reconnecting")
+    return envelope(None, message="Reconnect requested")
 
 
 @routes.get("/devices/{device_id}/status")

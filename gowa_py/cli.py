@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -240,3 +241,72 @@ def sim_serve(host: str, port: int, data_dir: str) -> None:
     from gowa_py.sim.server import run
 
     run(host, port, data_dir)
+
+
+# ------------------------------------------------------------------ import
+
+
+@main.group("import")
+def import_() -> None:
+    """Bring sessions in from another gateway (run it while `gowa serve` is stopped)."""
+
+
+@import_.command("gowa")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--data-dir", default=None, help="The gateway's data dir [default: ./data].")
+@click.option("--config", "config_file", default=None, help="TOML settings file.")
+@click.option("--db-uri", default=None, help="GoWA's DB_URI (file:...), instead of PATH's.")
+@click.option("--keys-db-uri", default=None, help="GoWA's DB_KEYS_URI, if it set one.")
+@click.option("--chat-storage-uri", default=None, help="GoWA's CHAT_STORAGE_URI, if not in PATH.")
+@click.option("--with-webhooks", is_flag=True, help="Carry GoWA's webhook settings over.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="GoWA's .env, read with --with-webhooks [default: PATH/../.env when present].",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be imported; write nothing.")
+@click.option(
+    "--remove-from-source",
+    is_flag=True,
+    help="After a successful import, delete the imported devices from GoWA's databases.",
+)
+def import_gowa(path: Path | None, **flags: Any) -> None:
+    """Import a GoWA installation (PATH: its storages/ folder), one session per device.
+
+    GoWA must be stopped. The logins move: the sessions connect without a QR code, and
+    GoWA must not be started again with the same store (see docs/migrating-from-gowa.md).
+    """
+    import os
+
+    from dotenv import dotenv_values
+
+    from gowa_py.importers import ImportRefused
+    from gowa_py.importers.gowa import ImportOptions
+    from gowa_py.importers.gowa import import_gowa as run
+
+    try:
+        settings = load_settings({"data_dir": flags["data_dir"]}, config_file=flags["config_file"])
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    env = None
+    if flags["with_webhooks"]:
+        env_file = flags["env_file"] or (path.parent / ".env" if path is not None else None)
+        env = {}
+        if env_file is not None and env_file.is_file():
+            env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        env.update({k: v for k, v in os.environ.items() if k.startswith("WHATSAPP_WEBHOOK")})
+    options = ImportOptions(
+        folder=path,
+        data_dir=Path(settings.data_dir),
+        db_uri=flags["db_uri"],
+        keys_uri=flags["keys_db_uri"],
+        chats_uri=flags["chat_storage_uri"],
+        webhook_env=env,
+        dry_run=flags["dry_run"],
+        remove_from_source=flags["remove_from_source"],
+    )
+    try:
+        run(options, click.echo)
+    except ImportRefused as exc:
+        raise click.ClickException(str(exc)) from exc

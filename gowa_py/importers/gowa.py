@@ -1,0 +1,303 @@
+"""``gowa import gowa``: a GoWA installation's devices become sessions of a stopped gateway.
+
+One session per logged-in device of GoWA's whatsmeow store, named after GoWA's device id
+(v8 and later) or else the phone number; the device's rows move into the session's own
+``whatsmeow.db`` and its chats and messages into the session's ``chats.db``, and the
+session is registered to run, so the next ``gowa serve`` connects it without a QR code.
+
+The gateway must be stopped: the import holds the data dir's lock while it writes the
+registry, as a gateway would. Everything is prepared in a folder of the data dir and
+moved into place last; a failure removes what this run created. The source is read
+from a copy and only changed with ``remove_from_source``, after everything succeeded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from gowa_py.ids import is_valid_session_id
+from gowa_py.importers import ImportRefused, gowa_chats, source, whatsmeow_store
+from gowa_py.importers.gowa_chats import GowaDevice
+from gowa_py.importers.whatsmeow_store import StoreDevice
+from gowa_py.models import SessionConfig, Webhook
+from gowa_py.protocol import Me
+from gowa_py.registry import Registry
+
+#: GoWA signs webhooks with this secret when WHATSAPP_WEBHOOK_SECRET is not set.
+GOWA_DEFAULT_WEBHOOK_SECRET = "secret"
+
+
+@dataclass
+class DevicePlan:
+    """What the import does for one device."""
+
+    session_id: str
+    device: StoreDevice
+    gowa: GowaDevice | None
+    owners: list[str]  # the chat-storage device_id values of the device (v8 and later)
+    rows: dict[str, int]
+    chats: int = 0
+    messages: int = 0
+    webhooks: list[Webhook] = field(default_factory=list)
+
+    def describe(self) -> str:
+        rows = sum(n for table, n in self.rows.items() if table != "whatsmeow_lid_map")
+        named = f"GoWA device {self.gowa.device_id!r}" if self.gowa else "GoWA's device"
+        hooks = ", ".join(hook.url for hook in self.webhooks) or "none"
+        return (
+            f"session {self.session_id}: {named}, {self.device.jid}"
+            f"{f' ({self.device.push_name})' if self.device.push_name else ''}\n"
+            f"  store: {rows} rows of this device, {self.rows.get('whatsmeow_lid_map', 0)} "
+            f"LID mappings\n  history: {self.chats} chats, {self.messages} messages\n"
+            f"  webhooks: {hooks}"
+        )
+
+
+@dataclass
+class ImportPlan:
+    files: source.SourceFiles
+    devices: list[DevicePlan]
+    skipped: list[str]
+
+    def describe(self) -> str:
+        lines = [f"GoWA store {self.files.store}"]
+        if self.files.keys:
+            lines.append(f"keys store {self.files.keys}")
+        lines.append(f"chat storage {self.files.chats or '(none: no history to import)'}")
+        lines += [plan.describe() for plan in self.devices]
+        lines += [f"skipped: {reason}" for reason in self.skipped]
+        return "\n".join(lines)
+
+
+def webhook_settings(env: Mapping[str, str], gowa: GowaDevice | None) -> list[Webhook]:
+    """GoWA's webhooks for a device: its own (v9's per-device webhook) or else the global
+    ``WHATSAPP_WEBHOOK`` list, with GoWA's secret and event allow-list."""
+    secret = env.get("WHATSAPP_WEBHOOK_SECRET") or GOWA_DEFAULT_WEBHOOK_SECRET
+    events = _split(env.get("WHATSAPP_WEBHOOK_EVENTS", ""))
+    urls = _split(env.get("WHATSAPP_WEBHOOK", ""))
+    if gowa is not None and gowa.webhook_url:
+        urls = [gowa.webhook_url]
+        secret = gowa.webhook_secret or secret
+        events = _split(gowa.webhook_events) or events
+    try:
+        return [
+            msgspec.convert({"url": url, "secret": secret, "events": events}, Webhook)
+            for url in urls
+        ]
+    except msgspec.ValidationError as exc:
+        raise ImportRefused(f"GoWA's webhook settings cannot be carried over: {exc}") from exc
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _gowa_device(store: StoreDevice, known: list[GowaDevice]) -> GowaDevice | None:
+    """GoWA's registry row of a store device: by full JID, else by an unambiguous number."""
+    exact = [d for d in known if d.ad_jid == store.jid]
+    if len(exact) == 1:
+        return exact[0]
+    loose = [d for d in known if not d.ad_jid and d.jid == store.non_ad]
+    return loose[0] if len(loose) == 1 else None
+
+
+def plan_import(
+    files: source.SourceFiles,
+    copy: source.SourceFiles,
+    taken: Callable[[str], bool],
+    env: Mapping[str, str] | None,
+) -> ImportPlan:
+    """Read the copied databases and decide every session; refuses before any write.
+
+    ``taken`` says whether a session id already exists; ``env`` (GoWA's environment) is
+    given when webhooks are carried over."""
+    store = whatsmeow_store.open_store(copy.store)
+    chats = sqlite3.connect(copy.chats) if copy.chats else None
+    try:
+        if chats is not None and not gowa_chats.is_chat_storage(chats):
+            raise ImportRefused(f"{files.chats} is not GoWA's chat storage (no messages table)")
+        found = whatsmeow_store.devices(store)
+        if not found:
+            raise ImportRefused(f"{files.store} holds no logged-in device: nothing to import")
+        known = gowa_chats.registry(chats) if chats is not None else []
+        keys = sqlite3.connect(copy.keys) if copy.keys is not None else None
+        plans = []
+        for device in found:
+            gowa = _gowa_device(device, known)
+            rows = whatsmeow_store.count_rows(store, device.jid)
+            if keys is not None:
+                in_keys = whatsmeow_store.count_rows(keys, device.jid)
+                rows.update({t: in_keys[t] for t in whatsmeow_store.KEY_TABLES if t in in_keys})
+            owners = _owners(device, gowa, single=len(found) == 1)
+            plan = DevicePlan(_session_id(device, gowa, found), device, gowa, owners, rows)
+            if chats is not None:
+                plan.chats, plan.messages = gowa_chats.count(chats, owners)
+            if env is not None:
+                plan.webhooks = webhook_settings(env, gowa)
+            plans.append(plan)
+        if keys is not None:
+            keys.close()
+    finally:
+        store.close()
+        if chats is not None:
+            chats.close()
+    skipped = [
+        f"GoWA device {d.device_id!r} has no login in the store (never paired, or logged out)"
+        for d in known
+        if not any(p.gowa == d for p in plans)
+    ]
+    clashes = [p.session_id for p in plans if taken(p.session_id)]
+    if clashes:
+        raise ImportRefused(
+            f"session {', '.join(clashes)} already exists: delete it, or import into "
+            "another data dir (nothing was imported)"
+        )
+    return ImportPlan(files, plans, skipped)
+
+
+def _owners(device: StoreDevice, gowa: GowaDevice | None, single: bool) -> list[str]:
+    """Every ``device_id`` GoWA's releases filed this device's history under."""
+    owners = [device.non_ad, device.jid]
+    if gowa is not None:
+        owners.append(gowa.device_id)
+    if single:
+        owners.append("")
+    return owners
+
+
+def _session_id(device: StoreDevice, gowa: GowaDevice | None, found: list[StoreDevice]) -> str:
+    if gowa is not None and is_valid_session_id(gowa.device_id):
+        return gowa.device_id
+    siblings = [d for d in found if d.phone == device.phone]
+    name = device.phone if len(siblings) == 1 else f"{device.phone}-{device.number}"
+    if not is_valid_session_id(name):
+        raise ImportRefused(f"no usable session id for {device.jid}")
+    return name
+
+
+def run_import(
+    plan: ImportPlan, copy: source.SourceFiles, data_dir: Path, registry: Registry, work: Path
+) -> None:
+    """Create the planned sessions (all or none)."""
+    sessions = data_dir / "sessions"
+    sessions.mkdir(mode=0o700, parents=True, exist_ok=True)
+    created: list[str] = []
+    try:
+        for device in plan.devices:
+            staging = work / device.session_id
+            staging.mkdir(mode=0o700)
+            whatsmeow_store.extract(
+                copy.store, copy.keys, device.device.jid, staging / "whatsmeow.db"
+            )
+            if copy.chats is not None:
+                gowa_chats.copy_history(copy.chats, device.owners, staging / "chats.db")
+            target = sessions / device.session_id
+            if target.exists():
+                raise ImportRefused(f"{target} already exists (nothing was imported)")
+            os.rename(staging, target)
+            created.append(device.session_id)
+            registry.create(device.session_id, SessionConfig(webhooks=device.webhooks), "running")
+            registry.set_me(
+                device.session_id, Me(jid=device.device.non_ad, push_name=device.device.push_name)
+            )
+    except BaseException:
+        for session_id in created:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(sessions / session_id)
+            registry.delete(session_id)
+        raise
+
+
+def remove_from_source(plan: ImportPlan) -> None:
+    """Delete the imported devices from GoWA's databases (after a successful import)."""
+    source.check_idle(plan.files)
+    for device in plan.devices:
+        whatsmeow_store.remove_device(plan.files.store, device.device.jid)
+        if plan.files.keys is not None:
+            whatsmeow_store.remove_device(plan.files.keys, device.device.jid)
+        if plan.files.chats is not None:
+            gowa_id = device.gowa.device_id if device.gowa else None
+            gowa_chats.remove_device(plan.files.chats, device.owners, gowa_id)
+
+
+@contextlib.contextmanager
+def work_folder(data_dir: Path) -> Iterator[Path]:
+    """A private folder in the data dir (the same file system: sessions move by rename)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=data_dir) as name:
+        os.chmod(name, 0o700)
+        yield Path(name)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    folder: Path | None
+    data_dir: Path
+    db_uri: str | None = None
+    keys_uri: str | None = None
+    chats_uri: str | None = None
+    #: GoWA's environment (its .env and variables) when webhooks are carried over.
+    webhook_env: Mapping[str, str] | None = None
+    dry_run: bool = False
+    remove_from_source: bool = False
+
+
+def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
+    """The whole command: check, plan, and (unless a dry run) import."""
+    from gowa_py.server import DataDirBusy, lock_data_dir
+
+    files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
+    source.check_idle(files)
+    try:
+        lock = lock_data_dir(options.data_dir)
+    except DataDirBusy as exc:
+        raise ImportRefused(
+            f"{exc}: stop the gateway, import, then start it again (the import writes "
+            "the registry, which only one process may do)"
+        ) from exc
+    try:
+        with work_folder(options.data_dir) as work:
+            copy = source.snapshot(files, work)
+            source.check_idle(files)
+            registry_file = options.data_dir / "gowa.db"
+            # A dry run into a fresh data dir creates no registry.
+            registry = (
+                Registry(registry_file) if registry_file.exists() or not options.dry_run else None
+            )
+            try:
+                sessions = options.data_dir / "sessions"
+                plan = plan_import(
+                    files,
+                    copy,
+                    lambda sid: (
+                        (registry is not None and registry.get(sid) is not None)
+                        or (sessions / sid).exists()
+                    ),
+                    options.webhook_env,
+                )
+                say(plan.describe())
+                if options.dry_run or registry is None:
+                    say("dry run: nothing was written")
+                    return plan
+                run_import(plan, copy, options.data_dir, registry, work)
+            finally:
+                if registry is not None:
+                    registry.close()
+        names = ", ".join(device.session_id for device in plan.devices)
+        say(f"imported {len(plan.devices)} session(s): {names}")
+        if options.remove_from_source:
+            remove_from_source(plan)
+            say("removed the imported devices from GoWA's databases")
+        say("start the gateway (gowa serve): the sessions connect without a QR code")
+        return plan
+    finally:
+        os.close(lock)

@@ -1,0 +1,329 @@
+"""``gowa import gowa``: a GoWA v9 installation made honestly, imported, and used.
+
+Two sessions are paired with the sandbox by real neonize workers and exchange messages;
+their whatsmeow rows are then merged into one store, as GoWA v8 and later keep every
+device in one, and a chat storage with GoWA's schema (its migrations, copied below) is
+filled with chats and messages of both devices. The import makes one session per device:
+each connects without a QR code, sends and receives with the Signal sessions it
+inherited, and serves the imported history.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gowa_py.importers.whatsmeow_store import NEONIZE_STORE_VERSION
+from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, is_event, new_phone, pair
+from tests.procs import ROOT, Gateway, wait_until
+from tests.receiver import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+ALICE, BOB = "15550001801", "15550001802"
+
+#: GoWA v9's chat-storage migrations (src/infrastructure/chatstorage/sqlite_repository.go,
+#: getMigrations), those of the tables the import reads; the Chatwoot tables are left out.
+GOWA_CHATSTORAGE_MIGRATIONS = (
+    """CREATE TABLE IF NOT EXISTS chats (
+        jid VARCHAR(255) NOT NULL,
+        device_id VARCHAR(255) NOT NULL DEFAULT '',
+        name VARCHAR(255) NOT NULL,
+        last_message_time TIMESTAMP NOT NULL,
+        ephemeral_expiration INTEGER DEFAULT 0,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        PRIMARY KEY (jid, device_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id VARCHAR(255) NOT NULL,
+        chat_jid VARCHAR(255) NOT NULL,
+        device_id VARCHAR(255) NOT NULL DEFAULT '',
+        sender VARCHAR(255) NOT NULL,
+        content TEXT,
+        timestamp TIMESTAMP NOT NULL,
+        is_from_me BOOLEAN DEFAULT FALSE,
+        media_type VARCHAR(50),
+        filename VARCHAR(255),
+        url TEXT,
+        media_key BLOB,
+        file_sha256 BLOB,
+        file_enc_sha256 BLOB,
+        file_length INTEGER DEFAULT 0,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        PRIMARY KEY (id, chat_jid, device_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS devices (
+        device_id VARCHAR(255) PRIMARY KEY,
+        display_name VARCHAR(255) DEFAULT '',
+        jid VARCHAR(255) DEFAULT '',
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+    )""",
+    "CREATE INDEX IF NOT EXISTS idx_messages_chat_jid ON messages(chat_jid)",
+    "CREATE INDEX IF NOT EXISTS idx_messages_device ON messages(device_id)",
+    "CREATE INDEX IF NOT EXISTS idx_messages_timestamp ON messages(timestamp)",
+    "CREATE INDEX IF NOT EXISTS idx_messages_media_type ON messages(media_type)",
+    "CREATE INDEX IF NOT EXISTS idx_messages_sender ON messages(sender)",
+    "CREATE INDEX IF NOT EXISTS idx_chats_last_message ON chats(last_message_time)",
+    "CREATE INDEX IF NOT EXISTS idx_chats_name ON chats(name)",
+    "CREATE INDEX IF NOT EXISTS idx_chats_device ON chats(device_id)",
+    "CREATE INDEX IF NOT EXISTS idx_devices_created_at ON devices(created_at)",
+    "ALTER TABLE chats ADD COLUMN archived BOOLEAN DEFAULT FALSE;",
+    "CREATE INDEX IF NOT EXISTS idx_chats_archived ON chats(archived)",
+    "ALTER TABLE messages ADD COLUMN call_metadata TEXT DEFAULT ''",
+    "ALTER TABLE messages ADD COLUMN referral_metadata TEXT DEFAULT ''",
+    """CREATE TABLE IF NOT EXISTS message_reactions (
+        message_id VARCHAR(255) NOT NULL,
+        chat_jid VARCHAR(255) NOT NULL,
+        device_id VARCHAR(255) NOT NULL DEFAULT '',
+        reactor_jid VARCHAR(255) NOT NULL,
+        emoji TEXT NOT NULL DEFAULT '',
+        is_from_me BOOLEAN DEFAULT FALSE,
+        reaction_timestamp TIMESTAMP NOT NULL,
+        created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+        PRIMARY KEY (message_id, reactor_jid, device_id)
+    )""",
+    "ALTER TABLE messages ADD COLUMN direct_path TEXT DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN webhook_url TEXT DEFAULT NULL",
+    "ALTER TABLE devices ADD COLUMN webhook_secret TEXT DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN webhook_events TEXT DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN webhook_insecure_skip_verify BOOLEAN DEFAULT FALSE",
+    "ALTER TABLE devices ADD COLUMN ad_jid VARCHAR(255) DEFAULT ''",
+)
+
+
+def gowa_time(seconds: float) -> str:
+    """A time as GoWA's SQLite driver writes it (Go's 2006-01-02 15:04:05.999999999-07:00)."""
+    whole = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    return f"{whole}.{int(seconds % 1 * 1e9):09d}+00:00"
+
+
+def merge_stores(stores: list[Path], target: Path) -> None:
+    """One whatsmeow store holding every device of ``stores``, as GoWA v8+ keeps them."""
+    shutil.copyfile(stores[0], target)
+    db = sqlite3.connect(target)
+    db.execute("PRAGMA journal_mode=DELETE")
+    tables = [
+        row[0]
+        for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if row[0] != "whatsmeow_version"
+    ]
+    for other in stores[1:]:
+        db.execute("ATTACH DATABASE ? AS other", (str(other),))
+        with db:
+            for table in tables:
+                db.execute(f"INSERT OR IGNORE INTO {table} SELECT * FROM other.{table}")
+        db.execute("DETACH DATABASE other")
+    db.close()
+
+
+def device_jid(store: Path) -> str:
+    db = sqlite3.connect(store)
+    try:
+        ((jid,),) = db.execute("SELECT jid FROM whatsmeow_device").fetchall()
+        ((version,),) = db.execute("SELECT version FROM whatsmeow_version").fetchall()
+    finally:
+        db.close()
+    assert version == NEONIZE_STORE_VERSION, "neonize's whatsmeow changed its store version"
+    return jid
+
+
+def fill_chat_storage(path: Path, devices: dict[str, tuple[str, str, str | None]]) -> float:
+    """GoWA's chat storage with a registry row per device, one idle slot, and history;
+    returns the time of the history's first message."""
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")  # GoWA's default (CHAT_STORAGE_ENABLE_WAL)
+    db.execute("CREATE TABLE schema_info (version INTEGER PRIMARY KEY, updated_at TIMESTAMP)")
+    for number, statement in enumerate(GOWA_CHATSTORAGE_MIGRATIONS, 1):
+        db.execute(statement)
+        db.execute("INSERT INTO schema_info (version) VALUES (?)", (number,))
+    start = time.time() - 86400
+    with db:
+        db.execute("INSERT INTO devices (device_id, display_name) VALUES ('spare', 'not paired')")
+        for device_id, (ad_jid, peer, hook) in devices.items():
+            jid = ad_jid.split(":")[0] + "@s.whatsapp.net"
+            db.execute(
+                "INSERT INTO devices (device_id, display_name, jid, ad_jid, webhook_url, "
+                "webhook_secret) VALUES (?, ?, ?, ?, ?, ?)",
+                (device_id, device_id, jid, ad_jid, hook, "device-secret" if hook else ""),
+            )
+            chat = f"{peer}@s.whatsapp.net"
+            db.execute(
+                "INSERT INTO chats (jid, device_id, name, last_message_time) VALUES (?, ?, ?, ?)",
+                (chat, jid, f"chat of {device_id}", gowa_time(start + 60)),
+            )
+            for n in range(3):
+                from_me = n % 2 == 0
+                db.execute(
+                    "INSERT INTO messages (id, chat_jid, device_id, sender, content, timestamp, "
+                    "is_from_me, media_type, filename, file_length) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        f"OLD{device_id}{n}",
+                        chat,
+                        jid,
+                        jid if from_me else chat,
+                        f"old message {n} of {device_id}",
+                        gowa_time(start + n),
+                        from_me,
+                        "document" if n == 2 else "",
+                        "report.pdf" if n == 2 else "",
+                        1234 if n == 2 else 0,
+                    ),
+                )
+            db.execute(
+                "INSERT INTO message_reactions (message_id, chat_jid, device_id, reactor_jid, "
+                "emoji, reaction_timestamp) VALUES (?, ?, ?, ?, ?, ?)",
+                (f"OLD{device_id}0", chat, jid, chat, "👍", gowa_time(start + 5)),
+            )
+    db.close()
+    return start
+
+
+def gowa(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gowa_py", "import", "gowa", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def gowa_storages(sandbox, tmp_path_factory):
+    """A stopped GoWA v9's storages/ folder: devices alice-dev and bob-dev, paired."""
+    new_phone(sandbox, ALICE, "Alice")
+    new_phone(sandbox, BOB, "Bob")
+    first = Gateway(
+        tmp_path_factory.mktemp("first") / "data",
+        env=SUBPROCESS_WORKERS,
+        args=["--sandbox", sandbox.url],
+    )
+    first.start()
+    try:
+        pair(first, sandbox, "a", ALICE)
+        pair(first, sandbox, "b", BOB)
+        watcher = EventWatcher(first.http.base.replace("http", "ws") + "/api/dashboard/events")
+        try:
+            for sender, peer, receiver in (("a", BOB, "b"), ("b", ALICE, "a")):
+                status, body = first.http.post(
+                    f"/api/{sender}/send/message", {"phone": peer, "message": "before"}
+                )
+                assert status == 200, body
+                message_id = body["results"]["message_id"]
+                watcher.wait(is_event("message", receiver, id=message_id), 10, "delivery")
+        finally:
+            watcher.close()
+        assert first.stop() == 0
+    finally:
+        first.cleanup()
+    storages = tmp_path_factory.mktemp("gowa") / "storages"
+    storages.mkdir()
+    stores = [first.data_dir / "sessions" / name / "whatsmeow.db" for name in ("a", "b")]
+    jids = [device_jid(store) for store in stores]
+    merge_stores(stores, storages / "whatsapp.db")
+    fill_chat_storage(
+        storages / "chatstorage.db",
+        {"alice-dev": (jids[0], BOB, "HOOK"), "bob-dev": (jids[1], ALICE, None)},
+    )
+    return storages
+
+
+def test_bad_sources_are_refused_and_nothing_is_written(gowa_storages, tmp_path):
+    data = tmp_path / "data"
+    result = gowa(tmp_path, "--data-dir", data)
+    assert result.returncode == 1
+    assert "is not a GoWA storages/ folder" in result.stderr
+    holder = sqlite3.connect(gowa_storages / "chatstorage.db")
+    try:
+        holder.execute("SELECT COUNT(*) FROM messages").fetchone()
+        result = gowa(gowa_storages, "--data-dir", data)
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert "GoWA is still running" in result.stderr
+    assert not (data / "sessions").exists()
+    result = gowa(gowa_storages, "--data-dir", data, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "session alice-dev" in result.stdout and "session bob-dev" in result.stdout
+    assert "'spare' has no login" in result.stdout
+    assert not (data / "sessions").exists() and not (data / "gowa.db").exists()
+
+
+def test_imported_sessions_connect_without_qr_and_keep_history(
+    sandbox, gowa_storages, tmp_path_factory
+):
+    receiver = WebhookReceiver("device-secret").start()
+    global_hook = WebhookReceiver("global-secret").start()
+    hook_url = receiver.url
+    db = sqlite3.connect(gowa_storages / "chatstorage.db")
+    with db:
+        db.execute("UPDATE devices SET webhook_url = ? WHERE webhook_url = 'HOOK'", (hook_url,))
+    db.close()
+    data = tmp_path_factory.mktemp("second") / "data"
+    env = {
+        **dict(__import__("os").environ),
+        "WHATSAPP_WEBHOOK": global_hook.url,
+        "WHATSAPP_WEBHOOK_SECRET": "global-secret",
+    }
+    result = gowa(gowa_storages, "--data-dir", data, "--with-webhooks", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "imported 2 session(s): alice-dev, bob-dev" in result.stdout
+    again = gowa(gowa_storages, "--data-dir", data)
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert sorted(p.name for p in (data / "sessions").iterdir()) == ["alice-dev", "bob-dev"]
+
+    local_hooks = {**SUBPROCESS_WORKERS, "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    second = Gateway(data, env=local_hooks, args=["--sandbox", sandbox.url])
+    second.start()
+    watcher = EventWatcher(second.http.base.replace("http", "ws") + "/api/dashboard/events")
+    try:
+        for session_id, phone in (("alice-dev", ALICE), ("bob-dev", BOB)):
+            session = second.wait_status(session_id, {"CONNECTED"}, timeout=30)
+            assert session["me"]["jid"] == f"{phone}@s.whatsapp.net"
+        assert not watcher.find(lambda e: e["event"] == "session.qr")
+        for sender, peer, receiving in (
+            ("alice-dev", BOB, "bob-dev"),
+            ("bob-dev", ALICE, "alice-dev"),
+        ):
+            status, body = second.http.post(
+                f"/api/{sender}/send/message", {"phone": peer, "message": f"after, {sender}"}
+            )
+            assert status == 200, body
+            message_id = body["results"]["message_id"]
+            got = watcher.wait(is_event("message", receiving, id=message_id), 10, "delivery")
+            assert got["payload"]["body"] == f"after, {sender}"
+        status, body = second.http.get(
+            f"/api/alice-dev/chat/{BOB}@s.whatsapp.net/messages?limit=50"
+        )
+        assert status == 200, body
+        texts = [item["content"] for item in body["results"]["data"]]
+        assert {f"old message {n} of alice-dev" for n in range(3)} <= set(texts)
+        assert not any(text.startswith("old message") and "bob-dev" in text for text in texts)
+        assert "after, bob-dev" in texts
+        document = next(i for i in body["results"]["data"] if i["id"] == "OLDalice-dev2")
+        assert document["media_type"] == "document" and document["filename"] == "report.pdf"
+        hooks = {
+            sid: [h["url"] for h in second.session(sid)["config"]["webhooks"]]
+            for sid in ("alice-dev", "bob-dev")
+        }
+        assert hooks == {"alice-dev": [hook_url], "bob-dev": [global_hook.url]}
+        wait_until(lambda: receiver.items("message"), 10, what="alice-dev's webhook")
+        wait_until(lambda: global_hook.items("message"), 10, what="bob-dev's webhook")
+        assert all(item.signature_ok for item in receiver.items() + global_hook.items())
+    finally:
+        watcher.close()
+        second.cleanup()
+        receiver.close()
+        global_hook.close()

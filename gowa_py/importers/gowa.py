@@ -253,7 +253,7 @@ class ImportOptions:
 
 def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
     """The whole command: check, plan, and (unless a dry run) import."""
-    from gowa_py.server import DataDirBusy, lock_data_dir
+    from gowa_py.serve import DataDirBusy, lock_data_dir
 
     files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
     source.check_idle(files)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import urllib.error
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 from gowa_py.protocol import ErrorCode
 
@@ -26,16 +28,40 @@ class GatewayClient:
         # The gateway is usually local: never send its API key through an HTTP proxy.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
+    def _request(
+        self, method: str, path: str, data: Any, content_type: str | None
+    ) -> urllib.request.Request:
         request = urllib.request.Request(self.url + path, data=data, method=method)
         request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
+        if content_type is not None:
+            request.add_header("Content-Type", content_type)
         if self.api_key:
             request.add_header("X-Api-Key", self.api_key)
+        return request
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        kind = "application/json" if data is not None else None
+        return self._send(self._request(method, path, data, kind))
+
+    def upload(self, path: str, source: IO[bytes], size: int, content_type: str) -> Any:
+        """POST a file as the body (streamed) and return the envelope's results."""
+        request = self._request("POST", path, source, content_type)
+        request.add_header("Content-Length", str(size))
+        return self._send(request)
+
+    def download(self, path: str, target: IO[bytes]) -> None:
+        """POST without a body and write the answer's body (a file) into ``target``."""
+        request = self._request("POST", path, None, None)
+        self._send(request, lambda response: shutil.copyfileobj(response, target, 1 << 20))
+
+    def _send(
+        self, request: urllib.request.Request, read: Callable[[Any], Any] | None = None
+    ) -> Any:
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
+                if read is not None:
+                    return read(response)
                 payload = json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             try:

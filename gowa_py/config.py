@@ -78,6 +78,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
     max_download_mb: float = 100.0
+    max_import_mb: float = 4096.0
     rate_limit: float = 20.0
     rate_limit_burst: int = 40
     min_free_disk_mb: float = 16.0

@@ -396,6 +396,8 @@ class ErrorCode(enum.StrEnum):
     # Answered by the gateway.
     BAD_REQUEST = "BAD_REQUEST", 400, "a malformed HTTP request"
     INVALID_SESSION_ID = "INVALID_SESSION_ID", 400, "not a valid session id"
+    ARCHIVE_INVALID = "ARCHIVE_INVALID", 400, "not a session archive, or a damaged or unsafe one"
+    ARCHIVE_TOO_NEW = "ARCHIVE_TOO_NEW", 400, "an archive of a newer format or schema version"
     MEDIA_DOWNLOAD_FAILED = "MEDIA_DOWNLOAD_FAILED", 400, "a *_url could not be downloaded"
     MEDIA_URL_BLOCKED = "MEDIA_URL_BLOCKED", 400, "a *_url points at a blocked address"
     CLIENT_DISCONNECTED = "CLIENT_DISCONNECTED", 400, "the client closed the connection"
@@ -409,6 +411,8 @@ class ErrorCode(enum.StrEnum):
     REQUEST_TIMEOUT = "REQUEST_TIMEOUT", 408, "the request body arrived too slowly"
     SESSION_EXISTS = "SESSION_EXISTS", 409, "a session with this id already exists"
     SESSION_LIMIT = "SESSION_LIMIT", 409, "the gateway holds max_sessions sessions"
+    SESSION_EXPORTED = "SESSION_EXPORTED", 409, "the session was exported; it must not run here too"
+    DEVICE_LIVE = "DEVICE_LIVE", 409, "the archived device may still be connected elsewhere"
     PASSKEY_NOT_PENDING = "PASSKEY_NOT_PENDING", 409, "no passkey request is pending"
     QR_NOT_AVAILABLE = "QR_NOT_AVAILABLE", 409, "the session is not showing a QR code"
     AUTH_DISABLED = "AUTH_DISABLED", 409, "scoped keys need an admin credential first"

@@ -39,6 +39,10 @@ ANY_KEY = frozenset(
 EVENTS_PATH = "/api/dashboard/events"
 # Prefixed in form only: it lists every session.
 ADMIN_ONLY = frozenset({"/app/devices"})
+# A session's archive holds its account's keys: moving one is for the admin.
+ADMIN_ONLY_SESSION_ROUTES = frozenset(
+    {"/api/sessions/{session_id}/export", "/api/sessions/{session_id}/import"}
+)
 # GETs that change something (pairing, logging out, reconnecting, a new invite link).
 FULL_ONLY_GETS = frozenset(
     {
@@ -90,6 +94,8 @@ def _sessions_named(request: web.Request, pattern: str) -> list[str] | None:
         return [named] if named else []
     if pattern.startswith(SESSION_PREFIX + "/"):
         return None if pattern[len(SESSION_PREFIX) :] in ADMIN_ONLY else [info["session_id"]]
+    if pattern in ADMIN_ONLY_SESSION_ROUTES:
+        return None
     if pattern.startswith("/api/sessions/{session_id}"):
         deleting = method == "DELETE" and pattern == "/api/sessions/{session_id}"
         return None if deleting else [info["session_id"]]

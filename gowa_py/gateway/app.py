@@ -15,6 +15,7 @@ from gowa_py.gateway import (
     probes,
     ratelimit,
     sessions,
+    transfer,
     webhooks,
 )
 from gowa_py.gateway.auth import Authenticator
@@ -76,6 +77,7 @@ def create_app(
     app[probes.READINESS] = readiness
     app.add_routes(probes.routes)
     app.add_routes(sessions.routes)
+    app.add_routes(transfer.routes)
     app.add_routes(devices.routes)
     app.add_routes([web.get("/api/dashboard/events", events_ws)])
     app.add_routes(webhooks.routes)

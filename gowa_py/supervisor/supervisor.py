@@ -26,6 +26,8 @@ import msgspec
 from yarl import URL
 
 from gowa_py import protocol as p
+from gowa_py.archive import session as archive
+from gowa_py.archive.manifest import ArchivedSession, Manifest
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
@@ -128,6 +130,13 @@ class NoQrCode(GowaError):
             f"(status {state.value}{': ' + error if error else ''})"
         )
         self.session_id = session_id
+
+
+class SessionExported(GowaError):
+    """The session was exported to another gateway: running it here too would get one of
+    the two logged out."""
+
+    code = p.ErrorCode.SESSION_EXPORTED
 
 
 class WorkerInfo(NamedTuple):
@@ -386,6 +395,8 @@ class Supervisor:
         record = self.require(session_id)
         if runner.running:
             return
+        if archive.exported_mark(self.sessions_dir / session_id) is not None:
+            raise SessionExported(record.error or f"session {session_id!r} was exported")
         self._check_pairing(session_id, record.me)
         self._pairing_starts.add(session_id)
         try:
@@ -500,6 +511,51 @@ class Supervisor:
             log.warning("[%s] deleted without logging out: %s", session_id, exc)
             return False
         return True
+
+    # ------------------------------------------------------------ transfer
+
+    @asynccontextmanager
+    async def quiesced(self, session_id: str, resume: bool) -> AsyncIterator[SessionRecord]:
+        """The session with its worker stopped, for the caller to read its files (an
+        export), under its lifecycle lock. A worker that ran is started again afterwards
+        when ``resume``, or when the caller failed."""
+        async with self._exclusive(session_id) as runner:
+            was_running = runner.running
+            if was_running:
+                await runner.stop()
+            done = False
+            try:
+                yield self.require(session_id)
+                done = True
+            finally:
+                if was_running and (resume or not done):
+                    await self._start_runner(session_id, runner)
+
+    async def mark_exported(self, session_id: str, manifest: Manifest) -> None:
+        """The session was moved away (inside :meth:`quiesced`): it stays stopped here, and
+        says why, until it is deleted or the mark removed by hand."""
+        self.registry.set_desired(session_id, "stopped")
+        error = archive.mark_exported(self.sessions_dir / session_id, manifest)
+        await self._publish_status(session_id, p.SessionState.STOPPED, error)
+
+    async def adopt(
+        self, session_id: str, folder: Path, session: ArchivedSession, start: bool
+    ) -> SessionRecord:
+        """Install an unpacked session archive as ``session_id`` and start it."""
+        check_session_id(session_id)
+        if session_id in self.runners or self.registry.get(session_id) is not None:
+            raise SessionExists(session_id)
+        limit = self.settings.max_sessions
+        if limit and len(self.runners) >= limit:
+            raise SessionLimit(limit)
+        desired = "running" if start else "stopped"
+        # On the loop: the registry's connection belongs to it (a rename and a few rows).
+        archive.install(self.registry, self.sessions_dir, session_id, folder, session, desired)
+        self.runners[session_id] = self._new_runner(session_id)
+        await self._publish_status(session_id, p.SessionState.STOPPED, None)
+        if start:
+            await self.start_session(session_id)
+        return self.require(session_id)
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

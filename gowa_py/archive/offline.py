@@ -14,7 +14,7 @@ from gowa_py.archive.manifest import Manifest
 from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
 from gowa_py.protocol import ErrorCode, SessionState
-from gowa_py.server import lock_data_dir
+from gowa_py.serve import lock_data_dir
 from gowa_py.storage.factory import open_registry
 from gowa_py.storage.interfaces import RegistryStorage
 

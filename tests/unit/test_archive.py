@@ -20,7 +20,7 @@ from gowa_py.errors import GowaError
 from gowa_py.models import SessionConfig
 from gowa_py.protocol import ErrorCode, Me, SessionState
 from gowa_py.registry import Registry
-from gowa_py.server import DataDirBusy, lock_data_dir
+from gowa_py.serve import DataDirBusy, lock_data_dir
 from gowa_py.storage import chats_schema
 
 JID = "15550001111@s.whatsapp.net"

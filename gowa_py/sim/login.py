@@ -42,6 +42,8 @@ def login(net: Network, conn: Connection) -> None:
     previous = net.online.get((phone_number, number))
     net.online[(phone_number, number)] = conn
     if previous is not None and previous is not conn:
+        key = (phone_number, number)
+        net.replaced[key] = net.replaced.get(key, 0) + 1
         previous.end(Node("stream:error", {}, [Node("conflict", {"type": "replaced"})]))
     conn.send(
         Node(

@@ -70,6 +70,9 @@ class Network:
         self.cert_chain = noise_cert_chain(root, XEdSigner(), x25519_public(self.noise_key))
         #: Logged-in connections by (phone, device).
         self.online: dict[tuple[str, int], Connection] = {}
+        #: How often a device's login replaced a connection still logged in as it (the
+        #: device run twice: WhatsApp ends the older one with a ``conflict``).
+        self.replaced: dict[tuple[str, int], int] = {}
         #: Every connection, including ones still pairing.
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)

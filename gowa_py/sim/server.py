@@ -154,6 +154,7 @@ class SimServer:
                     "jid": str(JID.pn(phone.phone, d.device)),
                     "lid": str(JID.lid(phone.lid, d.device)),
                     "connected": (phone.phone, d.device) in self.network.online,
+                    "replaced": self.network.replaced.get((phone.phone, d.device), 0),
                     "queued": self.store.queued_count(phone.phone, d.device),
                 }
                 for d in self.store.devices(phone.phone)

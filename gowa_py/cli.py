@@ -383,6 +383,13 @@ def import_() -> None:
     default=None,
     help="GoWA's .env, read with --with-webhooks [default: PATH/../.env when present].",
 )
+@click.option(
+    "--session-id",
+    callback=lambda ctx, param, value: value and _session_id(ctx, param, value),
+    default=None,
+    help="Name of the session when the store has one device (e.g. default, which "
+    "GoWA's unprefixed routes reach) [default: GoWA's device id, else the number].",
+)
 @click.option("--dry-run", is_flag=True, help="Print what would be imported; write nothing.")
 @click.option(
     "--remove-from-source",
@@ -421,6 +428,7 @@ def import_gowa(path: Path | None, **flags: Any) -> None:
         keys_uri=flags["keys_db_uri"],
         chats_uri=flags["chat_storage_uri"],
         webhook_env=env,
+        session_id=flags["session_id"],
         dry_run=flags["dry_run"],
         remove_from_source=flags["remove_from_source"],
     )

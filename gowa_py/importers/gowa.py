@@ -115,11 +115,13 @@ def plan_import(
     copy: source.SourceFiles,
     taken: Callable[[str], bool],
     env: Mapping[str, str] | None,
+    name: str | None = None,
 ) -> ImportPlan:
     """Read the copied databases and decide every session; refuses before any write.
 
     ``taken`` says whether a session id already exists; ``env`` (GoWA's environment) is
-    given when webhooks are carried over."""
+    given when webhooks are carried over; ``name``, the session id of a store's only device.
+    """
     store = whatsmeow_store.open_store(copy.store)
     chats = sqlite3.connect(copy.chats) if copy.chats else None
     try:
@@ -128,6 +130,8 @@ def plan_import(
         found = whatsmeow_store.devices(store)
         if not found:
             raise ImportRefused(f"{files.store} holds no logged-in device: nothing to import")
+        if name is not None and len(found) != 1:
+            raise ImportRefused(f"--session-id names one session; the store has {len(found)}")
         known = gowa_chats.registry(chats) if chats is not None else []
         keys = sqlite3.connect(copy.keys) if copy.keys is not None else None
         plans = []
@@ -138,7 +142,8 @@ def plan_import(
                 in_keys = whatsmeow_store.count_rows(keys, device.jid)
                 rows.update({t: in_keys[t] for t in whatsmeow_store.KEY_TABLES if t in in_keys})
             owners = _owners(device, gowa, single=len(found) == 1)
-            plan = DevicePlan(_session_id(device, gowa, found), device, gowa, owners, rows)
+            session_id = name or _session_id(device, gowa, found)
+            plan = DevicePlan(session_id, device, gowa, owners, rows)
             if chats is not None:
                 plan.chats, plan.messages = gowa_chats.count(chats, owners)
             if env is not None:
@@ -247,6 +252,8 @@ class ImportOptions:
     chats_uri: str | None = None
     #: GoWA's environment (its .env and variables) when webhooks are carried over.
     webhook_env: Mapping[str, str] | None = None
+    #: The session id for the store's only device, instead of GoWA's id or its number.
+    session_id: str | None = None
     dry_run: bool = False
     remove_from_source: bool = False
 
@@ -283,6 +290,7 @@ def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPla
                         or (sessions / sid).exists()
                     ),
                     options.webhook_env,
+                    options.session_id,
                 )
                 say(plan.describe())
                 if options.dry_run or registry is None:

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -200,8 +201,15 @@ def gowa(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Com
     )
 
 
+@dataclass(frozen=True)
+class Installation:
+    storages: Path  # GoWA v9's storages/ folder
+    stores: list[Path]  # the paired sessions' own stores, merged into storages/whatsapp.db
+    jids: list[str]
+
+
 @pytest.fixture(scope="module")
-def gowa_storages(sandbox, tmp_path_factory):
+def gowa_install(sandbox, tmp_path_factory):
     """A stopped GoWA v9's storages/ folder: devices alice-dev and bob-dev, paired."""
     new_phone(sandbox, ALICE, "Alice")
     new_phone(sandbox, BOB, "Bob")
@@ -237,10 +245,11 @@ def gowa_storages(sandbox, tmp_path_factory):
         storages / "chatstorage.db",
         {"alice-dev": (jids[0], BOB, "HOOK"), "bob-dev": (jids[1], ALICE, None)},
     )
-    return storages
+    return Installation(storages, stores, jids)
 
 
-def test_bad_sources_are_refused_and_nothing_is_written(gowa_storages, tmp_path):
+def test_bad_sources_are_refused_and_nothing_is_written(gowa_install, tmp_path):
+    gowa_storages = gowa_install.storages
     data = tmp_path / "data"
     result = gowa(tmp_path, "--data-dir", data)
     assert result.returncode == 1
@@ -262,8 +271,9 @@ def test_bad_sources_are_refused_and_nothing_is_written(gowa_storages, tmp_path)
 
 
 def test_imported_sessions_connect_without_qr_and_keep_history(
-    sandbox, gowa_storages, tmp_path_factory
+    sandbox, gowa_install, tmp_path_factory
 ):
+    gowa_storages = gowa_install.storages
     receiver = WebhookReceiver("device-secret").start()
     global_hook = WebhookReceiver("global-secret").start()
     hook_url = receiver.url
@@ -327,3 +337,125 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
         second.cleanup()
         receiver.close()
         global_hook.close()
+
+
+#: GoWA v7's chat storage (v7.10.0, sqlite_repository.go getMigrations): one device, no
+#: device_id column, no device registry.
+GOWA_V7_CHATSTORAGE = """
+CREATE TABLE chats (
+    jid TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    last_message_time TIMESTAMP NOT NULL,
+    ephemeral_expiration INTEGER DEFAULT 0,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE messages (
+    id TEXT NOT NULL,
+    chat_jid TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    content TEXT,
+    timestamp TIMESTAMP NOT NULL,
+    is_from_me BOOLEAN DEFAULT FALSE,
+    media_type TEXT,
+    filename TEXT,
+    url TEXT,
+    media_key BLOB,
+    file_sha256 BLOB,
+    file_enc_sha256 BLOB,
+    file_length INTEGER DEFAULT 0,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    updated_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (id, chat_jid),
+    FOREIGN KEY (chat_jid) REFERENCES chats(jid) ON DELETE CASCADE
+);
+CREATE INDEX idx_messages_id ON messages(id);
+"""
+
+
+def rows(path: Path, query: str, *args: object) -> list[tuple]:
+    db = sqlite3.connect(path)
+    try:
+        return sorted(db.execute(query, args).fetchall())
+    finally:
+        db.close()
+
+
+def test_separate_keys_store_and_remove_from_source(gowa_install, tmp_path):
+    """GoWA with DB_KEYS_URI keeps the Signal keys in a second store: the session gets
+    them from there; --remove-from-source then deletes the devices from all three files."""
+    main, keys, chats = tmp_path / "main.db", tmp_path / "keys.db", tmp_path / "chats.db"
+    shutil.copyfile(gowa_install.storages / "whatsapp.db", main)
+    shutil.copyfile(gowa_install.storages / "whatsapp.db", keys)
+    shutil.copyfile(gowa_install.storages / "chatstorage.db", chats)
+    key_tables = ("whatsmeow_identity_keys", "whatsmeow_sessions", "whatsmeow_pre_keys")
+    for path, keep in ((main, False), (keys, True)):
+        db = sqlite3.connect(path)
+        with db:
+            tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for (table,) in tables.fetchall():
+                if (table in key_tables) != keep and table != "whatsmeow_device":
+                    db.execute(f"DELETE FROM {table}")
+        db.close()
+    data = tmp_path / "data"
+    result = gowa(
+        "--data-dir", data, "--db-uri", f"file:{main}?_foreign_keys=on",
+        "--keys-db-uri", f"file:{keys}", "--chat-storage-uri", f"file:{chats}",
+        "--remove-from-source",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    for session_id, store, jid in zip(
+        ("alice-dev", "bob-dev"), gowa_install.stores, gowa_install.jids, strict=True
+    ):
+        imported = data / "sessions" / session_id / "whatsmeow.db"
+        for table in (*key_tables, "whatsmeow_app_state_sync_keys"):
+            query = f"SELECT * FROM {table}"
+            assert rows(imported, query) == rows(store, query), table
+        assert rows(imported, "SELECT jid FROM whatsmeow_device") == [(jid,)]
+    assert rows(main, "SELECT jid FROM whatsmeow_device") == []
+    assert rows(keys, "SELECT our_jid FROM whatsmeow_sessions") == []
+    assert rows(chats, "SELECT device_id FROM messages") == []
+    assert rows(chats, "SELECT device_id FROM devices") == [("spare",)]
+
+
+def test_v7_installation_becomes_the_default_session(gowa_install, tmp_path):
+    storages = tmp_path / "storages"
+    storages.mkdir()
+    shutil.copyfile(gowa_install.stores[0], storages / "whatsapp.db")
+    db = sqlite3.connect(storages / "chatstorage.db")
+    db.executescript(GOWA_V7_CHATSTORAGE)
+    sent = 1_700_000_000.25
+    with db:
+        db.execute(
+            "INSERT INTO chats (jid, name, last_message_time) VALUES (?, 'Bob', ?)",
+            (f"{BOB}@s.whatsapp.net", gowa_time(sent)),
+        )
+        db.execute(
+            "INSERT INTO messages (id, chat_jid, sender, content, timestamp, is_from_me) "
+            "VALUES ('V7', ?, ?, 'from v7', ?, 0)",
+            (f"{BOB}@s.whatsapp.net", BOB, gowa_time(sent)),
+        )
+    db.close()
+    data = tmp_path / "data"
+    result = gowa(storages, "--data-dir", data, "--session-id", "default")
+    assert result.returncode == 0, result.stderr
+    history = data / "sessions" / "default" / "chats.db"
+    assert rows(history, "SELECT id, sender_jid, content, timestamp FROM messages") == [
+        ("V7", f"{BOB}@s.whatsapp.net", "from v7", sent)
+    ]
+    assert rows(history, "SELECT jid, name FROM chats") == [(f"{BOB}@s.whatsapp.net", "Bob")]
+
+
+def test_a_store_newer_than_neonize_is_refused(gowa_install, tmp_path):
+    storages = tmp_path / "storages"
+    storages.mkdir()
+    shutil.copyfile(gowa_install.stores[0], storages / "whatsapp.db")
+    db = sqlite3.connect(storages / "whatsapp.db")
+    with db:
+        db.execute("UPDATE whatsmeow_version SET version = 99, compat = 99")
+    db.close()
+    data = tmp_path / "data"
+    result = gowa(storages, "--data-dir", data)
+    assert result.returncode == 1
+    assert "newer than the 15 of this gowa-py's neonize" in result.stderr
+    assert not (data / "sessions").exists()

@@ -3,9 +3,10 @@
 A scoped API key's stream carries only its own sessions' events, and is closed when the
 key is revoked.
 
-Each event is sent as one JSON object in GoWA's webhook envelope. Every client has its
-own bounded queue, so a slow browser tab never slows the gateway or other clients; when
-its queue is full the oldest events are dropped and counted.
+Each event is sent as one JSON object, its :class:`~gowa_py.eventbody.EventBody` (GoWA's
+webhook JSON). Every client has its own bounded queue, so a slow browser tab never slows
+the gateway or other clients; when its queue is full the oldest events are dropped and
+counted.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from gowa_py import protocol as p
-from gowa_py.envelope import envelope
+from gowa_py.eventbody import EventBody
 from gowa_py.gateway.keys import EVENTS
 from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
@@ -55,12 +56,10 @@ class EventHub:
     def client_count(self) -> int:
         return len(self._clients)
 
-    async def publish(self, event: p.Event) -> None:
+    async def publish(self, body: EventBody) -> None:
         if not self._clients:
             return
-        record = self._registry.get(event.session_id)
-        device_id = record.me.jid if record is not None and record.me else ""
-        data = _encoder.encode(envelope(event, device_id))
+        event, data = body.event, body.encoded
         for client in self._clients:
             if client.session_id in (None, event.session_id) and self._may_see(client, event):
                 client.offer(data)

@@ -17,7 +17,7 @@ from collections import deque
 from typing import Any
 
 from gowa_py import protocol as p
-from gowa_py.gateway.events import envelope
+from gowa_py.eventbody import EventBody
 from gowa_py.storage.interfaces import RegistryStorage
 
 log = logging.getLogger("gowa.gateway.stats")
@@ -44,18 +44,17 @@ class DashboardStats:
 
     # ---------------------------------------------------------------- feeding
 
-    async def on_event(self, event: p.Event) -> None:
+    async def on_event(self, body: EventBody) -> None:
         """Supervisor listener: count messages, follow status changes, remember the event."""
+        event = body.event
         if event.name == "message" and not event.payload.get("is_from_me"):
             self._count(event.session_id, event.timestamp, received=1)
         elif event.name == "message.sent":
             self._count(event.session_id, event.timestamp, sent=1)
         elif event.name == p.SESSION_STATUS:
             self.record_connected()
-        record = self._registry.get(event.session_id)
-        device_id = record.me.jid if record is not None and record.me else ""
         recent = self._recent.setdefault(event.session_id, deque(maxlen=RECENT_EVENTS))
-        recent.append(envelope(event, device_id))
+        recent.append(body.json)
 
     def _count(self, session_id: str, ts: float, received: int = 0, sent: int = 0) -> None:
         slot = self._pending.setdefault((hour_of(ts), session_id), [0, 0])

@@ -30,6 +30,7 @@ from gowa_py.archive import session as archive
 from gowa_py.archive.manifest import ArchivedSession, Manifest
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
+from gowa_py.eventbody import EventBody
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
@@ -49,7 +50,7 @@ log = logging.getLogger("gowa.supervisor")
 #: How often idle sessions are looked for (``idle_timeout`` is at least 60 s).
 HIBERNATE_CHECK_S = 5.0
 
-Listener = Callable[[p.Event], Awaitable[None]]
+Listener = Callable[[EventBody], Awaitable[None]]
 
 
 class SessionExists(GowaError):
@@ -690,20 +691,22 @@ class Supervisor:
         return lambda: listeners.remove(listener)
 
     async def _dispatch(self, event: p.Event, strict: bool = False) -> None:
-        """Hand ``event`` to the listeners; ``strict`` lets a durable listener's failure
-        propagate (worker events, which can be fetched again), else it is logged."""
+        """Hand ``event`` to the listeners, as one :class:`EventBody` built for all of them;
+        ``strict`` lets a durable listener's failure propagate (worker events, which can be
+        fetched again), else it is logged."""
         runner = self.runners.get(event.session_id)
         self._qr.observe(event, runner.started_at if runner is not None else None)
+        body = EventBody(event, self.registry.get(event.session_id))
         for listener in list(self._durable):
             try:
-                await listener(event)
+                await listener(body)
             except Exception:
                 if strict:
                     raise
                 log.exception("durable listener failed on %s", event.name)
         for listener in list(self._listeners):
             try:
-                await listener(event)
+                await listener(body)
             except Exception:
                 log.exception("event listener failed on %s", event.name)
 

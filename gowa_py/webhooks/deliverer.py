@@ -16,14 +16,13 @@ from collections import OrderedDict
 from pathlib import Path
 
 import aiohttp
-import msgspec
 from yarl import URL
 
 from gowa_py import __version__
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
 from gowa_py.config import Settings
-from gowa_py.envelope import envelope
+from gowa_py.eventbody import EventBody
 from gowa_py.models import Webhook
 from gowa_py.registry import SessionRecord
 from gowa_py.storage.factory import existing_outbox, open_outbox
@@ -38,7 +37,6 @@ log = logging.getLogger("gowa.webhooks")
 NOT_DELIVERED = frozenset({"log", p.SESSION_DELETED})
 BATCH = 64
 PRUNE_EVERY_S = 600
-_encoder = msgspec.json.Encoder()
 
 
 class WebhookDeliverer:
@@ -167,23 +165,22 @@ class WebhookDeliverer:
             if not hook.events or wanted in {e.lower() for e in hook.events}
         ]
 
-    async def on_event(self, event: p.Event) -> None:
+    async def on_event(self, body: EventBody) -> None:
         """Durable listener: raising here keeps the event unapplied, so it is retried."""
+        event = body.event
         if event.name == p.EVENT_LOG_REPLACED:
             self.reopen(event.session_id)
         if event.name in NOT_DELIVERED:
             if event.name == p.SESSION_DELETED:
                 self.forget(event.session_id)
             return
-        record = self._registry.get(event.session_id)
+        record = body.record
         if record is None:
             return
         targets = self.targets(record, event.name)
         if not targets:
             return
-        device_id = record.me.jid if record.me else ""
-        body = _encoder.encode(envelope(event, device_id))
-        if self.outbox(event.session_id).enqueue(event.id, event.name, targets, body):
+        if self.outbox(event.session_id).enqueue(event.id, event.name, targets, body.encoded):
             self._pending[event.session_id] = 0.0
             self._wake.set()
 

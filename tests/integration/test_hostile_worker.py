@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gowa_py import protocol as p
 from gowa_py.config import load_settings
+from gowa_py.eventbody import EventBody
 from gowa_py.gateway.app import create_app
 from gowa_py.gateway.keys import SUPERVISOR
 from gowa_py.models import SessionConfig
@@ -106,8 +107,8 @@ def _event(session_id: str, name: str, seq: int = 0, body: str = "forged") -> p.
 async def test_a_hostile_worker_cannot_speak_as_another_session(supervisor: Supervisor) -> None:
     seen: list[p.Event] = []
 
-    async def listen(event: p.Event) -> None:
-        seen.append(event)
+    async def listen(body: EventBody) -> None:
+        seen.append(body.event)
 
     supervisor.subscribe(listen)
     await supervisor.create("alice", SessionConfig(), start=False)

@@ -1,7 +1,7 @@
 """Dashboard routes: static files, cookie login with CSRF, counters, metrics, export.
 
 No worker is started: sessions are created stopped and events are fed to the counters
-directly, as the supervisor would hand them over.
+directly, built as the supervisor hands them over (the sessions have no account yet).
 """
 
 import time
@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 
 from gowa_py import protocol as p
+from gowa_py.eventbody import EventBody
 from gowa_py.gateway.dashboard.reads import REGISTRY, STATS, memory_series
 from gowa_py.gateway.dashboard.sandboxscan import sandbox_phone
 from gowa_py.gateway.keys import SUPERVISOR
@@ -21,13 +22,14 @@ KEY = "k3y-for-tests"
 
 
 def event(session_id, name, payload, ts=None):
-    return p.Event(
+    event = p.Event(
         id=uuid.uuid4().hex,
         session_id=session_id,
         name=name,
         timestamp=ts or time.time(),
         payload=payload,
     )
+    return EventBody(event, None)
 
 
 async def _body(response):

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gowa_py import protocol as p
 from gowa_py.config import load_settings
+from gowa_py.eventbody import EventBody
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.registry import Registry
 from gowa_py.webhooks.deliverer import WebhookDeliverer
@@ -272,7 +273,7 @@ async def test_outboxes_stay_bounded_and_every_delivery_goes_out(tmp_path):
                     timestamp=time.time(),
                     payload={},
                 )
-                await deliverer.on_event(event)
+                await deliverer.on_event(EventBody(event, registry.get(session_id)))
                 assert deliverer.open_outboxes == 1
 
         def delivered(session_id: str) -> int:

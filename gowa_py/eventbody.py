@@ -1,0 +1,45 @@
+"""GoWA's webhook JSON of an event, built once per event for every listener."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import msgspec
+
+from gowa_py import protocol as p
+from gowa_py.registry import SessionRecord
+
+_encoder = msgspec.json.Encoder()
+
+
+class EventBody:
+    """One event as GoWA's webhooks carry it: ``{"id", "event", "session_id",
+    "device_id", "timestamp", "payload"}``.
+
+    The supervisor builds it once per event, with the session's record as it is when the
+    event is dispatched; the webhooks, the WebSocket and the dashboard's history share it
+    (and its encoding) instead of each looking the session up again. ``id`` is the
+    event's stable id (the same when an event is replayed), so receivers can drop
+    duplicates of an at-least-once delivery.
+    """
+
+    def __init__(self, event: p.Event, record: SessionRecord | None) -> None:
+        self.event = event
+        self.record = record
+        self.json: dict[str, Any] = {
+            "id": event.id,
+            "event": event.name,
+            "session_id": event.session_id,
+            "device_id": record.me.jid if record is not None and record.me else "",
+            "timestamp": datetime.fromtimestamp(event.timestamp, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "payload": event.payload,
+        }
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The JSON as bytes, encoded at most once (a webhook body, a WebSocket message)."""
+        return _encoder.encode(self.json)

@@ -342,6 +342,64 @@ def import_archive(
     _show(ctx, result)
 
 
+# ----------------------------------------------------------- backup/restore
+
+
+def _data_dir(data_dir: str | None, config_file: str | None) -> Path:
+    """The data dir the gateway would use with these flags and its config."""
+    try:
+        return Path(load_settings({"data_dir": data_dir}, config_file=config_file).data_dir)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command("backup")
+@click.argument("target", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data-dir", default=None, help="The gateway's data dir [default: ./data].")
+@click.option("--config", "config_file", default=None, help="TOML settings file.")
+def backup_(target: Path, data_dir: str | None, config_file: str | None) -> None:
+    """Copy the registry and every session into the new folder TARGET, while the
+    gateway runs (run it as the gateway's user, on its machine)."""
+    from gowa_py.archive.backup import backup
+    from gowa_py.errors import GowaError
+
+    try:
+        manifest = backup(_data_dir(data_dir, config_file), target)
+    except GowaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    size = sum(entry.size for entry in manifest.files.values())
+    click.echo(
+        f"backed up {len(manifest.sessions)} session(s) to {target}: "
+        f"{len(manifest.files)} files, {size} B in {manifest.seconds:.2f} s"
+    )
+
+
+@main.command("restore")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data-dir", default=None, help="The data dir to restore into [default: ./data].")
+@click.option("--config", "config_file", default=None, help="TOML settings file.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore into a data dir that is not empty (its contents "
+    "are moved into replaced-<time>/ inside it).",
+)
+def restore_(source: Path, data_dir: str | None, config_file: str | None, force: bool) -> None:
+    """Put the backup in SOURCE into a data dir no gateway is using."""
+    from gowa_py.archive.backup import restore
+    from gowa_py.errors import GowaError
+
+    folder = _data_dir(data_dir, config_file)
+    try:
+        manifest = restore(source, folder, force)
+    except GowaError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"restored {len(manifest.sessions)} session(s) of {manifest.created_at} into {folder}; "
+        "never run them in two places at once (docs/backup.md)"
+    )
+
+
 # --------------------------------------------------------------------- sim
 
 

@@ -54,7 +54,7 @@ _CHUNK = 1 << 20
 _DAMAGED = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
 
 
-def _safe(relative: str) -> bool:
+def is_safe(relative: str) -> bool:
     """A name inside a session folder this code would have written itself."""
     parts = relative.split("/")
     if not all(_PART.fullmatch(part) and part not in (".", "..") for part in parts):
@@ -62,7 +62,7 @@ def _safe(relative: str) -> bool:
     return parts[0] in DATABASES if len(parts) == 1 else parts[0] in FOLDERS
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(_CHUNK):
@@ -70,27 +70,33 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def snapshot(session_dir: Path, staging: Path) -> dict[str, FileEntry]:
-    """Copy what an archive holds of ``session_dir`` into ``staging``; the databases
-    through the backup API, so a log not yet checkpointed is in the copy."""
+def snapshot(
+    session_dir: Path, staging: Path, also: tuple[str, ...] = (), pages: int = sqlite.STEP_PAGES
+) -> dict[str, FileEntry]:
+    """Copy what an archive holds of ``session_dir`` (and the files named in ``also``)
+    into ``staging``; the databases through the backup API, so a log not yet
+    checkpointed is in the copy."""
     staging.mkdir(mode=0o700, parents=True, exist_ok=True)
     for name in DATABASES:
         if (session_dir / name).exists():
-            sqlite.copy_database(session_dir / name, staging / name)
+            sqlite.copy_database(session_dir / name, staging / name, pages)
+    for name in also:
+        if (session_dir / name).is_file():
+            shutil.copyfile(session_dir / name, staging / name)
     for folder in FOLDERS:
         root = session_dir / folder
         for path in sorted(root.rglob("*")) if root.is_dir() else []:
             relative = path.relative_to(session_dir).as_posix()
             if path.is_symlink() or not path.is_file():
                 continue
-            if not _safe(relative):
+            if not is_safe(relative):
                 log.warning("not archived (an unexpected name): %s", relative)
                 continue
             target = staging / relative
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     return {
-        path.relative_to(staging).as_posix(): FileEntry(_sha256(path), path.stat().st_size)
+        path.relative_to(staging).as_posix(): FileEntry(sha256(path), path.stat().st_size)
         for path in sorted(staging.rglob("*"))
         if path.is_file()
     }
@@ -187,13 +193,13 @@ def unpack(source: IO[bytes], folder: Path) -> Manifest:
                 raise ArchiveInvalid(f"not a session archive: it does not start with {MANIFEST}")
             manifest = decode(data.read())
             for name in manifest.files:
-                if not _safe(name):
+                if not is_safe(name):
                     raise ArchiveInvalid(f"unsafe file name in the archive: {name!r}")
             continue
         name = member.name.removeprefix(PREFIX)
-        if member.isdir() and member.name.startswith(PREFIX) and _safe(name.rstrip("/")):
+        if member.isdir() and member.name.startswith(PREFIX) and is_safe(name.rstrip("/")):
             continue
-        if data is None or not member.name.startswith(PREFIX) or not _safe(name):
+        if data is None or not member.name.startswith(PREFIX) or not is_safe(name):
             raise ArchiveInvalid(f"unsafe or unexpected member in the archive: {member.name!r}")
         entry = manifest.files.get(name)
         if entry is None or name in seen:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from gowa_py.importers import gowa_message
 from gowa_py.privatefile import private_sqlite
 from gowa_py.storage import chats_schema
 
@@ -185,8 +186,8 @@ class _Reader:
             )
             self.conn.execute(
                 "INSERT OR REPLACE INTO messages (id, chat_jid, sender_jid, content, timestamp, "
-                "is_from_me, media_type, filename, url, file_length, edited, created_at, "
-                "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "is_from_me, media_type, mimetype, filename, url, file_length, edited, raw, "
+                "created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row["id"],
                     chat,
@@ -195,10 +196,12 @@ class _Reader:
                     stamp,
                     int(bool(row["is_from_me"])),
                     row["media_type"] or "",
+                    gowa_message.mimetype(row),
                     row["filename"] or "",
                     row["url"] or "",
                     row["file_length"] or 0,
                     int(row["id"] in edited),
+                    gowa_message.rebuild(row),
                     seconds(row["created_at"]) or now,
                     seconds(row["updated_at"]) or now,
                 ),

@@ -10,6 +10,7 @@ inherited, and serves the imported history.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import sqlite3
 import subprocess
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
 from gowa_py.importers.whatsmeow_store import NEONIZE_STORE_VERSION
 from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, is_event, new_phone, pair
@@ -27,7 +29,8 @@ from tests.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 
-ALICE, BOB = "15550001801", "15550001802"
+ALICE, BOB, CAROL = "15550001801", "15550001802", "15550001803"
+DOCUMENT = b"%PDF-1.4 quarterly report " + bytes(range(256))
 
 #: GoWA v9's chat-storage migrations (src/infrastructure/chatstorage/sqlite_repository.go,
 #: getMigrations), those of the tables the import reads; the Chatwoot tables are left out.
@@ -190,6 +193,36 @@ def fill_chat_storage(path: Path, devices: dict[str, tuple[str, str, str | None]
     return start
 
 
+def add_media_row(chat_storage: Path, session: Path, ad_jid: str) -> None:
+    """The document Carol sent, as GoWA stores a media message: what ExtractMediaInfo
+    takes from the protobuf (here the one the paired session received)."""
+    db = sqlite3.connect(session / "chats.db")
+    ((raw, stamp),) = db.execute("SELECT raw, timestamp FROM messages WHERE id = 'DOCQ3'")
+    db.close()
+    document = e2e.Message.FromString(raw).documentMessage
+    db = sqlite3.connect(chat_storage)
+    with db:
+        db.execute(
+            "INSERT INTO messages (id, chat_jid, device_id, sender, content, timestamp, "
+            "media_type, filename, url, media_key, file_sha256, file_enc_sha256, file_length, "
+            "direct_path) VALUES ('DOCQ3', ?, ?, ?, '', ?, 'document', ?, ?, ?, ?, ?, ?, ?)",
+            (
+                f"{CAROL}@s.whatsapp.net",
+                ad_jid.split(":")[0] + "@s.whatsapp.net",
+                f"{CAROL}@s.whatsapp.net",
+                gowa_time(stamp),
+                document.fileName,
+                document.URL,
+                document.mediaKey,
+                document.fileSHA256,
+                document.fileEncSHA256,
+                document.fileLength,
+                document.directPath,
+            ),
+        )
+    db.close()
+
+
 def gowa(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gowa_py", "import", "gowa", *map(str, args)],
@@ -213,6 +246,7 @@ def gowa_install(sandbox, tmp_path_factory):
     """A stopped GoWA v9's storages/ folder: devices alice-dev and bob-dev, paired."""
     new_phone(sandbox, ALICE, "Alice")
     new_phone(sandbox, BOB, "Bob")
+    new_phone(sandbox, CAROL, "Carol")
     first = Gateway(
         tmp_path_factory.mktemp("first") / "data",
         env=SUBPROCESS_WORKERS,
@@ -231,6 +265,14 @@ def gowa_install(sandbox, tmp_path_factory):
                 assert status == 200, body
                 message_id = body["results"]["message_id"]
                 watcher.wait(is_event("message", receiver, id=message_id), 10, "delivery")
+            status, body = sandbox.api(
+                "POST",
+                f"/sim/phones/{CAROL}/send-document",
+                {"to": ALICE, "filename": "q3.pdf", "mimetype": "application/pdf",
+                 "data": base64.b64encode(DOCUMENT).decode(), "id": "DOCQ3"},
+            )  # fmt: skip
+            assert status == 200, body
+            watcher.wait(is_event("message", "a", id="DOCQ3"), 10, "the document")
         finally:
             watcher.close()
         assert first.stop() == 0
@@ -245,6 +287,7 @@ def gowa_install(sandbox, tmp_path_factory):
         storages / "chatstorage.db",
         {"alice-dev": (jids[0], BOB, "HOOK"), "bob-dev": (jids[1], ALICE, None)},
     )
+    add_media_row(storages / "chatstorage.db", first.data_dir / "sessions" / "a", jids[0])
     return Installation(storages, stores, jids)
 
 
@@ -324,6 +367,15 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
         assert "after, bob-dev" in texts
         document = next(i for i in body["results"]["data"] if i["id"] == "OLDalice-dev2")
         assert document["media_type"] == "document" and document["filename"] == "report.pdf"
+        status, body = second.http.get(
+            f"/api/alice-dev/message/DOCQ3/download?phone={CAROL}", timeout=60
+        )
+        assert status == 200, body
+        assert Path(body["results"]["file_path"]).read_bytes() == DOCUMENT
+        status, body = second.http.post(
+            "/api/alice-dev/message/OLDalice-dev1/forward", {"phone": CAROL}
+        )
+        assert status == 200, body
         hooks = {
             sid: [h["url"] for h in second.session(sid)["config"]["webhooks"]]
             for sid in ("alice-dev", "bob-dev")

@@ -52,3 +52,39 @@ def split(client: Any, jid: pb.JID) -> tuple[str, str]:
         return "", ""
     lid = lid_for(client, jid)
     return bare(jid), bare(lid) if lid is not None else ""
+
+
+class Directory:
+    """What one account knows about the people in its events: the phone behind a LID
+    and a display name (GoWA's ``sender_display_name``)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def pn(self, jid: pb.JID) -> pb.JID | None:
+        return pn_for(self.client, jid)
+
+    def display_name(self, jid: str, push_name: str = "") -> str:
+        """GoWA's order: saved name, the event's push name, stored push name, business
+        name, the number; for the account itself its own push name first."""
+        user, _, server = jid.partition("@")
+        user = user.split(":")[0].split(".")[0]
+        if not user:
+            return jid
+        try:
+            me = self.client.get_me()
+        except Exception:
+            me = None
+        if me is not None and user in (me.JID.User, me.LID.User):
+            return me.PushName or user
+        try:
+            contact = self.client.contact.get_contact(build_jid(user, server))
+        except Exception:
+            contact = None
+        if contact is not None and contact.Found and contact.FullName:
+            return str(contact.FullName)
+        if push_name:
+            return push_name
+        if contact is not None and contact.Found:
+            return str(contact.PushName or contact.BusinessName or user)
+        return user

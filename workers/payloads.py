@@ -8,6 +8,7 @@ from neonize.proto import Neonize_pb2 as pb
 from neonize.utils.jid import Jid2String
 from neonize.utils.message import extract_text
 
+from workers.lids import Directory
 from workers.timefmt import rfc3339
 
 RECEIPT_TYPES: dict[int, tuple[str, str]] = {
@@ -37,12 +38,15 @@ def non_ad(jid: pb.JID) -> str:
     return f"{jid.User}@{jid.Server}" if jid.User else jid.Server
 
 
-def sender_fields(source: pb.MessageSource) -> dict[str, Any]:
-    """``from``/``from_lid``/``chat_id`` of a message, the phone-number JID first when known."""
+def sender_fields(source: pb.MessageSource, people: Directory | None = None) -> dict[str, Any]:
+    """``from``/``from_lid``/``chat_id``(/``chat_lid``) of a message or receipt: the phone
+    JID where it is known (the stanza's alternate address, else whatsmeow's LID map), the
+    LID kept in its own field."""
     sender, alt = source.Sender, source.SenderAlt
     fields: dict[str, Any] = {}
-    if sender.Server == "lid" and alt.User:
-        fields["from"] = non_ad(alt)
+    if sender.Server == "lid":
+        pn = alt if alt.User and alt.Server != "lid" else _pn(people, sender)
+        fields["from"] = non_ad(pn) if pn is not None else non_ad(sender)
         fields["from_lid"] = non_ad(sender)
     else:
         fields["from"] = non_ad(sender)
@@ -50,11 +54,28 @@ def sender_fields(source: pb.MessageSource) -> dict[str, Any]:
             fields["from_lid"] = non_ad(alt)
     chat = source.Chat
     if chat.Server == "lid" and not source.IsGroup:
-        fields["chat_id"] = fields["from"] if not source.IsFromMe else non_ad(source.RecipientAlt)
+        if source.IsFromMe:
+            peer = source.RecipientAlt if source.RecipientAlt.User else _pn(people, chat)
+            fields["chat_id"] = non_ad(peer) if peer is not None else non_ad(chat)
+        else:
+            fields["chat_id"] = fields["from"]
         fields["chat_lid"] = non_ad(chat)
     else:
         fields["chat_id"] = non_ad(chat)
     return fields
+
+
+def _pn(people: Directory | None, jid: pb.JID) -> pb.JID | None:
+    return people.pn(jid) if people is not None else None
+
+
+def with_display_name(
+    payload: dict[str, Any], people: Directory | None, push_name: str = ""
+) -> dict[str, Any]:
+    """GoWA's ``sender_display_name``, present when ``from`` is a non-empty string."""
+    if people is not None and payload.get("from"):
+        payload["sender_display_name"] = people.display_name(payload["from"], push_name)
+    return payload
 
 
 # Parts of a message that carry no content of their own: group key distribution arrives
@@ -74,10 +95,13 @@ def carries_content(message: Any) -> bool:
     return True
 
 
-def message_payload(event: pb.Message) -> tuple[str, dict[str, Any]]:
+def message_payload(
+    event: pb.Message, people: Directory | None = None
+) -> tuple[str, dict[str, Any]]:
     """The (event name, payload) GoWA would send for an incoming message."""
     info = event.Info
-    payload: dict[str, Any] = {"id": info.ID, **sender_fields(info.MessageSource)}
+    payload: dict[str, Any] = {"id": info.ID, **sender_fields(info.MessageSource, people)}
+    with_display_name(payload, people, info.Pushname)
     payload["from_name"] = info.Pushname
     payload["timestamp"] = rfc3339(info.Timestamp)
     payload["is_from_me"] = info.MessageSource.IsFromMe
@@ -105,14 +129,15 @@ def message_payload(event: pb.Message) -> tuple[str, dict[str, Any]]:
     return "message", payload
 
 
-def receipt_payload(event: pb.Receipt) -> dict[str, Any]:
+def receipt_payload(event: pb.Receipt, people: Directory | None = None) -> dict[str, Any]:
     kind, description = RECEIPT_TYPES.get(event.Type, ("unknown", "an unknown receipt type."))
     payload: dict[str, Any] = {
         "ids": list(event.MessageIDs),
-        **sender_fields(event.MessageSource),
-        "receipt_type": kind,
-        "receipt_type_description": description,
+        **sender_fields(event.MessageSource, people),
     }
+    with_display_name(payload, people)
+    payload["receipt_type"] = kind
+    payload["receipt_type_description"] = description
     if event.Timestamp:
         payload["timestamp"] = rfc3339(event.Timestamp)
     return payload

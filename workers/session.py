@@ -35,7 +35,7 @@ from neonize.utils.jid import build_jid
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
 from gowa_py.errors import GowaError
-from workers import payloads
+from workers import lids, payloads
 from workers.logfile import LOCAL_ONLY
 from workers.system import storefile
 from workers.watchdog import SilenceWatch
@@ -114,6 +114,7 @@ class WhatsAppSession:
         self.observers: list[Callable[[Any], None]] = []
         storefile.use_wal(store_path)
         self.client = NewClient(str(store_path), uuid=session_id)
+        self.people = lids.Directory(self.client)
         self._register_handlers()
         _match_whatsmeow_log_level()
 
@@ -263,7 +264,7 @@ class WhatsAppSession:
         self.silence.traffic()
         if not payloads.carries_content(ev.Message):
             return
-        name, payload = payloads.message_payload(ev)
+        name, payload = payloads.message_payload(ev, self.people)
         # Durable record first: whatsmeow has already committed the decryption, so this is
         # the window in which a crash loses the message (see workers/lost.py).
         with self._transaction():
@@ -272,7 +273,7 @@ class WhatsAppSession:
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self.touch()
-        payload = payloads.receipt_payload(ev)
+        payload = payloads.receipt_payload(ev, self.people)
         ids = ",".join(payload["ids"])
         with self._transaction():
             recorded = self._emit(

@@ -320,6 +320,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     """GoWA operations, the chat store and the per-session automations of this worker."""
     from neonize.events import CallOfferEv
 
+    from workers.operations import updates
     from workers.operations.automations import Automations
     from workers.operations.context import Context
     from workers.operations.events import EventObserver
@@ -335,6 +336,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     automations = Automations(context)
     session.observers.append(EventObserver(context, automations).observe)
     session.client.event(CallOfferEv)(automations.on_call_offer)
+    updates.register(session.client, context)
     return context
 
 

@@ -21,6 +21,7 @@ A_JID, B_JID = f"{ANN}@s.whatsapp.net", f"{BEN}@s.whatsapp.net"
 def gw(sandbox, sandbox_gateway):
     new_phone(sandbox, ANN, "Ann")
     new_phone(sandbox, BEN, "Ben")
+    new_phone(sandbox, CAL, "Cal")
     pair(sandbox_gateway, sandbox, "ann", ANN)
     pair(sandbox_gateway, sandbox, "ben", BEN)
     return sandbox_gateway
@@ -69,6 +70,67 @@ def test_privacy_settings_are_whatsmeow_strings(gw):
     }
 
 
+def test_events_carry_phone_jids_and_lids_in_their_own_fields(gw, sandbox, events):
+    _, ann = sandbox.api("GET", f"/sim/phones/{ANN}")
+    _, ben = sandbox.api("GET", f"/sim/phones/{BEN}")
+    sent = ok(gw, "POST", "/api/ben/send/message", {"phone": ANN, "message": "hello ann"})
+    message = events.wait(is_event("message", "ann", id=sent["message_id"]), 10, "at Ann")
+    assert message["payload"]["from"] == B_JID and message["payload"]["chat_id"] == B_JID
+    assert message["payload"]["sender_display_name"] == "Ben"
+    ok(gw, "POST", f"/api/ann/message/{sent['message_id']}/read", {"phone": BEN})
+    ack = events.wait(
+        is_event("message.ack", "ben", receipt_type="read"), 10, "Ann's read receipt at Ben"
+    )["payload"]
+    assert ack["ids"] == [sent["message_id"]]
+    assert (ack["from"], ack["chat_id"]) == (A_JID, A_JID), ack
+    assert ack.get("from_lid", ann["lid"]) == ann["lid"]
+
+    ok(gw, "POST", "/api/ben/send/chat-presence", {"phone": ANN, "action": "start"})
+    typing = events.wait(is_event("chat_presence", "ann"), 10, "Ben typing at Ann")["payload"]
+    assert typing["from"] == B_JID and typing["chat_id"] == B_JID, typing
+    assert (typing["state"], typing["media"], typing["is_group"]) == ("composing", "", False)
+    assert typing.get("from_lid", ben["lid"]) == ben["lid"]
+    assert typing["sender_display_name"] == "Ben"
+
+    chats = ok(gw, "GET", "/api/ben/chats")["data"]
+    assert all(not chat["jid"].endswith("@lid") for chat in chats), chats
+
+
+def test_group_events_and_participants(gw, events):
+    created = ok(gw, "POST", "/api/ann/group", {"title": "Crew", "participants": [BEN]})
+    group_id = created["group_id"]
+    joined = events.wait(is_event("group.joined", "ben", chat_id=group_id), 10, "Ben joins")
+    assert joined["payload"]["jids"] == [B_JID] and joined["payload"]["type"] == "join"
+    assert joined["payload"]["group_name"] == "Crew"
+
+    added = ok(
+        gw, "POST", "/api/ann/group/participants", {"group_id": group_id, "participants": [CAL]}
+    )
+    assert added == [
+        {"participant": f"{CAL}@s.whatsapp.net", "status": "success", "message": "Action success"}
+    ]
+    change = events.wait(
+        is_event("group.participants", "ben", chat_id=group_id, type="join"), 10, "Cal added"
+    )
+    assert change["payload"]["jids"] == [f"{CAL}@s.whatsapp.net"], change
+    participants = ok(gw, "GET", f"/api/ann/group/participants?group_id={group_id}")
+    by_jid = {item["jid"]: item for item in participants["participants"]}
+    assert set(by_jid) == {A_JID, B_JID, f"{CAL}@s.whatsapp.net"}, participants
+    assert by_jid[B_JID]["phone_number"] == BEN and by_jid[B_JID]["lid"].endswith("@lid")
+
+    removed = ok(
+        gw,
+        "POST",
+        "/api/ann/group/participants/remove",
+        {"group_id": group_id, "participants": [CAL]},
+    )
+    assert removed[0]["message"] == "Action success"
+    change = events.wait(
+        is_event("group.participants", "ben", chat_id=group_id, type="leave"), 10, "Cal removed"
+    )
+    assert change["payload"]["jids"] == [f"{CAL}@s.whatsapp.net"], change
+
+
 def linked_devices(sandbox, phone):
     status, body = sandbox.api("GET", f"/sim/phones/{phone}")
     assert status == 200, body
@@ -78,7 +140,6 @@ def linked_devices(sandbox, phone):
 def test_reconnect_and_logout_name_the_device(gw, sandbox):
     assert ok(gw, "GET", "/api/ann/app/reconnect") == {"device_id": "ann"}
     gw.wait_status("ann", {"CONNECTED"}, timeout=15)
-    new_phone(sandbox, CAL, "Cal")
     pair(gw, sandbox, "cal", CAL)
     assert ok(gw, "GET", "/api/cal/app/logout") == {"device_id": "cal"}
     assert linked_devices(sandbox, CAL) == []

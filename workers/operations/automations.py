@@ -13,7 +13,7 @@ from typing import Any
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
-from workers import payloads
+from workers import lids, payloads
 from workers.operations.context import Context
 from workers.operations.media import download_to_disk
 from workers.operations.messages import send
@@ -29,12 +29,22 @@ class Automations:
         self.ctx = ctx
 
     def on_call_offer(self, _client: Any, event: pb.CallOffer) -> None:
-        meta = event.basicCallMeta
-        caller = payloads.non_ad(meta.callCreator) or payloads.non_ad(getattr(meta, "from"))
-        self.ctx.emit(
-            "call.offer",
-            {"call_id": meta.callID, "from": caller, "timestamp": rfc3339(meta.timestamp)},
-        )
+        meta, remote = event.basicCallMeta, event.callRemoteMeta
+        creator = meta.callCreator if meta.callCreator.User else getattr(meta, "from")
+        people = self.ctx.session.people
+        payload: dict[str, Any] = {"call_id": meta.callID}
+        if creator.Server == lids.LID_SERVER:
+            payload["from_lid"] = payloads.non_ad(creator)
+        pn = people.pn(creator) if creator.Server == lids.LID_SERVER else None
+        payload["from"] = payloads.non_ad(pn if pn is not None else creator)
+        payloads.with_display_name(payload, people)
+        payload["auto_rejected"] = self.ctx.settings.auto_reject_call
+        if remote.remotePlatform:
+            payload["remote_platform"] = remote.remotePlatform
+        if remote.remoteVersion:
+            payload["remote_version"] = remote.remoteVersion
+        payload["timestamp"] = rfc3339(meta.timestamp)
+        self.ctx.emit("call.offer", payload)
         if self.ctx.settings.auto_reject_call:
             self.ctx.background.submit(self._reject, getattr(meta, "from"), meta.callID)
 

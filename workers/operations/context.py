@@ -74,6 +74,8 @@ class Context:
         self.media_dir = session_dir / "media"
         self.max_download_bytes = max_download_bytes
         self.emit = emit
+        #: Event handlers whose bound methods neonize holds only weakly (``WeakMethod``).
+        self.handlers: list[object] = []
         #: Threads for what events start (the automations), not requests.
         self.background = ThreadPoolExecutor(max_workers=2, thread_name_prefix="auto")
 

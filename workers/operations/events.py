@@ -47,7 +47,7 @@ class EventObserver:
 
     def on_message(self, event: pb.Message) -> None:
         info, message = event.Info, event.Message
-        fields = payloads.sender_fields(info.MessageSource)
+        fields = payloads.sender_fields(info.MessageSource, self.ctx.session.people)
         chat, sender = fields["chat_id"], fields["from"]
         timestamp = seconds(info.Timestamp)
         from_me = info.MessageSource.IsFromMe

@@ -31,17 +31,24 @@ def _time(value: int) -> str:
     return rfc3339(value) if value else "0001-01-01T00:00:00Z"
 
 
-def participant_json(client: Any, participant: pb.GroupParticipant) -> dict[str, Any]:
-    """GoWA's participant: the phone JID where whatsmeow knows it, the LID in ``lid``."""
+def _phone(client: Any, participant: pb.GroupParticipant) -> pb.JID | None:
+    """The phone JID of a participant: its JID, else its ``PhoneNumber``, else the LID map."""
     wire = participant.JID
-    phone = lids.pn_for(client, wire) if wire.Server == lids.LID_SERVER else wire
-    if phone is None and participant.PhoneNumber.User:
-        phone = participant.PhoneNumber
-    lid = participant.LID if participant.LID.User else (wire if phone is not wire else None)
+    if wire.Server != lids.LID_SERVER:
+        return wire
+    if participant.PhoneNumber.User:
+        return participant.PhoneNumber
+    return lids.pn_for(client, wire)
+
+
+def participant_json(client: Any, participant: pb.GroupParticipant) -> dict[str, Any]:
+    """GoWA's participant: the phone JID where it is known, the LID in ``lid``."""
+    wire, phone = participant.JID, _phone(client, participant)
+    lid = participant.LID if participant.LID.User else wire
     return {
-        "jid": lids.bare(phone) if phone is not None else lids.bare(wire),
+        "jid": lids.bare(phone if phone is not None else wire),
         "phone_number": phone.User if phone is not None else "",
-        "lid": lids.bare(lid) if lid is not None and lid.Server == lids.LID_SERVER else "",
+        "lid": lids.bare(lid) if lid.Server == lids.LID_SERVER else "",
         "display_name": participant.DisplayName,
         "is_admin": participant.IsAdmin,
         "is_super_admin": participant.IsSuperAdmin,
@@ -162,7 +169,7 @@ def _manage(ctx: Context, op: ops.ManageParticipants, action: str) -> p.Operatio
     )
     results = [
         {
-            "participant": lids.bare(item.JID),
+            "participant": lids.bare(_phone(ctx.client, item) or item.JID),
             "status": "error" if item.Error else "success",
             "message": f"Failed to {action} participant (error {item.Error})"
             if item.Error

@@ -27,6 +27,8 @@ from gowa_py.importers import ImportRefused
 #: (SQLite's unix VFS: the "DMS" byte after the eight WAL-index locks at 120).
 _SHM_DMS_BYTE = 128
 _SIDE_FILES = ("-wal", "-shm", "-journal")
+#: Bytes 18-19 of an SQLite header: the file format versions, 2 for WAL.
+_WAL_VERSIONS = b"\x02\x02"
 #: The files' names in a default GoWA ``storages/`` folder.
 STORE_FILE, CHATS_FILE = "whatsapp.db", "chatstorage.db"
 
@@ -136,7 +138,11 @@ def _wal_connected(path: Path) -> bool:
 
 def _locked(path: Path) -> bool:
     """Whether ``BEGIN EXCLUSIVE`` waits in vain on a rollback-journal database. Not
-    tried with a journal or log beside the file: opening it would replay them."""
+    tried with a journal or log beside the file (opening it would replay them), nor on a
+    WAL database (:func:`_wal_connected` sees its connections, even idle ones)."""
+    with path.open("rb") as file:
+        if file.read(20)[18:20] == _WAL_VERSIONS:
+            return False
     if any(side.exists() for side in _side(path)):
         return False
     connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=0.5)

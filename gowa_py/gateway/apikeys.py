@@ -1,9 +1,9 @@
 """Scoped API keys: a key bound to some sessions, ``read`` (GET/HEAD only) or ``full``.
 
 The global credential (``api_key``, ``api_key_hash``, basic auth, a dashboard login) stays
-the admin: it alone manages keys (``/api/keys``), creates and deletes sessions, and sees
-gateway-wide data. A scoped key reaches its own sessions' routes and nothing else
-(:func:`authorize`; the matrix is in ``docs/security.md``).
+the admin: it alone manages keys (``/api/keys``, :mod:`gowa_py.gateway.keyadmin`), creates
+and deletes sessions, and sees gateway-wide data. A scoped key reaches its own sessions'
+routes and nothing else (:func:`authorize`; the matrix is in ``docs/security.md``).
 
 A key is ``gowa_<id>_<secret>``: 12 hex digits of id, 256 random bits of secret. Only the
 key's SHA-256 is stored (in ``gowa.db``): for a random 256-bit key one fast hash is as
@@ -16,17 +16,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import secrets
-import time
 
 from aiohttp import web
 
-from gowa_py.gateway.bodies import read_json
-from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import EVENTS, SETTINGS, SUPERVISOR
-from gowa_py.models import CreateKey
+from gowa_py.gateway.errors import ApiError
 from gowa_py.protocol import ErrorCode
-from gowa_py.registry import ApiKeyRecord, iso
+from gowa_py.registry import ApiKeyRecord
 from gowa_py.storage.interfaces import RegistryStorage
 
 KEY_RE = re.compile(r"^gowa_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -55,11 +50,6 @@ FULL_ONLY_GETS = frozenset(
     }
 )
 
-REGISTRY: web.AppKey[RegistryStorage] = web.AppKey("keys_registry", RegistryStorage)
-GOWA_PATHS: web.AppKey[frozenset[str]] = web.AppKey("gowa_paths", frozenset)
-
-routes = web.RouteTableDef()
-
 
 def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -83,7 +73,9 @@ def _forbidden(message: str) -> ApiError:
     return ApiError(ErrorCode.FORBIDDEN, message)
 
 
-def _sessions_named(request: web.Request, pattern: str) -> list[str] | None:
+def _sessions_named(
+    request: web.Request, pattern: str, gowa_paths: frozenset[str]
+) -> list[str] | None:
     """The sessions a route acts on; [] for one that touches none; None: admin only."""
     info = request.match_info
     method = request.method
@@ -102,21 +94,33 @@ def _sessions_named(request: web.Request, pattern: str) -> list[str] | None:
     if pattern.startswith("/devices/{device_id}"):
         deleting = method == "DELETE" and pattern == "/devices/{device_id}"
         return None if deleting else [info["device_id"]]
-    if pattern in request.app[GOWA_PATHS] and pattern not in ADMIN_ONLY:
+    if pattern in gowa_paths and pattern not in ADMIN_ONLY:
         named = request.headers.get("X-Device-Id") or request.query.get("device_id")
         return [named or "default"]
     return None
 
 
-def authorize(request: web.Request, sessions: frozenset[str], read_only: bool) -> None:
+def gowa_paths(router: web.UrlDispatcher) -> frozenset[str]:
+    """The unprefixed GoWA routes: those also served under ``/api/{session_id}``."""
+    patterns = {r.resource.canonical for r in router.routes() if r.resource is not None}
+    return frozenset(
+        p[len(SESSION_PREFIX) :]
+        for p in patterns
+        if p.startswith(SESSION_PREFIX + "/") and p[len(SESSION_PREFIX) :] in patterns
+    )
+
+
+def authorize(
+    request: web.Request, sessions: frozenset[str], read_only: bool, gowa: frozenset[str]
+) -> None:
     """Raise 403 unless a key bound to ``sessions`` may make this request. Decided from the
     matched route and the id it names, before anything looks the session up, so a 403
-    says nothing about which sessions exist."""
+    says nothing about which sessions exist. ``gowa``: the :func:`gowa_paths`."""
     resource = request.match_info.route.resource
     if resource is None:  # no such route: the router's 404/405 follows
         return
     pattern = resource.canonical
-    named = _sessions_named(request, pattern)
+    named = _sessions_named(request, pattern, gowa)
     if named is None:
         raise _forbidden("this API key is scoped to sessions; the route needs the admin key")
     for session_id in named:
@@ -125,69 +129,3 @@ def authorize(request: web.Request, sessions: frozenset[str], read_only: bool) -
     unprefixed = pattern[len(SESSION_PREFIX) :] if pattern.startswith(SESSION_PREFIX) else pattern
     if read_only and (request.method not in SAFE_METHODS or unprefixed in FULL_ONLY_GETS):
         raise _forbidden("this API key is read-only")
-
-
-# ------------------------------------------------------------------------ routes
-
-
-def key_json(record: ApiKeyRecord) -> dict[str, object]:
-    return {
-        "id": record.id,
-        "prefix": f"gowa_{record.id}_",
-        "name": record.name,
-        "sessions": list(record.sessions),
-        "scope": record.scope,
-        "created_at": iso(record.created_at),
-    }
-
-
-@routes.post("/api/keys")
-async def create_key(request: web.Request) -> web.Response:
-    if not request.app[SETTINGS].auth_enabled:
-        raise ApiError(
-            ErrorCode.AUTH_DISABLED,
-            "scoped keys need an admin credential first (api_key, api_key_hash or basic_auth): "
-            "without one every request is already let in",
-        )
-    body = await read_json(request, CreateKey)
-    sessions = tuple(dict.fromkeys(body.sessions))
-    supervisor = request.app[SUPERVISOR]
-    for session_id in sessions:
-        supervisor.require(session_id)
-    key_id = secrets.token_hex(6)
-    key = f"gowa_{key_id}_{secrets.token_urlsafe(32)}"
-    record = ApiKeyRecord(key_id, body.name, sessions, body.scope, digest(key), time.time())
-    request.app[REGISTRY].add_key(record)
-    return envelope(
-        {**key_json(record), "key": key},
-        message="API key created; store it now, it is not shown again",
-        status=201,
-    )
-
-
-@routes.get("/api/keys")
-async def list_keys(request: web.Request) -> web.Response:
-    records = request.app[REGISTRY].keys()
-    return envelope([key_json(r) for r in records], message=f"{len(records)} key(s)")
-
-
-@routes.delete("/api/keys/{key_id}")
-async def revoke_key(request: web.Request) -> web.Response:
-    key_id = request.match_info["key_id"]
-    if not request.app[REGISTRY].delete_key(key_id):
-        raise ApiError(ErrorCode.NOT_FOUND, f"no API key {key_id[:32]!r}")
-    await request.app[EVENTS].disconnect(f"key:{key_id}")
-    return envelope({"id": key_id}, message="API key revoked")
-
-
-def setup(app: web.Application, registry: RegistryStorage) -> None:
-    """Register the routes; call after every other route is added (the unprefixed GoWA
-    routes are found as those also served under ``/api/{session_id}``)."""
-    app[REGISTRY] = registry
-    app.add_routes(routes)
-    patterns = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    app[GOWA_PATHS] = frozenset(
-        p[len(SESSION_PREFIX) :]
-        for p in patterns
-        if p.startswith(SESSION_PREFIX + "/") and p[len(SESSION_PREFIX) :] in patterns
-    )

@@ -8,9 +8,9 @@ from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway import (
-    apikeys,
     bodies,
     dashboard,
+    keyadmin,
     openapi,
     probes,
     ratelimit,
@@ -19,18 +19,22 @@ from gowa_py.gateway import (
     webhooks,
 )
 from gowa_py.gateway.auth import Authenticator
-from gowa_py.gateway.browser import ORIGINS, Origins
+from gowa_py.gateway.browser import Origins
 from gowa_py.gateway.errors import error_middleware
-from gowa_py.gateway.events import EventHub, events_ws
+from gowa_py.gateway.events import EventHub
 from gowa_py.gateway.gowa import devices, routing
 from gowa_py.gateway.keys import (
+    AUTH,
     EVENTS,
     METRICS,
     PROXY_POLICY,
+    READINESS,
+    REGISTRY,
     SESSION_VIEWS,
     SETTINGS,
     SUPERVISOR,
     WEBHOOKS,
+    Readiness,
 )
 from gowa_py.gateway.metrics import Metrics
 from gowa_py.gateway.views import SessionViews
@@ -47,8 +51,8 @@ def create_app(
     registry = open_registry(data_dir)
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
-    auth = Authenticator(settings, registry)
     origins = Origins(settings)
+    auth = Authenticator(settings, registry, origins)
     app = web.Application(
         client_max_size=int(settings.max_body_mb * 1024 * 1024),
         middlewares=[
@@ -61,7 +65,8 @@ def create_app(
         ],
     )
     app[SETTINGS] = settings
-    app[ORIGINS] = origins
+    app[REGISTRY] = registry
+    app[AUTH] = auth
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics
     app[SESSION_VIEWS] = SessionViews()
@@ -73,18 +78,18 @@ def create_app(
     app[WEBHOOKS] = deliverer
     supervisor.subscribe(deliverer.on_event, durable=True)
 
-    readiness = probes.Readiness()
-    app[probes.READINESS] = readiness
+    readiness = Readiness()
+    app[READINESS] = readiness
     app.add_routes(probes.routes)
     app.add_routes(sessions.routes)
     app.add_routes(transfer.routes)
     app.add_routes(devices.routes)
-    app.add_routes([web.get("/api/dashboard/events", events_ws)])
+    app.add_routes([web.get("/api/dashboard/events", hub.handle)])
     app.add_routes(webhooks.routes)
     app.add_routes(routing.route_table())
     app.add_routes(openapi.routes)
-    dashboard.setup(app, registry, auth)
-    apikeys.setup(app, registry)
+    dashboard.setup(app)
+    app.add_routes(keyadmin.routes)
 
     async def start(app: web.Application) -> None:
         await deliverer.start()

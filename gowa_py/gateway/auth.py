@@ -17,7 +17,7 @@ from aiohttp import web
 
 from gowa_py.config import Settings
 from gowa_py.gateway import apikeys
-from gowa_py.gateway.browser import own_origin
+from gowa_py.gateway.browser import Origins
 from gowa_py.gateway.errors import ApiError, error_response
 from gowa_py.gateway.principal import ADMIN_KEY, PRINCIPAL, Principal
 from gowa_py.gateway.throttle import FailureThrottle, client_address
@@ -44,8 +44,10 @@ def _equal(a: str, b: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, registry: RegistryStorage) -> None:
+    def __init__(self, settings: Settings, registry: RegistryStorage, origins: Origins) -> None:
         self._registry = registry
+        self._origins = origins
+        self._gowa_paths: frozenset[str] | None = None
         self._api_key = settings.api_key
         hashed = HashedKey(settings.api_key_hash) if settings.api_key_hash else None
         threads = settings.api_key_hash_threads
@@ -154,6 +156,12 @@ class Authenticator:
             self.failed(request)
         return found
 
+    def _unprefixed_gowa(self, app: web.Application) -> frozenset[str]:
+        """Read from the router at the first scoped request: its routes are fixed by then."""
+        if self._gowa_paths is None:
+            self._gowa_paths = apikeys.gowa_paths(app.router)
+        return self._gowa_paths
+
     def middleware(self) -> Any:
         @web.middleware
         async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -166,7 +174,8 @@ class Authenticator:
             found = await self._from_headers(request, public)
             if found is not None:
                 if found.sessions is not None and not public:
-                    apikeys.authorize(request, found.sessions, found.read_only)
+                    gowa = self._unprefixed_gowa(request.app)
+                    apikeys.authorize(request, found.sessions, found.read_only, gowa)
                 request[PRINCIPAL] = found
                 return await handler(request)
             if public:
@@ -180,7 +189,7 @@ class Authenticator:
                             ErrorCode.CSRF_FAILED, f"missing or wrong {CSRF_HEADER} header"
                         )
                 origin = request.headers.get("Origin")
-                if origin is not None and not own_origin(request, origin):
+                if origin is not None and not self._origins.own_origin(request, origin):
                     return error_response(ErrorCode.FORBIDDEN, "cross-origin request refused")
                 request[PRINCIPAL] = session_principal(session)
                 return await handler(request)

@@ -116,11 +116,3 @@ class Origins:
             return refusal if refusal is not None else await handler(request)
 
         return guard
-
-
-ORIGINS: web.AppKey[Origins] = web.AppKey("origins", Origins)
-
-
-def own_origin(request: web.Request, origin: str) -> bool:
-    """Whether ``origin`` is one of this gateway's own pages (for the dashboard cookie)."""
-    return request.app[ORIGINS].own_origin(request, origin)

@@ -20,7 +20,6 @@ from aiohttp import WSMsgType, web
 
 from gowa_py import protocol as p
 from gowa_py.eventbody import EventBody
-from gowa_py.gateway.keys import EVENTS
 from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
 from gowa_py.storage.interfaces import RegistryStorage
@@ -73,6 +72,7 @@ class EventHub:
         return key is not None and event.session_id in key.sessions
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """The live event stream (WebSocket)."""
         raw = request.query.get("session_id")
         session_id = check_session_id(raw) if raw else None
         ws = web.WebSocketResponse(heartbeat=20)
@@ -120,7 +120,3 @@ class EventHub:
     async def close(self) -> None:
         for client in list(self._clients):
             await client.ws.close(code=1001, message=b"gateway shutting down")
-
-
-async def events_ws(request: web.Request) -> web.StreamResponse:
-    return await request.app[EVENTS].handle(request)

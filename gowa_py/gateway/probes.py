@@ -6,19 +6,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gowa_py.gateway.errors import envelope
-from gowa_py.gateway.keys import METRICS, SUPERVISOR
+from gowa_py.gateway.keys import METRICS, READINESS, SUPERVISOR
 from gowa_py.protocol import ErrorCode
 
 routes = web.RouteTableDef()
-
-
-class Readiness:
-    """Mutable flag: aiohttp forbids changing app state once the app has started."""
-
-    ready = False
-
-
-READINESS: web.AppKey[Readiness] = web.AppKey("readiness", Readiness)
 
 
 @routes.get("/healthz")

@@ -12,9 +12,9 @@ import pytest
 
 from gowa_py import protocol as p
 from gowa_py.eventbody import EventBody
-from gowa_py.gateway.dashboard.reads import REGISTRY, STATS, memory_series
+from gowa_py.gateway.dashboard.reads import memory_series
 from gowa_py.gateway.dashboard.sandboxscan import sandbox_phone
-from gowa_py.gateway.keys import SUPERVISOR
+from gowa_py.gateway.keys import DASHBOARD_STATS, REGISTRY, SUPERVISOR
 from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.models import SessionConfig
 
@@ -152,7 +152,7 @@ async def test_counters_stats_and_metrics_survive_restart(make_client, tmp_path)
     client = await make_client(data_dir=data)
     app = client.server.app
     await app[SUPERVISOR].create("m1", SessionConfig(), start=False)
-    stats = app[STATS]
+    stats = app[DASHBOARD_STATS]
     await stats.on_event(event("m1", "message", {"is_from_me": False, "from": "1@s"}))
     await stats.on_event(event("m1", "message", {"is_from_me": False, "from": "2@s"}))
     await stats.on_event(event("m1", "message", {"is_from_me": True}))
@@ -199,7 +199,9 @@ async def test_dashboard_sessions_export_and_sandbox_disabled(make_client):
     app = client.server.app
     response = await client.post("/api/sessions", json={"session_id": "e1", "start": False})
     assert response.status == 201
-    await app[STATS].on_event(event("e1", "session.qr", {"qr_code": "2@abc", "qr_duration": 60}))
+    await app[DASHBOARD_STATS].on_event(
+        event("e1", "session.qr", {"qr_code": "2@abc", "qr_duration": 60})
+    )
 
     status, body = await _body(await client.get("/api/dashboard/sessions"))
     (item,) = body["results"]

@@ -1,7 +1,7 @@
-"""The modules of ``workers/`` import one another without a circle.
+"""The modules of ``workers/`` and of ``gowa_py/`` import one another without a circle.
 
-Function-level imports count too: an import moved into a function to dodge a circle at
-load time still ties the two modules together.
+Function-level and ``TYPE_CHECKING`` imports count too: an import moved into a function or
+behind a guard to dodge a circle at load time still ties the two modules together.
 """
 
 from __future__ import annotations
@@ -43,10 +43,23 @@ def import_graph(package: str) -> dict[str, set[str]]:
     return graph
 
 
-def test_workers_have_no_import_cycle() -> None:
-    graph = import_graph("workers")
-    assert "workers.operations.context" in graph["workers.operations.user"]
+def assert_acyclic(graph: dict[str, set[str]]) -> None:
     try:
         TopologicalSorter(graph).prepare()
     except CycleError as exc:
         raise AssertionError(f"import cycle: {' -> '.join(exc.args[1])}") from None
+
+
+def test_workers_have_no_import_cycle() -> None:
+    graph = import_graph("workers")
+    assert "workers.operations.context" in graph["workers.operations.user"]
+    assert_acyclic(graph)
+
+
+def test_gowa_py_has_no_import_cycle() -> None:
+    """The gateway's app keys name the types they hold (``TYPE_CHECKING``), so the modules
+    defining those types must not read app state."""
+    graph = import_graph("gowa_py")
+    assert "gowa_py.gateway.events" in graph["gowa_py.gateway.keys"]
+    assert "gowa_py.gateway.auth" in graph["gowa_py.gateway.keys"]
+    assert_acyclic(graph)

@@ -327,6 +327,6 @@ async def test_the_scoped_key_matrix_names_routes_that_exist(make_client):
     patterns = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
     named = apikeys.ANY_KEY | apikeys.ADMIN_ONLY | apikeys.FULL_ONLY_GETS
     assert named | {apikeys.EVENTS_PATH} <= patterns
-    gowa = app[apikeys.GOWA_PATHS]
+    gowa = apikeys.gowa_paths(app.router)
     assert {"/send/message", "/app/status", "/chats", "/message/{message_id}/read"} <= gowa
     assert not {p for p in gowa if p.startswith(("/api/", "/devices"))}

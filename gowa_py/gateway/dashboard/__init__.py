@@ -5,20 +5,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.dashboard import reads, sandboxscan, signin, static
-from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
+from gowa_py.gateway.keys import DASHBOARD_STATS, REGISTRY, SETTINGS, SUPERVISOR
 from gowa_py.gateway.stats import DashboardStats
-from gowa_py.storage.interfaces import RegistryStorage
 
 
-def setup(app: web.Application, registry: RegistryStorage, auth: Authenticator) -> None:
+def setup(app: web.Application) -> None:
     """Register the routes and the event counters (called by ``create_app``)."""
     supervisor = app[SUPERVISOR]
-    stats = DashboardStats(registry, app[SETTINGS].metrics_retention_hours)
-    app[reads.STATS] = stats
-    app[signin.AUTH] = auth
-    app[reads.REGISTRY] = registry
+    stats = DashboardStats(app[REGISTRY], app[SETTINGS].metrics_retention_hours)
+    app[DASHBOARD_STATS] = stats
     supervisor.subscribe(stats.on_event)
     for module in (static, signin, reads, sandboxscan):
         app.add_routes(module.routes)

@@ -10,18 +10,14 @@ from aiohttp import web
 from gowa_py import __version__
 from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
+from gowa_py.gateway.keys import DASHBOARD_STATS, REGISTRY, SETTINGS, SUPERVISOR
 from gowa_py.gateway.params import path_session
-from gowa_py.gateway.stats import DashboardStats
 from gowa_py.gateway.views import session_json
 from gowa_py.registry import iso
-from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor import Supervisor
 
 MAX_POINTS = 720
 
-STATS: web.AppKey[DashboardStats] = web.AppKey("dashboard_stats")
-REGISTRY: web.AppKey[RegistryStorage] = web.AppKey("dashboard_registry")
 
 routes = web.RouteTableDef()
 
@@ -75,7 +71,7 @@ async def stats(request: web.Request) -> web.Response:
             memory["rss"] += info.sample.rss
             memory["pss"] += info.sample.pss
             memory["uss"] += info.sample.uss
-    received, sent = request.app[STATS].totals_since(day_start)
+    received, sent = request.app[DASHBOARD_STATS].totals_since(day_start)
     return envelope(
         {
             "sessions": len(records),
@@ -139,7 +135,7 @@ async def metrics(request: web.Request) -> web.Response:
     since = now - minutes * 60
     step = max(settings.sample_interval, minutes * 60 / MAX_POINTS)
     registry = request.app[REGISTRY]
-    stats = request.app[STATS]
+    stats = request.app[DASHBOARD_STATS]
     memory = memory_series(registry.samples_since(since), since, step)
     connected = stats.connected_series(since)
     records = request.app[SUPERVISOR].list()
@@ -178,7 +174,7 @@ async def session_events(request: web.Request) -> web.Response:
     """The session's recent events (kept in memory), so the live view starts with history."""
     session_id = path_session(request)
     limit = _int_query(request, "limit", 100, 0, 1000)
-    return envelope(request.app[STATS].recent_events(session_id, limit))
+    return envelope(request.app[DASHBOARD_STATS].recent_events(session_id, limit))
 
 
 @routes.get("/api/dashboard/sessions/{session_id}/export")
@@ -187,7 +183,7 @@ async def export(request: web.Request) -> web.Response:
     session_id = sid = path_session(request)
     supervisor = request.app[SUPERVISOR]
     registry = request.app[REGISTRY]
-    stats = request.app[STATS]
+    stats = request.app[DASHBOARD_STATS]
     now = time.time()
     retention = request.app[SETTINGS].metrics_retention_hours * 3600
     document = {

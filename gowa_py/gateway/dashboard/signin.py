@@ -8,15 +8,12 @@ import msgspec
 from aiohttp import web
 
 from gowa_py import protocol as p
-from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.bodies import read_json
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SETTINGS
+from gowa_py.gateway.keys import AUTH, SETTINGS
 from gowa_py.gateway.principal import PRINCIPAL
 from gowa_py.gateway.websessions import COOKIE_NAME
 from gowa_py.registry import iso
-
-AUTH: web.AppKey[Authenticator] = web.AppKey("dashboard_auth")
 
 routes = web.RouteTableDef()
 

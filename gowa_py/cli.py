@@ -28,11 +28,19 @@ def main() -> None:
 @click.option("--host", default=None, help="Bind address (only used when auth is configured).")
 @click.option("--port", type=int, default=None, help="HTTP port [default: 3000].")
 @click.option("--data-dir", default=None, help="Registry and session files [default: ./data].")
+@click.option(
+    "--database-url",
+    default=None,
+    help="postgresql://... to keep all state in PostgreSQL [default: SQLite in the data dir]; "
+    "prefer GOWA_DATABASE_URL or the config file for a URL with a password.",
+)
 @click.option("--config", "config_file", default=None, help="TOML settings file.")
 @click.option("--sandbox", default=None, help="Run every session against this sandbox URL.")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
 def serve(**flags: Any) -> None:
     """Start the gateway and bring back every session that was running."""
+    import psycopg
+
     from gowa_py.serve import DataDirBusy
     from gowa_py.serve import serve as run
     from gowa_py.storage.migrations import SchemaTooNew
@@ -43,7 +51,7 @@ def serve(**flags: Any) -> None:
         run(settings)
     except (ConfigError, DataDirBusy, SchemaTooNew) as exc:
         raise click.ClickException(str(exc)) from exc
-    except OSError as exc:
+    except (OSError, psycopg.OperationalError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc
 
 

@@ -38,6 +38,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     host: str | None = None
     port: int = 3000
     data_dir: str = "./data"
+    #: ``postgresql://...``: keep the registry and every session's data in PostgreSQL
+    #: instead of SQLite files under ``data_dir`` (docs/storage.md).
+    database_url: str | None = None
     api_key: str | None = None
     api_key_hash: str | None = None
     api_key_hash_threads: int = 1
@@ -155,6 +158,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError("worker_memory_mb must be 0 (no ceiling) or >= 64")
         if self.worker_log_max_mb < 0.01:
             raise msgspec.ValidationError("worker_log_max_mb must be at least 0.01")
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise msgspec.ValidationError(
+                "database_url must be a postgresql://user@host:port/database URL"
+            )
         try:
             parse_id_range(self.worker_uids)
         except ValueError as exc:
@@ -188,8 +195,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 FIELDS = tuple(Settings.__struct_fields__)
 #: Settings that are credentials: read once at start, then dropped from the environment
-#: (see gowa_py/secretenv.py) and never passed to a worker.
-SECRET_FIELDS = ("api_key", "api_key_hash", "basic_auth", "webhook_secret")
+#: (see gowa_py/secretenv.py) and never passed to a worker's environment (a worker gets
+#: the database URL, which may hold a password, through its keys pipe).
+SECRET_FIELDS = ("api_key", "api_key_hash", "basic_auth", "webhook_secret", "database_url")
 SECRET_ENV = frozenset(ENV_PREFIX + name.upper() for name in SECRET_FIELDS)
 
 

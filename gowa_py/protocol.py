@@ -104,6 +104,9 @@ class WorkerKeys(msgspec.Struct, frozen=True):
 
     secret_key: bytes  # CURVE secret key, Z85 (40 bytes)
     routing_id: bytes  # the worker's ROUTER identity: random, so no other worker can squat it
+    #: Where the session's stores are: "" for SQLite files in the session dir, else the
+    #: gateway's ``database_url`` (it may hold a password, hence here and not in the config).
+    database_url: str = ""
 
 
 # ---------------------------------------------------------------------------

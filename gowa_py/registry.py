@@ -1,4 +1,4 @@
-"""The gateway's registry (``data/gowa.db``): sessions, desired state, transitions, metrics.
+"""The gateway's registry: sessions, desired state, transitions, metrics.
 
 It is what lets a restarted gateway bring back every session that was running, and what
 the dashboard's charts read after a restart. Written only by the gateway process.
@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
-import sqlite_utils
 
 from gowa_py.models import SessionConfig
-from gowa_py.privatefile import private_sqlite
 from gowa_py.protocol import Me, SessionState
-from gowa_py.storage import registry_schema
+from gowa_py.storage.sql import Sql
+
+_SAMPLE_COLUMNS = ("ts", "session_id", "rss", "pss", "uss", "cpu")
+_ROWS_PER_INSERT = 1000  # SQLite takes at most 32766 parameters per statement
 
 
 def iso(ts: float | None) -> str | None:
@@ -60,23 +61,42 @@ class ApiKeyRecord:
 
 class Registry:
     """Only the gateway process writes here, so sessions are also kept in memory
-    (write-through): reads, which every API request makes, never touch SQLite."""
+    (write-through): reads, which every API request makes, never touch the database.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        private_sqlite(path)
-        self.db = sqlite_utils.Database(path)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        registry_schema.apply(self.db.conn, path)
+    The tables are made by the backend's schema module before this opens them
+    (``gowa_py.storage.factory``); ``forget`` is the backend's part of deleting a session
+    (PostgreSQL drops the session's schema), ``close`` releases the connection."""
+
+    def __init__(
+        self,
+        db: Sql,
+        close: Callable[[], None],
+        forget: Callable[[str], None] = lambda _session_id: None,
+    ) -> None:
+        self.db = db
+        self._close = close
+        self._forget = forget
         self._sessions: dict[str, SessionRecord] = {
             row["id"]: self._record(row)
-            for row in self.db.query("SELECT * FROM sessions ORDER BY id")
+            for row in self._query("SELECT * FROM sessions ORDER BY id")
         }
         self._keys: dict[str, ApiKeyRecord] = {
             row["id"]: self._key_record(row)
-            for row in self.db.query("SELECT * FROM api_keys ORDER BY created_at")
+            for row in self._query("SELECT * FROM api_keys ORDER BY created_at")
         }
+
+    def _insert_rows(self, head: str, rows: list[tuple[Any, ...]], tail: str = "") -> None:
+        """Insert ``rows`` with one statement per thousand: each is one commit, where
+        executemany in autocommit would commit every row."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            marks = ", ".join(["(" + ", ".join("?" * len(chunk[0])) + ")"] * len(chunk))
+            self.db.execute(
+                f"{head} VALUES {marks} {tail}", [value for row in chunk for value in row]
+            )
+
+    def _query(self, statement: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self.db.execute(statement, parameters)]
 
     # -------------------------------------------------------------- sessions
 
@@ -110,9 +130,13 @@ class Registry:
             "last_event_seq": 0,
             "event_epoch": None,
         }
-        self.db.table("sessions").insert(row)
-        self.db.table("transitions").insert(
-            {"session_id": session_id, "status": SessionState.STOPPED.value, "at": now}
+        self.db.execute(
+            f"INSERT INTO sessions ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+        self.db.execute(
+            "INSERT INTO transitions (session_id, status, at) VALUES (?, ?, ?)",
+            [session_id, SessionState.STOPPED.value, now],
         )
         record = self._sessions[session_id] = self._record(row)
         return record
@@ -124,9 +148,8 @@ class Registry:
         return [self._sessions[key] for key in sorted(self._sessions)]
 
     def _update(self, session_id: str, columns: dict[str, Any], **fields: Any) -> None:
-        # One plain UPDATE: sqlite-utils' Table.update reads the schema and the row first
-        # (five statements), which was half the gateway's CPU while sessions were busy
-        # sending (two updates per worker event). Column names are ours, never input.
+        # One plain UPDATE per change (two per worker event while sessions are busy
+        # sending): no read of the row first. Column names are ours, never input.
         assignments = ", ".join(f"{name} = ?" for name in columns)
         self.db.execute(
             f"UPDATE sessions SET {assignments} WHERE id = ?", [*columns.values(), session_id]
@@ -151,6 +174,7 @@ class Registry:
                 "UPDATE api_keys SET sessions = ? WHERE id = ?", [json.dumps(sessions), key.id]
             )
             self._keys[key.id] = replace(key, sessions=sessions)
+        self._forget(session_id)
 
     def set_desired(self, session_id: str, desired: str) -> None:
         self._update(session_id, {"desired": desired}, desired=desired)
@@ -205,12 +229,10 @@ class Registry:
         )
 
     def transitions(self, session_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT status, at, error FROM transitions WHERE session_id = ? "
-                "ORDER BY id DESC LIMIT ?",
-                [session_id, limit],
-            )
+        return self._query(
+            "SELECT status, at, error FROM transitions WHERE session_id = ? "
+            "ORDER BY id DESC LIMIT ?",
+            [session_id, limit],
         )
 
     # ----------------------------------------------------------- scoped keys
@@ -249,14 +271,15 @@ class Registry:
 
     def add_samples(self, samples: list[dict[str, Any]]) -> None:
         if samples:
-            self.db.table("metrics").insert_all(samples)
+            self._insert_rows(
+                "INSERT INTO metrics (ts, session_id, rss, pss, uss, cpu)",
+                [tuple(s.get(c) for c in _SAMPLE_COLUMNS) for s in samples],
+            )
 
     def samples_since(self, since: float) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT ts, session_id, rss, pss, uss, cpu FROM metrics WHERE ts >= ? ORDER BY ts",
-                [since],
-            )
+        return self._query(
+            "SELECT ts, session_id, rss, pss, uss, cpu FROM metrics WHERE ts >= ? ORDER BY ts",
+            [since],
         )
 
     def prune_samples(self, older_than: float) -> None:
@@ -264,36 +287,34 @@ class Registry:
 
     def add_message_counts(self, counts: dict[tuple[int, str], tuple[int, int]]) -> None:
         """Add ``{(hour, session_id): (received, sent)}`` to the hourly message counters."""
-        with self.db.conn:
-            self.db.conn.executemany(
-                "INSERT INTO message_counts (hour, session_id, received, sent) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (hour, session_id) DO UPDATE SET "
-                "received = received + excluded.received, sent = sent + excluded.sent",
-                [(h, s, r, t) for (h, s), (r, t) in counts.items()],
-            )
+        self._insert_rows(
+            "INSERT INTO message_counts (hour, session_id, received, sent)",
+            [(h, s, r, t) for (h, s), (r, t) in counts.items()],
+            "ON CONFLICT (hour, session_id) DO UPDATE SET "
+            "received = message_counts.received + excluded.received, "
+            "sent = message_counts.sent + excluded.sent",
+        )
 
     def message_counts_since(self, hour: int) -> list[dict[str, Any]]:
-        return list(
-            self.db.query(
-                "SELECT hour, session_id, received, sent FROM message_counts "
-                "WHERE hour >= ? ORDER BY hour",
-                [hour],
-            )
+        return self._query(
+            "SELECT hour, session_id, received, sent FROM message_counts "
+            "WHERE hour >= ? ORDER BY hour",
+            [hour],
         )
 
     def add_connected_point(self, ts: float, connected: int, sessions: int) -> None:
-        row = {"ts": ts, "connected": connected, "sessions": sessions}
-        self.db.table("connected_history").insert(row)
+        self.db.execute(
+            "INSERT INTO connected_history (ts, connected, sessions) VALUES (?, ?, ?)",
+            [ts, connected, sessions],
+        )
 
     def connected_since(self, since: float) -> list[dict[str, Any]]:
         """Points from ``since`` on, led by the last one before it (the value at ``since``)."""
-        return list(
-            self.db.query(
-                "SELECT ts, connected, sessions FROM (SELECT * FROM connected_history "
-                "WHERE ts < ? ORDER BY ts DESC LIMIT 1) UNION ALL "
-                "SELECT ts, connected, sessions FROM connected_history WHERE ts >= ? ORDER BY ts",
-                [since, since],
-            )
+        return self._query(
+            "SELECT ts, connected, sessions FROM (SELECT * FROM connected_history "
+            "WHERE ts < ? ORDER BY ts DESC LIMIT 1) AS before UNION ALL "
+            "SELECT ts, connected, sessions FROM connected_history WHERE ts >= ? ORDER BY ts",
+            [since, since],
         )
 
     def prune_dashboard_history(self, older_than: float) -> None:
@@ -301,4 +322,4 @@ class Registry:
         self.db.execute("DELETE FROM connected_history WHERE ts < ?", [older_than])
 
     def close(self) -> None:
-        self.db.close()
+        self._close()

@@ -235,6 +235,7 @@ def child_main(workdir: Path, sandbox_url: str | None) -> None:
         hooks.trust_ca(str(workdir / "ca.pem"))
         proxy = info.get("proxy") or sandbox_url
     from workers.session import WhatsAppSession
+    from workers.system import storefile
 
     if sandbox_url:
         hooks.patch_root_key(bytes.fromhex(info["root_key"]))
@@ -283,8 +284,9 @@ def child_main(workdir: Path, sandbox_url: str | None) -> None:
                 post("/sim/phones", {"phone": phone, "push_name": f"Bench {sid}"})
             folder = workdir / sid
             folder.mkdir(exist_ok=True)
+            storefile.use_wal(folder / "whatsmeow.db")
             session = WhatsAppSession(
-                sid, folder / "whatsmeow.db", make_emit(sid, phone), proxy=proxy
+                sid, str(folder / "whatsmeow.db"), make_emit(sid, phone), proxy=proxy
             )
             sessions.append(session)
             threading.Thread(target=session.run, daemon=True).start()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import BACKENDS, Backend, ScratchDatabase
 from tests.procs import Gateway
 
 
@@ -44,3 +45,20 @@ def open_tmp() -> Iterator[Path]:
 @pytest.fixture
 def gateway(gateway_factory) -> Gateway:
     return gateway_factory()
+
+
+@pytest.fixture(scope="session")
+def test_database() -> Iterator[ScratchDatabase]:
+    """This run's PostgreSQL database, made at first use and dropped at the end."""
+    database = ScratchDatabase()
+    yield database
+    database.drop()
+
+
+@pytest.fixture(params=BACKENDS)
+def storage_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """Each storage test runs once on SQLite and once on PostgreSQL."""
+    database = request.getfixturevalue("test_database") if request.param != "sqlite" else None
+    backend = Backend(request.param, tmp_path / "data", database)
+    yield backend
+    backend.close()

@@ -1,52 +1,49 @@
-"""The worker's one connection to its ``chats.db``: chat store, event log, lost suspects.
+"""The worker's one connection to its session's database: chat store, event log, suspects.
 
 One connection under one lock, not one per table owner. In WAL mode a connection drops
 its page cache whenever another one has written since its last transaction, so with
 three of them every message re-read from the log the pages the others had just changed,
 and every transaction took the shared-memory locks anew (strace of a worker sending and
 receiving: ~30 ``pread`` and ~35 ``fcntl`` calls per message). The gateway's webhook outbox
-opens the file from its own process, so the locking mode stays the shared one. The tables
-are made and migrated by ``gowa_py.storage.chats_schema`` when the file is opened.
+opens the file from its own process, so the locking mode stays the shared one. On
+PostgreSQL the same holds for the same reason: one connection per worker, not one per
+store. The tables are made and migrated by the backend's schema module when the factory
+(``workers.stores``) opens the connection.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from gowa_py.storage import chats_schema
+from gowa_py.storage.sql import Connection, Dialect
 
 
 class ChatsDb:
     """The connection and the lock every user of it holds (neonize calls from Go threads)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, connection: Connection, dialect: Dialect) -> None:
         # Re-entrant: a table owner may be used from inside another one's critical section.
         self.lock = threading.RLock()
-        self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.connection.row_factory = sqlite3.Row
-        self.connection.execute("PRAGMA journal_mode=WAL")
-        self.connection.execute("PRAGMA synchronous=NORMAL")
-        self.connection.execute("PRAGMA busy_timeout=5000")
-        chats_schema.apply(self.connection, path)
+        self.connection = connection
+        self._begin = dialect.begin
         self._after_commit: list[Callable[[], None]] = []
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """A write transaction; one opened inside another (same thread) joins it.
 
         So a sent message and its ``message.sent`` event are one commit, not two: each
-        commit of this WAL database takes and releases its locks and writes the log's
-        frame headers and index anew. Under the lock, an open transaction is this thread's:
-        every other user of the connection writes in autocommit.
+        commit of a WAL database takes and releases its locks and writes the log's frame
+        headers and index anew (a PostgreSQL commit is a round trip and a log flush).
+        Under the lock, an open transaction is this thread's: every other user of the
+        connection writes in autocommit.
         """
         with self.lock:
             outer = not self.connection.in_transaction
             if outer:
-                self.connection.execute("BEGIN IMMEDIATE")
+                self.connection.execute(self._begin)
             try:
                 yield self.connection
             except BaseException:

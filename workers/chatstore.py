@@ -1,4 +1,4 @@
-"""Per-session chat storage in ``chats.db``: chats, messages, reactions, receipts.
+"""Per-session chat storage in ``chats.db`` (or the session's PostgreSQL schema).
 
 GoWA keeps chats and messages in its own database so ``/chats`` and
 ``/chat/{jid}/messages`` answer without asking WhatsApp; this is the per-session
@@ -9,12 +9,13 @@ WhatsApp will not hand it out again.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
+from gowa_py.storage.sql import Connection, Sql
 from workers.chatsdb import ChatsDb
 from workers.timefmt import rfc3339
 
@@ -37,22 +38,21 @@ class ChatStore:
         self._early: OrderedDict[str, str] = OrderedDict()
         self.prune()
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
-        """A write transaction on ``chats.db``, joined by the event log's (``ChatsDb``)."""
+    def transaction(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the session's database, joined by the event log's."""
         return self._chats.transaction()
 
     # ------------------------------------------------------------------ writes
 
-    def _touch_chat(
-        self, db: sqlite3.Connection, jid: str, timestamp: float | None, name: str = ""
-    ) -> None:
+    def _touch_chat(self, db: Sql, jid: str, timestamp: float | None, name: str = "") -> None:
         now = time.time()
         db.execute(
             "INSERT INTO chats (jid, name, last_message_time, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (jid) DO UPDATE SET "
             "name = CASE WHEN excluded.name != '' THEN excluded.name ELSE chats.name END, "
-            "last_message_time = MAX(COALESCE(chats.last_message_time, 0), "
-            "COALESCE(excluded.last_message_time, 0)), updated_at = excluded.updated_at",
+            "last_message_time = CASE WHEN COALESCE(excluded.last_message_time, 0) > "
+            "COALESCE(chats.last_message_time, 0) THEN excluded.last_message_time "
+            "ELSE COALESCE(chats.last_message_time, 0) END, updated_at = excluded.updated_at",
             (jid, name, timestamp, now, now),
         )
 
@@ -243,7 +243,8 @@ class ChatStore:
     ) -> tuple[list[dict[str, Any]], int]:
         where, args = ["1 = 1"], list[Any]()
         if search:
-            where.append("(name LIKE ? OR jid LIKE ?)")
+            # LOWER on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+            where.append("(LOWER(name) LIKE LOWER(?) OR LOWER(jid) LIKE LOWER(?))")
             args += [f"%{search}%", f"%{search}%"]
         if has_media:
             where.append(
@@ -288,7 +289,7 @@ class ChatStore:
             where.append("is_from_me = ?")
             args.append(int(is_from_me))
         if search:
-            where.append("content LIKE ?")
+            where.append("LOWER(content) LIKE LOWER(?)")
             args.append(f"%{search}%")
         clause = " AND ".join(where)
         with self._lock:
@@ -319,7 +320,7 @@ class ChatStore:
         return [_message_json(row, reactions.get(row["id"], [])) for row in rows], count
 
 
-def _chat_json(row: sqlite3.Row) -> dict[str, Any]:
+def _chat_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """GoWA's chat shape (``ChatListResponse.results.data[]``) plus ``pinned``."""
     return {
         "jid": row["jid"],
@@ -333,7 +334,7 @@ def _chat_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def _message_json(row: sqlite3.Row, reactions: list[dict[str, Any]]) -> dict[str, Any]:
+def _message_json(row: Mapping[str, Any], reactions: list[dict[str, Any]]) -> dict[str, Any]:
     """GoWA's message shape (``ChatMessagesResponse.results.data[]``) plus our flags."""
     return {
         "id": row["id"],

@@ -2,8 +2,9 @@
 
 A gateway that was down (or missed a publish) asks for everything after the last
 sequence number it saw, so incoming messages and receipts are never lost between the
-WhatsApp socket and the gateway. The rowid is the sequence; the id never changes, so a
-replayed event can be recognised as a duplicate.
+WhatsApp socket and the gateway. ``seq`` is the sequence, one above the highest in the
+writing transaction (so a rolled-back event leaves no gap, and the highest is never
+pruned); the id never changes, so a replayed event can be recognised as a duplicate.
 
 The log also has an identity, the epoch, minted with it: sequence numbers only mean
 something within one log. A ``chats.db`` deleted or restored from a backup starts
@@ -24,11 +25,11 @@ from workers.chatsdb import ChatsDb
 
 
 class EventLog:
-    """Append-only event table in the session's ``chats.db`` (thread-safe)."""
+    """Append-only event table in the session's database (thread-safe)."""
 
     def __init__(self, db: ChatsDb, session_id: str, retention: int = 10_000) -> None:
         self.session_id = session_id
-        self._retention = retention
+        self._retention = max(1, retention)  # the highest seq is kept: it numbers the next
         self._chats = db
         self._lock = db.lock
         self._db = db.connection
@@ -57,18 +58,21 @@ class EventLog:
         event_id = uuid.uuid4().hex
         now = time.time()
         with self._chats.transaction() as db:
-            # Checked first: a refused insert would still use up an AUTOINCREMENT number,
-            # and the gateway reads a gap in the sequence as a lost event.
+            # Checked first: a refused insert would abort the PostgreSQL transaction the
+            # message it belongs to is written in.
             if (
                 dedupe is not None
                 and db.execute("SELECT 1 FROM events WHERE dedupe = ?", (dedupe,)).fetchone()
             ):
                 return None
-            cursor = db.execute(
-                "INSERT INTO events (id, name, timestamp, payload, dedupe) VALUES (?, ?, ?, ?, ?)",
-                (event_id, name, now, json.dumps(payload, separators=(",", ":")), dedupe),
+            seq = int(
+                db.execute(
+                    "INSERT INTO events (seq, id, name, timestamp, payload, dedupe) "
+                    "VALUES ((SELECT COALESCE(MAX(seq), 0) + 1 FROM events), ?, ?, ?, ?, ?) "
+                    "RETURNING seq",
+                    (event_id, name, now, json.dumps(payload, separators=(",", ":")), dedupe),
+                ).fetchone()[0]
             )
-            seq = int(cursor.lastrowid or 0)
         return p.Event(
             id=event_id,
             session_id=self.session_id,

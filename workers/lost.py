@@ -10,7 +10,7 @@ loss reaches webhooks and the dashboard instead of passing silently.
 
 A refused copy is only a suspect at first: after a dropped connection the server's second
 copy can be refused while the first is still being handled, which is no loss. Suspects
-are kept in ``chats.db`` and judged after a grace period, so a worker that is killed
+are kept in the session's database and judged after a grace period, so a worker that is killed
 again meanwhile judges them after its restart.
 """
 
@@ -32,7 +32,7 @@ GRACE_S = 5.0
 
 
 class LostSuspects:
-    """The ``lost_suspects`` table of ``chats.db`` (a ``SuspectStorage``)."""
+    """The session's ``lost_suspects`` table (a ``SuspectStorage``)."""
 
     def __init__(self, db: ChatsDb) -> None:
         self._lock = db.lock
@@ -41,7 +41,7 @@ class LostSuspects:
     def add(self, message_id: str, sender: str, chat: str, reason: str, seen_at: float) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR IGNORE INTO lost_suspects VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO lost_suspects VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (message_id, sender, chat, reason, seen_at),
             )
 

@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from typing import Any, Protocol
 
 from neonize._binder import ProxySettings
@@ -70,7 +69,7 @@ class WhatsAppSession:
     def __init__(
         self,
         session_id: str,
-        store_path: Path,
+        store: str,
         emit: Emit,
         proxy: str | None = None,
         proxy_is_users: bool = False,
@@ -112,8 +111,10 @@ class WhatsAppSession:
         self._qr_count = 0
         # Called (on Go threads) with each Message, Receipt and Connected event.
         self.observers: list[Callable[[Any], None]] = []
-        storefile.use_wal(store_path)
-        self.client = NewClient(str(store_path), uuid=session_id)
+        # neonize's database: a SQLite file (in WAL mode, see storefile.use_wal) or a
+        # postgresql:// URL whose search_path is the session's schema; either holds this
+        # session's device alone, so neonize's "first device" is this session's.
+        self.client = NewClient(store, uuid=session_id)
         self.people = lids.Directory(self.client)
         self._register_handlers()
         _match_whatsmeow_log_level()

@@ -1,16 +1,20 @@
 """Opening a session's stores: the one place the worker chooses a storage backend.
 
 The worker's logic is typed against ``gowa_py.storage.interfaces``; this module maps
-them to an implementation. Today that is SQLite, every store in the session's
-``chats.db`` behind one connection (``ChatsDb``).
+them to an implementation, every store behind one connection (``ChatsDb``): the
+session's ``chats.db`` in its session dir, or, when the gateway keeps its state in
+PostgreSQL, the session's own schema there.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gowa_py.storage import chats_schema
+from gowa_py.storage.sql import SQLITE
 from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
 from workers.eventlog import EventLog
@@ -35,11 +39,46 @@ class SessionStores:
     suspects: SuspectStorage
 
 
+def sqlite_db(path: Path) -> ChatsDb:
+    """The session's ``chats.db`` at ``path``, created or migrated as needed."""
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA busy_timeout=5000")
+    chats_schema.apply(connection, path)
+    return ChatsDb(connection, SQLITE)
+
+
+def postgresql_db(url: str, session_id: str) -> ChatsDb:
+    """The session's schema in the PostgreSQL database at ``url``, created or migrated
+    as needed, through the worker's one connection."""
+    from gowa_py.storage import pg_schema, postgres
+    from gowa_py.storage.sql import POSTGRESQL
+
+    schema = postgres.session_schema(session_id)
+    connection = postgres.connect(url, schema, f"gowa-worker {session_id}")
+    try:
+        postgres.migrate(connection, schema, pg_schema.SESSION, f"session {session_id}")
+    except BaseException:
+        connection.close()
+        raise
+    return ChatsDb(postgres.PgConnection(connection), POSTGRESQL)
+
+
 def open_session_stores(
-    session_dir: Path, session_id: str, event_retention: int, chat_retention_days: int | None
+    session_dir: Path,
+    session_id: str,
+    event_retention: int,
+    chat_retention_days: int | None,
+    database_url: str = "",
 ) -> SessionStores:
-    """Open (creating or migrating as needed) the stores of the session in ``session_dir``."""
-    db = ChatsDb(session_dir / "chats.db")
+    """Open (creating or migrating as needed) the stores of the session: in
+    ``session_dir``, or in PostgreSQL when ``database_url`` is given."""
+    if database_url:
+        db = postgresql_db(database_url, session_id)
+    else:
+        db = sqlite_db(session_dir / "chats.db")
     return SessionStores(
         db=db,
         events=EventLog(db, session_id, event_retention),

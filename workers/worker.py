@@ -105,6 +105,7 @@ class Worker:
                 config.session_id,
                 config.event_retention,
                 config.settings.chat_retention_days,
+                keys.database_url,
             )
         except SchemaTooNew as exc:
             raise StoreDamaged(str(exc)) from exc  # a restart runs the same code
@@ -357,10 +358,18 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     _patch_root_key(config)
     proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
     store = Path(config.session_dir) / "whatsmeow.db"
+    if keys.database_url:
+        from gowa_py.storage import postgres
+
+        schema = postgres.session_schema(config.session_id)
+        database = postgres.whatsmeow_url(keys.database_url, schema)
+    else:
+        storefile.use_wal(store)
+        database = str(store)
     try:
         session = WhatsAppSession(
             config.session_id,
-            store,
+            database,
             worker.emit,
             proxy=proxy,
             proxy_is_users=config.sandbox is None and config.proxy is not None,
@@ -417,7 +426,8 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     await worker.link.close()
     worker.operations.close()
     worker.chats.close()
-    storefile.checkpoint(store)
+    if not keys.database_url:
+        storefile.checkpoint(store)
     return worker.exit_code
 
 

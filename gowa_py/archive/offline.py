@@ -15,7 +15,7 @@ from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
 from gowa_py.protocol import ErrorCode, SessionState
 from gowa_py.serve import lock_data_dir
-from gowa_py.storage.factory import open_registry
+from gowa_py.storage.factory import sqlite_registry
 from gowa_py.storage.interfaces import RegistryStorage
 
 
@@ -26,7 +26,7 @@ def locked_registry(data_dir: Path, create: bool = False) -> Iterator[RegistrySt
         raise GowaError(f"{data_dir} is not a gowa-py data dir (no gowa.db)")
     fd = lock_data_dir(data_dir)
     try:
-        registry = open_registry(data_dir)
+        registry = sqlite_registry(data_dir / "gowa.db")
         try:
             yield registry
         finally:

@@ -39,7 +39,7 @@ from gowa_py.gateway.keys import (
 from gowa_py.gateway.metrics import Metrics
 from gowa_py.gateway.views import SessionViews
 from gowa_py.protocol import SandboxConfig
-from gowa_py.storage.factory import open_registry
+from gowa_py.storage.factory import open_storage
 from gowa_py.supervisor import Supervisor
 from gowa_py.webhooks.deliverer import WebhookDeliverer
 
@@ -48,7 +48,8 @@ def create_app(
     settings: Settings, data_dir: Path, sandbox: SandboxConfig | None = None
 ) -> web.Application:
     data_dir.mkdir(parents=True, exist_ok=True)
-    registry = open_registry(data_dir)
+    storage = open_storage(settings.database_url, data_dir)
+    registry = storage.registry
     supervisor = Supervisor(settings, registry, data_dir, sandbox)
     metrics = Metrics(supervisor)
     origins = Origins(settings)
@@ -74,7 +75,7 @@ def create_app(
     hub = EventHub(registry)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)
-    deliverer = WebhookDeliverer(settings, registry, supervisor.sessions_dir)
+    deliverer = WebhookDeliverer(settings, storage)
     app[WEBHOOKS] = deliverer
     supervisor.subscribe(deliverer.on_event, durable=True)
 
@@ -104,7 +105,7 @@ def create_app(
         # Workers first, so their last events still reach the outbox; then drain deliveries.
         await supervisor.close()
         await deliverer.close(drain=settings.stop_timeout)
-        registry.close()
+        storage.close()
         auth.close()
 
     app.on_startup.append(start)

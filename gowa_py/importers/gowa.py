@@ -30,7 +30,8 @@ from gowa_py.importers.gowa_chats import GowaDevice
 from gowa_py.importers.whatsmeow_store import StoreDevice
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.protocol import Me
-from gowa_py.registry import Registry
+from gowa_py.storage.factory import sqlite_registry
+from gowa_py.storage.interfaces import RegistryStorage
 
 #: GoWA signs webhooks with this secret when WHATSAPP_WEBHOOK_SECRET is not set.
 GOWA_DEFAULT_WEBHOOK_SECRET = "secret"
@@ -190,7 +191,11 @@ def _session_id(device: StoreDevice, gowa: GowaDevice | None, found: list[StoreD
 
 
 def run_import(
-    plan: ImportPlan, copy: source.SourceFiles, data_dir: Path, registry: Registry, work: Path
+    plan: ImportPlan,
+    copy: source.SourceFiles,
+    data_dir: Path,
+    registry: RegistryStorage,
+    work: Path,
 ) -> None:
     """Create the planned sessions (all or none)."""
     sessions = data_dir / "sessions"
@@ -278,7 +283,9 @@ def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPla
             registry_file = options.data_dir / "gowa.db"
             # A dry run into a fresh data dir creates no registry.
             registry = (
-                Registry(registry_file) if registry_file.exists() or not options.dry_run else None
+                sqlite_registry(registry_file)
+                if registry_file.exists() or not options.dry_run
+                else None
             )
             try:
                 sessions = options.data_dir / "sessions"

@@ -1,30 +1,121 @@
 """Opening the gateway's stores: the one place the gateway chooses a storage backend.
 
 The gateway, supervisor and deliverer are typed against ``gowa_py.storage.interfaces``;
-this module maps them to an implementation. Today that is SQLite: the registry in
-``gowa.db`` in the data dir, a session's webhook outbox in its ``chats.db``.
+this module maps them to an implementation, chosen by the ``database_url`` setting:
+
+- none (the default): SQLite files in the data dir, the registry in ``gowa.db``, a
+  session's webhook outbox in its ``chats.db``;
+- ``postgresql://...``: one PostgreSQL database, the registry in the schema ``gowa``, a
+  session's outbox in the session's own schema, all through one small pool.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
+from gowa_py.privatefile import private_sqlite
 from gowa_py.registry import Registry
-from gowa_py.storage.interfaces import OutboxStorage, RegistryStorage
-from gowa_py.webhooks.outbox import Outbox
+from gowa_py.storage import chats_schema, pg_schema, postgres, registry_schema
+from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
+from gowa_py.storage.sql import POSTGRESQL, SQLITE
+from gowa_py.webhooks.outbox import TABLE, Outbox
+
+#: The gateway's connections to PostgreSQL: the event loop's thread, the deliverer's
+#: start-up scan, and headroom for a statement still running in another thread.
+GATEWAY_POOL_SIZE = 4
 
 
-def open_registry(data_dir: Path) -> RegistryStorage:
-    """Open (creating or migrating as needed) the registry of the gateway in ``data_dir``."""
-    return Registry(data_dir / "gowa.db")
+def sqlite_registry(path: Path) -> Registry:
+    """The registry in the SQLite file ``path`` (created or migrated as needed)."""
+    private_sqlite(path)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    registry_schema.apply(conn, path)
+    return Registry(conn, conn.close)
 
 
-def open_outbox(session_dir: Path) -> OutboxStorage:
-    """Open (creating or migrating as needed) the webhook outbox of one session."""
-    return Outbox(session_dir / "chats.db")
+def sqlite_outbox(path: Path) -> Outbox:
+    """The webhook outbox in the session's SQLite ``chats.db`` at ``path``."""
+    private_sqlite(path)
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    chats_schema.apply(conn, path)
+    return Outbox(conn, SQLITE, TABLE, conn.close)
 
 
-def existing_outbox(session_dir: Path) -> OutboxStorage | None:
-    """The session's webhook outbox if it has one; None rather than creating it."""
-    path = session_dir / "chats.db"
-    return Outbox(path) if path.exists() else None
+class SqliteStorage:
+    """The embedded default: files under the data dir."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.sessions_dir = data_dir / "sessions"
+        self.registry: RegistryStorage = sqlite_registry(data_dir / "gowa.db")
+
+    def open_outbox(self, session_id: str) -> OutboxStorage:
+        folder = self.sessions_dir / session_id
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return sqlite_outbox(folder / "chats.db")
+
+    def existing_outbox(self, session_id: str) -> OutboxStorage | None:
+        path = self.sessions_dir / session_id / "chats.db"
+        return sqlite_outbox(path) if path.exists() else None
+
+    def close(self) -> None:
+        self.registry.close()
+
+
+class PostgresStorage:
+    """One PostgreSQL database shared by the gateway and its workers."""
+
+    def __init__(self, url: str) -> None:
+        self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
+        try:
+            with self.db.connection() as conn:
+                postgres.migrate(conn, postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY, "the registry")
+            self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
+        except BaseException:
+            self.db.close()
+            raise
+        self._ready: set[str] = set()
+
+    def _schema(self, session_id: str) -> str:
+        """The session's schema, created or migrated the first time it is asked for."""
+        schema = postgres.session_schema(session_id)
+        if schema not in self._ready:
+            with self.db.connection() as conn:
+                postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}")
+            self._ready.add(schema)
+        return schema
+
+    def _drop(self, session_id: str) -> None:
+        schema = postgres.session_schema(session_id)
+        self._ready.discard(schema)
+        with self.db.connection() as conn:
+            postgres.drop_schema(conn, schema)
+
+    def open_outbox(self, session_id: str) -> OutboxStorage:
+        table = f"{postgres.quoted(self._schema(session_id))}.{TABLE}"
+        return Outbox(self.db, POSTGRESQL, table, lambda: None)
+
+    def existing_outbox(self, session_id: str) -> OutboxStorage | None:
+        schema = postgres.session_schema(session_id)
+        with self.db.connection() as conn:
+            found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+            if found.fetchone() is None:
+                return None
+        return self.open_outbox(session_id)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_storage(database_url: str | None, data_dir: Path) -> GatewayStorage:
+    """The gateway's storage: PostgreSQL when ``database_url`` names it, else SQLite."""
+    if database_url:
+        return PostgresStorage(database_url)
+    return SqliteStorage(data_dir)

@@ -3,10 +3,10 @@
 Callers are typed against these, never against a backend's class, so a second backend
 (another database server) is a new set of classes that satisfy them plus a branch in the
 factories (``gowa_py.storage.factory`` for the gateway's stores, ``workers.stores`` for a
-session's); no caller changes. Each Protocol holds only what some caller uses today; the
-SQLite implementations are ``Registry``, ``Outbox``, ``ChatsDb``, ``EventLog``,
-``ChatStore`` and ``LostSuspects``. mypy checks that each satisfies its Protocol where
-the factories return it.
+session's); no caller changes. Each Protocol holds only what some caller uses today. The
+implementations are ``Registry``, ``Outbox``, ``ChatsDb``, ``EventLog``, ``ChatStore`` and
+``LostSuspects``, whose SQL runs on SQLite and PostgreSQL alike (``gowa_py.storage.sql``);
+mypy checks that each satisfies its Protocol where the factories return it.
 """
 
 from __future__ import annotations
@@ -83,6 +83,16 @@ class OutboxStorage(Protocol):
     def forget_secret(self, secret: str) -> None: ...
     def pending(self) -> Sequence[Delivery]: ...
     def adopt(self, deliveries: Iterable[Delivery]) -> int: ...
+    def close(self) -> None: ...
+
+
+class GatewayStorage(Protocol):
+    """The gateway's backend: its registry, and each session's outbox on demand."""
+
+    registry: RegistryStorage
+
+    def open_outbox(self, session_id: str) -> OutboxStorage: ...
+    def existing_outbox(self, session_id: str) -> OutboxStorage | None: ...
     def close(self) -> None: ...
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from gowa_py.errors import GowaError
 
@@ -23,14 +24,19 @@ class SchemaTooNew(GowaError):
     """The database was written by a newer release of gowa-py than the one running."""
 
 
+Conn = TypeVar("Conn")
+
+
 @dataclass(frozen=True)
-class Migration:
+class Migration(Generic[Conn]):
+    """One numbered step; ``apply`` runs its statements on the backend's connection."""
+
     version: int
     summary: str
-    apply: Callable[[sqlite3.Connection], None]
+    apply: Callable[[Conn], None]
 
 
-def check_numbering(migrations: Sequence[Migration]) -> None:
+def check_numbering(migrations: Sequence[Migration[Any]]) -> None:
     """Versions must be 1, 2, 3, ...: a gap or a repeat would skip or repeat a step."""
     versions = [m.version for m in migrations]
     if versions != list(range(1, len(versions) + 1)):
@@ -46,7 +52,9 @@ def columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
 
 
-def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], name: str) -> int:
+def migrate(
+    conn: sqlite3.Connection, migrations: Sequence[Migration[sqlite3.Connection]], name: str
+) -> int:
     """Apply the migrations ``conn``'s database lacks, in order, in one transaction, and
     store the version reached; returns it. ``name`` says which database in errors."""
     check_numbering(migrations)

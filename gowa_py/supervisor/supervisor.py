@@ -889,7 +889,10 @@ class _Owner:
         return await self._supervisor._worker_config(session_id)
 
     def worker_keys(self, session_id: str) -> p.WorkerKeys:
-        return self._supervisor.sockets.admit(session_id)
+        keys = self._supervisor.sockets.admit(session_id)
+        return msgspec.structs.replace(
+            keys, database_url=self._supervisor.settings.database_url or ""
+        )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         return await self._supervisor.request(session_id, command, timeout)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
-from pathlib import Path
 
 import aiohttp
 from yarl import URL
@@ -25,8 +24,7 @@ from gowa_py.config import Settings
 from gowa_py.eventbody import EventBody
 from gowa_py.models import Webhook
 from gowa_py.registry import SessionRecord
-from gowa_py.storage.factory import existing_outbox, open_outbox
-from gowa_py.storage.interfaces import OutboxStorage, RegistryStorage
+from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage
 from gowa_py.webhooks import signing
 from gowa_py.webhooks.outbox import GLOBAL_SECRET, Delivery
 from gowa_py.webhooks.policy import BlockedTarget, PolicyResolver, TargetPolicy, parse_networks
@@ -40,10 +38,10 @@ PRUNE_EVERY_S = 600
 
 
 class WebhookDeliverer:
-    def __init__(self, settings: Settings, registry: RegistryStorage, sessions_dir: Path) -> None:
+    def __init__(self, settings: Settings, storage: GatewayStorage) -> None:
         self._settings = settings
-        self._registry = registry
-        self._sessions_dir = sessions_dir
+        self._registry = storage.registry
+        self._storage = storage
         self._global = _global_webhooks(settings)
         self.policy = TargetPolicy(
             parse_networks(settings.webhook_allow_networks),
@@ -78,9 +76,7 @@ class WebhookDeliverer:
         if outbox is not None:
             self._outboxes.move_to_end(session_id)
             return outbox
-        folder = self._sessions_dir / session_id
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        outbox = open_outbox(folder)
+        outbox = self._storage.open_outbox(session_id)
         if session_id not in self._scrubbed:
             outbox.forget_secret(self._settings.webhook_secret)
             self._scrubbed.add(session_id)
@@ -132,7 +128,7 @@ class WebhookDeliverer:
         older_than = time.time() - self._settings.webhook_retention_days * 86400
         for record in self._registry.all():
             try:
-                outbox = existing_outbox(self._sessions_dir / record.id)
+                outbox = self._storage.existing_outbox(record.id)
             except Exception as exc:
                 log.error("[%s] webhook outbox unavailable: %s", record.id, exc)
                 continue

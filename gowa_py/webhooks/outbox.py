@@ -1,4 +1,4 @@
-"""The webhook outbox of one session, a table in its ``chats.db``.
+"""The webhook outbox of one session, a table in its ``chats.db`` (or its PostgreSQL schema).
 
 A delivery row is written before the gateway counts the event as applied, and it keeps
 the exact body that is signed and sent, so a retry after a crash sends the same bytes.
@@ -11,18 +11,15 @@ row signed with it keeps :data:`GLOBAL_SECRET` and the deliverer signs it at sen
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
-from pathlib import Path
 from typing import Any
 
-from gowa_py.privatefile import private_sqlite
-from gowa_py.storage import chats_schema
+from gowa_py.storage.sql import Dialect, Sql
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATUSES = (PENDING, DELIVERED, DEAD)
@@ -64,6 +61,8 @@ class Delivery:
 
 
 _COLUMNS = ", ".join(Delivery.__dataclass_fields__)
+#: The table's name in a session's own database (qualified by its schema on PostgreSQL).
+TABLE = "webhook_deliveries"
 
 
 _UNKNOWN = -1.0  # not a timestamp: next_due_at must ask the database
@@ -78,15 +77,15 @@ class Outbox:
     sessions that is 100 SQLite queries a second fewer.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, db: Sql, dialect: Dialect, table: str, close: Callable[[], None]) -> None:
+        """``table`` names the session's ``webhook_deliveries``; ``close`` releases the
+        connection (the backend's factory opened it and made the table)."""
         self._lock = threading.Lock()
         self._next_due: float | None = _UNKNOWN
-        private_sqlite(path)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        chats_schema.apply(self._db, path)
+        self._db = db
+        self._dialect = dialect
+        self._t = table
+        self._close = close
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -106,19 +105,17 @@ class Outbox:
             for url, secret in targets
         ]
         with self._writing():
-            before = self._db.total_changes
-            self._db.executemany(
-                "INSERT OR IGNORE INTO webhook_deliveries "
+            return self._db.executemany(
+                f"INSERT INTO {self._t} "
                 "(id, event_id, event, url, secret, body, status, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 rows,
-            )
-            return self._db.total_changes - before
+            ).rowcount
 
     def due(self, now: float, limit: int, exclude: set[str]) -> list[Delivery]:
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries "
+                f"SELECT {_COLUMNS} FROM {self._t} "
                 "WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, created_at "
                 "LIMIT ?",
                 (PENDING, now, limit + len(exclude)),
@@ -131,7 +128,7 @@ class Outbox:
             if self._next_due != _UNKNOWN:
                 return self._next_due
             row = self._db.execute(
-                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = ?",
+                f"SELECT MIN(next_attempt_at) FROM {self._t} WHERE status = ?",
                 (PENDING,),
             ).fetchone()
             self._next_due = row[0] if row else None
@@ -140,7 +137,7 @@ class Outbox:
     def mark_delivered(self, delivery_id: str, status_code: int) -> None:
         with self._writing():
             self._db.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
+                f"UPDATE {self._t} SET status = ?, attempts = attempts + 1, "
                 "delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ?",
                 (DELIVERED, time.time(), status_code, delivery_id),
             )
@@ -151,7 +148,7 @@ class Outbox:
         """Record a failed attempt; ``retry_at`` None means the retry cap is reached."""
         with self._writing():
             self._db.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1, "
+                f"UPDATE {self._t} SET status = ?, attempts = attempts + 1, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, "
                 "last_error = ? WHERE id = ?",
                 (
@@ -167,7 +164,7 @@ class Outbox:
         """The receiver answered again: everything waiting for it is due now."""
         with self._writing():
             self._db.execute(
-                "UPDATE webhook_deliveries SET next_attempt_at = ? "
+                f"UPDATE {self._t} SET next_attempt_at = ? "
                 "WHERE status = ? AND url = ? AND next_attempt_at > ?",
                 (now, PENDING, url, now),
             )
@@ -175,21 +172,21 @@ class Outbox:
     def get(self, delivery_id: str) -> Delivery | None:
         with self._lock:
             row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)
+                f"SELECT {_COLUMNS} FROM {self._t} WHERE id = ?", (delivery_id,)
             ).fetchone()
         return Delivery(*row) if row else None
 
     def redeliver(self, delivery_id: str) -> bool:
         with self._writing():
             cursor = self._db.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = 0, next_attempt_at = ?, "
+                f"UPDATE {self._t} SET status = ?, attempts = 0, next_attempt_at = ?, "
                 "last_error = NULL WHERE id = ?",
                 (PENDING, time.time(), delivery_id),
             )
         return cursor.rowcount == 1
 
     def list(self, status: str | None, limit: int, before: float | None = None) -> list[Delivery]:
-        query = f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE 1 = 1"
+        query = f"SELECT {_COLUMNS} FROM {self._t} WHERE 1 = 1"
         args: list[Any] = []
         if status:
             query += " AND status = ?"
@@ -206,37 +203,35 @@ class Outbox:
     def counts(self) -> dict[str, int]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT status, COUNT(*) FROM webhook_deliveries GROUP BY status"
+                f"SELECT status, COUNT(*) FROM {self._t} GROUP BY status"
             ).fetchall()
         return {status: 0 for status in STATUSES} | dict(rows)
 
     def prune_delivered(self, older_than: float) -> None:
         with self._lock:
             self._db.execute(
-                "DELETE FROM webhook_deliveries WHERE status = ? AND delivered_at < ?",
+                f"DELETE FROM {self._t} WHERE status = ? AND delivered_at < ?",
                 (DELIVERED, older_than),
             )
 
     def forget_secret(self, secret: str) -> None:
-        """Replace copies of ``secret`` that older versions stored with the reference.
-
-        secure_delete zeroes the old record's bytes in the page, and the checkpoint moves
-        the page into the database and empties the log that held earlier versions of it.
-        """
+        """Replace copies of ``secret`` that older versions stored with the reference,
+        leaving no old value readable where the backend can see to it (``Dialect``)."""
         with self._lock:
-            self._db.execute("PRAGMA secure_delete=ON")
+            for statement in self._dialect.before_scrub:
+                self._db.execute(statement)
             cursor = self._db.execute(
-                "UPDATE webhook_deliveries SET secret = ? WHERE secret = ?",
-                (GLOBAL_SECRET, secret),
+                f"UPDATE {self._t} SET secret = ? WHERE secret = ?", (GLOBAL_SECRET, secret)
             )
             if cursor.rowcount:
-                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                for statement in self._dialect.after_scrub:
+                    self._db.execute(statement)
 
     def pending(self) -> Sequence[Delivery]:
         """Every delivery still to be made."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE status = ?", (PENDING,)
+                f"SELECT {_COLUMNS} FROM {self._t} WHERE status = ?", (PENDING,)
             ).fetchall()
         return [Delivery(*row) for row in rows]
 
@@ -245,13 +240,11 @@ class Outbox:
         were new."""
         marks = ", ".join("?" * len(Delivery.__dataclass_fields__))
         with self._writing():
-            before = self._db.total_changes
-            self._db.executemany(
-                f"INSERT OR IGNORE INTO webhook_deliveries ({_COLUMNS}) VALUES ({marks})",
+            return self._db.executemany(
+                f"INSERT INTO {self._t} ({_COLUMNS}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                 [astuple(delivery) for delivery in deliveries],
-            )
-            return self._db.total_changes - before
+            ).rowcount
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            self._close()

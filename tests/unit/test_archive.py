@@ -19,9 +19,9 @@ from gowa_py.archive.manifest import ArchiveInvalid, ArchiveTooNew, DeviceLive
 from gowa_py.errors import GowaError
 from gowa_py.models import SessionConfig
 from gowa_py.protocol import ErrorCode, Me, SessionState
-from gowa_py.registry import Registry
 from gowa_py.serve import DataDirBusy, lock_data_dir
 from gowa_py.storage import chats_schema
+from gowa_py.storage.factory import sqlite_registry
 
 JID = "15550001111@s.whatsapp.net"
 CONFIG = {
@@ -33,7 +33,7 @@ CONFIG = {
 def _make_session(data_dir: Path, session_id: str = "sales", messages: int = 50) -> Path:
     """A data dir with one logged-in session: registry row, chats.db, whatsmeow.db, media."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    registry = Registry(data_dir / "gowa.db")
+    registry = sqlite_registry(data_dir / "gowa.db")
     config = msgspec.convert(CONFIG, SessionConfig)
     registry.create(session_id, config, "running")
     registry.set_me(session_id, Me(jid=JID, push_name="Sales"))
@@ -82,7 +82,7 @@ def _assert_nothing_imported(data_dir: Path) -> None:
     staging = data_dir / "staging"
     assert not staging.exists() or not any(staging.iterdir())
     if (data_dir / "gowa.db").exists():
-        registry = Registry(data_dir / "gowa.db")
+        registry = sqlite_registry(data_dir / "gowa.db")
         assert registry.all() == []
         registry.close()
 
@@ -104,7 +104,7 @@ def test_round_trip_keeps_store_history_media_and_registry_row(tmp_path):
     assert _count(folder / "whatsmeow.db", "whatsmeow_device") == 1
     assert (folder / "media" / "image" / "abc123.jpg").read_bytes() == b"\xff\xd8jpeg" * 100
     assert not (folder / "worker.log").exists()
-    registry = Registry(target / "gowa.db")
+    registry = sqlite_registry(target / "gowa.db")
     record = registry.get("moved")
     registry.close()
     assert record is not None and record.me == Me(jid=JID, push_name="Sales")
@@ -117,7 +117,7 @@ def test_round_trip_keeps_store_history_media_and_registry_row(tmp_path):
 
 def test_export_stops_and_marks_the_source(tmp_path):
     _export(tmp_path)
-    registry = Registry(tmp_path / "source" / "gowa.db")
+    registry = sqlite_registry(tmp_path / "source" / "gowa.db")
     record = registry.get("sales")
     registry.close()
     assert record is not None and record.desired == "stopped"

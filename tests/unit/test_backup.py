@@ -17,8 +17,8 @@ from gowa_py.archive import backup as bk
 from gowa_py.archive import session as archive
 from gowa_py.archive.manifest import ArchiveInvalid, ArchiveTooNew
 from gowa_py.errors import GowaError
-from gowa_py.registry import Registry
 from gowa_py.serve import DataDirBusy, lock_data_dir
+from gowa_py.storage.factory import sqlite_registry
 from tests.unit.test_archive import _count, _make_session
 
 WRITER = """
@@ -62,7 +62,7 @@ def test_backup_under_writes_then_restore(tmp_path):
     assert {f"w{n}" for n in range(committed + 1)} <= ids
     assert _count(restored / "sessions" / "support" / "whatsmeow.db", "whatsmeow_device") == 1
     assert archive.exported_mark(restored / "sessions" / "support") is not None
-    registry = Registry(restored / "gowa.db")
+    registry = sqlite_registry(restored / "gowa.db")
     assert [r.id for r in registry.all()] == ["sales", "support"]
     registry.close()
     assert os.stat(restored / "gowa.db").st_mode & 0o777 == 0o600

@@ -20,6 +20,7 @@ from gowa_py.gateway.events import EventHub
 from gowa_py.gateway.stats import DashboardStats
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.registry import Registry, SessionRecord
+from gowa_py.storage.factory import SqliteStorage, sqlite_registry
 from gowa_py.supervisor import Supervisor
 from gowa_py.webhooks.deliverer import WebhookDeliverer
 
@@ -37,7 +38,8 @@ class CountingRegistry(Registry):
 @pytest.fixture
 async def supervisor(tmp_path: Path) -> AsyncIterator[Supervisor]:
     settings = load_settings({}, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
-    registry = CountingRegistry(tmp_path / "gowa.db")
+    sqlite = sqlite_registry(tmp_path / "gowa.db")
+    registry = CountingRegistry(sqlite.db, sqlite.close)
     supervisor = Supervisor(settings, registry, tmp_path)
     try:
         yield supervisor
@@ -60,7 +62,9 @@ async def test_listeners_share_one_body_and_add_no_lookups(supervisor: Superviso
     without_listeners = await lookups_to_create(supervisor, "quiet")
 
     registry = supervisor.registry
-    deliverer = WebhookDeliverer(supervisor.settings, registry, supervisor.sessions_dir)
+    storage = SqliteStorage(supervisor.sessions_dir.parent)
+    storage.registry = registry
+    deliverer = WebhookDeliverer(supervisor.settings, storage)
     stats = DashboardStats(registry, retention_hours=1)
     hub = EventHub(registry)
     seen: list[EventBody] = []

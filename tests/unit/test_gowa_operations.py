@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -13,7 +12,7 @@ from gowa_py import protocol as p
 from gowa_py.gateway.errors import ApiError
 from gowa_py.gateway.gowa.operation import build_operation
 from gowa_py.gateway.gowa.routing import OPERATION_ROUTES
-from workers.chatsdb import ChatsDb
+from tests.backends import Backend
 from workers.chatstore import ChatStore
 from workers.operations.context import HANDLERS
 
@@ -56,10 +55,8 @@ def test_unknown_fields_are_accepted_like_gowa() -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    db = ChatsDb(tmp_path / "chats.db")
-    yield ChatStore(db)
-    db.close()
+def store(storage_backend: Backend) -> ChatStore:
+    return ChatStore(storage_backend.session_db())
 
 
 def add(store: ChatStore, message_id: str, **kw) -> None:
@@ -93,14 +90,13 @@ def test_reactions_edits_revokes_and_listing(store: ChatStore) -> None:
     assert store.chats(10, 0, archived=False) == ([], 0)
 
 
-def test_retention_prunes_old_messages(tmp_path: Path) -> None:
-    db = ChatsDb(tmp_path / "chats.db")
-    store = ChatStore(db, retention_days=1)
+def test_retention_prunes_old_messages(storage_backend: Backend) -> None:
+    store = ChatStore(storage_backend.session_db(), retention_days=1)
     add(store, "old", timestamp=time.time() - 3 * 86400)
-    add(store, "new")
+    add(store, "new", raw=b"\x00\xffproto")
     assert store.prune() == 1
-    assert store.message("old") is None and store.message("new") is not None
-    db.close()
+    assert store.message("old") is None
+    assert store.message("new")["raw"] == b"\x00\xffproto"
 
 
 def test_settings_reach_the_worker_config() -> None:

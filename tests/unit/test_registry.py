@@ -1,10 +1,13 @@
+"""The registry, on each storage backend (``storage_backend``)."""
+
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.protocol import Me, SessionState
-from gowa_py.registry import Registry
+from gowa_py.registry import ApiKeyRecord
+from gowa_py.storage.factory import sqlite_registry
 
 
-def test_session_lifecycle_is_persisted(tmp_path):
-    registry = Registry(tmp_path / "gowa.db")
+def test_session_lifecycle_is_persisted(storage_backend):
+    registry = storage_backend.registry()
     config = SessionConfig(webhooks=[Webhook(url="https://example.com/h", events=["message"])])
     registry.create("a", config, "running")
     registry.set_status("a", SessionState.CONNECTED, None)
@@ -13,7 +16,7 @@ def test_session_lifecycle_is_persisted(tmp_path):
     registry.set_event_seq("a", 7)
     registry.close()
 
-    again = Registry(tmp_path / "gowa.db")
+    again = storage_backend.registry()
     record = again.get("a")
     assert record is not None
     assert record.status is SessionState.CONNECTED
@@ -22,38 +25,44 @@ def test_session_lifecycle_is_persisted(tmp_path):
     assert record.last_event_seq == 7
     assert record.last_activity == 1700000000.5
     assert [t["status"] for t in again.transitions("a")] == ["CONNECTED", "STOPPED"]
+    again.set_event_log("a", "e2", 3)
+    record = storage_backend.registry().get("a")
+    assert record is not None and (record.event_epoch, record.last_event_seq) == ("e2", 3)
 
 
-def test_event_log_cursor_moves_to_another_log_and_old_registries_gain_the_column(tmp_path):
+def test_old_registries_gain_the_event_log_column(tmp_path):
     path = tmp_path / "gowa.db"
-    registry = Registry(path)
+    registry = sqlite_registry(path)
     registry.create("a", SessionConfig(), "running")
     registry.set_event_seq("a", 206)
     registry.db.execute("ALTER TABLE sessions DROP COLUMN event_epoch")
     registry.db.execute("PRAGMA user_version = 0")
     registry.close()
 
-    again = Registry(path)  # a registry written before event logs had an identity
+    again = sqlite_registry(path)  # a registry written before event logs had an identity
     record = again.get("a")
     assert record is not None and (record.event_epoch, record.last_event_seq) == (None, 206)
-    again.set_event_log("a", "e2", 3)
-    again.close()
-    record = Registry(path).get("a")
-    assert record is not None and (record.event_epoch, record.last_event_seq) == ("e2", 3)
 
 
-def test_delete_removes_everything(tmp_path):
-    registry = Registry(tmp_path / "gowa.db")
+def test_delete_removes_everything(storage_backend):
+    registry = storage_backend.registry()
     registry.create("a", SessionConfig(), "stopped")
+    registry.create("b", SessionConfig(), "stopped")
     registry.add_samples([{"ts": 1.0, "session_id": "a", "rss": 1, "pss": 1, "uss": 1, "cpu": 0.0}])
+    registry.add_key(ApiKeyRecord("k1", "only a", ("a",), "full", "d1", 1.0))
+    registry.add_key(ApiKeyRecord("k2", "a and b", ("a", "b"), "read", "d2", 2.0))
     registry.delete("a")
     assert registry.get("a") is None
     assert registry.samples_since(0) == []
     assert registry.transitions("a") == []
+    reopened = storage_backend.registry()
+    assert [r.id for r in reopened.all()] == ["b"]
+    kept = reopened.keys()
+    assert [(k.id, k.sessions) for k in kept] == [("k2", ("b",))]
 
 
-def test_samples_are_pruned_by_age(tmp_path):
-    registry = Registry(tmp_path / "gowa.db")
+def test_samples_and_history_are_kept_and_pruned_by_age(storage_backend):
+    registry = storage_backend.registry()
     registry.add_samples(
         [
             {"ts": float(t), "session_id": "a", "rss": 1, "pss": 2, "uss": 3, "cpu": 0.0}
@@ -62,3 +71,17 @@ def test_samples_are_pruned_by_age(tmp_path):
     )
     registry.prune_samples(older_than=25)
     assert [s["ts"] for s in registry.samples_since(0)] == [30.0]
+
+    registry.add_message_counts({(1, "a"): (2, 1), (2, "a"): (1, 0)})
+    registry.add_message_counts({(1, "a"): (1, 1)})
+    assert registry.message_counts_since(0) == [
+        {"hour": 1, "session_id": "a", "received": 3, "sent": 2},
+        {"hour": 2, "session_id": "a", "received": 1, "sent": 0},
+    ]
+    for ts, connected in ((100.0, 1), (200.0, 2), (300.0, 3)):
+        registry.add_connected_point(ts, connected, 3)
+    assert [p["ts"] for p in registry.connected_since(250)] == [200.0, 300.0]
+    registry.prune_dashboard_history(older_than=250)
+    assert [p["ts"] for p in registry.connected_since(0)] == [300.0]
+    registry.prune_dashboard_history(older_than=2 * 3600)
+    assert [c["hour"] for c in registry.message_counts_since(0)] == [2]

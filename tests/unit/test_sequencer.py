@@ -9,7 +9,8 @@ import pytest
 
 from gowa_py import protocol as p
 from gowa_py.models import SessionConfig
-from gowa_py.registry import Registry
+from gowa_py.storage.factory import sqlite_registry
+from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor.sequencer import EventSequencer
 
 PID = 4242
@@ -39,7 +40,7 @@ def event(seq: int, epoch: str) -> p.Event:
 
 
 class Harness:
-    def __init__(self, registry: Registry, worker: Worker, batch: int = 1000) -> None:
+    def __init__(self, registry: RegistryStorage, worker: Worker, batch: int = 1000) -> None:
         self.registry = registry
         self.worker = worker
         self.applied: list[str] = []
@@ -66,7 +67,7 @@ class Harness:
 
 @pytest.fixture
 def registry(tmp_path):
-    registry = Registry(tmp_path / "gowa.db")
+    registry = sqlite_registry(tmp_path / "gowa.db")
     registry.create("s", SessionConfig(), "running")
     yield registry
     registry.close()

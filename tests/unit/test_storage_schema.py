@@ -16,18 +16,18 @@ import threading
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from gowa_py.ids import InvalidSessionId
 from gowa_py.models import SessionConfig
-from gowa_py.registry import Registry
-from gowa_py.storage import chats_schema, registry_schema
-from gowa_py.storage.factory import open_outbox
+from gowa_py.storage import chats_schema, pg_schema, postgres, registry_schema
+from gowa_py.storage.factory import sqlite_outbox, sqlite_registry
 from gowa_py.storage.interfaces import OutboxStorage
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering, migrate
-from gowa_py.webhooks.outbox import Outbox
 from tests.procs import ROOT, free_port
 from workers.chatsdb import ChatsDb
-from workers.stores import SessionStores, open_session_stores
+from workers.stores import SessionStores, open_session_stores, sqlite_db
 
 REGISTRY_BEFORE_VERSIONS = """
 CREATE TABLE "sessions" (
@@ -270,7 +270,7 @@ def open_chats(path: Path) -> tuple[ChatsDb, SessionStores, OutboxStorage]:
     """Everything that opens ``chats.db``, the way the worker and the gateway do."""
     stores = open_session_stores(path.parent, "s1", 10_000, None)
     assert isinstance(stores.db, ChatsDb)
-    return stores.db, stores, open_outbox(path.parent)
+    return stores.db, stores, sqlite_outbox(path)
 
 
 SESSION_ROWS = """
@@ -293,7 +293,7 @@ def test_registry_made_before_versions_keeps_its_rows(tmp_path):
         + "INSERT INTO api_keys VALUES ('k1', 'ci', '[\"s1\"]', 'read', 'ab12', 5.0);"
         + "INSERT INTO message_counts VALUES (472222, 's1', 3, 4);",
     )
-    registry = Registry(path)
+    registry = sqlite_registry(path)
     record = registry.get("s1")
     assert record is not None
     assert (record.event_epoch, record.last_event_seq, record.last_activity) == (
@@ -313,14 +313,14 @@ def test_registry_made_before_versions_keeps_its_rows(tmp_path):
     assert user_version(path) == len(registry_schema.MIGRATIONS)
 
     fresh = tmp_path / "fresh.db"
-    Registry(fresh).close()
+    sqlite_registry(fresh).close()
     assert schema_of(path) == schema_of(fresh)
 
 
 def test_registry_of_the_first_releases_gains_what_it_lacks(tmp_path):
     path = tmp_path / "gowa.db"
     make_db(path, REGISTRY_FIRST_RELEASE, SESSION_ROWS)
-    registry = Registry(path)
+    registry = sqlite_registry(path)
     record = registry.get("s1")
     assert record is not None and (record.event_epoch, record.last_event_seq) == (None, 41)
     registry.set_event_log("s1", "e2", 3)
@@ -328,13 +328,13 @@ def test_registry_of_the_first_releases_gains_what_it_lacks(tmp_path):
     registry.add_connected_point(1.0, 1, 1)
     registry.create("s2", SessionConfig(), "stopped")
     registry.close()
-    again = Registry(path)
+    again = sqlite_registry(path)
     record = again.get("s1")
     assert record is not None and (record.event_epoch, record.last_event_seq) == ("e2", 3)
     assert again.get("s2") is not None
     again.close()
     fresh = tmp_path / "fresh.db"
-    Registry(fresh).close()
+    sqlite_registry(fresh).close()
     assert schema_of(path) == schema_of(fresh)
 
 
@@ -408,7 +408,7 @@ def test_event_log_of_the_first_releases_gains_its_dedupe_key(tmp_path):
 
 
 def test_a_fresh_database_gets_the_latest_version(tmp_path):
-    Registry(tmp_path / "gowa.db").close()
+    sqlite_registry(tmp_path / "gowa.db").close()
     db, _, outbox = open_chats(tmp_path / "chats.db")
     outbox.close()
     db.close()
@@ -416,7 +416,7 @@ def test_a_fresh_database_gets_the_latest_version(tmp_path):
     assert user_version(tmp_path / "chats.db") == len(chats_schema.MIGRATIONS) >= 1
 
 
-def newer(path: Path, migrations: tuple[Migration, ...]) -> int:
+def newer(path: Path, migrations: tuple[Migration[sqlite3.Connection], ...]) -> int:
     version = len(migrations) + 1
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {version}")
@@ -428,13 +428,13 @@ def test_a_database_from_a_newer_release_is_refused(tmp_path):
     registry_path = tmp_path / "gowa.db"
     version = newer(registry_path, registry_schema.MIGRATIONS)
     with pytest.raises(SchemaTooNew, match=f"{registry_path} has schema version {version}"):
-        Registry(registry_path)
+        sqlite_registry(registry_path)
     chats_path = tmp_path / "chats.db"
     newer(chats_path, chats_schema.MIGRATIONS)
     with pytest.raises(SchemaTooNew, match="written by a newer release"):
-        ChatsDb(chats_path)
+        sqlite_db(chats_path)
     with pytest.raises(SchemaTooNew, match="written by a newer release"):
-        Outbox(chats_path)
+        sqlite_outbox(chats_path)
     assert user_version(chats_path) == version  # left as it was
 
 
@@ -538,3 +538,85 @@ def test_two_openers_at_once_migrate_once(tmp_path):
     second.join(10)
     assert applied == ["first"]
     assert versions == [1, 1]
+
+
+@pytest.fixture
+def pg(test_database):
+    """A connection to this run's PostgreSQL database; gowa's schemas dropped after."""
+    conn = psycopg.connect(test_database.url, autocommit=True)
+    yield conn
+    conn.close()
+    test_database.empty()
+
+
+def test_postgresql_schemas_get_the_latest_version_once_and_refuse_a_newer_one(pg):
+    for schema, migrations in (
+        (postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY),
+        (postgres.session_schema("s1"), pg_schema.SESSION),
+    ):
+        assert postgres.migrate(pg, schema, migrations, schema) == len(migrations) >= 1
+        assert postgres.migrate(pg, schema, migrations, schema) == len(migrations)
+        version_table = f"{postgres.quoted(schema)}.schema_version"
+        assert pg.execute(f"SELECT version FROM {version_table}").fetchall() == [(len(migrations),)]
+        pg.execute(f"UPDATE {version_table} SET version = version + 1")
+        with pytest.raises(SchemaTooNew, match="written by a newer release"):
+            postgres.migrate(pg, schema, migrations, schema)
+    check_numbering(pg_schema.REGISTRY)
+    check_numbering(pg_schema.SESSION)
+
+
+def test_a_failing_postgresql_migration_leaves_no_schema(pg):
+    def create(conn: psycopg.Connection) -> None:
+        conn.execute("CREATE TABLE t (a integer)")
+
+    def fail(conn: psycopg.Connection) -> None:
+        conn.execute("INSERT INTO t VALUES (1)")
+        raise RuntimeError("disk on fire")
+
+    schema = postgres.session_schema("x")
+    with pytest.raises(RuntimeError):
+        postgres.migrate(pg, schema, (Migration(1, "t", create), Migration(2, "b", fail)), "x")
+    assert pg.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchall() == []
+    assert postgres.migrate(pg, schema, (Migration(1, "t", create),), "x") == 1
+
+
+def test_two_postgresql_openers_at_once_migrate_once(test_database, pg):
+    """The worker and the gateway's outbox may open a session's schema at once."""
+    applied: list[str] = []
+    started = threading.Event()
+
+    def slow(conn: psycopg.Connection) -> None:
+        applied.append(threading.current_thread().name)
+        started.set()
+        time.sleep(0.3)
+        conn.execute("CREATE TABLE t (a integer)")
+
+    migrations = (Migration(1, "t", slow),)
+    versions: list[int] = []
+    schema = postgres.session_schema("two")
+
+    def open_and_migrate() -> None:
+        with psycopg.connect(test_database.url, autocommit=True) as conn:
+            versions.append(postgres.migrate(conn, schema, migrations, "two"))
+
+    first = threading.Thread(target=open_and_migrate, name="first")
+    first.start()
+    assert started.wait(10)
+    second = threading.Thread(target=open_and_migrate, name="second")
+    second.start()
+    first.join(10)
+    second.join(10)
+    assert applied == ["first"]
+    assert versions == [1, 1]
+
+
+def test_session_schemas_are_named_within_postgresql_limits_and_checked():
+    assert postgres.session_schema("Abc-1_x") == "gowa_s_Abc-1_x"
+    long_id = "a" * 64
+    assert postgres.session_schema(long_id).startswith("gowa_h_")
+    assert len(postgres.session_schema(long_id)) == 63
+    assert postgres.session_schema(long_id) != postgres.session_schema("a" * 63)
+    with pytest.raises(InvalidSessionId):
+        postgres.session_schema('x"; DROP SCHEMA gowa; --')
+    with pytest.raises(ValueError, match="not a gowa schema"):
+        postgres.quoted("public")

@@ -11,9 +11,9 @@ from gowa_py import protocol as p
 from gowa_py.config import load_settings
 from gowa_py.eventbody import EventBody
 from gowa_py.models import SessionConfig, Webhook
-from gowa_py.registry import Registry
+from gowa_py.storage.factory import SqliteStorage, sqlite_outbox
 from gowa_py.webhooks.deliverer import WebhookDeliverer
-from gowa_py.webhooks.outbox import DEAD, DELIVERED, PENDING, Outbox
+from gowa_py.webhooks.outbox import DEAD, DELIVERED, GLOBAL_SECRET, PENDING
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, embedded_ipv4, parse_networks
 from gowa_py.webhooks.signing import sign, verify
 from tests.procs import free_port
@@ -98,8 +98,8 @@ def test_bad_network_is_reported():
         parse_networks("10.0.0.0/8, nope")
 
 
-def test_outbox_enqueue_is_idempotent_and_orders_due(tmp_path):
-    outbox = Outbox(tmp_path / "chats.db")
+def test_outbox_enqueue_is_idempotent_and_orders_due(storage_backend):
+    outbox = storage_backend.outbox()
     targets = [("http://a/hook", "s1"), ("http://b/hook", "s2")]
     assert outbox.enqueue("e1", "message", targets, b"{}") == 2
     assert outbox.enqueue("e1", "message", targets, b"{}") == 0
@@ -108,8 +108,8 @@ def test_outbox_enqueue_is_idempotent_and_orders_due(tmp_path):
     assert outbox.due(time.time() + 1, 10, {due[0].id}) == due[1:]
 
 
-def test_outbox_retry_dead_letter_and_redeliver(tmp_path):
-    outbox = Outbox(tmp_path / "chats.db")
+def test_outbox_retry_dead_letter_and_redeliver(storage_backend):
+    outbox = storage_backend.outbox()
     outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
     (delivery,) = outbox.due(time.time() + 1, 10, set())
     outbox.mark_failed(delivery.id, 500, "HTTP 500", time.time() + 60)
@@ -131,13 +131,12 @@ def test_outbox_retry_dead_letter_and_redeliver(tmp_path):
     assert not outbox.redeliver("nope")
 
 
-def test_outbox_next_due_follows_every_write(tmp_path):
+def test_outbox_next_due_follows_every_write(storage_backend):
     """next_due_at is cached in memory; each write must be seen at once, as if queried."""
-    path = tmp_path / "chats.db"
-    outbox = Outbox(path)
+    outbox = storage_backend.outbox()
 
     def fresh():
-        return Outbox(path).next_due_at()
+        return storage_backend.outbox().next_due_at()
 
     assert outbox.next_due_at() is None
     outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
@@ -162,36 +161,39 @@ def test_a_replaced_chats_db_gets_the_pending_deliveries_of_the_open_one(tmp_pat
     """chats.db replaced (a backup restored) while its outbox was open: the pending rows
     the old, unlinked file holds move to the new file; delivered ones stay behind."""
     settings = load_settings({}, {})
-    registry = Registry(tmp_path / "gowa.db")
-    registry.create("s", SessionConfig(), "stopped")
-    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+    storage = SqliteStorage(tmp_path)
+    storage.registry.create("s", SessionConfig(), "stopped")
+    deliverer = WebhookDeliverer(settings, storage)
     outbox = deliverer.outbox("s")
     outbox.enqueue("e1", "message", [("http://a/hook", "k")], b"1")
     outbox.enqueue("e2", "message", [("http://a/hook", "k")], b"2")
     outbox.mark_delivered(outbox.due(time.time() + 1, 10, set())[0].id, 200)
     chats = tmp_path / "sessions" / "s" / "chats.db"
     backup = tmp_path / "backup.db"
-    Outbox(backup).close()
+    sqlite_outbox(backup).close()
     for suffix in ("-wal", "-shm"):  # the old file's: they must not meet the new one
         (tmp_path / "sessions" / "s" / f"chats.db{suffix}").unlink()
     backup.replace(chats)
 
     deliverer.reopen("s")
     deliverer.reopen("s")  # nothing open any more: nothing to do
-    assert [(d.event_id, d.body) for d in Outbox(chats).pending()] == [("e2", b"2")]
+    assert [(d.event_id, d.body) for d in sqlite_outbox(chats).pending()] == [("e2", b"2")]
     assert deliverer.outbox("s").counts()[DELIVERED] == 0
 
 
-def test_delivered_rows_are_pruned(tmp_path):
-    outbox = Outbox(tmp_path / "chats.db")
+def test_delivered_rows_are_pruned_and_secrets_forgotten(storage_backend):
+    outbox = storage_backend.outbox()
     outbox.enqueue("e1", "message", [("http://a/hook", "s")], b"{}")
     (delivery,) = outbox.due(time.time() + 1, 10, set())
     outbox.mark_delivered(delivery.id, 200)
     outbox.prune_delivered(time.time() + 1)
     assert outbox.list(None, 10) == []
+    outbox.enqueue("e2", "message", [("http://a/hook", "global")], b"{}")
+    outbox.forget_secret("global")
+    assert [d.secret for d in outbox.pending()] == [GLOBAL_SECRET]
 
 
-async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
+async def test_a_slow_receiver_does_not_spin_the_delivery_loop(storage_backend):
     """While a delivery waits on its receiver, the loop sleeps until something changes."""
     answered = asyncio.Event()
 
@@ -207,9 +209,9 @@ async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     settings = load_settings({}, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"})
-    registry = Registry(tmp_path / "gowa.db")
-    registry.create("s", SessionConfig(), "stopped")
-    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+    storage = storage_backend.storage()
+    storage.registry.create("s", SessionConfig(), "stopped")
+    deliverer = WebhookDeliverer(settings, storage)
     passes = 0
     launch_due = deliverer._launch_due
 
@@ -219,8 +221,7 @@ async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
         return launch_due()
 
     deliverer._launch_due = counted  # type: ignore[method-assign]
-    (tmp_path / "sessions" / "s").mkdir(parents=True)
-    queued = Outbox(tmp_path / "sessions" / "s" / "chats.db")
+    queued = storage_backend.outbox("s")
     queued.enqueue("e1", "message", [(f"http://127.0.0.1:{port}/hook", "k")], b"{}")
     queued.close()
     await deliverer.start()
@@ -238,7 +239,7 @@ async def test_a_slow_receiver_does_not_spin_the_delivery_loop(tmp_path):
         await runner.cleanup()
 
 
-async def test_outboxes_stay_bounded_and_every_delivery_goes_out(tmp_path):
+async def test_outboxes_stay_bounded_and_every_delivery_goes_out(storage_backend):
     """One open outbox at most for three sessions: each outbox is closed while its POST is
     on the way (another session's event opens the next), and the answer is still
     recorded; nothing pending is lost."""
@@ -256,12 +257,12 @@ async def test_outboxes_stay_bounded_and_every_delivery_goes_out(tmp_path):
     settings = load_settings(
         {}, {"GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", "GOWA_WEBHOOK_OPEN_OUTBOXES": "1"}
     )
-    registry = Registry(tmp_path / "gowa.db")
+    storage = storage_backend.storage()
     hook = Webhook(url=f"http://127.0.0.1:{port}/hook", secret="k", events=[])
     ids = ["a", "b", "c"]
     for session_id in ids:
-        registry.create(session_id, SessionConfig(webhooks=[hook]), "stopped")
-    deliverer = WebhookDeliverer(settings, registry, tmp_path / "sessions")
+        storage.registry.create(session_id, SessionConfig(webhooks=[hook]), "stopped")
+    deliverer = WebhookDeliverer(settings, storage)
     await deliverer.start()
     try:
         for n in range(2):
@@ -273,11 +274,11 @@ async def test_outboxes_stay_bounded_and_every_delivery_goes_out(tmp_path):
                     timestamp=time.time(),
                     payload={},
                 )
-                await deliverer.on_event(EventBody(event, registry.get(session_id)))
+                await deliverer.on_event(EventBody(event, storage.registry.get(session_id)))
                 assert deliverer.open_outboxes == 1
 
         def delivered(session_id: str) -> int:
-            return Outbox(tmp_path / "sessions" / session_id / "chats.db").counts()[DELIVERED]
+            return storage_backend.outbox(session_id).counts()[DELIVERED]
 
         for _ in range(100):
             if all(delivered(session_id) == 2 for session_id in ids):

@@ -1,9 +1,9 @@
-"""Pure worker logic: the silence watchdog and the durable, de-duplicating event log."""
+"""Pure worker logic: the silence watchdog and the durable, de-duplicating event log (the
+log on each storage backend, ``storage_backend``)."""
 
 import time
 
 from gowa_py import protocol as p
-from workers.chatsdb import ChatsDb
 from workers.eventlog import EventLog
 from workers.timefmt import rfc3339
 from workers.watchdog import SilenceWatch
@@ -36,8 +36,8 @@ def test_timestamps_are_rfc3339_utc_from_seconds_or_milliseconds():
     assert rfc3339(951_782_400) == "2000-02-29T00:00:00Z"
 
 
-def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
-    db = ChatsDb(tmp_path / "chats.db")
+def test_event_log_keeps_order_ids_and_drops_duplicates(storage_backend):
+    db = storage_backend.session_db()
     log = EventLog(db, "s")
     first = log.append("message", {"id": "M1"}, dedupe="message:M1")
     assert first is not None and first.seq == 1
@@ -46,7 +46,7 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
     assert second is not None and second.seq == 2
     db.close()
 
-    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
+    again = EventLog(storage_backend.session_db(), "s")
     assert again.append("message", {"id": "M1"}, dedupe="message:M1") is None
     replay = again.since(0, 10)
     assert [(e.seq, e.id, e.name) for e in replay] == [
@@ -56,25 +56,27 @@ def test_event_log_keeps_order_ids_and_drops_duplicates(tmp_path):
     assert isinstance(replay[0], p.Event)
 
 
-def test_event_log_identity_survives_reopening_and_changes_with_a_new_log(tmp_path):
-    log = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
+def test_event_log_identity_survives_reopening_and_changes_with_a_new_log(storage_backend):
+    log = EventLog(storage_backend.session_db(), "s")
     assert log.identity().start_seq == 0
     event = log.append("message", {"id": "M1"})
     assert event is not None and event.epoch == log.epoch
     log.append("message", {"id": "M2"})
 
-    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s")
+    again = EventLog(storage_backend.session_db(), "s")
     assert again.identity() == p.EventLogIdentity(epoch=log.epoch, start_seq=2)
     assert {e.epoch for e in again.since(0, 10)} == {log.epoch}
 
-    other = EventLog(ChatsDb(tmp_path / "other.db"), "s")
+    other = EventLog(storage_backend.session_db("other"), "other")
     assert other.epoch != log.epoch and other.start_seq == 0
 
 
-def test_a_nested_transaction_joins_the_outer_one_and_hooks_wait_for_its_commit(tmp_path):
-    db = ChatsDb(tmp_path / "chats.db")
+def test_a_nested_transaction_joins_the_outer_one_and_hooks_wait_for_its_commit(
+    storage_backend,
+):
+    db = storage_backend.session_db()
     log = EventLog(db, "s")
-    reader = ChatsDb(tmp_path / "chats.db")  # another connection sees commits only
+    reader = storage_backend.session_db()  # another connection sees commits only
     seen: list[tuple[str, int]] = []
 
     def hook(name: str) -> None:
@@ -92,8 +94,8 @@ def test_a_nested_transaction_joins_the_outer_one_and_hooks_wait_for_its_commit(
     assert seen[-1] == ("outside", 2)
 
 
-def test_a_failed_transaction_rolls_back_and_forgets_its_hooks(tmp_path):
-    db = ChatsDb(tmp_path / "chats.db")
+def test_a_failed_transaction_rolls_back_and_forgets_its_hooks(storage_backend):
+    db = storage_backend.session_db()
     log = EventLog(db, "s")
     ran: list[str] = []
     try:
@@ -108,22 +110,23 @@ def test_a_failed_transaction_rolls_back_and_forgets_its_hooks(tmp_path):
     assert log.append("message.sent", {"id": "M2"}).seq == 1  # no gap in the sequence
 
 
-def test_event_log_prunes_to_retention(tmp_path):
-    db = ChatsDb(tmp_path / "chats.db")
+def test_event_log_prunes_to_retention_and_numbers_on(storage_backend):
+    db = storage_backend.session_db()
     log = EventLog(db, "s", retention=5)
     for n in range(12):
         log.append("x", {"n": n})
     db.close()
-    again = EventLog(ChatsDb(tmp_path / "chats.db"), "s", retention=5)
+    again = EventLog(storage_backend.session_db(), "s", retention=5)
     assert [e.payload["n"] for e in again.since(0, 100)] == [7, 8, 9, 10, 11]
+    assert again.append("x", {"n": 12}).seq == 13
 
 
-def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
+def test_lost_message_is_reported_once_and_only_if_never_recorded(storage_backend):
     import logging
 
     from workers.lost import LostMessageReporter, LostSuspects
 
-    db = ChatsDb(tmp_path / "chats.db")
+    db = storage_backend.session_db()
     log = EventLog(db, "s")
     log.append("message", {"id": "SEEN"}, dedupe="message:1@s.whatsapp.net:SEEN")
     emitted: list[tuple[str, dict, str | None]] = []
@@ -154,7 +157,7 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(tmp_path):
     reporter.close()
     db.close()
     # A restarted worker judges what the previous one suspected.
-    db = ChatsDb(tmp_path / "chats.db")
+    db = storage_backend.session_db()
     log = EventLog(db, "s")
     again = LostMessageReporter(LostSuspects(db), log, emit, grace_s=5)
     again.judge(now=time.time() + 10)

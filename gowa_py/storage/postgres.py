@@ -1,0 +1,246 @@
+"""PostgreSQL connections for the stores (psycopg 3), and where each session's data lives.
+
+The registry is in the schema ``gowa``; every session's tables (chat store, event log,
+lost suspects, webhook outbox, and whatsmeow's own) in a schema of its own, named by
+:func:`session_schema` and dropped with the session. A session's SQL names its tables
+unqualified and runs with ``search_path`` set to its schema, as the same SQL runs in a
+session's own SQLite file.
+
+Two kinds of connection: a worker holds one (:class:`PgConnection`) for all its stores,
+and the gateway a small pool (:class:`PgPool`) shared by the registry and every session's
+outbox, whose statements name the outbox's schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.pq import TransactionStatus
+from psycopg_pool import ConnectionPool
+
+from gowa_py.ids import check_session_id
+from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering
+
+REGISTRY_SCHEMA = "gowa"
+_PREFIX, _HASHED = "gowa_s_", "gowa_h_"
+_MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+_SCHEMA_OF_SESSION = re.compile(r"^(gowa_s_[A-Za-z0-9][A-Za-z0-9_-]*|gowa_h_[0-9a-f]{56})$")
+
+PgMigration = Migration[psycopg.Connection[Any]]
+
+
+def is_postgresql_url(url: str | None) -> bool:
+    return bool(url) and urlsplit(url or "").scheme in ("postgresql", "postgres")
+
+
+def session_schema(session_id: str) -> str:
+    """The schema of a session: ``gowa_s_<id>``, or for an id too long for a PostgreSQL
+    name, ``gowa_h_`` and its SHA-256 (the prefixes keep the two forms apart)."""
+    check_session_id(session_id)
+    if len(_PREFIX) + len(session_id) <= _MAX_IDENTIFIER:
+        return _PREFIX + session_id
+    return _HASHED + hashlib.sha256(session_id.encode()).hexdigest()[: _MAX_IDENTIFIER - 7]
+
+
+def quoted(schema: str) -> str:
+    """The schema as an SQL identifier; only names :func:`session_schema` makes (or the
+    registry's) are accepted, so no other schema is ever touched."""
+    if schema != REGISTRY_SCHEMA and not _SCHEMA_OF_SESSION.fullmatch(schema):
+        raise ValueError(f"not a gowa schema: {schema!r}")
+    return '"' + schema + '"'
+
+
+def whatsmeow_url(url: str, schema: str) -> str:
+    """The URL neonize opens the session's whatsmeow store with: ``search_path`` makes
+    whatsmeow's unqualified tables those of the session's schema (lib/pq passes unknown
+    URL parameters to the server as session settings). lib/pq requires TLS unless told
+    otherwise, where libpq (psycopg) only prefers it; without an ``sslmode`` in the URL,
+    whatsmeow is given libpq's behaviour where lib/pq has it (``disable`` on loopback)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
+    if "sslmode" not in dict(query) and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+        query.append(("sslmode", "disable"))
+    query.append(("search_path", quoted(schema)))
+    return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+class Row(tuple[Any, ...]):
+    """A row readable by position and by column name, as ``sqlite3.Row`` is."""
+
+    names: tuple[str, ...] = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self.names.index(key))
+        return super().__getitem__(key)
+
+    def keys(self) -> tuple[str, ...]:
+        return self.names
+
+
+def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], Row]:
+    names = tuple(column.name for column in cursor.description or ())
+
+    def make(values: Sequence[Any]) -> Row:
+        row = Row(values)
+        row.names = names
+        return row
+
+    return make
+
+
+def _paramstyle(statement: str) -> str:
+    """The stores' SQL uses ``?`` (sqlite3's style); psycopg's is ``%s``."""
+    return statement.replace("%", "%%").replace("?", "%s")
+
+
+def connect(url: str, schema: str, application_name: str) -> psycopg.Connection[Any]:
+    """One connection in autocommit (transactions are explicit), its ``search_path`` the
+    given schema."""
+    return psycopg.connect(
+        url,
+        autocommit=True,
+        row_factory=_rows,
+        application_name=application_name,
+        options=f"-c search_path={quoted(schema)}",
+    )
+
+
+class Fetched:
+    """A result read in full, so the connection it came from can go back to the pool."""
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def fetchone(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        return self._rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._rows)
+
+
+class PgConnection:
+    """One connection used by one process's stores (a :class:`~gowa_py.storage.sql.Sql`)."""
+
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection = connection
+
+    def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+        return self.connection.execute(_paramstyle(statement), parameters)
+
+    def executemany(
+        self, statement: str, parameters: Iterable[Sequence[Any]], /
+    ) -> psycopg.Cursor[Any]:
+        cursor = self.connection.cursor()
+        cursor.executemany(_paramstyle(statement), list(parameters))
+        return cursor
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.connection.info.transaction_status != TransactionStatus.IDLE
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PgPool:
+    """The gateway's few connections, shared by the registry and every outbox (a
+    :class:`~gowa_py.storage.sql.Sql`); their ``search_path`` is the registry's schema."""
+
+    def __init__(self, url: str, max_size: int) -> None:
+        self.url = url
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            kwargs={
+                "autocommit": True,
+                "application_name": "gowa-gateway",
+                "options": f"-c search_path={quoted(REGISTRY_SCHEMA)}",
+            },
+            configure=_configure,
+            open=True,
+            name="gowa-gateway",
+        )
+
+    def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> Fetched:
+        with self.pool.connection() as conn:
+            cursor = conn.execute(_paramstyle(statement), parameters)
+            return Fetched(cursor.fetchall() if cursor.description else [], cursor.rowcount)
+
+    def executemany(self, statement: str, parameters: Iterable[Sequence[Any]], /) -> Fetched:
+        with self.pool.connection() as conn:
+            cursor = conn.cursor()
+            cursor.executemany(_paramstyle(statement), list(parameters))
+            return Fetched([], cursor.rowcount)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self.pool.connection() as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.row_factory = _rows
+
+
+def migrate(
+    conn: psycopg.Connection[Any], schema: str, migrations: Sequence[PgMigration], name: str
+) -> int:
+    """Create ``schema`` if needed and apply the migrations it lacks, in one transaction,
+    storing the version reached in its ``schema_version`` table; returns it.
+
+    The worker and the gateway may open a session's schema at once: a transaction-scoped
+    advisory lock on the schema's name lets one migrate while the other waits. Each
+    migration runs with ``search_path`` set to the schema, so its DDL names tables
+    unqualified.
+    """
+    check_numbering(migrations)
+    latest = len(migrations)
+    name_sql = sql.SQL(quoted(schema))
+    version_table = sql.SQL("{}.schema_version").format(name_sql)
+    exists = conn.execute("SELECT to_regclass(%s)", [f"{quoted(schema)}.schema_version"])
+    if (exists.fetchone() or (None,))[0] is not None:
+        row = conn.execute(sql.SQL("SELECT version FROM {}").format(version_table)).fetchone()
+        if row is not None and row[0] == latest:  # the usual open: no lock taken
+            return latest
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [schema])
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name_sql))
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} (version integer NOT NULL)").format(
+                version_table
+            )
+        )
+        row = conn.execute(sql.SQL("SELECT version FROM {}").format(version_table)).fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > latest:
+            raise SchemaTooNew(
+                f"{name} has schema version {version} but this gowa-py knows only up to "
+                f"{latest}: it was written by a newer release; run that release (or newer)"
+            )
+        conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(name_sql))
+        for migration in migrations[version:]:
+            migration.apply(conn)
+        conn.execute(sql.SQL("DELETE FROM {}").format(version_table))
+        conn.execute(sql.SQL("INSERT INTO {} VALUES (%s)").format(version_table), [latest])
+    return latest
+
+
+def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Drop a session's schema and everything in it (its whatsmeow tables too)."""
+    conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.SQL(quoted(schema))))

@@ -124,7 +124,7 @@ def _row(s: dict[str, Any]) -> dict[str, str]:
     pss = (worker.get("memory") or {}).get("pss") or 0
     return {
         "id": s["id"],
-        "status": s["status"],
+        "status": f"{s['status']} (hibernating)" if s.get("hibernating") else s["status"],
         "pid": str(worker.get("pid") or "-"),
         "pss_mb": f"{pss / 1048576:.1f}" if pss else "-",
         "restarts": str(worker.get("restarts", 0)),

@@ -111,7 +111,7 @@ export function renderSession(root, id) {
 
   /** @param {SessionView} current */
   function drawHead(current) {
-    replace(statusSlot, badge(current.status));
+    replace(statusSlot, badge(current.status, current.hibernating));
     const focused = document.activeElement;
     const focusedAction = focused instanceof HTMLElement && actionsSlot.contains(focused)
       ? focused.dataset.action : null;

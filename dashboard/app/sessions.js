@@ -34,7 +34,7 @@ export function renderSessions(root) {
     const link = h("a", { href: `#/sessions/${encodeURIComponent(s.id)}` }, s.id);
     return h("tr", { "data-session": s.id },
       h("th", { scope: "row", "data-label": "Session" }, link),
-      cell("Status", badge(s.status)),
+      cell("Status", badge(s.status, s.hibernating)),
       cell("Phone", s.phone ? `+${s.phone}` : "–"),
       cell("RSS", bytes(s.worker.memory.rss)),
       cell("PSS", bytes(s.worker.memory.pss)),
@@ -80,6 +80,7 @@ export function renderSessions(root) {
     const s = sessions.find((x) => x.id === event.session_id);
     if (s && event.payload?.status) {
       s.status = event.payload.status;
+      s.hibernating = Boolean(event.payload.hibernating);
       draw();
     }
     clearTimeout(pending);

@@ -26,6 +26,7 @@
  * @typedef {object} SessionView
  * @property {string} id
  * @property {string} status
+ * @property {boolean} [hibernating] STOPPED by idle_timeout; the next request wakes it
  * @property {string | null} [status_since]
  * @property {string | null} [error]
  * @property {string | null} [phone]

@@ -86,9 +86,16 @@ export function clock(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleTimeString();
 }
 
-export function badge(status) {
+/**
+ * @param {string} status
+ * @param {boolean} [hibernating] stopped for being idle: the next request wakes it
+ */
+export function badge(status, hibernating = false) {
+  const label = hibernating ? `${status} · hibernating` : status || "UNKNOWN";
   return h("span", { class: `badge badge-${(status || "unknown").toLowerCase()}`,
-    "data-status": status }, status || "UNKNOWN");
+    "data-status": status, "data-hibernating": hibernating ? "true" : null,
+    title: hibernating ? "Idle: stopped by idle_timeout; the next request wakes it" : null },
+  label);
 }
 
 /** @param {string} message @param {"info" | "error"} [kind] */

@@ -40,6 +40,7 @@ def session_json(record: SessionRecord, info: WorkerInfo | None) -> dict[str, An
     return {
         "id": record.id,
         "status": record.status.value,
+        "hibernating": info is not None and info.hibernated and not info.running,
         "status_since": iso(record.status_at),
         "error": record.error,
         "created_at": iso(record.created_at),

@@ -715,10 +715,15 @@ class Supervisor:
     ) -> None:
         previous = self.registry.get(session_id)
         self.registry.set_status(session_id, status, error)
+        runner = self.runners.get(session_id)
         payload: dict[str, Any] = {
             "status": status.value,
             "previous": previous.status.value if previous else None,
             "error": error,
+            # Stopped for being idle: the next request starts it again by itself.
+            "hibernating": status is p.SessionState.STOPPED
+            and runner is not None
+            and runner.hibernated,
         }
         await self._dispatch(_gateway_event(session_id, p.SESSION_STATUS, payload))
 

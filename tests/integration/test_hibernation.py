@@ -7,6 +7,8 @@ test takes a little over a minute.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import psutil
 import pytest
@@ -46,20 +48,42 @@ def test_idle_session_hibernates_and_wakes_with_its_messages(sandbox, gateway):
     )
     assert status == 200, body
     pid = gateway.session("sleepy")["worker"]["pid"]
-
-    session = wait_until(
-        lambda: (s := gateway.session("sleepy"))["status"] == "STOPPED" and s,
-        90,
-        interval=1,
-        what="sleepy to hibernate",
-    )
-    assert "hibernated" in session["error"]
-    assert session["worker"]["pid"] is None
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10)
-    assert gateway.session("awake")["status"] == "CONNECTED"
+    assert gateway.session("sleepy")["hibernating"] is False
 
     events = EventWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
     try:
+        session = wait_until(
+            lambda: (s := gateway.session("sleepy"))["status"] == "STOPPED" and s,
+            90,
+            interval=1,
+            what="sleepy to hibernate",
+        )
+        assert "hibernated" in session["error"]
+        assert session["worker"]["pid"] is None
+        # Told apart from a manual stop: in the session JSON, its status event, the CLI table.
+        assert session["hibernating"] is True
+        stopped = events.wait(
+            lambda e: (
+                e["event"] == "session.status"
+                and e["session_id"] == "sleepy"
+                and e["payload"]["status"] == "STOPPED"
+            ),
+            5,
+            "sleepy's STOPPED event",
+        )
+        assert stopped["payload"]["hibernating"] is True
+        listed = subprocess.run(
+            [sys.executable, "-m", "gowa_py", "session", "--url", gateway.http.base, "list"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "STOPPED (hibernating)" in listed.stdout, listed
+        wait_until(
+            lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", 10
+        )
+        assert gateway.session("awake")["status"] == "CONNECTED"
+
         status, body = gateway.http.post(
             "/api/awake/send/message",
             {"phone": f"{sleepy}@s.whatsapp.net", "message": "sent while you slept"},
@@ -72,6 +96,7 @@ def test_idle_session_hibernates_and_wakes_with_its_messages(sandbox, gateway):
         )
         assert status == 200, body
         assert gateway.session("sleepy")["status"] == "CONNECTED"
+        assert gateway.session("sleepy")["hibernating"] is False
         events.wait(
             lambda e: (
                 e.get("session_id") == "sleepy"

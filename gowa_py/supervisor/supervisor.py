@@ -481,7 +481,8 @@ class Supervisor:
     async def delete_session(self, session_id: str) -> bool:
         """Log the device out of WhatsApp, then forget the session. True when no linked
         device is left behind on the phone; False when the session was logged in but could
-        not be logged out (not connected): the phone still lists it until removed there."""
+        not be logged out (stopped by hand or not connected; a hibernated one is woken for it):
+        the phone still lists it until removed there."""
         async with self._exclusive(session_id):
             unlinked = await self._unlink(session_id)
             runner = self.runners.pop(session_id)
@@ -504,10 +505,12 @@ class Supervisor:
         record = self.require(session_id)
         if record.me is None:
             return True
-        if record.status is not p.SessionState.CONNECTED or not self.runners[session_id].running:
-            return False
+        timeout = min(self.settings.command_timeout, 10.0)
         try:
-            await self.request(session_id, p.Logout(), min(self.settings.command_timeout, 10.0))
+            await self._ready(session_id, timeout)  # a hibernated session is woken for it
+            if self.require(session_id).status is not p.SessionState.CONNECTED:
+                return False
+            await self.request(session_id, p.Logout(), timeout)
         except (GowaError, TimeoutError) as exc:
             log.warning("[%s] deleted without logging out: %s", session_id, exc)
             return False

@@ -473,8 +473,8 @@ def import_gowa(path: Path | None, **flags: Any) -> None:
     from dotenv import dotenv_values
 
     from gowa_py.importers import ImportRefused
-    from gowa_py.importers.gowa import ImportOptions
-    from gowa_py.importers.gowa import import_gowa as run
+    from gowa_py.importers.command import ImportOptions
+    from gowa_py.importers.command import import_gowa as run
 
     try:
         settings = load_settings({"data_dir": flags["data_dir"]}, config_file=flags["config_file"])

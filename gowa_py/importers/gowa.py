@@ -17,8 +17,7 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +29,6 @@ from gowa_py.importers.gowa_chats import GowaDevice
 from gowa_py.importers.whatsmeow_store import StoreDevice
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.protocol import Me
-from gowa_py.storage.factory import sqlite_registry
 from gowa_py.storage.interfaces import RegistryStorage
 
 #: GoWA signs webhooks with this secret when WHATSAPP_WEBHOOK_SECRET is not set.
@@ -111,17 +109,25 @@ def _gowa_device(store: StoreDevice, known: list[GowaDevice]) -> GowaDevice | No
     return loose[0] if len(loose) == 1 else None
 
 
+@dataclass(frozen=True)
+class Existing:
+    """What the data dir holds already: session ids, and the device each is logged in as."""
+
+    sessions: frozenset[str] = frozenset()
+    logins: Mapping[str, str] = field(default_factory=dict)  # device JID -> session id
+
+
 def plan_import(
     files: source.SourceFiles,
     copy: source.SourceFiles,
-    taken: Callable[[str], bool],
+    existing: Existing,
     env: Mapping[str, str] | None,
     name: str | None = None,
 ) -> ImportPlan:
     """Read the copied databases and decide every session; refuses before any write.
 
-    ``taken`` says whether a session id already exists; ``env`` (GoWA's environment) is
-    given when webhooks are carried over; ``name``, the session id of a store's only device.
+    ``env`` (GoWA's environment) is given when webhooks are carried over; ``name`` is the
+    session id of a store's only device.
     """
     store = whatsmeow_store.open_store(copy.store)
     chats = sqlite3.connect(copy.chats) if copy.chats else None
@@ -161,11 +167,19 @@ def plan_import(
         for d in known
         if not any(p.gowa == d for p in plans)
     ]
-    clashes = [p.session_id for p in plans if taken(p.session_id)]
+    clashes = [
+        f"session {p.session_id} already exists" for p in plans if p.session_id in existing.sessions
+    ]
+    clashes += [
+        f"{p.device.jid} is logged in here already, as session {existing.logins[p.device.jid]} "
+        "(two clients of one device get one logged out)"
+        for p in plans
+        if p.device.jid in existing.logins
+    ]
     if clashes:
         raise ImportRefused(
-            f"session {', '.join(clashes)} already exists: delete it, or import into "
-            "another data dir (nothing was imported)"
+            "; ".join(clashes) + ": delete it first, or import into another data dir "
+            "(nothing was imported)"
         )
     return ImportPlan(files, plans, skipped)
 
@@ -237,82 +251,3 @@ def remove_from_source(plan: ImportPlan) -> None:
         if plan.files.chats is not None:
             gowa_id = device.gowa.device_id if device.gowa else None
             gowa_chats.remove_device(plan.files.chats, device.owners, gowa_id)
-
-
-@contextlib.contextmanager
-def work_folder(data_dir: Path) -> Iterator[Path]:
-    """A private folder in the data dir (the same file system: sessions move by rename)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".import-", dir=data_dir) as name:
-        os.chmod(name, 0o700)
-        yield Path(name)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    folder: Path | None
-    data_dir: Path
-    db_uri: str | None = None
-    keys_uri: str | None = None
-    chats_uri: str | None = None
-    #: GoWA's environment (its .env and variables) when webhooks are carried over.
-    webhook_env: Mapping[str, str] | None = None
-    #: The session id for the store's only device, instead of GoWA's id or its number.
-    session_id: str | None = None
-    dry_run: bool = False
-    remove_from_source: bool = False
-
-
-def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
-    """The whole command: check, plan, and (unless a dry run) import."""
-    from gowa_py.serve import DataDirBusy, lock_data_dir
-
-    files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
-    source.check_idle(files)
-    try:
-        lock = lock_data_dir(options.data_dir)
-    except DataDirBusy as exc:
-        raise ImportRefused(
-            f"{exc}: stop the gateway, import, then start it again (the import writes "
-            "the registry, which only one process may do)"
-        ) from exc
-    try:
-        with work_folder(options.data_dir) as work:
-            copy = source.snapshot(files, work)
-            source.check_idle(files)
-            registry_file = options.data_dir / "gowa.db"
-            # A dry run into a fresh data dir creates no registry.
-            registry = (
-                sqlite_registry(registry_file)
-                if registry_file.exists() or not options.dry_run
-                else None
-            )
-            try:
-                sessions = options.data_dir / "sessions"
-                plan = plan_import(
-                    files,
-                    copy,
-                    lambda sid: (
-                        (registry is not None and registry.get(sid) is not None)
-                        or (sessions / sid).exists()
-                    ),
-                    options.webhook_env,
-                    options.session_id,
-                )
-                say(plan.describe())
-                if options.dry_run or registry is None:
-                    say("dry run: nothing was written")
-                    return plan
-                run_import(plan, copy, options.data_dir, registry, work)
-            finally:
-                if registry is not None:
-                    registry.close()
-        names = ", ".join(device.session_id for device in plan.devices)
-        say(f"imported {len(plan.devices)} session(s): {names}")
-        if options.remove_from_source:
-            remove_from_source(plan)
-            say("removed the imported devices from GoWA's databases")
-        say("start the gateway (gowa serve): the sessions connect without a QR code")
-        return plan
-    finally:
-        os.close(lock)

@@ -170,3 +170,17 @@ def remove_device(path: Path, jid: str) -> None:
                     conn.execute(f'DELETE FROM "{table}" WHERE "{owner}" = ?', (jid,))
     finally:
         conn.close()
+
+
+def device_jid(path: Path) -> str | None:
+    """The device a session's store is logged in as (None: no store, or no login)."""
+    if not path.is_file():
+        return None
+    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT jid FROM whatsmeow_device").fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None

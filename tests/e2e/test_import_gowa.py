@@ -346,6 +346,8 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
             session = second.wait_status(session_id, {"CONNECTED"}, timeout=30)
             assert session["me"]["jid"] == f"{phone}@s.whatsapp.net"
         assert not watcher.find(lambda e: e["event"] == "session.qr")
+        busy = gowa(gowa_storages, "--data-dir", data, "--dry-run")
+        assert busy.returncode == 1 and "stop the gateway" in busy.stderr
         for sender, peer, receiving in (
             ("alice-dev", BOB, "bob-dev"),
             ("bob-dev", ALICE, "alice-dev"),
@@ -496,6 +498,10 @@ def test_v7_installation_becomes_the_default_session(gowa_install, tmp_path):
         ("V7", f"{BOB}@s.whatsapp.net", "from v7", sent)
     ]
     assert rows(history, "SELECT jid, name FROM chats") == [(f"{BOB}@s.whatsapp.net", "Bob")]
+    twice = gowa(storages, "--data-dir", data, "--session-id", "again")
+    assert twice.returncode == 1
+    assert f"{gowa_install.jids[0]} is logged in here already, as session default" in twice.stderr
+    assert not (data / "sessions" / "again").exists()
 
 
 def test_a_store_newer_than_neonize_is_refused(gowa_install, tmp_path):

@@ -1,0 +1,97 @@
+"""``gowa import gowa`` from start to end: the checks, the data dir's lock, the plan, and
+the import (see :mod:`gowa_py.importers.gowa`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from gowa_py.archive.offline import locked_registry
+from gowa_py.importers import ImportRefused, source, whatsmeow_store
+from gowa_py.importers.gowa import Existing, ImportPlan, plan_import, remove_from_source, run_import
+from gowa_py.serve import DataDirBusy
+from gowa_py.storage.interfaces import RegistryStorage
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    folder: Path | None
+    data_dir: Path
+    db_uri: str | None = None
+    keys_uri: str | None = None
+    chats_uri: str | None = None
+    #: GoWA's environment (its .env and variables) when webhooks are carried over.
+    webhook_env: Mapping[str, str] | None = None
+    #: The session id for the store's only device, instead of GoWA's id or its number.
+    session_id: str | None = None
+    dry_run: bool = False
+    remove_from_source: bool = False
+
+
+@contextlib.contextmanager
+def work_folder(data_dir: Path) -> Iterator[Path]:
+    """A private folder in the data dir (the same file system: sessions move by rename)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".import-", dir=data_dir) as name:
+        os.chmod(name, 0o700)
+        yield Path(name)
+
+
+def existing(data_dir: Path, registry: RegistryStorage | None) -> Existing:
+    """The data dir's sessions (registered, or only a folder) and their logins."""
+    folder = data_dir / "sessions"
+    ids = {record.id for record in registry.all()} if registry is not None else set()
+    ids |= {path.name for path in folder.iterdir()} if folder.is_dir() else set()
+    logins = {}
+    for session_id in ids:
+        jid = whatsmeow_store.device_jid(folder / session_id / "whatsmeow.db")
+        if jid is not None:
+            logins[jid] = session_id
+    return Existing(frozenset(ids), logins)
+
+
+@contextlib.contextmanager
+def _registry(data_dir: Path, dry_run: bool) -> Iterator[RegistryStorage | None]:
+    """The data dir's registry, locked against a gateway; none for a dry run into a data
+    dir that has none (it writes nothing)."""
+    if dry_run and not (data_dir / "gowa.db").exists():
+        yield None
+    else:
+        with locked_registry(data_dir, create=True) as registry:
+            yield registry
+
+
+def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
+    """The whole command: check, plan, and (unless a dry run) import."""
+    files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
+    source.check_idle(files)
+    try:
+        with (
+            _registry(options.data_dir, options.dry_run) as registry,
+            work_folder(options.data_dir) as work,
+        ):
+            copy = source.snapshot(files, work)
+            source.check_idle(files)
+            found = existing(options.data_dir, registry)
+            plan = plan_import(files, copy, found, options.webhook_env, options.session_id)
+            say(plan.describe())
+            if options.dry_run or registry is None:
+                say("dry run: nothing was written")
+                return plan
+            run_import(plan, copy, options.data_dir, registry, work)
+    except DataDirBusy as exc:
+        raise ImportRefused(
+            f"{exc}: stop the gateway, import, then start it again (the import writes "
+            "the registry, which only one process may do)"
+        ) from exc
+    names = ", ".join(device.session_id for device in plan.devices)
+    say(f"imported {len(plan.devices)} session(s): {names}")
+    if options.remove_from_source:
+        remove_from_source(plan)
+        say("removed the imported devices from GoWA's databases")
+    say("start the gateway (gowa serve): the sessions connect without a QR code")
+    return plan

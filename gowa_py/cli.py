@@ -497,6 +497,7 @@ def import_gowa(path: Path | None, **flags: Any) -> None:
         session_id=flags["session_id"],
         dry_run=flags["dry_run"],
         remove_from_source=flags["remove_from_source"],
+        database_url=settings.database_url,
     )
     try:
         run(options, click.echo)

@@ -30,6 +30,8 @@ class ImportOptions:
     session_id: str | None = None
     dry_run: bool = False
     remove_from_source: bool = False
+    #: The gateway's PostgreSQL database, when it keeps its sessions there.
+    database_url: str | None = None
 
 
 @contextlib.contextmanager
@@ -67,6 +69,12 @@ def _registry(data_dir: Path, dry_run: bool) -> Iterator[RegistryStorage | None]
 
 def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
     """The whole command: check, plan, and (unless a dry run) import."""
+    if options.database_url:
+        raise ImportRefused(
+            "this gateway keeps its sessions in PostgreSQL (database_url): import GoWA into "
+            "a SQLite data dir (--data-dir, without database_url), then move each session "
+            "with gowa session export and gowa session import (docs/migrating-from-gowa.md)"
+        )
     files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
     source.check_idle(files)
     try:

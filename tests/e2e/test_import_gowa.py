@@ -11,6 +11,7 @@ inherited, and serves the imported history.
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -306,6 +307,9 @@ def test_bad_sources_are_refused_and_nothing_is_written(gowa_install, tmp_path):
     assert result.returncode == 1
     assert "GoWA is still running" in result.stderr
     assert not (data / "sessions").exists()
+    postgres = {**os.environ, "GOWA_DATABASE_URL": "postgresql://gowa@127.0.0.1:1/gowa"}
+    result = gowa(gowa_storages, "--data-dir", data, env=postgres)
+    assert result.returncode == 1 and "gowa session export" in result.stderr
     result = gowa(gowa_storages, "--data-dir", data, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "session alice-dev" in result.stdout and "session bob-dev" in result.stdout
@@ -326,7 +330,7 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
     db.close()
     data = tmp_path_factory.mktemp("second") / "data"
     env = {
-        **dict(__import__("os").environ),
+        **os.environ,
         "WHATSAPP_WEBHOOK": global_hook.url,
         "WHATSAPP_WEBHOOK_SECRET": "global-secret",
     }

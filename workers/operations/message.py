@@ -136,16 +136,17 @@ def download_message(ctx: Context, op: ops.DownloadMessage) -> p.OperationResult
     path = Path(stored["media_path"]) if stored["media_path"] else None
     if path is None or not path.is_file():
         path = download_to_disk(ctx, chat, op.message_id, e2e.Message.FromString(stored["raw"]))
+    status = f"Media downloaded successfully to {path}"
     return ok(
         {
             "message_id": op.message_id,
-            "status": "Media downloaded successfully",
+            "status": status,
             "media_type": stored["media_type"],
             "filename": path.name,
             "file_path": str(path),
             "file_size": path.stat().st_size,
         },
-        "Media downloaded successfully",
+        status,
     )
 
 

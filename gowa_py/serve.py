@@ -15,7 +15,7 @@ import uvloop
 from gowa_py import __version__, secretenv
 from gowa_py.config import SECRET_ENV, Settings
 from gowa_py.errors import GowaError
-from gowa_py.gateway import runner
+from gowa_py.gateway import httpserver
 from gowa_py.gateway.app import create_app
 from gowa_py.gateway.sandbox import fetch_sandbox_config
 from gowa_py.protocol import SandboxConfig
@@ -110,6 +110,6 @@ def serve(settings: Settings) -> None:
     log.info("listening on http://%s:%d (dashboard at /dashboard)", host, port)
     # uvloop: more requests per second at a lower latency (docs/benchmarks.md, "API
     # latency"). In-process test apps keep asyncio's loop.
-    runner.run(
+    httpserver.run(
         app, host, port, settings.stop_timeout, settings.body_timeout, uvloop.new_event_loop()
     )

@@ -21,7 +21,7 @@ from gowa_py.gateway import (
 from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.browser import Origins
 from gowa_py.gateway.errors import error_middleware
-from gowa_py.gateway.events import EventHub
+from gowa_py.gateway.eventstream import EventHub
 from gowa_py.gateway.gowa import devices, routing
 from gowa_py.gateway.keys import (
     AUTH,

@@ -13,7 +13,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from gowa_py.config import Settings
     from gowa_py.gateway.auth import Authenticator
-    from gowa_py.gateway.events import EventHub
+    from gowa_py.gateway.eventstream import EventHub
     from gowa_py.gateway.metrics import Metrics
     from gowa_py.gateway.stats import DashboardStats
     from gowa_py.gateway.views import SessionViews

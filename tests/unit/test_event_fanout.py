@@ -16,7 +16,7 @@ import pytest
 from gowa_py import protocol as p
 from gowa_py.config import load_settings
 from gowa_py.eventbody import EventBody
-from gowa_py.gateway.events import EventHub
+from gowa_py.gateway.eventstream import EventHub
 from gowa_py.gateway.stats import DashboardStats
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.registry import Registry, SessionRecord

@@ -24,7 +24,7 @@ from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
 from gowa_py.storage.interfaces import RegistryStorage
 
-log = logging.getLogger("gowa.gateway.events")
+log = logging.getLogger("gowa.gateway.eventstream")
 
 QUEUE_SIZE = 10_000
 _encoder = msgspec.json.Encoder()

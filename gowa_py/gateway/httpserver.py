@@ -1,4 +1,4 @@
-"""Serving the app: aiohttp's runner, with requests it cannot parse answered in our envelope.
+"""The HTTP server: aiohttp's runner, with requests it cannot parse answered in our envelope.
 
 aiohttp answers a request its parser refuses (a request line or header over 8190 bytes,
 broken syntax) by itself, before any middleware runs: a plain-text 400, and a traceback in

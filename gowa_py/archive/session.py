@@ -104,7 +104,8 @@ def check_live(manifest: Manifest, records: list[SessionRecord], force: bool) ->
         raise DeviceLive(
             f"the archive of {manifest.session_id!r} was made with the session left running "
             "(--keep-running): its device may still be connected there, and two clients of "
-            "one device get one logged out; stop and delete it there, then import with --force"
+            "one device get one logged out; stop it there (deleting it while it runs would log "
+            "the device out), then import with --force"
         )
     jid = manifest.device_jid
     same = [r.id for r in records if jid and r.me is not None and r.me.jid == jid]

@@ -501,9 +501,11 @@ class Supervisor:
             return unlinked
 
     async def _unlink(self, session_id: str) -> bool:
-        """WhatsApp's logout (``remove-companion-device``) for a session being deleted."""
+        """WhatsApp's logout (``remove-companion-device``) for a session being deleted.
+        An exported session's device lives on where it was imported: nothing is left
+        behind here, and it must not be unlinked."""
         record = self.require(session_id)
-        if record.me is None:
+        if record.me is None or archive.exported_mark(self.sessions_dir / session_id) is not None:
             return True
         timeout = min(self.settings.command_timeout, 10.0)
         try:

@@ -89,6 +89,14 @@ def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: 
     assert [d["replaced"] for d in phone["devices"]] == [0], phone
     assert [d["connected"] for d in phone["devices"]] == [True]
 
+    # Deleting the exported source must not log out the device it moved.
+    status, body = source.http.call("DELETE", "/api/sessions/mover")
+    assert (status, body["results"]["unlinked"]) == (200, True), body
+    _send(target, "moved", PEER, "still linked")
+    assert target.session("moved")["status"] == "CONNECTED"
+    status, phone = sandbox.api("GET", f"/sim/phones/{MOVER}")
+    assert [d["connected"] for d in phone["devices"]] == [True], phone
+
     # The same archive again: the id is taken, then the device is here already.
     done = _cli(target, "import", str(archive), "--as", "moved")
     assert done.returncode != 0 and "already exists" in done.stderr

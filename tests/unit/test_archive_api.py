@@ -40,6 +40,10 @@ async def test_export_then_import_into_another_gateway(make_client):
     body = await response.json()
     assert (response.status, body["code"]) == (409, "SESSION_EXPORTED"), body
 
+    response = await source.delete("/api/sessions/sales", headers=ADMIN)
+    body = await response.json()
+    assert (response.status, body["results"]["unlinked"]) == (200, True), body
+
     response = await target.post(
         "/api/sessions/moved/import?start=false",
         data=data,

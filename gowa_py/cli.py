@@ -354,11 +354,18 @@ def import_archive(
 
 
 def _data_dir(data_dir: str | None, config_file: str | None) -> Path:
-    """The data dir the gateway would use with these flags and its config."""
+    """The data dir the gateway would use with these flags and its config, whose
+    databases must be SQLite files (PostgreSQL has its own tools: docs/backup.md)."""
     try:
-        return Path(load_settings({"data_dir": data_dir}, config_file=config_file).data_dir)
+        settings = load_settings({"data_dir": data_dir}, config_file=config_file)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    if settings.database_url:
+        raise click.ClickException(
+            "this gateway keeps its state in PostgreSQL (database_url): back it up with "
+            "pg_dump and restore it with pg_restore (docs/backup.md)"
+        )
+    return Path(settings.data_dir)
 
 
 @main.command("backup")

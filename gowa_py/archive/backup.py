@@ -67,7 +67,10 @@ def _sessions(registry_copy: Path) -> list[str]:
 def backup(data_dir: Path, target: Path, pages: int = sqlite.STEP_PAGES) -> BackupManifest:
     """Copy ``data_dir`` (its gateway may be running) into the new or empty ``target``."""
     if not (data_dir / REGISTRY).is_file():
-        raise GowaError(f"{data_dir} is not a gowa-py data dir (no {REGISTRY})")
+        raise GowaError(
+            f"{data_dir} is not a gowa-py data dir (no {REGISTRY}; a gateway with "
+            "database_url keeps its state in PostgreSQL: back that up with pg_dump)"
+        )
     if not _empty(target):
         raise GowaError(f"{target} is not empty: back up into a new folder")
     started = time.monotonic()

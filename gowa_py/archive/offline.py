@@ -23,7 +23,10 @@ from gowa_py.storage.interfaces import RegistryStorage
 def locked_registry(data_dir: Path, create: bool = False) -> Iterator[RegistryStorage]:
     """The registry of a data dir no gateway is using (``DataDirBusy`` otherwise)."""
     if not create and not (data_dir / "gowa.db").exists():
-        raise GowaError(f"{data_dir} is not a gowa-py data dir (no gowa.db)")
+        raise GowaError(
+            f"{data_dir} is not a gowa-py data dir (no gowa.db; a gateway with database_url "
+            "keeps its sessions in PostgreSQL: see docs/backup.md)"
+        )
     fd = lock_data_dir(data_dir)
     try:
         registry = sqlite_registry(data_dir / "gowa.db")

@@ -36,6 +36,18 @@ def _flag(request: web.Request, name: str) -> bool:
     return value in ("true", "1")
 
 
+def _sqlite_only(request: web.Request) -> None:
+    """A session archive holds SQLite files: a gateway keeping its sessions in PostgreSQL
+    could neither fill one nor use one (docs/backup.md)."""
+    if request.app[SETTINGS].database_url:
+        raise ApiError(
+            ErrorCode.BACKEND_UNSUPPORTED,
+            "session archives hold SQLite stores, and this gateway keeps its sessions in "
+            "PostgreSQL: move them with pg_dump/pg_restore of the session's schema "
+            "(docs/backup.md)",
+        )
+
+
 def _scratch(request: web.Request) -> Path:
     """Where archives are staged: in the data dir, on the sessions' file system."""
     return request.app[SUPERVISOR].data_dir / "staging"
@@ -45,6 +57,7 @@ def _scratch(request: web.Request) -> Path:
 async def export_session(request: web.Request) -> web.StreamResponse:
     session_id = check_session_id(request.match_info["session_id"])
     keep_running = _flag(request, "keep_running")
+    _sqlite_only(request)
     supervisor = request.app[SUPERVISOR]
     supervisor.require(session_id)
     scratch = _scratch(request)
@@ -96,6 +109,7 @@ async def import_session(request: web.Request) -> web.Response:
     session_id = check_session_id(request.match_info["session_id"])
     force = _flag(request, "force")
     start = _flag(request, "start") if "start" in request.query else True
+    _sqlite_only(request)
     supervisor = request.app[SUPERVISOR]
     if supervisor.get(session_id) is not None:
         raise ApiError(ErrorCode.SESSION_EXISTS, f"session {session_id!r} already exists")

@@ -104,3 +104,19 @@ async def test_scoped_keys_cannot_move_sessions(make_client):
         response = await client.post(path, data=b"", headers={"X-Api-Key": key})
         body = await response.json()
         assert (response.status, body["code"]) == (403, "FORBIDDEN"), path
+
+
+async def test_a_postgresql_gateway_refuses_archives(make_client, test_database):
+    """Its sessions are not SQLite files: an export would be empty, an import unused."""
+    client = await make_client({**ENV, "GOWA_DATABASE_URL": test_database.url})
+    try:
+        await _session(client, "sales")
+        for path in ("/api/sessions/sales/export", "/api/sessions/other/import"):
+            response = await client.post(path, data=b"", headers=ADMIN)
+            body = await response.json()
+            assert (response.status, body["code"]) == (422, "BACKEND_UNSUPPORTED"), body
+        response = await client.get("/api/sessions/sales", headers=ADMIN)
+        assert (await response.json())["results"]["error"] is None
+    finally:
+        await client.close()
+        test_database.empty()

@@ -145,3 +145,17 @@ def test_restore_refuses_a_data_dir_in_use(tmp_path, backed_up):
     finally:
         os.close(fd)
     assert not (tmp_path / "busy" / "gowa.db").exists()
+
+
+def test_backup_and_restore_refuse_a_postgresql_gateway(tmp_path):
+    env = {**os.environ, "GOWA_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/postgres"}
+    for command in (["backup", str(tmp_path / "b")], ["restore", str(tmp_path)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gowa_py", *command, "--data-dir", str(tmp_path / "d")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode != 0 and "pg_dump" in done.stderr, done.stderr
+    assert not (tmp_path / "b").exists() and not (tmp_path / "d").exists()

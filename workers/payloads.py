@@ -9,6 +9,7 @@ from neonize.utils.jid import Jid2String
 from neonize.utils.message import extract_text
 
 from workers.lids import Directory
+from workers.message_fields import special_fields
 from workers.timefmt import rfc3339
 
 RECEIPT_TYPES: dict[int, tuple[str, str]] = {
@@ -114,6 +115,9 @@ def message_payload(
     protocol = message.protocolMessage if message.HasField("protocolMessage") else None
     if protocol is not None and protocol.type == protocol.REVOKE:
         payload["revoked_message_id"] = protocol.key.ID
+        payload["revoked_from_me"] = protocol.key.fromMe
+        if protocol.key.remoteJID:
+            payload["revoked_chat"] = protocol.key.remoteJID
         return "message.revoked", payload
     if protocol is not None and protocol.type == protocol.MESSAGE_EDIT:
         payload["original_message_id"] = protocol.key.ID
@@ -126,6 +130,7 @@ def message_payload(
     if message.HasField("extendedTextMessage") and context.stanzaID:
         payload["replied_to_id"] = context.stanzaID
         payload["quoted_body"] = extract_text(context.quotedMessage)
+    payload.update(special_fields(event))
     return "message", payload
 
 

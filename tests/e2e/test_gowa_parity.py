@@ -96,6 +96,31 @@ def test_events_carry_phone_jids_and_lids_in_their_own_fields(gw, sandbox, event
     assert all(not chat["jid"].endswith("@lid") for chat in chats), chats
 
 
+def test_message_payloads_carry_gowas_special_fields(gw, events):
+    def arrives(sent, what):
+        return events.wait(is_event("message", "ben", id=sent["message_id"]), 10, what)["payload"]
+
+    card = {"phone": BEN, "contact_name": "Dora", "contact_phone": "+15550000777"}
+    contact = arrives(ok(gw, "POST", "/api/ann/send/contact", card), "contact")["contact"]
+    assert contact["displayName"] == "Dora" and contact["phone_number"].endswith("15550000777")
+    assert contact["vcard"].startswith("BEGIN:VCARD")
+
+    pin = {"phone": BEN, "latitude": -6.2088, "longitude": 106.8456}
+    location = arrives(ok(gw, "POST", "/api/ann/send/location", pin), "location")["location"]
+    assert (location["degreesLatitude"], location["degreesLongitude"]) == (-6.2088, 106.8456)
+
+    text = ok(gw, "POST", "/api/ann/send/message", {"phone": BEN, "message": "pass it on"})
+    assert "forwarded" not in arrives(text, "text")
+    forward = ok(gw, "POST", f"/api/ann/message/{text['message_id']}/forward", {"phone": BEN})
+    assert arrives(forward, "forward")["forwarded"] is True
+
+    ok(gw, "POST", f"/api/ann/message/{text['message_id']}/revoke", {"phone": BEN})
+    revoked = events.wait(
+        is_event("message.revoked", "ben", revoked_message_id=text["message_id"]), 10, "revoke"
+    )["payload"]
+    assert revoked["revoked_from_me"] is True and revoked["from"] == A_JID
+
+
 def test_group_events_and_participants(gw, events):
     created = ok(gw, "POST", "/api/ann/group", {"title": "Crew", "participants": [BEN]})
     group_id = created["group_id"]

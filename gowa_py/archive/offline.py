@@ -61,7 +61,7 @@ def import_session(
     """Install an archive into the data dir of a stopped gateway; the session starts with
     the gateway when ``start``. Returns the id it got and the manifest."""
     with locked_registry(data_dir, create=True) as registry:
-        scratch = data_dir / "staging"
+        scratch = data_dir / archive.STAGING
         with path.open("rb") as source:
             staging, manifest = archive.unpack_to(source, scratch)
         try:

@@ -32,6 +32,9 @@ from gowa_py.storage.interfaces import RegistryStorage
 
 #: The mark an export leaves in the source session's folder.
 EXPORTED = "exported.json"
+#: Where archives are written and unpacked inside the data dir (the sessions' file
+#: system, so an import is one rename); emptied when a gateway starts.
+STAGING = "staging"
 
 
 def archived(record: SessionRecord) -> ArchivedSession:

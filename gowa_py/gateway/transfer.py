@@ -50,7 +50,7 @@ def _sqlite_only(request: web.Request) -> None:
 
 def _scratch(request: web.Request) -> Path:
     """Where archives are staged: in the data dir, on the sessions' file system."""
-    return request.app[SUPERVISOR].data_dir / "staging"
+    return request.app[SUPERVISOR].data_dir / archive.STAGING
 
 
 @routes.post(EXPORT_PATH)

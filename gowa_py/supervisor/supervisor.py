@@ -221,6 +221,8 @@ class Supervisor:
         await self.sockets.start()
         self._share_with_workers()
         await proc.launcher.start()
+        # What an export or import cut short by a crash left (this gateway holds the lock).
+        await asyncio.to_thread(shutil.rmtree, self.data_dir / archive.STAGING, True)
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):

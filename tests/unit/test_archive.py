@@ -293,3 +293,21 @@ def test_offline_refuses_a_data_dir_in_use(tmp_path):
 
         os.close(fd)
     assert not (tmp_path / "x.tar.gz").exists()
+
+
+def test_cli_says_why_and_exits_non_zero(tmp_path):
+    from click.testing import CliRunner
+
+    from gowa_py.cli import main
+
+    out = _export(tmp_path)
+    out.write_bytes(out.read_bytes()[:-300])
+    target = tmp_path / "target"
+    result = CliRunner().invoke(main, ["session", "import", str(out), "--data-dir", str(target)])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the archive is truncated")
+    _assert_nothing_imported(target)
+    result = CliRunner().invoke(
+        main, ["session", "export", "nobody", str(tmp_path / "x"), "--data-dir", str(target)]
+    )
+    assert result.exit_code == 1 and "no session 'nobody'" in result.output

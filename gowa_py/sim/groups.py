@@ -1,4 +1,5 @@
-"""Groups (``xmlns="w:g2"``): create, info, add/remove participants, message fan-out.
+"""Groups (``xmlns="w:g2"``): create, info, add/remove/promote/demote participants,
+message fan-out.
 
 Groups are LID-addressed (``addressing_mode="lid"``), like new WhatsApp groups. A group
 message carries one ``skmsg`` (sender-key ciphertext) for everybody plus, in
@@ -7,6 +8,7 @@ do not have it yet. Every member device except the sending one gets the device's
 ``enc`` (if any) followed by the ``skmsg``; ``participant`` names the sending device,
 which is the address the receiver decrypts under. Membership changes are announced to
 members with ``<notification type="w:gp2">`` so their clients refresh cached group data.
+Only admins may promote or demote (others get 403, as from WhatsApp).
 """
 
 from __future__ import annotations
@@ -141,10 +143,23 @@ def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
     action = iq.children()[0]
     actor = net.store.phone(conn.phone)
     assert actor is not None
+    members = dict(net.store.group_members(gid))
+    if action.tag in ("promote", "demote") and not members.get(actor.phone):
+        conn.send(iq_error(iq, 403, "forbidden"))
+        return
     phones, unknown = _resolve(net, list(action.iter_children("participant")))
+    if action.tag in ("promote", "demote"):
+        unknown += [
+            Node("participant", {"jid": JID.lid(p.lid), "error": "406"})
+            for p in phones
+            if p.phone not in members
+        ]
+        phones = [p for p in phones if p.phone in members]
     numbers = [p.phone for p in phones]
     if action.tag == "add":
         net.store.add_group_members(gid, numbers)
+    elif action.tag in ("promote", "demote"):
+        net.store.set_group_admins(gid, numbers, action.tag == "promote")
     changed = [
         Node("participant", {"jid": JID.lid(p.lid), "phone_number": JID.pn(p.phone)})
         for p in phones
@@ -205,3 +220,5 @@ def register_group_routes(iqs: IqDispatcher) -> None:
     iqs.add("w:g2", "get", "query", handle_info)
     iqs.add("w:g2", "set", "add", handle_participants)
     iqs.add("w:g2", "set", "remove", handle_participants)
+    iqs.add("w:g2", "set", "promote", handle_participants)
+    iqs.add("w:g2", "set", "demote", handle_participants)

@@ -352,6 +352,12 @@ class Store:
             [(gid, phone) for phone in phones],
         )
 
+    def set_group_admins(self, gid: str, phones: list[str], admin: bool) -> None:
+        self.db.executemany(
+            "UPDATE group_members SET admin = ? WHERE gid = ? AND phone = ?",
+            [(int(admin), gid, phone) for phone in phones],
+        )
+
     def remove_group_members(self, gid: str, phones: list[str]) -> None:
         self.db.executemany(
             "DELETE FROM group_members WHERE gid = ? AND phone = ?",

@@ -138,6 +138,21 @@ def test_group_events_and_participants(gw, events):
         is_event("group.participants", "ben", chat_id=group_id, type="join"), 10, "Cal added"
     )
     assert change["payload"]["jids"] == [f"{CAL}@s.whatsapp.net"], change
+    for action in ("promote", "demote"):
+        body = {"group_id": group_id, "participants": [BEN]}
+        [result] = ok(gw, "POST", f"/api/ann/group/participants/{action}", body)
+        assert result == {"participant": B_JID, "status": "success", "message": "Action success"}
+        change = events.wait(
+            is_event("group.participants", "ben", chat_id=group_id, type=action), 10, action
+        )
+        assert change["payload"]["jids"] == [B_JID], change
+        listed = ok(gw, "GET", f"/api/ann/group/participants?group_id={group_id}")
+        [me] = [p for p in listed["participants"] if p["jid"] == B_JID]
+        assert me["is_admin"] is (action == "promote"), listed
+    status, body = gw.http.post(
+        "/api/ben/group/participants/promote", {"group_id": group_id, "participants": [CAL]}
+    )
+    assert (status, body["code"]) == (502, "WHATSAPP_ERROR"), body  # not an admin: 403
     participants = ok(gw, "GET", f"/api/ann/group/participants?group_id={group_id}")
     by_jid = {item["jid"]: item for item in participants["participants"]}
     assert set(by_jid) == {A_JID, B_JID, f"{CAL}@s.whatsapp.net"}, participants

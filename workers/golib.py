@@ -48,6 +48,10 @@ PRELOAD = (
     "gowa_py.protocol",
     "gowa_py.ipc",
     "gowa_py.backoff",
+    # A worker of a gateway on PostgreSQL: imported here, while the Python installation is
+    # in reach (a confined worker may not read it), though SQLite workers never use it.
+    "gowa_py.storage.postgres",
+    "gowa_py.storage.pg_schema",
 )
 
 

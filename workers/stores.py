@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gowa_py.storage import chats_schema
-from gowa_py.storage.sql import SQLITE
+from gowa_py.storage import chats_schema, pg_schema, postgres
+from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
 from workers.eventlog import EventLog
@@ -53,9 +53,6 @@ def sqlite_db(path: Path) -> ChatsDb:
 def postgresql_db(url: str, session_id: str) -> ChatsDb:
     """The session's schema in the PostgreSQL database at ``url``, created or migrated
     as needed, through the worker's one connection."""
-    from gowa_py.storage import pg_schema, postgres
-    from gowa_py.storage.sql import POSTGRESQL
-
     schema = postgres.session_schema(session_id)
     connection = postgres.connect(url, schema, f"gowa-worker {session_id}")
     try:

@@ -28,6 +28,7 @@ import uvloop
 from gowa_py import protocol as p
 from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerLink
+from gowa_py.storage import postgres
 from gowa_py.storage.migrations import SchemaTooNew
 from workers import golib
 from workers.logfile import LOCAL_ONLY, RotatingLog
@@ -359,10 +360,7 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
     store = Path(config.session_dir) / "whatsmeow.db"
     if keys.database_url:
-        from gowa_py.storage import postgres
-
-        schema = postgres.session_schema(config.session_id)
-        database = postgres.whatsmeow_url(keys.database_url, schema)
+        database = postgres.whatsmeow_url(keys.database_url, config.session_id)
     else:
         storefile.use_wal(store)
         database = str(store)

@@ -57,17 +57,21 @@ def quoted(schema: str) -> str:
     return '"' + schema + '"'
 
 
-def whatsmeow_url(url: str, schema: str) -> str:
+def whatsmeow_url(url: str, session_id: str) -> str:
     """The URL neonize opens the session's whatsmeow store with: ``search_path`` makes
     whatsmeow's unqualified tables those of the session's schema (lib/pq passes unknown
-    URL parameters to the server as session settings). lib/pq requires TLS unless told
-    otherwise, where libpq (psycopg) only prefers it; without an ``sslmode`` in the URL,
-    whatsmeow is given libpq's behaviour where lib/pq has it (``disable`` on loopback)."""
+    URL parameters to the server as session settings), and ``application_name`` names
+    its connections in ``pg_stat_activity``. lib/pq requires TLS unless told otherwise,
+    where libpq (psycopg) only prefers it; without an ``sslmode`` in the URL, a loopback
+    server is reached without TLS, as psycopg reaches it when the server has none."""
     parts = urlsplit(url)
+    given = dict(parse_qsl(parts.query))
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
-    if "sslmode" not in dict(query) and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+    if "sslmode" not in given and parts.hostname in ("127.0.0.1", "localhost", "::1"):
         query.append(("sslmode", "disable"))
-    query.append(("search_path", quoted(schema)))
+    if "application_name" not in given:
+        query.append(("application_name", f"gowa-whatsmeow {session_id}"))
+    query.append(("search_path", quoted(session_schema(session_id))))
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 

@@ -31,8 +31,10 @@ def _history(gateway: Gateway, session_id: str, chat: str) -> list[str]:
 
 
 def test_sessions_live_in_postgresql_across_a_restart_and_go_with_their_schema(
-    gateway_factory, sandbox, test_database
+    gateway_factory, sandbox, test_database, open_tmp
 ):
+    """Workers as in production: forked by the zygote, with a uid each and confined (the
+    data dir is one other users may pass through), so psycopg must be in the preload."""
     receiver = WebhookReceiver("s3cret").start()
     env = {
         "GOWA_DATABASE_URL": test_database.url,
@@ -41,7 +43,9 @@ def test_sessions_live_in_postgresql_across_a_restart_and_go_with_their_schema(
         "GOWA_WEBHOOK_EVENTS": "message",
         "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
     }
-    gateway = gateway_factory(env=env, args=["--sandbox", sandbox.url], start=False)
+    gateway = gateway_factory(
+        env=env, data_dir=open_tmp / "data", args=["--sandbox", sandbox.url], start=False
+    )
     try:
         gateway.start()
         new_phone(sandbox, SENDER, "Sender")

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -620,3 +621,13 @@ def test_session_schemas_are_named_within_postgresql_limits_and_checked():
         postgres.session_schema('x"; DROP SCHEMA gowa; --')
     with pytest.raises(ValueError, match="not a gowa schema"):
         postgres.quoted("public")
+
+
+def test_whatsmeow_gets_the_sessions_schema_and_keeps_the_users_settings():
+    url = postgres.whatsmeow_url("postgresql://u:p%40ss@127.0.0.1:5432/db?search_path=x", "S-1")
+    query = parse_qs(urlsplit(url).query)
+    assert query["search_path"] == ['"gowa_s_S-1"']
+    assert query["sslmode"] == ["disable"] and query["application_name"] == ["gowa-whatsmeow S-1"]
+    assert urlsplit(url).netloc == "u:p%40ss@127.0.0.1:5432"
+    remote = postgres.whatsmeow_url("postgres://db.example/gowa?sslmode=verify-full", "s")
+    assert parse_qs(urlsplit(remote).query)["sslmode"] == ["verify-full"]

@@ -60,9 +60,39 @@ class Chart {
 const timeLabels = (u, splits) => splits.map((ts) => new Date(ts * 1000)
   .toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
 
-const axes = (yLabel, yValues) => [
+/**
+ * Tick steps of 1, 2 and 5 times a power of ten from 10^low up: each step is exact with
+ * as many decimals as its exponent is negative, so no two ticks can round to one label.
+ * @param {number} low @returns {number[]}
+ */
+function steps(low) {
+  const found = [];
+  for (let exponent = low; exponent <= 9; exponent += 1) {
+    for (const factor of [1, 2, 5]) found.push(Number(`${factor}e${exponent}`));
+  }
+  return found;
+}
+const DECIMAL_STEPS = steps(-3);
+const WHOLE_STEPS = steps(0);
+
+/**
+ * Y-axis labels with the decimals the chosen step needs (0.2 MiB apart: one decimal), kept
+ * on the chart's container (data-y-ticks) as the screen shows them.
+ * @param {HTMLElement} container
+ * @returns {import("uplot").Axis.DynamicValues}
+ */
+const yLabels = (container) => (u, splits, axis, space, step) => {
+  const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
+  const labels = splits.map((v) => v.toFixed(decimals));
+  container.dataset.yTicks = JSON.stringify(labels);
+  return labels;
+};
+
+/** @param {HTMLElement} container @param {string} yLabel @param {number[]} yIncrs */
+const axes = (container, yLabel, yIncrs) => [
   { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70, values: timeLabels },
-  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: yLabel, values: yValues, size: 56 },
+  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: yLabel, size: 56,
+    incrs: yIncrs, values: yLabels(container) },
 ];
 
 export function memoryChart(container) {
@@ -77,7 +107,7 @@ export function memoryChart(container) {
           label: name, stroke: PALETTE[i % PALETTE.length], width: 2, spanGaps: false,
           value: (u, v) => (v === null ? "–" : `${v.toFixed(1)} MiB`),
         }))],
-        axes: axes("MiB", (u, vals) => vals.map((v) => v.toFixed(0))),
+        axes: axes(container, "MiB", DECIMAL_STEPS),
         scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
         legend: { live: true },
       }, data);
@@ -97,7 +127,7 @@ export function messagesChart(container) {
         series: [{},
           { label: "Received", stroke: "#0f766e", fill: "#0f766ecc", width: 1, paths: bar(-1) },
           { label: "Sent", stroke: "#7c3aed", fill: "#7c3aedcc", width: 1, paths: bar(1) }],
-        axes: axes("messages", (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : ""))),
+        axes: axes(container, "messages", WHOLE_STEPS),
         scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(4, max * 1.2)] } },
       }, data);
     },
@@ -116,7 +146,7 @@ export function connectedChart(container) {
         series: [{},
           { label: "Connected", stroke: "#15803d", fill: "#15803d22", width: 2, paths: step },
           { label: "Sessions", stroke: "#64748b", width: 1, dash: [4, 4], paths: step }],
-        axes: axes("sessions", (u, vals) => vals.map((v) => (Number.isInteger(v) ? v : ""))),
+        axes: axes(container, "sessions", WHOLE_STEPS),
         scales: { y: { range: (u, min, max) => [0, Math.max(2, max + 1)] } },
       }, data);
     },

@@ -48,9 +48,16 @@ export function actionButtons(session, after, { onDeleted } = {}) {
     }, { disabled: !session.me || !running }),
     button("delete", "Delete", async () => {
       if (await confirmDialog(`Delete ${id}?`,
-        "This stops the worker and removes the session's files and history. It cannot be undone.",
+        "This logs it out of WhatsApp, stops the worker and removes the session's files and "
+          + "history. It cannot be undone.",
         "Delete")) {
-        await act(`Deleted ${id}`, () => api("DELETE", base), onDeleted || after);
+        await act(`Deleted ${id}`, async () => {
+          const result = await api("DELETE", base);
+          if (result && result.unlinked === false) {
+            toast(`${id} was not connected and could not be logged out of WhatsApp: remove it `
+              + "from the phone's linked devices", "error");
+          }
+        }, onDeleted || after);
       }
     }, { danger: true }));
 }

@@ -1,6 +1,6 @@
 """Starts, watches, restarts and measures the worker processes (one per session)."""
 
-from gowa_py.supervisor.supervisor import (
+from gowa_py.supervisor.errors import (
     AlreadyLoggedIn,
     NoQrCode,
     PairingLimit,
@@ -8,9 +8,9 @@ from gowa_py.supervisor.supervisor import (
     SessionExists,
     SessionLimit,
     SessionMissing,
-    Supervisor,
-    WorkerInfo,
 )
+from gowa_py.supervisor.runner import WorkerInfo
+from gowa_py.supervisor.supervisor import Supervisor
 
 __all__ = [
     "AlreadyLoggedIn",

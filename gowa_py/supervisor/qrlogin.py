@@ -8,8 +8,12 @@ which sees every event anyway, knows the live code without asking the worker.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from gowa_py import protocol as p
+from gowa_py.ipc import WorkerUnavailable
+from gowa_py.registry import SessionRecord
+from gowa_py.supervisor.errors import AlreadyLoggedIn, NoQrCode
 
 
 class QrCodes:
@@ -55,3 +59,29 @@ class QrCodes:
                 await event.wait()
         except TimeoutError:
             pass
+
+    async def wait(
+        self,
+        session_id: str,
+        timeout: float,
+        record: Callable[[], SessionRecord],
+        running: Callable[[str], bool],
+    ) -> p.QRCode:
+        """The session's code as soon as it shows one. Raises :class:`AlreadyLoggedIn`,
+        :class:`NoQrCode` after ``timeout`` s, or ``WorkerUnavailable`` if the session
+        stops while waiting (its codes expired, it crashed too often)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            current = record()
+            if current.status == p.SessionState.CONNECTED and current.me is not None:
+                raise AlreadyLoggedIn(session_id, current.me.jid)
+            code = self.current(session_id)
+            if code is not None:
+                return code
+            if not running(session_id):
+                raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoQrCode(session_id, timeout, current.status, current.error)
+            await self.changed(session_id, remaining)

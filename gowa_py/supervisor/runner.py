@@ -13,12 +13,13 @@ import contextlib
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from gowa_py import protocol as p
 from gowa_py.backoff import CrashWindow, backoff_delay
 from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerError, WorkerUnavailable
+from gowa_py.supervisor import exitreason
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.sampler import Sample
 
@@ -63,6 +64,18 @@ class StartRefused(GowaError):
         self.final = final
 
 
+class WorkerInfo(NamedTuple):
+    """A session's worker as the HTTP layer may see it (a snapshot; compared as a whole
+    by the cached session JSON, so it is a tuple)."""
+
+    running: bool
+    pid: int | None
+    started_at: float | None
+    restarts: int
+    sample: Sample
+    hibernated: bool
+
+
 class SessionRunner:
     def __init__(
         self,
@@ -99,6 +112,11 @@ class SessionRunner:
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
+
+    def info(self) -> WorkerInfo:
+        return WorkerInfo(
+            self.running, self.pid, self.started_at, self.restarts, self.sample, self.hibernated
+        )
 
     def hello(self, message: p.Hello) -> None:
         if self.pid == message.pid:
@@ -159,9 +177,11 @@ class SessionRunner:
             if code == p.EXIT_RESTART:
                 log.info("[%s] worker asked for a fresh process; restarting", self.session_id)
                 continue
-            reason = await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
+            reason = await asyncio.to_thread(exitreason.take_exit_reason, self.session_dir)
             if reason is None and code not in (0, None):
-                reason = await asyncio.to_thread(proc.go_failure, self.session_dir, self._log_at)
+                reason = await asyncio.to_thread(
+                    exitreason.go_failure, self.session_dir, self._log_at
+                )
             if reason is not None:
                 crashed_reason = f"{crashed_reason}: {reason}"
             if code == p.EXIT_STORE_DAMAGED:
@@ -198,8 +218,8 @@ class SessionRunner:
         """Run one worker until it dies; returns why it ended."""
         self._hello.clear()
         # A reason left by an earlier worker must not be read as this one's.
-        await asyncio.to_thread(proc.take_exit_reason, self.session_dir)
-        self._log_at = await asyncio.to_thread(proc.log_position, self.session_dir)
+        await asyncio.to_thread(exitreason.take_exit_reason, self.session_dir)
+        self._log_at = await asyncio.to_thread(exitreason.log_position, self.session_dir)
         async with self._start_slots:
             try:
                 config = await self._owner.worker_config(self.session_id)

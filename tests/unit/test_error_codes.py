@@ -69,8 +69,8 @@ def test_every_failure_with_a_code_shares_one_base():
         SessionLimit,
         SessionMissing,
     )
-    from gowa_py.supervisor.process import ZygoteError
     from gowa_py.supervisor.runner import StartRefused
+    from gowa_py.supervisor.zygote_client import ZygoteError
     from gowa_py.webhooks.policy import BlockedTarget
     from workers.sandbox import SandboxPatchError
     from workers.session import SessionError

@@ -13,7 +13,11 @@ from pathlib import Path
 from tests.procs import ROOT
 
 HTTP_SIDE = ("gowa_py/gateway", "gowa_py/webhooks")
-PRIVATE_MODULES = ("gowa_py.supervisor.runner", "gowa_py.supervisor.supervisor")
+#: The supervisor's parts; the package (``gowa_py.supervisor``) is its public surface.
+PRIVATE_MODULES = tuple(
+    f"gowa_py.supervisor.{name}"
+    for name in ("dispatch", "hibernation", "locks", "pairing", "runner", "supervisor", "upkeep")
+)
 PRIVATE_NAMES = {"runners", "SessionRunner", "_runners"}
 
 

@@ -11,7 +11,7 @@ import pytest
 from gowa_py import protocol as p
 from gowa_py.config import Settings
 from gowa_py.protocol import TIMER_SLACK_ENV
-from gowa_py.supervisor.process import runtime_env
+from gowa_py.supervisor.workerenv import runtime_env
 from workers.system import timerslack
 from workers.system.prctl import prctl
 

@@ -1,0 +1,97 @@
+"""What a worker is given: its config (its proxy judged again), and the way to the folders,
+sockets and CA it must reach when it runs under a uid of its own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from yarl import URL
+
+from gowa_py import protocol as p
+from gowa_py.config import Settings
+from gowa_py.ipc import GatewaySockets
+from gowa_py.registry import SessionRecord
+from gowa_py.supervisor.identity import WorkerIds
+from gowa_py.supervisor.runner import StartRefused
+from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable
+
+
+class WorkerSetup:
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path,
+        sessions_dir: Path,
+        sockets: GatewaySockets,
+        sandbox: p.SandboxConfig | None,
+        proxy_policy: TargetPolicy,
+        worker_ids: WorkerIds,
+    ) -> None:
+        self._settings = settings
+        self._data_dir = data_dir
+        self._sessions_dir = sessions_dir
+        self._sockets = sockets
+        self._sandbox = sandbox
+        self._proxy_policy = proxy_policy
+        self._worker_ids = worker_ids
+
+    def share(self) -> None:
+        """What workers with a uid of their own must reach: the way to their folders,
+        the sockets and the sandbox CA; their group passes, nobody else may look."""
+        share = self._worker_ids.share
+        share(self._data_dir, 0o710)
+        share(self._sessions_dir, 0o710)
+        for path in self._sockets.socket_paths():
+            share(path.parent, 0o710)
+            share(path, 0o660)
+        if self._sandbox is not None:
+            share(Path(self._sandbox.ca_file).parent, 0o710)
+            share(Path(self._sandbox.ca_file), 0o640)
+
+    async def config(self, record: SessionRecord) -> p.WorkerConfig:
+        """The config of the session's next worker (raises ``StartRefused`` for a proxy
+        that no longer passes)."""
+        session_id = record.id
+        session_dir = self._sessions_dir / session_id
+        session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return p.WorkerConfig(
+            session_id=session_id,
+            session_dir=str(session_dir),
+            command_endpoint=self._sockets.command_endpoint,
+            event_endpoint=self._sockets.event_endpoint,
+            parent_pid=os.getpid(),
+            server_key=self._sockets.server_key,
+            proxy=await proxy_for_worker(record.config.proxy, self._sandbox, self._proxy_policy),
+            settings=record.config.worker_settings(),
+            sandbox=self._sandbox,
+            log_level=self._settings.worker_log_level.upper(),
+            qr_limit=self._settings.qr_limit,
+            silence_timeout_s=self._settings.silence_timeout,
+            max_download_bytes=int(self._settings.max_download_mb * 1024 * 1024),
+            run_as=self._worker_ids.run_as(session_id, session_dir),
+            log_max_bytes=int(self._settings.worker_log_max_mb * 1024 * 1024),
+            memory_limit_bytes=self._settings.worker_memory_mb * 1024 * 1024,
+        )
+
+
+async def proxy_for_worker(
+    proxy: str | None, sandbox: p.SandboxConfig | None, policy: TargetPolicy
+) -> str | None:
+    """The session's proxy judged again at every start, pinned to the address judged.
+
+    The gateway judged it when it was set, but a name can answer differently since
+    (DNS rebinding) and a config can predate the policy or a narrower allow list; the
+    worker is given the address that passed, so it dials what was checked. An https
+    proxy keeps its name (its certificate is for the name). The sandbox's proxy is the
+    gateway's own and is not a session's config.
+    """
+    if proxy is None or sandbox is not None:
+        return proxy
+    url = URL(proxy)
+    try:
+        addresses = await policy.check_host(url.host or "", url.port or 1080)
+    except BlockedTarget as exc:
+        final = not isinstance(exc, Unresolvable)
+        raise StartRefused(f"proxy refused: {exc}", final=final) from exc
+    return proxy if url.scheme == "https" else str(url.with_host(addresses[0]))

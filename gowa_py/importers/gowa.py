@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from gowa_py.ids import is_valid_session_id
-from gowa_py.importers import ImportRefused, gowa_chats, source, whatsmeow_store
+from gowa_py.importers import ImportRefused, gowa_chats, pg_source, source, whatsmeow_store
 from gowa_py.importers.gowa_chats import GowaDevice
 from gowa_py.importers.whatsmeow_store import StoreDevice
 from gowa_py.models import SessionConfig, Webhook
@@ -68,9 +68,9 @@ class ImportPlan:
     skipped: list[str]
 
     def describe(self) -> str:
-        lines = [f"GoWA store {self.files.store}"]
+        lines = [f"GoWA store {source.shown(self.files.store)}"]
         if self.files.keys:
-            lines.append(f"keys store {self.files.keys}")
+            lines.append(f"keys store {source.shown(self.files.keys)}")
         lines.append(f"chat storage {self.files.chats or '(none: no history to import)'}")
         lines += [plan.describe() for plan in self.devices]
         lines += [f"skipped: {reason}" for reason in self.skipped]
@@ -119,7 +119,7 @@ class Existing:
 
 def plan_import(
     files: source.SourceFiles,
-    copy: source.SourceFiles,
+    copy: source.Snapshot,
     existing: Existing,
     env: Mapping[str, str] | None,
     name: str | None = None,
@@ -136,7 +136,9 @@ def plan_import(
             raise ImportRefused(f"{files.chats} is not GoWA's chat storage (no messages table)")
         found = whatsmeow_store.devices(store)
         if not found:
-            raise ImportRefused(f"{files.store} holds no logged-in device: nothing to import")
+            raise ImportRefused(
+                f"{source.shown(files.store)} holds no logged-in device: nothing to import"
+            )
         if name is not None and len(found) != 1:
             raise ImportRefused(f"--session-id names one session; the store has {len(found)}")
         known = gowa_chats.registry(chats) if chats is not None else []
@@ -206,7 +208,7 @@ def _session_id(device: StoreDevice, gowa: GowaDevice | None, found: list[StoreD
 
 def run_import(
     plan: ImportPlan,
-    copy: source.SourceFiles,
+    copy: source.Snapshot,
     data_dir: Path,
     registry: RegistryStorage,
     work: Path,
@@ -245,9 +247,11 @@ def remove_from_source(plan: ImportPlan) -> None:
     """Delete the imported devices from GoWA's databases (after a successful import)."""
     source.check_idle(plan.files)
     for device in plan.devices:
-        whatsmeow_store.remove_device(plan.files.store, device.device.jid)
-        if plan.files.keys is not None:
-            whatsmeow_store.remove_device(plan.files.keys, device.device.jid)
+        for store in (plan.files.store, plan.files.keys):
+            if isinstance(store, str):
+                pg_source.remove_device(store, device.device.jid)
+            elif store is not None:
+                whatsmeow_store.remove_device(store, device.device.jid)
         if plan.files.chats is not None:
             gowa_id = device.gowa.device_id if device.gowa else None
             gowa_chats.remove_device(plan.files.chats, device.owners, gowa_id)

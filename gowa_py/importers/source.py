@@ -1,6 +1,7 @@
-"""A GoWA installation's SQLite files: found, checked idle, and copied before any read.
+"""A GoWA installation's databases: found, checked idle, and copied before any read.
 
-GoWA keeps its whatsmeow store in ``storages/whatsapp.db`` (``DB_URI``), optionally the
+GoWA keeps its whatsmeow store in ``storages/whatsapp.db`` (``DB_URI``; or PostgreSQL,
+read by :mod:`gowa_py.importers.pg_source`), optionally the
 Signal keys in a second whatsmeow store (``DB_KEYS_URI``), and its chats and messages in
 ``storages/chatstorage.db`` (``CHAT_STORAGE_URI``). A login must be moved, never copied
 while GoWA still uses it (the Signal ratchets advance with every message), so the import
@@ -15,13 +16,14 @@ import fcntl
 import os
 import shutil
 import sqlite3
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import psutil
 
-from gowa_py.importers import ImportRefused
+from gowa_py.importers import ImportRefused, pg_source
+from gowa_py.models import mask_proxy
 
 #: Where an idle WAL database's live connections hold a shared lock in its ``-shm``
 #: (SQLite's unix VFS: the "DMS" byte after the eight WAL-index locks at 120).
@@ -35,25 +37,33 @@ STORE_FILE, CHATS_FILE = "whatsapp.db", "chatstorage.db"
 
 @dataclass(frozen=True)
 class SourceFiles:
-    """The databases of one GoWA installation (``keys``/``chats``: None when it has none)."""
+    """The databases of one GoWA installation (``keys``/``chats``: None when it has none);
+    a whatsmeow store is a file or a PostgreSQL URL."""
 
-    store: Path
-    keys: Path | None = None
+    store: Path | str
+    keys: Path | str | None = None
     chats: Path | None = None
 
     def all(self) -> list[Path]:
-        return [path for path in (self.store, self.keys, self.chats) if path is not None]
+        """The SQLite files among them."""
+        return [p for p in (self.store, self.keys, self.chats) if isinstance(p, Path)]
+
+    def urls(self) -> list[str]:
+        """The PostgreSQL stores among them."""
+        return [p for p in (self.store, self.keys) if isinstance(p, str)]
+
+
+def shown(source: Path | str) -> str:
+    """A file, or a URL without its password, for messages."""
+    return str(source) if isinstance(source, Path) else str(mask_proxy(source))
 
 
 def sqlite_path(uri: str) -> Path:
     """The file behind a GoWA ``DB_URI``-style value (``file:storages/whatsapp.db?...``,
     ``sqlite:...`` or a plain path); a PostgreSQL URI is refused."""
     scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-    if scheme in ("postgres", "postgresql"):
-        raise ImportRefused(
-            "importing from a PostgreSQL GoWA store is not supported yet: dump the "
-            "whatsmeow tables into SQLite first, or run GoWA once with a file: DB_URI"
-        )
+    if pg_source.is_postgres(uri):
+        raise ImportRefused(f"{shown(uri)} is not an SQLite file (GoWA's chat storage is one)")
     if scheme in ("file", "sqlite", "sqlite3"):
         rest = uri.split(":", 1)[1].split("?", 1)[0]
         if rest.startswith("//"):  # file:///abs/path
@@ -72,24 +82,29 @@ def locate(
 ) -> SourceFiles:
     """GoWA's files from its ``storages/`` folder and/or explicit URIs; refuses a folder
     that holds no whatsmeow store."""
-    store = sqlite_path(db_uri) if db_uri else (folder / STORE_FILE if folder else None)
+    store = _store(db_uri) if db_uri else (folder / STORE_FILE if folder else None)
     if store is None:
         raise ImportRefused("give GoWA's storages/ folder or --db-uri")
     if folder is not None and not folder.is_dir():
         raise ImportRefused(f"{folder} is not a folder")
-    if not store.is_file():
+    if isinstance(store, Path) and not store.is_file():
         where = f"{folder} is not a GoWA storages/ folder: it" if folder else str(store)
         raise ImportRefused(f"{where} has no whatsmeow store ({store.name} not found)")
     chats = sqlite_path(chats_uri) if chats_uri else (folder / CHATS_FILE if folder else None)
     if chats_uri and chats is not None and not chats.is_file():
         raise ImportRefused(f"chat storage {chats} not found")
-    keys = sqlite_path(keys_uri) if keys_uri else None
-    if keys is not None and not keys.is_file():
+    keys = _store(keys_uri) if keys_uri else None
+    if isinstance(keys, Path) and not keys.is_file():
         raise ImportRefused(f"keys store {keys} not found")
     found = SourceFiles(store, keys, chats if chats is not None and chats.is_file() else None)
     for path in found.all():
         _check_sqlite(path)
     return found
+
+
+def _store(uri: str) -> Path | str:
+    """A whatsmeow store's file, or its PostgreSQL URL as given."""
+    return uri if pg_source.is_postgres(uri) else sqlite_path(uri)
 
 
 def _check_sqlite(path: Path) -> None:
@@ -158,6 +173,8 @@ def _locked(path: Path) -> bool:
 
 def check_idle(files: SourceFiles) -> None:
     """Refuse while GoWA (or anything else) still uses the source databases."""
+    for url in files.urls():
+        pg_source.check_idle(url)
     reasons = _holders(files.all())
     for path in files.all():
         if _wal_connected(path):
@@ -172,13 +189,23 @@ def check_idle(files: SourceFiles) -> None:
         )
 
 
-def snapshot(files: SourceFiles, into: Path) -> SourceFiles:
+@dataclass(frozen=True)
+class Snapshot:
+    """The copies the import reads: SQLite files all, a PostgreSQL store's too."""
+
+    store: Path
+    keys: Path | None
+    chats: Path | None
+
+
+def snapshot(files: SourceFiles, into: Path) -> Snapshot:
     """Copies of the databases (with a log or journal left by a crash) in ``into``."""
 
-    def copy(path: Path | None, name: str) -> Path | None:
-        if path is None:
-            return None
+    def copy(path: Path | str, name: str) -> Path:
         target = into / name
+        if isinstance(path, str):
+            pg_source.copy_to_sqlite(path, target)
+            return target
         shutil.copyfile(path, target)
         for side in ("-wal", "-journal"):
             source = path.with_name(path.name + side)
@@ -186,5 +213,8 @@ def snapshot(files: SourceFiles, into: Path) -> SourceFiles:
                 shutil.copyfile(source, target.with_name(name + side))
         return target
 
-    copied = SourceFiles(store=copy(files.store, "store.db") or files.store)
-    return replace(copied, keys=copy(files.keys, "keys.db"), chats=copy(files.chats, "chats.db"))
+    return Snapshot(
+        copy(files.store, "store.db"),
+        copy(files.keys, "keys.db") if files.keys is not None else None,
+        copy(files.chats, "chats.db") if files.chats is not None else None,
+    )

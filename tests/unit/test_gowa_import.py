@@ -46,8 +46,10 @@ def test_gowa_database_uris_name_their_files():
     assert sqlite_path("file:storages/whatsapp.db?_foreign_keys=on") == Path("storages/whatsapp.db")
     assert sqlite_path("file:///srv/gowa/keys.db") == Path("/srv/gowa/keys.db")
     assert sqlite_path("/srv/gowa/chatstorage.db") == Path("/srv/gowa/chatstorage.db")
-    with pytest.raises(ImportRefused, match=r"PostgreSQL .* not supported yet"):
-        sqlite_path("postgres://gowa@db/gowa?sslmode=disable")
+    with pytest.raises(
+        ImportRefused, match=r"gowa:\*\*\*\*@db/gowa\?sslmode=disable is not an SQLite file"
+    ):
+        sqlite_path("postgres://gowa:pw@db/gowa?sslmode=disable")
     with pytest.raises(ImportRefused, match="unsupported database URI"):
         sqlite_path("mysql://gowa@db/gowa")
 

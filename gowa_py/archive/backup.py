@@ -24,7 +24,7 @@ import msgspec
 from gowa_py import __version__
 from gowa_py.archive import pack, sqlite
 from gowa_py.archive.manifest import ArchiveInvalid, ArchiveTooNew, FileEntry
-from gowa_py.archive.session import EXPORTED
+from gowa_py.archive.session import EXPORTED, relocate_media
 from gowa_py.errors import GowaError
 from gowa_py.ids import is_valid_session_id
 from gowa_py.serve import lock_data_dir
@@ -166,6 +166,9 @@ def restore(source: Path, data_dir: Path, force: bool = False) -> BackupManifest
                 (staging / name).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 shutil.copyfile(source / name, staging / name)
                 os.chmod(staging / name, 0o600)
+            for session_id in filter(is_valid_session_id, manifest.sessions):
+                media = data_dir / "sessions" / session_id / "media"
+                relocate_media(staging / "sessions" / session_id, media)
             if existing:
                 aside = data_dir / f"replaced-{int(time.time())}"
                 aside.mkdir(mode=0o700)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gowa_py.archive import pack
 from gowa_py.archive import session as archive
 from gowa_py.archive.manifest import Manifest
 from gowa_py.errors import GowaError
@@ -63,9 +64,12 @@ def import_session(
     with locked_registry(data_dir, create=True) as registry:
         scratch = data_dir / archive.STAGING
         with path.open("rb") as source:
-            staging, manifest = archive.unpack_to(source, scratch)
+            manifest = pack.peek(source)
+        target = check_session_id(session_id or manifest.session_id)
+        media = data_dir / "sessions" / target / "media"
+        with path.open("rb") as source:
+            staging, manifest = archive.unpack_to(source, scratch, media)
         try:
-            target = check_session_id(session_id or manifest.session_id)
             archive.check_live(manifest, registry.all(), force)
             desired = "running" if start else "stopped"
             archive.install(

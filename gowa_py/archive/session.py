@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -119,17 +120,50 @@ def check_live(manifest: Manifest, records: list[SessionRecord], force: bool) ->
         )
 
 
-def unpack_to(source: IO[bytes], scratch: Path) -> tuple[Path, Manifest]:
+def unpack_to(source: IO[bytes], scratch: Path, media_dir: Path) -> tuple[Path, Manifest]:
     """Check and unpack an archive into a new folder under ``scratch`` (same file system
-    as the sessions, so installing it is one rename); nothing is left on failure."""
+    as the sessions, so installing it is one rename), its media paths pointed at
+    ``media_dir`` (:func:`relocate_media`); nothing is left on failure."""
     scratch.mkdir(mode=0o700, parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=scratch, prefix="import-"))
     try:
         manifest = pack.unpack(source, staging / "session")
+        relocate_media(staging / "session", media_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return staging, manifest
+
+
+def relocate_media(folder: Path, media_dir: Path) -> int:
+    """Point the unpacked ``chats.db``'s saved media at ``media_dir``, where they will be
+    once the session is in place (the paths are absolute: another data dir or session id
+    would leave them pointing at the old place). A path that is not one the worker would
+    have written is cleared (the worker downloads the media again when asked): it came
+    from the archive, not from this gateway. Returns how many were kept."""
+    chats = folder / "chats.db"
+    if not chats.exists():
+        return 0
+    conn = sqlite3.connect(chats, isolation_level=None)
+    try:
+        rows = conn.execute(
+            "SELECT chat_jid, id, media_path FROM messages WHERE media_path LIKE '%/media/%'"
+        ).fetchall()
+        moved = []
+        for chat, message_id, path in rows:
+            relative = "media/" + path.rpartition("/media/")[2]
+            new = str(media_dir.parent / relative) if pack.is_safe(relative) else ""
+            moved.append((new, chat, message_id))
+        conn.execute("BEGIN")
+        conn.executemany("UPDATE messages SET media_path = ? WHERE chat_jid = ? AND id = ?", moved)
+        conn.execute(
+            "UPDATE messages SET media_path = '' WHERE media_path != '' "
+            "AND media_path NOT LIKE '%/media/%'"
+        )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return sum(1 for new, _, _ in moved if new)
 
 
 def install(

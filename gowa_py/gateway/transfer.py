@@ -120,7 +120,8 @@ async def import_session(request: web.Request) -> web.Response:
     try:
         await _receive(request, upload / "archive.tar.gz")
         with (upload / "archive.tar.gz").open("rb") as source:
-            unpacked, manifest = await asyncio.to_thread(archive.unpack_to, source, scratch)
+            media = supervisor.sessions_dir / session_id / "media"
+            unpacked, manifest = await asyncio.to_thread(archive.unpack_to, source, scratch, media)
         staging = unpacked
         archive.check_live(manifest, supervisor.list(), force)
         await supervisor.adopt(session_id, unpacked / "session", manifest.session, start)

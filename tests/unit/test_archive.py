@@ -52,6 +52,12 @@ def _make_session(data_dir: Path, session_id: str = "sales", messages: int = 50)
             "VALUES (?, 'c@s.whatsapp.net', ?, ?, 0, 0)",
             [f"m{n}", f"hello {n}", n],
         )
+    chats.execute(
+        "UPDATE messages SET media_path = ? WHERE id = 'm1'",
+        [str(folder / "media" / "image" / "abc123.jpg")],
+    )
+    for message_id, path in (("m2", "/srv/x/media/../../etc/passwd"), ("m3", "/etc/passwd")):
+        chats.execute("UPDATE messages SET media_path = ? WHERE id = ?", [path, message_id])
     store = sqlite3.connect(folder / "whatsmeow.db", isolation_level=None)
     store.execute("PRAGMA journal_mode=WAL")
     store.execute("CREATE TABLE whatsmeow_version (version INTEGER)")
@@ -104,6 +110,10 @@ def test_round_trip_keeps_store_history_media_and_registry_row(tmp_path):
     assert _count(folder / "whatsmeow.db", "whatsmeow_device") == 1
     assert (folder / "media" / "image" / "abc123.jpg").read_bytes() == b"\xff\xd8jpeg" * 100
     assert not (folder / "worker.log").exists()
+    with sqlite3.connect(folder / "chats.db") as db:
+        paths = dict(db.execute("SELECT id, media_path FROM messages WHERE id IN ('m1','m2','m3')"))
+    # Saved media point at the new folder; paths the worker would not write are cleared.
+    assert paths == {"m1": str(folder / "media" / "image" / "abc123.jpg"), "m2": "", "m3": ""}
     registry = sqlite_registry(target / "gowa.db")
     record = registry.get("moved")
     registry.close()

@@ -66,6 +66,9 @@ def test_backup_under_writes_then_restore(tmp_path):
     assert [r.id for r in registry.all()] == ["sales", "support"]
     registry.close()
     assert os.stat(restored / "gowa.db").st_mode & 0o777 == 0o600
+    with sqlite3.connect(restored / "sessions" / "sales" / "chats.db") as db:
+        (path,) = db.execute("SELECT media_path FROM messages WHERE id = 'm1'").fetchone()
+    assert path == str(restored / "sessions" / "sales" / "media" / "image" / "abc123.jpg")
 
 
 def test_backup_needs_a_data_dir_and_an_empty_target(tmp_path):

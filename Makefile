@@ -8,7 +8,7 @@ PORT ?= 3000
 SIM_PORT ?= 3100
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format sandbox install install-test system-deps dashboard-deps wheel clean help
+.PHONY: run test lint format sandbox install install-test system-deps test-db dashboard-deps wheel clean help
 
 help:
 	@echo "make run      install what is missing and start the gateway on :$(PORT)"
@@ -31,7 +31,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed dashboard-deps
 
-install-test: $(VENV)/.installed-test dashboard-deps system-deps
+install-test: $(VENV)/.installed-test dashboard-deps system-deps test-db
 
 # Front-end libraries come from npm (no CDN): the dashboard must work offline. The dev
 # dependency (typescript) type-checks the dashboard in `make test`; it is never served.
@@ -48,6 +48,19 @@ system-deps:
 	@command -v chromium >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
+
+# PostgreSQL for the storage tests: the server at GOWA_TEST_DATABASE_URL, else the local
+# one (Debian's postgresql; a stopped cluster is started). The tests connect as that URL
+# says (default postgresql://postgres@127.0.0.1:5432/postgres, so the local server must
+# trust it) and create and drop a database of their own per run.
+test-db:
+	@if [ -z "$${GOWA_TEST_DATABASE_URL:-}" ]; then \
+	  command -v pg_lsclusters >/dev/null || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }; \
+	  pg_lsclusters -h | while read -r version cluster port status rest; do \
+	    [ "$$status" = online ] || $(SUDO) pg_ctlcluster "$$version" "$$cluster" start; \
+	  done; \
+	fi
 
 # setup.py copies the dashboard and its npm assets into the wheel and stops if npm has not run.
 wheel: $(VENV)/.installed-test dashboard-deps

@@ -11,7 +11,9 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import psycopg
 
 from gowa_py.storage import chats_schema, pg_schema, postgres
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
@@ -54,13 +56,17 @@ def postgresql_db(url: str, session_id: str) -> ChatsDb:
     """The session's schema in the PostgreSQL database at ``url``, created or migrated
     as needed, through the worker's one connection."""
     schema = postgres.session_schema(session_id)
-    connection = postgres.connect(url, schema, f"gowa-worker {session_id}")
+
+    def connect() -> psycopg.Connection[Any]:
+        return postgres.connect(url, schema, f"gowa-worker {session_id}")
+
+    connection = postgres.PgConnection(connect)
     try:
-        postgres.migrate(connection, schema, pg_schema.SESSION, f"session {session_id}")
+        postgres.migrate(connection.connection, schema, pg_schema.SESSION, f"session {session_id}")
     except BaseException:
         connection.close()
         raise
-    return ChatsDb(postgres.PgConnection(connection), POSTGRESQL)
+    return ChatsDb(connection, POSTGRESQL)
 
 
 def open_session_stores(

@@ -73,14 +73,12 @@ class PostgresStorage:
     """One PostgreSQL database shared by the gateway and its workers."""
 
     def __init__(self, url: str) -> None:
+        # One connection of its own first: a wrong URL or an unreachable server fails here
+        # at once with the server's reason, where the pool would retry in the background.
+        with postgres.connect(url, postgres.REGISTRY_SCHEMA, "gowa-gateway") as conn:
+            postgres.migrate(conn, postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY, "the registry")
         self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
-        try:
-            with self.db.connection() as conn:
-                postgres.migrate(conn, postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY, "the registry")
-            self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
-        except BaseException:
-            self.db.close()
-            raise
+        self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
         self._ready: set[str] = set()
 
     def _schema(self, session_id: str) -> str:

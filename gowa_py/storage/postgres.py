@@ -135,24 +135,38 @@ class Fetched:
 
 
 class PgConnection:
-    """One connection used by one process's stores (a :class:`~gowa_py.storage.sql.Sql`)."""
+    """One connection used by one process's stores (a :class:`~gowa_py.storage.sql.Sql`).
 
-    def __init__(self, connection: psycopg.Connection[Any]) -> None:
-        self.connection = connection
+    A connection the server dropped (a restart, a terminated backend) fails the statement
+    that finds it so, and the next statement opens a new one: a worker's stores come back
+    by themselves instead of failing every write until the worker is restarted.
+    """
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
+        self._connect = connect
+        self.connection = connect()
+
+    def _live(self) -> psycopg.Connection[Any]:
+        if self.connection.broken:
+            self.connection = self._connect()
+        return self.connection
 
     def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
-        return self.connection.execute(_paramstyle(statement), parameters)
+        return self._live().execute(_paramstyle(statement), parameters)
 
     def executemany(
         self, statement: str, parameters: Iterable[Sequence[Any]], /
     ) -> psycopg.Cursor[Any]:
-        cursor = self.connection.cursor()
+        cursor = self._live().cursor()
         cursor.executemany(_paramstyle(statement), list(parameters))
         return cursor
 
     @property
     def in_transaction(self) -> bool:
-        return self.connection.info.transaction_status != TransactionStatus.IDLE
+        return self.connection.info.transaction_status not in (
+            TransactionStatus.IDLE,
+            TransactionStatus.UNKNOWN,  # a broken connection: nothing left to roll back
+        )
 
     def close(self) -> None:
         self.connection.close()

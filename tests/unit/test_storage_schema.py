@@ -455,6 +455,23 @@ def test_gowa_serve_refuses_a_newer_registry_with_a_clear_message(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_gowa_serve_names_an_unreachable_database_and_exits(tmp_path):
+    port = str(free_port())
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "gowa_py", "serve", "--data-dir", str(tmp_path / "data")),
+            *("--port", port, "--database-url", f"postgresql://postgres@127.0.0.1:{free_port()}/x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and time.monotonic() - started < 20
+    assert "cannot start" in done.stderr and "Connection refused" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_migrations_are_numbered_without_gaps():
     for migrations in (registry_schema.MIGRATIONS, chats_schema.MIGRATIONS):
         assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))

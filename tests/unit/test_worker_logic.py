@@ -3,8 +3,12 @@ log on each storage backend, ``storage_backend``)."""
 
 import time
 
+import psycopg
+import pytest
+
 from gowa_py import protocol as p
 from workers.eventlog import EventLog
+from workers.stores import postgresql_db
 from workers.timefmt import rfc3339
 from workers.watchdog import SilenceWatch
 
@@ -216,3 +220,25 @@ def test_the_whatsmeow_store_is_put_in_wal_mode_and_checkpointed(tmp_path) -> No
     assert db.execute("SELECT x FROM t").fetchall() == [(1,), (2,)]
     db.close()
     checkpoint(tmp_path / "missing" / "x.db")  # best effort: no exception
+
+
+def test_a_worker_whose_postgresql_connection_was_dropped_writes_again(test_database):
+    """A server restart or a terminated backend fails the statement that finds the
+    connection gone; the next one reconnects, and the log numbers on without a gap."""
+    db = postgresql_db(test_database.url, "dropped")
+    try:
+        log = EventLog(db, "dropped")
+        assert log.append("x", {"n": 1}).seq == 1
+        with psycopg.connect(test_database.url, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'gowa-worker dropped'"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            log.append("x", {"n": 2})
+        assert not db.connection.in_transaction
+        assert log.append("x", {"n": 3}).seq == 2
+        assert [e.payload["n"] for e in log.since(0, 10)] == [1, 3]
+    finally:
+        db.close()
+        test_database.empty()

@@ -1,7 +1,9 @@
 // @ts-check
-// Overview: totals and the three charts (memory, messages per hour, connected sessions).
+// Overview, the landing page: the sessions table first (what an operator checks), then the
+// totals and the three charts (memory, messages per hour, connected sessions).
 import { get } from "./api.js";
 import { connectedChart, memoryChart, messagesChart } from "./charts.js";
+import { newSessionButton, shortSessionsTable } from "./sessions.js";
 import { onGatewayEvent } from "./state.js";
 import { bytes, h, replace, toast } from "./util.js";
 
@@ -25,9 +27,16 @@ export function renderOverview(root) {
   let minutes = Number(sessionStorage.getItem("overview-minutes")) || 60;
   const select = h("select", { id: "range", "aria-label": "Time range" },
     RANGES.map(([value, label]) => h("option", { value, selected: value === minutes }, label)));
+  const table = shortSessionsTable();
   replace(root,
-    h("div", { class: "page-head" },
-      h("h1", {}, "Overview"),
+    h("div", { class: "page-head" }, h("h1", {}, "Overview"), newSessionButton()),
+    h("section", { class: "overview-sessions", "aria-labelledby": "overview-sessions-title" },
+      h("div", { class: "section-head" },
+        h("h2", { id: "overview-sessions-title" }, "Sessions"),
+        h("a", { href: "#/sessions" }, "All columns (RSS, USS, CPU, uptime, restarts)")),
+      table.element),
+    h("div", { class: "section-head" },
+      h("h2", {}, "Totals and charts"),
       h("div", { class: "field inline" }, h("label", { for: "range" }, "Range"), select)),
     h("section", { class: "stats", "aria-label": "Totals" },
       stat("Sessions", "stat-sessions"),
@@ -88,6 +97,7 @@ export function renderOverview(root) {
     clearInterval(timer);
     clearTimeout(pending);
     off();
+    table.cleanup();
     Object.values(charts).forEach((chart) => chart.destroy());
   };
 }

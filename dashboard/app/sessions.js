@@ -1,49 +1,72 @@
 // @ts-check
-// Sessions: a live table (polled for memory/CPU, status pushed over the WebSocket).
+// Sessions: a live table (polled for memory/CPU, status pushed over the WebSocket), in full
+// on the Sessions page and in short on the landing page.
 import { actionButtons, createSessionDialog } from "./actions.js";
 import { get } from "./api.js";
 import { onGatewayEvent } from "./state.js";
 import { ago, badge, bytes, duration, h, replace, toast } from "./util.js";
 
-const REFRESH_MS = 5000;
-const COLUMNS = ["Session", "Status", "Phone", "RSS", "PSS", "USS", "CPU", "Uptime",
-  "Restarts", "Last activity", "Actions"];
+/** @typedef {import("./state.js").SessionView} SessionView */
 
-export function renderSessions(root) {
+const REFRESH_MS = 5000;
+
+/**
+ * One column: its header and the cell content for a session (the row header is the id).
+ * @typedef {[label: string, cell: (s: SessionView, reload: () => void) => import("./util.js").Child]} Column
+ */
+
+/** @type {Record<string, Column>} */
+const COLUMN = {
+  status: ["Status", (s) => badge(s.status, s.hibernating)],
+  phone: ["Phone", (s) => (s.phone ? `+${s.phone}` : "–")],
+  memory: ["Memory (PSS)", (s) => bytes(s.worker.memory.pss)],
+  rss: ["RSS", (s) => bytes(s.worker.memory.rss)],
+  pss: ["PSS", (s) => bytes(s.worker.memory.pss)],
+  uss: ["USS", (s) => bytes(s.worker.memory.uss)],
+  cpu: ["CPU", (s) => (s.worker.pid ? `${s.worker.cpu_percent.toFixed(1)}%` : "–")],
+  uptime: ["Uptime", (s) => duration(s.uptime_s)],
+  restarts: ["Restarts", (s) => s.worker.restarts],
+  activity: ["Last activity", (s) => ago(s.last_activity)],
+  actions: ["Actions", (s, reload) => actionButtons(s, reload)],
+};
+const FULL = ["status", "phone", "rss", "pss", "uss", "cpu", "uptime", "restarts", "activity",
+  "actions"];
+const SHORT = ["status", "phone", "memory", "activity", "actions"];
+
+/** The "New session" button; a created session opens its page. */
+export function newSessionButton() {
+  return h("button", { type: "button", class: "btn btn-primary", id: "new-session",
+    onclick: () => createSessionDialog((id) => {
+      location.hash = `#/sessions/${encodeURIComponent(id)}`;
+    }) }, "New session");
+}
+
+/**
+ * The live sessions table with the given columns, kept up to date until the cleanup runs.
+ * @param {string} id the table's element id
+ * @param {string[]} columns keys of COLUMN
+ * @returns {{ element: HTMLElement, cleanup: () => void }}
+ */
+export function sessionsTable(id, columns) {
+  const chosen = columns.map((key) => COLUMN[key]);
   const body = h("tbody");
   const empty = h("p", { class: "muted", hidden: true }, "No sessions yet. Create one to start.");
-  const table = h("table", { class: "table sessions-table", id: "sessions-table" },
+  const table = h("table", { class: "table sessions-table", id },
     h("caption", { class: "visually-hidden" }, "Sessions, with live status and resources"),
-    h("thead", {}, h("tr", {}, COLUMNS.map((c) => h("th", { scope: "col" }, c)))),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Session"),
+      chosen.map(([label]) => h("th", { scope: "col" }, label)))),
     body);
-  replace(root,
-    h("div", { class: "page-head" },
-      h("h1", {}, "Sessions"),
-      h("button", { type: "button", class: "btn btn-primary", id: "new-session",
-        onclick: () => createSessionDialog((id) => {
-          location.hash = `#/sessions/${encodeURIComponent(id)}`;
-        }) }, "New session")),
-    h("div", { class: "table-wrap" }, table),
-    empty);
 
+  /** @type {SessionView[]} */
   let sessions = [];
   let failed = false;
 
+  /** @param {SessionView} s */
   function row(s) {
-    const cell = (label, ...content) => h("td", { "data-label": label }, ...content);
     const link = h("a", { href: `#/sessions/${encodeURIComponent(s.id)}` }, s.id);
     return h("tr", { "data-session": s.id },
       h("th", { scope: "row", "data-label": "Session" }, link),
-      cell("Status", badge(s.status, s.hibernating)),
-      cell("Phone", s.phone ? `+${s.phone}` : "–"),
-      cell("RSS", bytes(s.worker.memory.rss)),
-      cell("PSS", bytes(s.worker.memory.pss)),
-      cell("USS", bytes(s.worker.memory.uss)),
-      cell("CPU", s.worker.pid ? `${s.worker.cpu_percent.toFixed(1)}%` : "–"),
-      cell("Uptime", duration(s.uptime_s)),
-      cell("Restarts", s.worker.restarts),
-      cell("Last activity", ago(s.last_activity)),
-      cell("Actions", actionButtons(s, refresh)));
+      chosen.map(([label, cell]) => h("td", { "data-label": label }, cell(s, refresh))));
   }
 
   function draw() {
@@ -88,9 +111,24 @@ export function renderSessions(root) {
   });
   const timer = setInterval(refresh, REFRESH_MS);
   refresh();
-  return () => {
-    clearInterval(timer);
-    clearTimeout(pending);
-    off();
+  return {
+    element: h("div", {}, h("div", { class: "table-wrap" }, table), empty),
+    cleanup: () => {
+      clearInterval(timer);
+      clearTimeout(pending);
+      off();
+    },
   };
 }
+
+/** The Sessions page: every column. @param {HTMLElement} root */
+export function renderSessions(root) {
+  const table = sessionsTable("sessions-table", FULL);
+  replace(root,
+    h("div", { class: "page-head" }, h("h1", {}, "Sessions"), newSessionButton()),
+    table.element);
+  return table.cleanup;
+}
+
+/** The landing page's table: what an operator checks first. */
+export const shortSessionsTable = () => sessionsTable("overview-sessions", SHORT);

@@ -1,4 +1,5 @@
-"""The landing page in Chromium against a real gateway: the charts' axes."""
+"""The landing page in Chromium against a real gateway: the sessions table first, then the
+totals and the charts, whose axes never repeat a tick label."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+
+from tests.browser.support import shot
+from tests.procs import Gateway
 
 pytestmark = pytest.mark.browser
 
@@ -64,3 +68,49 @@ def test_chart_axes_never_repeat_a_tick_label(page, gateway_factory) -> None:
     ):
         assert_unique(page.evaluate(DRAW_MEMORY, pss))
     assert page.js_errors == []
+
+
+def test_landing_page_shows_the_sessions_table_first(page, sandbox_gateway: Gateway) -> None:
+    http = sandbox_gateway.http
+    assert http.post("/api/sessions", {"session_id": "land-run"})[0] == 201
+    assert http.post("/api/sessions", {"session_id": "land-stop", "start": False})[0] == 201
+    try:
+        page.goto(f"{http.base}/dashboard/#/")
+        table = page.locator("#overview-sessions")
+        expect(table.locator("thead th")).to_have_text(
+            ["Session", "Status", "Phone", "Memory (PSS)", "Last activity", "Actions"]
+        )
+        above = page.evaluate(
+            """() => document.querySelector("#overview-sessions").getBoundingClientRect().bottom
+                <= document.querySelector("#stat-sessions").getBoundingClientRect().top"""
+        )
+        assert above, "the sessions table is not above the totals"
+
+        running = table.locator("tr[data-session='land-run']")
+        stopped = table.locator("tr[data-session='land-stop']")
+        expect(running.locator(".badge")).to_have_text(re.compile("STARTING|SCAN_QR_CODE"))
+        expect(running.locator("td[data-label='Memory (PSS)']")).to_have_text(
+            re.compile("MiB"), timeout=15000
+        )
+        expect(stopped.locator(".badge")).to_have_text("STOPPED")
+        expect(stopped.locator("td[data-label='Memory (PSS)']")).to_have_text("–")
+        expect(stopped.locator("td[data-label='Last activity']")).to_have_text(
+            re.compile("never|ago|just now")
+        )
+        shot(page, "landing-1280")
+
+        # The actions work from the landing page; the status follows live.
+        stopped.get_by_role("button", name="Start session land-stop", exact=True).click()
+        expect(stopped.locator(".badge")).to_have_text(
+            re.compile("STARTING|SCAN_QR_CODE"), timeout=20000
+        )
+        running.get_by_role("button", name="Stop session land-run", exact=True).click()
+        expect(running.locator(".badge")).to_have_text("STOPPED", timeout=20000)
+        assert sandbox_gateway.session("land-run")["status"] == "STOPPED"
+
+        running.get_by_role("link", name="land-run").click()
+        expect(page).to_have_url(re.compile(r"#/sessions/land-run$"))
+        assert page.js_errors == []
+    finally:
+        for session_id in ("land-run", "land-stop"):
+            http.call("DELETE", f"/api/sessions/{session_id}")

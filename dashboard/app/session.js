@@ -154,7 +154,8 @@ export function renderSession(root, id) {
     if (event.session_id !== id) return;
     events.emit(event);
     if (event.event === "session.status" && session) {
-      show({ ...session, status: event.payload?.status });
+      show({ ...session, status: event.payload?.status,
+        hibernating: Boolean(event.payload?.hibernating) });
       loadSession();
     }
   }

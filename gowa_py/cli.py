@@ -427,11 +427,18 @@ def sim() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=3100, show_default=True)
 @click.option("--data-dir", default="./data/sim", show_default=True)
-def sim_serve(host: str, port: int, data_dir: str) -> None:
+@click.option(
+    "--max-upload-mb",
+    type=float,
+    default=128.0,
+    show_default=True,
+    help="Largest media upload the sandbox CDN stores (larger ones get a 413).",
+)
+def sim_serve(host: str, port: int, data_dir: str, max_upload_mb: float) -> None:
     """Run the sandbox network (HTTP CONNECT proxy + its JSON API on one port)."""
     from gowa_py.sim.server import run
 
-    run(host, port, data_dir)
+    run(host, port, data_dir, int(max_upload_mb * 2**20))
 
 
 # ------------------------------------------------------------------ import

@@ -113,7 +113,8 @@ def noise_cert_chain(root: XEdSigner, intermediate: XEdSigner, server_static: by
     return chain.SerializeToString()
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes) -> None:
+    """Write a key file only its owner can read."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
@@ -125,7 +126,7 @@ def load_root_key(data_dir: Path) -> XEdSigner:
     if path.exists():
         return XEdSigner(path.read_bytes())
     signer = XEdSigner()
-    _write_private(path, signer.seed)
+    write_private(path, signer.seed)
     return signer
 
 
@@ -170,7 +171,7 @@ def load_ca(data_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
-    _write_private(
+    write_private(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,
@@ -216,7 +217,7 @@ def tls_server_context(data_dir: Path) -> ssl.SSLContext:
         leaf.public_bytes(serialization.Encoding.PEM)
         + ca_cert.public_bytes(serialization.Encoding.PEM)
     )
-    _write_private(
+    write_private(
         key_path,
         key.private_bytes(
             serialization.Encoding.PEM,

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from .api import build_app
 from .binary import Node
+from .cdn import build_cdn
 from .certs import load_ca, load_root_key, tls_server_context
 from .connection import Connection
 from .contacts import Contacts
@@ -25,7 +26,7 @@ from .groups import register_group_routes, route_group_message
 from .iq import IqDispatcher, register_basic_routes
 from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
-from .media import MediaStore, handle_media_conn
+from .media import DEFAULT_MAX_UPLOAD, MediaStore
 from .network import Network, iq_error
 from .noise import HandshakeResult, NoiseError, NoiseResponder
 from .paircode import CodePairing
@@ -48,9 +49,16 @@ class SimServer:
     """The sandbox WhatsApp network on one loopback port (proxy + JSON API).
 
     ``port=0`` picks a free port; :attr:`port` holds the real one after :meth:`start`.
+    ``max_upload``: bytes one media upload may have (more is refused with a 413).
     """
 
-    def __init__(self, data_dir: str | Path, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        data_dir: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_upload: int = DEFAULT_MAX_UPLOAD,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
@@ -61,7 +69,7 @@ class SimServer:
         self.codes = CodePairing(self.network, self.pairing)
         self.presence = Presence(self.network)
         self.contacts = Contacts(self)
-        self.media = MediaStore()
+        self.media = MediaStore(self.data_dir / "media", max_upload, max(max_upload * 8, 1 << 30))
         self.iqs = IqDispatcher(self.network)
         register_basic_routes(self.iqs)
         self.iqs.add("usync", "get", "usync", handle_usync)
@@ -73,11 +81,12 @@ class SimServer:
         self.iqs.add(
             "md", "set", "link_code_companion_reg", self.codes.handle_iq, needs_login=False
         )
-        self.iqs.add("w:m", "set", "media_conn", handle_media_conn)
+        self.iqs.add("w:m", "set", "media_conn", self.media.handle_media_conn)
         register_group_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self._runner: web.AppRunner | None = None
+        self._cdn: web.AppRunner | None = None
 
     # -- lifecycle
 
@@ -103,12 +112,14 @@ class SimServer:
         tls = tls_server_context(self.data_dir)
         self._runner = web.AppRunner(build_app(self), handle_signals=False, access_log=None)
         await self._runner.setup()
-        api_server = self._runner.server
-        assert api_server is not None
+        self._cdn = web.AppRunner(build_cdn(self.media), handle_signals=False, access_log=None)
+        await self._cdn.setup()
+        api_server, cdn_server = self._runner.server, self._cdn.server
+        assert api_server is not None and cdn_server is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: FrontDoor(
-                tls, self._serve_tunnel, api_server, self._tasks, on_media=self.media.serve
+                tls, self._serve_tunnel, api_server, self._tasks, media_protocol=cdn_server
             ),
             self.host,
             self.port,
@@ -125,8 +136,9 @@ class SimServer:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
+        for runner in (self._runner, self._cdn):
+            if runner is not None:
+                await runner.cleanup()
         self.store.close()
 
     async def __aenter__(self) -> SimServer:
@@ -262,11 +274,11 @@ class SimServer:
         conn.send(Node("iq", {"from": SERVER_JID, "type": "result", "id": iq.attr("id")}))
 
 
-def run(host: str, port: int, data_dir: str) -> None:
+def run(host: str, port: int, data_dir: str, max_upload: int = DEFAULT_MAX_UPLOAD) -> None:
     """Run the sandbox until SIGINT/SIGTERM (the ``gowa sim serve`` command)."""
 
     async def main() -> None:
-        server = SimServer(data_dir, host, port)
+        server = SimServer(data_dir, host, port, max_upload)
         await server.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

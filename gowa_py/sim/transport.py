@@ -3,8 +3,9 @@
 whatsmeow dials ``wss://web.whatsapp.com/ws/chat`` through the configured HTTP proxy. The
 sandbox *is* that proxy: it answers ``CONNECT web.whatsapp.com:443``, terminates the TLS
 itself with a certificate from its own CA, and speaks the websocket server side over the
-decrypted stream. Any other request line (``GET /sim/...``) is handed to the aiohttp
-request handler on the same connection.
+decrypted stream. ``CONNECT mmg.whatsapp.net:443``, the media CDN, gets the same TLS
+and then the CDN's aiohttp application (:mod:`.cdn`). Any other request line
+(``GET /sim/...``) is handed to the aiohttp request handler on the same connection.
 
 The websocket layer is minimal on purpose: binary messages only (whatsmeow ignores
 text), no extensions (``permessage-deflate`` is declined), pings answered, close frames
@@ -20,15 +21,15 @@ import hashlib
 import logging
 import ssl
 import struct
-from collections.abc import Awaitable, Callable
-from typing import cast
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 WS_PATH = "/ws/chat"
 ALLOWED_TARGETS = {"web.whatsapp.com:443"}
-#: The media CDN: its tunnels carry plain HTTP requests, handed to ``on_media``.
+#: The media CDN: its tunnels carry HTTPS requests, served by ``media_protocol``.
 MEDIA_TARGETS = {"mmg.whatsapp.net:443"}
 MAX_HEADER_BYTES = 16384
 MAX_MESSAGE_BYTES = 1 << 24
@@ -195,28 +196,29 @@ class FrameSocket:
 
 
 TunnelHandler = Callable[[WebSocket], Awaitable[None]]
-MediaHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+ProtocolFactory = Callable[[], asyncio.Protocol]
 
 
 class FrontDoor(asyncio.Protocol):
     """Reads the first request line, then hands the connection to the proxy or the API.
 
     ``CONNECT`` requests become a TLS-terminated websocket passed to ``on_tunnel`` (or, to
-    the media CDN, a TLS-terminated stream passed to ``on_media``); any other request is
-    fed to a fresh aiohttp protocol built by ``api_protocol``.
+    the media CDN, a TLS-terminated connection served by a protocol from
+    ``media_protocol``); any other request is fed to a fresh aiohttp protocol built by
+    ``api_protocol``.
     """
 
     def __init__(
         self,
         tls: ssl.SSLContext,
         on_tunnel: TunnelHandler,
-        api_protocol: Callable[[], asyncio.Protocol],
+        api_protocol: ProtocolFactory,
         tasks: set[asyncio.Task],
-        on_media: MediaHandler | None = None,
+        media_protocol: ProtocolFactory | None = None,
     ) -> None:
         self._tls = tls
         self._on_tunnel = on_tunnel
-        self._on_media = on_media
+        self._media_protocol = media_protocol
         self._api_protocol = api_protocol
         self._tasks = tasks
         self._buffer = bytearray()
@@ -234,7 +236,16 @@ class FrontDoor(asyncio.Protocol):
             if len(self._buffer) > MAX_HEADER_BYTES:
                 transport.close()
             return
-        if self._buffer.startswith(b"CONNECT "):
+        line = bytes(self._buffer.split(b"\r\n", 1)[0])
+        if self._is_media(line):
+            if b"\r\n\r\n" not in self._buffer:
+                if len(self._buffer) > MAX_HEADER_BYTES:
+                    transport.close()
+                return
+            # Nothing more is read until the TLS layer takes the connection over.
+            transport.pause_reading()
+            self._spawn(self._media_tunnel(transport))
+        elif line.startswith(b"CONNECT "):
             # A client_connected_cb marks the stream protocol as server side, which is
             # what StreamWriter.start_tls() needs to terminate the TLS.
             reader = asyncio.StreamReader(limit=MAX_HEADER_BYTES)
@@ -249,19 +260,49 @@ class FrontDoor(asyncio.Protocol):
             api.data_received(bytes(self._buffer))
         self._buffer.clear()
 
-    def _start_tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.get_running_loop().create_task(self._tunnel(reader, writer))
+    def _is_media(self, line: bytes) -> bool:
+        parts = line.split(b" ")
+        return (
+            self._media_protocol is not None
+            and parts[0] == b"CONNECT"
+            and len(parts) == 3
+            and parts[1].decode("latin-1") in MEDIA_TARGETS
+        )
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _start_tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._spawn(self._tunnel(reader, writer))
+
+    async def _media_tunnel(self, transport: asyncio.Transport) -> None:
+        """Answer the CONNECT, terminate the TLS and hand the connection to the CDN's HTTP
+        server, which streams bodies (uploads are up to a hundred megabytes)."""
+        assert self._media_protocol is not None
+        transport.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        cdn = self._media_protocol()
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                transport, cdn, self._tls, server_side=True, ssl_handshake_timeout=SETUP_TIMEOUT
+            )
+        except (TimeoutError, ConnectionError, ssl.SSLError) as exc:
+            log.info("media tunnel setup failed: %s", exc or type(exc).__name__)
+            transport.close()
+            return
+        if tls is None:
+            transport.close()
+            return
+        cdn.connection_made(tls)  # start_tls leaves that to its caller
 
     async def _tunnel(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(SETUP_TIMEOUT):
-                target = await self._open_tunnel(reader, writer)
-                ws = None
-                if target in ALLOWED_TARGETS:
-                    ws = WebSocket(reader, writer)
-                    await ws.accept()
+                if not await self._open_tunnel(reader, writer):
+                    return
+                ws = WebSocket(reader, writer)
+                await ws.accept()
         except (
             TimeoutError,
             asyncio.IncompleteReadError,
@@ -274,25 +315,21 @@ class FrontDoor(asyncio.Protocol):
             log.info("tunnel setup failed: %s", exc or type(exc).__name__)
             writer.close()
             return
-        if ws is not None:
-            await self._on_tunnel(ws)
-        elif target is not None and self._on_media is not None:
-            await self._on_media(reader, writer)
+        await self._on_tunnel(ws)
 
     async def _open_tunnel(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str | None:
-        """Answer the CONNECT and terminate TLS; the target, or None when refused."""
+    ) -> bool:
+        """Answer the CONNECT and terminate TLS; False when the target is refused."""
         request = await reader.readuntil(b"\r\n\r\n")
         target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode("latin-1")
-        media = target in MEDIA_TARGETS and self._on_media is not None
-        if target not in ALLOWED_TARGETS and not media:
+        if target not in ALLOWED_TARGETS:
             log.warning("refusing CONNECT to %s", target)
             writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
             await writer.drain()
             writer.close()
-            return None
+            return False
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         await writer.drain()
         await writer.start_tls(self._tls)
-        return target
+        return True

@@ -1,5 +1,6 @@
 """The optional parts of GoWA's ``message`` payload (docs/webhook-payload.md, "Special
-Message Types" and "Special Flags"): shared contacts, locations, view-once, forwarded.
+Message Types" and "Special Flags"): shared contacts, locations, view-once, forwarded,
+the Click-to-WhatsApp ad ``referral``.
 
 Locations are given as GoWA gives them, the protobuf with its JSON field names
 (``degreesLatitude``...); contacts as ``displayName``, ``vcard`` and the vCard's number.
@@ -39,6 +40,46 @@ def contact_json(contact: e2e.ContactMessage) -> dict[str, str]:
     }
 
 
+#: ``referral`` keys for the fields of ``ContextInfo.externalAdReply`` (set ones only).
+REFERRAL = (
+    ("ctwaClid", "ctwa_clid"),
+    ("sourceURL", "source_url"),
+    ("sourceID", "source_id"),
+    ("ref", "ref"),
+    ("sourceApp", "source_app"),
+    ("title", "ad_title"),
+    ("body", "ad_body"),
+    ("thumbnailURL", "thumbnail_url"),
+    ("originalImageURL", "original_image_url"),
+    ("mediaURL", "media_url"),
+    ("mediaType", "media_type"),
+    ("showAdAttribution", "show_ad_attribution"),
+    ("containsAutoReply", "contains_auto_reply"),
+    ("automatedGreetingMessageShown", "automated_greeting_message_shown"),
+    ("greetingMessageBody", "greeting_message_body"),
+    ("clickToWhatsappCall", "click_to_whatsapp_call"),
+    ("sourceType", "source_type"),
+    ("adType", "ad_type"),
+)
+
+
+def referral(ad: Any) -> dict[str, Any]:
+    """GoWA's ``referral``: strings when non-empty, flags and enums (by name) when set."""
+    out: dict[str, Any] = {}
+    for name, key in REFERRAL:
+        field = ad.DESCRIPTOR.fields_by_name[name]
+        value = getattr(ad, name)
+        if field.enum_type is not None:
+            if ad.HasField(name):
+                out[key] = field.enum_type.values_by_number[value].name
+        elif isinstance(value, bool):
+            if ad.HasField(name):
+                out[key] = value
+        elif value:
+            out[key] = value
+    return out
+
+
 def _context_info(message: e2e.Message) -> Any:
     for _, value in message.ListFields():
         if hasattr(value, "contextInfo") and value.HasField("contextInfo"):
@@ -47,8 +88,8 @@ def _context_info(message: e2e.Message) -> Any:
 
 
 def special_fields(event: pb.Message) -> dict[str, Any]:
-    """``contact``, ``contacts_array``, ``location``, ``live_location``, ``view_once`` and
-    ``forwarded``, each only when the message has it."""
+    """``contact``, ``contacts_array``, ``location``, ``live_location``, ``view_once``,
+    ``forwarded`` and ``referral``, each only when the message has it."""
     message = event.Message
     fields: dict[str, Any] = {}
     if message.HasField("contactMessage"):
@@ -64,4 +105,7 @@ def special_fields(event: pb.Message) -> dict[str, Any]:
     context = _context_info(message)
     if context is not None and context.isForwarded:
         fields["forwarded"] = True
+    ad = referral(context.externalAdReply) if context is not None else {}
+    if ad:
+        fields["referral"] = ad
     return fields

@@ -15,6 +15,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from gowa_py import protocol as p
 from gowa_py.errors import GowaError
+from gowa_py.storage import postgres
 
 log = logging.getLogger("gowa.gateway")
 
@@ -117,6 +118,11 @@ def _unexpected(request: web.Request, exc: Exception) -> web.Response:
         return error_response(
             E.INSUFFICIENT_STORAGE,
             "the gateway's disk is full; nothing was changed (free space and retry)",
+        )
+    if postgres.unavailable(exc):
+        log.error("%s %s: PostgreSQL does not answer (%s)", request.method, request.path, exc)
+        return error_response(
+            E.DATABASE_UNAVAILABLE, "the gateway's database does not answer; retry later"
         )
     ref = uuid.uuid4().hex[:12]
     log.error("unhandled error on %s %s (ref %s)", request.method, request.path, ref, exc_info=exc)

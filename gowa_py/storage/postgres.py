@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 from psycopg.pq import TransactionStatus
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from gowa_py.ids import check_session_id
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering
@@ -31,6 +31,9 @@ from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering
 REGISTRY_SCHEMA = "gowa"
 _PREFIX, _HASHED = "gowa_s_", "gowa_h_"
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
+#: Seconds a gateway's statement waits for a pooled connection before it fails (the
+#: server is down or every connection busy): an API request answers 503, not hang.
+POOL_WAIT_S = 3.0
 _SCHEMA_OF_SESSION = re.compile(r"^(gowa_s_[A-Za-z0-9][A-Za-z0-9_-]*|gowa_h_[0-9a-f]{56})$")
 
 PgMigration = Migration[psycopg.Connection[Any]]
@@ -188,6 +191,10 @@ class PgPool:
                 "options": f"-c search_path={quoted(REGISTRY_SCHEMA)}",
             },
             configure=_configure,
+            # A pooled connection the server dropped (a restart) is replaced when taken,
+            # not found broken by the statement that uses it.
+            check=ConnectionPool.check_connection,
+            timeout=POOL_WAIT_S,
             open=True,
             name="gowa-gateway",
         )
@@ -210,6 +217,17 @@ class PgPool:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a failure (or what caused it) is the database not answering: a connection
+    refused, lost or not obtained from the pool in time, rather than a bug."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError | PoolTimeout):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

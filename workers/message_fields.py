@@ -1,6 +1,11 @@
 """The optional parts of GoWA's ``message`` payload (docs/webhook-payload.md, "Special
-Message Types" and "Special Flags"): shared contacts, locations, view-once, forwarded,
-the Click-to-WhatsApp ad ``referral``.
+Message Types", "Special Flags" and "Media Messages"): media, shared contacts,
+locations, view-once, forwarded, the Click-to-WhatsApp ad ``referral``.
+
+Media is given in GoWA's form without auto-download (``{"url", ...}``, the caption also
+in ``body``), even with ``auto_download_media``: the event is recorded before anything
+else is done with the message, and the download follows it (``/message/{id}/download``
+and the chat storage then name the file).
 
 Locations are given as GoWA gives them, the protobuf with its JSON field names
 (``degreesLatitude``...); contacts as ``displayName``, ``vcard`` and the vCard's number.
@@ -80,6 +85,26 @@ def referral(ad: Any) -> dict[str, Any]:
     return out
 
 
+#: GoWA's media keys: (payload key, message field, the fields given besides ``url``).
+MEDIA = (
+    ("audio", "audioMessage", ()),
+    ("document", "documentMessage", (("filename", "fileName"),)),
+    ("image", "imageMessage", (("caption", "caption"),)),
+    ("sticker", "stickerMessage", ()),
+    ("video", "videoMessage", (("caption", "caption"),)),
+    ("video_note", "ptvMessage", (("caption", "caption"),)),
+)
+
+
+def media_fields(message: e2e.Message) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key, name, extra in MEDIA:
+        if message.HasField(name):
+            media = getattr(message, name)
+            fields[key] = {"url": media.URL, **{k: getattr(media, f) for k, f in extra}}
+    return fields
+
+
 def _context_info(message: e2e.Message) -> Any:
     for _, value in message.ListFields():
         if hasattr(value, "contextInfo") and value.HasField("contextInfo"):
@@ -88,10 +113,10 @@ def _context_info(message: e2e.Message) -> Any:
 
 
 def special_fields(event: pb.Message) -> dict[str, Any]:
-    """``contact``, ``contacts_array``, ``location``, ``live_location``, ``view_once``,
-    ``forwarded`` and ``referral``, each only when the message has it."""
+    """The media keys, ``contact``, ``contacts_array``, ``location``, ``live_location``,
+    ``view_once``, ``forwarded`` and ``referral``, each only when the message has it."""
     message = event.Message
-    fields: dict[str, Any] = {}
+    fields = media_fields(message)
     if message.HasField("contactMessage"):
         fields["contact"] = contact_json(message.contactMessage)
     if message.HasField("contactsArrayMessage"):

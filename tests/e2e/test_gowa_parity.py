@@ -6,9 +6,12 @@ the checks are grouped by what they need rather than one test per field.
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from tests.e2e.conftest import is_event, new_phone, pair
+from tests.e2e.test_gowa_api import multipart
 
 pytestmark = pytest.mark.integration
 
@@ -25,6 +28,14 @@ def gw(sandbox, sandbox_gateway):
     pair(sandbox_gateway, sandbox, "ann", ANN)
     pair(sandbox_gateway, sandbox, "ben", BEN)
     return sandbox_gateway
+
+
+def png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (30, 200, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def ok(gw, method, path, body=None, **kw):
@@ -113,6 +124,16 @@ def test_message_payloads_carry_gowas_special_fields(gw, events):
     assert "forwarded" not in arrives(text, "text")
     forward = ok(gw, "POST", f"/api/ann/message/{text['message_id']}/forward", {"phone": BEN})
     assert arrives(forward, "forward")["forwarded"] is True
+
+    body, headers = multipart(
+        {"phone": BEN, "caption": "look"}, {"image": ("a.png", "image/png", png())}
+    )
+    image = arrives(ok(gw, "POST", "/api/ann/send/image", raw=body, headers=headers), "image")
+    assert image["body"] == "look" and image["image"]["caption"] == "look", image
+    assert image["image"]["url"].startswith("https://"), image
+    body, headers = multipart({"phone": BEN}, {"file": ("r.pdf", "application/pdf", b"%PDF-1.4 x")})
+    document = arrives(ok(gw, "POST", "/api/ann/send/file", raw=body, headers=headers), "file")
+    assert document["document"]["filename"] == "r.pdf", document
 
     ok(gw, "POST", f"/api/ann/message/{text['message_id']}/revoke", {"phone": BEN})
     revoked = events.wait(

@@ -456,12 +456,17 @@ def import_() -> None:
 @click.option("--db-uri", default=None, help="GoWA's DB_URI (file:...), instead of PATH's.")
 @click.option("--keys-db-uri", default=None, help="GoWA's DB_KEYS_URI, if it set one.")
 @click.option("--chat-storage-uri", default=None, help="GoWA's CHAT_STORAGE_URI, if not in PATH.")
-@click.option("--with-webhooks", is_flag=True, help="Carry GoWA's webhook settings over.")
+@click.option("--with-webhooks", is_flag=True, help="Carry GoWA's webhooks over.")
+@click.option(
+    "--with-settings",
+    is_flag=True,
+    help="Carry GoWA's WHATSAPP_AUTO_*, WHATSAPP_PRESENCE_ON_CONNECT and WHATSAPP_PROXY over.",
+)
 @click.option(
     "--env-file",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="GoWA's .env, read with --with-webhooks [default: PATH/../.env when present].",
+    help="GoWA's .env, read with --with-webhooks/--with-settings [default: PATH/../.env].",
 )
 @click.option(
     "--session-id",
@@ -489,25 +494,27 @@ def import_gowa(path: Path | None, **flags: Any) -> None:
     from gowa_py.importers import ImportRefused
     from gowa_py.importers.command import ImportOptions
     from gowa_py.importers.command import import_gowa as run
+    from gowa_py.importers.gowa_settings import Carry
 
     try:
         settings = load_settings({"data_dir": flags["data_dir"]}, config_file=flags["config_file"])
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    env = None
-    if flags["with_webhooks"]:
+    env: dict[str, str] = {}
+    if flags["with_webhooks"] or flags["with_settings"]:
         env_file = flags["env_file"] or (path.parent / ".env" if path is not None else None)
-        env = {}
         if env_file is not None and env_file.is_file():
             env = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-        env.update({k: v for k, v in os.environ.items() if k.startswith("WHATSAPP_WEBHOOK")})
+        # As in GoWA, the environment overrides its .env.
+        env.update({k: v for k, v in os.environ.items() if k.startswith("WHATSAPP_")})
+    carry = Carry(env, webhooks=flags["with_webhooks"], behaviour=flags["with_settings"])
     options = ImportOptions(
         folder=path,
         data_dir=Path(settings.data_dir),
         db_uri=flags["db_uri"],
         keys_uri=flags["keys_db_uri"],
         chats_uri=flags["chat_storage_uri"],
-        webhook_env=env,
+        carry=carry,
         session_id=flags["session_id"],
         dry_run=flags["dry_run"],
         remove_from_source=flags["remove_from_source"],

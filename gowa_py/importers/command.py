@@ -6,13 +6,14 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gowa_py.archive.offline import locked_registry
 from gowa_py.importers import ImportRefused, source, whatsmeow_store
 from gowa_py.importers.gowa import Existing, ImportPlan, plan_import, remove_from_source, run_import
+from gowa_py.importers.gowa_settings import Carry
 from gowa_py.serve import DataDirBusy
 from gowa_py.storage.interfaces import RegistryStorage
 
@@ -24,8 +25,8 @@ class ImportOptions:
     db_uri: str | None = None
     keys_uri: str | None = None
     chats_uri: str | None = None
-    #: GoWA's environment (its .env and variables) when webhooks are carried over.
-    webhook_env: Mapping[str, str] | None = None
+    #: Which of GoWA's settings to carry over (and GoWA's environment to read them from).
+    carry: Carry = field(default_factory=Carry)
     #: The session id for the store's only device, instead of GoWA's id or its number.
     session_id: str | None = None
     dry_run: bool = False
@@ -85,7 +86,7 @@ def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPla
             copy = source.snapshot(files, work)
             source.check_idle(files)
             found = existing(options.data_dir, registry)
-            plan = plan_import(files, copy, found, options.webhook_env, options.session_id)
+            plan = plan_import(files, copy, found, options.carry, options.session_id)
             say(plan.describe())
             if options.dry_run or registry is None:
                 say("dry run: nothing was written")

@@ -26,13 +26,11 @@ import msgspec
 from gowa_py.ids import is_valid_session_id
 from gowa_py.importers import ImportRefused, gowa_chats, pg_source, source, whatsmeow_store
 from gowa_py.importers.gowa_chats import GowaDevice
+from gowa_py.importers.gowa_settings import Carry, session_config
 from gowa_py.importers.whatsmeow_store import StoreDevice
-from gowa_py.models import SessionConfig, Webhook
+from gowa_py.models import SessionConfig, mask_proxy
 from gowa_py.protocol import Me
 from gowa_py.storage.interfaces import RegistryStorage
-
-#: GoWA signs webhooks with this secret when WHATSAPP_WEBHOOK_SECRET is not set.
-GOWA_DEFAULT_WEBHOOK_SECRET = "secret"
 
 
 @dataclass
@@ -46,18 +44,24 @@ class DevicePlan:
     rows: dict[str, int]
     chats: int = 0
     messages: int = 0
-    webhooks: list[Webhook] = field(default_factory=list)
+    config: SessionConfig = field(default_factory=SessionConfig)
 
     def describe(self) -> str:
         rows = sum(n for table, n in self.rows.items() if table != "whatsmeow_lid_map")
         named = f"GoWA device {self.gowa.device_id!r}" if self.gowa else "GoWA's device"
-        hooks = ", ".join(hook.url for hook in self.webhooks) or "none"
+        hooks = ", ".join(hook.url for hook in self.config.webhooks) or "none"
+        defaults = SessionConfig()
+        settings = ", ".join(
+            f"{name}={mask_proxy(value) if name == 'proxy' else value!r}"
+            for name, value in msgspec.structs.asdict(self.config).items()
+            if name != "webhooks" and value != getattr(defaults, name)
+        )
         return (
             f"session {self.session_id}: {named}, {self.device.jid}"
             f"{f' ({self.device.push_name})' if self.device.push_name else ''}\n"
             f"  store: {rows} rows of this device, {self.rows.get('whatsmeow_lid_map', 0)} "
             f"LID mappings\n  history: {self.chats} chats, {self.messages} messages\n"
-            f"  webhooks: {hooks}"
+            f"  webhooks: {hooks}\n  settings: {settings or 'the defaults'}"
         )
 
 
@@ -75,29 +79,6 @@ class ImportPlan:
         lines += [plan.describe() for plan in self.devices]
         lines += [f"skipped: {reason}" for reason in self.skipped]
         return "\n".join(lines)
-
-
-def webhook_settings(env: Mapping[str, str], gowa: GowaDevice | None) -> list[Webhook]:
-    """GoWA's webhooks for a device: its own (v9's per-device webhook) or else the global
-    ``WHATSAPP_WEBHOOK`` list, with GoWA's secret and event allow-list."""
-    secret = env.get("WHATSAPP_WEBHOOK_SECRET") or GOWA_DEFAULT_WEBHOOK_SECRET
-    events = _split(env.get("WHATSAPP_WEBHOOK_EVENTS", ""))
-    urls = _split(env.get("WHATSAPP_WEBHOOK", ""))
-    if gowa is not None and gowa.webhook_url:
-        urls = [gowa.webhook_url]
-        secret = gowa.webhook_secret or secret
-        events = _split(gowa.webhook_events) or events
-    try:
-        return [
-            msgspec.convert({"url": url, "secret": secret, "events": events}, Webhook)
-            for url in urls
-        ]
-    except msgspec.ValidationError as exc:
-        raise ImportRefused(f"GoWA's webhook settings cannot be carried over: {exc}") from exc
-
-
-def _split(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def _gowa_device(store: StoreDevice, known: list[GowaDevice]) -> GowaDevice | None:
@@ -121,13 +102,13 @@ def plan_import(
     files: source.SourceFiles,
     copy: source.Snapshot,
     existing: Existing,
-    env: Mapping[str, str] | None,
+    carry: Carry,
     name: str | None = None,
 ) -> ImportPlan:
     """Read the copied databases and decide every session; refuses before any write.
 
-    ``env`` (GoWA's environment) is given when webhooks are carried over; ``name`` is the
-    session id of a store's only device.
+    ``carry`` says which of GoWA's settings the sessions get; ``name`` is the session id
+    of a store's only device.
     """
     store = whatsmeow_store.open_store(copy.store)
     chats = sqlite3.connect(copy.chats) if copy.chats else None
@@ -155,8 +136,7 @@ def plan_import(
             plan = DevicePlan(session_id, device, gowa, owners, rows)
             if chats is not None:
                 plan.chats, plan.messages = gowa_chats.count(chats, owners)
-            if env is not None:
-                plan.webhooks = webhook_settings(env, gowa)
+            plan.config = session_config(carry, gowa)
             plans.append(plan)
         if keys is not None:
             keys.close()
@@ -231,7 +211,7 @@ def run_import(
                 raise ImportRefused(f"{target} already exists (nothing was imported)")
             os.rename(staging, target)
             created.append(device.session_id)
-            registry.create(device.session_id, SessionConfig(webhooks=device.webhooks), "running")
+            registry.create(device.session_id, device.config, "running")
             registry.set_me(
                 device.session_id, Me(jid=device.device.non_ad, push_name=device.device.push_name)
             )

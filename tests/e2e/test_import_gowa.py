@@ -333,8 +333,9 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
         **os.environ,
         "WHATSAPP_WEBHOOK": global_hook.url,
         "WHATSAPP_WEBHOOK_SECRET": "global-secret",
+        "WHATSAPP_AUTO_MARK_READ": "true",
     }
-    result = gowa(gowa_storages, "--data-dir", data, "--with-webhooks", env=env)
+    result = gowa(gowa_storages, "--data-dir", data, "--with-webhooks", "--with-settings", env=env)
     assert result.returncode == 0, result.stderr
     assert "imported 2 session(s): alice-dev, bob-dev" in result.stdout
     again = gowa(gowa_storages, "--data-dir", data)
@@ -387,6 +388,8 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
             for sid in ("alice-dev", "bob-dev")
         }
         assert hooks == {"alice-dev": [hook_url], "bob-dev": [global_hook.url]}
+        config = second.session("bob-dev")["config"]
+        assert (config["auto_mark_read"], config["presence_on_connect"]) == (True, "unavailable")
         wait_until(lambda: receiver.items("message"), 10, what="alice-dev's webhook")
         wait_until(lambda: global_hook.items("message"), 10, what="bob-dev's webhook")
         assert all(item.signature_ok for item in receiver.items() + global_hook.items())

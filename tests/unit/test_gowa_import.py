@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from gowa_py.importers import ImportRefused
-from gowa_py.importers.gowa import webhook_settings
 from gowa_py.importers.gowa_chats import GowaDevice, seconds
+from gowa_py.importers.gowa_settings import Carry, session_config
 from gowa_py.importers.source import SourceFiles, check_idle, snapshot, sqlite_path
+from gowa_py.models import SessionConfig
 from tests.procs import wait_until
 
 MOMENT = 1796119200.0  # 2026-12-01 10:00:00 UTC
@@ -59,16 +60,39 @@ def test_webhooks_follow_gowa_precedence():
         "WHATSAPP_WEBHOOK": "https://a.example/hook, https://b.example/hook",
         "WHATSAPP_WEBHOOK_EVENTS": "message,message.ack",
     }
-    hooks = webhook_settings(env, None)
+    hooks = session_config(Carry(env, webhooks=True), None).webhooks
     assert [h.url for h in hooks] == ["https://a.example/hook", "https://b.example/hook"]
     assert {h.secret for h in hooks} == {"secret"}  # GoWA's default secret
     assert hooks[0].events == ["message", "message.ack"]
     own = GowaDevice("sales", "1@s.whatsapp.net", webhook_url="https://c.example/x")
-    (hook,) = webhook_settings({**env, "WHATSAPP_WEBHOOK_SECRET": "s3"}, own)
+    carry = Carry({**env, "WHATSAPP_WEBHOOK_SECRET": "s3"}, webhooks=True)
+    (hook,) = session_config(carry, own).webhooks
     assert (hook.url, hook.secret, hook.events) == ("https://c.example/x", "s3", hook.events)
-    assert webhook_settings({}, None) == []
+    assert session_config(Carry(env), own) == SessionConfig()
     with pytest.raises(ImportRefused, match="cannot be carried over"):
-        webhook_settings({"WHATSAPP_WEBHOOK": "ftp://nope"}, None)
+        session_config(Carry({"WHATSAPP_WEBHOOK": "ftp://nope"}, webhooks=True), None)
+
+
+def test_behaviour_settings_keep_gowa_defaults():
+    config = session_config(Carry({}, behaviour=True), None)
+    assert config.presence_on_connect == "unavailable"  # GoWA's, not gowa-py's default
+    assert (config.auto_mark_read, config.auto_download_media) == (False, True)
+    env = {
+        "WHATSAPP_AUTO_REPLY": "away",
+        "WHATSAPP_AUTO_MARK_READ": "true",
+        "WHATSAPP_AUTO_REJECT_CALL": "1",
+        "WHATSAPP_PRESENCE_ON_CONNECT": "none",
+        "WHATSAPP_PROXY": "socks5://user:pw@proxy.example:1080",
+    }
+    config = session_config(Carry(env, behaviour=True), None)
+    assert (config.auto_reply, config.auto_mark_read, config.auto_reject_call) == (
+        "away",
+        True,
+        True,
+    )
+    assert (config.presence_on_connect, config.proxy) == ("none", env["WHATSAPP_PROXY"])
+    with pytest.raises(ImportRefused, match="WHATSAPP_AUTO_MARK_READ='yes'"):
+        session_config(Carry({"WHATSAPP_AUTO_MARK_READ": "yes"}, behaviour=True), None)
 
 
 def _digest(path: Path) -> str:

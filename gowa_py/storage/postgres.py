@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -39,17 +40,15 @@ _SCHEMA_OF_SESSION = re.compile(r"^(gowa_s_[A-Za-z0-9][A-Za-z0-9_-]*|gowa_h_[0-9
 PgMigration = Migration[psycopg.Connection[Any]]
 
 
-def is_postgresql_url(url: str | None) -> bool:
-    return bool(url) and urlsplit(url or "").scheme in ("postgresql", "postgres")
-
-
 def session_schema(session_id: str) -> str:
     """The schema of a session: ``gowa_s_<id>``, or for an id too long for a PostgreSQL
     name, ``gowa_h_`` and its SHA-256 (the prefixes keep the two forms apart)."""
     check_session_id(session_id)
     if len(_PREFIX) + len(session_id) <= _MAX_IDENTIFIER:
         return _PREFIX + session_id
-    return _HASHED + hashlib.sha256(session_id.encode()).hexdigest()[: _MAX_IDENTIFIER - 7]
+    return (
+        _HASHED + hashlib.sha256(session_id.encode()).hexdigest()[: _MAX_IDENTIFIER - len(_HASHED)]
+    )
 
 
 def quoted(schema: str) -> str:
@@ -104,8 +103,15 @@ def _rows(cursor: psycopg.Cursor[Any]) -> Callable[[Sequence[Any]], Row]:
 
 
 def _paramstyle(statement: str) -> str:
-    """The stores' SQL uses ``?`` (sqlite3's style); psycopg's is ``%s``."""
+    """The stores' SQL uses ``?`` (sqlite3's style); psycopg's is ``%s``. Values always
+    travel as parameters, so no ``?`` stands in a literal of a statement of ours."""
     return statement.replace("%", "%%").replace("?", "%s")
+
+
+def _options(url: str, schema: str) -> str:
+    """The server options of ``url`` (a ``statement_timeout``, say) and ``search_path``."""
+    given = conninfo_to_dict(url).get("options") or ""
+    return f"{given} -c search_path={quoted(schema)}".strip()
 
 
 def connect(url: str, schema: str, application_name: str) -> psycopg.Connection[Any]:
@@ -116,7 +122,7 @@ def connect(url: str, schema: str, application_name: str) -> psycopg.Connection[
         autocommit=True,
         row_factory=_rows,
         application_name=application_name,
-        options=f"-c search_path={quoted(schema)}",
+        options=_options(url, schema),
     )
 
 
@@ -188,7 +194,7 @@ class PgPool:
             kwargs={
                 "autocommit": True,
                 "application_name": "gowa-gateway",
-                "options": f"-c search_path={quoted(REGISTRY_SCHEMA)}",
+                "options": _options(url, REGISTRY_SCHEMA),
             },
             configure=_configure,
             # A pooled connection the server dropped (a restart) is replaced when taken,

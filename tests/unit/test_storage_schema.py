@@ -648,3 +648,10 @@ def test_whatsmeow_gets_the_sessions_schema_and_keeps_the_users_settings():
     assert urlsplit(url).netloc == "u:p%40ss@127.0.0.1:5432"
     remote = postgres.whatsmeow_url("postgres://db.example/gowa?sslmode=verify-full", "s")
     assert parse_qs(urlsplit(remote).query)["sslmode"] == ["verify-full"]
+
+
+def test_server_options_in_the_url_are_kept_beside_the_search_path(test_database):
+    url = test_database.url + "?options=-c%20statement_timeout%3D1234"
+    with postgres.connect(url, postgres.session_schema("o"), "gowa-test") as conn:
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "1234ms"
+        assert conn.execute("SHOW search_path").fetchone()[0] == '"gowa_s_o"'

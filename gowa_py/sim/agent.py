@@ -10,9 +10,9 @@ Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
 ``joined_group``, ``group_info``,
 ``undecryptable``, ``receipt``, ``chat_presence``, ``presence``, plus one reply per
 command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
-Commands (stdin): ``send {to, text}``, ``send_document {to, url, direct_path, media_key,
-file_sha256, file_enc_sha256, file_length, mimetype, filename}`` (an uploaded file, keys
-and hashes base64), ``mark_read {id}``, ``presence {available}``,
+Commands (stdin): ``send {to, text}``, ``send_document {to, data, mimetype, filename}``
+(``data`` base64; whatsmeow encrypts and uploads it to the sandbox CDN), ``mark_read
+{id}``, ``presence {available}``,
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
 ``group_add {group, phone}``, ``pair_phone {phone}``, ``disconnect``, ``exit``.
 ``to`` is a phone number or a full JID (``...@g.us``).
@@ -68,7 +68,6 @@ def serve(db_path: str, proxy: str) -> None:
     )
     from neonize.proto.Neonize_pb2 import ChatPresence as ChatPresenceState
     from neonize.proto.Neonize_pb2 import Receipt
-    from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import DocumentMessage, Message
     from neonize.utils.enum import (
         ChatPresence,
         ChatPresenceMedia,
@@ -181,18 +180,13 @@ def serve(db_path: str, proxy: str) -> None:
             resp = client.send_message(to_jid(cmd["to"]), cmd["text"])
             emit("sent", id=resp.ID, to=cmd["to"], timestamp=resp.Timestamp)
         elif name == "send_document":
-            document = DocumentMessage(
-                URL=cmd["url"],
-                directPath=cmd["direct_path"],
-                mediaKey=base64.b64decode(cmd["media_key"]),
-                fileSHA256=base64.b64decode(cmd["file_sha256"]),
-                fileEncSHA256=base64.b64decode(cmd["file_enc_sha256"]),
-                fileLength=cmd["file_length"],
-                mimetype=cmd["mimetype"],
-                fileName=cmd["filename"],
+            document = client.build_document_message(
+                base64.b64decode(cmd["data"]),
                 title=cmd["filename"],
+                filename=cmd["filename"],
+                mimetype=cmd["mimetype"],
             )
-            resp = client.send_message(to_jid(cmd["to"]), Message(documentMessage=document))
+            resp = client.send_message(to_jid(cmd["to"]), document)
             emit("sent", id=resp.ID, to=cmd["to"], timestamp=resp.Timestamp)
         elif name == "mark_read":
             src = sources[cmd["id"]]

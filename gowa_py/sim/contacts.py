@@ -125,12 +125,11 @@ class Contacts:
         mimetype: str,
         message_id: str | None = None,
     ) -> dict[str, Any]:
-        """Have ``phone`` upload ``data`` to the sandbox CDN and send it as a document.
+        """Have ``phone`` send ``data`` as a document (its whatsmeow uploads it to the CDN).
 
         ``message_id`` is the id ``to`` sees instead of the one the sender's whatsmeow chose:
         a hostile client picks its ids, so tests can send ones no real client would.
         """
-        upload = self.sim.media.upload(data, "document")
         async with self._locks.setdefault(phone.phone, asyncio.Lock()):
             agent = await self._ready_agent(phone)
             if message_id is not None:
@@ -138,12 +137,7 @@ class Contacts:
             await agent.command(
                 cmd="send_document",
                 to=to,
-                url=upload.url,
-                direct_path=upload.direct_path,
-                media_key=base64.b64encode(upload.media_key).decode(),
-                file_sha256=base64.b64encode(upload.file_sha256).decode(),
-                file_enc_sha256=base64.b64encode(upload.file_enc_sha256).decode(),
-                file_length=upload.file_length,
+                data=base64.b64encode(data).decode(),
                 mimetype=mimetype,
                 filename=filename,
             )

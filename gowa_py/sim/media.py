@@ -1,11 +1,11 @@
 """The media CDN's storage: the encrypted files clients upload, kept on disk as given.
 
 WhatsApp media never travels in the message: the sender encrypts the file with a fresh
-media key (AES-CBC plus a truncated HMAC, keys from HKDF over the key and the media
-type), uploads the result to a CDN host it got from ``<media_conn/>`` (answered by
-:meth:`MediaStore.handle_media_conn` with the host and an upload ``auth`` token) and
-sends the URL, the key and both hashes in the end-to-end encrypted message. The sandbox
-cannot decrypt what it stores, as WhatsApp's CDN cannot; :mod:`.cdn` is its HTTP side.
+media key (AES-CBC plus a truncated HMAC), uploads the result to a CDN host it got from
+``<media_conn/>`` (answered by :meth:`MediaStore.handle_media_conn` with the host and an
+upload ``auth`` token) and sends the URL, the key and both hashes in the end-to-end
+encrypted message. The sandbox cannot decrypt what it stores, as WhatsApp's CDN cannot;
+:mod:`.cdn` is its HTTP side. Simulated contacts upload through their own whatsmeow too.
 
 Files live in ``<data-dir>/media`` as ``<32 hex>.enc``. An upload is written to a
 ``.part`` file and renamed only once it is complete and matches its hash, so an upload
@@ -20,16 +20,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
-
-from cryptography.hazmat.primitives import hashes, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from .binary import Node
 from .certs import write_private
@@ -38,13 +32,6 @@ from .jid import JID
 from .network import Network, iq_result
 
 MEDIA_HOST = "mmg.whatsapp.net"
-#: HKDF info per media type (whatsmeow's ``MediaType`` values).
-KEY_INFO = {
-    "image": b"WhatsApp Image Keys",
-    "video": b"WhatsApp Video Keys",
-    "audio": b"WhatsApp Audio Keys",
-    "document": b"WhatsApp Document Keys",
-}
 #: The folder of a direct path per upload type, as WhatsApp's CDN names them.
 PATH_FOLDERS = {
     "image": "t62.7118-24",
@@ -61,29 +48,6 @@ DEFAULT_MAX_TOTAL = 1 << 30
 CONN_TTL = 300
 AUTH_TTL = 21600
 _AUTH_MAC = 16
-
-
-@dataclass(frozen=True)
-class Upload:
-    """What a sender puts in the media message for one uploaded file."""
-
-    url: str
-    direct_path: str
-    media_key: bytes
-    file_sha256: bytes
-    file_enc_sha256: bytes
-    file_length: int
-
-
-def encrypt(data: bytes, kind: str, media_key: bytes) -> bytes:
-    """The CDN blob of ``data``: ciphertext then the first 10 bytes of its HMAC."""
-    expanded = HKDF(hashes.SHA256(), 112, salt=None, info=KEY_INFO[kind]).derive(media_key)
-    iv, cipher_key, mac_key = expanded[:16], expanded[16:48], expanded[48:80]
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(data) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(cipher_key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    return ciphertext + hmac.new(mac_key, iv + ciphertext, hashlib.sha256).digest()[:10]
 
 
 def hash_token(digest: bytes) -> str:
@@ -170,19 +134,3 @@ class MediaStore:
             oldest = next(iter(self._sizes))
             del self._sizes[oldest]
             (self.folder / oldest).unlink(missing_ok=True)
-
-    def upload(self, data: bytes, kind: str) -> Upload:
-        """Encrypt and store ``data`` as a sender would (the simulated contacts' media)."""
-        media_key = os.urandom(32)
-        blob = encrypt(data, kind, media_key)
-        part = self.new_part()
-        part.write_bytes(blob)
-        url, direct_path = self.commit(part, kind)
-        return Upload(
-            url=url,
-            direct_path=direct_path,
-            media_key=media_key,
-            file_sha256=hashlib.sha256(data).digest(),
-            file_enc_sha256=hashlib.sha256(blob).digest(),
-            file_length=len(data),
-        )

@@ -43,11 +43,13 @@ dashboard-deps:
 	  fi; \
 	fi
 
-# Debian's Chromium for the browser tests (never a downloaded browser).
+# Debian's Chromium for the browser tests (never a downloaded browser), and Debian's ffmpeg
+# (neonize needs it to send video, audio and animated stickers; the media tests use it).
 system-deps:
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null && command -v ffmpeg >/dev/null || { \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium fonts-dejavu-core ffmpeg; }
 
 # PostgreSQL for the storage tests: the server at GOWA_TEST_DATABASE_URL, else the local
 # one (Debian's postgresql; a stopped cluster is started). The tests connect as that URL

@@ -56,9 +56,37 @@ class Chart {
   }
 }
 
-// Hours and minutes only: uPlot's default two-line date labels collide on narrow screens.
-const timeLabels = (u, splits) => splits.map((ts) => new Date(ts * 1000)
-  .toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+/**
+ * Keeps the labels an axis drew on its chart's container (data-x-ticks, data-y-ticks):
+ * uPlot draws them on a canvas, where nothing else can read them.
+ * @param {HTMLElement} container @param {"x" | "y"} axis @param {string[]} labels
+ */
+function shown(container, axis, labels) {
+  container.dataset[`${axis}Ticks`] = JSON.stringify(labels);
+  return labels;
+}
+
+const DAY = 86400;
+
+/**
+ * Time labels on one line (uPlot's default two-line date labels collide on narrow screens):
+ * seconds when ticks are less than a minute apart, the date when they are days apart, and
+ * the weekday when hours repeat across midnight, so no two ticks read the same.
+ * @param {HTMLElement} container
+ * @returns {import("uplot").Axis.DynamicValues}
+ */
+const timeLabels = (container) => (u, splits, axis, space, step) => {
+  const dates = splits.map((ts) => new Date(ts * 1000));
+  /** @param {Intl.DateTimeFormatOptions} format */
+  const as = (format) => dates.map((date) => date.toLocaleString([], format));
+  const clock = { hour: "2-digit", minute: "2-digit", ...(step < 60 ? { second: "2-digit" } : {}) };
+  let labels = step >= DAY ? as({ month: "short", day: "numeric" })
+    : as(/** @type {Intl.DateTimeFormatOptions} */ (clock));
+  if (new Set(labels).size < labels.length) {
+    labels = as(/** @type {Intl.DateTimeFormatOptions} */ ({ weekday: "short", ...clock }));
+  }
+  return shown(container, "x", labels);
+};
 
 /**
  * Tick steps of 1, 2 and 5 times a power of ten from 10^low up: each step is exact with
@@ -76,29 +104,41 @@ const DECIMAL_STEPS = steps(-3);
 const WHOLE_STEPS = steps(0);
 
 /**
- * Y-axis labels with the decimals the chosen step needs (0.2 MiB apart: one decimal), kept
- * on the chart's container (data-y-ticks) as the screen shows them.
+ * Y-axis labels with the decimals the chosen step needs (0.2 MiB apart: one decimal).
  * @param {HTMLElement} container
  * @returns {import("uplot").Axis.DynamicValues}
  */
 const yLabels = (container) => (u, splits, axis, space, step) => {
   const decimals = Math.max(0, -Math.floor(Math.log10(step) + 1e-9));
-  const labels = splits.map((v) => v.toFixed(decimals));
-  container.dataset.yTicks = JSON.stringify(labels);
-  return labels;
+  return shown(container, "y", splits.map((v) => v.toFixed(decimals)));
 };
 
 /** @param {HTMLElement} container @param {string} yLabel @param {number[]} yIncrs */
 const axes = (container, yLabel, yIncrs) => [
-  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70, values: timeLabels },
+  { stroke: "#475569", grid: { stroke: "#e2e8f0" }, space: 70, values: timeLabels(container) },
   { stroke: "#475569", grid: { stroke: "#e2e8f0" }, label: yLabel, size: 56,
     incrs: yIncrs, values: yLabels(container) },
 ];
 
+/**
+ * The x scale of a chart over a time window: the window the gateway answered for, however
+ * few samples fall in it (uPlot widens a single sample to days around it).
+ * @param {{ window: [number, number] | null }} holder
+ */
+const windowScale = (holder) => ({
+  time: true,
+  /** @type {import("uplot").Scale.Range} */
+  range: (u, min, max) => holder.window ?? [min, max],
+});
+
 export function memoryChart(container) {
   const chart = new Chart(container, "Memory (PSS) per session");
+  /** @type {{ window: [number, number] | null }} */
+  const holder = { window: null };
   return {
-    update(memory) {
+    /** @param {[number, number]} [window] the time range to show, in seconds */
+    update(memory, window) {
+      holder.window = window ?? null;
       const names = Object.keys(memory.pss);
       const data = [memory.timestamps, ...names.map((n) => memory.pss[n].map(
         (v) => (v === null ? null : v / MIB)))];
@@ -108,7 +148,8 @@ export function memoryChart(container) {
           value: (u, v) => (v === null ? "–" : `${v.toFixed(1)} MiB`),
         }))],
         axes: axes(container, "MiB", DECIMAL_STEPS),
-        scales: { y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
+        scales: { x: windowScale(holder),
+          y: { range: (u, min, max) => [0, Math.max(1, max * 1.15)] } },
         legend: { live: true },
       }, data);
     },
@@ -137,8 +178,12 @@ export function messagesChart(container) {
 
 export function connectedChart(container) {
   const chart = new Chart(container, "Connected sessions over time");
+  /** @type {{ window: [number, number] | null }} */
+  const holder = { window: null };
   return {
-    update(points) {
+    /** @param {[number, number]} [window] the time range to show, in seconds */
+    update(points, window) {
+      holder.window = window ?? null;
       const data = [points.map((p) => p.ts), points.map((p) => p.connected),
         points.map((p) => p.sessions)];
       const step = stepped({ align: 1 });
@@ -147,7 +192,8 @@ export function connectedChart(container) {
           { label: "Connected", stroke: "#15803d", fill: "#15803d22", width: 2, paths: step },
           { label: "Sessions", stroke: "#64748b", width: 1, dash: [4, 4], paths: step }],
         axes: axes(container, "sessions", WHOLE_STEPS),
-        scales: { y: { range: (u, min, max) => [0, Math.max(2, max + 1)] } },
+        scales: { x: windowScale(holder),
+          y: { range: (u, min, max) => [0, Math.max(2, max + 1)] } },
       }, data);
     },
     destroy: () => chart.destroy(),

@@ -70,9 +70,11 @@ export function renderOverview(root) {
       root.querySelector("#stat-memory").textContent = bytes(stats.memory.pss);
       root.querySelector("#stat-received").textContent = stats.messages_today.received;
       root.querySelector("#stat-sent").textContent = stats.messages_today.sent;
-      charts.memory.update(metrics.memory);
+      /** @type {[number, number]} */
+      const window = [metrics.since, metrics.until];
+      charts.memory.update(metrics.memory, window);
       charts.messages.update(metrics.messages_per_hour);
-      charts.connected.update(metrics.connected);
+      charts.connected.update(metrics.connected, window);
       failed = false;
     } catch (error) {
       if (!failed && error.status !== 401) toast(`Overview: ${error.message}`, "error");

@@ -12,7 +12,8 @@ const REFRESH_MS = 5000;
 
 /**
  * One column: its header and the cell content for a session (the row header is the id).
- * @typedef {[label: string, cell: (s: SessionView, reload: () => void) => import("./util.js").Child]} Column
+ * @typedef {import("./util.js").Child} Child
+ * @typedef {[label: string, cell: (s: SessionView, reload: () => void) => Child]} Column
  */
 
 /** @type {Record<string, Column>} */

@@ -16,37 +16,42 @@ pytestmark = pytest.mark.browser
 
 MIB = 1024 * 1024
 
-# Draws one memory chart, with the dashboard's own module, into a fresh 600 px box and
-# answers the y-axis labels it drew.
-DRAW_MEMORY = """async (pss) => {
+# Draws one memory chart, with the dashboard's own module, into a fresh 600 px box over the
+# last `minutes`, samples spread evenly in it, and answers the labels its axes drew.
+DRAW_MEMORY = """async ([pss, minutes]) => {
     const { memoryChart } = await import("/dashboard/app/charts.js");
     const box = document.createElement("div");
     box.style.width = "600px";
     document.body.append(box);
-    const now = Math.floor(Date.now() / 1000);
-    const timestamps = Object.values(pss)[0].map((_, i) => now - 60 + 10 * i);
+    const until = Date.now() / 1000;
+    const since = until - minutes * 60;
+    const count = Object.values(pss)[0].length;
+    const gap = (until - since) / (count + 1);
+    const timestamps = Object.values(pss)[0].map((_, i) => since + (i + 1) * gap);
     const chart = memoryChart(box);
-    chart.update({ timestamps, pss });
+    chart.update({ timestamps, pss }, [since, until]);
     await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 50)));
-    const ticks = box.dataset.yTicks;
+    const ticks = { x: JSON.parse(box.dataset.xTicks), y: JSON.parse(box.dataset.yTicks) };
     chart.destroy();
     box.remove();
-    return JSON.parse(ticks);
+    return ticks;
 }"""
 
 
-def ticks(page, chart: str) -> list[str]:
-    """The y-axis labels the chart drew (uPlot draws them on a canvas)."""
+def ticks(page, chart: str, axis: str) -> list[str]:
+    """The labels an axis of the chart drew (uPlot draws them on a canvas)."""
     locator = page.locator(chart)
-    expect(locator).to_have_attribute("data-y-ticks", re.compile(r"^\[.+\]$"))
-    return json.loads(locator.get_attribute("data-y-ticks") or "[]")
+    expect(locator).to_have_attribute(f"data-{axis}-ticks", re.compile(r"^\[.+\]$"))
+    return json.loads(locator.get_attribute(f"data-{axis}-ticks") or "[]")
 
 
-def assert_unique(labels: list[str]) -> None:
+def assert_unique(labels: list[str], numbers: bool = True) -> None:
     assert len(labels) >= 2, labels
     assert len(set(labels)) == len(labels), f"repeated tick labels: {labels}"
-    values = [float(label) for label in labels]
-    assert values == sorted(values), labels
+    assert "" not in labels, labels
+    if numbers:
+        values = [float(label) for label in labels]
+        assert values == sorted(values), labels
 
 
 def test_chart_axes_never_repeat_a_tick_label(page, gateway_factory) -> None:
@@ -55,18 +60,23 @@ def test_chart_axes_never_repeat_a_tick_label(page, gateway_factory) -> None:
     expect(page.locator("#stat-sessions")).to_have_text("0")
     # Empty charts: no session, no sample, no message.
     for chart in ("#chart-memory", "#chart-messages", "#chart-connected"):
-        labels = ticks(page, chart)
-        assert_unique(labels)
-        assert "" not in labels, (chart, labels)
-    assert ticks(page, "#chart-memory")[0] == "0.0"
+        assert_unique(ticks(page, chart, "y"))
+        assert_unique(ticks(page, chart, "x"), numbers=False)
+    assert ticks(page, "#chart-memory", "y")[0] == "0.0"
 
-    # Small values (under 1 MiB), a few MiB, and hundreds of MiB.
-    for pss in (
-        {"a": [0.05 * MIB, 0.3 * MIB, None, 0.2 * MIB]},
-        {"a": [1.2 * MIB, 3.4 * MIB, 2.0 * MIB], "b": [0.4 * MIB, None, 0.9 * MIB]},
-        {"a": [180 * MIB, 240 * MIB, 210 * MIB]},
+    # Small values (under 1 MiB), a few MiB, hundreds of MiB; one sample alone (uPlot spread
+    # it over days, all labelled 12:00 AM); a minute (seconds apart) and a day (across midnight).
+    for pss, minutes in (
+        ({"a": [0.05 * MIB, 0.3 * MIB, None, 0.2 * MIB]}, 60),
+        ({"a": [1.2 * MIB, 3.4 * MIB, 2.0 * MIB], "b": [0.4 * MIB, None, 0.9 * MIB]}, 15),
+        ({"a": [180 * MIB, 240 * MIB, 210 * MIB]}, 360),
+        ({"a": [30 * MIB]}, 60),
+        ({"a": [30 * MIB, 31 * MIB]}, 1),
+        ({"a": [30 * MIB, 31 * MIB, 29 * MIB]}, 1440),
     ):
-        assert_unique(page.evaluate(DRAW_MEMORY, pss))
+        drawn = page.evaluate(DRAW_MEMORY, [pss, minutes])
+        assert_unique(drawn["y"])
+        assert_unique(drawn["x"], numbers=False)
     assert page.js_errors == []
 
 

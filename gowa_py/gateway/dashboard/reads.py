@@ -150,6 +150,8 @@ async def metrics(request: web.Request) -> web.Response:
     return envelope(
         {
             "minutes": minutes,
+            "since": since,
+            "until": now,
             "step_s": step,
             "memory": memory,
             "messages_per_hour": stats.messages_per_hour(hours_since, now),

@@ -9,7 +9,6 @@ import pytest
 
 from gowa_py import protocol as p
 from gowa_py.models import SessionConfig
-from gowa_py.storage.factory import sqlite_registry
 from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor.sequencer import EventSequencer
 
@@ -66,11 +65,11 @@ class Harness:
 
 
 @pytest.fixture
-def registry(tmp_path):
-    registry = sqlite_registry(tmp_path / "gowa.db")
+def registry(storage_backend):
+    """The sequencer against a real registry, on each storage backend."""
+    registry = storage_backend.registry()
     registry.create("s", SessionConfig(), "running")
-    yield registry
-    registry.close()
+    return registry
 
 
 def ids(epoch: str, *seqs: int) -> list[str]:

@@ -110,9 +110,18 @@ def plan_import(
     ``carry`` says which of GoWA's settings the sessions get; ``name`` is the session id
     of a store's only device.
     """
-    store = whatsmeow_store.open_store(copy.store)
-    chats = sqlite3.connect(copy.chats) if copy.chats else None
-    try:
+    with contextlib.ExitStack() as stack:
+        store = stack.enter_context(contextlib.closing(whatsmeow_store.open_store(copy.store)))
+        chats = (
+            stack.enter_context(contextlib.closing(sqlite3.connect(copy.chats)))
+            if copy.chats
+            else None
+        )
+        keys = (
+            stack.enter_context(contextlib.closing(sqlite3.connect(copy.keys)))
+            if copy.keys
+            else None
+        )
         if chats is not None and not gowa_chats.is_chat_storage(chats):
             raise ImportRefused(f"{files.chats} is not GoWA's chat storage (no messages table)")
         found = whatsmeow_store.devices(store)
@@ -123,7 +132,6 @@ def plan_import(
         if name is not None and len(found) != 1:
             raise ImportRefused(f"--session-id names one session; the store has {len(found)}")
         known = gowa_chats.registry(chats) if chats is not None else []
-        keys = sqlite3.connect(copy.keys) if copy.keys is not None else None
         plans = []
         for device in found:
             gowa = _gowa_device(device, known)
@@ -138,17 +146,15 @@ def plan_import(
                 plan.chats, plan.messages = gowa_chats.count(chats, owners)
             plan.config = session_config(carry, gowa)
             plans.append(plan)
-        if keys is not None:
-            keys.close()
-    finally:
-        store.close()
-        if chats is not None:
-            chats.close()
     skipped = [
         f"GoWA device {d.device_id!r} has no login in the store (never paired, or logged out)"
         for d in known
         if not any(p.gowa == d for p in plans)
     ]
+    ids = [p.session_id for p in plans]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ImportRefused(f"two GoWA devices would both become session {', '.join(twice)}")
     clashes = [
         f"session {p.session_id} already exists" for p in plans if p.session_id in existing.sessions
     ]

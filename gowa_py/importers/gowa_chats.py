@@ -87,16 +87,14 @@ def registry(conn: sqlite3.Connection) -> list[GowaDevice]:
     return [GowaDevice(*row) for row in rows]
 
 
-def _scope(
-    conn: sqlite3.Connection, table: str, owners: Sequence[str] | None
-) -> tuple[str, list[str]]:
-    """The WHERE clause picking a device's rows (all rows of a v7 file or ``owners=None``)."""
-    if owners is None or "device_id" not in _columns(conn, table):
+def _scope(conn: sqlite3.Connection, table: str, owners: Sequence[str]) -> tuple[str, list[str]]:
+    """The WHERE clause picking a device's rows (all rows of a v7 file, which has one)."""
+    if "device_id" not in _columns(conn, table):
         return "", []
     return f" WHERE device_id IN ({', '.join('?' * len(owners))})", list(owners)
 
 
-def count(conn: sqlite3.Connection, owners: Sequence[str] | None) -> tuple[int, int]:
+def count(conn: sqlite3.Connection, owners: Sequence[str]) -> tuple[int, int]:
     """The device's (chats, messages)."""
     chats_where, chats_args = _scope(conn, "chats", owners)
     messages_where, messages_args = _scope(conn, "messages", owners)
@@ -112,7 +110,7 @@ def _jid(value: str | None) -> str:
     return value if "@" in value or not value else f"{value}@s.whatsapp.net"
 
 
-def copy_history(source: Path, owners: Sequence[str] | None, target: Path) -> tuple[int, int]:
+def copy_history(source: Path, owners: Sequence[str], target: Path) -> tuple[int, int]:
     """Write the device's chats, messages and reactions into a new ``chats.db`` at
     ``target``; returns (chats, messages)."""
     private_sqlite(target)
@@ -141,16 +139,16 @@ class _Reader:
     def _have(self, table: str) -> set[str]:
         return {row[1] for row in self.conn.execute(f'PRAGMA gowa.table_info("{table}")')}
 
-    def _rows(self, table: str, owners: Sequence[str] | None) -> list[sqlite3.Row]:
+    def _rows(self, table: str, owners: Sequence[str]) -> list[sqlite3.Row]:
         have = self._have(table)
         if not have:
             return []
         where, args = ("", [])
-        if owners is not None and "device_id" in have:
+        if "device_id" in have:
             where, args = f" WHERE device_id IN ({', '.join('?' * len(owners))})", list(owners)
         return self.conn.execute(f'SELECT * FROM gowa."{table}"{where}', args).fetchall()
 
-    def chats(self, owners: Sequence[str] | None) -> int:
+    def chats(self, owners: Sequence[str]) -> int:
         now = time.time()
         rows = self._rows("chats", owners)
         for row in rows:
@@ -172,7 +170,7 @@ class _Reader:
             )
         return len(rows)
 
-    def messages(self, owners: Sequence[str] | None) -> int:
+    def messages(self, owners: Sequence[str]) -> int:
         now = time.time()
         edited = {row["original_message_id"] for row in self._rows("message_edits", owners)}
         rows = self._rows("messages", owners)
@@ -208,7 +206,7 @@ class _Reader:
             )
         return len(rows)
 
-    def reactions(self, owners: Sequence[str] | None) -> None:
+    def reactions(self, owners: Sequence[str]) -> None:
         for row in self._rows("message_reactions", owners):
             if row["emoji"]:
                 self.conn.execute(

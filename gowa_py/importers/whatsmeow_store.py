@@ -78,11 +78,11 @@ def open_store(path: Path) -> sqlite3.Connection:
     try:
         tables = set(_tables(conn))
         if not {"whatsmeow_device", "whatsmeow_version"} <= tables:
-            raise ImportRefused(f"{path.name} is not a whatsmeow store (no whatsmeow_device)")
+            raise ImportRefused("GoWA's database is not a whatsmeow store (no whatsmeow_device)")
         version, compat = conn.execute("SELECT version, compat FROM whatsmeow_version").fetchone()
     except (sqlite3.DatabaseError, TypeError) as exc:
         conn.close()
-        raise ImportRefused(f"{path.name} cannot be read as a whatsmeow store: {exc}") from exc
+        raise ImportRefused(f"GoWA's whatsmeow store cannot be read: {exc}") from exc
     except ImportRefused:
         conn.close()
         raise
@@ -105,9 +105,9 @@ def count_rows(conn: sqlite3.Connection, jid: str, schema: str = "main") -> dict
     """The device's rows per table (shared tables: all their rows)."""
     counts = {}
     for table in _tables(conn, schema):
-        owner = _owner(conn, table, schema)
         if table in _SCHEMA_TABLES:
             continue
+        owner = _owner(conn, table, schema)
         where, args = (f' WHERE "{owner}" = ?', (jid,)) if owner else ("", ())
         counts[table] = conn.execute(
             f'SELECT COUNT(*) FROM {schema}."{table}"{where}', args

@@ -177,6 +177,9 @@ async def test_counters_stats_and_metrics_survive_restart(make_client, tmp_path)
     metrics = body["results"]
     assert metrics["memory"]["pss"]["m1"][-2:] == [8, 9]
     assert len(metrics["memory"]["timestamps"]) == 2
+    # The window the charts' time axes span, on the gateway's clock.
+    assert metrics["until"] - metrics["since"] == pytest.approx(300)
+    assert metrics["since"] <= metrics["memory"]["timestamps"][0] < metrics["until"]
     hours = metrics["messages_per_hour"]
     assert len(hours) >= 24 and sum(h["received"] for h in hours) == 2
     assert metrics["connected"][-1] == {**metrics["connected"][-1], "connected": 0, "sessions": 1}

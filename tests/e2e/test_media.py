@@ -24,7 +24,14 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SUBPROCESS_WORKERS, new_phone, pair, session_dir
+from tests.e2e.conftest import (
+    SUBPROCESS_WORKERS,
+    EventWatcher,
+    is_event,
+    new_phone,
+    pair,
+    session_dir,
+)
 from tests.procs import Gateway, free_port, wait_until
 
 pytestmark = pytest.mark.integration
@@ -93,6 +100,13 @@ def gw(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         yield gateway
     finally:
         gateway.cleanup()
+
+
+@pytest.fixture(scope="module")
+def events(gw: Gateway) -> Iterator[EventWatcher]:
+    watcher = EventWatcher(gw.http.base.replace("http", "ws") + "/api/dashboard/events")
+    yield watcher
+    watcher.close()
 
 
 # -- media of every kind, made here: random content, real containers where ffmpeg reads them
@@ -201,6 +215,8 @@ def alice_copy(gw: Gateway, message_id: str) -> bytes:
 
 
 KINDS = ["image", "video", "voice", "document", "sticker", "animated-sticker"]
+#: The key of each kind in GoWA's ``message`` event.
+EVENT_KEYS = {"voice": "audio", "animated-sticker": "sticker"}
 
 
 def make(kind: str, tmp: Path) -> tuple[str, str, bytes, str, dict[str, str]]:
@@ -220,9 +236,9 @@ def make(kind: str, tmp: Path) -> tuple[str, str, bytes, str, dict[str, str]]:
 
 @pytest.mark.parametrize("by_url", [False, True], ids=["upload", "url"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_round_trips_byte_identical(gw, files, tmp_path, kind, by_url):
+def test_every_kind_round_trips_byte_identical(gw, files, events, tmp_path, kind, by_url):
     route, field, data, ctype, extra = make(kind, tmp_path)
-    before = bob_files(gw)
+    before, url = bob_files(gw), ""
     if by_url:
         url = files.url(f"{uuid.uuid4().hex}.{ctype.split('/')[1]}", ctype, data)
         status, answer = gw.http.post(
@@ -241,6 +257,11 @@ def test_every_kind_round_trips_byte_identical(gw, files, tmp_path, kind, by_url
     else:
         assert mine == data
     assert received(gw, before, message_id, len(mine)) == mine
+    event = events.wait(is_event("message", "bob", id=message_id), 10, "Bob's message event")
+    media = event["payload"][EVENT_KEYS.get(kind, kind)]
+    assert media["url"].startswith("https://mmg.whatsapp.net/v/t62."), event
+    if kind == "document":  # the form's file name, or the URL's last segment
+        assert media["filename"] == (url.rsplit("/", 1)[1] if by_url else "upload.pdf"), event
 
 
 def urlencoded(fields: dict[str, str]) -> bytes:

@@ -429,7 +429,7 @@ def sim() -> None:
 @click.option("--data-dir", default="./data/sim", show_default=True)
 @click.option(
     "--max-upload-mb",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=128.0,
     show_default=True,
     help="Largest media upload the sandbox CDN stores (larger ones get a 413).",

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from gowa_py.sim.media import MediaStore
 from gowa_py.sim.server import SimServer
 
 CDN = "https://mmg.whatsapp.net"
@@ -122,3 +123,19 @@ async def test_media_and_upload_tokens_survive_a_restart(tmp_path: Path) -> None
         ):
             assert await resp.read() == blob
         assert sim.media.auth_valid(auth)
+
+
+def test_oldest_files_go_past_the_total_limit(tmp_path: Path) -> None:
+    store = MediaStore(tmp_path / "media", max_upload=1000, max_total=2500)
+    paths = []
+    for _ in range(3):
+        part = store.new_part()
+        part.write_bytes(os.urandom(1000))
+        paths.append(store.commit(part, "image")[1].split("?")[0])
+    assert store.blob(paths[0]) is None
+    assert all(store.blob(path) is not None for path in paths[1:])
+    assert len(list(store.folder.glob("*.enc"))) == 2
+    (store.folder / "crashed.part").write_bytes(b"half")
+    restarted = MediaStore(tmp_path / "media", max_upload=1000, max_total=2500)
+    assert not list(restarted.folder.glob("*.part"))
+    assert all(restarted.blob(path) is not None for path in paths[1:])

@@ -42,6 +42,7 @@ PRELOAD = (
     "workers.operations.events",
     "workers.session",
     "workers.worker",
+    "workers.run",
     "workers.eventlog",
     "workers.payloads",
     "workers.sandbox",

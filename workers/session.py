@@ -29,12 +29,11 @@ from neonize.events import (
     TemporaryBanEv,
 )
 from neonize.proto import Neonize_pb2 as pb
-from neonize.utils.jid import build_jid
 
 from gowa_py import protocol as p
 from gowa_py.backoff import backoff_delay
-from gowa_py.errors import GowaError
 from workers import lids, payloads
+from workers.errors import SessionError
 from workers.logfile import LOCAL_ONLY
 from workers.system import storefile
 from workers.watchdog import SilenceWatch
@@ -54,13 +53,6 @@ class Emit(Protocol):
 FIRST_QR_TTL_S = 60
 NEXT_QR_TTL_S = 20
 CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
-
-
-class SessionError(GowaError):
-    """A command that cannot be carried out; the worker replies with its code and message."""
-
-    def __init__(self, code: p.ErrorCode, message: str) -> None:
-        super().__init__(message, code=code)
 
 
 class WhatsAppSession:
@@ -399,25 +391,3 @@ def _match_whatsmeow_log_level() -> None:
     """
     level = logging.getLogger("whatsmeow").getEffectiveLevel()
     logging.getLogger(NEONIZE_LOGGER).setLevel(level)
-
-
-def parse_jid(value: str) -> pb.JID:
-    """A phone number or a JID string (``user[:device]@server``) as a neonize JID."""
-    value = value.strip()
-    if not value:
-        raise SessionError(p.ErrorCode.INVALID_JID, "recipient is empty")
-    if "@" not in value:
-        digits = value.lstrip("+").replace(" ", "").replace("-", "")
-        if not (digits.isascii() and digits.isdigit()) or not 5 <= len(digits) <= 20:
-            raise SessionError(p.ErrorCode.INVALID_JID, f"invalid phone number {value!r}")
-        return build_jid(digits)
-    user, _, server = value.partition("@")
-    if not server or not user or "@" in server:
-        raise SessionError(p.ErrorCode.INVALID_JID, f"invalid JID {value!r}")
-    device = 0
-    if ":" in user:
-        user, _, raw_device = user.partition(":")
-        if not (raw_device.isascii() and raw_device.isdigit()):
-            raise SessionError(p.ErrorCode.INVALID_JID, f"invalid JID {value!r}")
-        device = int(raw_device)
-    return pb.JID(User=user, Server=server, Device=device, RawAgent=0, Integrator=0, IsEmpty=False)

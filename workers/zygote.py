@@ -97,7 +97,7 @@ def _child(
         os.chdir(request.cwd)
         os.environ.update(request.env)
         os.environ[p.KEYS_FD_ENV] = str(keys_fd)
-        from workers.worker import main
+        from workers.run import main
 
         main(forked=True)
         code = 0

@@ -199,7 +199,8 @@ def test_a_recipient_the_gateway_accepts_is_one_the_worker_can_address(value: st
     """No recipient passes the gateway's check only to be refused by whatsmeow (a 502):
     what the gateway accepts, the worker parses into a JID of ASCII digits on a known
     server, or refuses itself as INVALID_JID (400)."""
-    from workers.session import SessionError, parse_jid
+    from workers.errors import SessionError
+    from workers.jid import parse_jid
 
     try:
         msgspec.convert({"phone": value, "message": "m"}, operations.SendMessage)

@@ -13,7 +13,7 @@ CHECK = """
 from types import SimpleNamespace
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import ImageMessage, Message
 from workers.operations.media import download_to_disk
-from workers.session import SessionError
+from workers.errors import SessionError
 
 class NoDownload:
     def download_any(self, message):

@@ -72,8 +72,8 @@ def test_every_failure_with_a_code_shares_one_base():
     from gowa_py.supervisor.runner import StartRefused
     from gowa_py.supervisor.zygote_client import ZygoteError
     from gowa_py.webhooks.policy import BlockedTarget
+    from workers.errors import SessionError
     from workers.sandbox import SandboxPatchError
-    from workers.session import SessionError
     from workers.system.confine import Unsupported
     from workers.worker import StoreDamaged
 

@@ -508,6 +508,7 @@ CALLERS = [
     *sorted((ROOT / "gowa_py" / "supervisor").rglob("*.py")),
     ROOT / "gowa_py" / "webhooks" / "deliverer.py",
     ROOT / "workers" / "worker.py",
+    ROOT / "workers" / "run.py",
     *sorted((ROOT / "workers" / "operations").rglob("*.py")),
 ]
 IMPLEMENTATIONS = {"Registry", "Outbox", "ChatsDb", "ChatStore", "EventLog", "LostSuspects"}

@@ -18,7 +18,9 @@ from neonize.proto import Neonize_pb2 as pb
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
-from workers.session import Emit, SessionError, parse_jid
+from workers.errors import SessionError
+from workers.jid import parse_jid
+from workers.session import Emit
 
 if TYPE_CHECKING:
     from gowa_py.storage.interfaces import ChatStorage

@@ -11,8 +11,8 @@ from neonize.proto import Neonize_pb2 as pb
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from workers import lids, payloads
+from workers.jid import parse_jid
 from workers.operations.context import Context, fail, handles, ok
-from workers.session import parse_jid
 from workers.timefmt import rfc3339
 
 

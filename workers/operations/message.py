@@ -10,6 +10,7 @@ from neonize.utils.enum import ReceiptType
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
+from workers.jid import parse_jid
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.media import download_to_disk
 from workers.operations.messages import (
@@ -22,7 +23,6 @@ from workers.operations.messages import (
     sender_of,
     stored_message,
 )
-from workers.session import parse_jid
 from workers.timefmt import rfc3339
 
 

@@ -12,8 +12,8 @@ from neonize.utils.message import extract_text
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from workers import payloads
+from workers.jid import parse_jid
 from workers.operations.context import Context, fail, ok
-from workers.session import parse_jid
 from workers.timefmt import rfc3339
 
 # Message content fields that carry media, and GoWA's name for each kind.

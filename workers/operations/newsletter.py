@@ -9,9 +9,9 @@ from neonize.proto import Neonize_pb2 as pb
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from workers import payloads
+from workers.jid import parse_jid
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.messages import MEDIA_FIELDS, describe
-from workers.session import parse_jid
 
 
 def newsletter_jid(value: str) -> pb.JID:

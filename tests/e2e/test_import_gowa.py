@@ -364,6 +364,9 @@ def test_imported_sessions_connect_without_qr_and_keep_history(
             message_id = body["results"]["message_id"]
             got = watcher.wait(is_event("message", receiving, id=message_id), 10, "delivery")
             assert got["payload"]["body"] == f"after, {sender}"
+        for phone in (ALICE, BOB):  # each device connected once at a time, never twice
+            status, listed = sandbox.api("GET", f"/sim/phones/{phone}")
+            assert [d["replaced"] for d in listed["devices"]] == [0], listed
         status, body = second.http.get(
             f"/api/alice-dev/chat/{BOB}@s.whatsapp.net/messages?limit=50"
         )

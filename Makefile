@@ -54,8 +54,11 @@ system-deps:
 # PostgreSQL for the storage tests: the server at GOWA_TEST_DATABASE_URL, else the local
 # one (Debian's postgresql; a stopped cluster is started). The tests connect as that URL
 # says (default postgresql://postgres@127.0.0.1:5432/postgres, so the local server must
-# trust it) and create and drop a database of their own per run.
+# trust it) and create and drop a database of their own per run. The GoWA import test
+# builds GoWA's PostgreSQL store with pg_dump and psql (Debian's postgresql-client).
 test-db:
+	@command -v pg_dump >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-client; }
 	@if [ -z "$${GOWA_TEST_DATABASE_URL:-}" ]; then \
 	  command -v pg_lsclusters >/dev/null || { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }; \

@@ -125,9 +125,13 @@ class MediaStore:
     def blob(self, path: str) -> Path | None:
         """The stored file a CDN path (query excluded) names, if there is one."""
         match = BLOB_PATH.fullmatch(path)
-        if match is None or f"{match[1]}.enc" not in self._sizes:
+        name = f"{match[1]}.enc" if match else ""
+        if name not in self._sizes:
             return None
-        return self.folder / f"{match[1]}.enc"
+        if not (self.folder / name).is_file():  # deleted behind the store's back
+            del self._sizes[name]
+            return None
+        return self.folder / name
 
     def _evict(self) -> None:
         while sum(self._sizes.values()) > self.max_total and len(self._sizes) > 1:

@@ -300,3 +300,18 @@ def test_oversize_upload_is_413_and_nothing_is_stored(gw, sandbox):
     assert sorted(cdn.iterdir()) == before
     assert sent_count(gw) == sent_before
     assert bob_files(gw) == bob_before
+
+
+def test_media_the_cdn_no_longer_has_is_a_clean_error(gw, sandbox):
+    """Media WhatsApp has dropped (expired, here deleted): the download answers with
+    whatsmeow's 404, never a 500, and the message stays."""
+    before = bob_files(gw)
+    data = os.urandom(5000)
+    message_id = send(gw, "file", "file", data, "application/pdf")
+    assert received(gw, before, message_id, len(data)) == data
+    for blob in (sandbox.data_dir / "media").glob("*.enc"):
+        blob.unlink()
+    status, answer = gw.http.get(f"/api/alice/message/{message_id}/download?phone={BOB}")
+    assert status == 502 and answer["code"] == "WHATSAPP_ERROR", answer
+    assert "404" in answer["message"], answer
+    assert download(gw, "bob", ALICE, message_id).read_bytes() == data  # his copy is kept

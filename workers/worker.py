@@ -40,6 +40,9 @@ INLINE_COMMANDS = (p.Ping, p.GetStatus, p.GetQR, p.Reconnect, p.Shutdown)
 COMMAND_THREADS = 16
 #: Exit code of a worker that reached its memory ceiling in Python code.
 EXIT_OUT_OF_MEMORY = 3
+#: Seconds a worker whose command connection dropped waits to see whether the gateway
+#: is gone too (its pidfd wakes watch_parent) before it blames itself.
+LOST_CONNECTION_GRACE = 1.0
 
 
 class StoreDamaged(GowaError):
@@ -153,7 +156,7 @@ class Worker:
     def serve(self) -> None:
         """Greet the gateway and answer its requests from now on."""
         self.link.hello(os.getpid(), self.started_at, self.events.identity())
-        self.link.serve(self._receive)
+        self.link.serve(self._receive, self.lost_connection)
 
     def _receive(self, request: p.Request) -> None:
         if isinstance(request.command, INLINE_COMMANDS):
@@ -217,6 +220,29 @@ class Worker:
         log.error("out of memory in %s: the worker_memory_mb ceiling; exiting", where)
         self.exit_code = EXIT_OUT_OF_MEMORY
         self.loop.call_soon_threadsafe(self.done.set)
+
+    def lost_connection(self) -> None:
+        """The command connection to the gateway dropped (gowa_py.ipc.WorkerLink.serve): no
+        command reaches this worker any more, so it ends and the supervisor starts a fresh
+        one at once rather than after its watchdog's pings. A gateway that exits drops the
+        connection too; then watch_parent has ended the worker by the time this looks."""
+
+        def judge() -> None:
+            if self.done.is_set():
+                return
+            cause = (
+                "the command connection to the gateway "
+                "(libzmq drops it when it cannot allocate a message)"
+            )
+            if self.config.memory_limit_bytes:
+                self.out_of_memory(cause)
+                return
+            log.error("lost %s; exiting", cause)
+            report_exit(Path(self.config.session_dir), f"lost {cause}")
+            self.exit_code = 1
+            self.done.set()
+
+        self.loop.call_later(LOST_CONNECTION_GRACE, judge)
 
     def on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if isinstance(context.get("exception"), MemoryError):

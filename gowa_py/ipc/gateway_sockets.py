@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import zmq
 
@@ -27,6 +28,7 @@ from gowa_py.ipc.errors import WorkerError, WorkerUnavailable
 from gowa_py.ipc.receiver import Receiver
 
 log = logging.getLogger("gowa_py.ipc")
+_M = TypeVar("_M", p.Hello, p.Event)
 
 
 class GatewaySockets:
@@ -204,7 +206,7 @@ class GatewaySockets:
                     continue
                 self._routes[speaker] = route
                 # The handler may send requests whose replies this very loop must read.
-                task = asyncio.create_task(_guarded(self._on_hello(message), "hello handler"))
+                task = asyncio.create_task(_guarded(self._on_hello, message, "hello handler"))
                 self._handlers.add(task)
                 task.add_done_callback(self._handlers.discard)
                 continue
@@ -237,13 +239,17 @@ class GatewaySockets:
                     "event", f"worker of {speaker!r} sent an event of {event.session_id!r}"
                 )
                 continue
-            await _guarded(self._on_event(event), "event handler")
+            await _guarded(self._on_event, event, "event handler")
 
 
-async def _guarded(awaitable: Awaitable[None], what: str) -> None:
-    """A failing handler must not kill the socket reader that serves every session."""
+async def _guarded(handler: Callable[[_M], Awaitable[None]], message: _M, what: str) -> None:
+    """A failing handler must not kill the socket reader that serves every session.
+
+    The handler's coroutine is made here, not by the caller: a task cancelled before its
+    first step (a gateway closing) then leaves no coroutine that was never awaited.
+    """
     try:
-        await awaitable
+        await handler(message)
     except Exception:
         log.exception("%s failed", what)
 

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+import msgspec
 import zmq
 
 from gowa_py import protocol as p
@@ -46,6 +47,9 @@ class WorkerLink:
         self._dealer.setsockopt(zmq.LINGER, 1000)
         self._dealer_lock = threading.Lock()
         self._handle: Callable[[p.Request], None] | None = None
+        # Before connecting, so no disconnection goes unseen (see serve).
+        self._monitor = self._dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._connection: asyncio.Task[None] | None = None
         self._pub = self._ctx.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, 2000)
         self._pub.setsockopt(zmq.SNDHWM, 100_000)
@@ -116,11 +120,28 @@ class WorkerLink:
         with self._dealer_lock:
             self._dealer.send(p.encode(message))
 
-    def serve(self, handle: Callable[[p.Request], None]) -> None:
-        """Call ``handle`` on the event loop for each request, from now until close."""
+    def serve(self, handle: Callable[[p.Request], None], lost: Callable[[], None]) -> None:
+        """Call ``handle`` on the event loop for each request, from now until close, and
+        ``lost`` once if the command connection drops.
+
+        A dropped connection is not coming back: libzmq drops one for good when it
+        cannot allocate a message for it (a worker at its memory ceiling), and a
+        reconnection the ROUTER took while the old pipe lingered is ignored (the routing
+        id is still in use, and ``ROUTER_HANDOVER`` is off). Without ``lost`` the worker
+        would live on unreachable until the gateway's watchdog killed it.
+        """
         self._handle = handle
         self._loop.add_reader(self._dealer.fileno(), self._drain)
+        self._connection = asyncio.create_task(self._watch_connection(lost), name="ipc-monitor")
         self._drain()
+
+    async def _watch_connection(self, lost: Callable[[], None]) -> None:
+        receiver = Receiver(self._monitor)
+        try:
+            await receiver.recv()  # the one event asked for: DISCONNECTED
+        finally:
+            receiver.close()
+        lost()
 
     def _drain(self) -> None:
         """Take every request that has arrived (ZeroMQ's descriptor is edge-triggered)."""
@@ -137,7 +158,7 @@ class WorkerLink:
         for data in frames:
             try:
                 request = p.decode_request(data)
-            except Exception:
+            except msgspec.DecodeError:  # not MemoryError: the worker's handler ends it
                 log.warning("ignoring undecodable request (%d bytes)", len(data))
                 continue
             self._handle(request)
@@ -159,12 +180,17 @@ class WorkerLink:
             self._loop.call_soon_threadsafe(self._drain)
 
     async def close(self) -> None:
-        self._watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._watch
+        for task in (self._watch, self._connection):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         with self._dealer_lock:
             if self._handle is not None:
                 self._loop.remove_reader(self._dealer.fileno())
+            # An open monitor socket would keep the context's term() waiting for ever.
+            self._dealer.disable_monitor()
+            self._monitor.close(0)
             self._dealer.close()
         with self._pub_lock:
             self._live = False

@@ -142,12 +142,15 @@ def test_worker_past_its_memory_ceiling_is_restarted_and_the_session_goes_on(
     gateway.wait_status("heavy", {"CONNECTED"}, timeout=30)
     status, body = gateway.http.post("/api/heavy/send/message", {"phone": peer, "message": "back"})
     assert status == 200, body
-    log = (session_dir(gateway, "heavy") / "worker.log").read_text(errors="replace")
-    log += _read(session_dir(gateway, "heavy") / "worker.log.1")
-    # Go's runtime dies ("fatal error: runtime: cannot allocate memory"), or Python's
-    # MemoryError makes the worker restart itself.
+    log = _read(session_dir(gateway, "heavy") / "worker.log.1")
+    log += _read(session_dir(gateway, "heavy") / "worker.log")
+    # Go's runtime dies ("fatal error: runtime: cannot allocate memory"), or the worker
+    # ends itself: a MemoryError in Python, or the command connection libzmq dropped for
+    # want of memory. Never a wedged worker the watchdog had to kill.
     reasons = ("cannot allocate memory", "out of memory", "memory ceiling")
-    assert any(reason in log for reason in reasons), log[-3000:]
+    gateway_log = gateway.log_path.read_text(errors="replace")
+    assert any(reason in log for reason in reasons), (log[-3000:], gateway_log[-3000:])
+    assert "health pings unanswered" not in gateway_log, gateway_log[-3000:]
 
 
 def _read(path: Path) -> str:

@@ -2,7 +2,10 @@
 a worker that can only speak as itself."""
 
 import asyncio
+import gc
 import threading
+import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -49,8 +52,8 @@ def _link(gateway: GatewaySockets, session_id: str) -> WorkerLink:
     )
 
 
-def _serve(link: WorkerLink, answer):
-    link.serve(lambda request: link.reply(answer(request)))
+def _serve(link: WorkerLink, answer, lost=lambda: None):
+    link.serve(lambda request: link.reply(answer(request)), lost)
 
 
 async def _until(predicate, timeout=5.0):
@@ -76,6 +79,54 @@ async def test_a_closed_gateway_leaves_no_socket_folder(tmp_path):
     assert folder.is_dir()
     await sockets.close()
     assert not folder.exists()
+
+
+async def test_a_dropped_command_connection_is_reported(tmp_path):
+    """libzmq does not bring back a connection it dropped for want of memory, so the link
+    tells its worker (which then ends) instead of waiting on it; a gateway closing its
+    sockets is the drop a test can cause."""
+
+    hellos: list[p.Hello] = []
+
+    async def ignore(_event):
+        return None
+
+    async def on_hello(hello):
+        hellos.append(hello)
+
+    command, event = endpoints(tmp_path)
+    sockets = GatewaySockets(command, event, ignore, on_hello)
+    await sockets.start()
+    link = _link(sockets, "s1")
+    link.hello(pid=42, started_at=1.0)
+    lost: list[bool] = []
+    _serve(
+        link,
+        lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)),
+        lambda: lost.append(True),
+    )
+    await _until(lambda: hellos)
+    assert await sockets.request("s1", p.Ping(), timeout=2) == p.Pong(pid=42, uptime_s=1.0)
+    assert not lost
+    await sockets.close()
+    await _until(lambda: lost)
+    await link.close()
+
+
+async def test_a_link_its_worker_closes_reports_no_drop(gateway):
+    link = _link(gateway, "s1")
+    link.hello(pid=42, started_at=1.0)
+    lost: list[bool] = []
+    _serve(
+        link,
+        lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)),
+        lambda: lost.append(True),
+    )
+    await _until(lambda: gateway.seen_hellos)
+    assert await gateway.request("s1", p.Ping(), timeout=2) == p.Pong(pid=42, uptime_s=1.0)
+    await link.close()
+    await asyncio.sleep(0.3)
+    assert not lost
 
 
 async def test_request_reply_and_hello(gateway):
@@ -117,7 +168,7 @@ async def test_replies_from_threads_while_requests_keep_arriving(gateway):
         threads.append(thread)
         thread.start()
 
-    link.serve(answer_later)
+    link.serve(answer_later, lambda: None)
     try:
         for _ in range(5):
             replies = await asyncio.gather(
@@ -292,7 +343,7 @@ async def test_a_reply_from_another_connection_does_not_answer_a_request(gateway
     bob.hello(pid=2, started_at=1.0)
     await _until(lambda: gateway.seen_hellos)
     waiting: list[p.Request] = []
-    bob.serve(waiting.append)  # bob answers later, by hand
+    bob.serve(waiting.append, lambda: None)  # bob answers later, by hand
     alice = gateway.admit("alice")
     hostile = _hostile(gateway, alice, zmq.DEALER, identity=alice.routing_id)
     hostile.send(p.encode(p.Hello(session_id="alice", pid=3, started_at=1.0)))
@@ -340,3 +391,33 @@ async def test_one_key_makes_only_a_few_connections(gateway):
     assert sum(bool(s) for s in subscribed) == MAX_HANDSHAKES
     for sock in socks:
         sock.close()
+
+
+async def test_closing_before_hello_handlers_start_leaves_no_unawaited_coroutine(tmp_path):
+    """Hellos read in the loop turn before a close get handler tasks that are cancelled
+    before their first step; nothing of theirs may be left unawaited (the gateway printed
+    "coroutine 'Supervisor._on_hello' was never awaited" at shutdown)."""
+
+    async def ignore(_message):
+        return None
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for turns in range(1, 4):  # loop turns between the hellos' arrival and the close
+            command, event = endpoints(tmp_path / str(turns))
+            sockets = GatewaySockets(command, event, ignore, ignore)
+            await sockets.start()
+            workers = []
+            for i in range(4):
+                keys = sockets.admit(f"s{i}")
+                workers.append(_hostile(sockets, keys, zmq.DEALER, identity=keys.routing_id))
+                workers[-1].send(p.encode(p.Hello(session_id=f"s{i}", pid=i, started_at=1.0)))
+            time.sleep(0.2)  # the loop is blocked: every hello waits in the ROUTER
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            await sockets.close()
+            for worker in workers:
+                worker.close()
+            gc.collect()
+    unawaited = [w for w in caught if "was never awaited" in str(w.message)]
+    assert not unawaited, [str(w.message) for w in unawaited]

@@ -81,7 +81,7 @@ class ImportPlan:
         return "\n".join(lines)
 
 
-def _gowa_device(store: StoreDevice, known: list[GowaDevice]) -> GowaDevice | None:
+def gowa_device(store: StoreDevice, known: list[GowaDevice]) -> GowaDevice | None:
     """GoWA's registry row of a store device: by full JID, else by an unambiguous number."""
     exact = [d for d in known if d.ad_jid == store.jid]
     if len(exact) == 1:
@@ -134,7 +134,7 @@ def plan_import(
         known = gowa_chats.registry(chats) if chats is not None else []
         plans = []
         for device in found:
-            gowa = _gowa_device(device, known)
+            gowa = gowa_device(device, known)
             rows = whatsmeow_store.count_rows(store, device.jid)
             if keys is not None:
                 in_keys = whatsmeow_store.count_rows(keys, device.jid)

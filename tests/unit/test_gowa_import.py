@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from gowa_py.importers import ImportRefused
+from gowa_py.importers.gowa import gowa_device
 from gowa_py.importers.gowa_chats import GowaDevice, seconds
 from gowa_py.importers.gowa_settings import Carry, session_config
 from gowa_py.importers.source import SourceFiles, check_idle, snapshot, sqlite_path
+from gowa_py.importers.whatsmeow_store import StoreDevice
 from gowa_py.models import SessionConfig
 from tests.procs import wait_until
 
@@ -132,3 +134,16 @@ def test_a_database_open_elsewhere_is_in_use_and_never_touched(tmp_path):
     snapshot(SourceFiles(store), copy)
     assert _digest(store) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "whatsapp.db"]
+
+
+def test_store_devices_find_their_gowa_device_id():
+    """v9.2 keeps the full JID (ad_jid); earlier v8/v9 only the number, which names a
+    device only while no other slot has the same number."""
+    store = StoreDevice("15550001:7@s.whatsapp.net")
+    exact = GowaDevice("sales", "15550001@s.whatsapp.net", ad_jid=store.jid)
+    other = GowaDevice("old", "15550001@s.whatsapp.net", ad_jid="15550001:3@s.whatsapp.net")
+    legacy = GowaDevice("support", "15550001@s.whatsapp.net")
+    assert gowa_device(store, [other, exact, legacy]) == exact
+    assert gowa_device(store, [other, legacy]) == legacy
+    assert gowa_device(store, [legacy, GowaDevice("twin", legacy.jid)]) is None
+    assert gowa_device(store, [other]) is None

@@ -72,9 +72,9 @@ def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPla
     """The whole command: check, plan, and (unless a dry run) import."""
     if options.database_url:
         raise ImportRefused(
-            "this gateway keeps its sessions in PostgreSQL (database_url): import GoWA into "
-            "a SQLite data dir (--data-dir, without database_url), then move each session "
-            "with gowa session export and gowa session import (docs/migrating-from-gowa.md)"
+            "this gateway keeps its sessions in PostgreSQL (database_url), and the import "
+            "writes SQLite files: importing GoWA into a PostgreSQL gateway is not supported "
+            "yet; import into a gateway without database_url"
         )
     files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
     source.check_idle(files)

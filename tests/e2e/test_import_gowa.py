@@ -309,7 +309,7 @@ def test_bad_sources_are_refused_and_nothing_is_written(gowa_install, tmp_path):
     assert not (data / "sessions").exists()
     postgres = {**os.environ, "GOWA_DATABASE_URL": "postgresql://gowa@127.0.0.1:1/gowa"}
     result = gowa(gowa_storages, "--data-dir", data, env=postgres)
-    assert result.returncode == 1 and "gowa session export" in result.stderr
+    assert result.returncode == 1 and "PostgreSQL gateway is not supported" in result.stderr
     result = gowa(gowa_storages, "--data-dir", data, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "session alice-dev" in result.stdout and "session bob-dev" in result.stdout

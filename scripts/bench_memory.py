@@ -223,7 +223,7 @@ def bench_in_process(args: argparse.Namespace, steps: list[int]) -> list[dict[st
 
 def child_main(workdir: Path, sandbox_url: str | None) -> None:
     """The in-process host: N WhatsAppSession objects, one thread each."""
-    from workers import sandbox as hooks
+    from gowa_py.sim import redirect as hooks
 
     workdir.mkdir(parents=True, exist_ok=True)
     proxy = None

@@ -45,7 +45,7 @@ PRELOAD = (
     "workers.run",
     "workers.eventlog",
     "workers.payloads",
-    "workers.sandbox",
+    "gowa_py.sim.redirect",
     "gowa_py.protocol",
     "gowa_py.ipc",
     "gowa_py.backoff",

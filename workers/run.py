@@ -49,16 +49,16 @@ def _die_with_parent() -> None:
 def _setup_sandbox(config: p.WorkerConfig) -> None:
     """Trust the sandbox CA; must run before neonize loads its Go library."""
     if config.sandbox is not None:
-        from workers import sandbox
+        from gowa_py.sim import redirect
 
-        sandbox.trust_ca(config.sandbox.ca_file)
+        redirect.trust_ca(config.sandbox.ca_file)
 
 
 def _patch_root_key(config: p.WorkerConfig) -> None:
     if config.sandbox is not None:
-        from workers import sandbox
+        from gowa_py.sim import redirect
 
-        sandbox.patch_root_key(bytes.fromhex(config.sandbox.root_key))
+        redirect.patch_root_key(bytes.fromhex(config.sandbox.root_key))
 
 
 def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession) -> Context:

@@ -1,7 +1,7 @@
 """The sandbox WhatsApp network: a local server the unmodified whatsmeow client talks to.
 
 No machine here can reach WhatsApp, so gowa-py carries its own. Workers in sandbox mode
-point neonize at it with three switches (see ``workers/sandbox.py``): the sandbox URL as
+point neonize at it with three switches (:mod:`.redirect`): the sandbox URL as
 HTTP proxy, the sandbox CA in ``SSL_CERT_FILE``, and the sandbox Noise root key patched
 over whatsmeow's ``WACertPubKey`` in memory. Everything else is the real client.
 

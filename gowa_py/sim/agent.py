@@ -29,7 +29,7 @@ import sys
 import threading
 from typing import Any
 
-from workers import sandbox
+from . import redirect
 
 _print_lock = threading.Lock()
 
@@ -258,10 +258,10 @@ def main() -> None:
     parser.add_argument("--root-key", required=True, help="the sandbox root key, hex")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    sandbox.trust_ca(args.ca)
+    redirect.trust_ca(args.ca)
     from neonize import _binder  # noqa: F401  (loads the Go library)
 
-    sandbox.patch_root_key(bytes.fromhex(args.root_key))
+    redirect.patch_root_key(bytes.fromhex(args.root_key))
     serve(args.db, args.proxy)
 
 

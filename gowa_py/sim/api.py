@@ -11,22 +11,59 @@ import binascii
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from .contacts import Contacts
 from .errors import SimError
 from .jid import JID
+from .network import Network
 from .offline import add_offline_device
-from .store import Phone
-
-if TYPE_CHECKING:
-    from .server import SimServer
+from .paircode import CodePairing
+from .pairing import Pairing
+from .store import Phone, Store
 
 log = logging.getLogger(__name__)
 
 PHONE_RE = re.compile(r"^[0-9]{5,15}$")
-SERVER_KEY: web.AppKey[SimServer] = web.AppKey("sim_server")
+
+
+class Sandbox(Protocol):
+    """What the API reads and drives of the sandbox it serves (the ``SimServer``)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def pairing(self) -> Pairing: ...
+
+    @property
+    def codes(self) -> CodePairing: ...
+
+    @property
+    def contacts(self) -> Contacts: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ca_pem(self) -> str: ...
+
+    @property
+    def root_key(self) -> bytes: ...
+
+    def create_phone(self, phone: str, push_name: str) -> None: ...
+
+    def describe_phone(self, number: str) -> dict: ...
+
+    def drop_connections(self) -> int: ...
+
+
+SERVER_KEY: web.AppKey[Sandbox] = web.AppKey("sim_server")
 
 
 class ApiError(Exception):
@@ -81,7 +118,7 @@ def _phone_number(value: str) -> str:
     return value
 
 
-def _sim(request: web.Request) -> SimServer:
+def _sim(request: web.Request) -> Sandbox:
     return request.app[SERVER_KEY]
 
 
@@ -215,7 +252,7 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def build_app(sim: SimServer) -> web.Application:
+def build_app(sim: Sandbox) -> web.Application:
     app = web.Application(middlewares=[errors_middleware])
     app[SERVER_KEY] = sim
     app.router.add_post("/sim/phones", create_phone)

@@ -6,7 +6,7 @@ Two independent trust paths must be satisfied for whatsmeow to talk to the sandb
   keeps its own CA (``ca.pem``/``ca.key``) that workers trust through ``SSL_CERT_FILE``.
 * Noise: the handshake payload is a root → intermediate → leaf chain whose intermediate
   must be signed by whatsmeow's ``WACertPubKey``. Workers overwrite that variable with
-  the sandbox root key (``root.key`` persists its seed), see ``workers/sandbox.py``.
+  the sandbox root key (``root.key`` persists its seed), see :mod:`.redirect`.
 
 libsignal verifies XEdDSA-style signatures against Montgomery (Curve25519) keys. A plain
 Ed25519 signature is accepted if the published key is the Montgomery form of the Ed25519

@@ -17,19 +17,40 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import SimError
+from .network import Network
+from .pairing import Pairing
 from .store import Phone
-
-if TYPE_CHECKING:
-    from .server import SimServer
 
 log = logging.getLogger(__name__)
 
 AGENT_TIMEOUT = 30.0
-#: Root of the source tree holding ``gowa_py`` and ``workers`` (the agent imports both).
+#: Root of the source tree holding ``gowa_py`` (the agent's package).
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Sandbox(Protocol):
+    """What the contacts need of the sandbox they belong to (the ``SimServer``)."""
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def network(self) -> Network: ...
+
+    @property
+    def pairing(self) -> Pairing: ...
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def ca_pem_path(self) -> Path: ...
+
+    @property
+    def root_key(self) -> bytes: ...
 
 
 class AgentError(SimError):
@@ -101,7 +122,7 @@ class _Agent:
 class Contacts:
     """The agents of all simulated contacts of one sandbox."""
 
-    def __init__(self, sim: SimServer) -> None:
+    def __init__(self, sim: Sandbox) -> None:
         self.sim = sim
         self._agents: dict[str, _Agent] = {}
         self._locks: dict[str, asyncio.Lock] = {}

@@ -8,9 +8,9 @@ import threading
 import pytest
 from aiohttp import web
 
+from gowa_py.sim.redirect import WA_CERT_PUB_KEY
 from tests.e2e.conftest import SUBPROCESS_WORKERS
 from tests.procs import free_port
-from workers.sandbox import WA_CERT_PUB_KEY
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from gowa_py.sim import redirect as sandbox
 from gowa_py.sim.agent import serve
-from workers import sandbox
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from gowa_py.sim import redirect as sandbox
 from gowa_py.sim.certs import XEdSigner, load_ca, load_root_key, noise_cert_chain, xeddsa_verify
 from gowa_py.sim.noise import (
     CONN_HEADER,
@@ -30,7 +31,6 @@ from gowa_py.sim.pb import (
 )
 from gowa_py.sim.phone import ACCOUNT_SIGNATURE_PREFIX, PrimaryPhone
 from gowa_py.sim.store import SignedPreKey, Store
-from workers import sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,7 +195,7 @@ def test_patch_root_key_requires_loaded_library() -> None:
     other tests of a full run load neonize into this one, and it cannot be unloaded."""
     code = (
         "import sys\n"
-        "from workers import sandbox\n"
+        "from gowa_py.sim import redirect as sandbox\n"
         "assert 'neonize._binder' not in sys.modules\n"
         "try:\n"
         "    sandbox.patch_root_key(bytes(32))\n"
@@ -209,7 +209,7 @@ def test_patch_root_key_canary_in_fresh_process() -> None:
     """The installed neonize build holds WACertPubKey exactly once, and patching works."""
     code = (
         "import ctypes, neonize._binder\n"
-        "from workers import sandbox\n"
+        "from gowa_py.sim import redirect as sandbox\n"
         "hits, lib = sandbox._find_all(sandbox.WA_CERT_PUB_KEY)\n"
         "assert len(hits) == 1, hits\n"
         "key = bytes(range(32))\n"

@@ -61,6 +61,7 @@ def test_every_failure_with_a_code_shares_one_base():
     from gowa_py.ipc import WorkerError, WorkerUnavailable
     from gowa_py.keyhash import VerifierBusy
     from gowa_py.serve import DataDirBusy
+    from gowa_py.sim.redirect import SandboxPatchError
     from gowa_py.storage.migrations import SchemaTooNew
     from gowa_py.supervisor import (
         PairingLimit,
@@ -73,7 +74,6 @@ def test_every_failure_with_a_code_shares_one_base():
     from gowa_py.supervisor.zygote_client import ZygoteError
     from gowa_py.webhooks.policy import BlockedTarget
     from workers.errors import SessionError
-    from workers.sandbox import SandboxPatchError
     from workers.system.confine import Unsupported
     from workers.worker import StoreDamaged
 

@@ -1,6 +1,5 @@
-"""Worker-side hooks that point an unmodified neonize client at the sandbox network.
-
-Used only when a session runs in sandbox mode; production never calls these.
+"""Hooks that point an unmodified neonize client at the sandbox network (a worker in
+sandbox mode, the sandbox's own contact agents); production never calls these.
 Order matters:
 
 1. :func:`trust_ca` before neonize loads its Go library (i.e. before ``import neonize``),

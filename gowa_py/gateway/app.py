@@ -32,6 +32,7 @@ from gowa_py.gateway.keys import (
     REGISTRY,
     SESSION_VIEWS,
     SETTINGS,
+    STORAGE,
     SUPERVISOR,
     WEBHOOKS,
     Readiness,
@@ -67,6 +68,7 @@ def create_app(
     )
     app[SETTINGS] = settings
     app[REGISTRY] = registry
+    app[STORAGE] = storage
     app[AUTH] = auth
     app[SUPERVISOR] = supervisor
     app[METRICS] = metrics

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from gowa_py.gateway.metrics import Metrics
     from gowa_py.gateway.stats import DashboardStats
     from gowa_py.gateway.views import SessionViews
-    from gowa_py.storage.interfaces import RegistryStorage
+    from gowa_py.storage.interfaces import GatewayStorage, RegistryStorage
     from gowa_py.supervisor import Supervisor
     from gowa_py.webhooks.deliverer import WebhookDeliverer
     from gowa_py.webhooks.policy import TargetPolicy
@@ -31,6 +31,7 @@ class Readiness:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 REGISTRY: web.AppKey[RegistryStorage] = web.AppKey("registry")
+STORAGE: web.AppKey[GatewayStorage] = web.AppKey("storage")
 SUPERVISOR: web.AppKey[Supervisor] = web.AppKey("supervisor")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 EVENTS: web.AppKey[EventHub] = web.AppKey("events")

@@ -4,6 +4,8 @@ session's archive, ``POST /api/sessions/{id}/import`` installs one as ``id``.
 Both are for the admin only (an archive holds the account's keys). Export stops the
 session's worker while its files are read and, unless ``keep_running=true``, leaves it
 stopped and marked exported (docs/backup.md says why a device must never run twice).
+An archive holds SQLite stores: a gateway on PostgreSQL imports them into the session's
+schema (``GatewayStorage.adopt_stores``) but cannot export yet.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 from aiohttp import web
 
 from gowa_py.archive import session as archive
+from gowa_py.archive.manifest import Manifest
 from gowa_py.gateway.errors import ApiError, envelope
-from gowa_py.gateway.keys import SESSION_VIEWS, SETTINGS, SUPERVISOR
+from gowa_py.gateway.keys import SESSION_VIEWS, SETTINGS, STORAGE, SUPERVISOR
 from gowa_py.ids import check_session_id
 from gowa_py.protocol import ErrorCode
 
@@ -38,7 +41,7 @@ def _flag(request: web.Request, name: str) -> bool:
 
 def _sqlite_only(request: web.Request) -> None:
     """A session archive holds SQLite files: a gateway keeping its sessions in PostgreSQL
-    could neither fill one nor use one (docs/backup.md)."""
+    cannot write one yet (it can import one: docs/backup.md)."""
     if request.app[SETTINGS].database_url:
         raise ApiError(
             ErrorCode.BACKEND_UNSUPPORTED,
@@ -104,12 +107,26 @@ async def _receive(request: web.Request, target: Path) -> None:
             await asyncio.to_thread(file.write, chunk)
 
 
+async def _adopt(
+    request: web.Request, session_id: str, folder: Path, manifest: Manifest, start: bool
+) -> None:
+    """Hand the unpacked stores to the gateway's storage (PostgreSQL copies them into
+    the session's schema), then install the session; a failure takes the stores back."""
+    storage, supervisor = request.app[STORAGE], request.app[SUPERVISOR]
+    await asyncio.to_thread(storage.adopt_stores, session_id, folder)
+    try:
+        await supervisor.adopt(session_id, folder, manifest.session, start)
+    except BaseException:
+        if supervisor.get(session_id) is None:
+            await asyncio.to_thread(storage.discard_stores, session_id)
+        raise
+
+
 @routes.post(IMPORT_PATH)
 async def import_session(request: web.Request) -> web.Response:
     session_id = check_session_id(request.match_info["session_id"])
     force = _flag(request, "force")
     start = _flag(request, "start") if "start" in request.query else True
-    _sqlite_only(request)
     supervisor = request.app[SUPERVISOR]
     if supervisor.get(session_id) is not None:
         raise ApiError(ErrorCode.SESSION_EXISTS, f"session {session_id!r} already exists")
@@ -124,7 +141,7 @@ async def import_session(request: web.Request) -> web.Response:
             unpacked, manifest = await asyncio.to_thread(archive.unpack_to, source, scratch, media)
         staging = unpacked
         archive.check_live(manifest, supervisor.list(), force)
-        await supervisor.adopt(session_id, unpacked / "session", manifest.session, start)
+        await _adopt(request, session_id, unpacked / "session", manifest, start)
     finally:
         await asyncio.to_thread(shutil.rmtree, upload, True)
         if staging is not None:

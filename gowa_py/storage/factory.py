@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gowa_py.privatefile import private_sqlite
 from gowa_py.registry import Registry
-from gowa_py.storage import chats_schema, pg_schema, postgres, registry_schema
+from gowa_py.storage import chats_schema, pg_import, pg_schema, postgres, registry_schema
 from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from gowa_py.webhooks.outbox import TABLE, Outbox
@@ -65,6 +65,13 @@ class SqliteStorage:
         path = self.sessions_dir / session_id / "chats.db"
         return sqlite_outbox(path) if path.exists() else None
 
+    def adopt_stores(self, session_id: str, folder: Path) -> None:
+        """An imported session's stores (``whatsmeow.db``, ``chats.db``) stay the files
+        in its unpacked folder, which becomes the session's."""
+
+    def discard_stores(self, session_id: str) -> None:
+        """Nothing outside the session's folder to remove."""
+
     def close(self) -> None:
         self.registry.close()
 
@@ -99,6 +106,18 @@ class PostgresStorage:
     def open_outbox(self, session_id: str) -> OutboxStorage:
         table = f"{postgres.quoted(self._schema(session_id))}.{TABLE}"
         return Outbox(self.db, POSTGRESQL, table, lambda: None)
+
+    def adopt_stores(self, session_id: str, folder: Path) -> None:
+        """Copy an imported session's SQLite stores (an unpacked session archive) into
+        its new schema; the files are removed from the folder, which keeps its media."""
+        with self.db.connection() as conn:
+            pg_import.import_session(conn, session_id, folder)
+        for name in ("whatsmeow.db", "chats.db"):
+            (folder / name).unlink(missing_ok=True)
+
+    def discard_stores(self, session_id: str) -> None:
+        """Drop the schema :meth:`adopt_stores` made for an import that failed later."""
+        self._drop(session_id)
 
     def existing_outbox(self, session_id: str) -> OutboxStorage | None:
         schema = postgres.session_schema(session_id)

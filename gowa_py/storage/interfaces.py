@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the worker imports this module and needs none of them at run time
@@ -93,6 +94,8 @@ class GatewayStorage(Protocol):
 
     def open_outbox(self, session_id: str) -> OutboxStorage: ...
     def existing_outbox(self, session_id: str) -> OutboxStorage | None: ...
+    def adopt_stores(self, session_id: str, folder: Path) -> None: ...
+    def discard_stores(self, session_id: str) -> None: ...
     def close(self) -> None: ...
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.e2e.conftest import SUBPROCESS_WORKERS, new_phone, pair
@@ -16,6 +18,7 @@ from tests.procs import GOWA, ROOT, Gateway, wait_until
 pytestmark = pytest.mark.integration
 
 MOVER, PEER = "15550007101", "15550007102"
+PG_MOVER, PG_PEER = "15550007103", "15550007104"
 
 
 def _cli(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
@@ -48,18 +51,36 @@ def _has(gateway: Gateway, session_id: str, phone: str, ids: list[str]) -> bool:
     return set(ids) <= set(_history(gateway, session_id, phone))
 
 
-def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: Path):
-    new_phone(sandbox, MOVER, "Mover")
-    new_phone(sandbox, PEER, "Peer")
+def _gateways(gateway_factory, sandbox, tmp_path: Path, target_env: dict[str, str]):
     args = ["--sandbox", sandbox.url]
     source = gateway_factory(env=SUBPROCESS_WORKERS, data_dir=tmp_path / "a", args=args)
-    target = gateway_factory(env=SUBPROCESS_WORKERS, data_dir=tmp_path / "b", args=args)
-    pair(source, sandbox, "mover", MOVER)
-    pair(source, sandbox, "peer", PEER)
+    target = gateway_factory(
+        env={**SUBPROCESS_WORKERS, **target_env}, data_dir=tmp_path / "b", args=args
+    )
+    return source, target
 
-    before = [_send(source, "peer", MOVER, f"to mover {n}") for n in range(3)]
-    before += [_send(source, "mover", PEER, f"from mover {n}") for n in range(2)]
-    wait_until(lambda: _has(source, "mover", PEER, before), 20, what="history at the source")
+
+def _move(
+    source: Gateway,
+    target: Gateway,
+    sandbox,
+    tmp_path: Path,
+    phones: tuple[str, str],
+    statuses: Callable[[], set[str]],
+) -> Path:
+    """Pair ``mover`` and ``peer`` at the SQLite ``source``, move ``mover`` to ``target``
+    as ``moved`` with the CLI, and check it there: connected without a QR code
+    (``statuses`` reads the target registry's transitions of ``moved``), its history, a
+    message each way with the peer left behind, its device never logged in twice."""
+    mover, peer = phones
+    new_phone(sandbox, mover, "Mover")
+    new_phone(sandbox, peer, "Peer")
+    pair(source, sandbox, "mover", mover)
+    pair(source, sandbox, "peer", peer)
+
+    before = [_send(source, "peer", mover, f"to mover {n}") for n in range(3)]
+    before += [_send(source, "mover", peer, f"from mover {n}") for n in range(2)]
+    wait_until(lambda: _has(source, "mover", peer, before), 20, what="history at the source")
 
     archive = tmp_path / "mover.gowa.tar.gz"
     done = _cli(source, "export", "mover", str(archive))
@@ -73,21 +94,30 @@ def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: 
     done = _cli(target, "import", str(archive), "--as", "moved")
     assert done.returncode == 0, done.stderr
     moved = target.wait_status("moved", {"CONNECTED"}, timeout=30)
-    assert moved["me"]["jid"] == f"{MOVER}@s.whatsapp.net"
-    with sqlite3.connect(target.data_dir / "gowa.db") as registry:
-        rows = registry.execute("SELECT status FROM transitions WHERE session_id = 'moved'")
-        assert "SCAN_QR_CODE" not in {status for (status,) in rows}
-    assert _has(target, "moved", PEER, before), "history after the move"
+    assert moved["me"]["jid"] == f"{mover}@s.whatsapp.net"
+    assert "SCAN_QR_CODE" not in statuses()
+    assert _has(target, "moved", peer, before), "history after the move"
 
-    after_in = _send(source, "peer", MOVER, "to the moved session")
-    wait_until(lambda: _has(target, "moved", PEER, [after_in]), 20, what="a message received")
-    after_out = _send(target, "moved", PEER, "from the moved session")
-    wait_until(lambda: _has(source, "peer", MOVER, [after_out]), 20, what="a message sent")
+    after_in = _send(source, "peer", mover, "to the moved session")
+    wait_until(lambda: _has(target, "moved", peer, [after_in]), 20, what="a message received")
+    after_out = _send(target, "moved", peer, "from the moved session")
+    wait_until(lambda: _has(source, "peer", mover, [after_out]), 20, what="a message sent")
 
-    status, phone = sandbox.api("GET", f"/sim/phones/{MOVER}")
+    status, phone = sandbox.api("GET", f"/sim/phones/{mover}")
     assert status == 200, phone
     assert [d["replaced"] for d in phone["devices"]] == [0], phone
     assert [d["connected"] for d in phone["devices"]] == [True]
+    return archive
+
+
+def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: Path):
+    def statuses() -> set[str]:
+        with sqlite3.connect(tmp_path / "b" / "gowa.db") as registry:
+            rows = registry.execute("SELECT status FROM transitions WHERE session_id = 'moved'")
+            return {status for (status,) in rows}
+
+    source, target = _gateways(gateway_factory, sandbox, tmp_path, {})
+    archive = _move(source, target, sandbox, tmp_path, (MOVER, PEER), statuses)
 
     # Deleting the exported source must not log out the device it moved.
     status, body = source.http.call("DELETE", "/api/sessions/mover")
@@ -103,3 +133,26 @@ def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: 
     done = _cli(target, "import", str(archive), "--as", "twice")
     assert done.returncode != 0 and "DEVICE_LIVE" in done.stderr, done.stderr
     assert target.http.get("/api/sessions/twice")[0] == 404
+
+
+def test_export_from_sqlite_and_import_into_postgresql(
+    gateway_factory, sandbox, tmp_path: Path, test_database
+):
+    def statuses() -> set[str]:
+        with psycopg.connect(test_database.url) as conn:
+            rows = conn.execute(
+                "SELECT status FROM gowa.transitions WHERE session_id = 'moved'"
+            ).fetchall()
+        return {status for (status,) in rows}
+
+    source, target = _gateways(
+        gateway_factory, sandbox, tmp_path, {"GOWA_DATABASE_URL": test_database.url}
+    )
+    try:
+        _move(source, target, sandbox, tmp_path, (PG_MOVER, PG_PEER), statuses)
+        # The stores are in the session's schema; its folder keeps only media.
+        assert not list((target.data_dir / "sessions" / "moved").glob("*.db"))
+        assert "gowa_s_moved" in test_database.schemas()
+    finally:
+        target.cleanup()
+        test_database.empty()

@@ -7,6 +7,7 @@ import io
 import tarfile
 
 from gowa_py.archive import pack
+from gowa_py.gateway.keys import SUPERVISOR
 
 ADMIN = {"X-Api-Key": "admin-key"}
 ENV = {"GOWA_API_KEY": "admin-key"}
@@ -106,17 +107,45 @@ async def test_scoped_keys_cannot_move_sessions(make_client):
         assert (response.status, body["code"]) == (403, "FORBIDDEN"), path
 
 
-async def test_a_postgresql_gateway_refuses_archives(make_client, test_database):
-    """Its sessions are not SQLite files: an export would be empty, an import unused."""
+async def test_a_postgresql_gateway_imports_but_does_not_export(
+    make_client, test_database, tmp_path
+):
+    """An archive's SQLite stores go into the session's schema; exporting from PostgreSQL
+    is refused rather than answered with an archive without them."""
+    import psycopg
+
+    from gowa_py.archive import offline
+    from tests.unit.test_archive import _make_session
+
+    _make_session(tmp_path / "source", "sales")
+    archive = tmp_path / "sales.tar.gz"
+    offline.export_session(tmp_path / "source", "sales", archive, keep_running=False)
     client = await make_client({**ENV, "GOWA_DATABASE_URL": test_database.url})
     try:
-        await _session(client, "sales")
-        for path in ("/api/sessions/sales/export", "/api/sessions/other/import"):
-            response = await client.post(path, data=b"", headers=ADMIN)
-            body = await response.json()
-            assert (response.status, body["code"]) == (422, "BACKEND_UNSUPPORTED"), body
-        response = await client.get("/api/sessions/sales", headers=ADMIN)
+        response = await client.post(
+            "/api/sessions/moved/import?start=false", data=archive.read_bytes(), headers=ADMIN
+        )
+        body = await response.json()
+        assert response.status == 201, body
+        assert body["results"]["me"]["jid"] == "15550001111@s.whatsapp.net"
+        with psycopg.connect(test_database.url) as conn:
+            counts = {
+                table: conn.execute(f'SELECT count(*) FROM gowa_s_moved."{table}"').fetchone()[0]
+                for table in ("messages", "whatsmeow_device", "whatsmeow_version")
+            }
+        assert counts == {"messages": 50, "whatsmeow_device": 1, "whatsmeow_version": 1}
+        folder = client.server.app[SUPERVISOR].sessions_dir / "moved"
+        assert sorted(p.name for p in folder.iterdir()) == ["media"]
+
+        response = await client.post("/api/sessions/moved/export", headers=ADMIN)
+        body = await response.json()
+        assert (response.status, body["code"]) == (422, "BACKEND_UNSUPPORTED"), body
+        response = await client.get("/api/sessions/moved", headers=ADMIN)
         assert (await response.json())["results"]["error"] is None
+
+        response = await client.post("/api/sessions/junk/import", data=b"junk", headers=ADMIN)
+        assert response.status == 400
+        assert test_database.schemas() == ["gowa", "gowa_s_moved"]
     finally:
         await client.close()
         test_database.empty()

@@ -10,11 +10,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from gowa_py.archive.offline import locked_registry
-from gowa_py.importers import ImportRefused, source, whatsmeow_store
+from gowa_py.ids import is_valid_session_id
+from gowa_py.importers import ImportRefused, pg_target, source, whatsmeow_store
 from gowa_py.importers.gowa import Existing, ImportPlan, plan_import, remove_from_source, run_import
 from gowa_py.importers.gowa_settings import Carry
-from gowa_py.serve import DataDirBusy
+from gowa_py.serve import DataDirBusy, lock_data_dir
+from gowa_py.storage.factory import PostgresStorage
 from gowa_py.storage.interfaces import RegistryStorage
 
 
@@ -44,24 +48,47 @@ def work_folder(data_dir: Path) -> Iterator[Path]:
         yield Path(name)
 
 
-def existing(data_dir: Path, registry: RegistryStorage | None) -> Existing:
-    """The data dir's sessions (registered, or only a folder) and their logins."""
+def existing(
+    data_dir: Path, registry: RegistryStorage | None, database_url: str | None
+) -> Existing:
+    """The gateway's sessions (registered, or only a folder) and their logins."""
     folder = data_dir / "sessions"
     ids = {record.id for record in registry.all()} if registry is not None else set()
     ids |= {path.name for path in folder.iterdir()} if folder.is_dir() else set()
     logins = {}
     for session_id in ids:
-        jid = whatsmeow_store.device_jid(folder / session_id / "whatsmeow.db")
+        if database_url and is_valid_session_id(session_id):
+            jid = pg_target.device_jid(database_url, session_id)
+        else:
+            jid = whatsmeow_store.device_jid(folder / session_id / "whatsmeow.db")
         if jid is not None:
             logins[jid] = session_id
     return Existing(frozenset(ids), logins)
 
 
 @contextlib.contextmanager
-def _registry(data_dir: Path, dry_run: bool) -> Iterator[RegistryStorage | None]:
-    """The data dir's registry, locked against a gateway; none for a dry run into a data
-    dir that has none (it writes nothing)."""
-    if dry_run and not (data_dir / "gowa.db").exists():
+def _registry(
+    data_dir: Path, dry_run: bool, database_url: str | None
+) -> Iterator[RegistryStorage | None]:
+    """The gateway's registry (in its PostgreSQL database with ``database_url``), the
+    data dir locked against a gateway; none for a dry run into an SQLite data dir that
+    has none (it writes nothing)."""
+    if database_url:
+        lock = lock_data_dir(data_dir)
+        try:
+            try:
+                storage = PostgresStorage(database_url)
+            except psycopg.Error as exc:
+                raise ImportRefused(
+                    f"cannot open the gateway's PostgreSQL database: {exc}"
+                ) from exc
+            try:
+                yield storage.registry
+            finally:
+                storage.close()
+        finally:
+            os.close(lock)
+    elif dry_run and not (data_dir / "gowa.db").exists():
         yield None
     else:
         with locked_registry(data_dir, create=True) as registry:
@@ -70,28 +97,22 @@ def _registry(data_dir: Path, dry_run: bool) -> Iterator[RegistryStorage | None]
 
 def import_gowa(options: ImportOptions, say: Callable[[str], None]) -> ImportPlan:
     """The whole command: check, plan, and (unless a dry run) import."""
-    if options.database_url:
-        raise ImportRefused(
-            "this gateway keeps its sessions in PostgreSQL (database_url), and the import "
-            "writes SQLite files: importing GoWA into a PostgreSQL gateway is not supported "
-            "yet; import into a gateway without database_url"
-        )
     files = source.locate(options.folder, options.db_uri, options.keys_uri, options.chats_uri)
     source.check_idle(files)
     try:
         with (
-            _registry(options.data_dir, options.dry_run) as registry,
+            _registry(options.data_dir, options.dry_run, options.database_url) as registry,
             work_folder(options.data_dir) as work,
         ):
             copy = source.snapshot(files, work)
             source.check_idle(files)
-            found = existing(options.data_dir, registry)
+            found = existing(options.data_dir, registry, options.database_url)
             plan = plan_import(files, copy, found, options.carry, options.session_id)
             say(plan.describe())
             if options.dry_run or registry is None:
                 say("dry run: nothing was written")
                 return plan
-            run_import(plan, copy, options.data_dir, registry, work)
+            run_import(plan, copy, options.data_dir, registry, work, options.database_url)
     except DataDirBusy as exc:
         raise ImportRefused(
             f"{exc}: stop the gateway, import, then start it again (the import writes "

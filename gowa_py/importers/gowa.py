@@ -2,8 +2,10 @@
 
 One session per logged-in device of GoWA's whatsmeow store, named after GoWA's device id
 (v8 and later) or else the phone number; the device's rows move into the session's own
-``whatsmeow.db`` and its chats and messages into the session's ``chats.db``, and the
-session is registered to run, so the next ``gowa serve`` connects it without a QR code.
+``whatsmeow.db`` and its chats and messages into the session's ``chats.db`` (on a
+PostgreSQL gateway, staged so and then moved into the session's schema: ``pg_target``),
+and the session is registered to run, so the next ``gowa serve`` connects it without a
+QR code.
 
 The gateway must be stopped: the import holds the data dir's lock while it writes the
 registry, as a gateway would. Everything is prepared in a folder of the data dir and
@@ -24,7 +26,14 @@ from pathlib import Path
 import msgspec
 
 from gowa_py.ids import is_valid_session_id
-from gowa_py.importers import ImportRefused, gowa_chats, pg_source, source, whatsmeow_store
+from gowa_py.importers import (
+    ImportRefused,
+    gowa_chats,
+    pg_source,
+    pg_target,
+    source,
+    whatsmeow_store,
+)
 from gowa_py.importers.gowa_chats import GowaDevice
 from gowa_py.importers.gowa_settings import Carry, session_config
 from gowa_py.importers.whatsmeow_store import StoreDevice
@@ -198,8 +207,10 @@ def run_import(
     data_dir: Path,
     registry: RegistryStorage,
     work: Path,
+    database_url: str | None = None,
 ) -> None:
-    """Create the planned sessions (all or none)."""
+    """Create the planned sessions (all or none): their files in the data dir, or with
+    ``database_url`` (a PostgreSQL gateway) their schemas in that database."""
     sessions = data_dir / "sessions"
     sessions.mkdir(mode=0o700, parents=True, exist_ok=True)
     created: list[str] = []
@@ -215,7 +226,10 @@ def run_import(
             target = sessions / device.session_id
             if target.exists():
                 raise ImportRefused(f"{target} already exists (nothing was imported)")
-            os.rename(staging, target)
+            if database_url:
+                pg_target.install(database_url, device.session_id, staging)
+            else:
+                os.rename(staging, target)
             created.append(device.session_id)
             registry.create(device.session_id, device.config, "running")
             registry.set_me(
@@ -223,6 +237,8 @@ def run_import(
             )
     except BaseException:
         for session_id in created:
+            if database_url:
+                pg_target.remove(database_url, session_id)
             with contextlib.suppress(OSError):
                 shutil.rmtree(sessions / session_id)
             registry.delete(session_id)

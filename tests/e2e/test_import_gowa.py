@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
@@ -309,7 +310,8 @@ def test_bad_sources_are_refused_and_nothing_is_written(gowa_install, tmp_path):
     assert not (data / "sessions").exists()
     postgres = {**os.environ, "GOWA_DATABASE_URL": "postgresql://gowa@127.0.0.1:1/gowa"}
     result = gowa(gowa_storages, "--data-dir", data, env=postgres)
-    assert result.returncode == 1 and "PostgreSQL gateway is not supported" in result.stderr
+    assert result.returncode == 1
+    assert "cannot open the gateway's PostgreSQL database" in result.stderr
     result = gowa(gowa_storages, "--data-dir", data, "--dry-run")
     assert result.returncode == 0, result.stderr
     assert "session alice-dev" in result.stdout and "session bob-dev" in result.stdout
@@ -527,3 +529,41 @@ def test_a_store_newer_than_neonize_is_refused(gowa_install, tmp_path):
     assert result.returncode == 1
     assert "newer than the 15 of this gowa-py's neonize" in result.stderr
     assert not (data / "sessions").exists()
+
+
+def test_into_a_gateway_on_postgresql(sandbox, gowa_install, test_database, tmp_path):
+    """The same installation into a gateway that keeps its sessions in PostgreSQL: each
+    device's store and history in its session's schema. (Both devices come back from the
+    same snapshot, so their Signal sessions with each other still agree.)"""
+    data = tmp_path / "data"
+    env = {**os.environ, "GOWA_DATABASE_URL": test_database.url}
+    result = gowa(gowa_install.storages, "--data-dir", data, env=env)
+    assert result.returncode == 0, result.stderr
+    assert not list((data / "sessions").glob("*/*.db"))
+    gateway = Gateway(
+        data,
+        env={**SUBPROCESS_WORKERS, "GOWA_DATABASE_URL": test_database.url},
+        args=["--sandbox", sandbox.url],
+    )
+    gateway.start()
+    watcher = EventWatcher(gateway.http.base.replace("http", "ws") + "/api/dashboard/events")
+    try:
+        for session_id in ("alice-dev", "bob-dev"):
+            gateway.wait_status(session_id, {"CONNECTED"}, timeout=30)
+        assert not watcher.find(lambda e: e["event"] == "session.qr")
+        status, body = gateway.http.post(
+            "/api/alice-dev/send/message", {"phone": BOB, "message": "on postgresql"}
+        )
+        assert status == 200, body
+        message_id = body["results"]["message_id"]
+        watcher.wait(is_event("message", "bob-dev", id=message_id), 10, "delivery")
+        status, body = gateway.http.get(f"/api/bob-dev/chat/{ALICE}@s.whatsapp.net/messages")
+        assert status == 200, body
+        texts = {item["content"] for item in body["results"]["data"]}
+        assert {"old message 0 of bob-dev", "on postgresql"} <= texts
+    finally:
+        watcher.close()
+        gateway.cleanup()
+        for session_id in ("alice-dev", "bob-dev"):
+            with psycopg.connect(test_database.url, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "gowa_s_{session_id}" CASCADE')

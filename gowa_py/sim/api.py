@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .contacts import Contacts
 from .errors import SimError
+from .groupadmin import set_approval
 from .jid import JID
 from .network import Network
 from .offline import add_offline_device
@@ -110,6 +111,13 @@ def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str:
     if not isinstance(value, str) or (required and not value):
         raise SimError("VALIDATION_ERROR", f"{key!r} must be a non-empty string")
     return value
+
+
+def _base64(body: dict[str, Any], key: str) -> bytes:
+    try:
+        return base64.b64decode(_string(body, key), validate=True)
+    except binascii.Error as exc:
+        raise SimError("VALIDATION_ERROR", f"{key!r} must be base64") from exc
 
 
 def _phone_number(value: str) -> str:
@@ -207,10 +215,7 @@ async def send_document(request: web.Request) -> web.Response:
     phone = _phone(request)
     body = await _body(request)
     to = _phone_number(_string(body, "to"))
-    try:
-        data = base64.b64decode(_string(body, "data"), validate=True)
-    except binascii.Error as exc:
-        raise SimError("VALIDATION_ERROR", "'data' must be base64") from exc
+    data = _base64(body, "data")
     filename = _string(body, "filename", required=False) or "file.bin"
     mimetype = _string(body, "mimetype", required=False) or "application/octet-stream"
     message_id = _string(body, "id") if "id" in body else None
@@ -219,6 +224,30 @@ async def send_document(request: web.Request) -> web.Response:
         raise SimError("PHONE_NOT_FOUND", f"no phone {to}", 404)
     result = await sim.contacts.send_document(phone, to, data, filename, mimetype, message_id)
     return web.json_response(result)
+
+
+async def set_picture(request: web.Request) -> web.Response:
+    """The phone sets its profile picture, as its owner would in the app."""
+    phone = _phone(request)
+    data = _base64(await _body(request), "data")
+    picture_id = _sim(request).store.set_picture(phone.phone, data)
+    return web.json_response({"phone": phone.phone, "picture_id": picture_id})
+
+
+async def group_approval(request: web.Request) -> web.Response:
+    """The group's creator switches join approval from their phone (neonize, unlike
+    whatsmeow, has no call for it)."""
+    sim = _sim(request)
+    group = sim.store.groups.group(request.match_info["gid"])
+    if group is None:
+        raise SimError("GROUP_NOT_FOUND", f"no group {request.match_info['gid']}", 404)
+    required = (await _body(request)).get("required")
+    if not isinstance(required, bool):
+        raise SimError("VALIDATION_ERROR", "'required' must be true or false")
+    creator = sim.store.phone(group.creator)
+    assert creator is not None
+    set_approval(sim.network, group.gid, creator, required)
+    return web.json_response({"group": group.gid, "required": required})
 
 
 async def faults(request: web.Request) -> web.Response:
@@ -264,6 +293,8 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/phones/{phone}/unlink", unlink)
     app.router.add_post("/sim/phones/{phone}/send", send)
     app.router.add_post("/sim/phones/{phone}/send-document", send_document)
+    app.router.add_put("/sim/phones/{phone}/picture", set_picture)
+    app.router.add_post("/sim/groups/{gid}/approval", group_approval)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

@@ -39,32 +39,67 @@ def _member_node(net: Network, phone_number: str, admin: bool, creator: str) -> 
 
 
 def group_node(net: Network, gid: str) -> Node:
-    """The ``<group>`` element whatsmeow's ``parseGroupNode`` reads."""
-    record = net.store.group(gid)
-    assert record is not None
-    subject, creator_number, created = record
-    creator = net.store.phone(creator_number)
+    """The ``<group>`` element whatsmeow's ``parseGroupNode`` reads, settings included."""
+    group = net.store.groups.group(gid)
+    assert group is not None
+    creator = net.store.phone(group.creator)
     assert creator is not None
-    members = net.store.group_members(gid)
+    members = net.store.groups.members(gid)
+    children = [_member_node(net, phone, admin, group.creator) for phone, admin in members]
+    children.append(Node("member_add_mode", {}, b"all_member_add"))
+    if group.topic:
+        body = Node("body", {}, group.topic.encode())
+        attrs = {"id": group.topic_id, "t": str(group.topic_at)}
+        children.append(Node("description", {**attrs, **_by(net, group.topic_by)}, [body]))
+    if group.locked:
+        children.append(Node("locked", {}))
+    if group.announce:
+        children.append(Node("announcement", {}))
+    if group.approval:
+        join = Node("group_join", {"state": "on"})
+        children.append(Node("membership_approval_mode", {}, [join]))
     return Node(
         "group",
         {
             "id": gid,
             "creator": JID.lid(creator.lid),
             "creator_pn": JID.pn(creator.phone),
-            "creation": str(created),
-            "subject": subject,
-            "s_t": str(created),
-            "s_o": JID.lid(creator.lid),
+            "creation": str(group.created_at),
+            "subject": group.subject,
+            "s_t": str(group.subject_at or group.created_at),
+            **_setter(net, group.subject_by),
             "size": str(len(members)),
             "addressing_mode": "lid",
         },
-        [_member_node(net, phone, admin, creator_number) for phone, admin in members]
-        + [Node("member_add_mode", {}, b"all_member_add")],
+        children,
     )
 
 
-def _notify_members(net: Network, gid: str, actor: Phone, change: Node) -> None:
+def _setter(net: Network, number: str) -> dict[str, JID]:
+    """``s_o``/``s_o_pn``: who set the subject."""
+    by = _by(net, number)
+    return {"s_o": by["participant"], "s_o_pn": by["participant_pn"]} if by else {}
+
+
+def _by(net: Network, number: str) -> dict[str, JID]:
+    """``participant``/``participant_pn`` attributes naming who changed a setting."""
+    phone = net.store.phone(number) if number else None
+    if phone is None:
+        return {}
+    return {"participant": JID.lid(phone.lid), "participant_pn": JID.pn(phone.phone)}
+
+
+def notify_members(
+    net: Network,
+    gid: str,
+    actor: Phone,
+    change: Node,
+    *,
+    skip: str | None = None,
+    only: str | None = None,
+) -> None:
+    """A ``w:gp2`` notification of ``change`` (made by ``actor``) to every member device,
+    but those of the account ``skip``, or only to those of the account ``only``."""
     notification = Node(
         "notification",
         {
@@ -79,8 +114,9 @@ def _notify_members(net: Network, gid: str, actor: Phone, change: Node) -> None:
         },
         [change],
     )
-    for phone, _admin in net.store.group_members(gid):
-        net.deliver_to_user(phone, notification)
+    for phone, _admin in net.store.groups.members(gid):
+        if phone != skip and only in (None, phone):
+            net.deliver_to_user(phone, notification)
 
 
 def _resolve(net: Network, nodes: list[Node]) -> tuple[list[Phone], list[Node]]:
@@ -103,12 +139,12 @@ def handle_create(net: Network, conn: Connection, iq: Node) -> None:
     assert creator is not None
     members, unknown = _resolve(net, list(create.iter_children("participant")))
     gid = GROUP_ID_PREFIX + "".join(secrets.choice("0123456789") for _ in range(12))
-    net.store.create_group(gid, create.attr("subject"), creator.phone, [m.phone for m in members])
+    net.store.groups.create(gid, create.attr("subject"), creator.phone, [m.phone for m in members])
     info = group_node(net, gid)
     if unknown:
         info.content = [*info.children(), *unknown]
     conn.send(iq_result(iq, [info], **{"from": JID("", GROUP_SERVER)}))
-    _notify_members(
+    notify_members(
         net,
         gid,
         creator,
@@ -117,33 +153,33 @@ def handle_create(net: Network, conn: Connection, iq: Node) -> None:
     log.info("%r created group %s with %d members", conn, gid, len(members) + 1)
 
 
-def _member_group(net: Network, conn: Connection, iq: Node) -> str | None:
+def member_group(net: Network, conn: Connection, iq: Node) -> str | None:
     """The group an iq targets, if it exists and the requester is a member (else answers)."""
     to = iq.jid_attr("to")
     gid = to.user if to is not None and to.server == GROUP_SERVER else ""
-    if not gid or net.store.group(gid) is None:
+    if not gid or net.store.groups.group(gid) is None:
         conn.send(iq_error(iq, 404, "item-not-found"))
         return None
-    if conn.phone not in {p for p, _ in net.store.group_members(gid)}:
+    if conn.phone not in {p for p, _ in net.store.groups.members(gid)}:
         conn.send(iq_error(iq, 403, "forbidden"))
         return None
     return gid
 
 
 def handle_info(net: Network, conn: Connection, iq: Node) -> None:
-    gid = _member_group(net, conn, iq)
+    gid = member_group(net, conn, iq)
     if gid is not None:
         conn.send(iq_result(iq, [group_node(net, gid)], **{"from": JID(gid, GROUP_SERVER)}))
 
 
 def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
-    gid = _member_group(net, conn, iq)
+    gid = member_group(net, conn, iq)
     if gid is None:
         return
     action = iq.children()[0]
     actor = net.store.phone(conn.phone)
     assert actor is not None
-    members = dict(net.store.group_members(gid))
+    members = dict(net.store.groups.members(gid))
     if action.tag in ("promote", "demote") and not members.get(actor.phone):
         conn.send(iq_error(iq, 403, "forbidden"))
         return
@@ -157,9 +193,9 @@ def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
         phones = [p for p in phones if p.phone in members]
     numbers = [p.phone for p in phones]
     if action.tag == "add":
-        net.store.add_group_members(gid, numbers)
+        net.store.groups.add_members(gid, numbers)
     elif action.tag in ("promote", "demote"):
-        net.store.set_group_admins(gid, numbers, action.tag == "promote")
+        net.store.groups.set_admins(gid, numbers, action.tag == "promote")
     changed = [
         Node("participant", {"jid": JID.lid(p.lid), "phone_number": JID.pn(p.phone)})
         for p in phones
@@ -168,16 +204,19 @@ def handle_participants(net: Network, conn: Connection, iq: Node) -> None:
         iq_result(iq, [Node(action.tag, {}, changed + unknown)], **{"from": JID(gid, GROUP_SERVER)})
     )
     if changed:
-        _notify_members(net, gid, actor, Node(action.tag, {}, changed))
+        notify_members(net, gid, actor, Node(action.tag, {}, changed))
     if action.tag == "remove":
-        net.store.remove_group_members(gid, numbers)
+        net.store.groups.remove_members(gid, numbers)
 
 
 def route_group_message(net: Network, conn: Connection, msg: Node) -> None:
     to = msg.jid_attr("to")
     assert to is not None
-    members = [p for p, _ in net.store.group_members(to.user)]
-    if conn.phone not in members:
+    admins = dict(net.store.groups.members(to.user))
+    members = list(admins)
+    group = net.store.groups.group(to.user)
+    if conn.phone not in admins or (group and group.announce and not admins[conn.phone]):
+        # Not a member, or a member who is not an admin of an announcement group.
         conn.send(message_ack(msg, error="403"))
         return
     sender = net.store.phone(conn.phone)

@@ -77,7 +77,7 @@ class Presence:
         assert me is not None
         if to.server == GROUP_SERVER:
             attrs: dict = {"from": to, "participant": self.net.address(me, 0, LID_SERVER)}
-            recipients = [p for p, _ in self.net.store.group_members(to.user) if p != me.phone]
+            recipients = [p for p, _ in self.net.store.groups.members(to.user) if p != me.phone]
         else:
             account = self.net.phone_for(to)
             attrs = {"from": self.net.address(me, 0, to.server)}

@@ -22,6 +22,7 @@ from .cdn import build_cdn
 from .certs import load_ca, load_root_key, tls_server_context
 from .connection import Connection
 from .contacts import Contacts
+from .groupadmin import register_group_admin_routes
 from .groups import register_group_routes, route_group_message
 from .iq import IqDispatcher, register_basic_routes
 from .jid import GROUP_SERVER, JID, SERVER_JID
@@ -31,6 +32,7 @@ from .network import Network, iq_error
 from .noise import HandshakeResult, NoiseError, NoiseResponder
 from .paircode import CodePairing
 from .pairing import Pairing
+from .pictures import register_picture_routes
 from .prekeys import handle_count, handle_fetch, handle_upload
 from .presence import Presence
 from .receipts import handle_ack, handle_receipt
@@ -83,6 +85,8 @@ class SimServer:
         )
         self.iqs.add("w:m", "set", "media_conn", self.media.handle_media_conn)
         register_group_routes(self.iqs)
+        register_group_admin_routes(self.iqs)
+        register_picture_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self._runner: web.AppRunner | None = None

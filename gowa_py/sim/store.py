@@ -3,8 +3,9 @@
 Everything a restarted sandbox needs to log its devices in again lives here: phones
 (with the simulated primary phone's signing key and the account's LID), linked devices
 (noise key, identity key, registration id, signed prekey), one-time prekeys, messages
-queued for offline devices, and groups. Calls are synchronous: the sandbox is one event
-loop and every statement is a few microseconds on a local file.
+queued for offline devices, and profile pictures; groups live in :mod:`.groupstore` on
+the same connection. Calls are synchronous: the sandbox is one event loop and every
+statement is a few microseconds on a local file.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .groupstore import GroupStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS phones (
@@ -57,17 +60,10 @@ CREATE TABLE IF NOT EXISTS queue (
     attempts INTEGER NOT NULL DEFAULT 0,
     FOREIGN KEY (phone, device) REFERENCES devices(phone, device) ON DELETE CASCADE
 );
-CREATE TABLE IF NOT EXISTS groups (
-    gid TEXT PRIMARY KEY,
-    subject TEXT NOT NULL,
-    creator TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS group_members (
-    gid TEXT NOT NULL REFERENCES groups(gid) ON DELETE CASCADE,
-    phone TEXT NOT NULL REFERENCES phones(phone) ON DELETE CASCADE,
-    admin INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (gid, phone)
+CREATE TABLE IF NOT EXISTS pictures (
+    owner TEXT PRIMARY KEY,
+    picture_id TEXT NOT NULL,
+    data BLOB NOT NULL
 );
 """
 
@@ -118,6 +114,7 @@ class Store:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.db.executescript(SCHEMA)
         self._migrate()
+        self.groups = GroupStore(self.db)
 
     def _migrate(self) -> None:
         """Bring a sandbox database from an older version up to the current schema."""
@@ -320,49 +317,24 @@ class Store:
             [(phone, number, tag, stanza_id) for stanza_id in stanza_ids],
         )
 
-    # -- groups
+    # -- profile pictures (owner: a phone number or a group id)
 
-    def create_group(self, gid: str, subject: str, creator: str, members: list[str]) -> None:
-        with self.db:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "INSERT INTO groups (gid, subject, creator, created_at) VALUES (?,?,?,?)",
-                (gid, subject, creator, int(time.time())),
-            )
-            self.db.executemany(
-                "INSERT OR IGNORE INTO group_members (gid, phone, admin) VALUES (?,?,?)",
-                [(gid, phone, int(phone == creator)) for phone in [creator, *members]],
-            )
+    def set_picture(self, owner: str, data: bytes) -> str:
+        picture_id = str(10**9 + secrets.randbelow(9 * 10**9))
+        self.db.execute(
+            "INSERT OR REPLACE INTO pictures (owner, picture_id, data) VALUES (?,?,?)",
+            (owner, picture_id, data),
+        )
+        return picture_id
 
-    def group(self, gid: str) -> tuple[str, str, int] | None:
+    def picture(self, owner: str) -> tuple[str, bytes] | None:
         row = self.db.execute(
-            "SELECT subject, creator, created_at FROM groups WHERE gid = ?", (gid,)
+            "SELECT picture_id, data FROM pictures WHERE owner = ?", (owner,)
         ).fetchone()
-        return (row["subject"], row["creator"], row["created_at"]) if row else None
+        return (row["picture_id"], bytes(row["data"])) if row else None
 
-    def group_members(self, gid: str) -> list[tuple[str, bool]]:
-        rows = self.db.execute(
-            "SELECT phone, admin FROM group_members WHERE gid = ? ORDER BY phone", (gid,)
-        )
-        return [(row["phone"], bool(row["admin"])) for row in rows]
-
-    def add_group_members(self, gid: str, phones: list[str]) -> None:
-        self.db.executemany(
-            "INSERT OR IGNORE INTO group_members (gid, phone) VALUES (?,?)",
-            [(gid, phone) for phone in phones],
-        )
-
-    def set_group_admins(self, gid: str, phones: list[str], admin: bool) -> None:
-        self.db.executemany(
-            "UPDATE group_members SET admin = ? WHERE gid = ? AND phone = ?",
-            [(int(admin), gid, phone) for phone in phones],
-        )
-
-    def remove_group_members(self, gid: str, phones: list[str]) -> None:
-        self.db.executemany(
-            "DELETE FROM group_members WHERE gid = ? AND phone = ?",
-            [(gid, phone) for phone in phones],
-        )
+    def delete_picture(self, owner: str) -> None:
+        self.db.execute("DELETE FROM pictures WHERE owner = ?", (owner,))
 
 
 def _device(row: sqlite3.Row) -> Device:

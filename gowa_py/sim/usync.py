@@ -44,7 +44,8 @@ def _facts(net: Network, jid: JID, phone: Phone, query: Node) -> list[Node]:
         elif tag == "business":
             children.append(Node("business"))
         elif tag == "picture":
-            children.append(Node("picture"))
+            picture = net.store.picture(phone.phone)
+            children.append(Node("picture", {"id": picture[0]} if picture else {}))
         elif tag == "disappearing_mode":
             children.append(Node("disappearing_mode", {"duration": "0", "t": "0"}))
     return children

@@ -265,8 +265,14 @@ def leave_group(ctx: Context, op: ops.LeaveGroup) -> p.OperationResult:
 @handles(ops.SetGroupPhoto)
 def set_group_photo(ctx: Context, op: ops.SetGroupPhoto) -> p.OperationResult:
     jid = group_jid(op.group_id)
-    picture_id = ctx.client.set_group_photo(jid, op.photo.data if op.photo else b"")
-    message = "Success update group photo" if op.photo else "Success remove group photo"
+    if op.photo is None:
+        raise fail(
+            p.ErrorCode.NOT_SUPPORTED,
+            "removing a group photo is not available: neonize's SetGroupPhoto refuses "
+            "empty data ('the given data is not a valid image')",
+        )
+    picture_id = ctx.client.set_group_photo(jid, op.photo.data)
+    message = "Success update group photo"
     return ok({"picture_id": picture_id, "message": message}, message)
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from gowa_py.storage import postgres
 from gowa_py.storage.factory import PostgresStorage, SqliteStorage
 from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
 from workers import stores
@@ -51,12 +52,16 @@ class ScratchDatabase:
         return [row[0] for row in rows]
 
     def empty(self) -> None:
-        """Drop every schema a test made."""
+        """Drop every schema a test made, and the sessions' roles (which the server
+        shares between its databases)."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             for schema in self.schemas():
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+                if schema != postgres.REGISTRY_SCHEMA:
+                    postgres.drop_role(conn, postgres.session_role(self.name, schema))
 
     def drop(self) -> None:
+        self.empty()
         with psycopg.connect(server_url(), autocommit=True) as conn:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))

@@ -51,7 +51,9 @@ def create_app(
     data_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(settings.database_url, data_dir)
     registry = storage.registry
-    supervisor = Supervisor(settings, registry, data_dir, sandbox)
+    supervisor = Supervisor(
+        settings, registry, data_dir, sandbox, worker_database=storage.worker_database
+    )
     metrics = Metrics(supervisor)
     origins = Origins(settings)
     auth = Authenticator(settings, registry, origins)

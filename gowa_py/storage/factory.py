@@ -11,6 +11,8 @@ this module maps them to an implementation, chosen by the ``database_url`` setti
 
 from __future__ import annotations
 
+import logging
+import secrets
 import sqlite3
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from gowa_py.storage import chats_schema, pg_import, pg_schema, postgres, regist
 from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from gowa_py.webhooks.outbox import TABLE, Outbox
+
+log = logging.getLogger("gowa.storage")
 
 #: The gateway's connections to PostgreSQL: the event loop's thread, the deliverer's
 #: start-up scan, and headroom for a statement still running in another thread.
@@ -72,36 +76,74 @@ class SqliteStorage:
     def discard_stores(self, session_id: str) -> None:
         """Nothing outside the session's folder to remove."""
 
+    def worker_database(self, session_id: str) -> str:
+        return ""  # the worker opens the files in its session folder
+
     def close(self) -> None:
         self.registry.close()
 
 
 class PostgresStorage:
-    """One PostgreSQL database shared by the gateway and its workers."""
+    """One PostgreSQL database shared by the gateway and its workers.
+
+    Each session's worker logs in as a role of its own that owns the session's schema
+    and nothing else, so a compromised worker cannot read other sessions or the
+    registry, as it cannot read their files on SQLite. That needs a database user who
+    may create roles; without it, workers log in as the gateway's user (and can).
+    """
 
     def __init__(self, url: str) -> None:
         # One connection of its own first: a wrong URL or an unreachable server fails here
         # at once with the server's reason, where the pool would retry in the background.
         with postgres.connect(url, postgres.REGISTRY_SCHEMA, "gowa-gateway") as conn:
             postgres.migrate(conn, postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY, "the registry")
+            self.roles = postgres.can_create_roles(conn)
+            self._database = str((conn.execute("SELECT current_database()").fetchone() or [""])[0])
+        if not self.roles:
+            log.warning(
+                "the database user may not create roles: every worker logs in as it, and a "
+                "compromised worker could read every session's data (docs/storage.md)"
+            )
+        self.url = url
         self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
         self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
         self._ready: set[str] = set()
 
+    def _role(self, schema: str) -> str | None:
+        return postgres.session_role(self._database, schema) if self.roles else None
+
     def _schema(self, session_id: str) -> str:
-        """The session's schema, created or migrated the first time it is asked for."""
+        """The session's schema (and role), made or migrated the first time it is asked for."""
         schema = postgres.session_schema(session_id)
         if schema not in self._ready:
+            role = self._role(schema)
             with self.db.connection() as conn:
-                postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}")
+                if role is not None:
+                    postgres.provide_role(conn, role, None)
+                postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}", role)
             self._ready.add(schema)
         return schema
+
+    def worker_database(self, session_id: str) -> str:
+        """The URL the session's next worker logs in with: its own role, with a password
+        new for this worker."""
+        schema = self._schema(session_id)
+        role = self._role(schema)
+        if role is None:
+            return self.url
+        password = secrets.token_urlsafe(24)
+        with self.db.connection() as conn:
+            postgres.provide_role(conn, role, password)
+        return postgres.role_url(self.url, role, password)
 
     def _drop(self, session_id: str) -> None:
         schema = postgres.session_schema(session_id)
         self._ready.discard(schema)
+        role = self._role(schema)
         with self.db.connection() as conn:
             postgres.drop_schema(conn, schema)
+            if role is not None:
+                postgres.drop_role(conn, role)
 
     def open_outbox(self, session_id: str) -> OutboxStorage:
         table = f"{postgres.quoted(self._schema(session_id))}.{TABLE}"
@@ -110,8 +152,11 @@ class PostgresStorage:
     def adopt_stores(self, session_id: str, folder: Path) -> None:
         """Copy an imported session's SQLite stores (an unpacked session archive) into
         its new schema; the files are removed from the folder, which keeps its media."""
+        role = self._role(postgres.session_schema(session_id))
         with self.db.connection() as conn:
-            pg_import.import_session(conn, session_id, folder)
+            if role is not None:
+                postgres.provide_role(conn, role, None)
+            pg_import.import_session(conn, session_id, folder, role)
         for name in ("whatsmeow.db", "chats.db"):
             (folder / name).unlink(missing_ok=True)
 

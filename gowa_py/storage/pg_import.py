@@ -197,15 +197,20 @@ def _copy(conn: psycopg.Connection[Any], src: sqlite3.Connection, table: str) ->
     return count
 
 
-def import_session(conn: psycopg.Connection[Any], session_id: str, folder: Path) -> None:
+def import_session(
+    conn: psycopg.Connection[Any], session_id: str, folder: Path, owner: str | None = None
+) -> None:
     """Make the session's schema from the ``whatsmeow.db`` and ``chats.db`` in
-    ``folder``; refused when the schema exists (the id is taken)."""
+    ``folder``; refused when the schema exists (the id is taken). With ``owner`` (the
+    session's role), everything made belongs to that role, as the worker logs in as it."""
     schema = postgres.session_schema(session_id)
     with conn.transaction():
         found = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
         if found.fetchone() is not None:
             raise GowaError(f"session {session_id!r} already exists", code=ErrorCode.SESSION_EXISTS)
-        postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}")
+        postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}", owner)
+        if owner is not None:
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
         conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         store = folder / "whatsmeow.db"
         if store.exists():

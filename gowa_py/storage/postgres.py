@@ -30,11 +30,12 @@ from gowa_py.ids import check_session_id
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering
 
 REGISTRY_SCHEMA = "gowa"
-_PREFIX, _HASHED = "gowa_s_", "gowa_h_"
+_PREFIX, _HASHED, _ROLE = "gowa_s_", "gowa_h_", "gowa_r_"
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 #: Seconds a gateway's statement waits for a pooled connection before it fails (the
 #: server is down or every connection busy): an API request answers 503, not hang.
 POOL_WAIT_S = 3.0
+_ROLE_NAME = re.compile(r"^gowa_r_[0-9a-f]{32}$")
 _SCHEMA_OF_SESSION = re.compile(r"^(gowa_s_[A-Za-z0-9][A-Za-z0-9_-]*|gowa_h_[0-9a-f]{56})$")
 
 PgMigration = Migration[psycopg.Connection[Any]]
@@ -59,6 +60,13 @@ def quoted(schema: str) -> str:
     return '"' + schema + '"'
 
 
+def _role(role: str) -> sql.Composable:
+    """A session's role as an SQL identifier; only names :func:`session_role` makes."""
+    if not _ROLE_NAME.fullmatch(role):
+        raise ValueError(f"not a gowa role: {role!r}")
+    return sql.Identifier(role)
+
+
 def whatsmeow_url(url: str, session_id: str) -> str:
     """The URL neonize opens the session's whatsmeow store with: ``search_path`` makes
     whatsmeow's unqualified tables those of the session's schema (lib/pq passes unknown
@@ -75,6 +83,23 @@ def whatsmeow_url(url: str, session_id: str) -> str:
         query.append(("application_name", f"gowa-whatsmeow {session_id}"))
     query.append(("search_path", quoted(session_schema(session_id))))
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
+
+
+def session_role(database: str, schema: str) -> str:
+    """The database role a session's worker logs in as. Roles are shared by every
+    database of a server, so the name derives from the database's name and the schema's
+    (two gateways on one server may both have a session "alice")."""
+    quoted(schema)
+    digest = hashlib.sha256(f"{database}\0{schema}".encode()).hexdigest()
+    return _ROLE + digest[:32]
+
+
+def role_url(url: str, role: str, password: str) -> str:
+    """``url`` logging in as ``role`` with ``password`` instead of its own user."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(role, safe='')}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Row(tuple[Any, ...]):
@@ -241,7 +266,11 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 def migrate(
-    conn: psycopg.Connection[Any], schema: str, migrations: Sequence[PgMigration], name: str
+    conn: psycopg.Connection[Any],
+    schema: str,
+    migrations: Sequence[PgMigration],
+    name: str,
+    owner: str | None = None,
 ) -> int:
     """Create ``schema`` if needed and apply the migrations it lacks, in one transaction,
     storing the version reached in its ``schema_version`` table; returns it.
@@ -249,7 +278,8 @@ def migrate(
     The worker and the gateway may open a session's schema at once: a transaction-scoped
     advisory lock on the schema's name lets one migrate while the other waits. Each
     migration runs with ``search_path`` set to the schema, so its DDL names tables
-    unqualified.
+    unqualified. With ``owner`` (a session's role, of which this connection's user is a
+    member), the schema and everything the migrations make belong to that role.
     """
     check_numbering(migrations)
     latest = len(migrations)
@@ -262,7 +292,14 @@ def migrate(
             return latest
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [schema])
-        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(name_sql))
+        # Made only when missing: a session's role may not create schemas.
+        if not conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+            authorization = (
+                sql.SQL(" AUTHORIZATION {}").format(_role(owner)) if owner else sql.SQL("")
+            )
+            conn.execute(sql.SQL("CREATE SCHEMA {}{}").format(name_sql, authorization))
+        if owner is not None:
+            conn.execute(sql.SQL("SET LOCAL ROLE {}").format(_role(owner)))
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} (version integer NOT NULL)").format(
                 version_table
@@ -286,3 +323,34 @@ def migrate(
 def drop_schema(conn: psycopg.Connection[Any], schema: str) -> None:
     """Drop a session's schema and everything in it (its whatsmeow tables too)."""
     conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.SQL(quoted(schema))))
+
+
+def can_create_roles(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def provide_role(conn: psycopg.Connection[Any], role: str, password: str | None) -> None:
+    """Create the session's login role if missing, make this connection's user a member
+    (so the gateway reaches the session's tables and can make them as that role), and set
+    its password when one is given (a new one for each worker)."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [role])
+        found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone()
+        if found is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(_role(role)))
+            conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_role(role)))
+        if password is not None:
+            conn.execute(
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(_role(role), sql.Literal(password))
+            )
+
+
+def drop_role(conn: psycopg.Connection[Any], role: str) -> None:
+    """Drop a session's role (its schema dropped first), ending its connections."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role]
+    )
+    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(_role(role)))

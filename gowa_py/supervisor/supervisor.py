@@ -61,8 +61,12 @@ class Supervisor:
         registry: RegistryStorage,
         data_dir: Path,
         sandbox: p.SandboxConfig | None = None,
+        worker_database: Callable[[str], str] = lambda _session_id: "",
     ) -> None:
         self.settings = settings
+        #: Where a session's worker keeps its stores ("": files in its folder), given to
+        #: it with its keys (``GatewayStorage.worker_database``).
+        self.worker_database = worker_database
         self.registry = registry
         self.data_dir = data_dir
         self.sessions_dir = data_dir / "sessions"
@@ -446,7 +450,7 @@ class _Owner:
     def worker_keys(self, session_id: str) -> p.WorkerKeys:
         keys = self._supervisor.sockets.admit(session_id)
         return msgspec.structs.replace(
-            keys, database_url=self._supervisor.settings.database_url or ""
+            keys, database_url=self._supervisor.worker_database(session_id)
         )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:

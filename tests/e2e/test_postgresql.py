@@ -6,6 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
+from gowa_py.storage import postgres
 from tests.backends import ScratchDatabase
 from tests.e2e.conftest import new_phone, pair, session_dir
 from tests.procs import Gateway, wait_until
@@ -72,6 +73,16 @@ def test_sessions_live_in_postgresql_across_a_restart_and_go_with_their_schema(
         tables = _tables(test_database, "gowa_s_pgrcv")
         assert {"messages", "events", "webhook_deliveries", "whatsmeow_device"} <= tables
         assert not list(session_dir(gateway, "pgrcv").glob("*.db"))
+        # The worker and its whatsmeow log in as the session's own role.
+        with psycopg.connect(test_database.url) as conn:
+            users = conn.execute(
+                "SELECT application_name, usename FROM pg_stat_activity "
+                "WHERE application_name LIKE 'gowa-%% pgrcv'"
+            ).fetchall()
+        assert {name for name, _ in users} == {"gowa-worker pgrcv", "gowa-whatsmeow pgrcv"}
+        assert {user for _, user in users} == {
+            postgres.session_role(test_database.name, "gowa_s_pgrcv")
+        }
 
         gateway.stop()
         gateway.start()
@@ -91,6 +102,9 @@ def test_sessions_live_in_postgresql_across_a_restart_and_go_with_their_schema(
         status, body = gateway.http.call("DELETE", "/api/sessions/pgrcv")
         assert status in (200, 204), body
         assert "gowa_s_pgrcv" not in test_database.schemas()
+        with psycopg.connect(test_database.url) as conn:
+            role = postgres.session_role(test_database.name, "gowa_s_pgrcv")
+            assert not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchall()
         assert "gowa_s_pgsnd" in test_database.schemas()
     finally:
         gateway.cleanup()

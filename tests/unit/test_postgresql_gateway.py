@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import psycopg
+import pytest
 from psycopg import sql
 
+from gowa_py.models import SessionConfig
+from gowa_py.storage import postgres
+from gowa_py.storage.factory import PostgresStorage
 from tests.backends import server_url
+from workers.eventlog import EventLog
+from workers.stores import postgresql_db
 
 
 async def test_lost_connections_are_replaced_and_a_gone_database_is_503(make_client, test_database):
@@ -34,3 +40,46 @@ async def test_lost_connections_are_replaced_and_a_gone_database_is_503(make_cli
     finally:
         with psycopg.connect(server_url(), autocommit=True) as admin:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(test_database.name)))
+
+
+def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
+    """What a compromised worker could do with the URL it is given: its own schema, yes;
+    another session's or the registry, no. Deleting the session drops its role."""
+    storage = PostgresStorage(test_database.url)
+    try:
+        assert storage.roles  # the test server's user is a superuser
+        for session_id in ("a", "b"):
+            storage.registry.create(session_id, SessionConfig(), "stopped")
+        url = storage.worker_database("a")
+        storage.worker_database("b")
+        storage.open_outbox("b").enqueue("e1", "message", [("http://b/hook", "k")], b"{}")
+
+        db = postgresql_db(url, "a")  # the worker's stores, logged in as its role
+        try:
+            assert EventLog(db, "a").append("x", {}).seq == 1
+        finally:
+            db.close()
+        outbox = storage.open_outbox("a")  # the gateway still reaches the worker's tables
+        assert outbox.enqueue("e2", "message", [("http://a/hook", "k")], b"{}") == 1
+        with psycopg.connect(url, autocommit=True) as worker:
+            assert worker.execute("SELECT current_user").fetchone()[0].startswith("gowa_r_")
+            for table in (
+                '"gowa_s_b".webhook_deliveries',
+                '"gowa_s_b".whatsmeow_version',
+                "gowa.sessions",
+                "gowa.api_keys",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    worker.execute(f"SELECT * FROM {table}")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                worker.execute("CREATE SCHEMA elsewhere")
+
+        role = postgres.session_role(test_database.name, "gowa_s_a")
+        storage.registry.delete("a")
+        with psycopg.connect(test_database.url) as admin:
+            assert (
+                admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchall() == []
+            )
+    finally:
+        storage.close()
+        test_database.empty()

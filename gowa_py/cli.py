@@ -453,7 +453,9 @@ def import_() -> None:
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 @click.option("--data-dir", default=None, help="The gateway's data dir [default: ./data].")
 @click.option("--config", "config_file", default=None, help="TOML settings file.")
-@click.option("--db-uri", default=None, help="GoWA's DB_URI (file:... or postgres://...), instead of PATH's.")
+@click.option(
+    "--db-uri", default=None, help="GoWA's DB_URI (file:... or postgres://...), instead of PATH's."
+)
 @click.option("--keys-db-uri", default=None, help="GoWA's DB_KEYS_URI, if it set one.")
 @click.option("--chat-storage-uri", default=None, help="GoWA's CHAT_STORAGE_URI, if not in PATH.")
 @click.option("--with-webhooks", is_flag=True, help="Carry GoWA's webhooks over.")

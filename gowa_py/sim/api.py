@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from .calls import Calls
 from .contacts import Contacts
 from .errors import SimError
 from .groupadmin import set_approval
@@ -47,6 +48,9 @@ class Sandbox(Protocol):
 
     @property
     def contacts(self) -> Contacts: ...
+
+    @property
+    def calls(self) -> Calls: ...
 
     @property
     def url(self) -> str: ...
@@ -250,6 +254,24 @@ async def group_approval(request: web.Request) -> web.Response:
     return web.json_response({"group": group.gid, "required": required})
 
 
+async def call(request: web.Request) -> web.Response:
+    """The phone calls ``to``: every device of ``to`` gets the offer."""
+    phone = _phone(request)
+    to = _phone_number(_string(await _body(request), "to"))
+    sim = _sim(request)
+    callee = sim.store.phone(to)
+    if callee is None:
+        raise SimError("PHONE_NOT_FOUND", f"no phone {to}", 404)
+    return web.json_response(sim.calls.offer(phone, callee).as_dict(), status=201)
+
+
+async def get_call(request: web.Request) -> web.Response:
+    found = _sim(request).calls.calls.get(request.match_info["call_id"])
+    if found is None:
+        raise SimError("CALL_NOT_FOUND", f"no call {request.match_info['call_id']}", 404)
+    return web.json_response(found.as_dict())
+
+
 async def faults(request: web.Request) -> web.Response:
     body = await _body(request)
     sim = _sim(request)
@@ -295,6 +317,8 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/phones/{phone}/send-document", send_document)
     app.router.add_put("/sim/phones/{phone}/picture", set_picture)
     app.router.add_post("/sim/groups/{gid}/approval", group_approval)
+    app.router.add_post("/sim/phones/{phone}/call", call)
+    app.router.add_get("/sim/calls/{call_id}", get_call)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

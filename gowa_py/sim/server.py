@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from .api import build_app
 from .binary import Node
+from .calls import Calls
 from .cdn import build_cdn
 from .certs import load_ca, load_root_key, tls_server_context
 from .connection import Connection
@@ -71,6 +72,7 @@ class SimServer:
         self.codes = CodePairing(self.network, self.pairing)
         self.presence = Presence(self.network)
         self.contacts = Contacts(self)
+        self.calls = Calls(self.network)
         self.media = MediaStore(self.data_dir / "media", max_upload, max(max_upload * 8, 1 << 30))
         self.iqs = IqDispatcher(self.network)
         register_basic_routes(self.iqs)
@@ -261,6 +263,8 @@ class SimServer:
                 self.presence.handle_presence(conn, node)
             elif node.tag == "chatstate":
                 self.presence.handle_chatstate(conn, node)
+            elif node.tag == "call":
+                self.calls.handle_call(conn, node)
             else:
                 log.warning("%r: unhandled stanza <%s>", conn, node.tag)
         except Exception:

@@ -35,7 +35,11 @@ class Automations:
         payload: dict[str, Any] = {"call_id": meta.callID}
         if creator.Server == lids.LID_SERVER:
             payload["from_lid"] = payloads.non_ad(creator)
-        pn = people.pn(creator) if creator.Server == lids.LID_SERVER else None
+        pn = None
+        if creator.Server == lids.LID_SERVER:
+            # The offer's caller_pn, else what the session learnt of that LID before.
+            alt = meta.callCreatorAlt
+            pn = alt if alt.User and alt.Server != lids.LID_SERVER else people.pn(creator)
         payload["from"] = payloads.non_ad(pn if pn is not None else creator)
         payloads.with_display_name(payload, people)
         payload["auto_rejected"] = self.ctx.settings.auto_reject_call

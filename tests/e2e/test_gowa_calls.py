@@ -1,0 +1,66 @@
+"""A sandbox phone calls a session: GoWA's ``call.offer`` event, ``/call/reject`` and
+``auto_reject_call``, with the sandbox seeing the session's ``<reject>`` arrive."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import is_event, new_phone, pair
+from tests.procs import wait_until
+
+pytestmark = pytest.mark.integration
+
+ANN, CAL = "15550000511", "15550000512"
+
+
+@pytest.fixture(scope="module")
+def gw(sandbox, sandbox_gateway):
+    new_phone(sandbox, ANN, "Ann")
+    new_phone(sandbox, CAL, "Cal")
+    pair(sandbox_gateway, sandbox, "ann", ANN)
+    return sandbox_gateway
+
+
+def call(sandbox) -> dict:
+    status, offered = sandbox.api("POST", f"/sim/phones/{CAL}/call", {"to": ANN})
+    assert status == 201 and offered["state"] == "offered", offered
+    return offered
+
+
+def rejected(sandbox, call_id: str) -> dict:
+    def state():
+        status, found = sandbox.api("GET", f"/sim/calls/{call_id}")
+        assert status == 200, found
+        return found["state"] == "rejected" and found
+
+    return wait_until(state, 10, interval=0.05, what="the session's reject")
+
+
+def test_a_call_rings_and_is_rejected_by_hand(gw, sandbox, events):
+    offered = call(sandbox)
+    offer = events.wait(
+        is_event("call.offer", "ann", call_id=offered["call_id"]), 10, "the call rings"
+    )["payload"]
+    assert offer["from"] == f"{CAL}@s.whatsapp.net" and offer["from_lid"].endswith("@lid")
+    assert offer["auto_rejected"] is False and offer["remote_platform"] == "android", offer
+    status, _ = sandbox.api("GET", f"/sim/calls/{offered['call_id']}")
+    assert status == 200
+    body = {"caller_jid": offer["from"], "call_id": offer["call_id"]}
+    status, answer = gw.http.post("/api/ann/call/reject", body)
+    assert status == 200 and answer["code"] == "SUCCESS", answer
+    assert rejected(sandbox, offered["call_id"])["rejected_by"].startswith(f"{ANN}:")
+
+
+def test_auto_reject_call_rejects_without_anyone(gw, sandbox, events):
+    status, body = gw.http.call(
+        "PATCH", "/api/sessions/ann", {"config": {"auto_reject_call": True}}
+    )
+    assert status == 200, body
+    offered = call(sandbox)
+    offer = events.wait(
+        is_event("call.offer", "ann", call_id=offered["call_id"]), 10, "the call rings"
+    )["payload"]
+    assert offer["auto_rejected"] is True, offer
+    rejected(sandbox, offered["call_id"])
+    status, missing = sandbox.api("GET", "/sim/calls/NOSUCHCALL")
+    assert (status, missing["code"]) == (404, "CALL_NOT_FOUND")

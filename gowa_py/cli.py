@@ -34,6 +34,14 @@ def main() -> None:
     help="postgresql://... to keep all state in PostgreSQL [default: SQLite in the data dir]; "
     "prefer GOWA_DATABASE_URL or the config file for a URL with a password.",
 )
+@click.option(
+    "--node-id", default=None, help="This node's name in a cluster [default: the host name]."
+)
+@click.option(
+    "--advertise-url",
+    default=None,
+    help="URL the other nodes of a cluster reach this one at [default: http://HOST:PORT].",
+)
 @click.option("--config", "config_file", default=None, help="TOML settings file.")
 @click.option("--sandbox", default=None, help="Run every session against this sandbox URL.")
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")

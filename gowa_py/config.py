@@ -7,6 +7,8 @@ one and the tests check that the two stay in step.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +21,7 @@ from gowa_py.hosts import parse_allowed_hosts
 from gowa_py.webhooks.policy import parse_networks
 
 ENV_PREFIX = "GOWA_"
+_NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def parse_id_range(spec: str) -> tuple[int, int] | None:
@@ -41,6 +44,15 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: ``postgresql://...``: keep the registry and every session's data in PostgreSQL
     #: instead of SQLite files under ``data_dir`` (docs/storage.md).
     database_url: str | None = None
+    #: With PostgreSQL, the gateways sharing the database form a cluster
+    #: (docs/cluster.md): this node's name (default: the host name) and the URL the
+    #: other nodes reach it at (default: http://<host name or 127.0.0.1>:<port>).
+    node_id: str | None = None
+    advertise_url: str | None = None
+    lease_ttl: float = 15.0
+    lease_renew_interval: float = 5.0
+    lease_margin: float = 3.0
+    takeover_batch: int = 10
     api_key: str | None = None
     api_key_hash: str | None = None
     api_key_hash_threads: int = 1
@@ -162,6 +174,19 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError(
                 "database_url must be a postgresql://user@host:port/database URL"
             )
+        if not 0 < 2 * self.lease_renew_interval < self.lease_ttl - self.lease_margin:
+            raise msgspec.ValidationError(
+                "lease_renew_interval must be > 0 and leave two renewals before "
+                "lease_ttl - lease_margin"
+            )
+        if self.lease_margin <= 0 or self.takeover_batch < 1:
+            raise msgspec.ValidationError("lease_margin must be > 0 and takeover_batch >= 1")
+        if self.node_id is not None and not _NODE_ID.fullmatch(self.node_id):
+            raise msgspec.ValidationError("node_id must be 1-63 letters, digits, '.', '_' or '-'")
+        if self.advertise_url is not None and not self.advertise_url.startswith(
+            ("http://", "https://")
+        ):
+            raise msgspec.ValidationError("advertise_url must be an http:// or https:// URL")
         try:
             parse_id_range(self.worker_uids)
         except ValueError as exc:
@@ -177,6 +202,20 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if not self.auth_enabled:
             return "127.0.0.1"
         return self.host or "0.0.0.0"
+
+    @property
+    def cluster_node_id(self) -> str:
+        return self.node_id or socket.gethostname()
+
+    @property
+    def cluster_url(self) -> str:
+        """Where the other nodes reach this one."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = self.bind_host
+        if host == "0.0.0.0":
+            host = socket.getfqdn()
+        return f"http://{host}:{self.port}"
 
     @property
     def effective_start_concurrency(self) -> int:

@@ -144,6 +144,19 @@ class Registry:
     def get(self, session_id: str) -> SessionRecord | None:
         return self._sessions.get(session_id)
 
+    def reload(self, session_id: str | None = None) -> None:
+        """Read the session (or every one) again from the database: in a cluster the
+        other nodes write sessions too (gowa_py/cluster)."""
+        if session_id is None:
+            rows = self._query("SELECT * FROM sessions ORDER BY id")
+            self._sessions = {row["id"]: self._record(row) for row in rows}
+            return
+        rows = self._query("SELECT * FROM sessions WHERE id = ?", [session_id])
+        if rows:
+            self._sessions[session_id] = self._record(rows[0])
+        else:
+            self._sessions.pop(session_id, None)
+
     def all(self) -> list[SessionRecord]:
         return [self._sessions[key] for key in sorted(self._sessions)]
 

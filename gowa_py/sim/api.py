@@ -299,6 +299,9 @@ async def healthz(request: web.Request) -> web.Response:
             "status": "ok",
             "connections": len(sim.network.connections),
             "online": len(sim.network.online),
+            # Every device's logins that ended a live connection of it: two connections
+            # of one device at once, what a cluster's fault tests assert never happens.
+            "replaced": sum(sim.network.replaced.values()),
         }
     )
 

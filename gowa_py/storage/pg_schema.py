@@ -169,5 +169,27 @@ _SESSION_1 = _statements(
     "CREATE TABLE whatsmeow_version (version INTEGER, compat INTEGER)",
 )
 
-REGISTRY = (Migration(1, "the registry's tables", _REGISTRY_1),)
+# The cluster's nodes and session leases (gowa_py/cluster). Times are the database's
+# clock (``now()``), the one clock every node shares; a lease goes with its session.
+_REGISTRY_2 = _statements(
+    """CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    heartbeat TIMESTAMPTZ NOT NULL
+)""",
+    """CREATE TABLE leases (
+    session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+    owner TEXT NOT NULL,
+    epoch BIGINT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+)""",
+    "CREATE INDEX leases_by_owner ON leases (owner)",
+)
+
+REGISTRY = (
+    Migration(1, "the registry's tables", _REGISTRY_1),
+    Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
+)
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

@@ -32,6 +32,19 @@ class SessionLimit(GowaError):
         self.limit = limit
 
 
+class SessionElsewhere(GowaError):
+    """Another node of the cluster holds the session's lease: running it here too would
+    connect its device twice."""
+
+    code = p.ErrorCode.SESSION_ELSEWHERE
+
+    def __init__(self, session_id: str, node: str) -> None:
+        where = f"node {node!r}" if node else "another node"
+        super().__init__(f"session {session_id!r} runs on {where} of the cluster")
+        self.session_id = session_id
+        self.node = node
+
+
 class PairingLimit(GowaError):
     """``max_pairing`` sessions are pairing already."""
 

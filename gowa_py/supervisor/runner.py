@@ -140,6 +140,23 @@ class SessionRunner:
             await self._end_process(graceful=True)
             await self._owner.runner_status(self.session_id, status, error)
 
+    async def fence(self) -> None:
+        """Kill the worker at once and keep it down, without waiting for a stop in
+        progress: the session's lease is no longer this node's, so another node may
+        connect its device any moment now."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+        await self._kill_process()
+        if task is not None:
+            await _cancel(task)
+        await self._kill_process()  # one spawned while the task was being cancelled
+
+    async def _kill_process(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            await proc.kill(process)
+
     async def wait_ready(self, timeout: float) -> bool:
         """Wait until the current worker said hello (used by requests right after a start)."""
         if self._hello.is_set():

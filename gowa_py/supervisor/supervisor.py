@@ -25,6 +25,8 @@ import msgspec
 from gowa_py import protocol as p
 from gowa_py.archive import session as archive
 from gowa_py.archive.manifest import ArchivedSession, Manifest
+from gowa_py.cluster import node as cluster_node
+from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
@@ -37,6 +39,7 @@ from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.dispatch import EventDispatch, Listener
 from gowa_py.supervisor.errors import (
     PairingLimit,
+    SessionElsewhere,
     SessionExists,
     SessionExported,
     SessionLimit,
@@ -112,6 +115,9 @@ class Supervisor:
         self.ksm = ksm.KsmStatus("off")
         #: Called with every worker command and its round-trip time (the metrics).
         self.observe_request: Callable[[p.Command, float], None] | None = None
+        #: This node's leases when the gateway is one of a cluster (PostgreSQL); then a
+        #: session runs only while its lease is this node's.
+        self.cluster: ClusterNode | None = cluster_node.for_settings(settings, self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -124,13 +130,22 @@ class Supervisor:
         await proc.launcher.start()
         # What an export or import cut short by a crash left (this gateway holds the lock).
         await asyncio.to_thread(shutil.rmtree, self.data_dir / archive.STAGING, True)
+        # A session another node runs keeps the state that node gives it.
+        owners = await self.cluster.owners() if self.cluster is not None else {}
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
+            elsewhere = owners.get(record.id, self.settings.cluster_node_id)
+            if elsewhere != self.settings.cluster_node_id:
+                continue
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
                 self.registry.set_status(record.id, p.SessionState.STOPPED, None)
         self._events.start()
         self._tasks.append(asyncio.create_task(self._upkeep.run(), name="sampler"))
         self._tasks.append(asyncio.create_task(self._hibernation.run(), name="hibernate"))
+        if self.cluster is not None:
+            # Its sweeps bring back what no node runs, this node's former sessions first.
+            await self.cluster.start()
+            return
         wanted = [r.id for r in self.registry.all() if r.desired == "running"]
         if wanted:
             log.info("bringing back %d session(s) that were running", len(wanted))
@@ -149,10 +164,14 @@ class Supervisor:
         for task in self._tasks:
             task.cancel()
         await self._events.close()
+        if self.cluster is not None:
+            await self.cluster.quiet()  # no takeover while the workers stop
         await asyncio.gather(
             *(runner.stop() for runner in self.runners.values() if runner.running),
             return_exceptions=True,
         )
+        if self.cluster is not None:
+            await self.cluster.close()  # the other nodes take the sessions over now
         await proc.launcher.close()
         await self.sockets.close()
 
@@ -172,9 +191,19 @@ class Supervisor:
 
     def require(self, session_id: str) -> SessionRecord:
         record = self.get(session_id)
+        if record is None and self.cluster is not None:
+            self.registry.reload(session_id)  # made by another node meanwhile?
+            record = self.get(session_id)
         if record is None:
             raise SessionMissing(session_id)
+        if self.cluster is not None and record.id not in self.runners:
+            self.runners[record.id] = self._new_runner(record.id)  # made by another node
         return record
+
+    def sync(self) -> None:
+        """In a cluster, see what the other nodes wrote (sessions made, deleted, their
+        states); every cluster round."""
+        self.registry.reload()
 
     def list(self) -> list[SessionRecord]:
         return self.registry.all()
@@ -215,8 +244,16 @@ class Supervisor:
             self.runners[session_id] = self._new_runner(session_id)
             await self._events.publish_status(session_id, p.SessionState.STOPPED, None)
             if start:
+                await self._claim(session_id)
                 await self.runners[session_id].start()
         return self.registry.get(session_id) or record
+
+    async def _claim(self, session_id: str) -> None:
+        """In a cluster, take the session's lease before its worker starts here."""
+        if self.cluster is not None:
+            owner = await self.cluster.claim(session_id)
+            if owner is not None:
+                raise SessionElsewhere(session_id, owner.node)
 
     async def _start_runner(self, session_id: str, runner: SessionRunner) -> None:
         """Every start of a stopped session's worker goes through here (the pairing cap)."""
@@ -225,8 +262,41 @@ class Supervisor:
             return
         if archive.exported_mark(self.sessions_dir / session_id) is not None:
             raise SessionExported(record.error or f"session {session_id!r} was exported")
-        async with self._pairing.starting(session_id, record.me):
-            await runner.start()
+        if self.cluster is None:
+            async with self._pairing.starting(session_id, record.me):
+                await runner.start()
+            return
+        await self._claim(session_id)
+        try:
+            async with self._pairing.starting(session_id, record.me):
+                await runner.start()
+        except BaseException:
+            await self.cluster.release(session_id)
+            raise
+        if not self.cluster.holds(session_id):  # lost while starting: fenced already?
+            await runner.fence()
+            raise SessionElsewhere(session_id, "")
+
+    async def take_over(self, session_id: str) -> None:
+        """Start a session whose lease this node has just claimed (its node died, or
+        nobody ran it); given up again if it cannot start here."""
+        try:
+            self.registry.reload(session_id)  # as its last node left it
+            async with self._exclusive(session_id) as runner:
+                if self.require(session_id).desired == "running":
+                    await self._start_runner(session_id, runner)
+                    return
+        except GowaError as exc:
+            log.warning("[%s] not taken over: %s", session_id, exc)
+        if self.cluster is not None:
+            await self.cluster.release(session_id)
+
+    async def fence(self, session_id: str, reason: str) -> None:
+        """Kill the session's worker now: its lease is lost (``reason``)."""
+        runner = self.runners.get(session_id)
+        if runner is not None and runner.running:
+            log.warning("[%s] worker stopped: %s", session_id, reason)
+            await runner.fence()
 
     def _exclusive(self, session_id: str) -> AbstractAsyncContextManager[SessionRunner]:
         """One lifecycle operation at a time per session (see :class:`LifecycleLocks`)."""
@@ -245,6 +315,8 @@ class Supervisor:
             self.registry.set_desired(session_id, "stopped")
             runner.hibernated = False  # stopped by hand: no request may wake it
             await runner.stop()
+            if self.cluster is not None:
+                await self.cluster.release(session_id)
         return self.require(session_id)
 
     async def restart_session(self, session_id: str) -> SessionRecord:
@@ -292,6 +364,8 @@ class Supervisor:
             await runner.stop()
             await self._events.notice(session_id, p.SESSION_DELETED, {"unlinked": unlinked})
             self.registry.delete(session_id)
+            if self.cluster is not None:
+                self.cluster.forget(session_id)  # the lease went with the session
             self._events.forget(session_id)
             self.sockets.revoke(session_id)
             folder = self.sessions_dir / session_id
@@ -381,6 +455,9 @@ class Supervisor:
             log.info("[%s] waking from hibernation", session_id)
             await self._start_runner(session_id, runner)
         if not runner.running:
+            owner = await self.cluster.owner(session_id) if self.cluster is not None else None
+            if owner is not None and owner.live and owner.node != self.settings.cluster_node_id:
+                raise SessionElsewhere(session_id, owner.node)
             raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
         if not await runner.wait_ready(timeout):
             raise WorkerUnavailable(f"worker of session {session_id!r} is not ready yet")
@@ -459,6 +536,9 @@ class _Owner:
     async def runner_status(
         self, session_id: str, status: p.SessionState, error: str | None
     ) -> None:
+        cluster = self._supervisor.cluster
+        if cluster is not None and not cluster.holds(session_id):
+            return  # the session's state is its lease holder's to tell
         await self._supervisor._events.set_status(session_id, status, error)
 
     async def runner_notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:

@@ -1,0 +1,158 @@
+"""Leases and node heartbeats in PostgreSQL: which node runs which session.
+
+Every time is the database's clock (``now()``), the one clock all nodes share; a node
+never compares its own clock with another's. A lease is claimed with one conditional
+statement (its owner may renew it, anyone may take it once expired), and its ``epoch``
+grows on every change of hands, so a stale owner's lease is told from the new one's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from gowa_py.storage import postgres
+
+
+@dataclass(frozen=True)
+class NodeRow:
+    """A node as the cluster sees it: ``heartbeat_age`` is seconds on the database clock."""
+
+    id: str
+    url: str
+    status: str
+    heartbeat: float
+    heartbeat_age: float
+    sessions: int
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who holds a session's lease, and whether it is still within its term."""
+
+    node: str
+    url: str | None
+    epoch: int
+    live: bool
+
+
+class LeaseStore:
+    """The node's own connection to the cluster's tables (beside the gateway's pool, so a
+    busy pool never delays a renewal). Blocking: callers run it in a thread; one
+    statement at a time."""
+
+    def __init__(self, url: str, node_id: str, ttl: float, statement_timeout: float) -> None:
+        self.node_id = node_id
+        self.ttl = ttl
+        timeout_ms = max(1, int(statement_timeout * 1000))
+
+        def connect() -> psycopg.Connection[Any]:
+            conn = postgres.connect(url, postgres.REGISTRY_SCHEMA, f"gowa-cluster {node_id}")
+            conn.execute(f"SET statement_timeout = {timeout_ms}")
+            return conn
+
+        self._conn = postgres.PgConnection(connect)
+        self._lock = threading.Lock()
+
+    def _run(self, statement: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            cursor = self._conn.execute(statement, parameters)
+            return cursor.fetchall() if cursor.description else []
+
+    def register(self, url: str) -> None:
+        """This node is up at ``url``."""
+        self._run(
+            "INSERT INTO nodes (id, url, status, started_at, heartbeat) "
+            "VALUES (?, ?, 'up', now(), now()) ON CONFLICT (id) DO UPDATE "
+            "SET url = excluded.url, status = 'up', started_at = now(), heartbeat = now()",
+            (self.node_id, url),
+        )
+
+    def claim(self, session_id: str) -> int | None:
+        """Take or renew the session's lease; its epoch, or None when another node holds
+        it (or the session is gone)."""
+        try:
+            rows = self._run(
+                "INSERT INTO leases AS l (session_id, owner, epoch, expires_at) "
+                "VALUES (?, ?, 1, now() + make_interval(secs => ?)) "
+                "ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, "
+                "expires_at = excluded.expires_at, epoch = l.epoch + CASE "
+                "WHEN l.owner = excluded.owner AND l.expires_at > now() THEN 0 ELSE 1 END "
+                "WHERE l.owner = excluded.owner OR l.expires_at <= now() RETURNING epoch",
+                (session_id, self.node_id, self.ttl),
+            )
+        except psycopg.errors.ForeignKeyViolation:
+            return None  # deleted meanwhile
+        return int(rows[0][0]) if rows else None
+
+    def renew(self, held: dict[str, int]) -> set[str]:
+        """Extend the leases still ours at the epochs we hold and beat the node's heart;
+        returns the sessions renewed (any other of ``held`` is lost)."""
+        rows = self._run(
+            "WITH beat AS (UPDATE nodes SET heartbeat = now(), status = 'up' WHERE id = ?) "
+            "UPDATE leases SET expires_at = now() + make_interval(secs => ?) "
+            "WHERE owner = ? AND session_id = ANY(?) AND expires_at > now() "
+            "RETURNING session_id, epoch",
+            (self.node_id, self.ttl, self.node_id, list(held)),
+        )
+        return {row[0] for row in rows if held.get(row[0]) == int(row[1])}
+
+    def release(self, session_id: str, epoch: int) -> None:
+        """Give the lease up at once (the session stopped here, or could not start)."""
+        self._run(
+            "UPDATE leases SET expires_at = now() WHERE session_id = ? AND owner = ? AND epoch = ?",
+            (session_id, self.node_id, epoch),
+        )
+
+    def leave(self) -> None:
+        """This node stops: every lease it holds ends now and it is marked down."""
+        self._run("UPDATE leases SET expires_at = now() WHERE owner = ?", (self.node_id,))
+        self._run("UPDATE nodes SET status = 'down' WHERE id = ?", (self.node_id,))
+
+    def orphans(self, limit: int, held: list[str]) -> list[str]:
+        """Sessions meant to run that no node runs: no lease, an expired one, or one this
+        node's previous run held (so a restarted node does not wait for its own leases to
+        expire). Longest expired first."""
+        rows = self._run(
+            "SELECT s.id FROM sessions s LEFT JOIN leases l ON l.session_id = s.id "
+            "WHERE s.desired = 'running' AND (l.session_id IS NULL OR l.expires_at <= now() "
+            "OR (l.owner = ? AND NOT l.session_id = ANY(?))) "
+            "ORDER BY l.expires_at NULLS FIRST, s.id LIMIT ?",
+            (self.node_id, held, limit),
+        )
+        return [row[0] for row in rows]
+
+    def owner(self, session_id: str) -> Owner | None:
+        rows = self._run(
+            "SELECT l.owner, n.url, l.epoch, l.expires_at > now() FROM leases l "
+            "LEFT JOIN nodes n ON n.id = l.owner WHERE l.session_id = ?",
+            (session_id,),
+        )
+        if not rows:
+            return None
+        node, url, epoch, live = rows[0]
+        return Owner(node, url, int(epoch), bool(live))
+
+    def owners(self) -> dict[str, str]:
+        """Every session whose lease is live, and its node."""
+        rows = self._run("SELECT session_id, owner FROM leases WHERE expires_at > now()")
+        return {row[0]: row[1] for row in rows}
+
+    def nodes(self) -> list[NodeRow]:
+        rows = self._run(
+            "SELECT n.id, n.url, n.status, extract(epoch FROM n.heartbeat), "
+            "extract(epoch FROM now() - n.heartbeat), "
+            "(SELECT count(*) FROM leases l WHERE l.owner = n.id AND l.expires_at > now()) "
+            "FROM nodes n ORDER BY n.id"
+        )
+        return [
+            NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), int(row[5]))
+            for row in rows
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,231 @@
+"""This node's part in the cluster: hold leases, renew them, fence, take over.
+
+Self-fencing: a lease renewed at monotonic time ``t`` (taken before the statement was
+sent) lasts on the database until at least ``t + lease_ttl``, so the node counts it
+valid only until ``t + lease_ttl - lease_margin`` and stops the session's worker then if
+no renewal came back: the worker is gone before another node may take the lease. The
+monotonic clock keeps running while the database is unreachable or slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner
+from gowa_py.config import Settings
+from gowa_py.storage import postgres
+
+log = logging.getLogger("gowa.cluster")
+
+#: How often the fencing watch looks at the leases' deadlines.
+FENCE_TICK_S = 0.2
+#: How often a node looks for sessions to take over (``takeover_batch`` at a time): a
+#: restarted node brings its sessions back at this pace, not one batch per renewal.
+SWEEP_TICK_S = 1.0
+
+
+class LeaseHolder(Protocol):
+    """What the node asks of the supervisor."""
+
+    async def take_over(self, session_id: str) -> None:
+        """Start the session here: this node has just claimed its lease."""
+
+    async def fence(self, session_id: str, reason: str) -> None:
+        """Stop the session's worker now: its lease is no longer this node's."""
+
+    def sync(self) -> None:
+        """Read again what the other nodes may have written (every round)."""
+
+
+@dataclass
+class Lease:
+    epoch: int
+    #: Monotonic time after which the lease must be treated as gone.
+    deadline: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    ttl: float
+    renew_interval: float
+    margin: float
+    takeover_batch: int
+
+
+class ClusterNode:
+    def __init__(
+        self, store: LeaseStore, url: str, timing: Timing, holder: LeaseHolder, capacity: int
+    ) -> None:
+        self.store = store
+        self.node_id = store.node_id
+        self.url = url
+        self.timing = timing
+        self.holder = holder
+        #: The most sessions this node takes (``max_sessions``; 0 = no limit).
+        self.capacity = capacity
+        self.held: dict[str, Lease] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._takeovers: set[asyncio.Task[None]] = set()
+        self._fences: set[asyncio.Task[None]] = set()
+        self._closing = False
+
+    def holds(self, session_id: str) -> bool:
+        lease = self.held.get(session_id)
+        return lease is not None and time.monotonic() < lease.deadline
+
+    def _valid_until(self, sent_at: float) -> float:
+        return sent_at + self.timing.ttl - self.timing.margin
+
+    async def claim(self, session_id: str) -> Owner | None:
+        """Take the session's lease for this node; None when taken, else who holds it."""
+        sent_at = time.monotonic()
+        epoch = await asyncio.to_thread(self.store.claim, session_id)
+        if epoch is not None:
+            self.held[session_id] = Lease(epoch, self._valid_until(sent_at))
+            return None
+        owner = await asyncio.to_thread(self.store.owner, session_id)
+        return owner or Owner("", None, 0, False)
+
+    async def release(self, session_id: str) -> None:
+        lease = self.held.pop(session_id, None)
+        if lease is not None:
+            await asyncio.to_thread(self.store.release, session_id, lease.epoch)
+
+    def forget(self, session_id: str) -> None:
+        """The session was deleted (its lease with it)."""
+        self.held.pop(session_id, None)
+
+    async def owner(self, session_id: str) -> Owner | None:
+        return await asyncio.to_thread(self.store.owner, session_id)
+
+    async def owners(self) -> dict[str, str]:
+        return await asyncio.to_thread(self.store.owners)
+
+    async def nodes(self) -> list[NodeRow]:
+        return await asyncio.to_thread(self.store.nodes)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.register, self.url)
+        log.info("cluster node %s at %s", self.node_id, self.url)
+        self._tasks.append(asyncio.create_task(self._renewing(), name="cluster-renew"))
+        self._tasks.append(asyncio.create_task(self._fencing(), name="cluster-fence"))
+        self._tasks.append(asyncio.create_task(self._sweeping(), name="cluster-sweep"))
+
+    async def quiet(self) -> None:
+        """Take nothing over any more: the node is shutting down. Its leases are still
+        renewed, and fenced, while its workers stop."""
+        self._closing = True
+        for task in self._takeovers:
+            task.cancel()
+        await asyncio.gather(*self._takeovers, return_exceptions=True)
+
+    async def close(self) -> None:
+        """Give every lease up (the caller stopped the workers) and leave."""
+        await self.quiet()
+        tasks = [*self._tasks, *self._fences]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.held.clear()
+        try:
+            await asyncio.to_thread(self.store.leave)
+        except Exception as exc:  # the database is away: the leases expire by themselves
+            log.warning("leaving the cluster: %s", exc)
+        await asyncio.to_thread(self.store.close)
+
+    # ------------------------------------------------------------ the rounds
+
+    async def _renewing(self) -> None:
+        while True:
+            try:
+                await self._renew()
+                self.holder.sync()
+            except Exception as exc:
+                if not postgres.unavailable(exc):
+                    raise
+                log.warning("renewing the leases failed, retrying: %s", exc)
+            await asyncio.sleep(self.timing.renew_interval)
+
+    async def _sweeping(self) -> None:
+        while True:
+            try:
+                await self._sweep()
+            except Exception as exc:
+                if not postgres.unavailable(exc):
+                    raise
+                log.warning("looking for sessions to take over failed, retrying: %s", exc)
+            await asyncio.sleep(SWEEP_TICK_S)
+
+    async def _renew(self) -> None:
+        snapshot = dict(self.held)
+        sent_at = time.monotonic()
+        kept = await asyncio.to_thread(
+            self.store.renew, {sid: lease.epoch for sid, lease in snapshot.items()}
+        )
+        for session_id, lease in snapshot.items():
+            if self.held.get(session_id) is not lease:
+                continue  # released or claimed again meanwhile
+            if session_id in kept:
+                lease.deadline = self._valid_until(sent_at)
+            else:
+                self._lose(session_id, "its lease was taken by another node")
+
+    async def _sweep(self) -> None:
+        """Claim sessions no live node runs, a bounded number per round, and start them."""
+        if self._closing:
+            return
+        room = self.timing.takeover_batch - len(self._takeovers)
+        if self.capacity:
+            room = min(room, self.capacity - len(self.held))
+        if room <= 0:
+            return
+        orphans = await asyncio.to_thread(self.store.orphans, room, list(self.held))
+        for session_id in orphans:
+            if await self.claim(session_id) is not None:
+                continue  # another node was quicker
+            log.info("taking over session %s", session_id)
+            task = asyncio.create_task(self.holder.take_over(session_id), name=f"take-{session_id}")
+            self._takeovers.add(task)
+            task.add_done_callback(self._takeovers.discard)
+
+    async def _fencing(self) -> None:
+        while True:
+            now = time.monotonic()
+            for session_id, lease in list(self.held.items()):
+                if now >= lease.deadline:
+                    self._lose(session_id, "its lease could not be renewed in time")
+            await asyncio.sleep(FENCE_TICK_S)
+
+    def _lose(self, session_id: str, reason: str) -> None:
+        if self.held.pop(session_id, None) is None:
+            return
+        log.warning("session %s: stopping its worker, %s", session_id, reason)
+        task = asyncio.create_task(
+            self.holder.fence(session_id, reason), name=f"fence-{session_id}"
+        )
+        self._fences.add(task)
+        task.add_done_callback(self._fences.discard)
+
+
+def for_settings(settings: Settings, holder: LeaseHolder) -> ClusterNode | None:
+    """The node of a gateway on PostgreSQL; None on SQLite (one gateway, no leases)."""
+    if not settings.database_url:
+        return None
+    store = LeaseStore(
+        settings.database_url,
+        settings.cluster_node_id,
+        settings.lease_ttl,
+        # A statement slower than a renewal round is as good as failed.
+        settings.lease_renew_interval,
+    )
+    timing = Timing(
+        settings.lease_ttl,
+        settings.lease_renew_interval,
+        settings.lease_margin,
+        settings.takeover_batch,
+    )
+    return ClusterNode(store, settings.cluster_url, timing, holder, settings.max_sessions)

@@ -1,0 +1,85 @@
+"""Session leases on a real PostgreSQL: one holder at a time, taken over once expired, the
+epoch growing at each change of hands, gone with the session."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from gowa_py.cluster.leases import LeaseStore
+from gowa_py.models import SessionConfig
+from gowa_py.storage.factory import PostgresStorage
+from gowa_py.storage.interfaces import RegistryStorage
+from tests.backends import ScratchDatabase
+
+TTL = 0.5
+
+
+@pytest.fixture
+def registry(test_database: ScratchDatabase) -> Iterator[RegistryStorage]:
+    storage = PostgresStorage(test_database.url)
+    yield storage.registry
+    storage.close()
+    test_database.empty()
+
+
+@pytest.fixture
+def nodes(test_database: ScratchDatabase, registry: RegistryStorage) -> Iterator[list[LeaseStore]]:
+    stores = [LeaseStore(test_database.url, name, TTL, 5.0) for name in ("a", "b")]
+    for store in stores:
+        store.register(f"http://{store.node_id}.test:3000")
+    yield stores
+    for store in stores:
+        store.close()
+
+
+def test_one_holder_until_it_expires_then_the_next_with_a_higher_epoch(registry, nodes):
+    a, b = nodes
+    registry.create("s", SessionConfig(), "running")
+    assert a.claim("s") == 1
+    assert b.claim("s") is None
+    assert a.claim("s") == 1  # its holder may claim it again: no change of hands
+    owner = b.owner("s")
+    assert owner is not None and (owner.node, owner.url, owner.epoch, owner.live) == (
+        "a",
+        "http://a.test:3000",
+        1,
+        True,
+    )
+    assert a.renew({"s": 1}) == {"s"}
+    assert b.orphans(10, []) == []
+
+    time.sleep(TTL + 0.1)  # a stopped renewing
+    assert b.orphans(10, []) == ["s"]
+    assert b.claim("s") == 2
+    assert a.renew({"s": 1}) == set()  # a learns it lost the session
+    assert a.claim("s") is None
+    assert [(n.id, n.sessions) for n in a.nodes()] == [("a", 0), ("b", 1)]
+
+    b.release("s", 2)  # stopped on b: anyone may start it at once
+    assert a.claim("s") == 3
+    a.release("s", 2)  # a stale epoch releases nothing
+    assert b.claim("s") is None
+
+    registry.delete("s")
+    assert a.owners() == {}
+
+
+def test_only_sessions_meant_to_run_are_swept_and_a_restarted_node_gets_its_own_back(
+    registry, nodes
+):
+    a, b = nodes
+    for session_id, desired in (("run", "running"), ("idle", "stopped"), ("mine", "running")):
+        registry.create(session_id, SessionConfig(), desired)
+    assert a.claim("mine") == 1
+    assert b.orphans(10, []) == ["run"]
+    # a, restarted, does not hold "mine" any more but its lease is still live: a sweeps
+    # it back at once (same epoch), b leaves it alone.
+    assert a.orphans(10, []) == ["run", "mine"]
+    assert a.orphans(10, ["mine"]) == ["run"]
+    assert a.orphans(1, []) == ["run"]
+    a.leave()
+    assert sorted(b.orphans(10, [])) == ["mine", "run"]
+    assert [(n.id, n.status) for n in b.nodes()] == [("a", "down"), ("b", "up")]

@@ -63,13 +63,17 @@ def install(url: str, session_id: str, staging: Path) -> None:
     schema = postgres.session_schema(session_id)
     with postgres.connect(url, schema, "gowa import") as conn:
         try:
-            postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}")
+            # Made as the session's role, which its worker logs in as (docs/storage.md).
+            owner = postgres.session_owner(conn, schema)
+            postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}", owner)
             store = sqlite3.connect(staging / "whatsmeow.db")
             history = (
                 sqlite3.connect(staging / "chats.db") if (staging / "chats.db").exists() else None
             )
             try:
                 with conn.transaction():
+                    if owner is not None:
+                        conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
                     _whatsmeow(conn, store)
                     if history is not None:
                         for table in _HISTORY:
@@ -79,7 +83,7 @@ def install(url: str, session_id: str, staging: Path) -> None:
                 if history is not None:
                     history.close()
         except BaseException:
-            postgres.drop_schema(conn, schema)
+            postgres.drop_session(conn, schema)
             raise
 
 
@@ -87,7 +91,7 @@ def remove(url: str, session_id: str) -> None:
     """Drop the session's schema (an import that failed later on)."""
     schema = postgres.session_schema(session_id)
     with postgres.connect(url, schema, "gowa import") as conn:
-        postgres.drop_schema(conn, schema)
+        postgres.drop_session(conn, schema)
 
 
 def device_jid(url: str, session_id: str) -> str | None:

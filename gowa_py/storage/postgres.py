@@ -348,6 +348,24 @@ def provide_role(conn: psycopg.Connection[Any], role: str, password: str | None)
             )
 
 
+def session_owner(conn: psycopg.Connection[Any], schema: str) -> str | None:
+    """The role a session's schema belongs to, made if missing, for whoever makes the
+    schema outside the gateway (an import); None when this user may not create roles."""
+    if not can_create_roles(conn):
+        return None
+    database = (conn.execute("SELECT current_database()").fetchone() or [""])[0]
+    role = session_role(str(database), schema)
+    provide_role(conn, role, None)
+    return role
+
+
+def drop_session(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Drop a session's schema and, if it has one, its role."""
+    database = (conn.execute("SELECT current_database()").fetchone() or [""])[0]
+    drop_schema(conn, schema)
+    drop_role(conn, session_role(str(database), schema))
+
+
 def drop_role(conn: psycopg.Connection[Any], role: str) -> None:
     """Drop a session's role (its schema dropped first), ending its connections."""
     conn.execute(

@@ -20,7 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
@@ -564,6 +563,4 @@ def test_into_a_gateway_on_postgresql(sandbox, gowa_install, test_database, tmp_
     finally:
         watcher.close()
         gateway.cleanup()
-        for session_id in ("alice-dev", "bob-dev"):
-            with psycopg.connect(test_database.url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA IF EXISTS "gowa_s_{session_id}" CASCADE')
+        test_database.empty()  # the sessions' schemas and their roles

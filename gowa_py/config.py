@@ -22,6 +22,9 @@ from gowa_py.webhooks.policy import parse_networks
 
 ENV_PREFIX = "GOWA_"
 _NODE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+MB = 1024 * 1024
+#: Upload fields that hold a picture (``max_image_mb``).
+PICTURE_FIELDS = frozenset({"image", "sticker", "photo", "avatar"})
 
 
 def parse_id_range(spec: str) -> tuple[int, int] | None:
@@ -92,6 +95,9 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pss_sample_interval: float = 30.0
     metrics_retention_hours: float = 24.0
     max_body_mb: float = 16.0
+    max_image_mb: float = 20.0
+    max_file_mb: float = 50.0
+    max_video_mb: float = 100.0
     max_download_mb: float = 100.0
     max_import_mb: float = 4096.0
     rate_limit: float = 20.0
@@ -168,6 +174,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError("ksm_pages_to_scan must be at least 1")
         if self.worker_memory_mb != 0 and self.worker_memory_mb < 64:
             raise msgspec.ValidationError("worker_memory_mb must be 0 (no ceiling) or >= 64")
+        if min(self.max_body_mb, self.max_image_mb, self.max_file_mb, self.max_video_mb) <= 0:
+            raise msgspec.ValidationError(
+                "max_body_mb, max_image_mb, max_file_mb and max_video_mb must be > 0"
+            )
         if self.worker_log_max_mb < 0.01:
             raise msgspec.ValidationError("worker_log_max_mb must be at least 0.01")
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
@@ -191,6 +201,24 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             parse_id_range(self.worker_uids)
         except ValueError as exc:
             raise msgspec.ValidationError(f"worker_uids: {exc}") from exc
+
+    def media_limit(self, field: str) -> int:
+        """Bytes an upload field may hold, by GoWA's three sizes: pictures (image, sticker,
+        group photo, avatar), videos, and every other file (documents, audio)."""
+        if field in PICTURE_FIELDS:
+            megabytes = self.max_image_mb
+        elif field == "video":
+            megabytes = self.max_video_mb
+        else:
+            megabytes = self.max_file_mb
+        return int(megabytes * MB)
+
+    @property
+    def largest_body(self) -> int:
+        """The most a request body may hold: the largest upload, plus a form's other
+        fields (JSON bodies are held to ``max_body_mb`` by the gateway's body reader)."""
+        largest = max(self.max_body_mb, self.max_image_mb, self.max_file_mb, self.max_video_mb)
+        return int((largest + 1) * MB)
 
     @property
     def auth_enabled(self) -> bool:

@@ -58,7 +58,7 @@ def create_app(
     origins = Origins(settings)
     auth = Authenticator(settings, registry, origins)
     app = web.Application(
-        client_max_size=int(settings.max_body_mb * 1024 * 1024),
+        client_max_size=settings.largest_body,
         middlewares=[
             metrics.middleware(),
             error_middleware,

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
+from gowa_py.config import MB
 from gowa_py.gateway.errors import ApiError, error_response
+from gowa_py.gateway.keys import SETTINGS
 from gowa_py.protocol import ErrorCode
 
 T = TypeVar("T")
@@ -45,13 +47,25 @@ def is_json(request: web.Request) -> bool:
 
 
 async def _json_bytes(request: web.Request, expected: str = JSON_TYPE) -> bytes | None:
-    """The raw JSON body, None if there is none; 415 if it is not sent as JSON."""
+    """The raw JSON body, None if there is none; 415 if it is not sent as JSON, 413 over
+    ``max_body_mb`` (the app's own limit is the largest upload's)."""
     if not has_body(request):
         return None
     if not is_json(request):
         raise _unsupported(request, expected)
+    limit = int(request.app[SETTINGS].max_body_mb * MB)
+    if (request.content_length or 0) > limit:
+        raise _json_too_large(limit)
     raw = await request.read()
+    if len(raw) > limit:
+        raise _json_too_large(limit)
     return raw if raw.strip() else None
+
+
+def _json_too_large(limit: int) -> ApiError:
+    return ApiError(
+        ErrorCode.PAYLOAD_TOO_LARGE, f"a JSON body is limited to {limit / MB:g} MB (max_body_mb)"
+    )
 
 
 def _decode(raw: bytes, schema: Any) -> Any:

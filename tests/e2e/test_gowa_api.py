@@ -228,7 +228,7 @@ def test_media_and_unsupported_operations_fail_cleanly(gw):
     status, answer = gw.http.post("/api/alice/send/image", raw=body, headers=headers)
     assert status == 400 and "image" in answer["message"], answer
 
-    big = b"\0" * (17 * 1024 * 1024)
+    big = b"\0" * ((50 << 20) + 1)  # GoWA's file size, max_file_mb
     body, headers = multipart(
         {"phone": BOB}, {"file": ("big.bin", "application/octet-stream", big)}
     )

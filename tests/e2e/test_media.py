@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 ALICE, BOB = "15550000711", "15550000712"
 A_JID = f"{ALICE}@s.whatsapp.net"
-BODY_LIMIT_MB = 101
+FILE_LIMIT_MB = 101  # over GoWA's 50 MB default, for the 100 MB document
 
 
 class Files:
@@ -79,7 +79,7 @@ def files() -> Iterator[Files]:
 def gw(sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     env = {
         **SUBPROCESS_WORKERS,
-        "GOWA_MAX_BODY_MB": str(BODY_LIMIT_MB),
+        "GOWA_MAX_FILE_MB": str(FILE_LIMIT_MB),
         "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
     }
     gateway = Gateway(
@@ -293,10 +293,11 @@ def sent_count(gw: Gateway) -> int:
 def test_oversize_upload_is_413_and_nothing_is_stored(gw, sandbox):
     cdn = sandbox.data_dir / "media"
     before, sent_before, bob_before = sorted(cdn.iterdir()), sent_count(gw), bob_files(gw)
-    too_big = os.urandom((BODY_LIMIT_MB << 20) + 1)
+    too_big = os.urandom((FILE_LIMIT_MB << 20) + 1)
     body, headers = multipart({"phone": BOB}, "file", "big.bin", "application/pdf", too_big)
     status, answer = gw.http.post("/api/alice/send/file", raw=body, headers=headers, timeout=60)
     assert (status, answer["code"]) == (413, "PAYLOAD_TOO_LARGE"), answer
+    assert f"file is larger than the {FILE_LIMIT_MB} MB limit" in answer["message"]
     assert sorted(cdn.iterdir()) == before
     assert sent_count(gw) == sent_before
     assert bob_files(gw) == bob_before

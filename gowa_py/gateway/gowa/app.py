@@ -118,15 +118,15 @@ async def passkey_not_pending(request: web.Request, session_id: str, op: Any) ->
 
 async def app_info(request: web.Request) -> web.Response:
     """GoWA's ``/app/info``: server version and upload limits (no session involved)."""
-    limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
+    settings = request.app[SETTINGS]
     return envelope(
         {
             "version": __version__,
             "os": "linux",
             "base_path": "",
-            "max_file_size": limit,
-            "max_video_size": limit,
-            "max_image_size": limit,
+            "max_file_size": settings.media_limit("file"),
+            "max_video_size": settings.media_limit("video"),
+            "max_image_size": settings.media_limit("image"),
             "chatwoot_enabled": False,
         },
         "Fetch app info success",

@@ -3,7 +3,7 @@
 Each route is declared once as an :class:`OpRoute` (in ``user``, ``send``, ...):
 method, GoWA path and the ``gowa_py.operations`` struct. The struct is built from the path,
 query, JSON body or multipart form, which validates it (400 ``VALIDATION_ERROR`` naming
-the field), media given as ``*_url`` is fetched here (413 over ``max_body_mb``), and the
+the field), media given as ``*_url`` is fetched here (413 over its kind's limit), and the
 struct travels to the worker unchanged. ``/openapi.json`` reads the same declarations.
 """
 
@@ -22,6 +22,7 @@ from yarl import URL
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
+from gowa_py.config import MB, PICTURE_FIELDS
 from gowa_py.gateway.bodies import read_fields
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR, WEBHOOKS
@@ -31,8 +32,6 @@ Body = Literal["json", "form"] | None
 LocalHandler = Callable[[web.Request, str, Any], Awaitable[web.StreamResponse]]
 SessionHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
-# Upload fields whose content must be a picture (image, sticker, group photo, avatar).
-PICTURE_FIELDS = frozenset({"image", "sticker", "photo", "avatar"})
 MEDIA_FETCH_TIMEOUT_S = 60
 MEDIA_TIMEOUT_S = 120.0
 
@@ -98,14 +97,13 @@ def check_picture(upload: ops.Upload, field_name: str) -> None:
         ) from exc
 
 
-async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Upload:
-    """Download ``*_url`` media, refusing anything over the body limit (413).
+async def fetch_media(request: web.Request, url: str, field_name: str, limit: int) -> ops.Upload:
+    """Download ``*_url`` media, refusing anything over ``limit`` bytes (413).
 
     The gateway fetches on a tenant's behalf, so the webhooks' address policy applies
     (no loopback, private or reserved targets unless allowed) and redirects, which could
     lead there, are not followed.
     """
-    limit = int(request.app[SETTINGS].max_body_mb * 1024 * 1024)
     if not url.startswith(("http://", "https://")):
         raise ApiError(p.ErrorCode.VALIDATION_ERROR, f"{field_name} must be an http(s) URL")
     policy = request.app[WEBHOOKS].policy
@@ -154,16 +152,21 @@ async def fetch_media(request: web.Request, url: str, field_name: str) -> ops.Up
 def _too_large(field_name: str, limit: int) -> ApiError:
     return ApiError(
         p.ErrorCode.PAYLOAD_TOO_LARGE,
-        f"{field_name} is larger than the {limit // (1 << 20)} MB limit",
+        f"{field_name} is larger than the {limit / MB:g} MB limit",
     )
 
 
 async def resolve_media(request: web.Request, route: OpRoute, op: ops.Op) -> ops.Op:
+    """Fetch ``*_url`` media and check every file: present, not empty, within its kind's
+    limit (GoWA's image, video and file sizes), a picture where one is expected."""
     for name in route.media:
         upload, url = getattr(op, name), getattr(op, f"{name}_url", None)
+        limit = request.app[SETTINGS].media_limit(name)
         if upload is None and url:
-            upload = await fetch_media(request, url, f"{name}_url")
+            upload = await fetch_media(request, url, f"{name}_url", limit)
             op = msgspec.structs.replace(op, **{name: upload})
+        elif upload is not None and len(upload.data) > limit:
+            raise _too_large(name, limit)
         if upload is None and route.media_required:
             raise ApiError(
                 p.ErrorCode.VALIDATION_ERROR, f"{name} (a file) or {name}_url is required"

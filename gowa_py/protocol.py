@@ -86,6 +86,8 @@ class WorkerConfig(msgspec.Struct, frozen=True):
     log_max_bytes: int = 5 * 1024 * 1024
     #: The worker's ceiling on private writable memory (RLIMIT_DATA); 0 = none.
     memory_limit_bytes: int = 0
+    #: In a cluster, the first :class:`LeaseRenewed` time; None: no lease to watch.
+    lease_valid_until: float | None = None
     # Per-session behaviour from SessionConfig; later changes arrive as ApplySettings.
     settings: ApplySettings = msgspec.field(default_factory=ApplySettings)
 
@@ -189,6 +191,15 @@ class Shutdown(msgspec.Struct, tag="shutdown", frozen=True):
     pass
 
 
+class LeaseRenewed(msgspec.Struct, tag="lease", frozen=True):
+    """The session's lease is the worker's node's until ``valid_until``, in seconds of
+    ``CLOCK_MONOTONIC`` (``time.monotonic()``, one clock for every process of the
+    machine). A worker that is told of no later time by then disconnects and exits: its
+    node stopped renewing (frozen, cut off), and another node may take the session."""
+
+    valid_until: float
+
+
 class Operation(msgspec.Struct, tag="operation", frozen=True):
     """One GoWA operation (``gowa_py.operations``), validated by the gateway."""
 
@@ -196,7 +207,16 @@ class Operation(msgspec.Struct, tag="operation", frozen=True):
 
 
 Command = (
-    Ping | GetStatus | GetQR | PairPhone | Logout | Reconnect | ReplayEvents | Shutdown | Operation
+    Ping
+    | GetStatus
+    | GetQR
+    | PairPhone
+    | Logout
+    | Reconnect
+    | ReplayEvents
+    | Shutdown
+    | LeaseRenewed
+    | Operation
 )
 
 

@@ -137,6 +137,8 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
         asyncio.create_task(worker.watch_parent(), name="parent"),
         asyncio.create_task(worker.watch_silence(), name="silence"),
     ]
+    if worker.lease is not None:
+        tasks.append(asyncio.create_task(worker.lease.watch(worker.lease_lapsed), name="lease"))
     # A gateway that dies meanwhile must not keep us waiting the full 10 s.
     subscribed = asyncio.create_task(worker.link.wait_subscribed(10))
     stopped = asyncio.create_task(worker.done.wait())
@@ -155,7 +157,8 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
 
     # A daemon thread, not the loop's executor: neonize's blocking connect does not always
     # return after a stop (seen while a QR code is showing), and exiting must not wait.
-    threading.Thread(target=connect, name="neonize-connect", daemon=True).start()
+    if worker.lease is None or not worker.lease.lapsed():
+        threading.Thread(target=connect, name="neonize-connect", daemon=True).start()
     await worker.done.wait()
     log.info("stopping")
     session.stop()

@@ -19,6 +19,7 @@ from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerLink
 from gowa_py.storage.migrations import SchemaTooNew
 from workers.errors import SessionError
+from workers.lease import LeaseClock
 from workers.logfile import LOCAL_ONLY, RotatingLog
 from workers.lost import LostMessageReporter
 from workers.stores import open_session_stores
@@ -34,7 +35,7 @@ log = logging.getLogger("gowa.worker")
 EPHEMERAL_EVENTS = frozenset({"log"})
 #: Commands answered on the event loop as they arrive: quick ones, the health check among
 #: them, which must not wait behind sends that wait for WhatsApp. The rest run on threads.
-INLINE_COMMANDS = (p.Ping, p.GetStatus, p.GetQR, p.Reconnect, p.Shutdown)
+INLINE_COMMANDS = (p.Ping, p.GetStatus, p.GetQR, p.Reconnect, p.Shutdown, p.LeaseRenewed)
 #: Threads for the other commands, each blocked in neonize until WhatsApp answers: the
 #: sends (and other calls) of one session in flight at once. Started as needed.
 COMMAND_THREADS = 16
@@ -118,6 +119,10 @@ class Worker:
         self.operations: Context | None = None
         self.done = asyncio.Event()
         self.exit_code = 0
+        #: The session's lease in a cluster (workers/lease.py); None: no cluster.
+        self.lease = (
+            LeaseClock(config.lease_valid_until) if config.lease_valid_until is not None else None
+        )
         self.lost: LostMessageReporter | None = None
         self.log_file: RotatingLog | None = None
         self.commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
@@ -208,6 +213,10 @@ class Worker:
             case p.Shutdown():
                 self.loop.call_soon_threadsafe(self.loop.call_later, 0.05, self.done.set)
                 return p.Done()
+            case p.LeaseRenewed(valid_until=valid_until):
+                if self.lease is not None:
+                    self.lease.extend(valid_until)
+                return p.Done()
             case p.Operation(input=op):
                 assert self.operations is not None
                 return self.operations.run(op)
@@ -255,6 +264,15 @@ class Worker:
             self.out_of_memory(f"thread {args.thread.name if args.thread else '?'}")
         else:
             threading.__excepthook__(args)
+
+    def lease_lapsed(self) -> None:
+        """The node did not renew the session's lease in time: disconnect and exit
+        before another node may connect the device."""
+        message = "the node stopped renewing the session's lease; disconnected"
+        log.error(message)
+        report_exit(Path(self.config.session_dir), message)
+        self.exit_code = 1
+        self.done.set()
 
     def store_damaged(self, reason: str) -> None:
         """End this process for good: a session store cannot be read (any thread)."""

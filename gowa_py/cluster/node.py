@@ -40,6 +40,9 @@ class LeaseHolder(Protocol):
     def sync(self) -> None:
         """Read again what the other nodes may have written (every round)."""
 
+    async def extend(self, leases: dict[str, float]) -> None:
+        """Tell the sessions' workers until when (monotonic) their leases are valid."""
+
 
 @dataclass
 class Lease:
@@ -74,8 +77,14 @@ class ClusterNode:
         self._closing = False
 
     def holds(self, session_id: str) -> bool:
+        return self.valid_until(session_id) is not None
+
+    def valid_until(self, session_id: str) -> float | None:
+        """The monotonic time until which the session's lease is this node's, if it is."""
         lease = self.held.get(session_id)
-        return lease is not None and time.monotonic() < lease.deadline
+        if lease is None or time.monotonic() >= lease.deadline:
+            return None
+        return lease.deadline
 
     def _valid_until(self, sent_at: float) -> float:
         return sent_at + self.timing.ttl - self.timing.margin
@@ -166,13 +175,16 @@ class ClusterNode:
         kept = await asyncio.to_thread(
             self.store.renew, {sid: lease.epoch for sid, lease in snapshot.items()}
         )
+        extended: dict[str, float] = {}
         for session_id, lease in snapshot.items():
             if self.held.get(session_id) is not lease:
                 continue  # released or claimed again meanwhile
             if session_id in kept:
-                lease.deadline = self._valid_until(sent_at)
+                lease.deadline = extended[session_id] = self._valid_until(sent_at)
             else:
                 self._lose(session_id, "its lease was taken by another node")
+        if extended:
+            await self.holder.extend(extended)
 
     async def _sweep(self) -> None:
         """Claim sessions no live node runs, a bounded number per round, and start them."""

@@ -49,7 +49,7 @@ from gowa_py.supervisor.hibernation import Hibernation
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.locks import LifecycleLocks
 from gowa_py.supervisor.pairing import PairingCap
-from gowa_py.supervisor.runner import RunnerOwner, SessionRunner, WorkerInfo
+from gowa_py.supervisor.runner import RunnerOwner, SessionRunner, StartRefused, WorkerInfo
 from gowa_py.supervisor.upkeep import Upkeep
 from gowa_py.supervisor.workersetup import WorkerSetup
 from gowa_py.webhooks.policy import TargetPolicy, parse_networks
@@ -291,6 +291,14 @@ class Supervisor:
         if self.cluster is not None:
             await self.cluster.release(session_id)
 
+    async def extend(self, leases: dict[str, float]) -> None:
+        """Pass renewed leases on to the workers, which stop by themselves without them."""
+        running = [sid for sid in leases if self.is_running(sid)]
+        await asyncio.gather(
+            *(self.sockets.request(sid, p.LeaseRenewed(leases[sid]), 1.0) for sid in running),
+            return_exceptions=True,
+        )
+
     async def fence(self, session_id: str, reason: str) -> None:
         """Kill the session's worker now: its lease is lost (``reason``)."""
         runner = self.runners.get(session_id)
@@ -522,7 +530,13 @@ class _Owner:
 
     async def worker_config(self, session_id: str) -> p.WorkerConfig:
         supervisor = self._supervisor
-        return await supervisor._setup.config(supervisor.require(session_id))
+        config = await supervisor._setup.config(supervisor.require(session_id))
+        if supervisor.cluster is None:
+            return config
+        valid_until = supervisor.cluster.valid_until(session_id)
+        if valid_until is None:
+            raise StartRefused("the session's lease is no longer this node's", final=False)
+        return msgspec.structs.replace(config, lease_valid_until=valid_until)
 
     def worker_keys(self, session_id: str) -> p.WorkerKeys:
         keys = self._supervisor.sockets.admit(session_id)

@@ -1,9 +1,11 @@
 """Two gateway nodes on one PostgreSQL and the sandbox: a session runs on one node at a
-time, and a killed node's sessions come back on the other without a QR code, without
-two connections of one device at once and without losing a message."""
+time; a frozen node's workers disconnect by themselves before their leases can be taken,
+and a killed node's sessions come back on the other node, without a QR code, without two
+connections of one device at once (the sandbox counts them) and without losing a message."""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -19,10 +21,11 @@ from tests.sim.harness import SandboxProcess
 pytestmark = pytest.mark.integration
 
 TTL = 6.0
+MARGIN = 2.0
 LEASES = {
     "GOWA_LEASE_TTL": str(TTL),
     "GOWA_LEASE_RENEW_INTERVAL": "1",
-    "GOWA_LEASE_MARGIN": "2",
+    "GOWA_LEASE_MARGIN": str(MARGIN),
 }
 
 
@@ -46,6 +49,16 @@ def _replaced(sandbox: SandboxProcess) -> int:
     return body["replaced"]
 
 
+def _online(sandbox: SandboxProcess, phone: str) -> bool:
+    status, body = sandbox.api("GET", f"/sim/phones/{phone}")
+    assert status == 200, body
+    return any(device["connected"] for device in body["devices"] if device["device"])
+
+
+def _worker(gateway: Gateway, session_id: str) -> int | None:
+    return gateway.session(session_id)["worker"]["pid"]
+
+
 def _running_here(gateway: Gateway, session_id: str) -> bool:
     session = gateway.session(session_id)
     return session["status"] == "CONNECTED" and session["worker"]["pid"] is not None
@@ -57,38 +70,65 @@ def _history(gateway: Gateway, session_id: str, chat: str) -> list[str]:
     return [item["content"] for item in body["results"]["data"]]
 
 
-def test_a_killed_nodes_sessions_move_to_the_other_node(
+def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connections(
     gateway_factory, sandbox, database, tmp_path
 ):
     a = _node(gateway_factory, tmp_path, sandbox, database, "a")
     b = _node(gateway_factory, tmp_path, sandbox, database, "b")
-    phones = {sid: new_phone(sandbox, f"1555000071{i}", sid) for i, sid in enumerate("xyz")}
+    phones = {sid: new_phone(sandbox, f"1555000072{i}", sid) for i, sid in enumerate("xyzw")}
     pair(a, sandbox, "x", phones["x"])
     pair(a, sandbox, "y", phones["y"])
     pair(b, sandbox, "z", phones["z"])
 
     # One node runs each session; the other refuses to start it.
-    assert b.session("x")["worker"]["pid"] is None
+    assert _worker(b, "x") is None
     status, body = b.http.post("/api/sessions/x/start")
     assert (status, body["code"]) == (409, "SESSION_ELSEWHERE"), body
 
-    a.stop(signal.SIGKILL)
+    # Frozen: a cannot renew or kill anything, so its workers disconnect by themselves,
+    # before the leases (renewed at most TTL ago) can expire; then b takes them over.
+    os.kill(a.pid, signal.SIGSTOP)
+    frozen = time.monotonic()
+    try:
+        wait_until(lambda: not _online(sandbox, phones["x"]), TTL, what="x's worker on a gone")
+        offline_after = time.monotonic() - frozen
+        for session_id in ("x", "y"):
+            wait_until(
+                lambda s=session_id: _running_here(b, s), TTL + 10, what=f"{session_id} on b"
+            )
+        moved_after = time.monotonic() - frozen
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+    # a, thawed, learns it lost them and starts nothing; b keeps them.
+    b_pid = _worker(b, "x")
+    time.sleep(2 * MARGIN)
+    assert _worker(a, "x") is None and _worker(a, "y") is None
+    assert _worker(b, "x") == b_pid
+    assert _replaced(sandbox) == 0
+
+    # Killed: b's workers die with it, its leases expire, a takes x, y and z over.
+    b.stop(signal.SIGKILL)
     killed = time.monotonic()
-    # Sent while x has no node: the sandbox keeps it for x's next connection.
-    status, body = b.http.post(
-        "/api/z/send/message", {"phone": phones["x"], "message": "meanwhile"}
+    # Sent while z has no node: the sandbox keeps it for z's next connection.
+    status, body = sandbox.api(
+        "POST", f"/sim/phones/{phones['w']}/send", {"to": phones["z"], "text": "meanwhile"}
     )
     assert status == 200, body
-    for session_id in ("x", "y"):
-        wait_until(lambda s=session_id: _running_here(b, s), TTL + 10, what=f"{session_id} on b")
-    took = time.monotonic() - killed
-    assert took < TTL + 10
-    for session_id in ("x", "y"):
-        assert b.session(session_id)["me"]["jid"] == f"{phones[session_id]}@s.whatsapp.net"
+    for session_id in ("x", "y", "z"):
+        wait_until(
+            lambda s=session_id: _running_here(a, s), TTL + 10, what=f"{session_id} back on a"
+        )
+    taken_after = time.monotonic() - killed
+    for session_id in ("x", "y", "z"):  # the same accounts: no QR code was scanned
+        assert a.session(session_id)["me"]["jid"] == f"{phones[session_id]}@s.whatsapp.net"
     wait_until(
-        lambda: "meanwhile" in _history(b, "x", phones["z"]),
+        lambda: "meanwhile" in _history(a, "z", phones["w"]),
         20,
-        what="the message sent meanwhile in x's chat history",
+        what="the message sent meanwhile in z's chat history",
     )
     assert _replaced(sandbox) == 0
-    print(f"takeover of 2 sessions after SIGKILL: {took:.1f} s (lease TTL {TTL:g} s)")
+    print(
+        f"lease TTL {TTL:g} s: frozen node's worker offline after {offline_after:.1f} s, "
+        f"sessions on the other node after {moved_after:.1f} s; killed node's 3 sessions "
+        f"back after {taken_after:.1f} s"
+    )

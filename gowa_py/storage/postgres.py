@@ -343,8 +343,13 @@ def provide_role(conn: psycopg.Connection[Any], role: str, password: str | None)
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(_role(role)))
             conn.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(_role(role)))
         if password is not None:
+            # Only the SCRAM verifier reaches the server, so no statement log holds the
+            # password (libpq hashes it here, as psql's \password does).
+            verifier = conn.pgconn.encrypt_password(
+                password.encode(), role.encode(), b"scram-sha-256"
+            ).decode()
             conn.execute(
-                sql.SQL("ALTER ROLE {} PASSWORD {}").format(_role(role), sql.Literal(password))
+                sql.SQL("ALTER ROLE {} PASSWORD {}").format(_role(role), sql.Literal(verifier))
             )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -75,6 +77,18 @@ def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
                 worker.execute("CREATE SCHEMA elsewhere")
 
         role = postgres.session_role(test_database.name, "gowa_s_a")
+
+        def verifier() -> str:
+            with psycopg.connect(test_database.url) as admin:
+                query = "SELECT rolpassword FROM pg_authid WHERE rolname = %s"
+                return str(admin.execute(query, [role]).fetchone()[0])
+
+        # A new password for each worker; the server only ever got its SCRAM verifier.
+        first = verifier()
+        assert first.startswith("SCRAM-SHA-256$")
+        assert urlsplit(url).password not in first
+        assert urlsplit(storage.worker_database("a")).username == role
+        assert verifier() != first
         storage.registry.delete("a")
         with psycopg.connect(test_database.url) as admin:
             assert (

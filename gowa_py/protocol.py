@@ -442,7 +442,6 @@ class ErrorCode(enum.StrEnum):
     AUTH_DISABLED = "AUTH_DISABLED", 409, "scoped keys need an admin credential first"
     SANDBOX_DISABLED = "SANDBOX_DISABLED", 409, "the gateway runs without --sandbox"
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE", 415, "the body's Content-Type"
-    BACKEND_UNSUPPORTED = "BACKEND_UNSUPPORTED", 422, "not with this storage backend (PostgreSQL)"
     HOST_NOT_ALLOWED = "HOST_NOT_ALLOWED", 421, "the Host header is not this gateway's"
     TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS", 429, "rate limit or auth throttle (Retry-After)"
     TOO_MANY_PAIRING = "TOO_MANY_PAIRING", 429, "max_pairing sessions are pairing already"

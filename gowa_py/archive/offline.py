@@ -70,7 +70,7 @@ def import_session(
         with path.open("rb") as source:
             staging, manifest = archive.unpack_to(source, scratch, media)
         try:
-            archive.check_live(manifest, registry.all(), force)
+            archive.check_live(manifest, registry.all(), data_dir / "sessions", force)
             desired = "running" if start else "stopped"
             archive.install(
                 registry,

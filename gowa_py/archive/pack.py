@@ -95,6 +95,11 @@ def snapshot(
             target = staging / relative
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             shutil.copyfile(path, target)
+    return entries(staging)
+
+
+def entries(staging: Path) -> dict[str, FileEntry]:
+    """The checksum and size of every file in ``staging``, by its name there."""
     return {
         path.relative_to(staging).as_posix(): FileEntry(sha256(path), path.stat().st_size)
         for path in sorted(staging.rglob("*"))

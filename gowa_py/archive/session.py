@@ -20,6 +20,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -49,27 +50,45 @@ def archived(record: SessionRecord) -> ArchivedSession:
 
 
 def export(
-    record: SessionRecord, session_dir: Path, out: IO[bytes], scratch: Path, *, source_live: bool
+    record: SessionRecord,
+    session_dir: Path,
+    out: IO[bytes],
+    scratch: Path,
+    *,
+    source_live: bool,
+    stores: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """Write the archive of a session whose worker is stopped (or, with ``source_live``,
-    of a running one: each database is still one consistent copy) to ``out``."""
+    of a running one: each database is still one consistent copy) to ``out``. ``stores``
+    writes the session's databases into the staging folder when they are not files in
+    ``session_dir`` (PostgreSQL)."""
     with tempfile.TemporaryDirectory(dir=scratch, prefix="export-") as tmp:
         staging = Path(tmp) / "session"
-        files = pack.snapshot(session_dir, staging)
+        pack.snapshot(session_dir, staging)
+        if stores is not None:
+            stores(staging)
+        files = pack.entries(staging)
         manifest = pack.build(record.id, archived(record), staging, files, source_live=source_live)
         pack.write(manifest, staging, out)
     return manifest
 
 
 def export_to_file(
-    record: SessionRecord, session_dir: Path, path: Path, *, source_live: bool
+    record: SessionRecord,
+    session_dir: Path,
+    path: Path,
+    *,
+    source_live: bool,
+    stores: Callable[[Path], None] | None = None,
 ) -> Manifest:
     """:func:`export` into ``path`` (0600), which appears only once complete."""
     part = path.with_name(path.name + ".part")
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         with os.fdopen(fd, "wb") as out:
-            manifest = export(record, session_dir, out, path.parent, source_live=source_live)
+            manifest = export(
+                record, session_dir, out, path.parent, source_live=source_live, stores=stores
+            )
         os.replace(part, path)
     except BaseException:
         part.unlink(missing_ok=True)
@@ -99,9 +118,12 @@ def exported_mark(session_dir: Path) -> dict[str, object] | None:
     return data if isinstance(data, dict) else {}
 
 
-def check_live(manifest: Manifest, records: list[SessionRecord], force: bool) -> None:
+def check_live(
+    manifest: Manifest, records: list[SessionRecord], sessions_dir: Path, force: bool
+) -> None:
     """Refuse an archive whose device may be running elsewhere: its source kept running,
-    or a session of this registry is logged in as the same account."""
+    or a session of this registry is logged in as the same account (one exported from
+    here does not count: it cannot start, and moving a session back is allowed)."""
     if force:
         return
     if manifest.source_live:
@@ -112,7 +134,12 @@ def check_live(manifest: Manifest, records: list[SessionRecord], force: bool) ->
             "the device out), then import with --force"
         )
     jid = manifest.device_jid
-    same = [r.id for r in records if jid and r.me is not None and r.me.jid == jid]
+    same = [
+        r.id
+        for r in records
+        if jid and r.me is not None and r.me.jid == jid
+        if exported_mark(sessions_dir / r.id) is None
+    ]
     if same:
         raise DeviceLive(
             f"session {same[0]!r} here is logged in as {jid} already; two clients of one "

@@ -4,13 +4,14 @@ session's archive, ``POST /api/sessions/{id}/import`` installs one as ``id``.
 Both are for the admin only (an archive holds the account's keys). Export stops the
 session's worker while its files are read and, unless ``keep_running=true``, leaves it
 stopped and marked exported (docs/backup.md says why a device must never run twice).
-An archive holds SQLite stores: a gateway on PostgreSQL imports them into the session's
-schema (``GatewayStorage.adopt_stores``) but cannot export yet.
+An archive holds SQLite stores: a gateway on PostgreSQL writes them from the session's
+schema and reads them into a new one (``GatewayStorage.export_stores|adopt_stores``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,18 +40,6 @@ def _flag(request: web.Request, name: str) -> bool:
     return value in ("true", "1")
 
 
-def _sqlite_only(request: web.Request) -> None:
-    """A session archive holds SQLite files: a gateway keeping its sessions in PostgreSQL
-    cannot write one yet (it can import one: docs/backup.md)."""
-    if request.app[SETTINGS].database_url:
-        raise ApiError(
-            ErrorCode.BACKEND_UNSUPPORTED,
-            "session archives hold SQLite stores, and this gateway keeps its sessions in "
-            "PostgreSQL: move them with pg_dump/pg_restore of the session's schema "
-            "(docs/backup.md)",
-        )
-
-
 def _scratch(request: web.Request) -> Path:
     """Where archives are staged: in the data dir, on the sessions' file system."""
     return request.app[SUPERVISOR].data_dir / archive.STAGING
@@ -60,7 +49,6 @@ def _scratch(request: web.Request) -> Path:
 async def export_session(request: web.Request) -> web.StreamResponse:
     session_id = check_session_id(request.match_info["session_id"])
     keep_running = _flag(request, "keep_running")
-    _sqlite_only(request)
     supervisor = request.app[SUPERVISOR]
     supervisor.require(session_id)
     scratch = _scratch(request)
@@ -74,6 +62,7 @@ async def export_session(request: web.Request) -> web.StreamResponse:
                 supervisor.sessions_dir / session_id,
                 path,
                 source_live=keep_running,
+                stores=functools.partial(request.app[STORAGE].export_stores, session_id),
             )
             # Sent whole before the session is marked: a download cut short leaves the
             # source as it was (quiesced starts it again if it ran).
@@ -140,7 +129,7 @@ async def import_session(request: web.Request) -> web.Response:
             media = supervisor.sessions_dir / session_id / "media"
             unpacked, manifest = await asyncio.to_thread(archive.unpack_to, source, scratch, media)
         staging = unpacked
-        archive.check_live(manifest, supervisor.list(), force)
+        archive.check_live(manifest, supervisor.list(), supervisor.sessions_dir, force)
         await _adopt(request, session_id, unpacked / "session", manifest, start)
     finally:
         await asyncio.to_thread(shutil.rmtree, upload, True)

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from gowa_py.privatefile import private_sqlite
 from gowa_py.registry import Registry
-from gowa_py.storage import chats_schema, pg_import, pg_schema, postgres, registry_schema
+from gowa_py.storage import (
+    chats_schema,
+    pg_export,
+    pg_import,
+    pg_schema,
+    postgres,
+    registry_schema,
+)
 from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from gowa_py.webhooks.outbox import TABLE, Outbox
@@ -78,6 +85,9 @@ class SqliteStorage:
 
     def worker_database(self, session_id: str) -> str:
         return ""  # the worker opens the files in its session folder
+
+    def export_stores(self, session_id: str, folder: Path) -> None:
+        """The stores are files in the session's folder: an export copies them with it."""
 
     def close(self) -> None:
         self.registry.close()
@@ -163,6 +173,11 @@ class PostgresStorage:
     def discard_stores(self, session_id: str) -> None:
         """Drop the schema :meth:`adopt_stores` made for an import that failed later."""
         self._drop(session_id)
+
+    def export_stores(self, session_id: str, folder: Path) -> None:
+        """Write the session's schema into ``folder`` as the SQLite stores an archive holds."""
+        with self.db.connection() as conn:
+            pg_export.export_session(conn, session_id, folder)
 
     def existing_outbox(self, session_id: str) -> OutboxStorage | None:
         schema = postgres.session_schema(session_id)

@@ -39,7 +39,7 @@ CHATS_TABLES = (
     "lost_suspects",
     "webhook_deliveries",
 )
-_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _TYPES = {
     "text": "TEXT",
     "integer": "INTEGER",
@@ -52,7 +52,7 @@ _TYPES = {
     "real": "DOUBLE PRECISION",
     "double precision": "DOUBLE PRECISION",
 }
-_DEFAULT = re.compile(r"-?[0-9]+|true|false|''|null", re.IGNORECASE)
+DEFAULT = re.compile(r"-?[0-9]+|true|false|''|null", re.IGNORECASE)
 _ACTIONS = {"CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"}
 
 
@@ -61,7 +61,7 @@ def _refuse(message: str) -> GowaError:
 
 
 def _name(value: object) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise _refuse(f"whatsmeow.db in the archive has an unexpected name: {value!r}")
     return value
 
@@ -89,7 +89,7 @@ def _create(conn: psycopg.Connection[Any], src: sqlite3.Connection, table: str) 
         if notnull:
             column = sql.SQL("{} NOT NULL").format(column)
         if default is not None:
-            if not _DEFAULT.fullmatch(str(default)):
+            if not DEFAULT.fullmatch(str(default)):
                 raise _refuse(f"whatsmeow.db in the archive: {table}.{name} default {default!r}")
             column = sql.SQL("{} DEFAULT {}").format(column, sql.SQL(str(default)))
         columns.append(column)

@@ -135,9 +135,7 @@ def test_export_and_import_between_gateways(gateway_factory, sandbox, tmp_path: 
     assert target.http.get("/api/sessions/twice")[0] == 404
 
 
-def test_export_from_sqlite_and_import_into_postgresql(
-    gateway_factory, sandbox, tmp_path: Path, test_database
-):
+def test_sqlite_to_postgresql_and_back(gateway_factory, sandbox, tmp_path: Path, test_database):
     def statuses() -> set[str]:
         with psycopg.connect(test_database.url) as conn:
             rows = conn.execute(
@@ -153,6 +151,21 @@ def test_export_from_sqlite_and_import_into_postgresql(
         # The stores are in the session's schema; its folder keeps only media.
         assert not list((target.data_dir / "sessions" / "moved").glob("*.db"))
         assert "gowa_s_moved" in test_database.schemas()
+
+        # And back to SQLite, under another id at the first gateway (where the exported
+        # "mover", stopped for good, does not count as the device running there).
+        history = list(_history(target, "moved", PG_PEER))
+        archive = tmp_path / "back.gowa.tar.gz"
+        done = _cli(target, "export", "moved", str(archive))
+        assert done.returncode == 0, done.stderr
+        done = _cli(source, "import", str(archive), "--as", "back")
+        assert done.returncode == 0, done.stderr
+        source.wait_status("back", {"CONNECTED"}, timeout=30)
+        assert _has(source, "back", PG_PEER, history)
+        message_id = _send(source, "back", PG_PEER, "home again")
+        wait_until(lambda: _has(source, "peer", PG_MOVER, [message_id]), 20, what="a message")
+        _, phone = sandbox.api("GET", f"/sim/phones/{PG_MOVER}")
+        assert [d["replaced"] for d in phone["devices"]] == [0], phone
     finally:
         target.cleanup()
         test_database.empty()

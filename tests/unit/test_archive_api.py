@@ -4,6 +4,7 @@ refusals as 4xx JSON, the exported mark, and admin-only access."""
 from __future__ import annotations
 
 import io
+import sqlite3
 import tarfile
 
 from gowa_py.archive import pack
@@ -107,11 +108,9 @@ async def test_scoped_keys_cannot_move_sessions(make_client):
         assert (response.status, body["code"]) == (403, "FORBIDDEN"), path
 
 
-async def test_a_postgresql_gateway_imports_but_does_not_export(
-    make_client, test_database, tmp_path
-):
-    """An archive's SQLite stores go into the session's schema; exporting from PostgreSQL
-    is refused rather than answered with an archive without them."""
+async def test_sqlite_to_postgresql_and_back(make_client, test_database, tmp_path):
+    """An archive's SQLite stores go into the session's schema at a gateway on PostgreSQL,
+    and come out of it again as an archive a SQLite gateway imports."""
     import psycopg
 
     from gowa_py.archive import offline
@@ -120,9 +119,9 @@ async def test_a_postgresql_gateway_imports_but_does_not_export(
     _make_session(tmp_path / "source", "sales")
     archive = tmp_path / "sales.tar.gz"
     offline.export_session(tmp_path / "source", "sales", archive, keep_running=False)
-    client = await make_client({**ENV, "GOWA_DATABASE_URL": test_database.url})
+    postgres = await make_client({**ENV, "GOWA_DATABASE_URL": test_database.url})
     try:
-        response = await client.post(
+        response = await postgres.post(
             "/api/sessions/moved/import?start=false", data=archive.read_bytes(), headers=ADMIN
         )
         body = await response.json()
@@ -134,18 +133,27 @@ async def test_a_postgresql_gateway_imports_but_does_not_export(
                 for table in ("messages", "whatsmeow_device", "whatsmeow_version")
             }
         assert counts == {"messages": 50, "whatsmeow_device": 1, "whatsmeow_version": 1}
-        folder = client.server.app[SUPERVISOR].sessions_dir / "moved"
+        folder = postgres.server.app[SUPERVISOR].sessions_dir / "moved"
         assert sorted(p.name for p in folder.iterdir()) == ["media"]
-
-        response = await client.post("/api/sessions/moved/export", headers=ADMIN)
-        body = await response.json()
-        assert (response.status, body["code"]) == (422, "BACKEND_UNSUPPORTED"), body
-        response = await client.get("/api/sessions/moved", headers=ADMIN)
-        assert (await response.json())["results"]["error"] is None
-
-        response = await client.post("/api/sessions/junk/import", data=b"junk", headers=ADMIN)
+        response = await postgres.post("/api/sessions/junk/import", data=b"junk", headers=ADMIN)
         assert response.status == 400
         assert test_database.schemas() == ["gowa", "gowa_s_moved"]
+
+        data = await _export(postgres, "moved")
+        manifest = pack.peek(io.BytesIO(data))
+        assert set(manifest.files) == {"chats.db", "whatsmeow.db", "media/image/abc123.jpg"}
+        sqlite = await make_client(ENV)
+        response = await sqlite.post(
+            "/api/sessions/back/import?start=false", data=data, headers=ADMIN
+        )
+        assert response.status == 201, await response.text()
+        back = sqlite.server.app[SUPERVISOR].sessions_dir / "back"
+        with sqlite3.connect(back / "chats.db") as db:
+            assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 50
+        with sqlite3.connect(back / "whatsmeow.db") as db:
+            assert db.execute("SELECT jid FROM whatsmeow_device").fetchall() == [
+                ("15550001111@s.whatsapp.net",)
+            ]
     finally:
-        await client.close()
+        await postgres.close()
         test_database.empty()

@@ -85,3 +85,42 @@ def test_anything_off_the_lists_refuses_the_import(tmp_path, test_database, stat
         assert test_database.schemas() == ["gowa"]
     finally:
         test_database.empty()
+
+
+def _describe(path: Path) -> dict[str, object]:
+    """Each table's columns (name, type, primary-key position), foreign keys and rows."""
+    with sqlite3.connect(path) as db:
+        names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {
+            name: (
+                [(r[1], r[2].lower(), r[5]) for r in db.execute(f'PRAGMA table_info("{name}")')],
+                sorted(r[2:7] for r in db.execute(f'PRAGMA foreign_key_list("{name}")')),
+                sorted(db.execute(f'SELECT * FROM "{name}"').fetchall()),
+            )
+            for name in names
+        }
+
+
+def test_export_gives_back_what_was_imported(tmp_path, test_database):
+    from gowa_py.storage import pg_export
+
+    folder = _store(tmp_path / "s")
+    out = tmp_path / "out"
+    out.mkdir()
+    try:
+        with psycopg.connect(test_database.url, autocommit=True) as conn:
+            pg_import.import_session(conn, "moved", folder)
+            pg_export.export_session(conn, "moved", out)
+    finally:
+        test_database.empty()
+    original, exported = _describe(folder / "whatsmeow.db"), _describe(out / "whatsmeow.db")
+    # UUIDs come back as text, booleans as 0/1 as SQLite stores them
+    device = original["whatsmeow_device"]
+    original["whatsmeow_device"] = (
+        device[0],
+        device[1],
+        [(jid, "00010203-0405-0607-0809-0a0b0c0d0e0f", *rest) for jid, _, *rest in device[2]],
+    )
+    assert exported == original
+    with sqlite3.connect(out / "chats.db") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 1

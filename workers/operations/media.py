@@ -63,6 +63,17 @@ def check_pixels(data: bytes, what: str) -> None:
         )
 
 
+def frame_count(data: bytes) -> int:
+    """Frames of an (animated) picture; 1 for anything PIL cannot read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return int(getattr(image, "n_frames", 1))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return 1
+
+
 def download_to_disk(ctx: Context, chat: str, message_id: str, message: e2e.Message) -> Path:
     info = media_info(message)
     size, limit = info.get("file_length") or 0, ctx.max_download_bytes

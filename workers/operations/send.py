@@ -9,7 +9,7 @@ from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from workers.operations.context import Context, fail, handles, ok
-from workers.operations.media import check_pixels, require_ffmpeg, upload_of
+from workers.operations.media import check_pixels, frame_count, require_ffmpeg, upload_of
 from workers.operations.messages import chat_of, decorate, reply_context, send
 
 
@@ -98,7 +98,10 @@ def send_sticker(ctx: Context, op: ops.SendSticker) -> p.OperationResult:
     mime = magic.from_buffer(upload.data, mime=True)
     if not mime.startswith("image/") or mime == "image/gif":
         require_ffmpeg(f"converting a {mime} sticker")
-    message = ctx.client.build_sticker_message(upload.data)
+    # neonize keeps only a GIF's first frame unless told it is animated (then ffmpeg
+    # converts every frame and the sticker is marked animated).
+    animated = mime == "image/gif" and frame_count(upload.data) > 1
+    message = ctx.client.build_sticker_message(upload.data, animated_gif=animated)
     return _send_media(ctx, op, message, "", "sticker", "Sticker")
 
 

@@ -21,6 +21,9 @@ from .errors import SimError
 from .groupadmin import set_approval
 from .jid import JID
 from .network import Network
+from .newsletters import NEWSLETTER_SERVER
+from .newsletters import metadata as newsletter_metadata
+from .newsletters import notify as notify_newsletter
 from .offline import add_offline_device
 from .paircode import CodePairing
 from .pairing import Pairing
@@ -272,6 +275,37 @@ async def get_call(request: web.Request) -> web.Response:
     return web.json_response(found.as_dict())
 
 
+async def create_newsletter(request: web.Request) -> web.Response:
+    """A phone creates a channel in the app (GoWA has no route to create one)."""
+    body = await _body(request)
+    sim = _sim(request)
+    owner = sim.store.phone(_phone_number(_string(body, "owner")))
+    if owner is None:
+        raise SimError("PHONE_NOT_FOUND", f"no phone {body['owner']}", 404)
+    name = _string(body, "name")
+    created = sim.store.newsletters.create(
+        name, _string(body, "description", required=False), owner.phone
+    )
+    return web.json_response(
+        {"jid": f"{created.nid}@{NEWSLETTER_SERVER}", "invite": created.invite}, status=201
+    )
+
+
+async def follow_newsletter(request: web.Request) -> web.Response:
+    """A phone follows a channel in the app; its linked devices are told (``mex``)."""
+    sim = _sim(request)
+    item = sim.store.newsletters.newsletter(request.match_info["nid"])
+    if item is None:
+        raise SimError("NEWSLETTER_NOT_FOUND", f"no newsletter {request.match_info['nid']}", 404)
+    phone = sim.store.phone(_phone_number(_string(await _body(request), "phone")))
+    if phone is None:
+        raise SimError("PHONE_NOT_FOUND", "no such phone", 404)
+    sim.store.newsletters.follow(item.nid, phone.phone)
+    joined = newsletter_metadata(sim.network, item, phone.phone)
+    notify_newsletter(sim.network, phone.phone, "xwa2_notify_newsletter_on_join", joined)
+    return web.json_response({"jid": joined["id"], "phone": phone.phone})
+
+
 async def faults(request: web.Request) -> web.Response:
     body = await _body(request)
     sim = _sim(request)
@@ -322,6 +356,8 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/groups/{gid}/approval", group_approval)
     app.router.add_post("/sim/phones/{phone}/call", call)
     app.router.add_get("/sim/calls/{call_id}", get_call)
+    app.router.add_post("/sim/newsletters", create_newsletter)
+    app.router.add_post("/sim/newsletters/{nid}/followers", follow_newsletter)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

@@ -30,6 +30,7 @@ from .jid import GROUP_SERVER, JID, SERVER_JID
 from .login import login
 from .media import DEFAULT_MAX_UPLOAD, MediaStore
 from .network import Network, iq_error
+from .newsletters import NEWSLETTER_SERVER, register_newsletter_routes, route_newsletter_message
 from .noise import HandshakeResult, NoiseError, NoiseResponder
 from .paircode import CodePairing
 from .pairing import Pairing
@@ -89,6 +90,7 @@ class SimServer:
         register_group_routes(self.iqs)
         register_group_admin_routes(self.iqs)
         register_picture_routes(self.iqs)
+        register_newsletter_routes(self.iqs)
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self._runner: web.AppRunner | None = None
@@ -255,6 +257,8 @@ class SimServer:
                 to = node.jid_attr("to")
                 if to is not None and to.server == GROUP_SERVER:
                     route_group_message(self.network, conn, node)
+                elif to is not None and to.server == NEWSLETTER_SERVER:
+                    route_newsletter_message(self.network, conn, node)
                 else:
                     handle_message(self.network, conn, node)
             elif node.tag == "receipt":

@@ -3,9 +3,10 @@
 Everything a restarted sandbox needs to log its devices in again lives here: phones
 (with the simulated primary phone's signing key and the account's LID), linked devices
 (noise key, identity key, registration id, signed prekey), one-time prekeys, messages
-queued for offline devices, and profile pictures; groups live in :mod:`.groupstore` on
-the same connection. Calls are synchronous: the sandbox is one event loop and every
-statement is a few microseconds on a local file.
+queued for offline devices, and profile pictures; groups and newsletters live in
+:mod:`.groupstore` and :mod:`.newsletterstore` on the same connection. Calls are
+synchronous: the sandbox is one event loop and every statement is a few microseconds on
+a local file.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .groupstore import GroupStore
+from .newsletterstore import NewsletterStore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS phones (
@@ -115,6 +117,7 @@ class Store:
         self.db.executescript(SCHEMA)
         self._migrate()
         self.groups = GroupStore(self.db)
+        self.newsletters = NewsletterStore(self.db)
 
     def _migrate(self) -> None:
         """Bring a sandbox database from an older version up to the current schema."""

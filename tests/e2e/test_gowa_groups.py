@@ -1,4 +1,4 @@
-"""Group administration through GoWA's routes, end to end in the sandbox.
+"""Group administration and newsletters through GoWA's routes, end to end in the sandbox.
 
 Ann (admin) runs one group; Ben, a second paired session, observes every change the
 way a member's client does: through the ``group.*`` events and through his own group
@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.conftest import is_event, new_phone, pair
 from tests.e2e.test_gowa_api import multipart
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -168,3 +169,44 @@ def test_join_requests_wait_for_an_admin(gw, sandbox, group):
         body = {"group_id": group, "participants": [BEN]}
         answer = refused(gw, "POST", f"/api/ann/group/participant-requests/{action}", body)
         assert answer["code"] == "NOT_SUPPORTED", answer
+
+
+def test_newsletters_list_post_read_and_unfollow(gw, sandbox, events):
+    status, made = sandbox.api(
+        "POST", "/sim/newsletters", {"owner": ANN, "name": "Crew news", "description": "weekly"}
+    )
+    assert status == 201, made
+    channel = made["jid"]
+    nid = channel.split("@")[0]
+    status, body = sandbox.api("POST", f"/sim/newsletters/{nid}/followers", {"phone": BEN})
+    assert status == 200, body
+    joined = events.wait(
+        is_event("newsletter.joined", "ben", newsletter_id=channel), 10, "Ben follows"
+    )["payload"]
+    assert (joined["name"], joined["description"]) == ("Crew news", "weekly"), joined
+
+    [mine] = ok(gw, "GET", "/api/ann/user/my/newsletters")["data"]
+    assert mine["id"] == channel and mine["viewer_metadata"]["role"] == "owner", mine
+    assert mine["thread_metadata"]["subscribers_count"] == "2", mine
+    [followed] = ok(gw, "GET", "/api/ben/user/my/newsletters")["data"]
+    assert followed["viewer_metadata"]["role"] == "subscriber", followed
+
+    sent = ok(gw, "POST", "/api/ann/send/message", {"phone": channel, "message": "issue 1"})
+    refused(gw, "POST", "/api/ben/send/message", {"phone": channel, "message": "me too"})
+    [post] = ok(gw, "GET", f"/api/ben/newsletter/messages?newsletter_id={channel}")["data"]
+    assert (post["text"], post["type"], post["server_id"]) == ("issue 1", "text", 100), post
+    live = events.wait(is_event("message", "ben", id=sent["message_id"]), 10, "the post arrives")
+    assert live["payload"]["chat_id"] == channel, live
+    wait_until(  # the post was acked: nothing is held for a redelivery
+        lambda: (
+            [d["queued"] for d in sandbox.api("GET", f"/sim/phones/{BEN}")[1]["devices"]] == [0]
+        ),
+        10,
+        what="Ben's ack of the post",
+    )
+
+    ok(gw, "POST", "/api/ben/newsletter/unfollow", {"newsletter_id": channel})
+    events.wait(is_event("newsletter.left", "ben", newsletter_id=channel), 10, "Ben unfollows")
+    assert ok(gw, "GET", "/api/ben/user/my/newsletters")["data"] == []
+    missing = refused(gw, "GET", "/api/ben/newsletter/messages?newsletter_id=120363000000000000")
+    assert missing["code"] == "WHATSAPP_ERROR", missing

@@ -43,11 +43,11 @@ def test_unknown_iq_gets_501_and_a_log_line(tmp_path: Path, caplog) -> None:
     iqs = _dispatcher(tmp_path)
     conn = RecordingConnection(JID.pn("15550000001", 1))
     with caplog.at_level(logging.WARNING):
-        iqs.dispatch(conn, _iq("w:mex", "get", Node("query")))
+        iqs.dispatch(conn, _iq("w:biz", "get", Node("business_profile")))
     (reply,) = conn.sent
     assert reply.attrs == {"from": SERVER_JID, "type": "error", "id": "1.2-3"}
     assert reply.child("error").attrs == {"code": "501", "text": "feature-not-implemented"}
-    assert "w:mex" in caplog.text and "query" in caplog.text
+    assert "w:biz" in caplog.text and "business_profile" in caplog.text
 
 
 def test_known_iqs(tmp_path: Path) -> None:

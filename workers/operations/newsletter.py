@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from neonize.proto import Neonize_pb2 as pb
@@ -21,25 +22,53 @@ def newsletter_jid(value: str) -> pb.JID:
     return jid
 
 
-def newsletter_json(meta: pb.NewsletterMetadata) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
+def _enum(message: Any, field: str) -> str:
+    """A neonize enum field as whatsmeow's JSON string (``OWNER`` -> ``owner``)."""
+    value = getattr(message, field)
+    enum = message.DESCRIPTOR.fields_by_name[field].enum_type
+    return enum.values_by_number[value].name.lower() if value in enum.values_by_number else ""
 
+
+def _text(text: pb.NewsletterText) -> dict[str, str]:
+    return {"text": text.Text, "id": text.ID, "update_time": str(text.UpdateTime * 1_000_000)}
+
+
+def _picture(info: pb.ProfilePictureInfo) -> dict[str, Any]:
+    return {
+        "url": info.URL,
+        "id": info.ID,
+        "type": info.Type,
+        "direct_path": info.DirectPath,
+        "hash": base64.b64encode(info.Hash).decode() if info.Hash else None,
+    }
+
+
+def newsletter_json(meta: pb.NewsletterMetadata) -> dict[str, Any]:
+    """whatsmeow's ``types.NewsletterMetadata`` as Go's encoding/json writes it (GoWA
+    returns it as is): lower-case enum strings, times as decimal strings."""
     thread = meta.ThreadMeta
     return {
         "id": payloads.jid_str(meta.ID),
-        "state": {"type": MessageToDict(meta.State).get("Type", "")},
+        "state": {"type": _enum(meta.State, "Type")},
         "thread_metadata": {
             "creation_time": str(thread.CreationTime),
             "invite": thread.InviteCode,
-            "name": MessageToDict(thread.Name),
-            "description": MessageToDict(thread.Description),
+            "name": _text(thread.Name),
+            "description": _text(thread.Description),
             "subscribers_count": str(thread.SubscriberCount),
-            "verification": MessageToDict(meta.ThreadMeta).get("VerificationState", ""),
-            "picture": MessageToDict(thread.Picture),
-            "preview": MessageToDict(thread.Preview),
-            "settings": MessageToDict(thread.Settings),
+            "verification": _enum(thread, "VerificationState"),
+            "picture": _picture(thread.Picture) if thread.HasField("Picture") else None,
+            "preview": _picture(thread.Preview),
+            "settings": {
+                "reaction_codes": {"value": _enum(thread.Settings.ReactionCodes, "Value")}
+            },
         },
-        "viewer_metadata": MessageToDict(meta.ViewerMeta),
+        "viewer_metadata": {
+            "mute": _enum(meta.ViewerMeta, "Mute"),
+            "role": _enum(meta.ViewerMeta, "Role"),
+        }
+        if meta.HasField("ViewerMeta")
+        else None,
     }
 
 

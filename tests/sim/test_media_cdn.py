@@ -139,3 +139,16 @@ def test_oldest_files_go_past_the_total_limit(tmp_path: Path) -> None:
     restarted = MediaStore(tmp_path / "media", max_upload=1000, max_total=2500)
     assert not list(restarted.folder.glob("*.part"))
     assert all(restarted.blob(path) is not None for path in paths[1:])
+
+
+async def test_newsletter_uploads_are_stored_as_given(
+    sim: SimServer, cdn: aiohttp.ClientSession
+) -> None:
+    """Newsletter media is not end-to-end encrypted: the token hashes the file itself."""
+    data = os.urandom(2000)
+    tok = token(data)
+    url = f"{CDN}/newsletter/newsletter-image/{tok}?auth={sim.media.issue_auth()}&token={tok}"
+    async with cdn.post(url, data=data) as resp:
+        direct_path = (await resp.json())["direct_path"]
+    async with cdn.get(CDN + direct_path) as resp:
+        assert await resp.read() == data

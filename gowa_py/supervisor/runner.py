@@ -36,7 +36,7 @@ class RunnerOwner(Protocol):
     async def worker_config(self, session_id: str) -> p.WorkerConfig:
         """The config of the next worker (raises :class:`StartRefused`)."""
 
-    def worker_keys(self, session_id: str) -> p.WorkerKeys:
+    async def worker_keys(self, session_id: str) -> p.WorkerKeys:
         """Credentials for the next worker; the previous worker's stop working."""
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
@@ -245,7 +245,8 @@ class SessionRunner:
                     raise
                 self.process = None  # not the last worker's exit code: this start failed
                 return str(exc)
-            self.process = await proc.spawn(config, self._owner.worker_keys(self.session_id))
+            keys = await self._owner.worker_keys(self.session_id)
+            self.process = await proc.spawn(config, keys)
             self.started_at = time.time()
             log.info("[%s] worker started, pid %d", self.session_id, self.process.pid)
             exited = asyncio.create_task(self.process.wait())

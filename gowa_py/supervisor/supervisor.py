@@ -538,11 +538,12 @@ class _Owner:
             raise StartRefused("the session's lease is no longer this node's", final=False)
         return msgspec.structs.replace(config, lease_valid_until=valid_until)
 
-    def worker_keys(self, session_id: str) -> p.WorkerKeys:
+    async def worker_keys(self, session_id: str) -> p.WorkerKeys:
+        # The database login may be made or changed first (a PostgreSQL role and its new
+        # password): off the event loop, which many starting sessions would hold up.
+        database_url = await asyncio.to_thread(self._supervisor.worker_database, session_id)
         keys = self._supervisor.sockets.admit(session_id)
-        return msgspec.structs.replace(
-            keys, database_url=self._supervisor.worker_database(session_id)
-        )
+        return msgspec.structs.replace(keys, database_url=database_url)
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         return await self._supervisor.request(session_id, command, timeout)

@@ -59,27 +59,28 @@ async def send(client, route: str, field: str, data: bytes) -> tuple[int, dict]:
     return response.status, await response.json()
 
 
-@pytest.mark.parametrize(
-    ("route", "field", "limit"),
-    [
-        ("image", "image", IMAGE),
-        ("sticker", "sticker", IMAGE),
-        ("video", "video", VIDEO),
-        ("file", "file", FILE),
-        ("audio", "audio", FILE),
-    ],
-)
-async def test_each_kind_has_its_limit(client, route, field, limit):
-    data = png() if field in ("image", "sticker") else b"\0" * limit
-    status, body = await send(client, route, field, data)
-    # Within the limit: accepted, then the stopped session is unavailable.
-    assert (status, body["code"]) == (503, "SESSION_UNAVAILABLE"), body
-    status, body = await send(client, route, field, b"\0" * (limit + 1))
-    assert (status, body["code"]) == (413, "PAYLOAD_TOO_LARGE"), body
-    assert f"{field} is larger than the {limit / 2**20:g} MB limit" in body["message"]
+KINDS = [
+    ("image", "image", IMAGE),
+    ("sticker", "sticker", IMAGE),
+    ("video", "video", VIDEO),
+    ("file", "file", FILE),
+    ("audio", "audio", FILE),
+]
 
 
-async def test_url_media_has_the_same_limits(client, files):
+async def test_each_kind_has_its_limit(client):
+    for route, field, limit in KINDS:
+        data = png() if field in ("image", "sticker") else b"\0" * limit
+        status, body = await send(client, route, field, data)
+        # Within the limit: accepted, then the stopped session is unavailable.
+        assert (status, body["code"]) == (503, "SESSION_UNAVAILABLE"), (field, body)
+        status, body = await send(client, route, field, b"\0" * (limit + 1))
+        assert (status, body["code"]) == (413, "PAYLOAD_TOO_LARGE"), (field, body)
+        assert f"{field} is larger than the {limit / 2**20:g} MB limit" in body["message"]
+
+
+async def test_url_media_json_bodies_and_app_info(client, files):
+    """``*_url`` media by the same limits; JSON bodies by ``max_body_mb``; /app/info."""
     for route, field, limit in (("file", "file", FILE), ("video", "video", VIDEO)):
         for size, expected in ((limit, 503), (limit + 1, 413)):
             response = await client.post(
@@ -88,8 +89,6 @@ async def test_url_media_has_the_same_limits(client, files):
             )
             assert response.status == expected, await response.text()
 
-
-async def test_json_bodies_keep_max_body_mb_and_app_info_reports_the_sizes(client):
     response = await client.post(
         "/api/sessions", data=b" " * (BODY + 1), headers={"Content-Type": "application/json"}
     )

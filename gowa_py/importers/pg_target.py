@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from gowa_py.importers import ImportRefused
 from gowa_py.storage import pg_schema, postgres
 
 #: The chat store's tables that an imported session has rows in.
@@ -59,9 +60,14 @@ def _whatsmeow(conn: psycopg.Connection[Any], store: sqlite3.Connection) -> None
 
 def install(url: str, session_id: str, staging: Path) -> None:
     """Create the session's schema from its staged ``whatsmeow.db`` and ``chats.db``;
-    nothing is left of it on failure."""
+    nothing is left of it on failure, and a schema already there is never touched."""
     schema = postgres.session_schema(session_id)
     with postgres.connect(url, schema, "gowa import") as conn:
+        if conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone():
+            raise ImportRefused(
+                f"the gateway's database has a schema {schema} already, which no session of "
+                "its registry owns: drop it or import under another session id"
+            )
         try:
             # Made as the session's role, which its worker logs in as (docs/storage.md).
             owner = postgres.session_owner(conn, schema)

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
 
@@ -564,3 +565,31 @@ def test_into_a_gateway_on_postgresql(sandbox, gowa_install, test_database, tmp_
         watcher.close()
         gateway.cleanup()
         test_database.empty()  # the sessions' schemas and their roles
+
+
+def test_a_failure_midway_leaves_nothing(gowa_install, test_database, tmp_path):
+    """bob-dev's schema is found taken only while importing (alice-dev is in by then):
+    alice-dev goes again, the schema that was there stays."""
+    with psycopg.connect(test_database.url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "gowa_s_bob-dev"')
+        conn.execute('CREATE TABLE "gowa_s_bob-dev".keep (x int)')
+    try:
+        data = tmp_path / "data"
+        env = {**os.environ, "GOWA_DATABASE_URL": test_database.url}
+        result = gowa(gowa_install.storages, "--data-dir", data, env=env)
+        assert result.returncode == 1
+        assert "has a schema gowa_s_bob-dev already" in result.stderr, result.stderr
+        with psycopg.connect(test_database.url) as conn:
+            schemas = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'gowa_s_%'"
+                )
+            }
+            registered = conn.execute("SELECT id FROM gowa.sessions").fetchall()
+            kept = conn.execute('SELECT count(*) FROM "gowa_s_bob-dev".keep').fetchone()
+        assert "gowa_s_alice-dev" not in schemas and "gowa_s_bob-dev" in schemas
+        assert ("alice-dev",) not in registered and kept == (0,)
+        assert not list((data / "sessions").iterdir())
+    finally:
+        test_database.empty()

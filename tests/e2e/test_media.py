@@ -170,9 +170,11 @@ def multipart(fields: dict[str, str], name: str, filename: str, ctype: str, data
     return out.getvalue(), {"Content-Type": f"multipart/form-data; boundary={boundary}"}
 
 
-def send(gw: Gateway, route: str, field: str, data: bytes, ctype: str, **fields: str) -> str:
+def send(
+    gw: Gateway, route: str, field: str, data: bytes, ctype: str, to: str = BOB, **fields: str
+) -> str:
     body, headers = multipart(
-        {"phone": BOB, **fields}, field, f"upload.{ctype.split('/')[1]}", ctype, data
+        {"phone": to, **fields}, field, f"upload.{ctype.split('/')[1]}", ctype, data
     )
     status, answer = gw.http.post(
         f"/api/alice/send/{route}", raw=body, headers=headers, timeout=150
@@ -185,7 +187,9 @@ def bob_files(gw: Gateway) -> set[Path]:
     return {p for p in (session_dir(gw, "bob") / "media").rglob("*") if p.is_file()}
 
 
-def received(gw: Gateway, before: set[Path], message_id: str, size: int, timeout: float = 30):
+def received(
+    gw: Gateway, before: set[Path], message_id: str, size: int, timeout: float = 30, chat=ALICE
+):
     """Bob's automatic download of the message (a file new since ``before``), which his
     download route then names."""
     path = wait_until(
@@ -194,7 +198,7 @@ def received(gw: Gateway, before: set[Path], message_id: str, size: int, timeout
         interval=0.1,
         what=f"Bob's automatic download of {message_id}",
     )
-    assert download(gw, "bob", ALICE, message_id) == path
+    assert download(gw, "bob", chat, message_id) == path
     return path.read_bytes()
 
 
@@ -283,6 +287,18 @@ def urlencoded(fields: dict[str, str]) -> bytes:
     from urllib.parse import urlencode
 
     return urlencode(fields).encode()
+
+
+def test_a_picture_sent_to_a_group(gw):
+    """Group media: the same upload, the key in a sender-key encrypted message."""
+    status, answer = gw.http.post(
+        "/api/alice/group", {"title": "Photos", "participants": [BOB]}, timeout=30
+    )
+    assert status == 200, answer
+    group_id = answer["results"]["group_id"]
+    data, before = picture(), bob_files(gw)
+    message_id = send(gw, "image", "image", data, "image/png", to=group_id)
+    assert received(gw, before, message_id, len(data), chat=group_id) == data
 
 
 def test_a_16_mb_video_and_a_100_mb_document(gw, tmp_path):

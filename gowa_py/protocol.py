@@ -112,7 +112,7 @@ class WorkerKeys(msgspec.Struct, frozen=True):
 
 
 # ---------------------------------------------------------------------------
-# The zygote's socket (workers/zygote.py <-> gowa_py.supervisor.process): JSON datagrams
+# The zygote's socket (workers/zygote.py <-> gowa_py.supervisor.zygote_client): JSON datagrams
 # over a socketpair, file descriptors passed alongside (SCM_RIGHTS).
 
 

@@ -16,7 +16,20 @@ HTTP_SIDE = ("gowa_py/gateway", "gowa_py/webhooks")
 #: The supervisor's parts; the package (``gowa_py.supervisor``) is its public surface.
 PRIVATE_MODULES = tuple(
     f"gowa_py.supervisor.{name}"
-    for name in ("dispatch", "hibernation", "locks", "pairing", "runner", "supervisor", "upkeep")
+    for name in (
+        "dispatch",
+        "exitreason",
+        "hibernation",
+        "locks",
+        "pairing",
+        "process",
+        "runner",
+        "supervisor",
+        "upkeep",
+        "workerenv",
+        "workersetup",
+        "zygote_client",
+    )
 )
 PRIVATE_NAMES = {"runners", "SessionRunner", "_runners"}
 

@@ -8,9 +8,11 @@ A writer process stores messages the way a worker does (the worker's own ``Chats
 raw payload, and times every transaction. For the first quarter of ``--seconds`` nothing
 else runs (the baseline); then the backup's copy (``gowa_py.archive.sqlite.copy_database``)
 of that file runs again and again, once with the default page steps and once in a single
-step. The longest and the 99th-percentile transaction of each phase are the pause. Last,
+step. The longest and the 99th-percentile transaction of each phase are the pause. Then,
 for comparison, the same stepped copy without the read transaction held across steps
-(SQLite's backup API as documented): every commit of the writer restarts it.
+(SQLite's backup API as documented): every commit of the writer restarts it. Last, the
+time to export a session with that ``chats.db`` to an archive and to import it (checked
+and unpacked).
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ from gowa_py.archive.sqlite import STEP_PAGES, copy_database  # noqa: E402
 
 
 def _fill(path: Path, messages: int) -> None:
-    from workers.chatsdb import ChatsDb
     from workers.chatstore import ChatStore
+    from workers.stores import sqlite_db
 
-    db = ChatsDb(path)
+    db = sqlite_db(path)
     store = ChatStore(db)
     raw = os.urandom(600)
     with db.transaction():
@@ -52,11 +54,11 @@ def _fill(path: Path, messages: int) -> None:
 
 
 def _writer(path: str, rate: float, seconds: float, out: mp.Queue) -> None:
-    from workers.chatsdb import ChatsDb
     from workers.chatstore import ChatStore
     from workers.eventlog import EventLog
+    from workers.stores import sqlite_db
 
-    db = ChatsDb(Path(path))
+    db = sqlite_db(Path(path))
     store, events = ChatStore(db), EventLog(db, "bench", 100000)
     raw = os.urandom(600)
     samples: list[tuple[float, float]] = []
@@ -111,6 +113,34 @@ def _unheld_copy(source: Path, target: Path, seconds: float) -> dict[str, float]
     return seen
 
 
+def _archive(tmp: Path, chats: Path) -> dict[str, float]:
+    """How long an export (the archive written) and an import (checked and unpacked) of
+    a session with this ``chats.db`` take, and the archive's size."""
+    from gowa_py.archive import pack
+    from gowa_py.archive import session as archive
+    from gowa_py.models import SessionConfig
+    from gowa_py.protocol import SessionState
+    from gowa_py.registry import SessionRecord
+
+    folder = tmp / "session"
+    folder.mkdir()
+    os.replace(chats, folder / "chats.db")
+    record = SessionRecord(
+        "bench", time.time(), "stopped", SessionState.STOPPED, time.time(), SessionConfig()
+    )
+    started = time.monotonic()
+    archive.export_to_file(record, folder, tmp / "bench.tar.gz", source_live=False)
+    exported = time.monotonic() - started
+    started = time.monotonic()
+    with (tmp / "bench.tar.gz").open("rb") as source:
+        pack.unpack(source, tmp / "unpacked")
+    return {
+        "archive_mb": round((tmp / "bench.tar.gz").stat().st_size / 1e6, 1),
+        "export_s": round(exported, 2),
+        "import_check_and_unpack_s": round(time.monotonic() - started, 2),
+    }
+
+
 def _stats(durations: list[float]) -> dict[str, float]:
     ordered = sorted(durations)
     pick = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
@@ -145,6 +175,7 @@ def main() -> None:
         unheld = _unheld_copy(chats, Path(tmp) / "unheld.db", third / 2)
         samples = queue.get()
         writer.join()
+        archive = _archive(Path(tmp), chats)
     first = min(begin for begin, _, _ in phases.values())
     result = {
         "chats_db_mb": round(size_mb, 1),
@@ -159,6 +190,7 @@ def main() -> None:
             "copy_s": round(sum(copies) / len(copies), 2),
         }
     result["steps without a held read transaction"] = unheld
+    result["session archive"] = archive
     print(json.dumps(result, indent=2))
 
 

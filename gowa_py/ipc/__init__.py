@@ -34,8 +34,9 @@ claims:
 
 What the checks cost per message is in docs/benchmarks.md ("The wire's authentication").
 
-Endpoints are ``ipc://`` files in a short per-data-dir runtime directory, so socket paths
-stay under the kernel's 107-byte limit whatever the data directory is.
+One module each: :mod:`.gateway_sockets` (the gateway's end), :mod:`.worker_link` (a
+worker's), :mod:`.curve` (who may speak), :mod:`.receiver` (reading a socket on the event
+loop), :mod:`.paths` (where the endpoints are) and :mod:`.errors`.
 """
 
 from gowa_py.ipc.curve import MAX_HANDSHAKES

@@ -436,6 +436,7 @@ class ErrorCode(enum.StrEnum):
     SESSION_LIMIT = "SESSION_LIMIT", 409, "the gateway holds max_sessions sessions"
     SESSION_EXPORTED = "SESSION_EXPORTED", 409, "the session was exported; it must not run here too"
     SESSION_ELSEWHERE = "SESSION_ELSEWHERE", 409, "another node of the cluster runs the session"
+    NOT_A_CLUSTER = "NOT_A_CLUSTER", 409, "the gateway is no cluster node (no PostgreSQL)"
     DEVICE_LIVE = "DEVICE_LIVE", 409, "the archived device may still be connected elsewhere"
     PASSKEY_NOT_PENDING = "PASSKEY_NOT_PENDING", 409, "no passkey request is pending"
     QR_NOT_AVAILABLE = "QR_NOT_AVAILABLE", 409, "the session is not showing a QR code"

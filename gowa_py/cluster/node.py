@@ -75,6 +75,8 @@ class ClusterNode:
         self._takeovers: set[asyncio.Task[None]] = set()
         self._fences: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: Every live lease's node, as of the last renewal round.
+        self._owners: dict[str, str] = {}
 
     def holds(self, session_id: str) -> bool:
         return self.valid_until(session_id) is not None
@@ -88,6 +90,19 @@ class ClusterNode:
 
     def _valid_until(self, sent_at: float) -> float:
         return sent_at + self.timing.ttl - self.timing.margin
+
+    def node_of(self, session_id: str) -> str | None:
+        """The node running the session, this one's knowledge first."""
+        if self.holds(session_id):
+            return self.node_id
+        node = self._owners.get(session_id)
+        return None if node == self.node_id else node
+
+    def running(self) -> dict[str, str]:
+        """:meth:`node_of` every session some node runs."""
+        found = {sid: node for sid, node in self._owners.items() if node != self.node_id}
+        found.update((sid, self.node_id) for sid in self.held if self.holds(sid))
+        return found
 
     async def claim(self, session_id: str) -> Owner | None:
         """Take the session's lease for this node; None when taken, else who holds it."""
@@ -152,6 +167,7 @@ class ClusterNode:
         while True:
             try:
                 await self._renew()
+                self._owners = await asyncio.to_thread(self.store.owners)
                 self.holder.sync()
             except Exception as exc:
                 if not postgres.unavailable(exc):

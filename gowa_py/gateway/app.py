@@ -11,6 +11,7 @@ from gowa_py.gateway import (
     bodies,
     dashboard,
     keyadmin,
+    nodes,
     openapi,
     probes,
     ratelimit,
@@ -91,6 +92,7 @@ def create_app(
     app.add_routes(devices.routes)
     app.add_routes([web.get("/api/dashboard/events", hub.handle)])
     app.add_routes(webhooks.routes)
+    app.add_routes(nodes.routes)  # before GoWA's /api/{session_id}/... routes
     app.add_routes(routing.route_table())
     app.add_routes(openapi.routes)
     dashboard.setup(app)

@@ -26,7 +26,9 @@ def _session_response(
 ) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     record = supervisor.require(session_id)
-    view = request.app[SESSION_VIEWS].one(record, supervisor.worker_info(session_id))
+    view = request.app[SESSION_VIEWS].one(
+        record, supervisor.worker_info(session_id), supervisor.node_of(session_id)
+    )
     return envelope(view, message=message, status=status)
 
 
@@ -48,7 +50,7 @@ async def create_session(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     records = supervisor.list()
-    views = request.app[SESSION_VIEWS].many(records, supervisor.workers())
+    views = request.app[SESSION_VIEWS].many(records, supervisor.workers(), supervisor.nodes())
     return envelope(views, message=f"{len(records)} session(s)")
 
 

@@ -136,6 +136,8 @@ async def import_session(request: web.Request) -> web.Response:
         if staging is not None:
             await asyncio.to_thread(shutil.rmtree, staging, True)
     view = request.app[SESSION_VIEWS].one(
-        supervisor.require(session_id), supervisor.worker_info(session_id)
+        supervisor.require(session_id),
+        supervisor.worker_info(session_id),
+        supervisor.node_of(session_id),
     )
     return envelope(view, message=f"Session imported from {manifest.session_id!r}", status=201)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -20,7 +21,10 @@ GOWA_STATE = {
 }
 
 
-def session_json(record: SessionRecord, info: WorkerInfo | None) -> dict[str, Any]:
+def session_json(
+    record: SessionRecord, info: WorkerInfo | None, node: str | None = None
+) -> dict[str, Any]:
+    """``node``: the cluster node running the session (None: none, or no cluster)."""
     worker: dict[str, Any] = {
         "pid": None,
         "started_at": None,
@@ -47,18 +51,19 @@ def session_json(record: SessionRecord, info: WorkerInfo | None) -> dict[str, An
         "last_activity": iso(record.last_activity),
         "me": {"jid": record.me.jid, "push_name": record.me.push_name} if record.me else None,
         "worker": worker,
+        "node": node,
         "config": record.config.public(),
     }
 
 
 # What a session's JSON is made of: the record (replaced, never mutated, on every registry
-# write) and its worker's pid, restart count, start time and last sample.
-_ViewKey = tuple[SessionRecord, WorkerInfo | None]
+# write), its worker's pid, restart count, start time and last sample, and its node.
+_ViewKey = tuple[SessionRecord, WorkerInfo | None, str | None]
 _encode = msgspec.json.Encoder().encode
 
 
-def _view_key(record: SessionRecord, info: WorkerInfo | None) -> _ViewKey:
-    return (record, info)
+def _view_key(record: SessionRecord, info: WorkerInfo | None, node: str | None) -> _ViewKey:
+    return (record, info, node)
 
 
 class SessionViews:
@@ -76,28 +81,32 @@ class SessionViews:
         self._one: dict[str, tuple[_ViewKey, bytes]] = {}
         self._list: tuple[list[_ViewKey], bytes] | None = None
 
-    def _fragment(self, record: SessionRecord, key: _ViewKey, info: WorkerInfo | None) -> bytes:
+    def _fragment(self, record: SessionRecord, key: _ViewKey) -> bytes:
         cached = self._one.get(record.id)
         if cached is not None and cached[0] == key:
             return cached[1]
-        data = _encode(session_json(record, info))
+        data = _encode(session_json(*key))
         self._one[record.id] = (key, data)
         return data
 
-    def one(self, record: SessionRecord, info: WorkerInfo | None) -> msgspec.Raw:
+    def one(
+        self, record: SessionRecord, info: WorkerInfo | None, node: str | None = None
+    ) -> msgspec.Raw:
         """The session JSON of ``record``, ready to embed in an envelope."""
-        return msgspec.Raw(self._fragment(record, _view_key(record, info), info))
+        return msgspec.Raw(self._fragment(record, _view_key(record, info, node)))
 
-    def many(self, records: list[SessionRecord], workers: dict[str, WorkerInfo]) -> msgspec.Raw:
+    def many(
+        self,
+        records: list[SessionRecord],
+        workers: dict[str, WorkerInfo],
+        nodes: Mapping[str, str] | None = None,
+    ) -> msgspec.Raw:
         """A JSON array of the session JSON of ``records``, in their order."""
-        pairs = [(record, workers.get(record.id)) for record in records]
-        keys = [_view_key(record, info) for record, info in pairs]
+        nodes = nodes or {}
+        keys = [_view_key(r, workers.get(r.id), nodes.get(r.id)) for r in records]
         if self._list is not None and self._list[0] == keys:
             return msgspec.Raw(self._list[1])
-        fragments = [
-            self._fragment(record, key, info)
-            for (record, info), key in zip(pairs, keys, strict=True)
-        ]
+        fragments = [self._fragment(record, key) for record, key in zip(records, keys, strict=True)]
         # Forget sessions that are gone, so the cache never outgrows the registry.
         for session_id in self._one.keys() - {record.id for record in records}:
             del self._one[session_id]

@@ -220,6 +220,14 @@ class Supervisor:
         """:meth:`worker_info` of every session."""
         return {session_id: runner.info() for session_id, runner in self.runners.items()}
 
+    def node_of(self, session_id: str) -> str | None:
+        """The cluster node running the session (None: none does, or no cluster)."""
+        return self.cluster.node_of(session_id) if self.cluster is not None else None
+
+    def nodes(self) -> dict[str, str]:
+        """:meth:`node_of` every session some node runs."""
+        return self.cluster.running() if self.cluster is not None else {}
+
     def is_running(self, session_id: str) -> bool:
         """Whether the session's worker is meant to be up (started, or restarting after a
         crash); False for a stopped, failed or hibernated session, or an unknown one."""

@@ -80,7 +80,15 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     pair(a, sandbox, "y", phones["y"])
     pair(b, sandbox, "z", phones["z"])
 
-    # One node runs each session; the other refuses to start it.
+    # One node runs each session, every node knows which; the other refuses to start it.
+    wait_until(lambda: b.session("x")["node"] == "a", 5, what="b names x's node")
+    assert a.session("z")["node"] == "b" and b.session("z")["node"] == "b"
+    status, body = b.http.get("/api/cluster/nodes")
+    assert status == 200, body
+    assert {(n["id"], n["status"], n["sessions"]) for n in body["results"]} == {
+        ("a", "up", 2),
+        ("b", "up", 1),
+    }
     assert _worker(b, "x") is None
     status, body = b.http.post("/api/sessions/x/start")
     assert (status, body["code"]) == (409, "SESSION_ELSEWHERE"), body
@@ -104,6 +112,7 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     time.sleep(2 * MARGIN)
     assert _worker(a, "x") is None and _worker(a, "y") is None
     assert _worker(b, "x") == b_pid
+    assert a.session("x")["node"] == "b"
     assert _replaced(sandbox) == 0
 
     # Killed: b's workers die with it, its leases expire, a takes x, y and z over.

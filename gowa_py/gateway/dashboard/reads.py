@@ -31,7 +31,7 @@ def _phone_of(record_json: dict[str, Any]) -> str | None:
 
 def _dashboard_session(supervisor: Supervisor, record: Any, now: float) -> dict[str, Any]:
     info = supervisor.worker_info(record.id)
-    data = session_json(record, info)
+    data = session_json(record, info, supervisor.node_of(record.id))
     started = info.started_at if info is not None and info.pid is not None else None
     data["uptime_s"] = round(now - started, 1) if started is not None else None
     data["phone"] = _phone_of(data)

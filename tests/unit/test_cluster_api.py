@@ -1,0 +1,43 @@
+"""The cluster as the API shows it: ``GET /api/cluster/nodes`` and each session's ``node``."""
+
+from __future__ import annotations
+
+
+async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, test_database):
+    client = await make_client(
+        {"GOWA_DATABASE_URL": test_database.url},
+        node_id="n1",
+        advertise_url="http://10.0.0.1:3000/",
+    )
+    response = await client.get("/api/cluster/nodes")
+    assert response.status == 200, await response.text()
+    nodes = {node["id"]: node for node in (await response.json())["results"]}
+    me = nodes["n1"]
+    assert (me["url"], me["status"], me["sessions"], me["self"]) == (
+        "http://10.0.0.1:3000",
+        "up",
+        0,
+        True,
+    )
+    assert me["heartbeat_age_s"] < 5 and me["last_heartbeat"]
+
+    response = await client.post("/api/sessions", json={"session_id": "idle", "start": False})
+    assert response.status == 201, await response.text()
+    assert (await response.json())["results"]["node"] is None  # no node runs it
+    await client.close()  # leaving the cluster marks the node down
+    other = await make_client({"GOWA_DATABASE_URL": test_database.url}, node_id="n2")
+    nodes = {
+        node["id"]: node
+        for node in (await (await other.get("/api/cluster/nodes")).json())["results"]
+    }
+    assert nodes["n1"]["status"] == "down" and nodes["n2"]["self"]
+    assert (await other.delete("/api/sessions/idle")).status == 200
+
+
+async def test_an_sqlite_gateway_is_no_cluster_node(make_client):
+    client = await make_client()
+    response = await client.get("/api/cluster/nodes")
+    assert response.status == 409
+    assert (await response.json())["code"] == "NOT_A_CLUSTER"
+    response = await client.post("/api/sessions", json={"session_id": "s", "start": False})
+    assert (await response.json())["results"]["node"] is None

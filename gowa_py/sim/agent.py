@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import logging
 import os
+import sqlite3
 import sys
 import threading
 from typing import Any
@@ -77,6 +79,10 @@ def serve(db_path: str, proxy: str) -> None:
     )
     from neonize.utils.jid import build_jid
 
+    # WAL, as the workers' stores: whatsmeow writes its 812 new prekeys one by one, each a
+    # synced commit in SQLite's default journal mode (seconds before the first send).
+    with contextlib.closing(sqlite3.connect(db_path)) as store:
+        store.execute("PRAGMA journal_mode=WAL")
     client = NewClient(os.path.abspath(db_path))
     sources: dict[str, Any] = {}
 

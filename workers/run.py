@@ -65,7 +65,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     """GoWA operations, the chat store and the per-session automations of this worker."""
     from neonize.events import CallOfferEv
 
-    from workers.operations import updates
+    from workers.operations import history, updates
     from workers.operations.automations import Automations
     from workers.operations.context import Context
     from workers.operations.events import EventObserver
@@ -82,6 +82,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     session.observers.append(EventObserver(context, automations).observe)
     session.client.event(CallOfferEv)(automations.on_call_offer)
     updates.register(session.client, context)
+    history.register(session.client, context)
     return context
 
 

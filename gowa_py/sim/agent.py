@@ -14,7 +14,8 @@ Commands (stdin): ``send {to, text}``, ``send_document {to, data, mimetype, file
 (``data`` base64; whatsmeow encrypts and uploads it to the sandbox CDN), ``mark_read
 {id}``, ``presence {available}``,
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
-``group_add {group, phone}``, ``pair_phone {phone}``, ``disconnect``, ``exit``.
+``group_add {group, phone}``, ``history {chats}`` (the history sync to the account's
+other companions, see :mod:`.history`), ``pair_phone {phone}``, ``disconnect``, ``exit``.
 ``to`` is a phone number or a full JID (``...@g.us``).
 """
 
@@ -32,6 +33,7 @@ import threading
 from typing import Any
 
 from . import redirect
+from .history import history_blob, notification
 
 _print_lock = threading.Lock()
 
@@ -225,6 +227,13 @@ def serve(db_path: str, proxy: str) -> None:
                 to_jid(cmd["group"]), [build_jid(cmd["phone"])], ParticipantChange.ADD
             )
             emit("group_added", group=cmd["group"], phone=cmd["phone"])
+        elif name == "history":
+            from neonize.utils.enum import MediaType
+
+            upload = client.upload(history_blob(cmd["chats"]), MediaType.MediaHistory)
+            own = client.get_me().JID
+            resp = client.send_message(build_jid(own.User), notification(upload))
+            emit("history_sent", id=resp.ID, chats=len(cmd["chats"]))
         elif name == "pair_phone":
             emit("pair_code", code=client.PairPhone(cmd["phone"], show_push_notification=True))
         elif name == "disconnect":

@@ -306,6 +306,36 @@ async def follow_newsletter(request: web.Request) -> web.Response:
     return web.json_response({"jid": joined["id"], "phone": phone.phone})
 
 
+async def send_history(request: web.Request) -> web.Response:
+    """The phone sends its linked devices a history sync of the given chats."""
+    phone = _phone(request)
+    chats = (await _body(request)).get("chats")
+    if not isinstance(chats, list) or not all(_history_chat(c) for c in chats):
+        raise SimError(
+            "VALIDATION_ERROR",
+            "'chats' must be a list of {jid, name, messages: [{id, from_me, text, t}]}",
+        )
+    return web.json_response(await _sim(request).contacts.send_history(phone, chats))
+
+
+def _history_chat(chat: Any) -> bool:
+    if not isinstance(chat, dict) or not isinstance(chat.get("jid"), str) or "@" not in chat["jid"]:
+        return False
+    messages = chat.get("messages", [])
+    return (
+        isinstance(chat.get("name", ""), str)
+        and isinstance(messages, list)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("id"), str)
+            and isinstance(m.get("text"), str)
+            and isinstance(m.get("t"), int)
+            and isinstance(m.get("from_me", False), bool)
+            for m in messages
+        )
+    )
+
+
 async def faults(request: web.Request) -> web.Response:
     body = await _body(request)
     sim = _sim(request)
@@ -358,6 +388,7 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_get("/sim/calls/{call_id}", get_call)
     app.router.add_post("/sim/newsletters", create_newsletter)
     app.router.add_post("/sim/newsletters/{nid}/followers", follow_newsletter)
+    app.router.add_post("/sim/phones/{phone}/history", send_history)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

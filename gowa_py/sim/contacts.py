@@ -168,6 +168,17 @@ class Contacts:
             raise SimError("SEND_FAILED", reply.get("error", "send failed"), 502)
         return {"id": message_id or reply["id"], "from": phone.phone, "to": to}
 
+    async def send_history(self, phone: Phone, chats: list[dict[str, Any]]) -> dict[str, Any]:
+        """Have ``phone`` send its companions a history sync of ``chats`` (see
+        :mod:`.history`)."""
+        async with self._locks.setdefault(phone.phone, asyncio.Lock()):
+            agent = await self._ready_agent(phone)
+            await agent.command(cmd="history", chats=chats)
+            reply = await agent.next("history_sent", "error")
+        if reply["event"] == "error":
+            raise SimError("SEND_FAILED", reply.get("error", "history sync failed"), 502)
+        return {"id": reply["id"], "phone": phone.phone, "chats": reply["chats"]}
+
     async def _ready_agent(self, phone: Phone) -> _Agent:
         agent = self._agents.get(phone.phone)
         if agent is not None and agent.alive:

@@ -1,5 +1,7 @@
-"""A sandbox phone calls a session: GoWA's ``call.offer`` event, ``/call/reject`` and
-``auto_reject_call``, with the sandbox seeing the session's ``<reject>`` arrive."""
+"""What a sandbox phone does to its own and other sessions: it calls (GoWA's
+``call.offer`` event, ``/call/reject`` and ``auto_reject_call``, the sandbox seeing the
+session's ``<reject>`` arrive) and sends its companion a history sync (the chats and
+messages show in ``/chats`` and ``/chat/{jid}/messages``)."""
 
 from __future__ import annotations
 
@@ -64,3 +66,34 @@ def test_auto_reject_call_rejects_without_anyone(gw, sandbox, events):
     rejected(sandbox, offered["call_id"])
     status, missing = sandbox.api("GET", "/sim/calls/NOSUCHCALL")
     assert (status, missing["code"]) == (404, "CALL_NOT_FOUND")
+
+
+def test_the_phone_sends_its_history_to_the_session(gw, sandbox):
+    cal = f"{CAL}@s.whatsapp.net"
+    chats = [
+        {
+            "jid": cal,
+            "name": "Cal",
+            "messages": [
+                {"id": "HIST1", "from_me": False, "text": "see you at 9", "t": 1764800000},
+                {"id": "HIST2", "from_me": True, "text": "deal", "t": 1764800060},
+            ],
+        }
+    ]
+    status, sent = sandbox.api("POST", f"/sim/phones/{ANN}/history", {"chats": chats})
+    assert status == 200, sent
+
+    def stored():
+        status, answer = gw.http.get(f"/api/ann/chat/{cal}/messages")
+        assert status == 200, answer
+        return len(answer["results"]["data"]) == 2 and answer["results"]
+
+    history = wait_until(stored, 30, interval=0.1, what="the history in the chat store")
+    by_id = {m["id"]: m for m in history["data"]}
+    assert by_id["HIST1"]["content"] == "see you at 9" and not by_id["HIST1"]["is_from_me"]
+    assert by_id["HIST2"]["is_from_me"] and by_id["HIST2"]["content"] == "deal", by_id
+    chats_listed = gw.http.get("/api/ann/chats")[1]["results"]["data"]
+    [chat] = [c for c in chats_listed if c["jid"] == cal]
+    assert chat["name"] == "Cal", chat
+    status, bad = sandbox.api("POST", f"/sim/phones/{ANN}/history", {"chats": [{"jid": 1}]})
+    assert (status, bad["code"]) == (400, "VALIDATION_ERROR"), bad

@@ -51,7 +51,7 @@ def send(gateway: Gateway, watcher: EventWatcher, sender: str, phone: str, recei
     )
     assert status == 200, body
     message_id = body["results"]["message_id"]
-    watcher.wait(is_event("message", receiver, id=message_id), 15, f"{receiver} gets it")
+    watcher.wait(is_event("message", receiver, id=message_id), 30, f"{receiver} gets it")
 
 
 def import_gowa(*args: str) -> subprocess.CompletedProcess:

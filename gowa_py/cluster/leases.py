@@ -30,6 +30,15 @@ class NodeRow:
 
 
 @dataclass(frozen=True)
+class Route:
+    """The node running a session: its id, URL and seconds since its last renewal."""
+
+    node: str
+    url: str
+    heartbeat_age: float
+
+
+@dataclass(frozen=True)
 class Owner:
     """Who holds a session's lease, and whether it is still within its term."""
 
@@ -136,10 +145,14 @@ class LeaseStore:
         node, url, epoch, live = rows[0]
         return Owner(node, url, int(epoch), bool(live))
 
-    def owners(self) -> dict[str, str]:
+    def owners(self) -> dict[str, Route]:
         """Every session whose lease is live, and its node."""
-        rows = self._run("SELECT session_id, owner FROM leases WHERE expires_at > now()")
-        return {row[0]: row[1] for row in rows}
+        rows = self._run(
+            "SELECT l.session_id, l.owner, coalesce(n.url, ''), "
+            "coalesce(extract(epoch FROM now() - n.heartbeat), 0) FROM leases l "
+            "LEFT JOIN nodes n ON n.id = l.owner WHERE l.expires_at > now()"
+        )
+        return {row[0]: Route(row[1], row[2], float(row[3])) for row in rows}
 
     def nodes(self) -> list[NodeRow]:
         rows = self._run(

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner
+from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner, Route
 from gowa_py.config import Settings
 from gowa_py.storage import postgres
 
@@ -76,7 +76,7 @@ class ClusterNode:
         self._fences: set[asyncio.Task[None]] = set()
         self._closing = False
         #: Every live lease's node, as of the last renewal round.
-        self._owners: dict[str, str] = {}
+        self._owners: dict[str, Route] = {}
 
     def holds(self, session_id: str) -> bool:
         return self.valid_until(session_id) is not None
@@ -95,12 +95,25 @@ class ClusterNode:
         """The node running the session, this one's knowledge first."""
         if self.holds(session_id):
             return self.node_id
-        node = self._owners.get(session_id)
-        return None if node == self.node_id else node
+        route = self._owners.get(session_id)
+        return None if route is None or route.node == self.node_id else route.node
+
+    def route(self, session_id: str) -> Route | None:
+        """The other node running the session, where its requests go; None: this node
+        serves them (it runs the session, or no node does)."""
+        if self.holds(session_id):
+            return None
+        route = self._owners.get(session_id)
+        return None if route is None or route.node == self.node_id or not route.url else route
+
+    def silent(self, route: Route) -> bool:
+        """Whether the route's node missed renewals (frozen, dying, cut off): a request
+        sent there may hang until its sessions have moved."""
+        return route.heartbeat_age > 2 * self.timing.renew_interval + 1
 
     def running(self) -> dict[str, str]:
         """:meth:`node_of` every session some node runs."""
-        found = {sid: node for sid, node in self._owners.items() if node != self.node_id}
+        found = {sid: r.node for sid, r in self._owners.items() if r.node != self.node_id}
         found.update((sid, self.node_id) for sid in self.held if self.holds(sid))
         return found
 
@@ -126,7 +139,7 @@ class ClusterNode:
     async def owner(self, session_id: str) -> Owner | None:
         return await asyncio.to_thread(self.store.owner, session_id)
 
-    async def owners(self) -> dict[str, str]:
+    async def owners(self) -> dict[str, Route]:
         return await asyncio.to_thread(self.store.owners)
 
     async def nodes(self) -> list[NodeRow]:

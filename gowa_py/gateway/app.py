@@ -23,6 +23,7 @@ from gowa_py.gateway.auth import Authenticator
 from gowa_py.gateway.browser import Origins
 from gowa_py.gateway.errors import error_middleware
 from gowa_py.gateway.eventstream import EventHub
+from gowa_py.gateway.forwarding import Forwarder
 from gowa_py.gateway.gowa import devices, routing
 from gowa_py.gateway.keys import (
     AUTH,
@@ -58,6 +59,7 @@ def create_app(
     metrics = Metrics(supervisor)
     origins = Origins(settings)
     auth = Authenticator(settings, registry, origins)
+    forwarder = Forwarder(supervisor)
     app = web.Application(
         client_max_size=settings.largest_body,
         middlewares=[
@@ -67,6 +69,8 @@ def create_app(
             bodies.timeout_middleware(settings.body_timeout),
             auth.middleware(),
             ratelimit.middleware(settings),
+            # Last: a request reaches another node only authenticated and within limits.
+            forwarder.middleware(),
         ],
     )
     app[SETTINGS] = settings
@@ -113,6 +117,7 @@ def create_app(
         await deliverer.close(drain=settings.stop_timeout)
         storage.close()
         auth.close()
+        await forwarder.close()
 
     app.on_startup.append(start)
     app.on_shutdown.append(stop)

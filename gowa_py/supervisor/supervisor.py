@@ -134,8 +134,8 @@ class Supervisor:
         owners = await self.cluster.owners() if self.cluster is not None else {}
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
-            elsewhere = owners.get(record.id, self.settings.cluster_node_id)
-            if elsewhere != self.settings.cluster_node_id:
+            route = owners.get(record.id)
+            if route is not None and route.node != self.settings.cluster_node_id:
                 continue
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
                 self.registry.set_status(record.id, p.SessionState.STOPPED, None)

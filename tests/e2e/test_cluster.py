@@ -55,12 +55,23 @@ def _online(sandbox: SandboxProcess, phone: str) -> bool:
     return any(device["connected"] for device in body["devices"] if device["device"])
 
 
+#: Marks a request as forwarded already: the node answers it itself.
+LOCAL = {"X-Gowa-Forwarded-By": "test"}
+
+
+def _local(gateway: Gateway, session_id: str) -> dict:
+    """The session as this node itself sees it (its worker, if it runs the session)."""
+    status, body = gateway.http.call("GET", f"/api/sessions/{session_id}", headers=LOCAL)
+    assert status == 200, body
+    return body["results"]
+
+
 def _worker(gateway: Gateway, session_id: str) -> int | None:
-    return gateway.session(session_id)["worker"]["pid"]
+    return _local(gateway, session_id)["worker"]["pid"]
 
 
 def _running_here(gateway: Gateway, session_id: str) -> bool:
-    session = gateway.session(session_id)
+    session = _local(gateway, session_id)
     return session["status"] == "CONNECTED" and session["worker"]["pid"] is not None
 
 
@@ -80,17 +91,22 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     pair(a, sandbox, "y", phones["y"])
     pair(b, sandbox, "z", phones["z"])
 
-    # One node runs each session, every node knows which; the other refuses to start it.
-    wait_until(lambda: b.session("x")["node"] == "a", 5, what="b names x's node")
-    assert a.session("z")["node"] == "b" and b.session("z")["node"] == "b"
+    # One node runs each session, every node knows which and sends its requests there.
+    wait_until(lambda: _local(b, "x")["node"] == "a", 5, what="b names x's node")
+    assert _local(a, "z")["node"] == "b"
+    assert b.session("x")["worker"]["pid"] == _worker(a, "x")  # a's answer, through b
+    status, body = b.http.post("/api/x/send/message", {"phone": phones["z"], "message": "via b"})
+    assert status == 200, body
+    wait_until(lambda: "via b" in _history(b, "z", phones["x"]), 20, what="x's message via b")
     status, body = b.http.get("/api/cluster/nodes")
     assert status == 200, body
     assert {(n["id"], n["status"], n["sessions"]) for n in body["results"]} == {
         ("a", "up", 2),
         ("b", "up", 1),
     }
+    # Asked itself, b refuses to run x too.
     assert _worker(b, "x") is None
-    status, body = b.http.post("/api/sessions/x/start")
+    status, body = b.http.call("POST", "/api/sessions/x/start", headers=LOCAL)
     assert (status, body["code"]) == (409, "SESSION_ELSEWHERE"), body
 
     # Frozen: a cannot renew or kill anything, so its workers disconnect by themselves,
@@ -100,6 +116,9 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     try:
         wait_until(lambda: not _online(sandbox, phones["x"]), TTL, what="x's worker on a gone")
         offline_after = time.monotonic() - frozen
+        # b does not send x's requests to the silent a to hang there.
+        status, body = b.http.get("/api/sessions/x", timeout=5)
+        assert status in (200, 503), body
         for session_id in ("x", "y"):
             wait_until(
                 lambda s=session_id: _running_here(b, s), TTL + 10, what=f"{session_id} on b"

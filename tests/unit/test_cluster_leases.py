@@ -64,6 +64,8 @@ def test_one_holder_until_it_expires_then_the_next_with_a_higher_epoch(registry,
     a.release("s", 2)  # a stale epoch releases nothing
     assert b.claim("s") is None
 
+    route = a.owners()["s"]
+    assert (route.node, route.url, route.heartbeat_age < 5) == ("a", "http://a.test:3000", True)
     registry.delete("s")
     assert a.owners() == {}
 

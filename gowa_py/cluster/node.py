@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -75,6 +76,9 @@ class ClusterNode:
         self._takeovers: set[asyncio.Task[None]] = set()
         self._fences: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: Called with a session whose lease this node has just taken (from another
+        #: node, or unheld): what that node left (webhook deliveries) is this one's now.
+        self.on_claim: list[Callable[[str], None]] = []
         #: Every live lease's node, as of the last renewal round.
         self._owners: dict[str, Route] = {}
 
@@ -122,7 +126,11 @@ class ClusterNode:
         sent_at = time.monotonic()
         epoch = await asyncio.to_thread(self.store.claim, session_id)
         if epoch is not None:
+            known = self.held.get(session_id)
             self.held[session_id] = Lease(epoch, self._valid_until(sent_at))
+            if known is None or known.epoch != epoch:
+                for listener in self.on_claim:
+                    listener(session_id)
             return None
         owner = await asyncio.to_thread(self.store.owner, session_id)
         return owner or Owner("", None, 0, False)

@@ -87,6 +87,11 @@ def create_app(
     deliverer = WebhookDeliverer(settings, storage)
     app[WEBHOOKS] = deliverer
     supervisor.subscribe(deliverer.on_event, durable=True)
+    if supervisor.cluster is not None:
+        # Each node delivers the webhooks of the sessions it runs, and on taking one
+        # over, what its previous node left in its outbox.
+        deliverer.owns = supervisor.cluster.holds
+        supervisor.cluster.on_claim.append(deliverer.adopt)
 
     readiness = Readiness()
     app[READINESS] = readiness

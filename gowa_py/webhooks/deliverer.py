@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import aiohttp
 from yarl import URL
@@ -60,6 +61,9 @@ class WebhookDeliverer:
         self._http: aiohttp.ClientSession | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._closing = False
+        #: In a cluster, whether this node runs the session: only the deliveries of its
+        #: own sessions go out from here (:meth:`adopt` picks up the others' on takeover).
+        self.owns: Callable[[str], bool] = lambda _session_id: True
 
     # ------------------------------------------------------------- outboxes
 
@@ -106,6 +110,13 @@ class WebhookDeliverer:
             self._pending[session_id] = 0.0
             self._wake.set()
 
+    def adopt(self, session_id: str) -> None:
+        """This node has just taken the session over (a cluster): deliver what its
+        outbox holds, left there by the node that ran it before."""
+        self.forget(session_id)  # an outbox open here knows only what this node wrote
+        self._pending[session_id] = 0.0
+        self._wake.set()
+
     def forget(self, session_id: str) -> None:
         self._pending.pop(session_id, None)
         outbox = self._outboxes.pop(session_id, None)
@@ -127,6 +138,8 @@ class WebhookDeliverer:
         retention are pruned on the way."""
         older_than = time.time() - self._settings.webhook_retention_days * 86400
         for record in self._registry.all():
+            if not self.owns(record.id):
+                continue
             try:
                 outbox = self._storage.existing_outbox(record.id)
             except Exception as exc:
@@ -247,6 +260,9 @@ class WebhookDeliverer:
             if self._inflight.get(session_id):
                 # Its deliveries' ends wake this loop and say what is due next; looking
                 # now would reopen its outbox on every pass while they wait for a slot.
+                continue
+            if not self.owns(session_id):
+                self.forget(session_id)  # its node delivers them; adopt() if it comes here
                 continue
             if known > now:
                 due: float | None = known

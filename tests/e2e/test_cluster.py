@@ -5,6 +5,7 @@ connections of one device at once (the sandbox counts them) and without losing a
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ import pytest
 from tests.backends import ScratchDatabase
 from tests.e2e.conftest import new_phone, pair
 from tests.procs import Gateway, wait_until
+from tests.receiver import WebhookReceiver
 from tests.sim.harness import SandboxProcess
 
 pytestmark = pytest.mark.integration
@@ -36,8 +38,25 @@ def database() -> Iterator[ScratchDatabase]:
     database.drop()
 
 
-def _node(gateway_factory, tmp_path: Path, sandbox, database, name: str) -> Gateway:
-    env = {"GOWA_DATABASE_URL": database.url, "GOWA_NODE_ID": name, **LEASES}
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver("s3cret").start()
+    yield receiver
+    receiver.stop()
+
+
+def _node(
+    gateway_factory, tmp_path: Path, sandbox, database, receiver: WebhookReceiver, name: str
+) -> Gateway:
+    env = {
+        "GOWA_DATABASE_URL": database.url,
+        "GOWA_NODE_ID": name,
+        "GOWA_WEBHOOK_URL": receiver.url,
+        "GOWA_WEBHOOK_SECRET": "s3cret",
+        "GOWA_WEBHOOK_EVENTS": "message",
+        "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
+        **LEASES,
+    }
     return gateway_factory(
         env=env, data_dir=tmp_path / name / "data", args=["--sandbox", sandbox.url]
     )
@@ -75,6 +94,15 @@ def _running_here(gateway: Gateway, session_id: str) -> bool:
     return session["status"] == "CONNECTED" and session["worker"]["pid"] is not None
 
 
+def _webhooks(receiver: WebhookReceiver, session_id: str, text: str) -> int:
+    """How many times the receiver got the message event of ``text`` for the session."""
+    return sum(
+        1
+        for item in receiver.items("message")
+        if item.body["session_id"] == session_id and text in json.dumps(item.body["payload"])
+    )
+
+
 def _history(gateway: Gateway, session_id: str, chat: str) -> list[str]:
     status, body = gateway.http.get(f"/api/{session_id}/chat/{chat}@s.whatsapp.net/messages")
     assert status == 200, body
@@ -82,10 +110,10 @@ def _history(gateway: Gateway, session_id: str, chat: str) -> list[str]:
 
 
 def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connections(
-    gateway_factory, sandbox, database, tmp_path
+    gateway_factory, sandbox, database, receiver, tmp_path
 ):
-    a = _node(gateway_factory, tmp_path, sandbox, database, "a")
-    b = _node(gateway_factory, tmp_path, sandbox, database, "b")
+    a = _node(gateway_factory, tmp_path, sandbox, database, receiver, "a")
+    b = _node(gateway_factory, tmp_path, sandbox, database, receiver, "b")
     phones = {sid: new_phone(sandbox, f"1555000072{i}", sid) for i, sid in enumerate("xyzw")}
     pair(a, sandbox, "x", phones["x"])
     pair(a, sandbox, "y", phones["y"])
@@ -98,6 +126,7 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     status, body = b.http.post("/api/x/send/message", {"phone": phones["z"], "message": "via b"})
     assert status == 200, body
     wait_until(lambda: "via b" in _history(b, "z", phones["x"]), 20, what="x's message via b")
+    wait_until(lambda: _webhooks(receiver, "z", "via b"), 20, what="z's webhook of it")
     status, body = b.http.get("/api/cluster/nodes")
     assert status == 200, body
     assert {(n["id"], n["status"], n["sessions"]) for n in body["results"]} == {
@@ -154,6 +183,9 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
         20,
         what="the message sent meanwhile in z's chat history",
     )
+    wait_until(lambda: _webhooks(receiver, "z", "meanwhile"), 20, what="its webhook, from a")
+    time.sleep(1)  # time enough for a second delivery, were there one
+    assert _webhooks(receiver, "z", "via b") == 1 and _webhooks(receiver, "z", "meanwhile") == 1
     assert _replaced(sandbox) == 0
     print(
         f"lease TTL {TTL:g} s: frozen node's worker offline after {offline_after:.1f} s, "

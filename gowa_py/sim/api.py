@@ -19,6 +19,7 @@ from .calls import Calls
 from .contacts import Contacts
 from .errors import SimError
 from .groupadmin import set_approval
+from .history import valid_chats
 from .jid import JID
 from .network import Network
 from .newsletters import NEWSLETTER_SERVER
@@ -176,6 +177,7 @@ async def scan(request: web.Request) -> web.Response:
     phone = _phone(request)
     qr = _string(await _body(request), "qr")
     device = _sim(request).pairing.scan(phone, qr)
+    _sim(request).contacts.linked(phone)
     return web.json_response(_device_json(phone, device.device))
 
 
@@ -183,6 +185,7 @@ async def pair_code(request: web.Request) -> web.Response:
     phone = _phone(request)
     code = _string(await _body(request), "code")
     device = await _sim(request).codes.enter_code(phone, code)
+    _sim(request).contacts.linked(phone)
     return web.json_response(_device_json(phone, device.device))
 
 
@@ -307,33 +310,25 @@ async def follow_newsletter(request: web.Request) -> web.Response:
 
 
 async def send_history(request: web.Request) -> web.Response:
-    """The phone sends its linked devices a history sync of the given chats."""
+    """The phone sends its linked devices a history sync of the given chats now."""
     phone = _phone(request)
-    chats = (await _body(request)).get("chats")
-    if not isinstance(chats, list) or not all(_history_chat(c) for c in chats):
-        raise SimError(
-            "VALIDATION_ERROR",
-            "'chats' must be a list of {jid, name, messages: [{id, from_me, text, t}]}",
-        )
+    chats = _chats(await _body(request))
     return web.json_response(await _sim(request).contacts.send_history(phone, chats))
 
 
-def _history_chat(chat: Any) -> bool:
-    if not isinstance(chat, dict) or not isinstance(chat.get("jid"), str) or "@" not in chat["jid"]:
-        return False
-    messages = chat.get("messages", [])
-    return (
-        isinstance(chat.get("name", ""), str)
-        and isinstance(messages, list)
-        and all(
-            isinstance(m, dict)
-            and isinstance(m.get("id"), str)
-            and isinstance(m.get("text"), str)
-            and isinstance(m.get("t"), int)
-            and isinstance(m.get("from_me", False), bool)
-            for m in messages
-        )
-    )
+async def set_history(request: web.Request) -> web.Response:
+    """The chats the phone sends every companion that links from now on."""
+    phone = _phone(request)
+    chats = _chats(await _body(request))
+    _sim(request).contacts.histories[phone.phone] = chats
+    return web.json_response({"phone": phone.phone, "chats": len(chats)})
+
+
+def _chats(body: dict[str, Any]) -> list[dict[str, Any]]:
+    try:
+        return valid_chats(body.get("chats"))
+    except ValueError as exc:
+        raise SimError("VALIDATION_ERROR", str(exc)) from exc
 
 
 async def faults(request: web.Request) -> web.Response:
@@ -389,6 +384,7 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/newsletters", create_newsletter)
     app.router.add_post("/sim/newsletters/{nid}/followers", follow_newsletter)
     app.router.add_post("/sim/phones/{phone}/history", send_history)
+    app.router.add_put("/sim/phones/{phone}/history", set_history)
     app.router.add_post("/sim/faults", faults)
     app.router.add_get("/sim/info", info)
     app.router.add_get("/sim/healthz", healthz)

@@ -126,6 +126,25 @@ class Contacts:
         self.sim = sim
         self._agents: dict[str, _Agent] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Chats each phone sends a companion right after it links (``PUT …/history``).
+        self.histories: dict[str, list[dict[str, Any]]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def linked(self, phone: Phone) -> None:
+        """A companion of ``phone`` just linked: the phone sends it its history, as a
+        real phone does, if it has one (the companion gets it at its next login)."""
+        chats = self.histories.get(phone.phone)
+        if not chats:
+            return
+        task = asyncio.create_task(self._history_after_linking(phone, chats))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _history_after_linking(self, phone: Phone, chats: list[dict[str, Any]]) -> None:
+        try:
+            await self.send_history(phone, chats)
+        except SimError as exc:
+            log.warning("history sync of %s after linking failed: %s", phone.phone, exc)
 
     async def send_text(self, phone: Phone, to: str, text: str) -> dict[str, Any]:
         """Have ``phone`` send ``text`` to ``to``; returns the message id."""
@@ -230,5 +249,8 @@ class Contacts:
         return _Agent(proc, phone.phone)
 
     async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.gather(*(agent.stop() for agent in self._agents.values()))
         self._agents.clear()

@@ -15,6 +15,34 @@ import zlib
 from typing import Any
 
 
+def valid_chats(chats: Any) -> list[dict[str, Any]]:
+    """``chats`` if it is a list of ``{"jid", "name", "messages": [{"id", "from_me",
+    "text", "t"}]}`` (``name``, ``messages`` and ``from_me`` optional); else ValueError."""
+    if not isinstance(chats, list) or not all(_valid_chat(c) for c in chats):
+        raise ValueError(
+            "'chats' must be a list of {jid, name, messages: [{id, from_me, text, t}]}"
+        )
+    return chats
+
+
+def _valid_chat(chat: Any) -> bool:
+    if not isinstance(chat, dict) or not isinstance(chat.get("jid"), str) or "@" not in chat["jid"]:
+        return False
+    messages = chat.get("messages", [])
+    return (
+        isinstance(chat.get("name", ""), str)
+        and isinstance(messages, list)
+        and all(
+            isinstance(m, dict)
+            and isinstance(m.get("id"), str)
+            and isinstance(m.get("text"), str)
+            and isinstance(m.get("t"), int)
+            and isinstance(m.get("from_me", False), bool)
+            for m in messages
+        )
+    )
+
+
 def history_blob(chats: list[dict[str, Any]]) -> bytes:
     """The compressed ``HistorySync`` (type RECENT, one chunk) holding ``chats``: each
     ``{"jid", "name", "messages": [{"id", "from_me", "text", "t"}]}``."""

@@ -12,7 +12,7 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
-ANN, CAL = "15550000511", "15550000512"
+ANN, CAL, DEE = "15550000511", "15550000512", "15550000513"
 
 
 @pytest.fixture(scope="module")
@@ -97,3 +97,21 @@ def test_the_phone_sends_its_history_to_the_session(gw, sandbox):
     assert chat["name"] == "Cal", chat
     status, bad = sandbox.api("POST", f"/sim/phones/{ANN}/history", {"chats": [{"jid": 1}]})
     assert (status, bad["code"]) == (400, "VALIDATION_ERROR"), bad
+
+
+def test_a_phone_sends_its_history_when_a_companion_links(gw, sandbox):
+    new_phone(sandbox, DEE, "Dee")
+    cal = f"{CAL}@s.whatsapp.net"
+    old = {"id": "HIST3", "from_me": False, "text": "before you linked", "t": 1764700000}
+    chats = [{"jid": cal, "name": "Cal", "messages": [old]}]
+    status, body = sandbox.api("PUT", f"/sim/phones/{DEE}/history", {"chats": chats})
+    assert status == 200 and body["chats"] == 1, body
+    pair(gw, sandbox, "dee", DEE)
+
+    def stored():
+        status, answer = gw.http.get(f"/api/dee/chat/{cal}/messages")
+        assert status == 200, answer
+        return answer["results"]["data"]
+
+    [message] = wait_until(stored, 30, interval=0.1, what="the history after pairing")
+    assert (message["id"], message["content"]) == ("HIST3", "before you linked"), message

@@ -8,7 +8,9 @@ do not have it yet. Every member device except the sending one gets the device's
 ``enc`` (if any) followed by the ``skmsg``; ``participant`` names the sending device,
 which is the address the receiver decrypts under. Membership changes are announced to
 members with ``<notification type="w:gp2">`` so their clients refresh cached group data.
-Only admins may promote or demote (others get 403, as from WhatsApp).
+Only admins may promote or demote (others get 403, as from WhatsApp), and only admins
+send in an announcement group (others' messages are acked with ``error="403"``).
+Settings, invite links, join requests and leaving are in :mod:`.groupadmin`.
 """
 
 from __future__ import annotations

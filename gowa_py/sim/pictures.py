@@ -5,7 +5,8 @@ its id, a ``pps.whatsapp.net`` URL and direct path (whatsmeow's ``ProfilePicture
 the picture bytes themselves are not downloadable (the sandbox does not serve
 ``pps.whatsapp.net``). A ``set`` without ``target`` is the requester's own picture, with
 a group ``target`` the group's photo (members only; admins only when the group is
-locked); a ``set`` without content removes it.
+locked); a ``set`` without content removes it, one that is not a JPEG is refused (406), as
+WhatsApp refuses it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .iq import IqDispatcher
 from .jid import GROUP_SERVER, JID
 from .network import Network, iq_error, iq_result
 
+JPEG_MAGIC = b"\xff\xd8\xff"
 PPS_PATH = "/v/t61.24694-24/{owner}_{id}_n.jpg?ccb=11-4&oh=sim&oe=0"
 
 
@@ -77,7 +79,8 @@ def handle_set(net: Network, conn: Connection, iq: Node) -> None:
         conn.send(iq_result(iq))
         return
     data = picture.bytes_content()
-    if not data:
+    if not data.startswith(JPEG_MAGIC):
+        # whatsmeow: ErrInvalidImageFormat ("the given data is not a valid image").
         conn.send(iq_error(iq, 406, "not-acceptable"))
         return
     picture_id = net.store.set_picture(owner, data)

@@ -52,6 +52,14 @@ def refused(gw, method, path, body=None) -> dict:
     return answer
 
 
+def png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (900, 300), (30, 200, 30, 128)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def jpeg(color: tuple[int, int, int]) -> bytes:
     from PIL import Image
 
@@ -101,9 +109,8 @@ def test_settings_reach_the_other_member(gw, group, events):
 
 
 def test_group_photo_and_profile_pictures(gw, sandbox, group):
-    body, headers = multipart(
-        {"group_id": group}, {"photo": ("crew.jpg", "image/jpeg", jpeg((200, 30, 30)))}
-    )
+    # A PNG, as GoWA clients send: WhatsApp (and the sandbox) take only JPEGs.
+    body, headers = multipart({"group_id": group}, {"photo": ("crew.png", "image/png", png())})
     set_photo = ok(gw, "POST", "/api/ann/group/photo", raw=body, headers=headers)
     seen = ok(gw, "GET", f"/api/ben/user/avatar?phone={group}")
     assert seen["id"] == set_photo["picture_id"] and seen["url"].startswith("https://pps.")
@@ -112,6 +119,10 @@ def test_group_photo_and_profile_pictures(gw, sandbox, group):
     assert answer["code"] == "NOT_SUPPORTED" and 400 <= status < 500, answer  # neonize cannot
     assert ok(gw, "GET", f"/api/ben/user/avatar?phone={group}")["id"] == seen["id"]
     refused(gw, "GET", f"/api/ben/user/avatar?phone={BEN}")  # no picture set
+
+    body, headers = multipart({}, {"avatar": ("me.png", "image/png", png())})
+    ok(gw, "POST", "/api/ann/user/avatar", raw=body, headers=headers)
+    assert ok(gw, "GET", f"/api/ben/user/avatar?phone={ANN}")["id"]
 
     # The phone's own picture, set in the app, is what another session learns.
     data = base64.b64encode(jpeg((30, 30, 200))).decode()

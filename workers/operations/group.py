@@ -13,6 +13,7 @@ from gowa_py import protocol as p
 from workers import lids, payloads
 from workers.jid import parse_jid
 from workers.operations.context import Context, fail, handles, ok
+from workers.operations.media import profile_jpeg
 from workers.timefmt import rfc3339
 
 
@@ -271,7 +272,7 @@ def set_group_photo(ctx: Context, op: ops.SetGroupPhoto) -> p.OperationResult:
             "removing a group photo is not available: neonize's SetGroupPhoto refuses "
             "empty data ('the given data is not a valid image')",
         )
-    picture_id = ctx.client.set_group_photo(jid, op.photo.data)
+    picture_id = ctx.client.set_group_photo(jid, profile_jpeg(op.photo.data, "group photo"))
     message = "Success update group photo"
     return ok({"picture_id": picture_id, "message": message}, message)
 

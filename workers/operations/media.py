@@ -38,6 +38,10 @@ def upload_of(op: Any, field: str) -> ops.Upload:
     return upload
 
 
+#: The longest side of a profile picture or group photo sent to WhatsApp.
+PICTURE_SIDE = 640
+
+
 def check_pixels(data: bytes, what: str) -> None:
     """Refuse a picture whose header promises more than ``MAX_IMAGE_PIXELS``.
 
@@ -61,6 +65,23 @@ def check_pixels(data: bytes, what: str) -> None:
             f"{what} of {width}x{height} pixels is over the limit of "
             f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels; scale it down",
         )
+
+
+def profile_jpeg(data: bytes, what: str) -> bytes:
+    """``data`` as WhatsApp takes a profile picture or group photo: a JPEG (WhatsApp
+    refuses other formats) of at most ``PICTURE_SIDE`` pixels a side, as GoWA sends it."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    check_pixels(data, what)
+    try:
+        with Image.open(io.BytesIO(data)) as source:
+            image = ImageOps.exif_transpose(source).convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise fail(p.ErrorCode.VALIDATION_ERROR, f"{what} is not a readable picture") from exc
+    image.thumbnail((PICTURE_SIDE, PICTURE_SIDE))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue()
 
 
 def frame_count(data: bytes) -> int:

@@ -12,6 +12,7 @@ from gowa_py import protocol as p
 from workers import lids, payloads
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.group import group_json
+from workers.operations.media import profile_jpeg
 from workers.operations.messages import chat_of
 from workers.operations.newsletter import newsletter_json
 
@@ -83,7 +84,7 @@ def user_avatar(ctx: Context, op: ops.UserAvatar) -> p.OperationResult:
 
 @handles(ops.ChangeAvatar)
 def change_avatar(ctx: Context, op: ops.ChangeAvatar) -> p.OperationResult:
-    ctx.client.set_profile_photo(op.avatar.data)
+    ctx.client.set_profile_photo(profile_jpeg(op.avatar.data, "avatar"))
     return ok(None, "Success change avatar")
 
 

@@ -116,6 +116,7 @@ class Stack:
     workdir: Path = field(default_factory=lambda: _open_workdir())
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     gateway: subprocess.Popen[bytes] | None = None
+    data_dirs: list[Path] = field(default_factory=list)
 
     def _start(self, args: list[str], log_name: str, env: dict[str, str] | None = None) -> Any:
         log = (self.workdir / log_name).open("ab")
@@ -141,21 +142,29 @@ class Stack:
         _wait_http(self.sandbox_url + "/sim/healthz", 30, self.workdir / "sandbox.log")
         return self.sandbox_url
 
-    def start_gateway(self, extra: list[str] | None = None) -> str:
+    def start_gateway(
+        self, extra: list[str] | None = None, name: str = "gw", env: dict[str, str] | None = None
+    ) -> str:
+        """A gateway with the data dir ``name`` (one per node of a cluster) and ``env``
+        beside ``gateway_env``; the last one started is :attr:`gateway`."""
         port = free_port()
-        args = [*GOWA, "serve", "--port", str(port), "--data-dir", str(self.workdir / "gw")]
+        self.data_dirs.append(self.workdir / name)
+        args = [*GOWA, "serve", "--port", str(port), "--data-dir", str(self.workdir / name)]
         if self.sandbox_url:
             args += ["--sandbox", self.sandbox_url]
         # Benchmarks start more sessions without an account at once than max_pairing
         # lets through (tests/e2e/test_pairing_limit.py covers the cap).
-        env = {
+        base = {
             "GOWA_LOG_LEVEL": "WARNING",
             "GOWA_WORKER_LOG_LEVEL": "WARNING",
             "GOWA_MAX_PAIRING": "0",
         }
-        self.gateway = self._start(args + (extra or []), "gateway.log", {**env, **self.gateway_env})
+        log = "gateway.log" if name == "gw" else f"gateway-{name}.log"
+        self.gateway = self._start(
+            args + (extra or []), log, {**base, **self.gateway_env, **(env or {})}
+        )
         self.gateway_url = f"http://127.0.0.1:{port}"
-        _wait_http(self.gateway_url + "/readyz", 60, self.workdir / "gateway.log")
+        _wait_http(self.gateway_url + "/readyz", 60, self.workdir / log)
         return self.gateway_url
 
     def gateway_tree(self) -> dict[str, list[psutil.Process]]:
@@ -185,8 +194,9 @@ class Stack:
             with contextlib.suppress(psutil.Error):
                 if process.cwd().startswith(marker):
                     process.kill()
-        # The killed gateway could not remove its socket folder in /tmp.
-        shutil.rmtree(runtime_dir(self.workdir / "gw"), ignore_errors=True)
+        # A killed gateway could not remove its socket folder in /tmp.
+        for data_dir in self.data_dirs:
+            shutil.rmtree(runtime_dir(data_dir), ignore_errors=True)
 
     def __enter__(self) -> Stack:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

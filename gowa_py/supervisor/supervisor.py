@@ -247,12 +247,17 @@ class Supervisor:
         self._check_new(session_id)
         # a new session has no account: started, it pairs
         async with self._pairing.starting(session_id, None) if start else nullcontext():
-            record = self.registry.create(session_id, config, "running" if start else "stopped")
+            # In a cluster, "running" only once this node holds the lease: before, another
+            # node's sweep would take the new session as one nobody runs.
+            desired = "running" if start and self.cluster is None else "stopped"
+            record = self.registry.create(session_id, config, desired)
             (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
             self.runners[session_id] = self._new_runner(session_id)
             await self._events.publish_status(session_id, p.SessionState.STOPPED, None)
             if start:
                 await self._claim(session_id)
+                if self.cluster is not None:
+                    self.registry.set_desired(session_id, "running")
                 await self.runners[session_id].start()
         return self.registry.get(session_id) or record
 
@@ -439,7 +444,8 @@ class Supervisor:
     ) -> SessionRecord:
         """Install an unpacked session archive as ``session_id`` and start it."""
         self._check_new(session_id)
-        desired = "running" if start else "stopped"
+        # In a cluster, start_session makes it "running" once it holds the lease (create).
+        desired = "running" if start and self.cluster is None else "stopped"
         # On the loop: the registry's connection belongs to it (a rename and a few rows).
         archive.install(self.registry, self.sessions_dir, session_id, folder, session, desired)
         self.runners[session_id] = self._new_runner(session_id)

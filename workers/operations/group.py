@@ -56,8 +56,32 @@ def participant_json(client: Any, participant: pb.GroupParticipant) -> dict[str,
     }
 
 
-def group_json(info: pb.GroupInfo) -> dict[str, Any]:
-    """whatsmeow's ``types.GroupInfo`` JSON (GoWA returns it as is)."""
+def _set_by_pn(client: Any, jid: pb.JID) -> str:
+    """whatsmeow's ``NameSetByPN``/``TopicSetByPN``: the phone JID behind a LID setter
+    (empty when the setter is already a phone JID, as whatsmeow leaves it)."""
+    found = lids.pn_for(client, jid)
+    return lids.bare(found) if found is not None else ""
+
+
+def _addressing_mode(info: pb.GroupInfo) -> str:
+    """whatsmeow's ``AddressingMode`` (neonize does not carry it): the participants are
+    addressed by LID in a ``lid`` group, by phone JID in a ``pn`` one."""
+    if not info.Participants:
+        return ""
+    return "lid" if info.Participants[0].JID.Server == lids.LID_SERVER else "pn"
+
+
+def _add_request(item: pb.GroupParticipant) -> dict[str, Any] | None:
+    request = item.AddRequest
+    if not request.Code:
+        return None
+    return {"Code": request.Code, "Expiration": _time(int(request.Expiration))}
+
+
+def group_json(client: Any, info: pb.GroupInfo) -> dict[str, Any]:
+    """whatsmeow's ``types.GroupInfo`` JSON (GoWA returns it as is). neonize does not carry
+    ``CreatorCountryCode``, ``MemberAddMode``, ``Suspended`` or ``IsJoinApprovalRequired``:
+    they are left out rather than guessed."""
     return {
         "JID": payloads.jid_str(info.JID),
         "OwnerJID": payloads.jid_str(info.OwnerJID),
@@ -65,10 +89,12 @@ def group_json(info: pb.GroupInfo) -> dict[str, Any]:
         "Name": info.GroupName.Name,
         "NameSetAt": _time(info.GroupName.NameSetAt),
         "NameSetBy": payloads.jid_str(info.GroupName.NameSetBy),
+        "NameSetByPN": _set_by_pn(client, info.GroupName.NameSetBy),
         "Topic": info.GroupTopic.Topic,
         "TopicID": info.GroupTopic.TopicID,
         "TopicSetAt": _time(info.GroupTopic.TopicSetAt),
         "TopicSetBy": payloads.jid_str(info.GroupTopic.TopicSetBy),
+        "TopicSetByPN": _set_by_pn(client, info.GroupTopic.TopicSetBy),
         "TopicDeleted": info.GroupTopic.TopicDeleted,
         "IsLocked": info.GroupLocked.isLocked,
         "IsAnnounce": info.GroupAnnounce.IsAnnounce,
@@ -79,6 +105,8 @@ def group_json(info: pb.GroupInfo) -> dict[str, Any]:
         if info.HasField("GroupIncognito")
         else False,
         "IsParent": info.GroupParent.IsParent,
+        "DefaultMembershipApprovalMode": info.GroupParent.DefaultMembershipApprovalMode,
+        "AddressingMode": _addressing_mode(info),
         "LinkedParentJID": payloads.jid_str(info.GroupLinkedParent.LinkedParentJID),
         "IsDefaultSubGroup": info.GroupIsDefaultSub.IsDefaultSubGroup,
         "GroupCreated": _time(info.GroupCreated),
@@ -92,6 +120,8 @@ def group_json(info: pb.GroupInfo) -> dict[str, Any]:
                 "IsAdmin": item.IsAdmin,
                 "IsSuperAdmin": item.IsSuperAdmin,
                 "DisplayName": item.DisplayName,
+                "Error": item.Error,
+                "AddRequest": _add_request(item),
             }
             for item in info.Participants
         ],
@@ -101,7 +131,8 @@ def group_json(info: pb.GroupInfo) -> dict[str, Any]:
 @handles(ops.GroupInfo)
 def group_info(ctx: Context, op: ops.GroupInfo) -> p.OperationResult:
     return ok(
-        group_json(ctx.client.get_group_info(group_jid(op.group_id))), "Success get group info"
+        group_json(ctx.client, ctx.client.get_group_info(group_jid(op.group_id))),
+        "Success get group info",
     )
 
 

@@ -121,7 +121,7 @@ def my_privacy(ctx: Context, op: ops.MyPrivacy) -> p.OperationResult:
 
 @handles(ops.MyGroups)
 def my_groups(ctx: Context, op: ops.MyGroups) -> p.OperationResult:
-    groups = [group_json(info) for info in ctx.client.get_joined_groups()]
+    groups = [group_json(ctx.client, info) for info in ctx.client.get_joined_groups()]
     return ok({"data": groups}, "Success get list groups")
 
 

@@ -1,5 +1,5 @@
-"""The ``gowa`` command: ``serve``, ``session ...`` (against a running gateway), ``import``,
-``backup``/``restore``, ``hash-key`` and ``sim serve``.
+"""The ``gowa`` command: ``serve``, ``session ...`` and ``node ...`` (against a running
+gateway), ``import``, ``backup``/``restore``, ``hash-key`` and ``sim serve``.
 
 One module per command group; this one only puts them under ``main``.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from gowa_py.cli import archive, backup, importers, keys, serve, session, sim
+from gowa_py.cli import archive, backup, importers, keys, node, serve, session, sim
 
 
 @click.group()
@@ -23,6 +23,7 @@ for _command in (
     serve.serve,
     keys.hash_key,
     session.session,
+    node.node,
     backup.backup_,
     backup.restore_,
     sim.sim,

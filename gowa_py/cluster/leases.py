@@ -98,16 +98,31 @@ class LeaseStore:
         return int(rows[0][0]) if rows else None
 
     def renew(self, held: dict[str, int]) -> set[str]:
-        """Extend the leases still ours at the epochs we hold and beat the node's heart;
-        returns the sessions renewed (any other of ``held`` is lost)."""
+        """Extend the leases still ours at the epochs we hold; returns the sessions
+        renewed (any other of ``held`` is lost)."""
         rows = self._run(
-            "WITH beat AS (UPDATE nodes SET heartbeat = now(), status = 'up' WHERE id = ?) "
             "UPDATE leases SET expires_at = now() + make_interval(secs => ?) "
             "WHERE owner = ? AND session_id = ANY(?) AND expires_at > now() "
             "RETURNING session_id, epoch",
-            (self.node_id, self.ttl, self.node_id, list(held)),
+            (self.ttl, self.node_id, list(held)),
         )
         return {row[0] for row in rows if held.get(row[0]) == int(row[1])}
+
+    def beat(self) -> str:
+        """The node's heartbeat; returns its status (``draining`` once asked to)."""
+        rows = self._run(
+            "UPDATE nodes SET heartbeat = now(), status = CASE WHEN status = 'draining' "
+            "THEN status ELSE 'up' END WHERE id = ? RETURNING status",
+            (self.node_id,),
+        )
+        return str(rows[0][0]) if rows else "up"
+
+    def drain(self, node_id: str) -> bool:
+        """Ask the node to hand its sessions over to the others; False: no such node."""
+        rows = self._run(
+            "UPDATE nodes SET status = 'draining' WHERE id = ? RETURNING id", (node_id,)
+        )
+        return bool(rows)
 
     def release(self, session_id: str, epoch: int) -> None:
         """Give the lease up at once (the session stopped here, or could not start)."""

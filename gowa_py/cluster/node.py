@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner, Route
 from gowa_py.config import Settings
@@ -40,6 +40,10 @@ class LeaseHolder(Protocol):
 
     def sync(self) -> None:
         """Read again what the other nodes may have written (every round)."""
+
+    async def hand_off(self, session_id: str) -> None:
+        """Stop the session here and give its lease up, for another node to take it
+        (the node is draining)."""
 
     async def extend(self, leases: dict[str, float]) -> None:
         """Tell the sessions' workers until when (monotonic) their leases are valid."""
@@ -76,6 +80,9 @@ class ClusterNode:
         self._takeovers: set[asyncio.Task[None]] = set()
         self._fences: set[asyncio.Task[None]] = set()
         self._closing = False
+        #: Asked to hand every session over (``POST /api/cluster/nodes/{id}/drain``).
+        self.draining = False
+        self._handing: set[str] = set()
         #: Called with a session whose lease this node has just taken (from another
         #: node, or unheld): what that node left (webhook deliveries) is this one's now.
         self.on_claim: list[Callable[[str], None]] = []
@@ -153,6 +160,10 @@ class ClusterNode:
     async def nodes(self) -> list[NodeRow]:
         return await asyncio.to_thread(self.store.nodes)
 
+    async def drain(self, node_id: str) -> bool:
+        """Ask a node (this one or another) to hand its sessions over; False: unknown."""
+        return await asyncio.to_thread(self.store.drain, node_id)
+
     async def start(self) -> None:
         await asyncio.to_thread(self.store.register, self.url)
         log.info("cluster node %s at %s", self.node_id, self.url)
@@ -188,6 +199,7 @@ class ClusterNode:
         while True:
             try:
                 await self._renew()
+                self.draining = await asyncio.to_thread(self.store.beat) == "draining"
                 self._owners = await asyncio.to_thread(self.store.owners)
                 self.holder.sync()
             except Exception as exc:
@@ -224,10 +236,18 @@ class ClusterNode:
             await self.holder.extend(extended)
 
     async def _sweep(self) -> None:
-        """Claim sessions no live node runs, a bounded number per round, and start them."""
+        """Claim sessions no live node runs, a bounded number per round, and start them;
+        a draining node hands its own over instead, as many at a time."""
         if self._closing:
             return
         room = self.timing.takeover_batch - len(self._takeovers)
+        if self.draining:
+            waiting = [sid for sid in self.held if sid not in self._handing]
+            for session_id in waiting[: max(0, room)]:
+                log.info("draining: handing session %s over", session_id)
+                self._handing.add(session_id)
+                self._track(self._hand_off(session_id), f"hand-{session_id}")
+            return
         if self.capacity:
             room = min(room, self.capacity - len(self.held))
         if room <= 0:
@@ -237,9 +257,18 @@ class ClusterNode:
             if await self.claim(session_id) is not None:
                 continue  # another node was quicker
             log.info("taking over session %s", session_id)
-            task = asyncio.create_task(self.holder.take_over(session_id), name=f"take-{session_id}")
-            self._takeovers.add(task)
-            task.add_done_callback(self._takeovers.discard)
+            self._track(self.holder.take_over(session_id), f"take-{session_id}")
+
+    async def _hand_off(self, session_id: str) -> None:
+        try:
+            await self.holder.hand_off(session_id)
+        finally:
+            self._handing.discard(session_id)
+
+    def _track(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._takeovers.add(task)
+        task.add_done_callback(self._takeovers.discard)
 
     async def _fencing(self) -> None:
         while True:

@@ -312,6 +312,17 @@ class Supervisor:
             return_exceptions=True,
         )
 
+    async def hand_off(self, session_id: str) -> None:
+        """Stop the session here and give its lease up: another node takes it over (this
+        node is draining). It stays meant to run."""
+        try:
+            async with self._exclusive(session_id) as runner:
+                await runner.stop()
+        except GowaError as exc:
+            log.warning("[%s] handed over without a clean stop: %s", session_id, exc)
+        if self.cluster is not None:
+            await self.cluster.release(session_id)
+
     async def fence(self, session_id: str, reason: str) -> None:
         """Kill the session's worker now: its lease is lost (``reason``)."""
         runner = self.runners.get(session_id)

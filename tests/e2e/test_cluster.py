@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from tests.backends import ScratchDatabase
 from tests.e2e.conftest import new_phone, pair
-from tests.procs import Gateway, wait_until
+from tests.procs import GOWA, ROOT, Gateway, wait_until
 from tests.receiver import WebhookReceiver
 from tests.sim.harness import SandboxProcess
 
@@ -186,9 +187,36 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     wait_until(lambda: _webhooks(receiver, "z", "meanwhile"), 20, what="its webhook, from a")
     time.sleep(1)  # time enough for a second delivery, were there one
     assert _webhooks(receiver, "z", "via b") == 1 and _webhooks(receiver, "z", "meanwhile") == 1
+
+    # Drained (for an upgrade), through the other node and the CLI: a hands all three
+    # sessions to b, which is back; nothing sent meanwhile is lost.
+    b.start()
+    drained = subprocess.run(
+        [*GOWA, "node", "--url", b.http.base, "drain", "a"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert drained.returncode == 0 and json.loads(drained.stdout)["status"] == "draining"
+    draining = time.monotonic()
+    status, body = sandbox.api(
+        "POST", f"/sim/phones/{phones['w']}/send", {"to": phones["x"], "text": "drained"}
+    )
+    assert status == 200, body
+    for session_id in ("x", "y", "z"):
+        wait_until(lambda s=session_id: _running_here(b, s), 30, what=f"{session_id} on b")
+    drained_after = time.monotonic() - draining
+    assert all(_worker(a, s) is None for s in ("x", "y", "z"))
+    wait_until(lambda: "drained" in _history(b, "x", phones["w"]), 20, what="x's message")
+    status, body = a.http.get("/api/cluster/nodes")
+    assert {(n["id"], n["status"], n["sessions"]) for n in body["results"]} == {
+        ("a", "draining", 0),
+        ("b", "up", 3),
+    }
+    assert _replaced(sandbox) == 0
     assert _replaced(sandbox) == 0
     print(
         f"lease TTL {TTL:g} s: frozen node's worker offline after {offline_after:.1f} s, "
         f"sessions on the other node after {moved_after:.1f} s; killed node's 3 sessions "
-        f"back after {taken_after:.1f} s"
+        f"back after {taken_after:.1f} s; drained in {drained_after:.1f} s"
     )

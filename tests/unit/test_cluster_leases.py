@@ -83,6 +83,8 @@ def test_only_sessions_meant_to_run_are_swept_and_a_restarted_node_gets_its_own_
     assert a.orphans(10, []) == ["run", "mine"]
     assert a.orphans(10, ["mine"]) == ["run"]
     assert a.orphans(1, []) == ["run"]
+    assert (b.drain("a"), b.drain("nobody")) == (True, False)
+    assert (a.beat(), b.beat()) == ("draining", "up")  # a stays draining until it leaves
     a.leave()
     assert sorted(b.orphans(10, [])) == ["mine", "run"]
     assert [(n.id, n.status) for n in b.nodes() if n.id in ("a", "b")] == [

@@ -158,6 +158,12 @@ def omitted(key: str, path: str, name: str) -> bool:
     )
 
 
+#: Operations whose answer names the message they sent.
+MAKES_A_MESSAGE = {
+    key for key in yaml_operations() if key.startswith("POST /send/") and "presence" not in key
+} | {f"POST /message/{{message_id}}/{verb}" for verb in ("reaction", "update", "forward", "revoke")}
+
+
 def answer_types(key: str) -> list[str]:
     return list(operation(key)["responses"]["200"].get("content", {}))
 
@@ -290,6 +296,8 @@ class Walk:
             if answer.get("code") != "SUCCESS":
                 errors.append(f"code {answer.get('code')!r}")
             errors += shape_errors(key, answer)
+            if key in MAKES_A_MESSAGE and not (answer.get("results") or {}).get("message_id"):
+                errors.append("no message_id")
         if errors:
             self.failures.append(f"{key} ({url}): " + "; ".join(errors))
             return None
@@ -427,6 +435,12 @@ def sends(w: Walk) -> None:
     w.call("POST /send/presence", "/send/presence", {"type": "available"})
     typing = {"phone": PEER, "action": "start"}
     w.call("POST /send/chat-presence", "/send/chat-presence", typing)
+    wait_until(
+        lambda: w.values["text"] in stored_ids(w.gw, "peer", ME),
+        10,
+        interval=0.2,
+        what="the walker's first message in the peer's chat store",
+    )
 
 
 def messages(w: Walk) -> None:

@@ -636,7 +636,13 @@ def test_every_operation_answers_as_the_yaml_says(walk: Walk) -> None:
 
 
 def test_docs_list_exactly_the_unsupported_operations() -> None:
+    """docs/sandbox.md's table: every operation of UNSUPPORTED once, with its error code."""
     docs = (ROOT / "docs" / "sandbox.md").read_text()
     section = docs.split("## GoWA operations the sandbox cannot serve", 1)[1].split("\n## ")[0]
-    listed = set(re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", section))
-    assert listed == set(UNSUPPORTED)
+    listed = {}
+    for row in re.findall(r"^\| `.*\|$", section, re.MULTILINE):
+        code = re.search(r"\(\d{3} `([A-Z_]+)`\) \|$", row)
+        assert code, row
+        for key in re.findall(r"`((?:GET|POST|PUT|PATCH|DELETE) /[^`]*)`", row):
+            listed[key] = code.group(1)
+    assert listed == {key: code for key, (code, _) in UNSUPPORTED.items()}

@@ -23,10 +23,14 @@ Layers, outside in (one module each):
   retries, offline queue), :mod:`.receipts` and :mod:`.presence`.
 * :mod:`.network` - shared state: who is online, delivery or queueing, unlinking.
 * :mod:`.store` - SQLite (``sim.db``): phones, devices, prekeys, queued stanzas, groups.
-* :mod:`.phone` - the simulated primary phone that signs companion identities.
+* :mod:`.phone` - the simulated primary phone that signs companion identities;
+  :mod:`.devicezero` - the phone as a Signal sender (device 0), which shares the
+  app-state key with each new companion, encrypted by :mod:`.x3dh`; :mod:`.appstate`
+  stores and serves app-state patches (:mod:`.appstatestore`).
 * :mod:`.contacts` / :mod:`.agent` - simulated contacts are real neonize clients the
   sandbox runs and links itself, so what they send is genuinely encrypted.
 
 The sandbox only stores and forwards ciphertext; all end-to-end encryption is done by
-the clients. See ``docs/sandbox.md`` for the API and the list of supported stanzas.
+the clients, and by the simulated phone for what it sends its own companions. See
+``docs/sandbox.md`` for the API and the list of supported stanzas.
 """

@@ -73,6 +73,8 @@ class Network:
         #: How often a device's login replaced a connection still logged in as it (the
         #: device run twice: WhatsApp ends the older one with a ``conflict``).
         self.replaced: dict[tuple[str, int], int] = {}
+        #: App-state collections each device fetched (``appstate.handle_sync``).
+        self.app_state_fetches: dict[tuple[str, int], list[str]] = {}
         #: Every connection, including ones still pairing.
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from .binary import Node
 from .connection import Connection
+from .devicezero import share_app_state_key
 from .errors import SimError
 from .jid import JID, SERVER_JID
 from .network import Network, now
@@ -198,5 +199,6 @@ class Pairing:
         log.info("device %s:%d paired; asking it to reconnect", device.phone, device.device)
         if phone is not None:
             self.net.announce_devices(phone)
+            share_app_state_key(self.net, phone, device)
         conn.end(Node("stream:error", {"code": "515"}))
         return True

@@ -1,14 +1,16 @@
 """neonize's generated protobuf modules, loaded without importing the ``neonize`` package.
 
 ``import neonize.proto...`` runs ``neonize/__init__``, which loads the Go shared library
-and starts a Go runtime: pointless weight for a server that only needs four message
-types. The few ``_pb2`` files used here have no imports besides ``google.protobuf``, so
-they are loaded straight from neonize's installation directory. If neonize's own copies
+and starts a Go runtime: pointless weight for a server that only needs a few message
+types. The ``_pb2`` files with no imports besides ``google.protobuf`` are loaded straight
+from neonize's installation directory; the end-to-end message types, which import their
+siblings, by name from that directory. If neonize's own copies
 are already loaded in this process they are reused (one descriptor pool, one class).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from types import ModuleType
@@ -33,9 +35,22 @@ def _load(relpath: str) -> ModuleType:
     return module
 
 
+def _load_with_imports(relpath: str) -> ModuleType:
+    """A module that imports its siblings by top-level name (``from waCommon import ...``).
+
+    These need neonize's proto directory on ``sys.path``, as ``neonize.proto`` itself
+    arranges; protobuf accepts the same file registered again under its other name.
+    """
+    proto = str(neonize_library_path().parent / "proto")
+    if proto not in sys.path:
+        sys.path.append(proto)
+    return importlib.import_module(relpath.replace("/", "."))
+
+
 _wa6 = _load("waWa6/WAWebProtobufsWa6_pb2")
 _cert = _load("waCert/WACert_pb2")
 _adv = _load("waAdv/WAAdv_pb2")
+_sync = _load("waServerSync/WAServerSync_pb2")
 _reg = _load("waCompanionReg/WAWebProtobufsCompanionReg_pb2")
 
 HandshakeMessage = _wa6.HandshakeMessage
@@ -45,3 +60,13 @@ ADVDeviceIdentity = _adv.ADVDeviceIdentity
 ADVSignedDeviceIdentity = _adv.ADVSignedDeviceIdentity
 ADVSignedDeviceIdentityHMAC = _adv.ADVSignedDeviceIdentityHMAC
 DeviceProps = _reg.DeviceProps
+SyncdPatch = _sync.SyncdPatch
+SyncdVersion = _sync.SyncdVersion
+_e2e = _load_with_imports("waE2E/WAWebProtobufsE2E_pb2")
+Message = _e2e.Message
+ProtocolMessage = _e2e.ProtocolMessage
+AppStateSyncKey = _e2e.AppStateSyncKey
+AppStateSyncKeyShare = _e2e.AppStateSyncKeyShare
+AppStateSyncKeyId = _e2e.AppStateSyncKeyId
+AppStateSyncKeyData = _e2e.AppStateSyncKeyData
+AppStateSyncKeyFingerprint = _e2e.AppStateSyncKeyFingerprint

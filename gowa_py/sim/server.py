@@ -17,6 +17,7 @@ from aiohttp import web
 from google.protobuf.message import DecodeError
 
 from .api import build_app
+from .appstate import register_app_state_routes
 from .binary import Node
 from .calls import Calls
 from .cdn import build_cdn
@@ -87,6 +88,7 @@ class SimServer:
             "md", "set", "link_code_companion_reg", self.codes.handle_iq, needs_login=False
         )
         self.iqs.add("w:m", "set", "media_conn", self.media.handle_media_conn)
+        register_app_state_routes(self.iqs)
         register_group_routes(self.iqs)
         register_group_admin_routes(self.iqs)
         register_picture_routes(self.iqs)
@@ -175,6 +177,9 @@ class SimServer:
                     "lid": str(JID.lid(phone.lid, d.device)),
                     "connected": (phone.phone, d.device) in self.network.online,
                     "replaced": self.network.replaced.get((phone.phone, d.device), 0),
+                    "app_state_fetched": self.network.app_state_fetches.get(
+                        (phone.phone, d.device), []
+                    ),
                     "queued": self.store.queued_count(phone.phone, d.device),
                 }
                 for d in self.store.devices(phone.phone)

@@ -3,8 +3,9 @@
 Everything a restarted sandbox needs to log its devices in again lives here: phones
 (with the simulated primary phone's signing key and the account's LID), linked devices
 (noise key, identity key, registration id, signed prekey), one-time prekeys, messages
-queued for offline devices, and profile pictures; groups and newsletters live in
-:mod:`.groupstore` and :mod:`.newsletterstore` on the same connection. Calls are
+queued for offline devices, and profile pictures; groups, newsletters and app-state
+patches live in :mod:`.groupstore`, :mod:`.newsletterstore` and :mod:`.appstatestore` on
+the same connection. Calls are
 synchronous: the sandbox is one event loop and every statement is a few microseconds on
 a local file.
 """
@@ -17,6 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .appstatestore import AppStateStore
 from .groupstore import GroupStore
 from .newsletterstore import NewsletterStore
 
@@ -117,6 +119,7 @@ class Store:
         self.db.executescript(SCHEMA)
         self._migrate()
         self.groups = GroupStore(self.db)
+        self.app_state = AppStateStore(self.db)
         self.newsletters = NewsletterStore(self.db)
 
     def _migrate(self) -> None:

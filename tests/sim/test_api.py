@@ -50,7 +50,9 @@ async def test_a_switched_off_phone_has_a_device_with_a_valid_bundle(
     added = await resp.json()
     assert added["device"] == 1 and added["jid"] == "15550000001:1@s.whatsapp.net"
     phone = await (await http.get("/sim/phones/15550000001")).json()
-    assert phone["devices"] == [{**added, "connected": False, "queued": 0, "replaced": 0}]
+    assert phone["devices"] == [
+        {**added, "connected": False, "queued": 0, "replaced": 0, "app_state_fetched": []}
+    ]
     device = sim.store.device("15550000001", 1)
     assert device is not None
     assert xeddsa_verify(device.identity_pub, KEY_TYPE_DJB + device.skey_pub, device.skey_sig)

@@ -12,7 +12,7 @@ Events (stdout): ``qr``, ``pair_status``, ``connected``, ``disconnected``,
 command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``exited``.
 Commands (stdin): ``send {to, text}``, ``send_document {to, data, mimetype, filename}``
 (``data`` base64; whatsmeow encrypts and uploads it to the sandbox CDN), ``mark_read
-{id}``, ``presence {available}``,
+{id}``, ``presence {available}``, ``push_name {name}`` (an app-state patch),
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
 ``group_add {group, phone}``, ``history {chats}`` (the history sync to the account's
 other companions, see :mod:`.history`), ``pair_phone {phone}``, ``disconnect``, ``exit``.
@@ -204,6 +204,9 @@ def serve(db_path: str, proxy: str) -> None:
             available = cmd.get("available", True)
             client.send_presence(Presence.AVAILABLE if available else Presence.UNAVAILABLE)
             emit("presence_sent", available=available)
+        elif name == "push_name":
+            client.set_profile_name(cmd["name"])
+            emit("push_name_set", name=cmd["name"])
         elif name == "typing":
             client.send_chat_presence(
                 build_jid(cmd["to"]),

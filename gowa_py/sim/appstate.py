@@ -77,7 +77,7 @@ def handle_sync(net: Network, conn: Connection, iq: Node) -> None:
     try:
         for collection in collections:
             if not collection.attr("name"):
-                raise ValueError("collection without a name")
+                raise ValueError(f"collection without a name: {collection}")
             patch = collection.child("patch")
             if patch is not None:
                 answers.append(_store_patch(net, conn, collection, patch.bytes_content()))

@@ -12,17 +12,57 @@ ALICE = "15550000001"
 COLLECTIONS = {"critical_block", "critical_unblock_low", "regular_low", "regular_high", "regular"}
 
 
+def _fetched(sandbox, device: int) -> set[str]:
+    _, phone = sandbox.api("GET", f"/sim/phones/{ALICE}")
+    return {
+        name for d in phone["devices"] if d["device"] == device for name in d["app_state_fetched"]
+    }
+
+
 def test_new_companion_gets_the_app_state_key_and_syncs(sandbox, clients, tmp_path: Path):
     """whatsmeow only fetches app state once it holds a key the phone shared end to end."""
     status, body = sandbox.api("POST", "/sim/phones", {"phone": ALICE, "push_name": "Alice"})
     assert status == 201, body
     clients.append(pair(sandbox, ALICE, tmp_path / "alice.db"))
 
-    def fetched() -> set[str]:
-        _, phone = sandbox.api("GET", f"/sim/phones/{ALICE}")
-        return set(phone["devices"][0]["app_state_fetched"])
-
-    wait_until(lambda: fetched() == COLLECTIONS, timeout=15)
+    wait_until(lambda: _fetched(sandbox, 1) == COLLECTIONS, timeout=15)
     _, phone = sandbox.api("GET", f"/sim/phones/{ALICE}")
     assert phone["devices"][0]["queued"] == 0
     assert not any(c.has("undecryptable") for c in clients)
+
+
+def test_a_push_name_reaches_the_accounts_other_companions(sandbox, clients, tmp_path: Path):
+    """A companion's app-state patch is stored, served and decrypted by the other ones.
+
+    whatsmeow only learns its own push name from app state and refuses to send presence
+    without it: a companion that can send presence after another one set the name has
+    fetched that patch and verified it with the key the phone shared.
+    """
+    status, body = sandbox.api("POST", "/sim/phones", {"phone": ALICE, "push_name": "Alice"})
+    assert status == 201, body
+    first = pair(sandbox, ALICE, tmp_path / "first.db")
+    second = pair(sandbox, ALICE, tmp_path / "second.db")
+    clients += [first, second]
+    wait_until(lambda: all(_fetched(sandbox, n) == COLLECTIONS for n in (1, 2)), timeout=15)
+    second.command(cmd="presence")
+    assert "PushName" in second.fresh("error")["error"]
+
+    first.command(cmd="push_name", name="Alice's laptop")
+    first.fresh("push_name_set")
+
+    def presence_works(client) -> bool:
+        client.command(cmd="presence")
+        return client.fresh("presence_sent", timeout=0.5) is not None
+
+    for client in (first, second):
+        wait_until(lambda c=client: _try(presence_works, c), timeout=15)
+    late = pair(sandbox, ALICE, tmp_path / "late.db")
+    clients.append(late)
+    wait_until(lambda: _try(presence_works, late), timeout=15)
+
+
+def _try(check, client) -> bool:
+    try:
+        return check(client)
+    except AssertionError:
+        return False

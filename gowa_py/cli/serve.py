@@ -34,6 +34,7 @@ def serve(**flags: Any) -> None:
     """Start the gateway and bring back every session that was running."""
     import psycopg
 
+    from gowa_py.cluster.node import NodeIdInUse
     from gowa_py.serve import DataDirBusy
     from gowa_py.serve import serve as run
     from gowa_py.storage.migrations import SchemaTooNew
@@ -42,7 +43,7 @@ def serve(**flags: Any) -> None:
     try:
         settings = load_settings(flags, config_file=config_file)
         run(settings)
-    except (ConfigError, DataDirBusy, SchemaTooNew) as exc:
+    except (ConfigError, DataDirBusy, SchemaTooNew, NodeIdInUse) as exc:
         raise click.ClickException(str(exc)) from exc
     except (OSError, psycopg.OperationalError) as exc:
         raise click.ClickException(f"cannot start: {exc}") from exc

@@ -71,6 +71,15 @@ class LeaseStore:
             cursor = self._conn.execute(statement, parameters)
             return cursor.fetchall() if cursor.description else []
 
+    def namesake(self) -> tuple[str, float] | None:
+        """The status of a node row under this node's id and seconds since its last
+        heartbeat; None when there is none."""
+        rows = self._run(
+            "SELECT status, extract(epoch FROM now() - heartbeat) FROM nodes WHERE id = ?",
+            (self.node_id,),
+        )
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None
+
     def register(self, url: str) -> None:
         """This node is up at ``url``."""
         self._run(

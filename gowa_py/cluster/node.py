@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner, Route
 from gowa_py.config import Settings
+from gowa_py.errors import GowaError
 from gowa_py.storage import postgres
 
 log = logging.getLogger("gowa.cluster")
@@ -47,6 +48,10 @@ class LeaseHolder(Protocol):
 
     async def extend(self, leases: dict[str, float]) -> None:
         """Tell the sessions' workers until when (monotonic) their leases are valid."""
+
+
+class NodeIdInUse(GowaError):
+    """Another live node has this node's id."""
 
 
 @dataclass
@@ -165,6 +170,7 @@ class ClusterNode:
         return await asyncio.to_thread(self.store.drain, node_id)
 
     async def start(self) -> None:
+        await self._wait_for_namesake()
         await asyncio.to_thread(self.store.register, self.url)
         log.info("cluster node %s at %s", self.node_id, self.url)
         self._tasks.append(asyncio.create_task(self._renewing(), name="cluster-renew"))
@@ -178,6 +184,29 @@ class ClusterNode:
         for task in self._takeovers:
             task.cancel()
         await asyncio.gather(*self._takeovers, return_exceptions=True)
+
+    async def _wait_for_namesake(self) -> None:
+        """Two nodes under one id would share their leases and run sessions twice: a
+        node whose id another node still renews under waits until that one is silent
+        for a lease term (a crashed run of this very node), and gives up after two."""
+        waited = 0.0
+        while True:
+            found = await asyncio.to_thread(self.store.namesake)
+            if found is None or found[0] == "down" or found[1] > self.timing.ttl:
+                return
+            if waited >= 2 * self.timing.ttl:
+                raise NodeIdInUse(
+                    f"node id {self.node_id!r} is in use: a node under it renewed "
+                    f"{found[1]:.0f} s ago and keeps renewing; give this gateway another "
+                    "--node-id (GOWA_NODE_ID)"
+                )
+            log.warning(
+                "node id %s renewed %.0f s ago by another run: waiting for it to go silent",
+                self.node_id,
+                found[1],
+            )
+            await asyncio.sleep(self.timing.renew_interval)
+            waited += self.timing.renew_interval
 
     async def close(self) -> None:
         """Give every lease up (the caller stopped the workers) and leave."""

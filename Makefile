@@ -8,7 +8,7 @@ PORT ?= 3000
 SIM_PORT ?= 3100
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format sandbox install install-test system-deps test-db dashboard-deps wheel clean help
+.PHONY: run test lint format sandbox install install-test system-deps test-db dashboard-deps baileys-deps wheel clean help
 
 help:
 	@echo "make run      install what is missing and start the gateway on :$(PORT)"
@@ -31,7 +31,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 
 install: $(VENV)/.installed dashboard-deps
 
-install-test: $(VENV)/.installed-test dashboard-deps system-deps test-db
+install-test: $(VENV)/.installed-test dashboard-deps baileys-deps system-deps test-db
 
 # Front-end libraries come from npm (no CDN): the dashboard must work offline. The dev
 # dependency (typescript) type-checks the dashboard in `make test`; it is never served.
@@ -41,6 +41,15 @@ dashboard-deps:
 	    command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm; }; \
 	    (cd dashboard && npm ci --no-audit --no-fund --loglevel=error) && touch dashboard/node_modules; \
 	  fi; \
+	fi
+
+# Baileys (npm, pinned with its lockfile; its GitHub-URL dependencies are overridden with
+# the registry's releases) for the sandbox's any-client test; never installed globally.
+BAILEYS_DIR := tests/sim/baileys
+baileys-deps:
+	@if [ ! -d $(BAILEYS_DIR)/node_modules ] || [ $(BAILEYS_DIR)/package.json -nt $(BAILEYS_DIR)/node_modules ]; then \
+	  command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq npm; }; \
+	  (cd $(BAILEYS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) && touch $(BAILEYS_DIR)/node_modules; \
 	fi
 
 # Debian's Chromium for the browser tests (never a downloaded browser), and Debian's ffmpeg

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from .jid import AD_DOMAINS, AD_SERVERS, INTEROP_SERVER, JID, MESSENGER_SERVER, USER_SERVER
-from .tokens import load_tokens
+from .tokens import TokenTables, load_tokens
 
 LIST_EMPTY = 0
 DICTIONARY_0 = 236
@@ -107,9 +107,9 @@ class Node:
 
 
 class _Encoder:
-    def __init__(self) -> None:
+    def __init__(self, tokens: TokenTables) -> None:
         self.out = bytearray()
-        self.tokens = load_tokens()
+        self.tokens = tokens
 
     def list_start(self, size: int) -> None:
         if size == 0:
@@ -231,9 +231,9 @@ class _Encoder:
             )
 
 
-def marshal(node: Node, *, compress: bool = False) -> bytes:
-    """Encode a node as a frame payload (flags byte + body)."""
-    enc = _Encoder()
+def marshal(node: Node, *, compress: bool = False, tokens: TokenTables | None = None) -> bytes:
+    """Encode a node as a frame payload (flags byte + body), by default with whatsmeow's tables."""
+    enc = _Encoder(tokens or load_tokens())
     enc.node(node)
     if compress:
         return bytes((FLAG_COMPRESSED,)) + zlib.compress(bytes(enc.out))
@@ -244,10 +244,10 @@ def marshal(node: Node, *, compress: bool = False) -> bytes:
 
 
 class _Decoder:
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, tokens: TokenTables) -> None:
         self.data = data
         self.pos = 0
-        self.tokens = load_tokens()
+        self.tokens = tokens
 
     def byte(self) -> int:
         if self.pos >= len(self.data):
@@ -365,8 +365,8 @@ class _Decoder:
         return Node(tag, attrs, content)
 
 
-def unmarshal(payload: bytes) -> Node:
-    """Decode a frame payload (flags byte + body) into a node."""
+def unmarshal(payload: bytes, tokens: TokenTables | None = None) -> Node:
+    """Decode a frame payload (flags byte + body), by default with whatsmeow's tables."""
     if not payload:
         raise BinaryError("empty payload")
     body = payload[1:]
@@ -375,7 +375,7 @@ def unmarshal(payload: bytes) -> Node:
             body = zlib.decompress(body)
         except zlib.error as exc:
             raise BinaryError(f"bad zlib body: {exc}") from exc
-    dec = _Decoder(body)
+    dec = _Decoder(body, tokens or load_tokens())
     node = dec.node()
     if dec.pos != len(body):
         raise BinaryError(f"{len(body) - dec.pos} leftover bytes after node")

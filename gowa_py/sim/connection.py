@@ -3,6 +3,13 @@
 Outgoing nodes go through a queue drained by a single writer task, so the transport
 counter always matches the wire order and an injected delay (``faults.delay_ms``) slows
 the connection down without reordering it.
+
+Nothing is sent in the first :data:`HANDSHAKE_SETTLE` seconds after the handshake. Over
+the real network a client's ClientFinish and the server's first stanza are a round trip
+apart; Baileys relies on that: it switches its noise state to transport mode only after
+its write of ClientFinish completed and an asynchronous HKDF ran, and a frame arriving
+earlier is taken for a handshake message and lost (the session then hangs). The pause
+stands in for that minimum latency on a loopback connection.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from .binary import BinaryError, Node, marshal, unmarshal
 from .jid import JID
 from .noise import FrameCipher, NoiseError
 from .pb import ClientPayload
+from .tokens import TokenTables
 from .transport import FrameSocket
 
 log = logging.getLogger(__name__)
@@ -23,6 +31,8 @@ log = logging.getLogger(__name__)
 _conn_ids = itertools.count(1)
 #: Seconds a client gets to hang up by itself after a final stanza.
 HANGUP_GRACE = 3.0
+#: Seconds between the handshake and the first frame the server sends (see above).
+HANDSHAKE_SETTLE = 0.05
 
 
 class Faults(Protocol):
@@ -40,6 +50,7 @@ class Connection:
         client_static: bytes,
         payload: ClientPayload,
         faults: Faults,
+        tokens: TokenTables,
     ) -> None:
         self.id = next(_conn_ids)
         self.client_static = client_static
@@ -52,6 +63,8 @@ class Connection:
         self._reader = reader
         self._cipher = writer
         self._faults = faults
+        #: The WABinary dictionary the client announced (v3 for whatsmeow, v2 for Baileys).
+        self.tokens = tokens
         self._outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._writer_task = asyncio.get_running_loop().create_task(self._write_loop())
         self._closing = False
@@ -76,7 +89,7 @@ class Connection:
 
     def send(self, node: Node) -> None:
         """Queue a node for this client (encoding errors raise here, in the caller)."""
-        self.send_payload(marshal(node))
+        self.send_payload(marshal(node, tokens=self.tokens))
         log.debug("-> %r %s", self, node)
 
     def send_payload(self, payload: bytes) -> None:
@@ -90,7 +103,7 @@ class Connection:
             if frame is None:
                 return None
             try:
-                node = unmarshal(self._reader.decrypt(frame))
+                node = unmarshal(self._reader.decrypt(frame), self.tokens)
             except (NoiseError, BinaryError) as exc:
                 log.warning("%r: dropping bad frame: %s", self, exc)
                 continue
@@ -99,6 +112,7 @@ class Connection:
 
     async def _write_loop(self) -> None:
         try:
+            await asyncio.sleep(HANDSHAKE_SETTLE)
             while (payload := await self._outbox.get()) is not None:
                 if self._faults.delay_ms:
                     await asyncio.sleep(self._faults.delay_ms / 1000)

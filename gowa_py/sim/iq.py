@@ -30,6 +30,9 @@ PRIVACY_DEFAULTS = (
     ("calladd", "all"),
     ("messages", "all"),
 )
+#: The empty A/B property set's hash, and the seconds after which a client asks again.
+PROPS_HASH = "0"
+PROPS_REFRESH = "86400"
 
 
 class IqDispatcher:
@@ -78,6 +81,13 @@ def empty_blocklist(_net: Network, conn: Connection, iq: Node) -> None:
     conn.send(iq_result(iq, [Node("list", {})]))
 
 
+def ab_props(_net: Network, conn: Connection, iq: Node) -> None:
+    """WhatsApp's A/B properties (``<props protocol="2">``): the sandbox runs no
+    experiments, so the set is empty, under a stable hash the client stores and sends back."""
+    props = Node("props", {"protocol": "2", "hash": PROPS_HASH, "refresh": PROPS_REFRESH}, [])
+    conn.send(iq_result(iq, [props]))
+
+
 def register_basic_routes(iqs: IqDispatcher) -> None:
     """Keepalive, passive mode, privacy and blocklist: answers that need no state."""
     iqs.add("w:p", "get", ANY_CHILD, empty_result, needs_login=False)
@@ -85,4 +95,5 @@ def register_basic_routes(iqs: IqDispatcher) -> None:
     iqs.add("privacy", "get", "privacy", privacy_settings)
     iqs.add("privacy", "set", ANY_CHILD, empty_result)
     iqs.add("blocklist", "get", ANY_CHILD, empty_blocklist)
+    iqs.add("w", "get", "props", ab_props)
     iqs.add("urn:xmpp:whatsapp:dirty", "set", ANY_CHILD, empty_result)

@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from .pb import ClientPayload, HandshakeMessage
+from .tokens import DICT_VERSION, DICT_VERSIONS
 
 NOISE_PROTOCOL = b"Noise_XX_25519_AESGCM_SHA256\x00\x00\x00\x00"
-CONN_HEADER = b"WA\x06\x03"
+CONN_HEADER = b"WA\x06" + bytes((DICT_VERSION,))
 
 
 class NoiseError(Exception):
@@ -113,14 +114,17 @@ class HandshakeResult:
     payload: ClientPayload
     reader: FrameCipher
     writer: FrameCipher
+    #: The WABinary dictionary the client announced in its connection header.
+    dict_version: int
 
 
 class NoiseResponder:
     """Server side of the XX handshake: ``server_hello`` then ``client_finish``."""
 
     def __init__(self, header: bytes, static_key: X25519PrivateKey, cert_chain: bytes) -> None:
-        if header != CONN_HEADER:
+        if len(header) != 4 or header[:3] != CONN_HEADER[:3] or header[3] not in DICT_VERSIONS:
             raise NoiseError(f"unsupported connection header {header.hex()}")
+        self._dict_version = header[3]
         self._state = SymmetricState(header)
         self._static = static_key
         self._cert_chain = cert_chain
@@ -158,5 +162,9 @@ class NoiseResponder:
         payload = ClientPayload.FromString(state.decrypt(finish.payload))
         read_key, write_key = state.split()
         return HandshakeResult(
-            client_static, payload, FrameCipher(read_key), FrameCipher(write_key)
+            client_static,
+            payload,
+            FrameCipher(read_key),
+            FrameCipher(write_key),
+            self._dict_version,
         )

@@ -41,6 +41,7 @@ from .presence import Presence
 from .receipts import handle_ack, handle_receipt
 from .routing import handle_message
 from .store import Store
+from .tokens import tokens_for
 from .transport import FrameSocket, FrontDoor, TransportError, WebSocket
 from .usync import handle_usync
 
@@ -208,6 +209,7 @@ class SimServer:
             result.client_static,
             result.payload,
             self.network.faults,
+            tokens_for(result.dict_version),
         )
         self.network.connections.add(conn)
         try:

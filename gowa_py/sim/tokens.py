@@ -12,12 +12,17 @@ clients run, so the tables can never drift from the client's):
   with ``"read-self"``; the four slice headers ``(ptr, len, cap)`` are consecutive.
 
 The file is parsed as ELF and never loaded, so no Go runtime starts in the sandbox.
+
+WhatsApp also accepts the older dictionary v2 (header ``WA\x06\x02``), which Baileys and
+the gateways built on it speak; its tables (other strings, other order) ship as
+``tokens_v2.json``, taken from Baileys' MIT-licensed ``WABinary/constants``.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import mmap
 import struct
 from dataclasses import dataclass
@@ -25,6 +30,8 @@ from pathlib import Path
 
 #: The dictionary version sent as the 4th byte of the connection header ("WA\x06\x03").
 DICT_VERSION = 3
+#: Every dictionary version a client may announce in its connection header.
+DICT_VERSIONS = (2, 3)
 SINGLE_BYTE_COUNT = 236
 DOUBLE_BYTE_ROWS = 4
 DOUBLE_BYTE_ROW_LEN = 256
@@ -169,3 +176,14 @@ def load_tokens(library: str | None = None) -> TokenTables:
     with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         elf = _Elf(data)
         return TokenTables(_read_single(elf), _read_double(elf))
+
+
+@functools.cache
+def tokens_for(version: int) -> TokenTables:
+    """The token tables of dictionary ``version`` (one of :data:`DICT_VERSIONS`)."""
+    if version == DICT_VERSION:
+        return load_tokens()
+    if version != 2:
+        raise TokenTableError(f"unsupported dictionary version {version}")
+    tables = json.loads((Path(__file__).with_name("tokens_v2.json")).read_text())
+    return TokenTables(tuple(tables["single"]), tuple(tuple(row) for row in tables["double"]))

@@ -29,13 +29,21 @@ def _query_number(user: Node) -> tuple[str, bytes] | None:
     return (number, raw) if number.isdigit() else None
 
 
+def _device(number: int) -> Node:
+    """A device-list entry; a companion carries its ADV key index (pairing makes it the
+    device number), which Baileys requires before it encrypts for a companion."""
+    if number == 0:
+        return Node("device", {"id": "0"})
+    return Node("device", {"id": str(number), "key-index": str(number)})
+
+
 def _facts(net: Network, jid: JID, phone: Phone, query: Node) -> list[Node]:
     """One child per protocol of the query that the sandbox knows about this account."""
     children: list[Node] = []
     for protocol in query.children():
         tag = protocol.tag
         if tag == "devices":
-            devices = [Node("device", {"id": str(n)}) for n in net.device_numbers(phone.phone)]
+            devices = [_device(n) for n in net.device_numbers(phone.phone)]
             children.append(Node("devices", {}, [Node("device-list", {}, devices)]))
         elif tag == "lid":
             children.append(Node("lid", {"val": JID.lid(phone.lid)}))

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gowa_py.sim.binary import BinaryError, Node, marshal, unmarshal
 from gowa_py.sim.jid import JID
-from gowa_py.sim.tokens import DICT_VERSION, load_tokens
+from gowa_py.sim.tokens import DICT_VERSION, load_tokens, tokens_for
 
 TOKENS = load_tokens()
 digits = st.text("0123456789", min_size=1, max_size=20)
@@ -146,3 +146,21 @@ def test_encoder_rejects_malformed_nodes(bad: Node) -> None:
 def test_decoder_rejects_malformed_frames(payload: bytes) -> None:
     with pytest.raises(BinaryError):
         unmarshal(payload)
+
+
+def test_dictionary_v2_is_baileys_tables() -> None:
+    """Baileys announces ``WA\\x06\\x02`` and tokenizes with its own, different tables."""
+    v2 = tokens_for(2)
+    assert tokens_for(3) is TOKENS
+    assert len(v2.single) == 236 and [len(row) for row in v2.double] == [256] * 4
+    assert (v2.single[3], v2.single[9], v2.double[0][0]) == (
+        "s.whatsapp.net",
+        "broadcast",
+        "media-for1-1.cdn.whatsapp.net",
+    )
+    assert v2.single != TOKENS.single
+    props = Node("props", {"protocol": "2", "hash": "abc"})
+    node = Node("iq", {"xmlns": "w", "type": "get", "to": JID("", "s.whatsapp.net")}, [props])
+    encoded = marshal(node, tokens=v2)
+    assert encoded != marshal(node)
+    assert unmarshal(encoded, v2) == node

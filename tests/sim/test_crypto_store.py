@@ -109,9 +109,10 @@ def test_noise_handshake_with_client_steps() -> None:
         result.reader.decrypt(b"garbage" * 4)
 
 
-def test_responder_rejects_unknown_header() -> None:
+@pytest.mark.parametrize("header", [b"WA\x06\x01", b"WA\x06\x04", b"WA\x05\x03", b"XX\x06\x03"])
+def test_responder_rejects_unknown_header(header: bytes) -> None:
     with pytest.raises(NoiseError):
-        NoiseResponder(b"WA\x06\x02", X25519PrivateKey.generate(), b"")
+        NoiseResponder(header, X25519PrivateKey.generate(), b"")
 
 
 def test_phone_links_companion_with_valid_signatures(tmp_path: Path) -> None:

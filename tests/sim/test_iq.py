@@ -70,3 +70,15 @@ def test_requests_before_login_are_refused_not_ignored(tmp_path: Path) -> None:
     refused, ping = conn.sent
     assert refused.child("error").attr("code") == "401"
     assert ping.attr("type") == "result"
+
+
+def test_ab_props_answer_like_whatsapp(tmp_path: Path) -> None:
+    """Baileys fetches ``<props protocol="2">`` at every login; a 501 fails its init queries."""
+    iqs = _dispatcher(tmp_path)
+    conn = RecordingConnection(JID.pn("15550000001", 1))
+    iqs.dispatch(conn, _iq("w", "get", Node("props", {"protocol": "2", "hash": ""})))
+    (reply,) = conn.sent
+    assert reply.attr("type") == "result"
+    props = reply.child("props")
+    assert props is not None and props.attr("protocol") == "2"
+    assert props.attr("hash") and int(props.attr("refresh")) > 0

@@ -106,6 +106,8 @@ def test_user_info_and_devices_by_pn_or_lid(net: Network) -> None:
     assert [c.tag for c in by_pn.children()] == ["business", "status", "picture", "devices", "lid"]
     devices = by_pn.path("devices", "device-list")
     assert devices is not None and [d.attr("id") for d in devices.children()] == ["1"]
+    # a companion carries its key index: Baileys skips companions without one
+    assert devices.children()[0].attrs == {"id": "1", "key-index": "1"}
     lid = by_pn.child("lid")
     assert lid is not None and lid.attrs == {"val": JID.lid(known(net).lid)}
     assert stranger.attrs == {"jid": JID.lid(STRANGER_LID)} and stranger.children() == []

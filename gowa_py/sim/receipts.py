@@ -34,6 +34,13 @@ def receipt_ids(receipt: Node) -> list[str]:
     return ids
 
 
+def _for_the_phone(receipt: Node, own_account: bool, target: JID) -> bool:
+    """A ``sender``/``peer_msg`` receipt to the account's bare JID answers a message from
+    the phone (device 0): the other companions never sent it, so it is not forwarded."""
+    kind = receipt.attr("type")
+    return own_account and not target.device and kind in ("sender", "peer_msg")
+
+
 def handle_ack(net: Network, conn: Connection, ack: Node) -> None:
     """A client's ``<ack class=receipt|message>`` releases the stanza held for it."""
     kind, stanza_id = ack.attr("class"), ack.attr("id")
@@ -67,6 +74,9 @@ def handle_receipt(net: Network, conn: Connection, receipt: Node) -> None:
     if receipt.jid_attr("recipient") is not None:
         attrs["recipient"] = receipt.jid_attr("recipient")
     account = net.phone_for(target)
+    if account is not None and _for_the_phone(receipt, account.phone == me.phone, target):
+        conn.send(_ack(receipt, to))
+        return
     if account is not None:
         forwarded = Node("receipt", attrs, receipt.content)
         if target.device:

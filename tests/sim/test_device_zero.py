@@ -59,6 +59,10 @@ def test_a_push_name_reaches_the_accounts_other_companions(sandbox, clients, tmp
     late = pair(sandbox, ALICE, tmp_path / "late.db")
     clients.append(late)
     wait_until(lambda: _try(presence_works, late), timeout=15)
+    # Each companion confirmed the key share to the phone; the others never see that.
+    for client in (first, second, late):
+        receipts = [e for e in client.events if e["event"] == "receipt"]
+        assert not [e for e in receipts if e["type"] in ("PEER_MSG", "SENDER")], receipts
 
 
 def _try(check, client) -> bool:

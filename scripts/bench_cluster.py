@@ -8,7 +8,7 @@ Makes a scratch database (``gowa_bench_<random>``) on the server at
 ``GOWA_TEST_DATABASE_URL`` (default: the local one), runs the sandbox and two gateways
 (nodes ``a`` and ``b``, default lease timings unless ``--lease-ttl`` and
 ``--renew-interval`` say otherwise) keeping their state there, and pairs N sessions on
-``a``. Then:
+``a`` (before ``b`` starts, so that all go there). Then:
 
 * forwarding: R requests ``GET /api/sessions/{id}`` one after the other on one
   keep-alive connection, straight to ``a`` and through ``b`` (which forwards them to
@@ -132,10 +132,11 @@ async def _measure(url: str, database: str, args: argparse.Namespace) -> dict[st
         stack.start_sandbox()
         a = stack.start_gateway(name="a", env={"GOWA_NODE_ID": "a"})
         node_a = stack.gateway
-        b = stack.start_gateway(name="b", env={"GOWA_NODE_ID": "b"})
         ids = session_ids(args.sessions, prefix="k")
         async with Api(a, stack.sandbox_url) as api:
             await api.pair_many(ids)
+        # Only now: with b up, a would place half the new sessions on b.
+        b = stack.start_gateway(name="b", env={"GOWA_NODE_ID": "b"})
         await asyncio.sleep(2 * args.renew_interval)  # b learns where they run
         forwarding = await _forwarding(a, b, ids[0], args.requests)
         takeover = await _takeover(stack, node_a, b, ids)

@@ -27,6 +27,8 @@ class NodeRow:
     heartbeat: float
     heartbeat_age: float
     sessions: int
+    #: Its max_sessions (0: no limit).
+    capacity: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,13 +82,14 @@ class LeaseStore:
         )
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
-    def register(self, url: str) -> None:
-        """This node is up at ``url``."""
+    def register(self, url: str, capacity: int) -> None:
+        """This node is up at ``url`` and takes up to ``capacity`` sessions (0: any)."""
         self._run(
-            "INSERT INTO nodes (id, url, status, started_at, heartbeat) "
-            "VALUES (?, ?, 'up', now(), now()) ON CONFLICT (id) DO UPDATE "
-            "SET url = excluded.url, status = 'up', started_at = now(), heartbeat = now()",
-            (self.node_id, url),
+            "INSERT INTO nodes (id, url, status, started_at, heartbeat, capacity) "
+            "VALUES (?, ?, 'up', now(), now(), ?) ON CONFLICT (id) DO UPDATE "
+            "SET url = excluded.url, status = 'up', started_at = now(), heartbeat = now(), "
+            "capacity = excluded.capacity",
+            (self.node_id, url, capacity),
         )
 
     def claim(self, session_id: str) -> int | None:
@@ -182,11 +185,11 @@ class LeaseStore:
         rows = self._run(
             "SELECT n.id, n.url, n.status, extract(epoch FROM n.heartbeat), "
             "extract(epoch FROM now() - n.heartbeat), "
-            "(SELECT count(*) FROM leases l WHERE l.owner = n.id AND l.expires_at > now()) "
-            "FROM nodes n ORDER BY n.id"
+            "(SELECT count(*) FROM leases l WHERE l.owner = n.id AND l.expires_at > now()), "
+            "n.capacity FROM nodes n ORDER BY n.id"
         )
         return [
-            NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), int(row[5]))
+            NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), int(row[5]), row[6])
             for row in rows
         ]
 

@@ -93,6 +93,8 @@ class ClusterNode:
         self.on_claim: list[Callable[[str], None]] = []
         #: Every live lease's node, as of the last renewal round.
         self._owners: dict[str, Route] = {}
+        #: The nodes, as of the last renewal round (where new sessions go).
+        self._nodes: list[NodeRow] = []
 
     def holds(self, session_id: str) -> bool:
         return self.valid_until(session_id) is not None
@@ -121,6 +123,27 @@ class ClusterNode:
             return None
         route = self._owners.get(session_id)
         return None if route is None or route.node == self.node_id or not route.url else route
+
+    def placement(self) -> Route | None:
+        """The node a new session should go to: the live, undrained one with the most
+        room left (its capacity less the sessions it runs; no capacity counts as any
+        room), this one on a tie; None: this one."""
+        # Draining, this node takes no new session if any other node can.
+        best_room = 0 if self.draining else self._room(self.capacity, len(self.held))
+        best: NodeRow | None = None
+        for node in self._nodes:
+            if node.id == self.node_id or node.status != "up" or not node.url:
+                continue
+            if node.heartbeat_age > 2 * self.timing.renew_interval + 1:
+                continue
+            room = self._room(node.capacity, node.sessions)
+            if room > best_room:
+                best, best_room = node, room
+        return None if best is None else Route(best.id, best.url, best.heartbeat_age)
+
+    @staticmethod
+    def _room(capacity: int, sessions: int) -> int:
+        return (capacity or 1_000_000) - sessions
 
     def silent(self, route: Route) -> bool:
         """Whether the route's node missed renewals (frozen, dying, cut off): a request
@@ -171,7 +194,7 @@ class ClusterNode:
 
     async def start(self) -> None:
         await self._wait_for_namesake()
-        await asyncio.to_thread(self.store.register, self.url)
+        await asyncio.to_thread(self.store.register, self.url, self.capacity)
         log.info("cluster node %s at %s", self.node_id, self.url)
         self._tasks.append(asyncio.create_task(self._renewing(), name="cluster-renew"))
         self._tasks.append(asyncio.create_task(self._fencing(), name="cluster-fence"))
@@ -230,6 +253,7 @@ class ClusterNode:
                 await self._renew()
                 self.draining = await asyncio.to_thread(self.store.beat) == "draining"
                 self._owners = await asyncio.to_thread(self.store.owners)
+                self._nodes = await asyncio.to_thread(self.store.nodes)
                 self.holder.sync()
             except Exception as exc:
                 if not postgres.unavailable(exc):

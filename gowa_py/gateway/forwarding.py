@@ -68,6 +68,12 @@ class Forwarder:
             return None
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
+        if (
+            request.method == "POST"
+            and request.match_info.route.resource is not None
+            and (request.match_info.route.resource.canonical == "/api/sessions")
+        ):
+            return cluster.placement()  # a new session: to the node with the most room
         session_id = session_of(request)
         route = cluster.route(session_id) if session_id is not None else None
         if route is not None and cluster.silent(route):

@@ -188,8 +188,12 @@ _REGISTRY_2 = _statements(
     "CREATE INDEX leases_by_owner ON leases (owner)",
 )
 
+# How many sessions a node takes (its max_sessions, 0 = no limit): where new ones go.
+_REGISTRY_3 = _statements("ALTER TABLE nodes ADD COLUMN capacity INTEGER NOT NULL DEFAULT 0")
+
 REGISTRY = (
     Migration(1, "the registry's tables", _REGISTRY_1),
     Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
+    Migration(3, "each node's capacity", _REGISTRY_3),
 )
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

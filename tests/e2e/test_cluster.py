@@ -5,6 +5,7 @@ connections of one device at once (the sandbox counts them) and without losing a
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import pytest
 
 from tests.backends import ScratchDatabase
 from tests.e2e.conftest import new_phone, pair
-from tests.procs import GOWA, ROOT, Gateway, wait_until
+from tests.procs import GOWA, ROOT, Gateway, Http, wait_until
 from tests.receiver import WebhookReceiver
 from tests.sim.harness import SandboxProcess
 
@@ -86,6 +87,13 @@ def _local(gateway: Gateway, session_id: str) -> dict:
     return body["results"]
 
 
+def _pinned(gateway: Gateway) -> Gateway:
+    """The gateway, every request to it marked as forwarded: it serves them itself."""
+    view = copy.copy(gateway)
+    view.http = Http(gateway.http.base, LOCAL)
+    return view
+
+
 def _worker(gateway: Gateway, session_id: str) -> int | None:
     return _local(gateway, session_id)["worker"]["pid"]
 
@@ -116,9 +124,10 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
     a = _node(gateway_factory, tmp_path, sandbox, database, receiver, "a")
     b = _node(gateway_factory, tmp_path, sandbox, database, receiver, "b")
     phones = {sid: new_phone(sandbox, f"1555000072{i}", sid) for i, sid in enumerate("xyzw")}
-    pair(a, sandbox, "x", phones["x"])
-    pair(a, sandbox, "y", phones["y"])
-    pair(b, sandbox, "z", phones["z"])
+    # Placed by hand (each node asked as if forwarded to it): x and y on a, z on b.
+    pair(_pinned(a), sandbox, "x", phones["x"])
+    pair(_pinned(a), sandbox, "y", phones["y"])
+    pair(_pinned(b), sandbox, "z", phones["z"])
 
     # One node runs each session, every node knows which and sends its requests there.
     wait_until(lambda: _local(b, "x")["node"] == "a", 5, what="b names x's node")
@@ -135,6 +144,12 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
         ("b", "up", 1),
     }
     # Asked itself, b refuses to run x too.
+    # A new session goes to the node with the most room: b, with 1 session to a's 2.
+    status, body = a.http.post("/api/sessions", {"session_id": "p"})
+    assert (status, body["results"]["node"]) == (201, "b"), body
+    wait_until(lambda: _worker(b, "p"), 10, what="p's worker on b")
+    assert b.http.call("DELETE", "/api/sessions/p")[0] == 200
+
     assert _worker(b, "x") is None
     status, body = b.http.call("POST", "/api/sessions/x/start", headers=LOCAL)
     assert (status, body["code"]) == (409, "SESSION_ELSEWHERE"), body

@@ -30,7 +30,7 @@ def registry(test_database: ScratchDatabase) -> Iterator[RegistryStorage]:
 def nodes(test_database: ScratchDatabase, registry: RegistryStorage) -> Iterator[list[LeaseStore]]:
     stores = [LeaseStore(test_database.url, name, TTL, 5.0) for name in ("a", "b")]
     for store in stores:
-        store.register(f"http://{store.node_id}.test:3000")
+        store.register(f"http://{store.node_id}.test:3000", 0)
     yield stores
     for store in stores:
         store.close()

@@ -1,8 +1,9 @@
 """Any client, not only whatsmeow: an unmodified Baileys pairs with a sandbox phone.
 
 Baileys (the library under Evolution API and WAHA's NOWEB engine) speaks dictionary v2,
-races the first frame after the handshake, needs key indexes in device lists and asks
-for A/B props at login: the sandbox must accept what WhatsApp accepts. The Node client
+races the first frame after the handshake, needs key indexes in device lists, asks for
+A/B props at login, and holds every event back until the phone's history sync arrives
+with the app-state key shared: the sandbox must accept and send what WhatsApp does. The Node client
 (tests/sim/baileys, installed by ``make install-test`` with ``npm ci``) is driven over
 stdio; it logs in and exchanges text messages both ways with a gateway session.
 """
@@ -11,10 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,24 +49,32 @@ class BaileysClient:
             stdout=subprocess.PIPE,
             text=True,
         )
-        self.lines: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.lines: list[dict[str, Any]] = []
+        self._consumed: dict[str, int] = {}
+        self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
-            self.lines.put(json.loads(line))
+            with self._cond:
+                self.lines.append(json.loads(line))
+                self._cond.notify_all()
 
     def expect(self, key: str, timeout: float = 15) -> Any:
-        """The next line carrying ``key`` (others are skipped); fails on ``closed``."""
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"Baileys printed no {key!r} in {timeout} s") from None
-            if key in line:
-                return line[key]
-            assert "closed" not in line and "error" not in line, line
+        """The first line not yet expected carrying ``key``; fails on ``closed``/``error``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for index, line in enumerate(self.lines):
+                    assert "closed" not in line and "error" not in line, line
+                    if key in line and index >= self._consumed.get(key, 0):
+                        self._consumed[key] = index + 1
+                        return line[key]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"Baileys printed no {key!r} in {timeout} s: {self.lines}")
+                self._cond.wait(left)
 
     def send(self, to: str, text: str) -> None:
         assert self.proc.stdin is not None
@@ -85,12 +94,17 @@ def baileys(
     new_phone(sandbox, GATEWAY_PHONE, "Gateway")
     new_phone(sandbox, BAILEYS_PHONE, "Baileys")
     pair(sandbox_gateway, sandbox, "gw", GATEWAY_PHONE)
+    # like a real phone, it sends the new companion a history sync (and the app-state key)
+    history = [{"jid": f"{GATEWAY_PHONE}@s.whatsapp.net", "name": "Gateway", "messages": []}]
+    status, body = sandbox.api("PUT", f"/sim/phones/{BAILEYS_PHONE}/history", {"chats": history})
+    assert status == 200, body
     client = BaileysClient(tmp_path_factory.mktemp("baileys") / "auth", sandbox)
     try:
         qr = client.expect("qr")
         status, body = sandbox.api("POST", f"/sim/phones/{BAILEYS_PHONE}/scan", {"qr": qr})
         assert status == 200, body
         assert client.expect("open").startswith(f"{BAILEYS_PHONE}:")
+        assert client.expect("history") == len(history)
         yield client
     finally:
         client.stop()

@@ -3,8 +3,8 @@
 // node client.js AUTH_DIR PROXY_URL   (the sandbox's CA in NODE_EXTRA_CA_CERTS)
 //
 // It dials wss://web.whatsapp.com/ws/chat through the sandbox (an HTTP CONNECT proxy,
-// as for whatsmeow) and prints one JSON object per line: {"qr"}, {"open"}, {"message"},
-// {"sent"}, {"closed"}. Each stdin line {"to", "text"} sends a text message.
+// as for whatsmeow) and prints one JSON object per line: {"qr"}, {"open"}, {"history"},
+// {"message"}, {"sent"}, {"closed"}. Each stdin line {"to", "text"} sends a text message.
 'use strict'
 
 const readline = require('node:readline')
@@ -29,17 +29,15 @@ async function connect () {
     auth: state,
     agent,
     fetchAgent: agent,
+    options: { httpsAgent: agent, proxy: false },
     logger,
     browser: ['gowa-py test', 'Chrome', '1.0'],
     markOnlineOnConnect: false,
     syncFullHistory: false,
   })
   sock.ev.on('creds.update', saveCreds)
-  sock.ev.on('connection.update', ({ connection, qr, lastDisconnect, receivedPendingNotifications }) => {
+  sock.ev.on('connection.update', ({ connection, qr, lastDisconnect }) => {
     if (qr) emit({ qr })
-    // Without the app-state key Baileys holds every event back until the phone shares it;
-    // the sandbox phone does not share it yet, so let the events through.
-    if (receivedPendingNotifications && !state.creds.myAppStateKeyId) sock.ev.flush()
     if (connection === 'open') emit({ open: sock.user.id })
     if (connection === 'close') {
       const code = lastDisconnect?.error?.output?.statusCode
@@ -51,6 +49,7 @@ async function connect () {
       }
     }
   })
+  sock.ev.on('messaging-history.set', ({ chats }) => emit({ history: chats.length }))
   sock.ev.on('messages.upsert', ({ messages }) => {
     for (const m of messages) {
       const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text

@@ -29,6 +29,8 @@ class NodeRow:
     sessions: int
     #: Its max_sessions (0: no limit).
     capacity: int = 0
+    #: The memory its workers use (PSS, bytes), as of its last heartbeat.
+    memory: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,12 +122,13 @@ class LeaseStore:
         )
         return {row[0] for row in rows if held.get(row[0]) == int(row[1])}
 
-    def beat(self) -> str:
-        """The node's heartbeat; returns its status (``draining`` once asked to)."""
+    def beat(self, memory: int = 0) -> str:
+        """The node's heartbeat, with its workers' ``memory``; returns its status
+        (``draining`` once asked to)."""
         rows = self._run(
-            "UPDATE nodes SET heartbeat = now(), status = CASE WHEN status = 'draining' "
-            "THEN status ELSE 'up' END WHERE id = ? RETURNING status",
-            (self.node_id,),
+            "UPDATE nodes SET heartbeat = now(), memory = ?, status = CASE WHEN status = "
+            "'draining' THEN status ELSE 'up' END WHERE id = ? RETURNING status",
+            (memory, self.node_id),
         )
         return str(rows[0][0]) if rows else "up"
 
@@ -186,10 +189,10 @@ class LeaseStore:
             "SELECT n.id, n.url, n.status, extract(epoch FROM n.heartbeat), "
             "extract(epoch FROM now() - n.heartbeat), "
             "(SELECT count(*) FROM leases l WHERE l.owner = n.id AND l.expires_at > now()), "
-            "n.capacity FROM nodes n ORDER BY n.id"
+            "n.capacity, n.memory FROM nodes n ORDER BY n.id"
         )
         return [
-            NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), int(row[5]), row[6])
+            NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), *map(int, row[5:]))
             for row in rows
         ]
 

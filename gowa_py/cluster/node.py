@@ -42,6 +42,9 @@ class LeaseHolder(Protocol):
     def sync(self) -> None:
         """Read again what the other nodes may have written (every round)."""
 
+    def memory(self) -> int:
+        """The memory this node's workers use (PSS, bytes), for the other nodes to see."""
+
     async def hand_off(self, session_id: str) -> None:
         """Stop the session here and give its lease up, for another node to take it
         (the node is draining)."""
@@ -251,7 +254,8 @@ class ClusterNode:
         while True:
             try:
                 await self._renew()
-                self.draining = await asyncio.to_thread(self.store.beat) == "draining"
+                beat = await asyncio.to_thread(self.store.beat, self.holder.memory())
+                self.draining = beat == "draining"
                 self._owners = await asyncio.to_thread(self.store.owners)
                 self._nodes = await asyncio.to_thread(self.store.nodes)
                 self.holder.sync()

@@ -37,6 +37,8 @@ async def _nodes(request: web.Request, cluster: ClusterNode) -> list[dict[str, A
             "last_heartbeat": iso(node.heartbeat),
             "heartbeat_age_s": round(node.heartbeat_age, 1),
             "sessions": node.sessions,
+            "capacity": node.capacity,
+            "memory": node.memory,
             "self": node.id == cluster.node_id,
         }
         for node in await cluster.nodes()

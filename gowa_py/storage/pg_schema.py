@@ -191,9 +191,13 @@ _REGISTRY_2 = _statements(
 # How many sessions a node takes (its max_sessions, 0 = no limit): where new ones go.
 _REGISTRY_3 = _statements("ALTER TABLE nodes ADD COLUMN capacity INTEGER NOT NULL DEFAULT 0")
 
+# The memory its workers use (PSS, bytes), with every heartbeat.
+_REGISTRY_4 = _statements("ALTER TABLE nodes ADD COLUMN memory BIGINT NOT NULL DEFAULT 0")
+
 REGISTRY = (
     Migration(1, "the registry's tables", _REGISTRY_1),
     Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
     Migration(3, "each node's capacity", _REGISTRY_3),
+    Migration(4, "each node's worker memory", _REGISTRY_4),
 )
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

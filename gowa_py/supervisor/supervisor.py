@@ -312,6 +312,11 @@ class Supervisor:
             return_exceptions=True,
         )
 
+    def memory(self) -> int:
+        """The PSS of the running workers as last sampled (RSS before a first PSS)."""
+        samples = (r.sample for r in self.runners.values() if r.running)
+        return sum(sample.pss or sample.rss for sample in samples)
+
     async def hand_off(self, session_id: str) -> None:
         """Stop the session here and give its lease up: another node takes it over (this
         node is draining). It stays meant to run."""

@@ -144,6 +144,13 @@ def test_sessions_leave_a_frozen_node_and_a_killed_one_without_double_connection
         ("b", "up", 1),
     }
     # Asked itself, b refuses to run x too.
+    wait_until(
+        lambda: {n["id"]: n["memory"] for n in b.http.get("/api/cluster/nodes")[1]["results"]}.get(
+            "a"
+        ),
+        15,
+        what="a's workers' memory, as b sees it",
+    )
     # A new session goes to the node with the most room: b, with 1 session to a's 2.
     status, body = a.http.post("/api/sessions", {"session_id": "p"})
     assert (status, body["results"]["node"]) == (201, "b"), body

@@ -20,6 +20,7 @@ async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, te
         True,
     )
     assert me["heartbeat_age_s"] < 5 and me["last_heartbeat"]
+    assert (me["capacity"], me["memory"]) == (1000, 0)  # max_sessions; no worker runs
 
     response = await client.post("/api/sessions", json={"session_id": "idle", "start": False})
     assert response.status == 201, await response.text()

@@ -7,6 +7,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PORT ?= 3000
 SIM_PORT ?= 3100
 PYTEST_ARGS ?=
+# pytest-xdist workers for `make test`: most tests wait on the processes they start, so
+# more workers than cores pay (docs/benchmarks.md, "Test suite wall time"). Each test
+# file runs whole on one worker (its module-scoped sandbox and gateway are started once).
+# PYTEST_ARGS comes last: PYTEST_ARGS="-n 0" runs the suite in this process.
+PYTEST_WORKERS ?= 3
 
 .PHONY: run test lint format sandbox install install-test system-deps test-db dashboard-deps baileys-deps wheel clean help
 
@@ -88,7 +93,7 @@ test: install-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	cd dashboard && npx --no-install tsc -p .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test dashboard-deps
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@
 'use strict'
 
 const readline = require('node:readline')
+const util = require('node:util')
 const { HttpsProxyAgent } = require('https-proxy-agent')
 const pino = require('pino')
 const {
@@ -20,6 +21,10 @@ const [authDir, proxyUrl] = process.argv.slice(2)
 const agent = new HttpsProxyAgent(proxyUrl)
 const logger = pino({ level: process.env.BAILEYS_LOG || 'silent' }, pino.destination(2))
 const emit = (obj) => process.stdout.write(JSON.stringify(obj) + '\n')
+// stdout carries only those lines: libsignal logs with console.* (its session notices)
+for (const name of ['log', 'info', 'debug', 'warn']) {
+  console[name] = (...args) => process.stderr.write(util.format(...args) + '\n')
+}
 
 let sock = null
 

@@ -5,6 +5,7 @@ end-to-end encrypted peer message (``ProtocolMessage.APP_STATE_SYNC_KEY_SHARE``)
 Without it whatsmeow cannot decrypt any app-state patch, and never even asks for them;
 with it, whatsmeow stores the key and fetches every collection (``w:sync:app:state``).
 
+Senders fetch device 0's prekey bundle like any device's (:func:`bundle_device`).
 The phone's identity is its account key (as on a real phone: the ADV account signature
 key is the primary device's identity), its key and registration id derive from the
 phone's signing seed, so they need no storage and survive restarts.
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from .binary import Node
 from .jid import JID
 from .network import Network, now
+from .noise import x25519_public
 from .pb import (
     AppStateSyncKey,
     AppStateSyncKeyData,
@@ -30,8 +32,8 @@ from .pb import (
     ProtocolMessage,
 )
 from .phone import PrimaryPhone
-from .store import Device, Phone
-from .x3dh import Bundle, encrypt_prekey_message
+from .store import Device, Phone, SignedPreKey
+from .x3dh import DJB_TYPE, Bundle, encrypt_prekey_message
 
 APP_STATE_KEY_ID_LENGTH = 6
 
@@ -43,6 +45,37 @@ def _derive(phone: Phone, label: bytes) -> bytes:
 def registration_id(phone: Phone) -> int:
     """The phone's Signal registration id (14 bits, never 0)."""
     return int.from_bytes(_derive(phone, b"registration")[:2], "big") % 16380 + 1
+
+
+def signed_prekey(phone: Phone) -> SignedPreKey:
+    """The phone's signed prekey (id 1), signed with its identity (the account key)."""
+    primary = PrimaryPhone(phone)
+    private = X25519PrivateKey.from_private_bytes(_derive(phone, b"signed prekey"))
+    public = x25519_public(private)
+    return SignedPreKey(1, public, primary.signer.sign(DJB_TYPE + public))
+
+
+def bundle_device(phone: Phone) -> Device:
+    """Device 0 as the key fetch serves it: identity, registration id, signed prekey.
+
+    It has no one-time prekeys (senders then use the signed prekey alone, as libsignal
+    allows) and receives nothing it must decrypt: what senders encrypt for it is accepted
+    and dropped, like a phone that reads its messages on its own screen.
+    """
+    skey = signed_prekey(phone)
+    return Device(
+        phone=phone.phone,
+        device=0,
+        noise_pub=b"",
+        identity_pub=PrimaryPhone(phone).signer.public,
+        registration_id=registration_id(phone),
+        skey_id=skey.key_id,
+        skey_pub=skey.pub,
+        skey_sig=skey.signature,
+        platform="android",
+        unlinked=False,
+        created_at=phone.created_at,
+    )
 
 
 def app_state_key(phone: Phone) -> AppStateSyncKey:

@@ -1,8 +1,9 @@
 """Prekey service (``xmlns="encrypt"``): count, upload, and bundle fetch.
 
-The sandbox never encrypts; it stores what each device uploads and hands it out to
-senders, one-time prekeys once each. Byte fields must keep their exact sizes
-(registration 4, id 3, value 32, signature 64) or the client rejects the bundle.
+The sandbox stores what each device uploads and hands it out to senders, one-time
+prekeys once each; the phone's own bundle (device 0) comes from :mod:`.devicezero`.
+Byte fields must keep their exact sizes (registration 4, id 3, value 32, signature 64)
+or the client rejects the bundle.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 
 from .binary import Node
 from .connection import Connection
+from .devicezero import bundle_device
 from .jid import SERVER_JID
 from .network import Network, iq_error, iq_result, now
 from .store import SignedPreKey
@@ -67,7 +69,11 @@ def handle_upload(net: Network, conn: Connection, iq: Node) -> None:
 def _bundle(net: Network, user: Node) -> Node:
     jid = user.jid_attr("jid")
     phone = net.phone_for(jid) if jid is not None else None
-    device = net.store.device(phone.phone, jid.device) if phone and jid else None
+    device = None
+    if phone is not None and jid is not None:
+        device = (
+            bundle_device(phone) if jid.device == 0 else net.store.device(phone.phone, jid.device)
+        )
     if jid is None or phone is None or device is None or device.unlinked:
         return Node(
             "user",
@@ -88,6 +94,8 @@ def _bundle(net: Network, user: Node) -> Node:
             ],
         ),
     ]
+    if device.device == 0:
+        return Node("user", {"jid": jid}, children)
     prekey = net.store.take_prekey(phone.phone, device.device)
     if prekey is not None:
         key_id, pub = prekey

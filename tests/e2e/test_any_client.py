@@ -125,11 +125,6 @@ def test_baileys_receives_from_a_gateway_session(
     assert received["from"] in (phone["lid"], f"{GATEWAY_PHONE}@s.whatsapp.net")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Baileys always encrypts for device 0 too, and the sandbox phone serves no "
-    "pre-keys yet: the key fetch answers 404 and the send fails (item-not-found)",
-)
 def test_a_gateway_session_receives_from_baileys(
     sandbox_gateway: Gateway, baileys: BaileysClient, events: Any
 ) -> None:

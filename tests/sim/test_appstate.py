@@ -1,4 +1,5 @@
-"""App-state sync at the iq boundary: patches numbered, stored, served, conflicts refused.
+"""The phone's server side at the iq boundary: app-state patches numbered, stored, served,
+conflicts refused; device 0's prekey bundle.
 
 (whatsmeow's own sends cannot reach this yet: neonize 0.5.2 sends every patch with an
 empty collection name, see docs/sandbox.md.)
@@ -10,11 +11,13 @@ from pathlib import Path
 
 from gowa_py.sim.appstate import register_app_state_routes
 from gowa_py.sim.binary import Node
-from gowa_py.sim.certs import XEdSigner
+from gowa_py.sim.certs import XEdSigner, xeddsa_verify
 from gowa_py.sim.iq import IqDispatcher
 from gowa_py.sim.jid import JID, SERVER_JID
 from gowa_py.sim.network import Network
 from gowa_py.sim.pb import SyncdPatch
+from gowa_py.sim.phone import PrimaryPhone
+from gowa_py.sim.prekeys import KEY_TYPE_DJB, handle_fetch
 from gowa_py.sim.store import SignedPreKey, Store
 
 from .test_iq import RecordingConnection
@@ -102,3 +105,26 @@ def test_a_collection_without_a_name_is_a_bad_request(tmp_path: Path) -> None:
     )
     iqs.dispatch(first, iq)  # type: ignore[arg-type]
     assert first.sent.pop().child("error").attr("code") == "400"
+
+
+def test_the_phone_serves_a_valid_bundle_for_device_0(tmp_path: Path) -> None:
+    """Senders that encrypt for device 0 (Baileys always does) get a verifiable bundle."""
+    iqs, first, _ = _setup(tmp_path)
+    iqs.add("encrypt", "get", "key", handle_fetch)
+    phone = iqs.net.store.phone(ALICE)
+    assert phone is not None
+    users = [Node("user", {"jid": JID.pn(ALICE, n)}) for n in (0, 7)]
+    iq = Node(
+        "iq",
+        {"id": "2", "xmlns": "encrypt", "type": "get", "to": SERVER_JID},
+        [Node("key", {}, users)],
+    )
+    iqs.dispatch(first, iq)  # type: ignore[arg-type]
+    device0, missing = first.sent.pop().need("list").children()
+    identity = device0.need("identity").bytes_content()
+    assert identity == PrimaryPhone(phone).signer.public
+    skey = device0.need("skey")
+    signed = KEY_TYPE_DJB + skey.need("value").bytes_content()
+    assert xeddsa_verify(identity, signed, skey.need("signature").bytes_content())
+    assert device0.child("key") is None
+    assert missing.need("error").attr("code") == "404"

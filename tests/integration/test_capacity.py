@@ -46,6 +46,9 @@ def test_a_thousand_sessions_under_a_1024_descriptor_limit(tmp_path):
         "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
         "GOWA_MAX_SESSIONS": "1000",
         "GOWA_LOG_LEVEL": "WARNING",
+        # Retries go on failing while the sessions are created (minutes on a loaded
+        # machine), and the default cap lets a retry wait 5 min: past the wait below.
+        "GOWA_WEBHOOK_BACKOFF_CAP": "20",
     }
     gateway = Gateway(tmp_path / "data", env=env, nofile=(1024, 1024))
     try:

@@ -125,6 +125,23 @@ def test_baileys_receives_from_a_gateway_session(
     assert received["from"] in (phone["lid"], f"{GATEWAY_PHONE}@s.whatsapp.net")
 
 
+def test_baileys_receives_a_gateway_sessions_group_message(
+    sandbox_gateway: Gateway, baileys: BaileysClient
+) -> None:
+    """Group messages: a sender key distributed to Baileys' device, then ``skmsg``."""
+    status, body = sandbox_gateway.http.post(
+        "/api/gw/group", {"title": "Mixed", "participants": [BAILEYS_PHONE]}
+    )
+    assert status == 200, body
+    group = body["results"]["group_id"]
+    status, body = sandbox_gateway.http.post(
+        "/api/gw/send/message", {"phone": group, "message": "hello group"}
+    )
+    assert status == 200, body
+    received = baileys.expect("message")
+    assert (received["from"], received["text"]) == (group, "hello group")
+
+
 def test_a_gateway_session_receives_from_baileys(
     sandbox_gateway: Gateway, baileys: BaileysClient, events: Any
 ) -> None:

@@ -58,7 +58,9 @@ async function connect () {
   sock.ev.on('messages.upsert', ({ messages }) => {
     for (const m of messages) {
       const text = m.message?.conversation ?? m.message?.extendedTextMessage?.text
-      if (!m.key.fromMe && text) emit({ message: { from: m.key.remoteJid, text, id: m.key.id } })
+      if (!m.key.fromMe && text) {
+        emit({ message: { from: m.key.remoteJid, participant: m.key.participant, text, id: m.key.id } })
+      }
     }
   })
 }

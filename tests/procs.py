@@ -166,11 +166,20 @@ class Gateway:
         return body["results"]
 
     def wait_status(self, session_id: str, statuses: set[str], timeout: float = 30) -> dict:
-        return wait_until(
-            lambda: (s := self.session(session_id))["status"] in statuses and s,
-            timeout,
-            what=f"{session_id} in {statuses}",
-        )
+        """The session once its status is one of ``statuses``; a timeout names the last
+        session JSON and the end of its worker's log, which say why it never got there."""
+        seen: dict[str, Any] = {}
+
+        def reached() -> dict[str, Any] | None:
+            seen.update(self.session(session_id))
+            return dict(seen) if seen["status"] in statuses else None
+
+        try:
+            return wait_until(reached, timeout, what=f"{session_id} in {statuses}")
+        except AssertionError as exc:
+            log = self.data_dir / "sessions" / session_id / "worker.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no worker.log)"
+            raise AssertionError(f"{exc}\nsession: {seen}\nworker.log: {tail}") from None
 
     def wait_pid(self, session_id: str, timeout: float = 30, not_pid: int | None = None) -> int:
         def pid() -> int | None:

@@ -18,9 +18,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from pathlib import Path
-from typing import Any
-
-import msgspec
 
 from gowa_py import protocol as p
 from gowa_py.archive import session as archive
@@ -49,9 +46,9 @@ from gowa_py.supervisor.hibernation import Hibernation
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.locks import LifecycleLocks
 from gowa_py.supervisor.pairing import PairingCap
-from gowa_py.supervisor.runner import RunnerOwner, SessionRunner, StartRefused, WorkerInfo
+from gowa_py.supervisor.runner import SessionRunner, WorkerInfo
+from gowa_py.supervisor.runnerhost import RunnerHost
 from gowa_py.supervisor.upkeep import Upkeep
-from gowa_py.supervisor.workersetup import WorkerSetup
 from gowa_py.webhooks.policy import TargetPolicy, parse_networks
 
 log = logging.getLogger("gowa.supervisor")
@@ -67,9 +64,6 @@ class Supervisor:
         worker_database: Callable[[str], str] = lambda _session_id: "",
     ) -> None:
         self.settings = settings
-        #: Where a session's worker keeps its stores ("": files in its folder), given to
-        #: it with its keys (``GatewayStorage.worker_database``).
-        self.worker_database = worker_database
         self.registry = registry
         self.data_dir = data_dir
         self.sessions_dir = data_dir / "sessions"
@@ -81,7 +75,6 @@ class Supervisor:
         )
         self.worker_ids = WorkerIds(settings.worker_uids, data_dir)
         command_endpoint, event_endpoint = endpoints(data_dir)
-        self._runner_owner: RunnerOwner = _Owner(self)
         self.runners: dict[str, SessionRunner] = {}
         self._locks = LifecycleLocks(self.runners, settings.command_timeout)
         self._hibernation = Hibernation(registry, self.runners, self._locks)
@@ -99,15 +92,6 @@ class Supervisor:
         self.sockets = GatewaySockets(
             command_endpoint, event_endpoint, self._events.on_event, self._events.on_hello
         )
-        self._setup = WorkerSetup(
-            settings,
-            data_dir,
-            self.sessions_dir,
-            self.sockets,
-            sandbox,
-            self.proxy_policy,
-            self.worker_ids,
-        )
         self._start_slots = asyncio.Semaphore(settings.effective_start_concurrency)
         self._pairing = PairingCap(registry, self.runners, settings.max_pairing)
         self._tasks: list[asyncio.Task[None]] = []
@@ -118,6 +102,22 @@ class Supervisor:
         #: This node's leases when the gateway is one of a cluster (PostgreSQL); then a
         #: session runs only while its lease is this node's.
         self.cluster: ClusterNode | None = cluster_node.for_settings(settings, self)
+        self._host = RunnerHost(
+            settings,
+            data_dir,
+            self.sessions_dir,
+            self.sockets,
+            sandbox,
+            self.proxy_policy,
+            self.worker_ids,
+            # Where a session's worker keeps its stores ("": files in its folder), given
+            # to it with its keys (``GatewayStorage.worker_database``).
+            worker_database,
+            self.require,
+            self.request,
+            self._events,
+            self.cluster,
+        )
 
     # ------------------------------------------------------------ lifecycle
 
@@ -126,7 +126,7 @@ class Supervisor:
         self.ksm = ksm.ensure_running(self.settings.ksm, self.settings.ksm_pages_to_scan)
         ksm.log_status(self.ksm)
         await self.sockets.start()
-        self._setup.share()
+        self._host.share()
         await proc.launcher.start()
         # What an export or import cut short by a crash left (this gateway holds the lock).
         await asyncio.to_thread(shutil.rmtree, self.data_dir / archive.STAGING, True)
@@ -182,7 +182,7 @@ class Supervisor:
             session_id,
             self.sessions_dir / session_id,
             self.settings,
-            self._runner_owner,
+            self._host,
             self._start_slots,
         )
 
@@ -549,42 +549,3 @@ class Supervisor:
         timeout = self.settings.command_timeout if timeout is None else timeout
         await self.ensure_running(session_id, min(timeout, 10.0))
         return await self.request(session_id, command, timeout)
-
-
-class _Owner:
-    """The supervisor as its runners see it (:class:`RunnerOwner`), kept off its public
-    surface: minting a worker's keys is for a runner starting one, not for a route."""
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    async def worker_config(self, session_id: str) -> p.WorkerConfig:
-        supervisor = self._supervisor
-        config = await supervisor._setup.config(supervisor.require(session_id))
-        if supervisor.cluster is None:
-            return config
-        valid_until = supervisor.cluster.valid_until(session_id)
-        if valid_until is None:
-            raise StartRefused("the session's lease is no longer this node's", final=False)
-        return msgspec.structs.replace(config, lease_valid_until=valid_until)
-
-    async def worker_keys(self, session_id: str) -> p.WorkerKeys:
-        # The database login may be made or changed first (a PostgreSQL role and its new
-        # password): off the event loop, which many starting sessions would hold up.
-        database_url = await asyncio.to_thread(self._supervisor.worker_database, session_id)
-        keys = self._supervisor.sockets.admit(session_id)
-        return msgspec.structs.replace(keys, database_url=database_url)
-
-    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
-        return await self._supervisor.request(session_id, command, timeout)
-
-    async def runner_status(
-        self, session_id: str, status: p.SessionState, error: str | None
-    ) -> None:
-        cluster = self._supervisor.cluster
-        if cluster is not None and not cluster.holds(session_id):
-            return  # the session's state is its lease holder's to tell
-        await self._supervisor._events.set_status(session_id, status, error)
-
-    async def runner_notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:
-        await self._supervisor._events.notice(session_id, name, payload)

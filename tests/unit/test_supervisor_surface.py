@@ -27,7 +27,7 @@ PRIVATE_MODULES = tuple(
         "supervisor",
         "upkeep",
         "workerenv",
-        "workersetup",
+        "runnerhost",
         "zygote_client",
     )
 )

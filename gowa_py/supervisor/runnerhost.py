@@ -1,23 +1,37 @@
-"""What a worker is given: its config (its proxy judged again), and the way to the folders,
-sockets and CA it must reach when it runs under a uid of its own."""
+"""The supervisor as its runners see it (:class:`RunnerOwner`): what a worker is given (its
+config with its proxy judged again and its lease's term, its keys and database login, the
+way to the folders, sockets and CA it must reach under a uid of its own) and where a runner
+sends commands and reports.
+
+Kept off the supervisor's public surface: minting a worker's keys is for a runner starting
+one, not for a route.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import msgspec
 from yarl import URL
 
 from gowa_py import protocol as p
+from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.ipc import GatewaySockets
 from gowa_py.registry import SessionRecord
+from gowa_py.supervisor.dispatch import EventDispatch
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.runner import StartRefused
 from gowa_py.webhooks.policy import BlockedTarget, TargetPolicy, Unresolvable
 
+Requester = Callable[[str, p.Command, float], Awaitable[p.Result]]
 
-class WorkerSetup:
+
+class RunnerHost:
     def __init__(
         self,
         settings: Settings,
@@ -27,6 +41,11 @@ class WorkerSetup:
         sandbox: p.SandboxConfig | None,
         proxy_policy: TargetPolicy,
         worker_ids: WorkerIds,
+        worker_database: Callable[[str], str],
+        require: Callable[[str], SessionRecord],
+        request: Requester,
+        events: EventDispatch,
+        cluster: ClusterNode | None,
     ) -> None:
         self._settings = settings
         self._data_dir = data_dir
@@ -35,6 +54,11 @@ class WorkerSetup:
         self._sandbox = sandbox
         self._proxy_policy = proxy_policy
         self._worker_ids = worker_ids
+        self._worker_database = worker_database
+        self._require = require
+        self._request = request
+        self._events = events
+        self._cluster = cluster
 
     def share(self) -> None:
         """What workers with a uid of their own must reach: the way to their folders,
@@ -49,9 +73,18 @@ class WorkerSetup:
             share(Path(self._sandbox.ca_file).parent, 0o710)
             share(Path(self._sandbox.ca_file), 0o640)
 
-    async def config(self, record: SessionRecord) -> p.WorkerConfig:
+    async def worker_config(self, session_id: str) -> p.WorkerConfig:
         """The config of the session's next worker (raises ``StartRefused`` for a proxy
-        that no longer passes)."""
+        that no longer passes, or a lease that is no longer this node's)."""
+        config = await self._config(self._require(session_id))
+        if self._cluster is None:
+            return config
+        valid_until = self._cluster.valid_until(session_id)
+        if valid_until is None:
+            raise StartRefused("the session's lease is no longer this node's", final=False)
+        return msgspec.structs.replace(config, lease_valid_until=valid_until)
+
+    async def _config(self, record: SessionRecord) -> p.WorkerConfig:
         session_id = record.id
         session_dir = self._sessions_dir / session_id
         session_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -73,6 +106,26 @@ class WorkerSetup:
             log_max_bytes=int(self._settings.worker_log_max_mb * 1024 * 1024),
             memory_limit_bytes=self._settings.worker_memory_mb * 1024 * 1024,
         )
+
+    async def worker_keys(self, session_id: str) -> p.WorkerKeys:
+        # The database login may be made or changed first (a PostgreSQL role and its new
+        # password): off the event loop, which many starting sessions would hold up.
+        database_url = await asyncio.to_thread(self._worker_database, session_id)
+        keys = self._sockets.admit(session_id)
+        return msgspec.structs.replace(keys, database_url=database_url)
+
+    async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
+        return await self._request(session_id, command, timeout)
+
+    async def runner_status(
+        self, session_id: str, status: p.SessionState, error: str | None
+    ) -> None:
+        if self._cluster is not None and not self._cluster.holds(session_id):
+            return  # the session's state is its lease holder's to tell
+        await self._events.set_status(session_id, status, error)
+
+    async def runner_notice(self, session_id: str, name: str, payload: dict[str, Any]) -> None:
+        await self._events.notice(session_id, name, payload)
 
 
 async def proxy_for_worker(

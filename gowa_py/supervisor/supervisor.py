@@ -1,6 +1,6 @@
 """The supervisor: every session's runner and its lifecycle, the IPC sockets and the
-registry; events, hibernation and the periodic rounds are its parts (dispatch.py,
-hibernation.py, upkeep.py).
+registry; events, hibernation, the periodic rounds, what runners are given and a cluster's
+leases are its parts (dispatch.py, hibernation.py, upkeep.py, runnerhost.py, leases.py).
 
 It is the only part of the gateway that knows about processes. The HTTP layer asks it
 to create, start, stop or delete sessions, to send commands, how a session's worker is
@@ -22,7 +22,6 @@ from pathlib import Path
 from gowa_py import protocol as p
 from gowa_py.archive import session as archive
 from gowa_py.archive.manifest import ArchivedSession, Manifest
-from gowa_py.cluster import node as cluster_node
 from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
@@ -36,7 +35,6 @@ from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.dispatch import EventDispatch, Listener
 from gowa_py.supervisor.errors import (
     PairingLimit,
-    SessionElsewhere,
     SessionExists,
     SessionExported,
     SessionLimit,
@@ -44,6 +42,7 @@ from gowa_py.supervisor.errors import (
 )
 from gowa_py.supervisor.hibernation import Hibernation
 from gowa_py.supervisor.identity import WorkerIds
+from gowa_py.supervisor.leases import SessionLeases
 from gowa_py.supervisor.locks import LifecycleLocks
 from gowa_py.supervisor.pairing import PairingCap
 from gowa_py.supervisor.runner import SessionRunner, WorkerInfo
@@ -99,9 +98,18 @@ class Supervisor:
         self.ksm = ksm.KsmStatus("off")
         #: Called with every worker command and its round-trip time (the metrics).
         self.observe_request: Callable[[p.Command, float], None] | None = None
+        self._leases = SessionLeases(
+            settings,
+            registry,
+            self.runners,
+            self.sockets,
+            self.require,
+            self._exclusive,
+            self._start_runner,
+        )
         #: This node's leases when the gateway is one of a cluster (PostgreSQL); then a
         #: session runs only while its lease is this node's.
-        self.cluster: ClusterNode | None = cluster_node.for_settings(settings, self)
+        self.cluster: ClusterNode | None = self._leases.node
         self._host = RunnerHost(
             settings,
             data_dir,
@@ -131,11 +139,10 @@ class Supervisor:
         # What an export or import cut short by a crash left (this gateway holds the lock).
         await asyncio.to_thread(shutil.rmtree, self.data_dir / archive.STAGING, True)
         # A session another node runs keeps the state that node gives it.
-        owners = await self.cluster.owners() if self.cluster is not None else {}
+        elsewhere = await self._leases.run_elsewhere()
         for record in self.registry.all():
             self.runners[record.id] = self._new_runner(record.id)
-            route = owners.get(record.id)
-            if route is not None and route.node != self.settings.cluster_node_id:
+            if record.id in elsewhere:
                 continue
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
                 self.registry.set_status(record.id, p.SessionState.STOPPED, None)
@@ -200,11 +207,6 @@ class Supervisor:
             self.runners[record.id] = self._new_runner(record.id)  # made by another node
         return record
 
-    def sync(self) -> None:
-        """In a cluster, see what the other nodes wrote (sessions made, deleted, their
-        states); every cluster round."""
-        self.registry.reload()
-
     def list(self) -> list[SessionRecord]:
         return self.registry.all()
 
@@ -255,18 +257,11 @@ class Supervisor:
             self.runners[session_id] = self._new_runner(session_id)
             await self._events.publish_status(session_id, p.SessionState.STOPPED, None)
             if start:
-                await self._claim(session_id)
+                await self._leases.claim(session_id)
                 if self.cluster is not None:
                     self.registry.set_desired(session_id, "running")
                 await self.runners[session_id].start()
         return self.registry.get(session_id) or record
-
-    async def _claim(self, session_id: str) -> None:
-        """In a cluster, take the session's lease before its worker starts here."""
-        if self.cluster is not None:
-            owner = await self.cluster.claim(session_id)
-            if owner is not None:
-                raise SessionElsewhere(session_id, owner.node)
 
     async def _start_runner(self, session_id: str, runner: SessionRunner) -> None:
         """Every start of a stopped session's worker goes through here (the pairing cap)."""
@@ -275,65 +270,11 @@ class Supervisor:
             return
         if archive.exported_mark(self.sessions_dir / session_id) is not None:
             raise SessionExported(record.error or f"session {session_id!r} was exported")
-        if self.cluster is None:
-            async with self._pairing.starting(session_id, record.me):
-                await runner.start()
-            return
-        await self._claim(session_id)
-        try:
-            async with self._pairing.starting(session_id, record.me):
-                await runner.start()
-        except BaseException:
-            await self.cluster.release(session_id)
-            raise
-        if not self.cluster.holds(session_id):  # lost while starting: fenced already?
-            await runner.fence()
-            raise SessionElsewhere(session_id, "")
-
-    async def take_over(self, session_id: str) -> None:
-        """Start a session whose lease this node has just claimed (its node died, or
-        nobody ran it); given up again if it cannot start here."""
-        try:
-            self.registry.reload(session_id)  # as its last node left it
-            async with self._exclusive(session_id) as runner:
-                if self.require(session_id).desired == "running":
-                    await self._start_runner(session_id, runner)
-                    return
-        except GowaError as exc:
-            log.warning("[%s] not taken over: %s", session_id, exc)
-        if self.cluster is not None:
-            await self.cluster.release(session_id)
-
-    async def extend(self, leases: dict[str, float]) -> None:
-        """Pass renewed leases on to the workers, which stop by themselves without them."""
-        running = [sid for sid in leases if self.is_running(sid)]
-        await asyncio.gather(
-            *(self.sockets.request(sid, p.LeaseRenewed(leases[sid]), 1.0) for sid in running),
-            return_exceptions=True,
-        )
-
-    def memory(self) -> int:
-        """The PSS of the running workers as last sampled (RSS before a first PSS)."""
-        samples = (r.sample for r in self.runners.values() if r.running)
-        return sum(sample.pss or sample.rss for sample in samples)
-
-    async def hand_off(self, session_id: str) -> None:
-        """Stop the session here and give its lease up: another node takes it over (this
-        node is draining). It stays meant to run."""
-        try:
-            async with self._exclusive(session_id) as runner:
-                await runner.stop()
-        except GowaError as exc:
-            log.warning("[%s] handed over without a clean stop: %s", session_id, exc)
-        if self.cluster is not None:
-            await self.cluster.release(session_id)
-
-    async def fence(self, session_id: str, reason: str) -> None:
-        """Kill the session's worker now: its lease is lost (``reason``)."""
-        runner = self.runners.get(session_id)
-        if runner is not None and runner.running:
-            log.warning("[%s] worker stopped: %s", session_id, reason)
-            await runner.fence()
+        async with (
+            self._leases.starting(session_id, runner),
+            self._pairing.starting(session_id, record.me),
+        ):
+            await runner.start()
 
     def _exclusive(self, session_id: str) -> AbstractAsyncContextManager[SessionRunner]:
         """One lifecycle operation at a time per session (see :class:`LifecycleLocks`)."""
@@ -352,8 +293,7 @@ class Supervisor:
             self.registry.set_desired(session_id, "stopped")
             runner.hibernated = False  # stopped by hand: no request may wake it
             await runner.stop()
-            if self.cluster is not None:
-                await self.cluster.release(session_id)
+            await self._leases.release(session_id)
         return self.require(session_id)
 
     async def restart_session(self, session_id: str) -> SessionRecord:
@@ -401,8 +341,7 @@ class Supervisor:
             await runner.stop()
             await self._events.notice(session_id, p.SESSION_DELETED, {"unlinked": unlinked})
             self.registry.delete(session_id)
-            if self.cluster is not None:
-                self.cluster.forget(session_id)  # the lease went with the session
+            self._leases.forget(session_id)  # the lease went with the session
             self._events.forget(session_id)
             self.sockets.revoke(session_id)
             folder = self.sessions_dir / session_id
@@ -493,9 +432,7 @@ class Supervisor:
             log.info("[%s] waking from hibernation", session_id)
             await self._start_runner(session_id, runner)
         if not runner.running:
-            owner = await self.cluster.owner(session_id) if self.cluster is not None else None
-            if owner is not None and owner.live and owner.node != self.settings.cluster_node_id:
-                raise SessionElsewhere(session_id, owner.node)
+            await self._leases.check_not_elsewhere(session_id)
             raise WorkerUnavailable(f"session {session_id!r} is not running; start it first")
         if not await runner.wait_ready(timeout):
             raise WorkerUnavailable(f"worker of session {session_id!r} is not ready yet")

@@ -20,6 +20,7 @@ PRIVATE_MODULES = tuple(
         "dispatch",
         "exitreason",
         "hibernation",
+        "leases",
         "locks",
         "pairing",
         "process",

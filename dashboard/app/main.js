@@ -1,6 +1,7 @@
 // @ts-check
 // Entry point: login check, the global event stream and the hash router.
 import { get, onUnauthorized, openEvents, post, setCsrf } from "./api.js";
+import { renderCluster } from "./cluster.js";
 import { renderKeys } from "./keys.js";
 import { renderLogin } from "./login.js";
 import { renderOverview } from "./overview.js";
@@ -24,7 +25,10 @@ function setLive(state) {
   liveState.dataset.state = state;
 }
 
-/** @typedef {{ name: "session", id: string } | { name: "sessions" | "keys" | "overview" }} Route */
+/**
+ * @typedef {{ name: "session", id: string }
+ *   | { name: "sessions" | "keys" | "cluster" | "overview" }} Route
+ */
 
 /** @returns {Route} the view the location's hash names */
 function route() {
@@ -33,6 +37,7 @@ function route() {
   if (session) return { name: "session", id: decodeURIComponent(session[1]) };
   if (hash === "/sessions") return { name: "sessions" };
   if (hash === "/keys") return { name: "keys" };
+  if (hash === "/cluster" && app.info?.node) return { name: "cluster" };
   return { name: "overview" };
 }
 
@@ -52,6 +57,7 @@ function render() {
   if (current.name === "session") cleanupView = renderSession(main, current.id);
   else if (current.name === "sessions") cleanupView = renderSessions(main);
   else if (current.name === "keys") cleanupView = renderKeys(main);
+  else if (current.name === "cluster") cleanupView = renderCluster(main);
   else cleanupView = renderOverview(main);
 }
 
@@ -65,6 +71,7 @@ async function start() {
     return;
   }
   app.info = info;
+  byId("nav-cluster").hidden = !info.node;
   const banner = byId("sandbox-banner");
   if (info.sandbox) {
     byId("sandbox-url").textContent = info.sandbox;

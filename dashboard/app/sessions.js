@@ -3,7 +3,7 @@
 // on the Sessions page and in short on the landing page.
 import { actionButtons, createSessionDialog } from "./actions.js";
 import { get } from "./api.js";
-import { onGatewayEvent } from "./state.js";
+import { app, onGatewayEvent } from "./state.js";
 import { ago, badge, bytes, duration, h, replace, toast } from "./util.js";
 
 /** @typedef {import("./state.js").SessionView} SessionView */
@@ -20,6 +20,7 @@ const REFRESH_MS = 5000;
 const COLUMN = {
   status: ["Status", (s) => badge(s.status, s.hibernating)],
   phone: ["Phone", (s) => (s.phone ? `+${s.phone}` : "–")],
+  node: ["Node", (s) => s.node || "–"],
   memory: ["Memory (PSS)", (s) => bytes(s.worker.memory.pss)],
   rss: ["RSS", (s) => bytes(s.worker.memory.rss)],
   pss: ["PSS", (s) => bytes(s.worker.memory.pss)],
@@ -49,7 +50,9 @@ export function newSessionButton() {
  * @returns {{ element: HTMLElement, cleanup: () => void }}
  */
 export function sessionsTable(id, columns) {
-  const chosen = columns.map((key) => COLUMN[key]);
+  // In a cluster, which node runs each session comes right after its status.
+  const keys = app.info?.node ? [columns[0], "node", ...columns.slice(1)] : columns;
+  const chosen = keys.map((key) => COLUMN[key]);
   const body = h("tbody");
   const empty = h("p", { class: "muted", hidden: true }, "No sessions yet. Create one to start.");
   const table = h("table", { class: "table sessions-table", id },

@@ -9,6 +9,7 @@
  * @property {number} sample_interval
  * @property {number} metrics_retention_hours
  * @property {boolean} auth_required
+ * @property {string | null} node this node's id in a cluster, null without one
  */
 
 /**
@@ -36,6 +37,7 @@
  * @property {string | null} [last_activity]
  * @property {string | null} [created_at]
  * @property {{ at: string, status: string, error?: string | null }[]} [transitions]
+ * @property {string | null} [node] the cluster node running it (null: none, or no cluster)
  * @property {Record<string, unknown>} config
  */
 

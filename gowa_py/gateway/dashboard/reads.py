@@ -41,9 +41,13 @@ def _dashboard_session(supervisor: Supervisor, record: Any, now: float) -> dict[
 @routes.get("/api/dashboard/info")
 async def info(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    cluster = request.app[SUPERVISOR].cluster
     return envelope(
         {
             "version": __version__,
+            # This node's id in a cluster (None: no cluster): the dashboard shows its
+            # Cluster page and the sessions' node column only then.
+            "node": cluster.node_id if cluster is not None else None,
             "sandbox": settings.sandbox,
             "sample_interval": settings.sample_interval,
             "metrics_retention_hours": settings.metrics_retention_hours,

@@ -53,7 +53,7 @@ async def export_session(request: web.Request) -> web.StreamResponse:
     supervisor.require(session_id)
     scratch = _scratch(request)
     scratch.mkdir(mode=0o700, exist_ok=True)
-    async with supervisor.quiesced(session_id, resume=keep_running) as record:
+    async with supervisor.transfer.quiesced(session_id, resume=keep_running) as record:
         with tempfile.TemporaryDirectory(dir=scratch, prefix="export-") as tmp:
             path = Path(tmp) / "archive.tar.gz"
             manifest = await asyncio.to_thread(
@@ -79,7 +79,7 @@ async def export_session(request: web.Request) -> web.StreamResponse:
                     await response.write(chunk)
             await response.write_eof()
         if not keep_running:
-            await supervisor.mark_exported(session_id, manifest)
+            await supervisor.transfer.mark_exported(session_id, manifest)
     return response
 
 
@@ -104,7 +104,7 @@ async def _adopt(
     storage, supervisor = request.app[STORAGE], request.app[SUPERVISOR]
     await asyncio.to_thread(storage.adopt_stores, session_id, folder)
     try:
-        await supervisor.adopt(session_id, folder, manifest.session, start)
+        await supervisor.transfer.adopt(session_id, folder, manifest.session, start)
     except BaseException:
         if supervisor.get(session_id) is None:
             await asyncio.to_thread(storage.discard_stores, session_id)

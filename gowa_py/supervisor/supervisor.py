@@ -1,6 +1,7 @@
 """The supervisor: every session's runner and its lifecycle, the IPC sockets and the
 registry; events, hibernation, the periodic rounds, what runners are given and a cluster's
-leases are its parts (dispatch.py, hibernation.py, upkeep.py, runnerhost.py, leases.py).
+leases are its parts (dispatch.py, hibernation.py, upkeep.py, runnerhost.py, leases.py);
+moving a session between gateways is :attr:`Supervisor.transfer` (transfer.py).
 
 It is the only part of the gateway that knows about processes. The HTTP layer asks it
 to create, start, stop or delete sessions, to send commands, how a session's worker is
@@ -15,13 +16,12 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, nullcontext
 from pathlib import Path
 
 from gowa_py import protocol as p
 from gowa_py.archive import session as archive
-from gowa_py.archive.manifest import ArchivedSession, Manifest
 from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
@@ -47,6 +47,7 @@ from gowa_py.supervisor.locks import LifecycleLocks
 from gowa_py.supervisor.pairing import PairingCap
 from gowa_py.supervisor.runner import SessionRunner, WorkerInfo
 from gowa_py.supervisor.runnerhost import RunnerHost
+from gowa_py.supervisor.transfer import SessionTransfer
 from gowa_py.supervisor.upkeep import Upkeep
 from gowa_py.webhooks.policy import TargetPolicy, parse_networks
 
@@ -110,6 +111,19 @@ class Supervisor:
         #: This node's leases when the gateway is one of a cluster (PostgreSQL); then a
         #: session runs only while its lease is this node's.
         self.cluster: ClusterNode | None = self._leases.node
+        #: Moving a session between gateways (export, import).
+        self.transfer = SessionTransfer(
+            registry,
+            self.sessions_dir,
+            self._events,
+            self.cluster is not None,
+            self.require,
+            self._exclusive,
+            self._start_runner,
+            self._check_new,
+            self._add_runner,
+            self.start_session,
+        )
         self._host = RunnerHost(
             settings,
             data_dir,
@@ -141,7 +155,7 @@ class Supervisor:
         # A session another node runs keeps the state that node gives it.
         elsewhere = await self._leases.run_elsewhere()
         for record in self.registry.all():
-            self.runners[record.id] = self._new_runner(record.id)
+            self._add_runner(record.id)
             if record.id in elsewhere:
                 continue
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
@@ -184,8 +198,8 @@ class Supervisor:
 
     # ----------------------------------------------------------- sessions
 
-    def _new_runner(self, session_id: str) -> SessionRunner:
-        return SessionRunner(
+    def _add_runner(self, session_id: str) -> None:
+        self.runners[session_id] = SessionRunner(
             session_id,
             self.sessions_dir / session_id,
             self.settings,
@@ -204,7 +218,7 @@ class Supervisor:
         if record is None:
             raise SessionMissing(session_id)
         if self.cluster is not None and record.id not in self.runners:
-            self.runners[record.id] = self._new_runner(record.id)  # made by another node
+            self._add_runner(record.id)  # made by another node
         return record
 
     def list(self) -> list[SessionRecord]:
@@ -254,7 +268,7 @@ class Supervisor:
             desired = "running" if start and self.cluster is None else "stopped"
             record = self.registry.create(session_id, config, desired)
             (self.sessions_dir / session_id).mkdir(mode=0o700, parents=True, exist_ok=True)
-            self.runners[session_id] = self._new_runner(session_id)
+            self._add_runner(session_id)
             await self._events.publish_status(session_id, p.SessionState.STOPPED, None)
             if start:
                 await self._leases.claim(session_id)
@@ -367,47 +381,6 @@ class Supervisor:
             log.warning("[%s] deleted without logging out: %s", session_id, exc)
             return False
         return True
-
-    # ------------------------------------------------------------ transfer
-
-    @asynccontextmanager
-    async def quiesced(self, session_id: str, resume: bool) -> AsyncIterator[SessionRecord]:
-        """The session with its worker stopped, for the caller to read its files (an
-        export), under its lifecycle lock. A worker that ran is started again afterwards
-        when ``resume``, or when the caller failed."""
-        async with self._exclusive(session_id) as runner:
-            was_running = runner.running
-            if was_running:
-                await runner.stop()
-            done = False
-            try:
-                yield self.require(session_id)
-                done = True
-            finally:
-                if was_running and (resume or not done):
-                    await self._start_runner(session_id, runner)
-
-    async def mark_exported(self, session_id: str, manifest: Manifest) -> None:
-        """The session was moved away (inside :meth:`quiesced`): it stays stopped here, and
-        says why, until it is deleted or the mark removed by hand."""
-        self.registry.set_desired(session_id, "stopped")
-        error = archive.mark_exported(self.sessions_dir / session_id, manifest)
-        await self._events.publish_status(session_id, p.SessionState.STOPPED, error)
-
-    async def adopt(
-        self, session_id: str, folder: Path, session: ArchivedSession, start: bool
-    ) -> SessionRecord:
-        """Install an unpacked session archive as ``session_id`` and start it."""
-        self._check_new(session_id)
-        # In a cluster, start_session makes it "running" once it holds the lease (create).
-        desired = "running" if start and self.cluster is None else "stopped"
-        # On the loop: the registry's connection belongs to it (a rename and a few rows).
-        archive.install(self.registry, self.sessions_dir, session_id, folder, session, desired)
-        self.runners[session_id] = self._new_runner(session_id)
-        await self._events.publish_status(session_id, p.SessionState.STOPPED, None)
-        if start:
-            await self.start_session(session_id)
-        return self.require(session_id)
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

@@ -26,6 +26,7 @@ PRIVATE_MODULES = tuple(
         "process",
         "runner",
         "supervisor",
+        "transfer",
         "upkeep",
         "workerenv",
         "runnerhost",

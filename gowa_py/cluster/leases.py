@@ -8,6 +8,7 @@ grows on every change of hands, so a stale owner's lease is told from the new on
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -55,15 +56,20 @@ class Owner:
 class LeaseStore:
     """The node's own connection to the cluster's tables (beside the gateway's pool, so a
     busy pool never delays a renewal). Blocking: callers run it in a thread; one
-    statement at a time."""
+    statement at a time. ``timeout`` bounds each statement and each connection attempt
+    (in whole seconds, at least libpq's 2): a node cut off from PostgreSQL retries every
+    round instead of waiting minutes on an unanswered attempt."""
 
-    def __init__(self, url: str, node_id: str, ttl: float, statement_timeout: float) -> None:
+    def __init__(self, url: str, node_id: str, ttl: float, timeout: float) -> None:
         self.node_id = node_id
         self.ttl = ttl
-        timeout_ms = max(1, int(statement_timeout * 1000))
+        timeout_ms = max(1, int(timeout * 1000))
+        connect_timeout = max(2, math.ceil(timeout))
 
         def connect() -> psycopg.Connection[Any]:
-            conn = postgres.connect(url, postgres.REGISTRY_SCHEMA, f"gowa-cluster {node_id}")
+            conn = postgres.connect(
+                url, postgres.REGISTRY_SCHEMA, f"gowa-cluster {node_id}", connect_timeout
+            )
             conn.execute(f"SET statement_timeout = {timeout_ms}")
             return conn
 

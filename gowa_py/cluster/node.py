@@ -354,7 +354,8 @@ def for_settings(settings: Settings, holder: LeaseHolder) -> ClusterNode | None:
         settings.database_url,
         settings.cluster_node_id,
         settings.lease_ttl,
-        # A statement slower than a renewal round is as good as failed.
+        # A statement (or a connection attempt) slower than a renewal round is as good
+        # as failed.
         settings.lease_renew_interval,
     )
     timing = Timing(

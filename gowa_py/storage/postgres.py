@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -139,9 +139,14 @@ def _options(url: str, schema: str) -> str:
     return f"{given} -c search_path={quoted(schema)}".strip()
 
 
-def connect(url: str, schema: str, application_name: str) -> psycopg.Connection[Any]:
+def connect(
+    url: str, schema: str, application_name: str, connect_timeout: int | None = None
+) -> psycopg.Connection[Any]:
     """One connection in autocommit (transactions are explicit), its ``search_path`` the
-    given schema."""
+    given schema. ``connect_timeout`` (whole seconds, libpq's floor of 2) replaces the
+    URL's, if any; without either, an unanswered attempt lasts psycopg's default 130 s."""
+    if connect_timeout is not None:
+        url = make_conninfo(url, connect_timeout=connect_timeout)
     return psycopg.connect(
         url,
         autocommit=True,

@@ -3,9 +3,12 @@ epoch growing at each change of hands, gone with the session."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 
 from gowa_py.cluster.leases import LeaseStore
@@ -91,3 +94,32 @@ def test_only_sessions_meant_to_run_are_swept_and_a_restarted_node_gets_its_own_
         ("a", "down"),
         ("b", "up"),
     ]
+
+
+def test_a_connection_attempt_nobody_answers_gives_up_within_the_timeout():
+    """A server that accepts TCP connections and never answers (a node cut off from
+    PostgreSQL behind a live address, a frozen server): the attempt fails after the lease
+    connection's timeout (2 s, libpq's floor), even though the URL asks for 10 minutes."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; no one reads or answers
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres@127.0.0.1:{port}/gowa?connect_timeout=600"
+        outcome: list[BaseException | float] = []
+
+        def attempt() -> None:
+            started = time.monotonic()
+            try:
+                LeaseStore(url, "a", TTL, 1.0)
+            except psycopg.OperationalError:
+                outcome.append(time.monotonic() - started)
+            except BaseException as exc:  # reported below, not lost in the thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=attempt, daemon=True)
+        thread.start()
+        thread.join(30)
+    assert outcome, "the attempt was still waiting after 30 s"
+    elapsed = outcome[0]
+    assert isinstance(elapsed, float), elapsed
+    assert 1.5 <= elapsed < 10, elapsed

@@ -26,7 +26,12 @@ def test_cluster_page_lists_the_node_and_drains_it(
     page, gateway_factory, sandbox: Sandbox, database: ScratchDatabase
 ) -> None:
     gateway = gateway_factory(
-        env={"GOWA_DATABASE_URL": database.url, "GOWA_NODE_ID": "node-a"},
+        env={
+            "GOWA_DATABASE_URL": database.url,
+            "GOWA_NODE_ID": "node-a",
+            "GOWA_SAMPLE_INTERVAL": "1",
+            "GOWA_LEASE_RENEW_INTERVAL": "1",
+        },
         args=["--sandbox", sandbox.url],
     )
     status, body = gateway.http.post("/api/sessions", {"session_id": "c1"})
@@ -46,7 +51,11 @@ def test_cluster_page_lists_the_node_and_drains_it(
     expect(row.locator('td[data-label="Status"] .badge')).to_have_text("up")
     expect(row.locator('td[data-label="Sessions"]')).to_have_text("1 / 1000")
     expect(row.locator('td[data-label="Last heartbeat"]')).to_have_text(re.compile("ago|now"))
-    expect(row.locator('td[data-label="Memory (PSS)"]')).to_have_text(re.compile("iB$"))
+    # The workers' memory comes with the node's heartbeat after their first sample, and the
+    # page polls every 5 s.
+    expect(row.locator('td[data-label="Memory (PSS)"]')).to_have_text(
+        re.compile("iB$"), timeout=15_000
+    )
     shot(page, "cluster-page-1280")
 
     # Cancelling the confirmation drains nothing; confirming does.

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from gowa_py.storage import chats_schema, pg_schema, postgres
+from gowa_py.storage import chats_schema, pg_schema, postgres, sqlitefile
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
@@ -43,11 +43,8 @@ class SessionStores:
 
 def sqlite_db(path: Path) -> ChatsDb:
     """The session's ``chats.db`` at ``path``, created or migrated as needed."""
-    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    connection = sqlitefile.shared(path)
     connection.row_factory = sqlite3.Row
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.execute("PRAGMA busy_timeout=5000")
     chats_schema.apply(connection, path)
     return ChatsDb(connection, SQLITE)
 

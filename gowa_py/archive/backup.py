@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from gowa_py.archive.session import EXPORTED, relocate_media
 from gowa_py.errors import GowaError
 from gowa_py.ids import is_valid_session_id
 from gowa_py.serve import lock_data_dir
-from gowa_py.storage import registry_schema
+from gowa_py.storage import registry_schema, sqlitefile
 
 FORMAT = "gowa-backup"
 FORMAT_VERSION = 1
@@ -57,7 +56,7 @@ def _empty(folder: Path) -> bool:
 
 
 def _sessions(registry_copy: Path) -> list[str]:
-    conn = sqlite3.connect(f"{registry_copy.absolute().as_uri()}?mode=ro", uri=True)
+    conn = sqlitefile.read_only(registry_copy)
     try:
         return [row[0] for row in conn.execute("SELECT id FROM sessions ORDER BY id")]
     finally:

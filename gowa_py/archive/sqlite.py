@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from gowa_py.storage import sqlitefile
+
 #: Pages per step: a step holds SQLite's internal mutex of the source connection only,
 #: which no other process shares; small steps keep the copying thread's GIL turns short.
 STEP_PAGES = 256
@@ -40,7 +42,7 @@ def copy_database(source: Path, target: Path, pages: int = STEP_PAGES, sleep: fl
 
 def user_version(path: Path) -> int:
     """The schema version gowa-py keeps in ``PRAGMA user_version`` (docs/storage.md)."""
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = sqlitefile.read_only(path)
     try:
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
     finally:
@@ -49,7 +51,7 @@ def user_version(path: Path) -> int:
 
 def whatsmeow_version(path: Path) -> int | None:
     """whatsmeow's own schema version (its ``whatsmeow_version`` table); None if absent."""
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = sqlitefile.read_only(path)
     try:
         row = conn.execute("SELECT version FROM whatsmeow_version").fetchone()
     except sqlite3.Error:
@@ -62,7 +64,7 @@ def whatsmeow_version(path: Path) -> int | None:
 def check_integrity(path: Path) -> str | None:
     """SQLite's quick check of a copied file: None when sound, else what is wrong."""
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        conn = sqlitefile.read_only(path)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
         finally:

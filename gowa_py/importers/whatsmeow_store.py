@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gowa_py.importers import ImportRefused
 from gowa_py.privatefile import private_sqlite
+from gowa_py.storage import sqlitefile
 
 #: The ``whatsmeow_version`` of the stores neonize's whatsmeow creates (and upgrades to);
 #: tests/e2e/test_import_gowa.py checks it against a store neonize made.
@@ -176,7 +177,7 @@ def device_jid(path: Path) -> str | None:
     """The device a session's store is logged in as (None: no store, or no login)."""
     if not path.is_file():
         return None
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = sqlitefile.read_only(path)
     try:
         row = conn.execute("SELECT jid FROM whatsmeow_device").fetchone()
     except sqlite3.DatabaseError:

@@ -25,6 +25,7 @@ from gowa_py.storage import (
     pg_schema,
     postgres,
     registry_schema,
+    sqlitefile,
 )
 from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
@@ -40,11 +41,8 @@ GATEWAY_POOL_SIZE = 4
 def sqlite_registry(path: Path) -> Registry:
     """The registry in the SQLite file ``path`` (created or migrated as needed)."""
     private_sqlite(path)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn = sqlitefile.shared(path)
     conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA busy_timeout=5000")
     registry_schema.apply(conn, path)
     return Registry(conn, conn.close)
 
@@ -52,10 +50,7 @@ def sqlite_registry(path: Path) -> Registry:
 def sqlite_outbox(path: Path) -> Outbox:
     """The webhook outbox in the session's SQLite ``chats.db`` at ``path``."""
     private_sqlite(path)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout=5000")
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn = sqlitefile.shared(path)
     chats_schema.apply(conn, path)
     return Outbox(conn, SQLITE, TABLE, conn.close)
 

@@ -26,7 +26,7 @@ from psycopg import sql
 
 from gowa_py.errors import GowaError
 from gowa_py.protocol import ErrorCode
-from gowa_py.storage import pg_schema, postgres
+from gowa_py.storage import pg_schema, postgres, sqlitefile
 
 #: The tables of ``chats.db`` (made by the session's migrations), in an order that needs
 #: no foreign key first.
@@ -68,7 +68,7 @@ def _name(value: object) -> str:
 
 @contextmanager
 def _sqlite(path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    conn = sqlitefile.read_only(path)
     try:
         yield conn
     finally:

@@ -22,7 +22,7 @@ import msgspec
 
 from gowa_py import __version__
 from gowa_py.archive import pack, sqlite
-from gowa_py.archive.manifest import ArchiveInvalid, ArchiveTooNew, FileEntry
+from gowa_py.archive.manifest import ArchiveInvalid, ArchiveTooNew, FileEntry, Header, too_new
 from gowa_py.archive.session import EXPORTED, relocate_media
 from gowa_py.errors import GowaError
 from gowa_py.ids import is_valid_session_id
@@ -44,11 +44,6 @@ class BackupManifest(msgspec.Struct, frozen=True):
     seconds: float
     sessions: list[str]
     files: dict[str, FileEntry]
-
-
-class _Header(msgspec.Struct):
-    format: str
-    format_version: int
 
 
 def _empty(folder: Path) -> bool:
@@ -107,14 +102,11 @@ def read_manifest(source: Path) -> BackupManifest:
             f"{source} is not a complete backup (no {MANIFEST}: not one, or cut short)"
         ) from None
     try:
-        header = msgspec.json.decode(raw, type=_Header)
+        header = msgspec.json.decode(raw, type=Header)
         if header.format != FORMAT:
             raise ArchiveInvalid(f"{source} is not a gowa-py backup (format {header.format!r})")
         if header.format_version > FORMAT_VERSION:
-            raise ArchiveTooNew(
-                f"backup format {header.format_version} is newer than this release reads "
-                f"({FORMAT_VERSION}); restore it with that release or a newer one"
-            )
+            raise too_new("backup", header.format_version, FORMAT_VERSION, "restore")
         return msgspec.json.decode(raw, type=BackupManifest)
     except msgspec.DecodeError as exc:
         raise ArchiveInvalid(f"{source / MANIFEST} is invalid: {exc}") from exc

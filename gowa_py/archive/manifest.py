@@ -71,24 +71,33 @@ class Manifest(msgspec.Struct, frozen=True):
     files: dict[str, FileEntry]
 
 
-class _Header(msgspec.Struct):
+class Header(msgspec.Struct):
+    """The two fields every gowa-py archive or backup manifest starts with, read first so
+    that a file of another kind or of a newer format is refused with a plain reason."""
+
     format: str
     format_version: int
+
+
+def too_new(kind: str, version: int, newest: int, verb: str) -> ArchiveTooNew:
+    """The refusal of a ``kind`` (archive, backup) of a format newer than ``newest``, the
+    one this release reads; ``verb`` is what the user would do with it (import, restore)."""
+    return ArchiveTooNew(
+        f"{kind} format {version} is newer than this release reads "
+        f"({newest}); {verb} it with that release or a newer one"
+    )
 
 
 def decode(raw: bytes) -> Manifest:
     """The manifest, refused when it is not ours or is of a newer format."""
     try:
-        header = msgspec.json.decode(raw, type=_Header)
+        header = msgspec.json.decode(raw, type=Header)
     except msgspec.DecodeError as exc:
         raise ArchiveInvalid(f"not a session archive: {MANIFEST} is unreadable ({exc})") from exc
     if header.format != FORMAT:
         raise ArchiveInvalid(f"not a session archive: format {header.format!r}")
     if header.format_version > FORMAT_VERSION:
-        raise ArchiveTooNew(
-            f"archive format {header.format_version} is newer than this release reads "
-            f"({FORMAT_VERSION}); import it with that release or a newer one"
-        )
+        raise too_new("archive", header.format_version, FORMAT_VERSION, "import")
     try:
         return msgspec.json.decode(raw, type=Manifest)
     except msgspec.DecodeError as exc:

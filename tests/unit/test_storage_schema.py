@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -548,6 +549,13 @@ def test_two_openers_at_once_migrate_once(tmp_path):
         versions.append(migrate(conn, migrations, "x.db"))
         conn.close()
 
+    _race(open_and_migrate, started)
+    assert applied == ["first"]
+    assert versions == [1, 1]
+
+
+def _race(open_and_migrate: Callable[[], None], started: threading.Event) -> None:
+    """Run a first opener, then a second once the first is inside its migration."""
     first = threading.Thread(target=open_and_migrate, name="first")
     first.start()
     assert started.wait(10)
@@ -555,8 +563,6 @@ def test_two_openers_at_once_migrate_once(tmp_path):
     second.start()
     first.join(10)
     second.join(10)
-    assert applied == ["first"]
-    assert versions == [1, 1]
 
 
 @pytest.fixture
@@ -618,13 +624,7 @@ def test_two_postgresql_openers_at_once_migrate_once(test_database, pg):
         with psycopg.connect(test_database.url, autocommit=True) as conn:
             versions.append(postgres.migrate(conn, schema, migrations, "two"))
 
-    first = threading.Thread(target=open_and_migrate, name="first")
-    first.start()
-    assert started.wait(10)
-    second = threading.Thread(target=open_and_migrate, name="second")
-    second.start()
-    first.join(10)
-    second.join(10)
+    _race(open_and_migrate, started)
     assert applied == ["first"]
     assert versions == [1, 1]
 

@@ -56,6 +56,20 @@ def _serve(link: WorkerLink, answer, lost=lambda: None):
     link.serve(lambda request: link.reply(answer(request)), lost)
 
 
+def _ponging(gateway: GatewaySockets, session_id: str) -> tuple[WorkerLink, list[bool]]:
+    """A worker end that has said hello and answers every request with a Pong; the list
+    gets an entry each time the link reports its command connection dropped."""
+    link = _link(gateway, session_id)
+    link.hello(pid=42, started_at=1.0)
+    lost: list[bool] = []
+    _serve(
+        link,
+        lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)),
+        lambda: lost.append(True),
+    )
+    return link, lost
+
+
 async def _until(predicate, timeout=5.0):
     async with asyncio.timeout(timeout):
         while not predicate():
@@ -97,14 +111,7 @@ async def test_a_dropped_command_connection_is_reported(tmp_path):
     command, event = endpoints(tmp_path)
     sockets = GatewaySockets(command, event, ignore, on_hello)
     await sockets.start()
-    link = _link(sockets, "s1")
-    link.hello(pid=42, started_at=1.0)
-    lost: list[bool] = []
-    _serve(
-        link,
-        lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)),
-        lambda: lost.append(True),
-    )
+    link, lost = _ponging(sockets, "s1")
     await _until(lambda: hellos)
     assert await sockets.request("s1", p.Ping(), timeout=2) == p.Pong(pid=42, uptime_s=1.0)
     assert not lost
@@ -114,14 +121,7 @@ async def test_a_dropped_command_connection_is_reported(tmp_path):
 
 
 async def test_a_link_its_worker_closes_reports_no_drop(gateway):
-    link = _link(gateway, "s1")
-    link.hello(pid=42, started_at=1.0)
-    lost: list[bool] = []
-    _serve(
-        link,
-        lambda r: p.Reply(id=r.id, result=p.Pong(pid=42, uptime_s=1.0)),
-        lambda: lost.append(True),
-    )
+    link, lost = _ponging(gateway, "s1")
     await _until(lambda: gateway.seen_hellos)
     assert await gateway.request("s1", p.Ping(), timeout=2) == p.Pong(pid=42, uptime_s=1.0)
     await link.close()

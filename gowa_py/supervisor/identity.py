@@ -18,6 +18,7 @@ it cannot switch to the range's uids at all (a user namespace that does not map 
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import stat
@@ -39,6 +40,15 @@ def closed_directory(path: Path) -> Path | None:
             return current
         current = current / part
     return None
+
+
+def _go_library_folder() -> Path | None:
+    """Where neonize keeps its Go library, which a worker loads once confined: the one file
+    it reads after it has switched uid (everything else is imported before)."""
+    spec = importlib.util.find_spec("neonize")
+    if spec is None or spec.origin is None:
+        return None
+    return Path(spec.origin).parent
 
 
 def _can_switch(uid: int, group: int) -> bool:
@@ -81,6 +91,16 @@ class WorkerIds:
                 "this process cannot switch to uid %d (a user namespace that does not map "
                 'worker_uids?); set worker_uids to a mapped range, or to "off"',
                 bounds[0] + 1,
+            )
+            return
+        library = _go_library_folder()
+        if library is not None and (closed := closed_directory(library)) is not None:
+            log.error(
+                "workers stay root (without capabilities) instead of getting a uid each: "
+                "%s is closed to other users, and a worker loads neonize's Go library from "
+                '%s after it switches uid (chmod o+x it, or set worker_uids = "off")',
+                closed,
+                library,
             )
             return
         python = Path(sysconfig.get_path("stdlib"))

@@ -197,7 +197,7 @@ def python_paths() -> list[Path]:
     roots = {os.path.join(sysconfig.get_path(name), "") for name in names}
     entries = sorted({os.path.join(e, "") for e in sys.path if os.path.isabs(e)}, key=len)
     found = {root.rstrip(os.sep) for root in roots}
-    for module in list(sys.modules.values()):
+    for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if not isinstance(file, str) or any(file.startswith(root) for root in roots):
             continue
@@ -205,7 +205,19 @@ def python_paths() -> list[Path]:
             if file.startswith(entry):
                 found.add(entry + file[len(entry) :].split(os.sep, 1)[0])
                 break
+        else:
+            # Found by a meta-path finder, not through sys.path (an editable install's):
+            # the folders of its top-level package, where later imports look.
+            found.update(_package_folders(sys.modules.get(name.partition(".")[0]), file))
     return sorted(Path(path) for path in found)
+
+
+def _package_folders(top: object, file: str) -> list[str]:
+    """The folders of package ``top``, or ``file`` alone for a top-level module."""
+    folders = getattr(top, "__path__", None)
+    if folders is None:
+        return [file]
+    return [str(folder) for folder in folders]
 
 
 def readable_paths(config: p.WorkerConfig) -> list[Path]:

@@ -26,23 +26,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import Api, Stack, machine, percentile, session_ids, table, write_result
+from benchlib import (
+    Api,
+    Stack,
+    machine,
+    percentile,
+    scratch_database,
+    session_ids,
+    table,
+    write_result,
+)
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL = {"X-Gowa-Forwarded-By": "bench"}
 
 
@@ -121,10 +125,9 @@ async def _takeover(stack: Stack, node_a: Any, b: str, ids: list[str]) -> dict[s
     }
 
 
-async def _measure(url: str, database: str, args: argparse.Namespace) -> dict[str, Any]:
-    parts = urlsplit(url)
+async def _measure(database_url: str, args: argparse.Namespace) -> dict[str, Any]:
     env = {
-        "GOWA_DATABASE_URL": urlunsplit(parts._replace(path="/" + database)),
+        "GOWA_DATABASE_URL": database_url,
         "GOWA_LEASE_TTL": str(args.lease_ttl),
         "GOWA_LEASE_RENEW_INTERVAL": str(args.renew_interval),
     }
@@ -150,17 +153,8 @@ def main() -> None:
     parser.add_argument("--lease-ttl", type=float, default=15.0)
     parser.add_argument("--renew-interval", type=float, default=5.0)
     args = parser.parse_args()
-    url = os.environ.get("GOWA_TEST_DATABASE_URL") or DEFAULT_URL
-    database = f"gowa_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    try:
-        result = asyncio.run(_measure(url, database, args))
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+    with scratch_database() as database:
+        result = asyncio.run(_measure(database.url, args))
     print(table(result["forwarding"], ["path", "requests", "p50_ms", "p95_ms"]))
     print()
     print(table([result["takeover"]], list(result["takeover"])))

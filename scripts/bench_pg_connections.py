@@ -16,23 +16,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import Api, Stack, machine, phone_number, session_ids, table, write_result
+from benchlib import (
+    Api,
+    ScratchDatabase,
+    Stack,
+    machine,
+    phone_number,
+    scratch_database,
+    session_ids,
+    table,
+    write_result,
+)
 
-DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 COLUMNS = ["phase", "sessions", "gateway", "workers", "whatsmeow", "per_session", "total"]
 
 
@@ -58,17 +63,15 @@ def _row(phase: str, sessions: int, counts: Counter[str]) -> dict[str, Any]:
     }
 
 
-async def _measure(url: str, database: str, sessions: int, seconds: float) -> list[dict]:
-    parts = urlsplit(url)
-    target = urlunsplit(parts._replace(path="/" + database))
-    with Stack(gateway_env={"GOWA_DATABASE_URL": target}) as stack:
+async def _measure(database: ScratchDatabase, sessions: int, seconds: float) -> list[dict]:
+    with Stack(gateway_env={"GOWA_DATABASE_URL": database.url}) as stack:
         stack.start_sandbox()
         stack.start_gateway()
         ids = session_ids(sessions, prefix="c")
         async with Api(stack.gateway_url, stack.sandbox_url) as api:
             await api.pair_many(ids)
             await asyncio.sleep(5)
-            rows = [_row("idle", sessions, _counts(url, database))]
+            rows = [_row("idle", sessions, _counts(database.server, database.name))]
             peak: Counter[str] = Counter()
             deadline = time.monotonic() + seconds
 
@@ -81,7 +84,7 @@ async def _measure(url: str, database: str, sessions: int, seconds: float) -> li
 
             senders = asyncio.gather(*(send(n, sid) for n, sid in enumerate(ids)))
             while time.monotonic() < deadline:
-                now = _counts(url, database)
+                now = _counts(database.server, database.name)
                 if sum(now.values()) > sum(peak.values()):
                     peak = now
                 await asyncio.sleep(0.1)
@@ -95,17 +98,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=10, help="how long messages flow")
     args = parser.parse_args()
-    url = os.environ.get("GOWA_TEST_DATABASE_URL") or DEFAULT_URL
-    database = f"gowa_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
-    try:
-        rows = asyncio.run(_measure(url, database, args.sessions, args.seconds))
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database))
-            )
+    with scratch_database() as database:
+        rows = asyncio.run(_measure(database, args.sessions, args.seconds))
     print(table(rows, COLUMNS))
     write_result("pg-connections", rows, {"machine": machine(), **vars(args)})
 

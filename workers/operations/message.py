@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
@@ -26,6 +27,20 @@ from workers.operations.messages import (
 from workers.timefmt import rfc3339
 
 
+def _changed(what: str, response: pb.SendResponse) -> p.OperationResult:
+    """GoWA's answer to a revoke, reaction or edit: its id, and the server's time in the
+    status."""
+    status = f"{what} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
+    return ok({"message_id": response.ID, "status": status}, status)
+
+
+def _key(stored: dict[str, Any]) -> list[str]:
+    """The from-me flag and sender that an app-state index names a stored message by."""
+    if stored["is_from_me"]:
+        return ["1", "0"]
+    return ["0", stored["sender_jid"]]
+
+
 @handles(ops.MarkAsRead)
 def mark_as_read(ctx: Context, op: ops.MarkAsRead) -> p.OperationResult:
     jid = parse_jid(op.phone)
@@ -40,19 +55,16 @@ def revoke_message(ctx: Context, op: ops.RevokeMessage) -> p.OperationResult:
     jid, chat = chat_of(op.phone)
     response = ctx.client.revoke_message(jid, ctx.me(), op.message_id)
     ctx.store.revoke(chat, op.message_id)
-    status = f"Revoke success {op.phone} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
-    return ok({"message_id": response.ID, "status": status}, status)
+    return _changed(f"Revoke success {op.phone}", response)
 
 
 @handles(ops.DeleteMessage)
 def delete_message(ctx: Context, op: ops.DeleteMessage) -> p.OperationResult:
     _, chat, stored = stored_message(ctx, op)
-    from_me = "1" if stored["is_from_me"] else "0"
-    sender = "0" if stored["is_from_me"] else stored["sender_jid"]
     app_state(
         ctx,
         pb.PatchInfo.REGULAR_HIGH,
-        ["deleteMessageForMe", chat, op.message_id, from_me, sender],
+        ["deleteMessageForMe", chat, op.message_id, *_key(stored)],
         3,
         deleteMessageForMeAction={
             "deleteMedia": True,
@@ -71,10 +83,7 @@ def react_message(ctx: Context, op: ops.ReactMessage) -> p.OperationResult:
     response = ctx.client.send_message(jid, message)
     me = ctx.session.me.jid if ctx.session.me else ""
     ctx.store.set_reaction(chat, op.message_id, me, op.emoji, seconds(response.Timestamp))
-    status = (
-        f"Reaction sent to {op.phone} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
-    )
-    return ok({"message_id": response.ID, "status": status}, status)
+    return _changed(f"Reaction sent to {op.phone}", response)
 
 
 @handles(ops.UpdateMessage)
@@ -82,21 +91,15 @@ def update_message(ctx: Context, op: ops.UpdateMessage) -> p.OperationResult:
     jid, chat = chat_of(op.phone)
     response = ctx.client.edit_message(jid, op.message_id, e2e.Message(conversation=op.message))
     ctx.store.edit(chat, op.message_id, op.message)
-    status = (
-        f"Update message success {op.phone} "
-        f"(server timestamp: {rfc3339(seconds(response.Timestamp))})"
-    )
-    return ok({"message_id": response.ID, "status": status}, status)
+    return _changed(f"Update message success {op.phone}", response)
 
 
 def _star(ctx: Context, op: ops.MessageTarget, starred: bool) -> None:
     _, chat, stored = stored_message(ctx, op)
-    from_me = "1" if stored["is_from_me"] else "0"
-    sender = "0" if stored["is_from_me"] else stored["sender_jid"]
     app_state(
         ctx,
         pb.PatchInfo.REGULAR_HIGH,
-        ["star", chat, op.message_id, from_me, sender],
+        ["star", chat, op.message_id, *_key(stored)],
         2,
         starAction={"starred": starred},
     )

@@ -154,8 +154,26 @@ def timeout_middleware(seconds: float) -> Any:
             # The rest of the body is still on its way: the connection cannot be reused.
             response = error_response(exc.code, exc.message, status=exc.status)
             response.force_close()
+            await _answer_then_drain(request, response, min(seconds, 1.0))
         finally:
             timer.cancel()
         return response
 
     return limit
+
+
+async def _answer_then_drain(
+    request: web.Request, response: web.StreamResponse, seconds: float
+) -> None:
+    """Send ``response`` and end the stream, then keep reading what the client still sends
+    until it closes (at most ``seconds``): a socket closed with unread bytes sends a reset,
+    which can destroy the answer before the client has read it."""
+    await response.prepare(request)
+    await response.write_eof()
+    transport = request.transport
+    if transport is None or not transport.can_write_eof():
+        return
+    transport.write_eof()
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not transport.is_closing() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)

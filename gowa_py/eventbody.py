@@ -38,8 +38,18 @@ class EventBody:
             .replace("+00:00", "Z"),
             "payload": event.payload,
         }
+        self._stamped: tuple[str, bytes] | None = None
 
     @cached_property
     def encoded(self) -> bytes:
         """The JSON as bytes, encoded at most once (a webhook body, a WebSocket message)."""
         return _encoder.encode(self.json)
+
+    def stamped(self, node: str) -> bytes:
+        """The JSON with the ``node`` that ran the event added last (a cluster's event
+        stream), spliced onto :attr:`encoded` rather than encoded again; kept, as the
+        stream and the relay to the other nodes both send it."""
+        if self._stamped is None or self._stamped[0] != node:
+            data = self.encoded[:-1] + b',"node":' + _encoder.encode(node) + b"}"
+            self._stamped = (node, data)
+        return self._stamped[1]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from gowa_py.cluster.relay import EventRelay
 from gowa_py.config import Settings
 from gowa_py.gateway import (
     bodies,
@@ -81,17 +82,23 @@ def create_app(
     app[METRICS] = metrics
     app[SESSION_VIEWS] = SessionViews()
     app[PROXY_POLICY] = supervisor.proxy_policy
-    hub = EventHub(registry)
+    cluster = supervisor.cluster
+    hub = EventHub(registry, cluster.node_id if cluster is not None else None)
     app[EVENTS] = hub
     supervisor.subscribe(hub.publish)
+    relay: EventRelay | None = None
+    if cluster is not None and settings.database_url:
+        # The other nodes' events on this node's stream, and this node's on theirs.
+        relay = EventRelay(settings.database_url, cluster.node_id, hub.receive)
+        supervisor.subscribe(relay.on_event)
     deliverer = WebhookDeliverer(settings, storage)
     app[WEBHOOKS] = deliverer
     supervisor.subscribe(deliverer.on_event, durable=True)
-    if supervisor.cluster is not None:
+    if cluster is not None:
         # Each node delivers the webhooks of the sessions it runs, and on taking one
         # over, what its previous node left in its outbox.
-        deliverer.owns = supervisor.cluster.holds
-        supervisor.cluster.on_claim.append(deliverer.adopt)
+        deliverer.owns = cluster.holds
+        cluster.on_claim.append(deliverer.adopt)
 
     readiness = Readiness()
     app[READINESS] = readiness
@@ -108,6 +115,8 @@ def create_app(
     app.add_routes(keyadmin.routes)
 
     async def start(app: web.Application) -> None:
+        if relay is not None:
+            relay.start()
         await deliverer.start()
         await supervisor.start()
         readiness.ready = True
@@ -119,6 +128,8 @@ def create_app(
     async def cleanup(app: web.Application) -> None:
         # Workers first, so their last events still reach the outbox; then drain deliveries.
         await supervisor.close()
+        if relay is not None:
+            await relay.close()
         await deliverer.close(drain=settings.stop_timeout)
         storage.close()
         auth.close()

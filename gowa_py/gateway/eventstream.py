@@ -1,7 +1,8 @@
 """The live event stream: ``GET /api/dashboard/events`` (WebSocket, optional ``?session_id=``).
 
 A scoped API key's stream carries only its own sessions' events, and is closed when the
-key is revoked.
+key is revoked. In a cluster the stream carries every node's events (the others' come
+through :mod:`gowa_py.cluster.relay`), each with the ``node`` that ran it, filtered alike.
 
 Each event is sent as one JSON object, its :class:`~gowa_py.eventbody.EventBody` (GoWA's
 webhook JSON). Every client has its own bounded queue, so a slow browser tab never slows
@@ -18,7 +19,7 @@ import logging
 import msgspec
 from aiohttp import WSMsgType, web
 
-from gowa_py import protocol as p
+from gowa_py.cluster.relay import RemoteEvent
 from gowa_py.eventbody import EventBody
 from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
@@ -47,8 +48,10 @@ class _Client:
 
 
 class EventHub:
-    def __init__(self, registry: RegistryStorage) -> None:
+    def __init__(self, registry: RegistryStorage, node: str | None = None) -> None:
         self._registry = registry
+        #: This node's id in a cluster (each event names its node); None: no cluster.
+        self._node = node
         self._clients: set[_Client] = set()
 
     @property
@@ -56,20 +59,32 @@ class EventHub:
         return len(self._clients)
 
     async def publish(self, body: EventBody) -> None:
+        """Supervisor listener: an event of a session this node runs."""
         if not self._clients:
             return
-        event, data = body.event, body.encoded
+        data = body.encoded if self._node is None else body.stamped(self._node)
+        self._offer(body.event.session_id, data)
+
+    async def receive(self, event: RemoteEvent) -> None:
+        """An event of a session another node runs. A change of the session's state is
+        read into the registry first, so the session's JSON agrees with the event."""
+        if event.name.startswith("session."):
+            self._registry.reload(event.session_id)
+        if self._clients:
+            self._offer(event.session_id, event.data)
+
+    def _offer(self, session_id: str, data: bytes) -> None:
         for client in self._clients:
-            if client.session_id in (None, event.session_id) and self._may_see(client, event):
+            if client.session_id in (None, session_id) and self._may_see(client, session_id):
                 client.offer(data)
 
-    def _may_see(self, client: _Client, event: p.Event) -> bool:
+    def _may_see(self, client: _Client, session_id: str) -> bool:
         """The admin sees everything; a scoped key its sessions as the registry has them
         now (a key revoked, or a session taken off it, stops at once)."""
         if client.who.sessions is None:
             return True
         key = self._registry.get_key(client.who.name.removeprefix("key:"))
-        return key is not None and event.session_id in key.sessions
+        return key is not None and session_id in key.sessions
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         """The live event stream (WebSocket)."""

@@ -194,10 +194,23 @@ _REGISTRY_3 = _statements("ALTER TABLE nodes ADD COLUMN capacity INTEGER NOT NUL
 # The memory its workers use (PSS, bytes), with every heartbeat.
 _REGISTRY_4 = _statements("ALTER TABLE nodes ADD COLUMN memory BIGINT NOT NULL DEFAULT 0")
 
+# Events of 8000 bytes or more, relayed to the other nodes by their id (too large for a
+# NOTIFY; gowa_py/cluster/relay.py), deleted after a minute. Unlogged: they are for the
+# live stream only, and a crash may lose them.
+_REGISTRY_5 = _statements(
+    """CREATE UNLOGGED TABLE event_relay (
+    id BIGSERIAL PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    body TEXT NOT NULL
+)""",
+    "CREATE INDEX event_relay_by_age ON event_relay (at)",
+)
+
 REGISTRY = (
     Migration(1, "the registry's tables", _REGISTRY_1),
     Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
     Migration(3, "each node's capacity", _REGISTRY_3),
     Migration(4, "each node's worker memory", _REGISTRY_4),
+    Migration(5, "events too large for a NOTIFY", _REGISTRY_5),
 )
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

@@ -1,0 +1,130 @@
+"""The relay of session events between cluster nodes, on a real PostgreSQL: each event
+reaches the other nodes once, never its own; one too large for a NOTIFY goes through the
+table; a listener whose backend is terminated listens again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+import psycopg
+import pytest
+
+from gowa_py import protocol as p
+from gowa_py.cluster import relay as r
+from gowa_py.cluster.relay import EventRelay, RemoteEvent
+from gowa_py.eventbody import EventBody
+from gowa_py.storage.factory import PostgresStorage
+from tests.backends import ScratchDatabase
+
+
+def _body(event_id: str, session_id: str = "s1", text: str = "hi") -> EventBody:
+    event = p.Event(
+        id=event_id,
+        session_id=session_id,
+        name="message",
+        timestamp=1_700_000_000.5,
+        payload={"body": text},
+    )
+    return EventBody(event, None)
+
+
+def test_the_stamp_adds_the_node_to_the_encoded_event():
+    body = _body("e1", text='quote " and é')
+    stamped = body.stamped("gw-1")
+    assert json.loads(stamped) == {**body.json, "node": "gw-1"}
+    assert body.stamped("gw-1") is stamped  # kept, not spliced again
+    assert json.loads(body.encoded) == body.json  # the webhooks' JSON has no node
+
+
+def test_small_events_go_inline_and_large_ones_by_reference():
+    small = _body("e1").stamped("a")
+    assert r.fits(small)
+    node, ref, event = r.read(small)
+    assert (node, ref) == ("a", 0) and event is not None
+    assert (event.id, event.node, event.session_id, event.name) == ("e1", "a", "s1", "message")
+    assert event.data == small
+
+    large = _body("e2", text="x" * r.NOTIFY_LIMIT).stamped("a")
+    assert not r.fits(large)
+    # Multi-byte characters count as bytes, as PostgreSQL counts them.
+    assert not r.fits(_body("e3", text="é" * (r.NOTIFY_LIMIT // 2)).stamped("a"))
+    assert r.read(r.reference("a") + b"42}") == ("a", 42, None)
+
+
+@pytest.fixture
+def database(test_database: ScratchDatabase) -> Iterator[str]:
+    test_database.empty()
+    PostgresStorage(test_database.url).close()  # the registry's tables, event_relay among them
+    yield test_database.url
+    test_database.empty()
+
+
+class Node:
+    def __init__(self, url: str, name: str) -> None:
+        self.received: list[RemoteEvent] = []
+        self.relay = EventRelay(url, name, self._deliver)
+
+    async def _deliver(self, event: RemoteEvent) -> None:
+        self.received.append(event)
+
+    def ids(self) -> list[str]:
+        return [event.id for event in self.received]
+
+
+async def _until(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def nodes(database: str) -> AsyncIterator[tuple[Node, Node]]:
+    a, b = Node(database, "a"), Node(database, "b")
+    a.relay.start()
+    b.relay.start()
+    await _until(lambda: a.relay.listens == 1 and b.relay.listens == 1)
+    yield a, b
+    await a.relay.close()
+    await b.relay.close()
+
+
+async def test_each_event_reaches_the_other_node_once_and_in_order(nodes, database):
+    a, b = nodes
+    large = _body("big", text="y" * 20_000)
+    for body in (_body("e1"), large, _body("e2")):
+        await a.relay.on_event(body)
+    await b.relay.on_event(_body("from-b"))
+    await _until(lambda: len(b.received) == 3 and a.received)
+    # e1 again (a batch retried after its commit went unseen), in a transaction of its own.
+    await a.relay.on_event(_body("e1"))
+    await a.relay.on_event(_body("e3"))
+    await _until(lambda: "e3" in b.ids())
+    await asyncio.sleep(0.3)  # time for an echo, were there one
+    assert b.ids() == ["e1", "big", "e2", "e3"]
+    assert a.ids() == ["from-b"]  # a gets b's event, neither its own
+    assert b.received[1].data == large.stamped("a")
+    assert msgspec.json.decode(b.received[0].data)["node"] == "a"
+    with psycopg.connect(database) as conn:  # the large one went through the table
+        assert conn.execute("SELECT count(*) FROM gowa.event_relay").fetchone() == (1,)
+
+
+async def test_terminated_connections_come_back(nodes, database):
+    """b's listener and a's sender lose their backends: b listens again, a sends again."""
+    a, b = nodes
+    await a.relay.on_event(_body("before"))
+    await _until(lambda: b.ids() == ["before"])
+    with psycopg.connect(database, autocommit=True) as conn:
+        killed = conn.execute(
+            "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name IN ('gowa-events-listen b', 'gowa-events-send a') "
+            "ORDER BY 1"
+        ).fetchall()
+    assert killed == [("gowa-events-listen b", True), ("gowa-events-send a", True)]
+    await _until(lambda: b.relay.listens == 2)
+    await a.relay.on_event(_body("after"))
+    await _until(lambda: b.ids() == ["before", "after"])

@@ -323,6 +323,12 @@ EVENT_LOG_REPLACED = "session.event_log_replaced"
 SESSION_STATUS = "session.status"
 #: A session showed its last QR code unscanned; the gateway stops it.
 SESSION_QR_EXPIRED = "session.qr_expired"
+#: WhatsApp asked for the account's passkey while a session paired, which neonize cannot
+#: answer; the gateway stops the session. Its ``code`` also begins the session's error.
+SESSION_PASSKEY_REQUIRED = "session.passkey_required"
+PASSKEY_REQUIRED = "PASSKEY_REQUIRED"
+#: The events after which the gateway stops the session, keeping their ``message``.
+PARKING_EVENTS = frozenset({SESSION_QR_EXPIRED, SESSION_PASSKEY_REQUIRED})
 #: A session shows a new QR code; the gateway's login routes answer with it.
 SESSION_QR = "session.qr"
 #: The gateway deleted a session (registry row and files); listeners drop what they hold.
@@ -350,11 +356,11 @@ class QRPayload(msgspec.Struct, frozen=True):
     sequence: int = 0
 
 
-class QRExpiredPayload(msgspec.Struct, frozen=True):
-    """The payload of ``session.qr_expired`` as the gateway reads it."""
+class ParkingPayload(msgspec.Struct, frozen=True):
+    """What the gateway reads of an event in :data:`PARKING_EVENTS`: why it stops the
+    session."""
 
-    codes: int = 0
-    message: str = "QR codes expired"
+    message: str
 
 
 def read_payload(event: Event, kind: type[PayloadT]) -> PayloadT | None:

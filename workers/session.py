@@ -6,6 +6,7 @@ handed to ``emit`` (thread-safe) as a ``session.status`` or ``session.qr`` event
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 import time
@@ -53,6 +54,31 @@ class Emit(Protocol):
 FIRST_QR_TTL_S = 60
 NEXT_QR_TTL_S = 20
 CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
+#: whatsmeow's QR channel item when WhatsApp asks for the account's passkey during pairing.
+PASSKEY_REQUEST_ITEM = "passkey-request"
+PASSKEY_REQUIRED = (
+    f"{p.PASSKEY_REQUIRED}: WhatsApp asked for the account's passkey to link "
+    "this device, which neonize cannot answer; the QR code scanned no longer links (whatsmeow "
+    "replaced its secret)"
+)
+
+
+class _Client(NewClient):
+    """neonize's client, handing the session the login items of whatsmeow's QR channel.
+
+    neonize passes every item of that channel other than a code (``success``, ``timeout``,
+    ``passkey-request``, ...) to its private ``__onLoginStatus`` callback, which only prints
+    the item's address; overriding it is the one way to see them. A neonize that renames
+    the callback fails ``tests/e2e/test_passkey.py``.
+    """
+
+    def __init__(self, store: str, session_id: str, on_login_item: Callable[[str], None]) -> None:
+        super().__init__(store, uuid=session_id)
+        self._on_login_item = on_login_item
+
+    def _NewClient__onLoginStatus(self, _uuid: int, item: int) -> None:
+        # Go frees the C string when the callback returns: read it now.
+        self._on_login_item(ctypes.string_at(item).decode(errors="replace"))
 
 
 class WhatsAppSession:
@@ -101,12 +127,14 @@ class WhatsAppSession:
         self.error: str | None = None
         self.last_activity: float | None = None
         self._qr_count = 0
+        # WhatsApp asked for a passkey: whatsmeow voided the QR codes it still emits.
+        self._passkey_requested = False
         # Called (on Go threads) with each Message, Receipt and Connected event.
         self.observers: list[Callable[[Any], None]] = []
         # neonize's database: a SQLite file (in WAL mode, see storefile.use_wal) or a
         # postgresql:// URL whose search_path is the session's schema; either holds this
         # session's device alone, so neonize's "first device" is this session's.
-        self.client = NewClient(store, uuid=session_id)
+        self.client = _Client(store, session_id, self._on_login_item)
         self.people = lids.Directory(self.client)
         self._register_handlers()
         _match_whatsmeow_log_level()
@@ -166,6 +194,8 @@ class WhatsAppSession:
     def _on_qr(self, _client: NewClient, data: bytes) -> None:
         code = data.decode()
         with self._lock:
+            if self._passkey_requested:
+                return
             expired = self._qr_limit > 0 and self._qr_count >= self._qr_limit
             count = self._qr_count
         if expired:
@@ -189,6 +219,26 @@ class WhatsAppSession:
         self._emit(p.SESSION_QR_EXPIRED, {"codes": count, "message": message})
         # Stopping the client from inside its own callback would wait on itself.
         threading.Thread(target=self.stop, name="qr-expired", daemon=True).start()
+
+    def _on_login_item(self, item: str) -> None:
+        if item == PASSKEY_REQUEST_ITEM:
+            self._passkey_required()
+        else:
+            log.info("login: %s", item)
+
+    def _passkey_required(self) -> None:
+        """The phone's account protects linking with a passkey: say so and stop, instead
+        of showing QR codes that whatsmeow has voided and that would never link."""
+        log.warning(PASSKEY_REQUIRED)
+        with self._lock:
+            self._passkey_requested = True
+        self._set_state(p.SessionState.STOPPED, PASSKEY_REQUIRED)
+        self._emit(
+            p.SESSION_PASSKEY_REQUIRED,
+            {"code": p.PASSKEY_REQUIRED, "message": PASSKEY_REQUIRED},
+        )
+        # Called on neonize's login loop: stopping the client from here would wait on itself.
+        threading.Thread(target=self.stop, name="passkey-required", daemon=True).start()
 
     def _on_connected(self, _client: NewClient, _ev: pb.Connected) -> None:
         self._refresh_me()

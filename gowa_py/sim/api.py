@@ -175,7 +175,14 @@ async def get_phone(request: web.Request) -> web.Response:
 
 async def scan(request: web.Request) -> web.Response:
     phone = _phone(request)
-    qr = _string(await _body(request), "qr")
+    body = await _body(request)
+    qr = _string(body, "qr")
+    passkey = body.get("passkey", False)
+    if not isinstance(passkey, bool):
+        raise SimError("VALIDATION_ERROR", "'passkey' must be a boolean")
+    if passkey:
+        options = _sim(request).pairing.request_passkey(phone, qr)
+        return web.json_response({"passkey_request": options}, status=202)
     device = _sim(request).pairing.scan(phone, qr)
     _sim(request).contacts.linked(phone)
     return web.json_response(_device_json(phone, device.device))

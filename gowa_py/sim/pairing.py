@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from .store import Device, Phone, SignedPreKey
 log = logging.getLogger(__name__)
 
 QR_REF_COUNT = 6
+#: WhatsApp's WebAuthn relying party: the passkey an account holds is registered for it.
+PASSKEY_RP_ID = "whatsapp.com"
 
 
 class ScanError(SimError):
@@ -119,6 +122,54 @@ class Pairing:
 
     def scan(self, phone: Phone, qr: str) -> Device:
         """Link the companion showing ``qr`` to ``phone`` (what the phone app does)."""
+        conn, data = self._showing(qr)
+        device = self.link(conn, phone, data.adv_secret)
+        log.info("phone %s scanned a QR: linking device %d", phone.phone, device.device)
+        return device
+
+    def request_passkey(self, phone: Phone, qr: str) -> dict[str, object]:
+        """Ask the companion showing ``qr`` for ``phone``'s passkey instead of linking it.
+
+        What WhatsApp does when an account that protects linking with a passkey scans a
+        QR code: the companion gets ``<notification type="passkey_prologue_request">``
+        with the WebAuthn request options (JSON, binary fields unpadded base64url) and
+        must answer with an assertion (``passkey_prologue``). Its QR refs are withdrawn:
+        the pairing now waits for the passkey. Returns the options sent.
+        """
+        conn, _ = self._showing(qr)
+        for ref in [r for r, c in self._refs.items() if c is conn]:
+            del self._refs[ref]
+        options: dict[str, object] = {
+            "challenge": _b64url(secrets.token_bytes(32)),
+            "timeout": 60000,
+            "rpId": PASSKEY_RP_ID,
+            "allowCredentials": [
+                {
+                    "id": _b64url(phone.lid.encode()),
+                    "type": "public-key",
+                    "transports": ["internal", "hybrid"],
+                }
+            ],
+            "userVerification": "required",
+            "extensions": {},
+        }
+        conn.send(
+            Node(
+                "notification",
+                {
+                    "from": SERVER_JID,
+                    "type": "passkey_prologue_request",
+                    "id": self.net.next_id(),
+                    "t": now(),
+                },
+                [Node("passkey_request_options", {}, json.dumps(options).encode())],
+            )
+        )
+        log.info("phone %s scanned a QR: asking the companion for a passkey", phone.phone)
+        return options
+
+    def _showing(self, qr: str) -> tuple[Connection, QRData]:
+        """The connected companion that shows ``qr``, its keys checked against the QR's."""
         data = QRData.parse(qr)
         conn = self._refs.get(data.ref)
         if conn is None or conn.closed:
@@ -128,9 +179,7 @@ class Pairing:
             or data.identity_pub != self._registrations[conn].identity_pub
         ):
             raise ScanError("QR_MISMATCH", "QR keys do not match the companion's connection")
-        device = self.link(conn, phone, data.adv_secret)
-        log.info("phone %s scanned a QR: linking device %d", phone.phone, device.device)
-        return device
+        return conn, data
 
     def registration(self, conn: Connection) -> Registration | None:
         """The registration data of a companion that is not paired yet."""
@@ -202,3 +251,8 @@ class Pairing:
             share_app_state_key(self.net, phone, device)
         conn.end(Node("stream:error", {"code": "515"}))
         return True
+
+
+def _b64url(data: bytes) -> str:
+    """WebAuthn's encoding of binary fields in JSON: base64url without padding."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

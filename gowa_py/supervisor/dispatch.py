@@ -156,7 +156,8 @@ class EventDispatch:
         await self._sequencer.on_event(event)
 
     async def _park(self, session_id: str, reason: str) -> None:
-        """Stop a session that should not run on (its QR codes expired), keeping why."""
+        """Stop a session that should not run on (its QR codes expired, WhatsApp wants a
+        passkey), keeping why."""
         with contextlib.suppress(SessionBusy, SessionMissing):
             async with self._locks.hold(session_id) as runner:
                 self._registry.set_desired(session_id, "stopped")
@@ -184,9 +185,9 @@ class EventDispatch:
             await self.dispatch(lost)
         active = event.name.startswith("message") or event.name == "session.pair"
         self._registry.set_event_seq(session_id, event.seq, event.timestamp if active else None)
-        if event.name == p.SESSION_QR_EXPIRED:
-            expired = p.read_payload(event, p.QRExpiredPayload)
-            message = (expired and expired.message) or p.QRExpiredPayload().message
+        if event.name in p.PARKING_EVENTS:
+            parking = p.read_payload(event, p.ParkingPayload)
+            message = parking.message if parking else f"stopped on {event.name}"
             task = asyncio.create_task(self._park(session_id, message))
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -50,8 +50,9 @@ APP_STATE = (
 UNSUPPORTED: dict[str, tuple[str, str]] = {
     "POST /app/passkey/response": (
         "PASSKEY_NOT_PENDING",
-        "no passkey login is ever pending: neonize exposes no passkey call or event, "
-        "so sessions log in by QR code or pairing code only",
+        "no passkey login is ever pending: neonize 0.5.2 exports no call to answer one "
+        "(whatsmeow's SendPasskeyResponse), so a passkey request stops the session with "
+        "PASSKEY_REQUIRED (tests/e2e/test_passkey.py)",
     ),
     "POST /app/passkey/confirm": ("PASSKEY_NOT_PENDING", "as /app/passkey/response"),
     "POST /message/{message_id}/star": ("WHATSAPP_ERROR", APP_STATE),
@@ -59,10 +60,14 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
     "POST /message/{message_id}/delete": ("WHATSAPP_ERROR", APP_STATE),
     "POST /chat/{chat_jid}/pin": ("WHATSAPP_ERROR", APP_STATE),
     "POST /chat/{chat_jid}/archive": ("WHATSAPP_ERROR", APP_STATE),
-    "GET /user/business-profile": ("NOT_SUPPORTED", "neonize has no business-profile call"),
+    "GET /user/business-profile": (
+        "NOT_SUPPORTED",
+        "neonize 0.5.2 exports no business-profile call (whatsmeow's GetBusinessProfile)",
+    ),
     "POST /group/participant-requests/approve": (
         "NOT_SUPPORTED",
-        "neonize has no call to answer a join request (whatsmeow's UpdateGroupRequestParticipants)",
+        "neonize 0.5.2 exports no call to answer a join request "
+        "(whatsmeow's UpdateGroupRequestParticipants)",
     ),
     "POST /group/participant-requests/reject": ("NOT_SUPPORTED", "as .../approve"),
     **{

@@ -91,6 +91,10 @@ async def test_errors_are_json(http: aiohttp.ClientSession) -> None:
     qr = "https://wa.me/settings/linked_devices#2@ref," + ",".join(["A" * 43 + "="] * 3) + ",6"
     resp = await http.post("/sim/phones/15550000001/scan", json={"qr": qr})
     assert resp.status == 404 and (await resp.json())["code"] == "QR_NOT_FOUND"
+    resp = await http.post("/sim/phones/15550000001/scan", json={"qr": qr, "passkey": True})
+    assert resp.status == 404 and (await resp.json())["code"] == "QR_NOT_FOUND"
+    resp = await http.post("/sim/phones/15550000001/scan", json={"qr": qr, "passkey": "yes"})
+    assert resp.status == 400 and (await resp.json())["code"] == "VALIDATION_ERROR"
     resp = await http.post("/sim/phones/15550000001/unlink", json={"device": 3})
     assert resp.status == 404 and (await resp.json())["code"] == "DEVICE_NOT_FOUND"
     resp = await http.post("/sim/phones/15550000001/unlink", json={"device": "x"})

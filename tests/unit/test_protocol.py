@@ -142,6 +142,7 @@ def test_a_status_payload_that_does_not_fit_is_none(payload):
     assert p.read_payload(_event(p.SESSION_STATUS, payload), p.StatusPayload) is None
 
 
-def test_qr_expired_payload():
+def test_parking_payload():
     event = _event(p.SESSION_QR_EXPIRED, {"codes": 6, "message": "6 QR codes expired"})
-    assert p.read_payload(event, p.QRExpiredPayload) == p.QRExpiredPayload(6, "6 QR codes expired")
+    assert p.read_payload(event, p.ParkingPayload) == p.ParkingPayload("6 QR codes expired")
+    assert p.read_payload(_event(p.SESSION_PASSKEY_REQUIRED, {}), p.ParkingPayload) is None

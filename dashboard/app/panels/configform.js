@@ -12,7 +12,8 @@ const EVENTS = ["message", "message.ack", "message.reaction", "message.revoked",
   "message.edited", "message.sent", "message.lost", "chat_presence", "call.offer",
   "group.joined", "group.participants", "newsletter.joined", "newsletter.left",
   "newsletter.message", "newsletter.mute", "session.status", "session.qr",
-  "session.qr_expired", "session.pair", "session.login_lost", "session.watchdog"];
+  "session.qr_expired", "session.passkey_required", "session.pair", "session.login_lost",
+  "session.watchdog"];
 
 /**
  * A webhook as the API shows it: `secret` is the mask when one is set, null otherwise.

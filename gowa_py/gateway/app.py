@@ -59,7 +59,7 @@ def create_app(
     )
     metrics = Metrics(supervisor)
     origins = Origins(settings)
-    auth = Authenticator(settings, registry, origins)
+    auth = Authenticator(settings, registry, origins, storage.sign_ins)
     forwarder = Forwarder(supervisor)
     app = web.Application(
         client_max_size=settings.largest_body,

@@ -24,7 +24,7 @@ from gowa_py.gateway.throttle import FailureThrottle, client_address
 from gowa_py.gateway.websessions import COOKIE_NAME, CSRF_HEADER, WebSession, WebSessions
 from gowa_py.keyhash import HashedKey, SlowKeyVerifier, VerifierBusy
 from gowa_py.protocol import ErrorCode
-from gowa_py.storage.interfaces import RegistryStorage
+from gowa_py.storage.interfaces import RegistryStorage, SignInStorage
 
 # Public, but it tells whether the request's credentials are good, so they are checked
 # (and throttled) as on any other route.
@@ -44,7 +44,13 @@ def _equal(a: str, b: str) -> bool:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, registry: RegistryStorage, origins: Origins) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryStorage,
+        origins: Origins,
+        sign_ins: SignInStorage | None = None,
+    ) -> None:
         self._registry = registry
         self._origins = origins
         self._gowa_paths: frozenset[str] | None = None
@@ -58,7 +64,8 @@ class Authenticator:
             else None
         )
         self._pairs = settings.basic_auth_pairs
-        self.web_sessions = WebSessions()
+        #: ``sign_ins``: the dashboard's sign-ins shared by a cluster's nodes.
+        self.web_sessions = WebSessions(shared=sign_ins)
         self.throttle = FailureThrottle(settings.auth_max_failures, settings.auth_failure_window)
 
     @property

@@ -5,7 +5,10 @@ The request travels streamed, with its method, path, query, headers (credentials
 included: the owner checks them again) and body; ``X-Forwarded-For``, ``-Proto`` and
 ``-Host`` say where it came from, and :data:`FORWARDED_BY` marks it, so a node never
 forwards a forwarded request again: a stale view of who runs a session (a takeover
-between two renewal rounds) costs one local answer, never a loop. The owner's status,
+between two renewal rounds) costs one local answer, never a loop. A request that makes a
+session (``POST /api/sessions``, GoWA's ``POST /devices``), or that acts on one no node
+runs (a stopped one, or GoWA's implicit ``default`` before it exists), goes to the node
+with the most room, so whatever starts the session starts it there. The owner's status,
 headers and body come back as they are (compressed or not), streamed too.
 """
 
@@ -19,7 +22,7 @@ from multidict import CIMultiDict
 
 from gowa_py.cluster.leases import Route
 from gowa_py.gateway.errors import ApiError
-from gowa_py.gateway.ratelimit import limited_route
+from gowa_py.gateway.gowa.routing import UNPREFIXED_PATHS, implied_session
 from gowa_py.protocol import ErrorCode
 from gowa_py.supervisor import Supervisor
 
@@ -43,6 +46,8 @@ _HOP_BY_HOP = frozenset(
 #: answer, is down or wedged; the longest wait of a route (a QR code, a worker start)
 #: is shorter.
 _TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5.0, sock_read=60.0)
+#: The routes that make a new session (ours and GoWA's): placed like a start.
+_CREATE = frozenset({"/api/sessions", "/devices"})
 
 
 def session_of(request: web.Request) -> str | None:
@@ -52,8 +57,8 @@ def session_of(request: web.Request) -> str | None:
     if named:
         return named
     resource = info.route.resource
-    if resource is not None and limited_route(resource.canonical):
-        return request.headers.get("X-Device-Id") or request.query.get("device_id") or "default"
+    if resource is not None and resource.canonical in UNPREFIXED_PATHS:
+        return implied_session(request)
     return None
 
 
@@ -68,14 +73,17 @@ class Forwarder:
             return None
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return None
-        if (
-            request.method == "POST"
-            and request.match_info.route.resource is not None
-            and (request.match_info.route.resource.canonical == "/api/sessions")
-        ):
+        resource = request.match_info.route.resource
+        if request.method == "POST" and resource is not None and resource.canonical in _CREATE:
             return cluster.placement()  # a new session: to the node with the most room
         session_id = session_of(request)
-        route = cluster.route(session_id) if session_id is not None else None
+        if session_id is None:
+            return None
+        if cluster.node_of(session_id) is None:
+            # No node runs it (stopped, new, or GoWA's implicit ``default`` not made
+            # yet): whatever starts it runs it on the node with the most room.
+            return cluster.placement()
+        route = cluster.route(session_id)
         if route is not None and cluster.silent(route):
             raise ApiError(
                 ErrorCode.SESSION_UNAVAILABLE,

@@ -27,7 +27,13 @@ from gowa_py.storage import (
     registry_schema,
     sqlitefile,
 )
-from gowa_py.storage.interfaces import GatewayStorage, OutboxStorage, RegistryStorage
+from gowa_py.storage.interfaces import (
+    GatewayStorage,
+    OutboxStorage,
+    RegistryStorage,
+    SignInStorage,
+)
+from gowa_py.storage.signins import SharedSignIns
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
 from gowa_py.webhooks.outbox import TABLE, Outbox
 
@@ -61,6 +67,8 @@ class SqliteStorage:
     def __init__(self, data_dir: Path) -> None:
         self.sessions_dir = data_dir / "sessions"
         self.registry: RegistryStorage = sqlite_registry(data_dir / "gowa.db")
+        #: One gateway: its dashboard sign-ins stay in its memory.
+        self.sign_ins: SignInStorage | None = None
 
     def open_outbox(self, session_id: str) -> OutboxStorage:
         folder = self.sessions_dir / session_id
@@ -112,6 +120,8 @@ class PostgresStorage:
         self.url = url
         self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
         self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
+        #: Every node of the cluster honours a sign-in made on any of them.
+        self.sign_ins: SignInStorage | None = SharedSignIns(self.db)
         self._ready: set[str] = set()
 
     def _role(self, schema: str) -> str | None:

@@ -88,10 +88,20 @@ class OutboxStorage(Protocol):
     def close(self) -> None: ...
 
 
+class SignInStorage(Protocol):
+    """The dashboard's sign-ins shared by a cluster's nodes, by their token's digest."""
+
+    def add(self, digest: str, user: str, csrf: str, ttl: float) -> float: ...
+    def find(self, digest: str) -> tuple[str, str, float] | None: ...
+    def drop(self, digest: str) -> None: ...
+
+
 class GatewayStorage(Protocol):
-    """The gateway's backend: its registry, and each session's outbox on demand."""
+    """The gateway's backend: its registry, each session's outbox on demand, and the
+    dashboard's sign-ins when nodes share them (None: the gateway keeps its own)."""
 
     registry: RegistryStorage
+    sign_ins: SignInStorage | None
 
     def open_outbox(self, session_id: str) -> OutboxStorage: ...
     def existing_outbox(self, session_id: str) -> OutboxStorage | None: ...

@@ -206,11 +206,25 @@ _REGISTRY_5 = _statements(
     "CREATE INDEX event_relay_by_age ON event_relay (at)",
 )
 
+# The dashboard's sign-ins, shared by every node (gowa_py/storage/signins.py): a browser
+# signed in on one node is signed in on all of them, and signed out everywhere at once.
+# Only the SHA-256 of the cookie's token is kept.
+_REGISTRY_6 = _statements(
+    """CREATE TABLE web_sessions (
+    digest TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    expires_at TIMESTAMPTZ NOT NULL
+)""",
+    "CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at)",
+)
+
 REGISTRY = (
     Migration(1, "the registry's tables", _REGISTRY_1),
     Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
     Migration(3, "each node's capacity", _REGISTRY_3),
     Migration(4, "each node's worker memory", _REGISTRY_4),
     Migration(5, "events too large for a NOTIFY", _REGISTRY_5),
+    Migration(6, "the dashboard's sign-ins", _REGISTRY_6),
 )
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

@@ -28,6 +28,18 @@ OPERATION_ROUTES: list[OpRoute] = [
     *newsletter.ROUTES,
 ]
 
+#: The paths served unprefixed, on the session the request's header or query names.
+UNPREFIXED_PATHS = frozenset(
+    [path for _method, path, _handler in app.PER_SESSION]
+    + [route.path for route in OPERATION_ROUTES]
+)
+
+
+def implied_session(request: web.Request) -> str:
+    """The session an unprefixed GoWA route acts on: ``X-Device-Id``, ``?device_id=``,
+    else ``default``."""
+    return request.headers.get("X-Device-Id") or request.query.get("device_id") or DEFAULT_SESSION
+
 
 async def resolve_session(request: web.Request) -> str:
     """The session a GoWA route acts on; auto-creates ``default`` for unprefixed calls."""
@@ -36,8 +48,7 @@ async def resolve_session(request: web.Request) -> str:
         session_id = check_session_id(request.match_info["session_id"])
         supervisor.require(session_id)
         return session_id
-    raw = request.headers.get("X-Device-Id") or request.query.get("device_id")
-    session_id = check_session_id(raw or DEFAULT_SESSION)
+    session_id = check_session_id(implied_session(request))
     if session_id == DEFAULT_SESSION and supervisor.get(session_id) is None:
         await supervisor.create(DEFAULT_SESSION, SessionConfig(), start=True)
     supervisor.require(session_id)

@@ -1,0 +1,138 @@
+"""Two gateway nodes on one PostgreSQL, as behind a load balancer: a dashboard sign-in made
+on one node holds on the other, and ends on both at a sign-out or at its expiry; GoWA's
+``POST /devices`` and implicit ``default`` session start on the node with the most room,
+like ``POST /api/sessions``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from gowa_py.gateway.websessions import COOKIE_NAME
+from tests.backends import ScratchDatabase
+from tests.procs import Gateway, wait_until
+
+pytestmark = pytest.mark.integration
+
+KEY = "cluster-admin-key"
+
+
+@pytest.fixture
+def database() -> Iterator[ScratchDatabase]:
+    database = ScratchDatabase()
+    yield database
+    database.drop()
+
+
+def _node(
+    gateway_factory, tmp_path: Path, database, name: str, args: list[str] | None = None, **env: str
+) -> Gateway:
+    return gateway_factory(
+        env={
+            "GOWA_DATABASE_URL": database.url,
+            "GOWA_NODE_ID": name,
+            "GOWA_API_KEY": KEY,
+            "GOWA_LEASE_RENEW_INTERVAL": "1",
+            **env,
+        },
+        data_dir=tmp_path / name / "data",
+        args=args,
+    )
+
+
+def _browser(gateway: Gateway, token: str, csrf: str | None = None) -> httpx.Client:
+    """A browser with the dashboard's cookie (and, for writes, its CSRF token and Origin)."""
+    headers = {"Cookie": f"{COOKIE_NAME}={token}", "Origin": gateway.http.base}
+    if csrf is not None:
+        headers["X-CSRF-Token"] = csrf
+    return httpx.Client(base_url=gateway.http.base, headers=headers, timeout=30)
+
+
+def _signed_in(gateway: Gateway, token: str) -> bool:
+    with _browser(gateway, token) as browser:
+        state = browser.get("/api/dashboard/auth").json()["results"]
+        listed = browser.get("/api/sessions").status_code
+    assert (listed == 200) == state["authenticated"], (listed, state)
+    return bool(state["authenticated"])
+
+
+def _sign_in(gateway: Gateway) -> tuple[str, str]:
+    response = httpx.post(gateway.http.base + "/api/dashboard/login", json={"api_key": KEY})
+    assert response.status_code == 200, response.text
+    return response.cookies[COOKIE_NAME], response.json()["results"]["csrf_token"]
+
+
+def test_a_dashboard_sign_in_holds_on_every_node_until_signed_out_or_expired(
+    gateway_factory, database, tmp_path
+):
+    a = _node(gateway_factory, tmp_path, database, "a")
+    b = _node(gateway_factory, tmp_path, database, "b")
+    token, csrf = _sign_in(a)
+
+    # Signed in on a, the browser is signed in on b, with the same CSRF token, and may
+    # write there with it.
+    assert _signed_in(b, token)
+    with _browser(b, token) as browser:
+        state = browser.get("/api/dashboard/auth").json()["results"]
+    assert state["csrf_token"] == csrf and state["expires_at"]
+    with _browser(b, token, csrf) as browser:
+        made = browser.post("/api/sessions", json={"session_id": "s1", "start": False})
+        assert made.status_code == 201, made.text
+    with _browser(b, token, "wrong") as browser:
+        refused = browser.post("/api/sessions", json={"session_id": "s3", "start": False})
+        assert (refused.status_code, refused.json()["code"]) == (403, "CSRF_FAILED")
+    assert not _signed_in(b, "a-token-nobody-issued")
+
+    # The database keeps the token's digest, never the token.
+    with psycopg.connect(database.url) as conn:
+        rows = conn.execute("SELECT * FROM gowa.web_sessions").fetchall()
+    assert len(rows) == 1 and token not in repr(rows)
+
+    # Signed out on b: signed out on a too.
+    with _browser(b, token, csrf) as browser:
+        assert browser.post("/api/dashboard/logout").status_code == 200
+    assert not _signed_in(a, token) and not _signed_in(b, token)
+
+    # Expired (on the database's clock, which every node shares): refused everywhere.
+    token, _ = _sign_in(b)
+    assert _signed_in(a, token)
+    with psycopg.connect(database.url) as conn:
+        conn.execute("UPDATE gowa.web_sessions SET expires_at = now()")
+    assert not _signed_in(a, token) and not _signed_in(b, token)
+
+
+def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
+    gateway_factory, sandbox, database, tmp_path
+):
+    sim = ["--sandbox", sandbox.url]
+    # a takes one session, b five: b has the most room.
+    a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_MAX_SESSIONS="1")
+    b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_MAX_SESSIONS="5")
+    wait_until(
+        lambda: (
+            {n["id"]: n["capacity"] for n in a.http.get("/api/cluster/nodes")[1]["results"]}
+            == {"a": 1, "b": 5}
+        ),
+        10,
+        what="both nodes' capacities, as a sees them",
+    )
+    time.sleep(2)  # two renewal rounds: a's placement has them too
+
+    # Made through a (GoWA's device flow), started by its login through a: it runs on b.
+    status, body = a.http.post("/devices", {"device_id": "dev1"})
+    assert status == 200, body
+    status, body = a.http.get("/devices/dev1/login")
+    assert status == 200 and body["results"]["qr_code"], body
+    assert a.session("dev1")["node"] == "b"
+    assert b.wait_pid("dev1") and a.http.get("/api/sessions/dev1")[1]["results"]["node"] == "b"
+
+    # A GoWA client that names no device, through a: ``default`` is made and runs on b.
+    status, body = a.http.get("/app/login")
+    assert status == 200 and body["results"]["qr_link"], body
+    wait_until(lambda: a.session("default")["node"] == "b", 10, what="default on b")
+    assert b.wait_pid("default")

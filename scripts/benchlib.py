@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import platform
-import secrets
 import shutil
 import signal
 import socket
@@ -24,16 +23,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import psutil
-import psycopg
-from psycopg import sql
-
-from gowa_py.ipc import runtime_dir
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # this repository's tests package, not one a dependency installed
+
+from gowa_py.ipc import runtime_dir  # noqa: E402
+from tests.backends import ScratchDatabase  # noqa: E402
+
 RESULTS = ROOT / "bench-results"
 GOWA = [sys.executable, "-m", "gowa_py"]
 MB = 1024 * 1024
@@ -528,30 +527,13 @@ def timer() -> Iterator[list[float]]:
         box.append(time.perf_counter() - started)
 
 
-#: The PostgreSQL server the PostgreSQL benchmarks use unless GOWA_TEST_DATABASE_URL names one.
-DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@dataclass(frozen=True)
-class ScratchDatabase:
-    server: str  #: the URL the scratch database was made through (for pg_stat_activity)
-    name: str
-    url: str  #: the scratch database's own URL (a gateway's GOWA_DATABASE_URL)
-
-
 @contextlib.contextmanager
 def scratch_database() -> Iterator[ScratchDatabase]:
     """A fresh ``gowa_bench_<random>`` database on the server at GOWA_TEST_DATABASE_URL
-    (default: the local one), dropped afterwards however the benchmark ends."""
-    server = os.environ.get("GOWA_TEST_DATABASE_URL") or DEFAULT_DATABASE_URL
-    name = f"gowa_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    (default: the local one), the tests' kind: dropped afterwards with its sessions'
+    roles, however the benchmark ends."""
+    database = ScratchDatabase("gowa_bench")
     try:
-        url = urlunsplit(urlsplit(server)._replace(path="/" + name))
-        yield ScratchDatabase(server, name, url)
+        yield database
     finally:
-        with psycopg.connect(server, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        database.drop()

@@ -33,13 +33,21 @@ def server_url() -> str:
 
 
 class ScratchDatabase:
-    """A database of this test run's own on the test server (``gowa_test_<random>``)."""
+    """A database of this test run's own on the test server (``<prefix>_<random>``).
 
-    def __init__(self) -> None:
-        self.name = f"gowa_test_{secrets.token_hex(4)}"
-        parts = urlsplit(server_url())
-        self.url = urlunsplit(parts._replace(path="/" + self.name))
-        with psycopg.connect(server_url(), autocommit=True) as conn:
+    Dropping it drops its sessions' roles too: roles belong to the server, not to a
+    database, so ``DROP DATABASE`` leaves them behind. Only roles named after this
+    database (:func:`postgres.session_role`) are dropped, never another run's.
+    """
+
+    def __init__(self, prefix: str = "gowa_test") -> None:
+        self.name = f"{prefix}_{secrets.token_hex(4)}"
+        self.server = server_url()
+        self.url = urlunsplit(urlsplit(self.server)._replace(path="/" + self.name))
+        self.create()
+
+    def create(self) -> None:
+        with psycopg.connect(self.server, autocommit=True) as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
 
     def schemas(self) -> list[str]:
@@ -51,21 +59,38 @@ class ScratchDatabase:
             ).fetchall()
         return [row[0] for row in rows]
 
+    def roles(self) -> set[str]:
+        """The roles of this database's sessions: those of its sessions' schemas and of
+        the sessions its registry lists (a role may outlive its schema, or precede it)."""
+        schemas = {schema for schema in self.schemas() if schema != postgres.REGISTRY_SCHEMA}
+        with psycopg.connect(self.url) as conn:
+            if conn.execute("SELECT to_regclass('gowa.sessions')").fetchone()[0] is not None:
+                for (session_id,) in conn.execute("SELECT id FROM gowa.sessions"):
+                    schemas.add(postgres.session_schema(session_id))
+        return {postgres.session_role(self.name, schema) for schema in schemas}
+
     def empty(self) -> None:
-        """Drop every schema a test made, and the sessions' roles (which the server
-        shares between its databases)."""
+        """Drop every schema a test made, and the sessions' roles."""
+        roles = self.roles()
         with psycopg.connect(self.url, autocommit=True) as conn:
             for schema in self.schemas():
                 conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-                if schema != postgres.REGISTRY_SCHEMA:
-                    postgres.drop_role(conn, postgres.session_role(self.name, schema))
+            for role in roles:
+                postgres.drop_role(conn, role)
 
     def drop(self) -> None:
-        self.empty()
-        with psycopg.connect(server_url(), autocommit=True) as conn:
+        """Drop the database, if not yet, then its sessions' roles (which own nothing once
+        it is gone)."""
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.name])
+            if found.fetchone() is None:
+                return
+            roles = self.roles()
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name))
             )
+            for role in roles:
+                postgres.drop_role(conn, role)
 
 
 class Backend:

@@ -6,42 +6,37 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 
 from gowa_py.models import SessionConfig
 from gowa_py.storage import postgres
 from gowa_py.storage.factory import PostgresStorage
-from tests.backends import server_url
+from tests.backends import ScratchDatabase, server_url
 from workers.eventlog import EventLog
 from workers.stores import postgresql_db
 
 
 async def test_lost_connections_are_replaced_and_a_gone_database_is_503(make_client, test_database):
     client = await make_client({"GOWA_DATABASE_URL": test_database.url})
-    try:
-        response = await client.post("/api/sessions", json={"session_id": "a", "start": False})
-        assert response.status == 201, await response.text()
-        # The server drops the gateway's connections (as a restart does): the next request
-        # gets a fresh one from the pool, not the dead one.
-        with psycopg.connect(test_database.url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'gowa-gateway' AND datname = current_database()"
-            )
-        response = await client.post("/api/sessions", json={"session_id": "b", "start": False})
-        assert response.status == 201, await response.text()
+    response = await client.post("/api/sessions", json={"session_id": "a", "start": False})
+    assert response.status == 201, await response.text()
+    # The server drops the gateway's connections (as a restart does): the next request
+    # gets a fresh one from the pool, not the dead one.
+    with psycopg.connect(test_database.url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'gowa-gateway' AND datname = current_database()"
+        )
+    response = await client.post("/api/sessions", json={"session_id": "b", "start": False})
+    assert response.status == 201, await response.text()
 
-        # The database is gone: a write answers 503 with its code, not 500, and in time.
-        with psycopg.connect(server_url(), autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(test_database.name))
-            )
+    # The database is gone: a write answers 503 with its code, not 500, and in time.
+    test_database.drop()
+    try:
         response = await client.post("/api/sessions", json={"session_id": "c", "start": False})
         assert response.status == 503
         assert (await response.json())["code"] == "DATABASE_UNAVAILABLE"
     finally:
-        with psycopg.connect(server_url(), autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(test_database.name)))
+        test_database.create()
 
 
 def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
@@ -97,3 +92,40 @@ def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
     finally:
         storage.close()
         test_database.empty()
+
+
+def test_a_dropped_test_database_takes_its_roles_and_no_others():
+    """Roles are the server's, so DROP DATABASE leaves them: a test run's database drops
+    its sessions' roles with it (a role whose schema is gone too), and only its own."""
+    mine, other = ScratchDatabase(), ScratchDatabase()
+    try:
+        mine_roles, other_roles = _sessions_with_roles(mine), _sessions_with_roles(other)
+        with psycopg.connect(mine.url, autocommit=True) as conn:
+            postgres.drop_schema(conn, postgres.session_schema("b"))  # its role remains
+        everything = mine_roles | other_roles
+        assert _existing(everything) == everything
+        mine.drop()
+        assert _existing(everything) == other_roles
+        other.drop()
+        assert _existing(everything) == set()
+    finally:
+        mine.drop()
+        other.drop()
+
+
+def _sessions_with_roles(database: ScratchDatabase) -> set[str]:
+    """Sessions "a" and "b", each given its role by a worker's URL; their roles."""
+    storage = PostgresStorage(database.url)
+    try:
+        for session_id in ("a", "b"):
+            storage.registry.create(session_id, SessionConfig(), "stopped")
+            storage.worker_database(session_id)
+    finally:
+        storage.close()
+    return {postgres.session_role(database.name, schema) for schema in ("gowa_s_a", "gowa_s_b")}
+
+
+def _existing(roles: set[str]) -> set[str]:
+    with psycopg.connect(server_url()) as conn:
+        rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [list(roles)])
+        return {row[0] for row in rows}

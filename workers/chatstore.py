@@ -168,17 +168,8 @@ class ChatStore:
                 (time.time(), chat_jid, message_id),
             )
 
-    def delete(self, chat_jid: str, message_id: str) -> None:
-        """Deleted for me: gone from the chat history."""
-        with self.transaction() as db:
-            db.execute("DELETE FROM messages WHERE chat_jid = ? AND id = ?", (chat_jid, message_id))
-            db.execute(
-                "DELETE FROM reactions WHERE chat_jid = ? AND message_id = ?",
-                (chat_jid, message_id),
-            )
-
     def set_flag(self, chat_jid: str, message_id: str, flag: str, value: Any) -> None:
-        if flag not in ("starred", "media_path"):
+        if flag not in ("media_path",):
             raise ValueError(flag)
         with self.transaction() as db:
             db.execute(

@@ -13,6 +13,9 @@ command (``sent``, ``marked_read``, ... or ``error``) and ``connect_error``/``ex
 Commands (stdin): ``send {to, text}``, ``send_document {to, data, mimetype, filename}``
 (``data`` base64; whatsmeow encrypts and uploads it to the sandbox CDN), ``mark_read
 {id}``, ``presence {available}``, ``push_name {name}`` (an app-state patch),
+``app_state {type, index, version, value}`` (one mutation through neonize's
+``send_app_state``: ``type`` a ``PatchInfo.WAPatchName`` number, ``value`` a
+``SyncActionValue`` as a dict),
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
 ``group_add {group, phone}``, ``history {chats}`` (the history sync to the account's
 other companions, see :mod:`.history`), ``pair_phone {phone}``, ``disconnect``, ``exit``.
@@ -30,6 +33,7 @@ import os
 import sqlite3
 import sys
 import threading
+import time
 from typing import Any
 
 from . import redirect
@@ -207,6 +211,16 @@ def serve(db_path: str, proxy: str) -> None:
         elif name == "push_name":
             client.set_profile_name(cmd["name"])
             emit("push_name_set", name=cmd["name"])
+        elif name == "app_state":
+            from neonize.proto import Neonize_pb2 as pb
+            from neonize.proto.waSyncAction.WAWebProtobufSyncAction_pb2 import SyncActionValue
+
+            mutation = pb.MutationInfo(
+                Index=cmd["index"], Version=cmd["version"], Value=SyncActionValue(**cmd["value"])
+            )
+            patch = pb.PatchInfo(Timestamp=int(time.time()), Type=cmd["type"], Mutations=[mutation])
+            client.send_app_state(patch)
+            emit("app_state_sent", type=cmd["type"])
         elif name == "typing":
             client.send_chat_presence(
                 build_jid(cmd["to"]),

@@ -244,6 +244,9 @@ def test_media_and_unsupported_operations_fail_cleanly(gw):
     assert status == 422 and answer["code"] == "NOT_SUPPORTED", answer
     status, answer = gw.http.post("/api/alice/message/NOPE/star", {"phone": BOB})
     assert status == 404 and answer["code"] == "NOT_FOUND", answer
+    status, answer = gw.http.post(f"/api/alice/chat/{BOB}@s.whatsapp.net/pin", {"pinned": True})
+    assert status == 422 and answer["code"] == "NOT_SUPPORTED", answer
+    assert "neonize 0.5.2" in answer["message"] and "collection name" in answer["message"]
     status, answer = gw.http.post("/api/alice/send/message", {"phone": BOB})
     assert status == 400 and "`message`" in answer["message"], answer
 

@@ -42,8 +42,9 @@ ME, PEER, THIRD, SPARE = "15550000611", "15550000612", "15550000613", "155500006
 PEER_JID, THIRD_JID = f"{PEER}@s.whatsapp.net", f"{THIRD}@s.whatsapp.net"
 
 APP_STATE = (
-    "an app-state patch: neonize 0.5.2 sends every patch with an empty collection name "
-    "(its DecodePatchInfo never matches the type), which the server refuses: 400 bad-request"
+    "an app-state patch: neonize 0.5.2's send_app_state sends every patch but the push name "
+    "without its collection name (its DecodePatchInfo never matches the type), which WhatsApp "
+    "refuses, so the worker answers before sending (tests/sim/test_device_zero.py)"
 )
 #: Operations the sandbox cannot serve, and why (docs/sandbox.md repeats this list). The
 #: walk still sends each a valid request and expects a clean error envelope.
@@ -55,11 +56,11 @@ UNSUPPORTED: dict[str, tuple[str, str]] = {
         "PASSKEY_REQUIRED (tests/e2e/test_passkey.py)",
     ),
     "POST /app/passkey/confirm": ("PASSKEY_NOT_PENDING", "as /app/passkey/response"),
-    "POST /message/{message_id}/star": ("WHATSAPP_ERROR", APP_STATE),
-    "POST /message/{message_id}/unstar": ("WHATSAPP_ERROR", APP_STATE),
-    "POST /message/{message_id}/delete": ("WHATSAPP_ERROR", APP_STATE),
-    "POST /chat/{chat_jid}/pin": ("WHATSAPP_ERROR", APP_STATE),
-    "POST /chat/{chat_jid}/archive": ("WHATSAPP_ERROR", APP_STATE),
+    "POST /message/{message_id}/star": ("NOT_SUPPORTED", APP_STATE),
+    "POST /message/{message_id}/unstar": ("NOT_SUPPORTED", APP_STATE),
+    "POST /message/{message_id}/delete": ("NOT_SUPPORTED", APP_STATE),
+    "POST /chat/{chat_jid}/pin": ("NOT_SUPPORTED", APP_STATE),
+    "POST /chat/{chat_jid}/archive": ("NOT_SUPPORTED", APP_STATE),
     "GET /user/business-profile": (
         "NOT_SUPPORTED",
         "neonize 0.5.2 exports no business-profile call (whatsmeow's GetBusinessProfile)",

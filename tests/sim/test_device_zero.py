@@ -65,6 +65,41 @@ def test_a_push_name_reaches_the_accounts_other_companions(sandbox, clients, tmp
         assert not [e for e in receipts if e["type"] in ("PEER_MSG", "SENDER")], receipts
 
 
+def test_neonize_sends_our_own_patches_without_a_collection_name(sandbox, clients, tmp_path: Path):
+    """Why the gateway refuses pin, archive, star and delete for me (NOT_SUPPORTED).
+
+    neonize 0.5.2's ``send_app_state`` (its one call for an app-state patch of our own)
+    sends every patch type in a collection without a name, which the sandbox refuses as
+    WhatsApp does. When this fails, a neonize build names the collection: let
+    ``workers/operations/appstate.py``'s operations send their patches.
+    """
+    status, body = sandbox.api("POST", "/sim/phones", {"phone": ALICE, "push_name": "Alice"})
+    assert status == 201, body
+    client = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(client)
+    wait_until(lambda: _fetched(sandbox, 1) == COLLECTIONS, timeout=15)
+    # neonize's PatchInfo.WAPatchName numbers, one for each collection.
+    types = {
+        "critical_block": 1,
+        "critical_unblock_low": 2,
+        "regular_low": 3,
+        "regular_high": 4,
+        "regular": 5,
+    }
+    for number in types.values():
+        client.command(
+            cmd="app_state",
+            type=number,
+            index=["pin_v1", "15550000002@s.whatsapp.net"],
+            version=5,
+            value={"timestamp": 1_700_000_000_000, "pinAction": {"pinned": True}},
+        )
+        error = client.fresh("error")["error"]
+        assert error.startswith("SendAppStateError") and "400" in error, error
+    nameless = [line for line in sandbox.log if "collection without a name" in line]
+    assert len(nameless) == len(types), sandbox.log
+
+
 def _try(check, client) -> bool:
     try:
         return check(client)

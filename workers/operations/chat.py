@@ -1,15 +1,15 @@
-"""GoWA's ``chat`` tag: chat list and history from the chat store; pin, archive, timer."""
+"""GoWA's ``chat`` tag: chat list and history from the chat store; timer; pin and archive
+refused (see :mod:`workers.operations.appstate`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from neonize.proto import Neonize_pb2 as pb
-
 from gowa_py import operations as ops
 from gowa_py import protocol as p
+from workers.operations.appstate import unsupported
 from workers.operations.context import Context, fail, handles, ok
-from workers.operations.messages import app_state, chat_of
+from workers.operations.messages import chat_of
 
 
 def _time_arg(value: str | None, name: str) -> float | None:
@@ -53,21 +53,10 @@ def chat_messages(ctx: Context, op: ops.ChatMessages) -> p.OperationResult:
     )
 
 
-@handles(ops.PinChat)
+@handles(ops.PinChat, connected=False)
 def pin_chat(ctx: Context, op: ops.PinChat) -> p.OperationResult:
-    _, chat = chat_of(op.chat_jid)
-    app_state(ctx, pb.PatchInfo.REGULAR_LOW, ["pin_v1", chat], 5, pinAction={"pinned": op.pinned})
-    ctx.store.set_chat(chat, pinned=int(op.pinned))
-    word = "pinned" if op.pinned else "unpinned"
-    return ok(
-        {
-            "status": "success",
-            "message": f"Chat {word} successfully",
-            "chat_jid": chat,
-            "pinned": op.pinned,
-        },
-        f"Chat {word} successfully",
-    )
+    chat_of(op.chat_jid)
+    raise unsupported("pinning a chat" if op.pinned else "unpinning a chat")
 
 
 @handles(ops.SetDisappearing)
@@ -93,24 +82,7 @@ def set_disappearing(ctx: Context, op: ops.SetDisappearing) -> p.OperationResult
     )
 
 
-@handles(ops.ArchiveChat)
+@handles(ops.ArchiveChat, connected=False)
 def archive_chat(ctx: Context, op: ops.ArchiveChat) -> p.OperationResult:
-    _, chat = chat_of(op.chat_jid)
-    app_state(
-        ctx,
-        pb.PatchInfo.REGULAR_LOW,
-        ["archive", chat],
-        3,
-        archiveChatAction={"archived": op.archived},
-    )
-    ctx.store.set_chat(chat, archived=int(op.archived))
-    word = "archived" if op.archived else "unarchived"
-    return ok(
-        {
-            "status": "success",
-            "message": f"Chat {word} successfully",
-            "chat_jid": chat,
-            "archived": op.archived,
-        },
-        f"Chat {word} successfully",
-    )
+    chat_of(op.chat_jid)
+    raise unsupported("archiving a chat" if op.archived else "unarchiving a chat")

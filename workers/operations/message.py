@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from neonize.proto import Neonize_pb2 as pb
 from neonize.proto.waE2E import WAWebProtobufsE2E_pb2 as e2e
@@ -12,11 +11,11 @@ from neonize.utils.enum import ReceiptType
 from gowa_py import operations as ops
 from gowa_py import protocol as p
 from workers.jid import parse_jid
+from workers.operations.appstate import unsupported
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.media import download_to_disk
 from workers.operations.messages import (
     CONTEXT_FIELDS,
-    app_state,
     chat_of,
     decorate,
     seconds,
@@ -32,13 +31,6 @@ def _changed(what: str, response: pb.SendResponse) -> p.OperationResult:
     status."""
     status = f"{what} (server timestamp: {rfc3339(seconds(response.Timestamp))})"
     return ok({"message_id": response.ID, "status": status}, status)
-
-
-def _key(stored: dict[str, Any]) -> list[str]:
-    """The from-me flag and sender that an app-state index names a stored message by."""
-    if stored["is_from_me"]:
-        return ["1", "0"]
-    return ["0", stored["sender_jid"]]
 
 
 @handles(ops.MarkAsRead)
@@ -58,21 +50,10 @@ def revoke_message(ctx: Context, op: ops.RevokeMessage) -> p.OperationResult:
     return _changed(f"Revoke success {op.phone}", response)
 
 
-@handles(ops.DeleteMessage)
+@handles(ops.DeleteMessage, connected=False)
 def delete_message(ctx: Context, op: ops.DeleteMessage) -> p.OperationResult:
-    _, chat, stored = stored_message(ctx, op)
-    app_state(
-        ctx,
-        pb.PatchInfo.REGULAR_HIGH,
-        ["deleteMessageForMe", chat, op.message_id, *_key(stored)],
-        3,
-        deleteMessageForMeAction={
-            "deleteMedia": True,
-            "messageTimestamp": int(stored["timestamp"] * 1000),
-        },
-    )
-    ctx.store.delete(chat, op.message_id)
-    return ok(None, "Message deleted successfully")
+    stored_message(ctx, op)
+    raise unsupported("deleting a message for me")
 
 
 @handles(ops.ReactMessage)
@@ -94,28 +75,16 @@ def update_message(ctx: Context, op: ops.UpdateMessage) -> p.OperationResult:
     return _changed(f"Update message success {op.phone}", response)
 
 
-def _star(ctx: Context, op: ops.MessageTarget, starred: bool) -> None:
-    _, chat, stored = stored_message(ctx, op)
-    app_state(
-        ctx,
-        pb.PatchInfo.REGULAR_HIGH,
-        ["star", chat, op.message_id, *_key(stored)],
-        2,
-        starAction={"starred": starred},
-    )
-    ctx.store.set_flag(chat, op.message_id, "starred", int(starred))
-
-
-@handles(ops.StarMessage)
+@handles(ops.StarMessage, connected=False)
 def star_message(ctx: Context, op: ops.StarMessage) -> p.OperationResult:
-    _star(ctx, op, True)
-    return ok(None, "Starred message successfully")
+    stored_message(ctx, op)
+    raise unsupported("starring a message")
 
 
-@handles(ops.UnstarMessage)
+@handles(ops.UnstarMessage, connected=False)
 def unstar_message(ctx: Context, op: ops.UnstarMessage) -> p.OperationResult:
-    _star(ctx, op, False)
-    return ok(None, "Unstarred message successfully")
+    stored_message(ctx, op)
+    raise unsupported("unstarring a message")
 
 
 @handles(ops.ForwardMessage)

@@ -189,17 +189,3 @@ def sender_of(ctx: Context, chat_jid: pb.JID, chat: str, message_id: str) -> pb.
     if stored is None or stored["is_from_me"]:
         return ctx.me() if stored is not None else chat_jid
     return parse_jid(stored["sender_jid"] or chat)
-
-
-def app_state(ctx: Context, kind: int, index: list[str], version: int, **action: Any) -> None:
-    """Send one app-state mutation (pin, archive, star, delete-for-me) to our other devices."""
-    from neonize.proto.waSyncAction.WAWebProtobufSyncAction_pb2 import SyncActionValue
-
-    now = int(time.time())
-    value = SyncActionValue(timestamp=now * 1000, **action)
-    patch = pb.PatchInfo(
-        Timestamp=now,
-        Type=kind,
-        Mutations=[pb.MutationInfo(Index=index, Version=version, Value=value)],
-    )
-    ctx.client.send_app_state(patch)

@@ -15,8 +15,9 @@ from typing import Any
 
 import msgspec
 
+from gowa_py.errors import GowaError
 from gowa_py.models import SessionConfig
-from gowa_py.protocol import Me, SessionState
+from gowa_py.protocol import ErrorCode, Me, SessionState
 from gowa_py.storage.sql import Sql
 
 _SAMPLE_COLUMNS = ("ts", "session_id", "rss", "pss", "uss", "cpu")
@@ -59,6 +60,29 @@ class ApiKeyRecord:
     created_at: float
 
 
+class LeaseLost(GowaError):
+    """A write of what a session's worker said was refused: another node holds the
+    session's lease now (this node was frozen, cut off, or its lease taken over)."""
+
+    code = ErrorCode.SESSION_ELSEWHERE
+
+
+@dataclass(frozen=True)
+class WriteFence:
+    """In a cluster, what the node's worker of a session says about it (status, account,
+    event cursor, activity) is written only while the node holds the session's lease at
+    the epoch it claimed: a node that lost the lease (frozen, then thawed, with events
+    of its dying worker still to apply) cannot overwrite what the new holder wrote.
+    Holding none, it writes only while no other node holds a live one.
+
+    ``epoch`` gives the epoch of this node's lease of a session (None: it holds none);
+    ``lost`` is told of a refused write, so the node stops the session's worker."""
+
+    node_id: str
+    epoch: Callable[[str], int | None]
+    lost: Callable[[str], None]
+
+
 class Registry:
     """Only the gateway process writes here, so sessions are also kept in memory
     (write-through): reads, which every API request makes, never touch the database.
@@ -76,6 +100,8 @@ class Registry:
         self.db = db
         self._close = close
         self._forget = forget
+        #: Set in a cluster (PostgreSQL) by the node's leases; None: every write goes.
+        self.fence: WriteFence | None = None
         self._sessions: dict[str, SessionRecord] = {
             row["id"]: self._record(row)
             for row in self._query("SELECT * FROM sessions ORDER BY id")
@@ -160,16 +186,45 @@ class Registry:
     def all(self) -> list[SessionRecord]:
         return [self._sessions[key] for key in sorted(self._sessions)]
 
-    def _update(self, session_id: str, columns: dict[str, Any], **fields: Any) -> None:
-        # One plain UPDATE per change (two per worker event while sessions are busy
-        # sending): no read of the row first. Column names are ours, never input.
+    def _update(
+        self, session_id: str, columns: dict[str, Any], fenced: bool = False, **fields: Any
+    ) -> None:
+        """One plain UPDATE per change (two per worker event while sessions are busy
+        sending): no read of the row first. Column names are ours, never input. A
+        ``fenced`` write raises :class:`LeaseLost` when refused (see :class:`WriteFence`)."""
+        condition, parameters = self._fenced(session_id) if fenced else ("", [])
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        self.db.execute(
-            f"UPDATE sessions SET {assignments} WHERE id = ?", [*columns.values(), session_id]
+        changed = self.db.execute(
+            f"UPDATE sessions SET {assignments} WHERE id = ?{condition}",
+            [*columns.values(), session_id, *parameters],
         )
+        if condition and changed.rowcount == 0:
+            assert self.fence is not None
+            self.fence.lost(session_id)
+            raise LeaseLost(f"session {session_id!r}: not written, its lease is another node's now")
         record = self._sessions.get(session_id)
         if record is not None:
             self._sessions[session_id] = replace(record, **fields)
+
+    def _fenced(self, session_id: str) -> tuple[str, list[Any]]:
+        """The condition a fenced write adds to its ``WHERE``, and its parameters. Holding
+        the lease, the lease row is locked for the statement (``FOR SHARE``), so a claim
+        by another node waits for the write or the write sees the claim, never both."""
+        fence = self.fence
+        if fence is None:
+            return "", []
+        epoch = fence.epoch(session_id)
+        if epoch is None:
+            return (
+                " AND NOT EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND owner <> ? "
+                "AND expires_at > now())",
+                [session_id, fence.node_id],
+            )
+        return (
+            " AND EXISTS (SELECT 1 FROM leases WHERE session_id = ? AND owner = ? "
+            "AND epoch = ? FOR SHARE)",
+            [session_id, fence.node_id, epoch],
+        )
 
     def delete(self, session_id: str) -> None:
         """Forget the session, and its place in scoped keys: a session created again under
@@ -189,8 +244,9 @@ class Registry:
             self._keys[key.id] = replace(key, sessions=sessions)
         self._forget(session_id)
 
-    def set_desired(self, session_id: str, desired: str) -> None:
-        self._update(session_id, {"desired": desired}, desired=desired)
+    def set_desired(self, session_id: str, desired: str, fenced: bool = False) -> None:
+        """``fenced``: the change comes from the session's worker, not from a request."""
+        self._update(session_id, {"desired": desired}, fenced, desired=desired)
 
     def set_config(self, session_id: str, config: SessionConfig) -> None:
         self._update(session_id, {"config": msgspec.json.encode(config).decode()}, config=config)
@@ -206,6 +262,7 @@ class Registry:
         self._update(
             session_id,
             {"status": status.value, "status_at": at, "error": error},
+            True,
             status=status,
             status_at=at,
             error=error,
@@ -217,17 +274,18 @@ class Registry:
 
     def set_me(self, session_id: str, me: Me | None) -> None:
         value = msgspec.json.encode(me).decode() if me is not None else None
-        self._update(session_id, {"me": value}, me=me)
+        self._update(session_id, {"me": value}, True, me=me)
 
     def set_event_seq(self, session_id: str, seq: int, activity: float | None = None) -> None:
         """Mark events up to ``seq`` applied and, for a message event, the activity with it
         (one write per event instead of two)."""
         if activity is None:
-            self._update(session_id, {"last_event_seq": seq}, last_event_seq=seq)
+            self._update(session_id, {"last_event_seq": seq}, True, last_event_seq=seq)
         else:
             self._update(
                 session_id,
                 {"last_event_seq": seq, "last_activity": activity},
+                True,
                 last_event_seq=seq,
                 last_activity=activity,
             )
@@ -237,6 +295,7 @@ class Registry:
         self._update(
             session_id,
             {"event_epoch": epoch, "last_event_seq": seq},
+            True,
             event_epoch=epoch,
             last_event_seq=seq,
         )

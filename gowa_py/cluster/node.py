@@ -335,9 +335,24 @@ class ClusterNode:
                     self._lose(session_id, "its lease could not be renewed in time")
             await asyncio.sleep(FENCE_TICK_S)
 
+    def epoch(self, session_id: str) -> int | None:
+        """The epoch of this node's lease of the session, while it is this node's."""
+        lease = self.held.get(session_id)
+        return None if lease is None or not self.holds(session_id) else lease.epoch
+
+    def lost(self, session_id: str, reason: str) -> None:
+        """The database refused a write about the session: another node holds its lease.
+        Stop the session's worker here (whether this node believed it held the lease or
+        not)."""
+        self.held.pop(session_id, None)
+        self._fence(session_id, reason)
+
     def _lose(self, session_id: str, reason: str) -> None:
         if self.held.pop(session_id, None) is None:
             return
+        self._fence(session_id, reason)
+
+    def _fence(self, session_id: str, reason: str) -> None:
         log.warning("session %s: stopping its worker, %s", session_id, reason)
         task = asyncio.create_task(
             self.holder.fence(session_id, reason), name=f"fence-{session_id}"

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the worker imports this module and needs none of them at ru
     from gowa_py import protocol as p
     from gowa_py.models import SessionConfig
     from gowa_py.protocol import Me, SessionState
-    from gowa_py.registry import ApiKeyRecord, SessionRecord
+    from gowa_py.registry import ApiKeyRecord, SessionRecord, WriteFence
     from gowa_py.webhooks.outbox import Delivery
 
 
@@ -34,7 +34,10 @@ class RegistryStorage(Protocol):
     def all(self) -> list[SessionRecord]: ...
     def reload(self, session_id: str | None = None) -> None: ...
     def delete(self, session_id: str) -> None: ...
-    def set_desired(self, session_id: str, desired: str) -> None: ...
+
+    fence: WriteFence | None
+
+    def set_desired(self, session_id: str, desired: str, fenced: bool = False) -> None: ...
     def set_config(self, session_id: str, config: SessionConfig) -> None: ...
     def set_status(
         self,

@@ -21,6 +21,7 @@ import msgspec
 
 from gowa_py import protocol as p
 from gowa_py.eventbody import EventBody
+from gowa_py.registry import LeaseLost
 from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor.errors import SessionBusy, SessionMissing
 from gowa_py.supervisor.locks import LifecycleLocks
@@ -104,7 +105,11 @@ class EventDispatch:
         self, session_id: str, status: p.SessionState, error: str | None
     ) -> None:
         previous = self._registry.get(session_id)
-        self._registry.set_status(session_id, status, error)
+        try:
+            self._registry.set_status(session_id, status, error)
+        except LeaseLost as exc:
+            log.warning("[%s] status %s not published: %s", session_id, status.value, exc)
+            return
         runner = self._runners.get(session_id)
         payload: dict[str, Any] = {
             "status": status.value,
@@ -131,7 +136,10 @@ class EventDispatch:
         runner.hello(hello)
         if self._registry.get(hello.session_id) is None or runner.pid != hello.pid:
             return
-        await self._sequencer.hello(hello.session_id, hello.pid, hello.event_log)
+        try:
+            await self._sequencer.hello(hello.session_id, hello.pid, hello.event_log)
+        except LeaseLost as exc:
+            log.warning("[%s] worker's events not taken: %s", hello.session_id, exc)
 
     def _worker_pid(self, session_id: str) -> int | None:
         runner = self._runners.get(session_id)
@@ -158,12 +166,21 @@ class EventDispatch:
     async def _park(self, session_id: str, reason: str) -> None:
         """Stop a session that should not run on (its QR codes expired, WhatsApp wants a
         passkey), keeping why."""
-        with contextlib.suppress(SessionBusy, SessionMissing):
+        with contextlib.suppress(SessionBusy, SessionMissing, LeaseLost):
             async with self._locks.hold(session_id) as runner:
-                self._registry.set_desired(session_id, "stopped")
+                self._registry.set_desired(session_id, "stopped", fenced=True)
                 await runner.stop(p.SessionState.STOPPED, reason)
 
     async def _apply(self, event: p.Event) -> None:
+        """Apply a worker's event; one its node may no longer write about (the session's
+        lease is another node's: :class:`LeaseLost`) is dropped, neither written nor
+        handed on: the new holder's worker serves the same event log and applies it."""
+        try:
+            await self._apply_held(event)
+        except LeaseLost as exc:
+            log.warning("[%s] event %s dropped: %s", event.session_id, event.name, exc)
+
+    async def _apply_held(self, event: p.Event) -> None:
         session_id = event.session_id
         lost: p.Event | None = None
         change = p.read_payload(event, p.StatusPayload) if event.name == p.SESSION_STATUS else None

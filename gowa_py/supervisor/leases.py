@@ -20,7 +20,7 @@ from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
 from gowa_py.ipc import GatewaySockets
-from gowa_py.registry import SessionRecord
+from gowa_py.registry import SessionRecord, WriteFence
 from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor.errors import SessionElsewhere
 from gowa_py.supervisor.runner import SessionRunner
@@ -49,6 +49,14 @@ class SessionLeases:
         self._start_runner = start_runner
         #: This node's leases; None on SQLite (one gateway, no leases).
         self.node: ClusterNode | None = cluster_node.for_settings(settings, self)
+        if self.node is not None:
+            # What the workers say about their sessions is written only under the lease.
+            node = self.node
+            registry.fence = WriteFence(
+                node.node_id,
+                node.epoch,
+                lambda session_id: node.lost(session_id, "its lease is another node's now"),
+            )
 
     async def run_elsewhere(self) -> set[str]:
         """The sessions another node runs (their state is that node's to give)."""

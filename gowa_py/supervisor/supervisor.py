@@ -13,6 +13,7 @@ runner.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import time
@@ -28,7 +29,7 @@ from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
-from gowa_py.registry import SessionRecord
+from gowa_py.registry import LeaseLost, SessionRecord
 from gowa_py.storage.interfaces import RegistryStorage
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
@@ -159,7 +160,8 @@ class Supervisor:
             if record.id in elsewhere:
                 continue
             if record.status not in (p.SessionState.STOPPED, p.SessionState.FAILED):
-                self.registry.set_status(record.id, p.SessionState.STOPPED, None)
+                with contextlib.suppress(LeaseLost):  # taken by another node meanwhile
+                    self.registry.set_status(record.id, p.SessionState.STOPPED, None)
         self._events.start()
         self._tasks.append(asyncio.create_task(self._upkeep.run(), name="sampler"))
         self._tasks.append(asyncio.create_task(self._hibernation.run(), name="hibernate"))

@@ -13,6 +13,8 @@ import pytest
 
 from gowa_py.cluster.leases import LeaseStore
 from gowa_py.models import SessionConfig
+from gowa_py.protocol import Me, SessionState
+from gowa_py.registry import LeaseLost, WriteFence
 from gowa_py.storage.factory import PostgresStorage
 from gowa_py.storage.interfaces import RegistryStorage
 from tests.backends import ScratchDatabase
@@ -94,6 +96,78 @@ def test_only_sessions_meant_to_run_are_swept_and_a_restarted_node_gets_its_own_
         ("a", "down"),
         ("b", "up"),
     ]
+
+
+def test_a_node_that_lost_a_lease_cannot_overwrite_what_its_new_holder_wrote(
+    test_database, registry, nodes
+):
+    """What a worker says about its session (status, account, event cursor, activity) is
+    written by its node only under the lease it claimed: after a freeze, the node that
+    lost the session is refused and told so, whatever its stale events say."""
+    a, b = nodes
+    other = PostgresStorage(test_database.url)  # node b's registry, in its own process
+    held: dict[str, dict[str, int]] = {"a": {}, "b": {}}
+    lost: list[tuple[str, str]] = []
+    for node, reg in (("a", registry), ("b", other.registry)):
+        reg.fence = WriteFence(
+            node, held[node].get, lambda sid, node=node: lost.append((node, sid))
+        )
+    try:
+        registry.create("s", SessionConfig(), "running")
+        # Written by nobody's worker yet: anyone may (a new session's first status).
+        registry.set_status("s", SessionState.STOPPED)
+        held["a"]["s"] = a.claim("s") or 0
+        registry.set_status("s", SessionState.CONNECTED)
+        registry.set_me("s", Me(jid="1555@s.whatsapp.net"))
+        registry.set_event_seq("s", 5, 100.0)
+
+        time.sleep(TTL + 0.1)  # a is frozen: its lease expires and b takes it over
+        held["b"]["s"] = b.claim("s") or 0
+        assert held["b"]["s"] == 2
+        other.registry.reload("s")
+        other.registry.set_status("s", SessionState.CONNECTED)
+        other.registry.set_event_seq("s", 7, 200.0)
+
+        # a thaws, its worker's last events still to apply: every write is refused.
+        stale = [
+            lambda: registry.set_status("s", SessionState.DISCONNECTED, "gone"),
+            lambda: registry.set_me("s", None),
+            lambda: registry.set_event_seq("s", 6, 150.0),
+            lambda: registry.set_event_log("s", "another-log", 0),
+            lambda: registry.set_desired("s", "stopped", fenced=True),
+        ]
+        for write in stale:
+            with pytest.raises(LeaseLost):
+                write()
+        assert lost == [("a", "s")] * len(stale)
+        # Even once a no longer counts the lease as its own, b's live lease refuses it.
+        del held["a"]["s"]
+        with pytest.raises(LeaseLost):
+            registry.set_status("s", SessionState.STOPPED)
+        with psycopg.connect(test_database.url) as conn:
+            row = conn.execute(
+                "SELECT status, me::json ->> 'jid', last_event_seq, last_activity, "
+                "event_epoch, desired FROM gowa.sessions WHERE id = 's'"
+            ).fetchone()
+            transitions = conn.execute(
+                "SELECT status FROM gowa.transitions WHERE session_id = 's' ORDER BY id"
+            ).fetchall()
+        assert row == (
+            "CONNECTED",
+            "1555@s.whatsapp.net",
+            7,
+            200.0,
+            None,
+            "running",
+        )
+        assert [t[0] for t in transitions] == ["STOPPED", "STOPPED", "CONNECTED", "CONNECTED"]
+        # b, the holder, writes on; and once b gave the lease up, a may write again.
+        other.registry.set_status("s", SessionState.STOPPED)
+        b.release("s", 2)
+        registry.set_status("s", SessionState.STARTING)
+        assert registry.get("s").status is SessionState.STARTING
+    finally:
+        other.close()
 
 
 def test_a_connection_attempt_nobody_answers_gives_up_within_the_timeout():

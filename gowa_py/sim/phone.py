@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 import time
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from .certs import XEdSigner, xeddsa_verify
-from .pb import ADVDeviceIdentity, ADVSignedDeviceIdentity, ADVSignedDeviceIdentityHMAC
+from .pb import (
+    ADVDeviceIdentity,
+    ADVKeyIndexList,
+    ADVSignedDeviceIdentity,
+    ADVSignedDeviceIdentityHMAC,
+    ADVSignedKeyIndexList,
+)
 from .store import Phone
 
 ACCOUNT_SIGNATURE_PREFIX = b"\x06\x00"
 DEVICE_SIGNATURE_PREFIX = b"\x06\x01"
+KEY_INDEX_LIST_SIGNATURE_PREFIX = b"\x06\x02"
 
 
 class PrimaryPhone:
@@ -40,10 +46,15 @@ class PrimaryPhone:
             hashlib.sha512(self.phone.signing_seed).digest()[:32]
         )
 
+    def raw_id(self) -> int:
+        """The account's ADV raw id: the same in every companion's device identity and in
+        the key-index list that vouches for them (derived from the account key, so stable)."""
+        return int.from_bytes(hashlib.sha256(b"adv raw id" + self.signer.public).digest()[:4]) >> 1
+
     def link_companion(self, key_index: int, companion_identity: bytes, adv_secret: bytes) -> bytes:
         """Serialized ``ADVSignedDeviceIdentityHMAC`` for the ``pair-success`` stanza."""
         details = ADVDeviceIdentity(
-            rawID=secrets.randbits(31), timestamp=int(time.time()), keyIndex=key_index
+            rawID=self.raw_id(), timestamp=int(time.time()), keyIndex=key_index
         ).SerializeToString()
         signature = self.signer.sign(ACCOUNT_SIGNATURE_PREFIX + details + companion_identity)
         signed = ADVSignedDeviceIdentity(
@@ -59,3 +70,15 @@ class PrimaryPhone:
             DEVICE_SIGNATURE_PREFIX + identity.details + companion_identity + self.signer.public
         )
         return xeddsa_verify(companion_identity, message, identity.deviceSignature)
+
+    def key_index_list(self, valid: list[int], current: int, timestamp: int) -> bytes:
+        """Serialized ``ADVSignedKeyIndexList``: the key indexes of the account's devices
+        that are valid (the phone's 0 and its companions'), signed with the account key
+        over ``06 02 || details``, as WhatsApp sends it beside a device list."""
+        details = ADVKeyIndexList(
+            rawID=self.raw_id(), timestamp=timestamp, currentIndex=current, validIndexes=valid
+        ).SerializeToString()
+        signature = self.signer.sign(KEY_INDEX_LIST_SIGNATURE_PREFIX + details)
+        return ADVSignedKeyIndexList(
+            details=details, accountSignature=signature, accountSignatureKey=self.signer.public
+        ).SerializeToString()

@@ -222,6 +222,12 @@ class Store:
         ).fetchone()
         return _device(row) if row else None
 
+    def last_device_number(self, phone: str) -> int:
+        """The highest device number ever given out for ``phone`` (0: none), unlinked or
+        not: the account's current ADV key index."""
+        row = self.db.execute("SELECT next_device FROM phones WHERE phone = ?", (phone,)).fetchone()
+        return int(row[0]) - 1 if row else 0
+
     def devices(self, phone: str, *, include_unlinked: bool = False) -> list[Device]:
         rows = self.db.execute(
             "SELECT * FROM devices WHERE phone = ? AND (unlinked = 0 OR ?) ORDER BY device",

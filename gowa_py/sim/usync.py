@@ -14,6 +14,7 @@ from .binary import Node
 from .connection import Connection
 from .jid import JID
 from .network import Network, iq_result
+from .phone import PrimaryPhone
 from .store import Phone
 
 LEGACY_SUFFIX = "@c.us"
@@ -37,14 +38,34 @@ def _device(number: int) -> Node:
     return Node("device", {"id": str(number), "key-index": str(number)})
 
 
+def _devices(net: Network, phone: Phone) -> Node:
+    """The account's device list and, as WhatsApp sends beside it, the key-index list its
+    phone signed: which ADV key indexes are valid (a client can drop a companion whose
+    signed identity carries another), the last one given out, and when it changed."""
+    devices = net.store.devices(phone.phone)
+    timestamp = max([phone.created_at, *(d.created_at for d in devices)])
+    signed = PrimaryPhone(phone).key_index_list(
+        valid=[0, *(d.device for d in devices)],
+        current=net.store.last_device_number(phone.phone),
+        timestamp=timestamp,
+    )
+    return Node(
+        "devices",
+        {},
+        [
+            Node("device-list", {}, [_device(d.device) for d in devices]),
+            Node("key-index-list", {"ts": str(timestamp)}, signed),
+        ],
+    )
+
+
 def _facts(net: Network, jid: JID, phone: Phone, query: Node) -> list[Node]:
     """One child per protocol of the query that the sandbox knows about this account."""
     children: list[Node] = []
     for protocol in query.children():
         tag = protocol.tag
         if tag == "devices":
-            devices = [_device(n) for n in net.device_numbers(phone.phone)]
-            children.append(Node("devices", {}, [Node("device-list", {}, devices)]))
+            children.append(_devices(net, phone))
         elif tag == "lid":
             children.append(Node("lid", {"val": JID.lid(phone.lid)}))
         elif tag == "status":

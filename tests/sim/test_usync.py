@@ -13,10 +13,18 @@ from pathlib import Path
 import pytest
 
 from gowa_py.sim.binary import Node
-from gowa_py.sim.certs import XEdSigner
+from gowa_py.sim.certs import XEdSigner, xeddsa_verify
 from gowa_py.sim.iq import IqDispatcher
 from gowa_py.sim.jid import JID, SERVER_JID
 from gowa_py.sim.network import Network
+from gowa_py.sim.pb import (
+    ADVDeviceIdentity,
+    ADVKeyIndexList,
+    ADVSignedDeviceIdentity,
+    ADVSignedDeviceIdentityHMAC,
+    ADVSignedKeyIndexList,
+)
+from gowa_py.sim.phone import KEY_INDEX_LIST_SIGNATURE_PREFIX, PrimaryPhone
 from gowa_py.sim.store import Phone, SignedPreKey, Store
 from gowa_py.sim.usync import handle_usync
 from tests.sim.test_iq import RecordingConnection
@@ -119,3 +127,48 @@ def test_user_info_and_devices_by_pn_or_lid(net: Network) -> None:
     assert by_lid.attrs == {"jid": JID.lid(known(net).lid)}
     devices = by_lid.path("devices", "device-list")
     assert devices is not None and [d.attr("id") for d in devices.children()] == ["1"]
+
+
+def test_device_list_carries_the_key_index_list_signed_by_the_phone(net: Network) -> None:
+    """As from WhatsApp: beside the device list, the ADV key indexes the account's phone
+    vouches for, signed with the account key over ``06 02 || details``; a client that checks
+    it drops a companion whose key index is not in it."""
+    phone = known(net)
+    primary = PrimaryPhone(phone)
+    second = net.store.add_device(
+        KNOWN,
+        noise_pub=b"\x06" * 32,
+        identity_pub=b"\x07" * 32,
+        registration_id=8,
+        skey=SignedPreKey(1, b"\x04" * 32, b"\x05" * 64),
+        platform="chrome",
+    )
+    net.store.delete_device(KNOWN, second.device)
+
+    (user,) = ask(net, [Node("devices", {"version": "2"})], [Node("user", {"jid": JID.pn(KNOWN)})])
+    devices = user.child("devices")
+    assert devices is not None and [c.tag for c in devices.children()] == [
+        "device-list",
+        "key-index-list",
+    ]
+    node = devices.child("key-index-list")
+    assert node is not None
+    signed = ADVSignedKeyIndexList.FromString(node.bytes_content())
+    message = KEY_INDEX_LIST_SIGNATURE_PREFIX + signed.details
+    assert signed.accountSignatureKey == primary.signer.public
+    assert xeddsa_verify(primary.signer.public, message, signed.accountSignature)
+    assert not xeddsa_verify(
+        primary.signer.public, b"\x06\x00" + signed.details, signed.accountSignature
+    )
+    details = ADVKeyIndexList.FromString(signed.details)
+    # the phone (0) and the linked companion (1); 2 was given out, then removed
+    assert list(details.validIndexes) == [0, 1] and details.currentIndex == 2
+    assert int(node.attr("ts")) == details.timestamp >= phone.created_at
+    # the same account raw id as in the device identity the phone signs for a companion
+    container = ADVSignedDeviceIdentityHMAC.FromString(
+        primary.link_companion(3, b"\x08" * 32, b"\x09" * 32)
+    )
+    identity = ADVDeviceIdentity.FromString(
+        ADVSignedDeviceIdentity.FromString(container.details).details
+    )
+    assert identity.rawID == details.rawID

@@ -167,13 +167,15 @@ async def _answer_then_drain(
 ) -> None:
     """Send ``response`` and end the stream, then keep reading what the client still sends
     until it closes (at most ``seconds``): a socket closed with unread bytes sends a reset,
-    which can destroy the answer before the client has read it."""
+    which can destroy the answer before the client has read it. Then the connection is
+    closed: aiohttp would otherwise read on from the body's stream, which stays failed
+    with :class:`BodyTimeout`, and log that as an unhandled exception."""
     await response.prepare(request)
     await response.write_eof()
     transport = request.transport
-    if transport is None or not transport.can_write_eof():
-        return
-    transport.write_eof()
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not transport.is_closing() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.05)
+    if transport is not None and transport.can_write_eof():
+        transport.write_eof()
+        deadline = asyncio.get_running_loop().time() + seconds
+        while not transport.is_closing() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+    request.protocol.force_close()

@@ -69,10 +69,15 @@ system-deps:
 # one (Debian's postgresql; a stopped cluster is started). The tests connect as that URL
 # says (default postgresql://postgres@127.0.0.1:5432/postgres, so the local server must
 # trust it) and create and drop a database of their own per run. The GoWA import test
-# builds GoWA's PostgreSQL store with pg_dump and psql (Debian's postgresql-client).
+# builds GoWA's PostgreSQL store with pg_dump and psql (Debian's postgresql-client). The
+# PgBouncer test and benchmark run Debian's pgbouncer binary with a config of their own on
+# a free port (never its system service).
 test-db:
 	@command -v pg_dump >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-client; }
+	@[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || { \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pgbouncer; }
 	@if [ -z "$${GOWA_TEST_DATABASE_URL:-}" ]; then \
 	  command -v pg_lsclusters >/dev/null || { $(SUDO) apt-get update -qq && \
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }; \

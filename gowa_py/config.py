@@ -47,6 +47,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     #: ``postgresql://...``: keep the registry and every session's data in PostgreSQL
     #: instead of SQLite files under ``data_dir`` (docs/storage.md).
     database_url: str | None = None
+    #: ``postgresql://host:port/database`` of a PgBouncer in transaction mode in front of
+    #: that database: workers log in there (as their session's role) instead of
+    #: directly, so many sessions share a few server connections (docs/storage.md).
+    database_pooler_url: str | None = None
     #: With PostgreSQL, the gateways sharing the database form a cluster
     #: (docs/cluster.md): this node's name (default: the host name) and the URL the
     #: other nodes reach it at (default: http://<host name or 127.0.0.1>:<port>).
@@ -183,6 +187,14 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
             raise msgspec.ValidationError(
                 "database_url must be a postgresql://user@host:port/database URL"
+            )
+        if self.database_pooler_url and not (
+            self.database_url
+            and self.database_pooler_url.startswith(("postgresql://", "postgres://"))
+        ):
+            raise msgspec.ValidationError(
+                "database_pooler_url must be a postgresql://host:port/database URL, and "
+                "needs database_url"
             )
         if not 0 < 2 * self.lease_renew_interval < self.lease_ttl - self.lease_margin:
             raise msgspec.ValidationError(

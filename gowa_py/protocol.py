@@ -109,6 +109,9 @@ class WorkerKeys(msgspec.Struct, frozen=True):
     #: Where the session's stores are: "" for SQLite files in the session dir, else the
     #: gateway's ``database_url`` (it may hold a password, hence here and not in the config).
     database_url: str = ""
+    #: ``database_url`` is a pooler's (PgBouncer in transaction mode, the gateway's
+    #: ``database_pooler_url``): no session state may outlive a transaction.
+    database_pooled: bool = False
 
 
 # ---------------------------------------------------------------------------

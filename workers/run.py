@@ -104,7 +104,9 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     proxy = config.sandbox.proxy if config.sandbox is not None else config.proxy
     store = Path(config.session_dir) / "whatsmeow.db"
     if keys.database_url:
-        database = postgres.whatsmeow_url(keys.database_url, config.session_id)
+        database = postgres.whatsmeow_url(
+            keys.database_url, config.session_id, keys.database_pooled
+        )
     else:
         storefile.use_wal(store)
         database = str(store)

@@ -49,13 +49,13 @@ def sqlite_db(path: Path) -> ChatsDb:
     return ChatsDb(connection, SQLITE)
 
 
-def postgresql_db(url: str, session_id: str) -> ChatsDb:
-    """The session's schema in the PostgreSQL database at ``url``, created or migrated
-    as needed, through the worker's one connection."""
+def postgresql_db(url: str, session_id: str, pooled: bool = False) -> ChatsDb:
+    """The session's schema in the PostgreSQL database at ``url`` (a pooler's when
+    ``pooled``), created or migrated as needed, through the worker's one connection."""
     schema = postgres.session_schema(session_id)
 
     def connect() -> psycopg.Connection[Any]:
-        return postgres.connect(url, schema, f"gowa-worker {session_id}")
+        return postgres.connect(url, schema, f"gowa-worker {session_id}", pooled=pooled)
 
     connection = postgres.PgConnection(connect)
     try:
@@ -72,11 +72,13 @@ def open_session_stores(
     event_retention: int,
     chat_retention_days: int | None,
     database_url: str = "",
+    database_pooled: bool = False,
 ) -> SessionStores:
     """Open (creating or migrating as needed) the stores of the session: in
-    ``session_dir``, or in PostgreSQL when ``database_url`` is given."""
+    ``session_dir``, or in PostgreSQL when ``database_url`` is given (through a pooler
+    when ``database_pooled``)."""
     if database_url:
-        db = postgresql_db(database_url, session_id)
+        db = postgresql_db(database_url, session_id, database_pooled)
     else:
         db = sqlite_db(session_dir / "chats.db")
     return SessionStores(

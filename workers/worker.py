@@ -96,6 +96,7 @@ class Worker:
                 config.event_retention,
                 config.settings.chat_retention_days,
                 keys.database_url,
+                keys.database_pooled,
             )
         except SchemaTooNew as exc:
             raise StoreDamaged(str(exc)) from exc  # a restart runs the same code

@@ -20,6 +20,12 @@ from gowa_py.config import ConfigError, load_settings
     "prefer GOWA_DATABASE_URL or the config file for a URL with a password.",
 )
 @click.option(
+    "--database-pooler-url",
+    default=None,
+    help="postgresql://HOST:PORT/DATABASE of a PgBouncer in front of the database: workers "
+    "connect there [default: directly].",
+)
+@click.option(
     "--node-id", default=None, help="This node's name in a cluster [default: the host name]."
 )
 @click.option(

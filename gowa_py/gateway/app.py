@@ -52,7 +52,7 @@ def create_app(
     settings: Settings, data_dir: Path, sandbox: SandboxConfig | None = None
 ) -> web.Application:
     data_dir.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(settings.database_url, data_dir)
+    storage = open_storage(settings.database_url, data_dir, settings.database_pooler_url)
     registry = storage.registry
     supervisor = Supervisor(
         settings, registry, data_dir, sandbox, worker_database=storage.worker_database

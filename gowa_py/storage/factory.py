@@ -16,6 +16,7 @@ import secrets
 import sqlite3
 from pathlib import Path
 
+from gowa_py.config import ConfigError
 from gowa_py.privatefile import private_sqlite
 from gowa_py.registry import Registry
 from gowa_py.storage import (
@@ -32,6 +33,7 @@ from gowa_py.storage.interfaces import (
     OutboxStorage,
     RegistryStorage,
     SignInStorage,
+    WorkerDatabase,
 )
 from gowa_py.storage.signins import SharedSignIns
 from gowa_py.storage.sql import POSTGRESQL, SQLITE
@@ -86,8 +88,8 @@ class SqliteStorage:
     def discard_stores(self, session_id: str) -> None:
         """Nothing outside the session's folder to remove."""
 
-    def worker_database(self, session_id: str) -> str:
-        return ""  # the worker opens the files in its session folder
+    def worker_database(self, session_id: str) -> WorkerDatabase:
+        return WorkerDatabase()  # the worker opens the files in its session folder
 
     def export_stores(self, session_id: str, folder: Path) -> None:
         """The stores are files in the session's folder: an export copies them with it."""
@@ -103,21 +105,32 @@ class PostgresStorage:
     and nothing else, so a compromised worker cannot read other sessions or the
     registry, as it cannot read their files on SQLite. That needs a database user who
     may create roles; without it, workers log in as the gateway's user (and can).
+
+    With ``pooler_url`` (PgBouncer in transaction mode, docs/storage.md#pgbouncer), the
+    workers log in there instead, each as its session's role; the gateway's own
+    connections (the registry, outboxes, roles and schemas) stay direct.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pooler_url: str | None = None) -> None:
         # One connection of its own first: a wrong URL or an unreachable server fails here
         # at once with the server's reason, where the pool would retry in the background.
         with postgres.connect(url, postgres.REGISTRY_SCHEMA, "gowa-gateway") as conn:
             postgres.migrate(conn, postgres.REGISTRY_SCHEMA, pg_schema.REGISTRY, "the registry")
             self.roles = postgres.can_create_roles(conn)
-            self._database = str((conn.execute("SELECT current_database()").fetchone() or [""])[0])
+            self._database = postgres.current_database(conn)
+        if pooler_url and not self.roles:
+            raise ConfigError(
+                "database_pooler_url needs a database user who may create roles: a pooler "
+                "keeps one pool per login, and workers on the gateway's login would share "
+                "it (docs/storage.md#pgbouncer)"
+            )
         if not self.roles:
             log.warning(
                 "the database user may not create roles: every worker logs in as it, and a "
                 "compromised worker could read every session's data (docs/storage.md)"
             )
         self.url = url
+        self.pooler_url = pooler_url
         self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
         self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
         #: Every node of the cluster honours a sign-in made on any of them.
@@ -135,21 +148,24 @@ class PostgresStorage:
             with self.db.connection() as conn:
                 if role is not None:
                     postgres.provide_role(conn, role, None)
+                    postgres.pin_search_path(conn, role, schema)
                 postgres.migrate(conn, schema, pg_schema.SESSION, f"session {session_id}", role)
             self._ready.add(schema)
         return schema
 
-    def worker_database(self, session_id: str) -> str:
+    def worker_database(self, session_id: str) -> WorkerDatabase:
         """The URL the session's next worker logs in with: its own role, with a password
-        new for this worker."""
+        new for this worker, on the pooler when there is one."""
         schema = self._schema(session_id)
         role = self._role(schema)
         if role is None:
-            return self.url
+            return WorkerDatabase(self.url)
         password = secrets.token_urlsafe(24)
         with self.db.connection() as conn:
             postgres.provide_role(conn, role, password)
-        return postgres.role_url(self.url, role, password)
+        if self.pooler_url:
+            return WorkerDatabase(postgres.role_url(self.pooler_url, role, password), True)
+        return WorkerDatabase(postgres.role_url(self.url, role, password))
 
     def _drop(self, session_id: str) -> None:
         schema = postgres.session_schema(session_id)
@@ -196,8 +212,11 @@ class PostgresStorage:
         self.db.close()
 
 
-def open_storage(database_url: str | None, data_dir: Path) -> GatewayStorage:
-    """The gateway's storage: PostgreSQL when ``database_url`` names it, else SQLite."""
+def open_storage(
+    database_url: str | None, data_dir: Path, pooler_url: str | None = None
+) -> GatewayStorage:
+    """The gateway's storage: PostgreSQL when ``database_url`` names it (its workers
+    through ``pooler_url`` if given), else SQLite."""
     if database_url:
-        return PostgresStorage(database_url)
+        return PostgresStorage(database_url, pooler_url)
     return SqliteStorage(data_dir)

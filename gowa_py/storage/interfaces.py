@@ -15,7 +15,7 @@ import builtins
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # the worker imports this module and needs none of them at run time
     from gowa_py import protocol as p
@@ -99,6 +99,15 @@ class SignInStorage(Protocol):
     def drop(self, digest: str) -> None: ...
 
 
+class WorkerDatabase(NamedTuple):
+    """Where a session's worker keeps its stores: ``url`` "" for the SQLite files in its
+    session dir, else a PostgreSQL URL with the worker's login; ``pooled`` when that URL
+    is a pooler's in transaction mode (docs/storage.md#pgbouncer)."""
+
+    url: str = ""
+    pooled: bool = False
+
+
 class GatewayStorage(Protocol):
     """The gateway's backend: its registry, each session's outbox on demand, and the
     dashboard's sign-ins when nodes share them (None: the gateway keeps its own)."""
@@ -111,7 +120,7 @@ class GatewayStorage(Protocol):
     def adopt_stores(self, session_id: str, folder: Path) -> None: ...
     def export_stores(self, session_id: str, folder: Path) -> None: ...
     def discard_stores(self, session_id: str) -> None: ...
-    def worker_database(self, session_id: str) -> str: ...
+    def worker_database(self, session_id: str) -> WorkerDatabase: ...
     def close(self) -> None: ...
 
 

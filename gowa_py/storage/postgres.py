@@ -67,13 +67,20 @@ def _role(role: str) -> sql.Composable:
     return sql.Identifier(role)
 
 
-def whatsmeow_url(url: str, session_id: str) -> str:
+def whatsmeow_url(url: str, session_id: str, pooled: bool = False) -> str:
     """The URL neonize opens the session's whatsmeow store with: ``search_path`` makes
     whatsmeow's unqualified tables those of the session's schema (lib/pq passes unknown
     URL parameters to the server as session settings), and ``application_name`` names
     its connections in ``pg_stat_activity``. lib/pq requires TLS unless told otherwise,
     where libpq (psycopg) only prefers it; without an ``sslmode`` in the URL, a loopback
-    server is reached without TLS, as psycopg reaches it when the server has none."""
+    server is reached without TLS, as psycopg reaches it when the server has none.
+
+    ``pooled``: the URL is PgBouncer's in transaction mode, which refuses a
+    ``search_path`` startup parameter (the role's own setting gives it instead, see
+    :func:`pin_search_path`), and ``binary_parameters=yes`` makes lib/pq send each
+    statement with parameters in one round trip (Parse, Bind, Execute, Sync) where it
+    otherwise parses first and binds after a Sync, when PgBouncer may have handed the
+    server connection (and its unnamed statement) to another client."""
     parts = urlsplit(url)
     given = dict(parse_qsl(parts.query))
     query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"]
@@ -81,7 +88,11 @@ def whatsmeow_url(url: str, session_id: str) -> str:
         query.append(("sslmode", "disable"))
     if "application_name" not in given:
         query.append(("application_name", f"gowa-whatsmeow {session_id}"))
-    query.append(("search_path", quoted(session_schema(session_id))))
+    if pooled:
+        query = [(k, v) for k, v in query if k != "binary_parameters"]
+        query.append(("binary_parameters", "yes"))
+    else:
+        query.append(("search_path", quoted(session_schema(session_id))))
     return urlunsplit(parts._replace(query=urlencode(query, quote_via=quote)))
 
 
@@ -140,13 +151,29 @@ def _options(url: str, schema: str) -> str:
 
 
 def connect(
-    url: str, schema: str, application_name: str, connect_timeout: int | None = None
+    url: str,
+    schema: str,
+    application_name: str,
+    connect_timeout: int | None = None,
+    pooled: bool = False,
 ) -> psycopg.Connection[Any]:
     """One connection in autocommit (transactions are explicit), its ``search_path`` the
     given schema. ``connect_timeout`` (whole seconds, libpq's floor of 2) replaces the
-    URL's, if any; without either, an unanswered attempt lasts psycopg's default 130 s."""
+    URL's, if any; without either, an unanswered attempt lasts psycopg's default 130 s.
+
+    ``pooled``: ``url`` is PgBouncer's in transaction mode, where the next transaction
+    may run on another server connection: no ``options`` startup parameter (PgBouncer
+    refuses it; the login role's own ``search_path`` is the schema, see
+    :func:`pin_search_path`) and no prepared statements (psycopg prepares a statement
+    run five times, and the next server connection would not know it)."""
     if connect_timeout is not None:
         url = make_conninfo(url, connect_timeout=connect_timeout)
+    if pooled:
+        conn = psycopg.connect(
+            url, autocommit=True, row_factory=_rows, application_name=application_name
+        )
+        conn.prepare_threshold = None
+        return conn
     return psycopg.connect(
         url,
         autocommit=True,
@@ -358,22 +385,37 @@ def provide_role(conn: psycopg.Connection[Any], role: str, password: str | None)
             )
 
 
+def pin_search_path(conn: psycopg.Connection[Any], role: str, schema: str) -> None:
+    """Make ``schema`` the search path of every connection ``role`` opens to this
+    database, so that a connection through a pooler, which cannot pass it at login,
+    finds the session's tables as a direct one does."""
+    conn.execute(
+        sql.SQL("ALTER ROLE {} IN DATABASE {} SET search_path TO {}").format(
+            _role(role), sql.Identifier(current_database(conn)), sql.SQL(quoted(schema))
+        )
+    )
+
+
+def current_database(conn: psycopg.Connection[Any]) -> str:
+    """The name of the database ``conn`` is connected to."""
+    return str((conn.execute("SELECT current_database()").fetchone() or [""])[0])
+
+
 def session_owner(conn: psycopg.Connection[Any], schema: str) -> str | None:
     """The role a session's schema belongs to, made if missing, for whoever makes the
     schema outside the gateway (an import); None when this user may not create roles."""
     if not can_create_roles(conn):
         return None
-    database = (conn.execute("SELECT current_database()").fetchone() or [""])[0]
-    role = session_role(str(database), schema)
+    role = session_role(current_database(conn), schema)
     provide_role(conn, role, None)
     return role
 
 
 def drop_session(conn: psycopg.Connection[Any], schema: str) -> None:
     """Drop a session's schema and, if it has one, its role."""
-    database = (conn.execute("SELECT current_database()").fetchone() or [""])[0]
+    database = current_database(conn)
     drop_schema(conn, schema)
-    drop_role(conn, session_role(str(database), schema))
+    drop_role(conn, session_role(database, schema))
 
 
 def drop_role(conn: psycopg.Connection[Any], role: str) -> None:

@@ -23,6 +23,7 @@ from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
 from gowa_py.ipc import GatewaySockets
 from gowa_py.registry import SessionRecord
+from gowa_py.storage.interfaces import WorkerDatabase
 from gowa_py.supervisor.dispatch import EventDispatch
 from gowa_py.supervisor.identity import WorkerIds
 from gowa_py.supervisor.runner import StartRefused
@@ -41,7 +42,7 @@ class RunnerHost:
         sandbox: p.SandboxConfig | None,
         proxy_policy: TargetPolicy,
         worker_ids: WorkerIds,
-        worker_database: Callable[[str], str],
+        worker_database: Callable[[str], WorkerDatabase],
         require: Callable[[str], SessionRecord],
         request: Requester,
         events: EventDispatch,
@@ -110,9 +111,11 @@ class RunnerHost:
     async def worker_keys(self, session_id: str) -> p.WorkerKeys:
         # The database login may be made or changed first (a PostgreSQL role and its new
         # password): off the event loop, which many starting sessions would hold up.
-        database_url = await asyncio.to_thread(self._worker_database, session_id)
+        database = await asyncio.to_thread(self._worker_database, session_id)
         keys = self._sockets.admit(session_id)
-        return msgspec.structs.replace(keys, database_url=database_url)
+        return msgspec.structs.replace(
+            keys, database_url=database.url, database_pooled=database.pooled
+        )
 
     async def request(self, session_id: str, command: p.Command, timeout: float) -> p.Result:
         return await self._request(session_id, command, timeout)

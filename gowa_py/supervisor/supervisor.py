@@ -30,7 +30,7 @@ from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
 from gowa_py.registry import LeaseLost, SessionRecord
-from gowa_py.storage.interfaces import RegistryStorage
+from gowa_py.storage.interfaces import RegistryStorage, WorkerDatabase
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.dispatch import EventDispatch, Listener
@@ -62,7 +62,7 @@ class Supervisor:
         registry: RegistryStorage,
         data_dir: Path,
         sandbox: p.SandboxConfig | None = None,
-        worker_database: Callable[[str], str] = lambda _session_id: "",
+        worker_database: Callable[[str], WorkerDatabase] = lambda _session_id: WorkerDatabase(),
     ) -> None:
         self.settings = settings
         self.registry = registry

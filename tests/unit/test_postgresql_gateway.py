@@ -47,7 +47,8 @@ def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
         assert storage.roles  # the test server's user is a superuser
         for session_id in ("a", "b"):
             storage.registry.create(session_id, SessionConfig(), "stopped")
-        url = storage.worker_database("a")
+        url, pooled = storage.worker_database("a")
+        assert not pooled
         storage.worker_database("b")
         storage.open_outbox("b").enqueue("e1", "message", [("http://b/hook", "k")], b"{}")
 
@@ -60,6 +61,8 @@ def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
         assert outbox.enqueue("e2", "message", [("http://a/hook", "k")], b"{}") == 1
         with psycopg.connect(url, autocommit=True) as worker:
             assert worker.execute("SELECT current_user").fetchone()[0].startswith("gowa_r_")
+            # The role's own search_path, for a pooler's logins, which cannot set it.
+            assert worker.execute("SHOW search_path").fetchone()[0] == "gowa_s_a"
             for table in (
                 '"gowa_s_b".webhook_deliveries',
                 '"gowa_s_b".whatsmeow_version',
@@ -82,7 +85,7 @@ def test_a_workers_role_reaches_its_own_session_and_nothing_else(test_database):
         first = verifier()
         assert first.startswith("SCRAM-SHA-256$")
         assert urlsplit(url).password not in first
-        assert urlsplit(storage.worker_database("a")).username == role
+        assert urlsplit(storage.worker_database("a").url).username == role
         assert verifier() != first
         storage.registry.delete("a")
         with psycopg.connect(test_database.url) as admin:

@@ -649,6 +649,9 @@ def test_whatsmeow_gets_the_sessions_schema_and_keeps_the_users_settings():
     assert urlsplit(url).netloc == "u:p%40ss@127.0.0.1:5432"
     remote = postgres.whatsmeow_url("postgres://db.example/gowa?sslmode=verify-full", "s")
     assert parse_qs(urlsplit(remote).query)["sslmode"] == ["verify-full"]
+    # Through PgBouncer: no search_path at login (the role's own), one round trip each.
+    pooled = parse_qs(urlsplit(postgres.whatsmeow_url(url, "S-1", pooled=True)).query)
+    assert "search_path" not in pooled and pooled["binary_parameters"] == ["yes"]
 
 
 def test_server_options_in_the_url_are_kept_beside_the_search_path(test_database):

@@ -95,7 +95,8 @@ async def qr_image(request: web.Request) -> web.Response:
 
 
 async def passkey_status(request: web.Request, session_id: str, op: Any) -> web.Response:
-    """No passkey login is ever pending: sessions log in by QR code or pairing code."""
+    """No passkey login is ever pending: neonize cannot answer one, so WhatsApp asking for
+    a passkey stops the session with ``PASSKEY_REQUIRED`` instead."""
     return envelope(
         {
             "device_id": session_id,

@@ -1,7 +1,8 @@
 """The supervisor: every session's runner and its lifecycle, the IPC sockets and the
-registry; events, hibernation, the periodic rounds, what runners are given and a cluster's
-leases are its parts (dispatch.py, hibernation.py, upkeep.py, runnerhost.py, leases.py);
-moving a session between gateways is :attr:`Supervisor.transfer` (transfer.py).
+registry; events, hibernation, the periodic rounds, what runners are given, a cluster's
+leases and deleting a session are its parts (dispatch.py, hibernation.py, upkeep.py,
+runnerhost.py, leases.py, deletion.py); moving a session between gateways is
+:attr:`Supervisor.transfer` (transfer.py).
 
 It is the only part of the gateway that knows about processes. The HTTP layer asks it
 to create, start, stop or delete sessions, to send commands, how a session's worker is
@@ -25,7 +26,6 @@ from gowa_py import protocol as p
 from gowa_py.archive import session as archive
 from gowa_py.cluster.node import ClusterNode
 from gowa_py.config import Settings
-from gowa_py.errors import GowaError
 from gowa_py.ids import check_session_id
 from gowa_py.ipc import GatewaySockets, WorkerUnavailable, endpoints
 from gowa_py.models import SessionConfig
@@ -33,6 +33,7 @@ from gowa_py.registry import LeaseLost, SessionRecord
 from gowa_py.storage.interfaces import RegistryStorage, WorkerDatabase
 from gowa_py.supervisor import ksm
 from gowa_py.supervisor import process as proc
+from gowa_py.supervisor.deletion import SessionDeletion
 from gowa_py.supervisor.dispatch import EventDispatch, Listener
 from gowa_py.supervisor.errors import (
     PairingLimit,
@@ -124,6 +125,21 @@ class Supervisor:
             self._check_new,
             self._add_runner,
             self.start_session,
+        )
+        self._deletion = SessionDeletion(
+            registry,
+            self.runners,
+            self._locks,
+            self.sessions_dir,
+            self._events,
+            self._leases,
+            self.sockets,
+            self.worker_ids,
+            settings.command_timeout,
+            self.require,
+            self._exclusive,
+            self._ready,
+            self.request,
         )
         self._host = RunnerHost(
             settings,
@@ -346,43 +362,9 @@ class Supervisor:
             return False
 
     async def delete_session(self, session_id: str) -> bool:
-        """Log the device out of WhatsApp, then forget the session. True when no linked
-        device is left behind on the phone; False when the session was logged in but could
-        not be logged out (stopped by hand or not connected; a hibernated one is woken for it):
-        the phone still lists it until removed there."""
-        async with self._exclusive(session_id):
-            unlinked = await self._unlink(session_id)
-            runner = self.runners.pop(session_id)
-            self._locks.forget(session_id)
-            await runner.stop()
-            await self._events.notice(session_id, p.SESSION_DELETED, {"unlinked": unlinked})
-            self.registry.delete(session_id)
-            self._leases.forget(session_id)  # the lease went with the session
-            self._events.forget(session_id)
-            self.sockets.revoke(session_id)
-            folder = self.sessions_dir / session_id
-            if folder.resolve().parent == self.sessions_dir.resolve():
-                await asyncio.to_thread(shutil.rmtree, folder, True)
-            self.worker_ids.release(session_id)
-            return unlinked
-
-    async def _unlink(self, session_id: str) -> bool:
-        """WhatsApp's logout (``remove-companion-device``) for a session being deleted.
-        An exported session's device lives on where it was imported: nothing is left
-        behind here, and it must not be unlinked."""
-        record = self.require(session_id)
-        if record.me is None or archive.exported_mark(self.sessions_dir / session_id) is not None:
-            return True
-        timeout = min(self.settings.command_timeout, 10.0)
-        try:
-            await self._ready(session_id, timeout)  # a hibernated session is woken for it
-            if self.require(session_id).status is not p.SessionState.CONNECTED:
-                return False
-            await self.request(session_id, p.Logout(), timeout)
-        except (GowaError, TimeoutError) as exc:
-            log.warning("[%s] deleted without logging out: %s", session_id, exc)
-            return False
-        return True
+        """Log the device out of WhatsApp, then forget the session (see
+        :meth:`SessionDeletion.delete`). False when a linked device is left on the phone."""
+        return await self._deletion.delete(session_id)
 
     def update_config(self, session_id: str, config: SessionConfig) -> SessionRecord:
         self.require(session_id)

@@ -17,6 +17,7 @@ HTTP_SIDE = ("gowa_py/gateway", "gowa_py/webhooks")
 PRIVATE_MODULES = tuple(
     f"gowa_py.supervisor.{name}"
     for name in (
+        "deletion",
         "dispatch",
         "exitreason",
         "hibernation",

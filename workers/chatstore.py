@@ -219,6 +219,15 @@ class ChatStore:
             row = self._db.execute(query + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
         return dict(row) if row else None
 
+    def chat_flags(self, jid: str | None = None) -> dict[str, tuple[bool, bool]]:
+        """Each chat's (pinned, archived), or the one chat's when ``jid`` is given."""
+        query, args = "SELECT jid, pinned, archived FROM chats", list[str]()
+        if jid is not None:
+            query, args = query + " WHERE jid = ?", [jid]
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        return {row["jid"]: (bool(row["pinned"]), bool(row["archived"])) for row in rows}
+
     def chat(self, jid: str) -> dict[str, Any] | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM chats WHERE jid = ?", (jid,)).fetchone()

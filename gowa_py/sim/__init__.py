@@ -26,7 +26,8 @@ Layers, outside in (one module each):
 * :mod:`.phone` - the simulated primary phone that signs companion identities;
   :mod:`.devicezero` - the phone as a Signal sender (device 0), which shares the
   app-state key with each new companion, encrypted by :mod:`.x3dh`; :mod:`.appstate`
-  stores and serves app-state patches (:mod:`.appstatestore`).
+  stores and serves app-state patches (:mod:`.appstatestore`), and the phone makes its
+  own (archive, pin, mute: :mod:`.phonepatches`).
 * :mod:`.contacts` / :mod:`.agent` - simulated contacts are real neonize clients the
   sandbox runs and links itself, so what they send is genuinely encrypted.
 

@@ -15,7 +15,8 @@ Commands (stdin): ``send {to, text}``, ``send_document {to, data, mimetype, file
 {id}``, ``presence {available}``, ``push_name {name}`` (an app-state patch),
 ``app_state {type, index, version, value}`` (one mutation through neonize's
 ``send_app_state``: ``type`` a ``PatchInfo.WAPatchName`` number, ``value`` a
-``SyncActionValue`` as a dict),
+``SyncActionValue`` as a dict), ``chat_settings {jid}`` (what whatsmeow stored of the
+chat's app state: archived, pinned, muted until),
 ``typing {to}``, ``subscribe {to}``, ``create_group {name, participants}``,
 ``group_add {group, phone}``, ``history {chats}`` (the history sync to the account's
 other companions, see :mod:`.history`), ``pair_phone {phone}``, ``disconnect``, ``exit``.
@@ -221,6 +222,16 @@ def serve(db_path: str, proxy: str) -> None:
             patch = pb.PatchInfo(Timestamp=int(time.time()), Type=cmd["type"], Mutations=[mutation])
             client.send_app_state(patch)
             emit("app_state_sent", type=cmd["type"])
+        elif name == "chat_settings":
+            settings = client.chat_settings.get_chat_settings(to_jid(cmd["jid"]))
+            emit(
+                "chat_settings",
+                jid=cmd["jid"],
+                found=settings.Found,
+                archived=settings.Archived,
+                pinned=settings.Pinned,
+                muted_until=settings.MutedUntil,
+            )
         elif name == "typing":
             client.send_chat_presence(
                 build_jid(cmd["to"]),

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from . import phonepatches
 from .calls import Calls
 from .contacts import Contacts
 from .errors import SimError
@@ -33,6 +34,7 @@ from .store import Phone, Store
 log = logging.getLogger(__name__)
 
 PHONE_RE = re.compile(r"^[0-9]{5,15}$")
+CHAT_RE = re.compile(r"^[0-9]+(-[0-9]+)?@(s\.whatsapp\.net|lid|g\.us)$")
 
 
 class Sandbox(Protocol):
@@ -251,6 +253,30 @@ async def set_picture(request: web.Request) -> web.Response:
     return web.json_response({"phone": phone.phone, "picture_id": picture_id})
 
 
+CHAT_SETTINGS = {
+    "archived": phonepatches.archive,
+    "pinned": phonepatches.pin,
+    "muted": phonepatches.mute,
+}
+
+
+async def set_chat_setting(request: web.Request) -> web.Response:
+    """The phone archives, pins or mutes a chat: an app-state patch for its companions."""
+    phone = _phone(request)
+    body = await _body(request)
+    chat = _string(body, "chat")
+    if not CHAT_RE.match(chat):
+        raise SimError("VALIDATION_ERROR", "'chat' must be a user, LID or group JID")
+    settings = [name for name in CHAT_SETTINGS if name in body]
+    if len(settings) != 1 or not isinstance(body[settings[0]], bool):
+        raise SimError("VALIDATION_ERROR", "exactly one of archived, pinned, muted: true or false")
+    change = CHAT_SETTINGS[settings[0]](chat, body[settings[0]])
+    version = phonepatches.upload(_sim(request).network, phone, change)
+    return web.json_response(
+        {"phone": phone.phone, "collection": change.collection, "version": version}
+    )
+
+
 async def group_approval(request: web.Request) -> web.Response:
     """The group's creator switches join approval from their phone (neonize, unlike
     whatsmeow, has no call for it)."""
@@ -385,6 +411,7 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/phones/{phone}/send", send)
     app.router.add_post("/sim/phones/{phone}/send-document", send_document)
     app.router.add_put("/sim/phones/{phone}/picture", set_picture)
+    app.router.add_post("/sim/phones/{phone}/chat-settings", set_chat_setting)
     app.router.add_post("/sim/groups/{gid}/approval", group_approval)
     app.router.add_post("/sim/phones/{phone}/call", call)
     app.router.add_get("/sim/calls/{call_id}", get_call)

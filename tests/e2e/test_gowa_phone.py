@@ -115,3 +115,38 @@ def test_a_phone_sends_its_history_when_a_companion_links(gw, sandbox):
 
     [message] = wait_until(stored, 30, interval=0.1, what="the history after pairing")
     assert (message["id"], message["content"]) == ("HIST3", "before you linked"), message
+
+
+def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
+    """The phone's app-state patches reach the session's whatsmeow, and /chats shows them."""
+    eve = "15550000514@s.whatsapp.net"
+    message = {"id": "HIST4", "from_me": False, "text": "hello", "t": 1764800000}
+    chats = [{"jid": eve, "name": "Eve", "messages": [message]}]
+    status, sent = sandbox.api("POST", f"/sim/phones/{ANN}/history", {"chats": chats})
+    assert status == 200, sent
+
+    def listed(query: str = "") -> dict:
+        status, answer = gw.http.get(f"/api/ann/chats{query}")
+        assert status == 200, answer
+        return {c["jid"]: c for c in answer["results"]["data"]}
+
+    wait_until(lambda: eve in listed(), 30, interval=0.1, what="the chat in the chat store")
+    assert not listed()[eve]["archived"] and not listed()[eve]["pinned"]
+    for change, flags in [
+        ({"archived": True}, (True, False)),
+        ({"pinned": True}, (True, True)),
+        ({"archived": False}, (False, True)),
+    ]:
+        status, body = sandbox.api(
+            "POST", f"/sim/phones/{ANN}/chat-settings", {"chat": eve, **change}
+        )
+        assert status == 200, body
+        wait_until(
+            lambda f=flags: (listed()[eve]["archived"], listed()[eve]["pinned"]) == f,
+            10,
+            interval=0.1,
+            what=f"/chats after {change}",
+        )
+        assert (eve in listed("?archived=true")) is flags[0]
+    status, answer = gw.http.get(f"/api/ann/chat/{eve}/messages")
+    assert answer["results"]["chat_info"]["pinned"] is True, answer

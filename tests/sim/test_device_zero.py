@@ -100,6 +100,43 @@ def test_neonize_sends_our_own_patches_without_a_collection_name(sandbox, client
     assert len(nameless) == len(types), sandbox.log
 
 
+def test_the_phone_archives_pins_and_mutes_chats_for_its_companions(
+    sandbox, clients, tmp_path: Path
+):
+    """The phone's own patches (encrypted, MACed and LTHashed as whatsmeow does) are
+    verified and applied by a companion: whatsmeow stores them as the chat's settings.
+    Several in one collection, one overwriting another, keep the LTHash in step."""
+    status, body = sandbox.api("POST", "/sim/phones", {"phone": ALICE, "push_name": "Alice"})
+    assert status == 201, body
+    client = pair(sandbox, ALICE, tmp_path / "alice.db")
+    clients.append(client)
+    wait_until(lambda: _fetched(sandbox, 1) == COLLECTIONS, timeout=15)
+    chat = "15550000002@s.whatsapp.net"
+
+    def settings() -> dict:
+        client.command(cmd="chat_settings", jid=chat)
+        return client.fresh("chat_settings")
+
+    for change, expected in [
+        ({"archived": True}, {"archived": True, "pinned": False}),
+        ({"pinned": True}, {"archived": True, "pinned": True}),
+        ({"archived": False}, {"archived": False, "pinned": True}),
+        ({"muted": True}, {"archived": False, "pinned": True}),
+    ]:
+        status, body = sandbox.api(
+            "POST", f"/sim/phones/{ALICE}/chat-settings", {"chat": chat, **change}
+        )
+        assert status == 200, body
+        wait_until(
+            lambda e=expected: {k: settings()[k] for k in e} == e, timeout=10, what=str(change)
+        )
+    assert settings()["muted_until"] != 0
+    status, body = sandbox.api(
+        "POST", f"/sim/phones/{ALICE}/chat-settings", {"chat": chat, "pinned": 1}
+    )
+    assert status == 400 and body["code"] == "VALIDATION_ERROR", body
+
+
 def _try(check, client) -> bool:
     try:
         return check(client)

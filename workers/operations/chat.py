@@ -1,5 +1,6 @@
-"""GoWA's ``chat`` tag: chat list and history from the chat store; timer; pin and archive
-refused (see :mod:`workers.operations.appstate`)."""
+"""GoWA's ``chat`` tag: chat list and history from the chat store (archived and pinned
+as other devices set them, :mod:`.chatsettings`); timer; pin and archive refused (see
+:mod:`workers.operations.appstate`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 
 from gowa_py import operations as ops
 from gowa_py import protocol as p
+from workers.operations import chatsettings
 from workers.operations.appstate import unsupported
 from workers.operations.context import Context, fail, handles, ok
 from workers.operations.messages import chat_of
@@ -23,6 +25,7 @@ def _time_arg(value: str | None, name: str) -> float | None:
 
 @handles(ops.ListChats, connected=False)
 def list_chats(ctx: Context, op: ops.ListChats) -> p.OperationResult:
+    chatsettings.refresh(ctx)
     data, total = ctx.store.chats(op.limit, op.offset, op.search, op.has_media, op.archived)
     return ok(
         {"data": data, "pagination": {"limit": op.limit, "offset": op.offset, "total": total}},
@@ -33,6 +36,7 @@ def list_chats(ctx: Context, op: ops.ListChats) -> p.OperationResult:
 @handles(ops.ChatMessages, connected=False)
 def chat_messages(ctx: Context, op: ops.ChatMessages) -> p.OperationResult:
     _, chat = chat_of(op.chat_jid)
+    chatsettings.refresh(ctx, chat)
     data, total = ctx.store.messages(
         chat,
         op.limit,

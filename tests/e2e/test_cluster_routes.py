@@ -20,6 +20,8 @@ from tests.procs import Gateway, wait_until
 pytestmark = pytest.mark.integration
 
 KEY = "cluster-admin-key"
+#: The load balancer's name, where the dashboard's pages come from (every node allows it).
+BALANCER = "gowa.test"
 
 
 @pytest.fixture
@@ -38,6 +40,7 @@ def _node(
             "GOWA_NODE_ID": name,
             "GOWA_API_KEY": KEY,
             "GOWA_LEASE_RENEW_INTERVAL": "1",
+            "GOWA_ALLOWED_HOSTS": BALANCER,
             **env,
         },
         data_dir=tmp_path / name / "data",
@@ -47,7 +50,7 @@ def _node(
 
 def _browser(gateway: Gateway, token: str, csrf: str | None = None) -> httpx.Client:
     """A browser with the dashboard's cookie (and, for writes, its CSRF token and Origin)."""
-    headers = {"Cookie": f"{COOKIE_NAME}={token}", "Origin": gateway.http.base}
+    headers = {"Cookie": f"{COOKIE_NAME}={token}", "Origin": f"http://{BALANCER}"}
     if csrf is not None:
         headers["X-CSRF-Token"] = csrf
     return httpx.Client(base_url=gateway.http.base, headers=headers, timeout=30)
@@ -70,8 +73,9 @@ def _sign_in(gateway: Gateway) -> tuple[str, str]:
 def test_a_dashboard_sign_in_holds_on_every_node_until_signed_out_or_expired(
     gateway_factory, database, tmp_path
 ):
-    a = _node(gateway_factory, tmp_path, database, "a")
-    b = _node(gateway_factory, tmp_path, database, "b")
+    # a has the more room: b sends new sessions there.
+    a = _node(gateway_factory, tmp_path, database, "a", GOWA_MAX_SESSIONS="5")
+    b = _node(gateway_factory, tmp_path, database, "b", GOWA_MAX_SESSIONS="1")
     token, csrf = _sign_in(a)
 
     # Signed in on a, the browser is signed in on b, with the same CSRF token, and may
@@ -82,6 +86,19 @@ def test_a_dashboard_sign_in_holds_on_every_node_until_signed_out_or_expired(
     assert state["csrf_token"] == csrf and state["expires_at"]
     with _browser(b, token, csrf) as browser:
         made = browser.post("/api/sessions", json={"session_id": "s1", "start": False})
+        assert made.status_code == 201, made.text
+    # A write b forwards to a carries the cookie, which a checks again: it holds there.
+    wait_until(
+        lambda: (
+            {n["id"]: n["capacity"] for n in b.http.get("/api/cluster/nodes")[1]["results"]}
+            == {"a": 5, "b": 1}
+        ),
+        10,
+        what="both nodes' capacities, as b sees them",
+    )
+    time.sleep(2)  # two renewal rounds: b's placement has them too
+    with _browser(b, token, csrf) as browser:
+        made = browser.post("/api/sessions", json={"session_id": "s2", "start": False})
         assert made.status_code == 201, made.text
     with _browser(b, token, "wrong") as browser:
         refused = browser.post("/api/sessions", json={"session_id": "s3", "start": False})

@@ -10,11 +10,13 @@ monotonic clock keeps running while the database is unreachable or slow.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner, Route
 from gowa_py.config import Settings
@@ -28,6 +30,8 @@ FENCE_TICK_S = 0.2
 #: How often a node looks for sessions to take over (``takeover_batch`` at a time): a
 #: restarted node brings its sessions back at this pace, not one batch per renewal.
 SWEEP_TICK_S = 1.0
+
+T = TypeVar("T")
 
 
 class LeaseHolder(Protocol):
@@ -98,6 +102,16 @@ class ClusterNode:
         self._owners: dict[str, Route] = {}
         #: The nodes, as of the last renewal round (where new sessions go).
         self._nodes: list[NodeRow] = []
+        # The store's statements run one at a time on a thread of their own: in the
+        # default executor, a renewal would queue behind whatever else blocks there
+        # (sessions being taken over make database logins and wait for the pool) until
+        # its leases expired.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"gowa-cluster-{self.node_id}")
+
+    async def _db(self, call: Callable[..., T], *args: Any) -> T:
+        """Run one of the store's statements on the node's own thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(call, *args))
 
     def holds(self, session_id: str) -> bool:
         return self.valid_until(session_id) is not None
@@ -162,7 +176,7 @@ class ClusterNode:
     async def claim(self, session_id: str) -> Owner | None:
         """Take the session's lease for this node; None when taken, else who holds it."""
         sent_at = time.monotonic()
-        epoch = await asyncio.to_thread(self.store.claim, session_id)
+        epoch = await self._db(self.store.claim, session_id)
         if epoch is not None:
             known = self.held.get(session_id)
             self.held[session_id] = Lease(epoch, self._valid_until(sent_at))
@@ -170,34 +184,34 @@ class ClusterNode:
                 for listener in self.on_claim:
                     listener(session_id)
             return None
-        owner = await asyncio.to_thread(self.store.owner, session_id)
+        owner = await self._db(self.store.owner, session_id)
         return owner or Owner("", None, 0, False)
 
     async def release(self, session_id: str) -> None:
         lease = self.held.pop(session_id, None)
         if lease is not None:
-            await asyncio.to_thread(self.store.release, session_id, lease.epoch)
+            await self._db(self.store.release, session_id, lease.epoch)
 
     def forget(self, session_id: str) -> None:
         """The session was deleted (its lease with it)."""
         self.held.pop(session_id, None)
 
     async def owner(self, session_id: str) -> Owner | None:
-        return await asyncio.to_thread(self.store.owner, session_id)
+        return await self._db(self.store.owner, session_id)
 
     async def owners(self) -> dict[str, Route]:
-        return await asyncio.to_thread(self.store.owners)
+        return await self._db(self.store.owners)
 
     async def nodes(self) -> list[NodeRow]:
-        return await asyncio.to_thread(self.store.nodes)
+        return await self._db(self.store.nodes)
 
     async def drain(self, node_id: str) -> bool:
         """Ask a node (this one or another) to hand its sessions over; False: unknown."""
-        return await asyncio.to_thread(self.store.drain, node_id)
+        return await self._db(self.store.drain, node_id)
 
     async def start(self) -> None:
         await self._wait_for_namesake()
-        await asyncio.to_thread(self.store.register, self.url, self.capacity)
+        await self._db(self.store.register, self.url, self.capacity)
         log.info("cluster node %s at %s", self.node_id, self.url)
         self._tasks.append(asyncio.create_task(self._renewing(), name="cluster-renew"))
         self._tasks.append(asyncio.create_task(self._fencing(), name="cluster-fence"))
@@ -217,7 +231,7 @@ class ClusterNode:
         for a lease term (a crashed run of this very node), and gives up after two."""
         waited = 0.0
         while True:
-            found = await asyncio.to_thread(self.store.namesake)
+            found = await self._db(self.store.namesake)
             if found is None or found[0] == "down" or found[1] > self.timing.ttl:
                 return
             if waited >= 2 * self.timing.ttl:
@@ -243,27 +257,39 @@ class ClusterNode:
         await asyncio.gather(*tasks, return_exceptions=True)
         self.held.clear()
         try:
-            await asyncio.to_thread(self.store.leave)
+            await self._db(self.store.leave)
         except Exception as exc:  # the database is away: the leases expire by themselves
             log.warning("leaving the cluster: %s", exc)
-        await asyncio.to_thread(self.store.close)
+        await self._db(self.store.close)
+        self._thread.shutdown()
 
     # ------------------------------------------------------------ the rounds
 
     async def _renewing(self) -> None:
+        """A round every ``lease_renew_interval`` from the start of the last one, not
+        after it: what a round does besides renewing (telling the workers, which may be
+        starting and slow to answer; reading the cluster) must not push the next renewal
+        past the leases' term."""
         while True:
+            started = time.monotonic()
             try:
-                await self._renew()
-                beat = await asyncio.to_thread(self.store.beat, self.holder.memory())
-                self.draining = beat == "draining"
-                self._owners = await asyncio.to_thread(self.store.owners)
-                self._nodes = await asyncio.to_thread(self.store.nodes)
-                self.holder.sync()
+                renewed = await self._renew()
+                # Told while the round goes on.
+                extending = asyncio.ensure_future(self.holder.extend(renewed))
+                try:
+                    beat = await self._db(self.store.beat, self.holder.memory())
+                    self.draining = beat == "draining"
+                    self._owners = await self._db(self.store.owners)
+                    self._nodes = await self._db(self.store.nodes)
+                    self.holder.sync()
+                finally:
+                    await extending
             except Exception as exc:
                 if not postgres.unavailable(exc):
                     raise
                 log.warning("renewing the leases failed, retrying: %s", exc)
-            await asyncio.sleep(self.timing.renew_interval)
+            elapsed = time.monotonic() - started
+            await asyncio.sleep(max(0.0, self.timing.renew_interval - elapsed))
 
     async def _sweeping(self) -> None:
         while True:
@@ -275,10 +301,12 @@ class ClusterNode:
                 log.warning("looking for sessions to take over failed, retrying: %s", exc)
             await asyncio.sleep(SWEEP_TICK_S)
 
-    async def _renew(self) -> None:
+    async def _renew(self) -> dict[str, float]:
+        """Renew every lease held; returns until when (monotonic) each renewed one is
+        this node's, for its worker to be told."""
         snapshot = dict(self.held)
         sent_at = time.monotonic()
-        kept = await asyncio.to_thread(
+        kept = await self._db(
             self.store.renew, {sid: lease.epoch for sid, lease in snapshot.items()}
         )
         extended: dict[str, float] = {}
@@ -289,8 +317,7 @@ class ClusterNode:
                 lease.deadline = extended[session_id] = self._valid_until(sent_at)
             else:
                 self._lose(session_id, "its lease was taken by another node")
-        if extended:
-            await self.holder.extend(extended)
+        return extended
 
     async def _sweep(self) -> None:
         """Claim sessions no live node runs, a bounded number per round, and start them;
@@ -309,7 +336,7 @@ class ClusterNode:
             room = min(room, self.capacity - len(self.held))
         if room <= 0:
             return
-        orphans = await asyncio.to_thread(self.store.orphans, room, list(self.held))
+        orphans = await self._db(self.store.orphans, room, list(self.held))
         for session_id in orphans:
             if await self.claim(session_id) is not None:
                 continue  # another node was quicker

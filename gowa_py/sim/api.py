@@ -277,6 +277,22 @@ async def set_chat_setting(request: web.Request) -> web.Response:
     )
 
 
+async def save_contact(request: web.Request) -> web.Response:
+    """The phone saves a contact's name in its address book: an app-state patch too."""
+    phone = _phone(request)
+    body = await _body(request)
+    jid = _string(body, "jid")
+    if not CHAT_RE.match(jid) or jid.endswith("@g.us"):
+        raise SimError("VALIDATION_ERROR", "'jid' must be a user or LID JID")
+    full_name = _string(body, "full_name")
+    first_name = _string(body, "first_name", required=False) or (full_name.split() or [""])[0]
+    change = phonepatches.contact(jid, full_name, first_name)
+    version = phonepatches.upload(_sim(request).network, phone, change)
+    return web.json_response(
+        {"phone": phone.phone, "collection": change.collection, "version": version}
+    )
+
+
 async def group_approval(request: web.Request) -> web.Response:
     """The group's creator switches join approval from their phone (neonize, unlike
     whatsmeow, has no call for it)."""
@@ -412,6 +428,7 @@ def build_app(sim: Sandbox) -> web.Application:
     app.router.add_post("/sim/phones/{phone}/send-document", send_document)
     app.router.add_put("/sim/phones/{phone}/picture", set_picture)
     app.router.add_post("/sim/phones/{phone}/chat-settings", set_chat_setting)
+    app.router.add_post("/sim/phones/{phone}/contacts", save_contact)
     app.router.add_post("/sim/groups/{gid}/approval", group_approval)
     app.router.add_post("/sim/phones/{phone}/call", call)
     app.router.add_get("/sim/calls/{call_id}", get_call)

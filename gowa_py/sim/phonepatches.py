@@ -1,4 +1,5 @@
-"""The phone's own app-state changes: it pins, archives or mutes a chat, as its user would.
+"""The phone's own app-state changes: it pins, archives or mutes a chat or saves a contact's
+name, as its user would.
 
 A real phone encodes such a change as an app-state patch, with the account's app-state
 key (the one it shares with each companion, :func:`.devicezero.app_state_key`), and
@@ -68,6 +69,11 @@ def pin(chat: str, pinned: bool) -> Change:
 def mute(chat: str, muted: bool) -> Change:
     action = SyncActionValue(muteAction={"muted": muted, "muteEndTimestamp": -1 if muted else 0})
     return Change("regular_high", ["mute", chat], 2, action)
+
+
+def contact(jid: str, full_name: str, first_name: str) -> Change:
+    action = SyncActionValue(contactAction={"fullName": full_name, "firstName": first_name})
+    return Change("critical_unblock_low", ["contact", jid], 2, action)
 
 
 def _hkdf(key: bytes, info: bytes, length: int) -> bytes:

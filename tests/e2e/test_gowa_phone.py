@@ -1,7 +1,9 @@
 """What a sandbox phone does to its own and other sessions: it calls (GoWA's
 ``call.offer`` event, ``/call/reject`` and ``auto_reject_call``, the sandbox seeing the
-session's ``<reject>`` arrive) and sends its companion a history sync (the chats and
-messages show in ``/chats`` and ``/chat/{jid}/messages``)."""
+session's ``<reject>`` arrive), sends its companion a history sync (the chats and
+messages show in ``/chats`` and ``/chat/{jid}/messages``), archives and pins chats
+(``/chats``) and saves contact names (``/user/my/contacts``) through app-state patches
+of its own."""
 
 from __future__ import annotations
 
@@ -150,3 +152,22 @@ def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
         assert (eve in listed("?archived=true")) is flags[0]
     status, answer = gw.http.get(f"/api/ann/chat/{eve}/messages")
     assert answer["results"]["chat_info"]["pinned"] is True, answer
+
+
+def test_names_the_phone_saves_show_in_my_contacts(gw, sandbox):
+    """A contact's name saved on the phone (a critical_unblock_low patch) reaches the
+    session's whatsmeow contacts, which /user/my/contacts lists."""
+    fay = "15550000515@s.whatsapp.net"
+    body = {"jid": fay, "full_name": "Fay Example"}
+    status, saved = sandbox.api("POST", f"/sim/phones/{ANN}/contacts", body)
+    assert status == 200 and saved["collection"] == "critical_unblock_low", saved
+
+    def names() -> dict:
+        status, answer = gw.http.get("/api/ann/user/my/contacts")
+        assert status == 200, answer
+        return {c["jid"]: c["name"] for c in answer["results"]["data"]}
+
+    wait_until(lambda: names().get(fay) == "Fay Example", 10, interval=0.1, what="the name")
+    bad = {"jid": "1@g.us", "full_name": "A group"}
+    status, answer = sandbox.api("POST", f"/sim/phones/{ANN}/contacts", bad)
+    assert (status, answer["code"]) == (400, "VALIDATION_ERROR"), answer

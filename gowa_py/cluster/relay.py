@@ -122,6 +122,13 @@ class EventRelay:
     async def on_event(self, body: EventBody) -> None:
         """Supervisor listener: send the event to the other nodes (soon, in a batch)."""
         if len(self._queue) == QUEUE_SIZE:
+            if self.lost % QUEUE_SIZE == 0:
+                log.warning(
+                    "%d events waiting for the other nodes: dropping the oldest from their "
+                    "streams (%d so far)",
+                    QUEUE_SIZE,
+                    self.lost + 1,
+                )
             self.lost += 1
         self._queue.append(body.stamped(self.node))
         self._wake.set()

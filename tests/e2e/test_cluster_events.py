@@ -67,7 +67,8 @@ def _listener(database: ScratchDatabase, node: str) -> int | None:
     """The backend pid of the node's connection listening to the other nodes' events."""
     with psycopg.connect(database.url) as conn:
         row = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND application_name = %s",
             (f"gowa-events-listen {node}",),
         ).fetchone()
     return row[0] if row else None

@@ -121,7 +121,8 @@ async def test_terminated_connections_come_back(nodes, database):
     with psycopg.connect(database, autocommit=True) as conn:
         killed = conn.execute(
             "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name IN ('gowa-events-listen b', 'gowa-events-send a') "
+            "WHERE datname = current_database() "
+            "AND application_name IN ('gowa-events-listen b', 'gowa-events-send a') "
             "ORDER BY 1"
         ).fetchall()
     assert killed == [("gowa-events-listen b", True), ("gowa-events-send a", True)]

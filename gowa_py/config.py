@@ -60,6 +60,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     lease_renew_interval: float = 5.0
     lease_margin: float = 3.0
     takeover_batch: int = 10
+    #: What this node's workers may use in all (MB of PSS), weighed where sessions go
+    #: (docs/cluster.md, "Placement"); unset: the machine's available memory less a
+    #: reserve; 0: no limit.
+    node_memory_mb: float | None = None
     api_key: str | None = None
     api_key_hash: str | None = None
     api_key_hash_threads: int = 1
@@ -200,6 +204,10 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise msgspec.ValidationError(
                 "lease_renew_interval must be > 0 and leave two renewals before "
                 "lease_ttl - lease_margin"
+            )
+        if self.node_memory_mb is not None and self.node_memory_mb < 0:
+            raise msgspec.ValidationError(
+                "node_memory_mb must be >= 0 (0 = no limit; unset = from the machine)"
             )
         if self.lease_margin <= 0 or self.takeover_batch < 1:
             raise msgspec.ValidationError("lease_margin must be > 0 and takeover_batch >= 1")

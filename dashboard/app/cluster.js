@@ -6,7 +6,7 @@ import { ago, badge, bytes, confirmDialog, h, replace, toast } from "./util.js";
 
 const REFRESH_MS = 5000;
 const COLUMNS = ["Node", "URL", "Status", "Last heartbeat", "Sessions", "Memory (PSS)",
-  "Actions"];
+  "Headroom", "Actions"];
 
 /**
  * A node as GET /api/cluster/nodes answers it.
@@ -18,6 +18,10 @@ const COLUMNS = ["Node", "URL", "Status", "Last heartbeat", "Sessions", "Memory 
  * @property {number} sessions
  * @property {number} capacity max_sessions, 0: no limit
  * @property {number} memory PSS of its workers, bytes
+ * @property {number} memory_budget what its workers may use in all, bytes; 0: no limit
+ * @property {number} worker_memory mean PSS of one of its workers, bytes; 0: none measured
+ * @property {number | null} memory_capacity sessions its budget holds; null: no budget
+ * @property {number | null} headroom sessions it can take yet; null: no limit
  * @property {boolean} self the node answering
  */
 
@@ -50,6 +54,25 @@ export function renderCluster(root) {
     refresh();
   }
 
+  /**
+   * The node's headroom and what limits it: its memory budget or its max_sessions.
+   * @param {NodeView} node
+   */
+  function headroom(node) {
+    if (node.headroom === null) return h("span", {}, "no limit");
+    const byMemory = node.memory_capacity === null ? null
+      : Math.max(0, node.memory_capacity - node.sessions);
+    const limit = byMemory === node.headroom ? "memory" : "max_sessions";
+    const perWorker = node.worker_memory
+      ? `${bytes(node.worker_memory)} per worker, measured`
+      : "per worker: estimated until one is measured";
+    const title = node.memory_capacity === null ? "limited by max_sessions"
+      : `budget ${bytes(node.memory_budget)} holds ${node.memory_capacity} sessions `
+        + `(${perWorker})`;
+    return h("span", { title, "data-limit": limit }, String(node.headroom),
+      h("span", { class: "muted" }, ` (${limit})`));
+  }
+
   /** @param {NodeView} node */
   function row(node) {
     const sessions = node.capacity ? `${node.sessions} / ${node.capacity}` : node.sessions;
@@ -60,7 +83,9 @@ export function renderCluster(root) {
       h("td", { "data-label": "Status" }, badge(node.status)),
       h("td", { "data-label": "Last heartbeat" }, ago(node.last_heartbeat)),
       h("td", { "data-label": "Sessions" }, sessions),
-      h("td", { "data-label": "Memory (PSS)" }, bytes(node.memory)),
+      h("td", { "data-label": "Memory (PSS)" }, node.memory_budget
+        ? `${bytes(node.memory)} / ${bytes(node.memory_budget)}` : bytes(node.memory)),
+      h("td", { "data-label": "Headroom" }, headroom(node)),
       h("td", { "data-label": "Actions" }, node.status === "up"
         ? h("button", { type: "button", class: "btn btn-small", "data-action": "drain",
           onclick: () => drain(node) }, "Drain")

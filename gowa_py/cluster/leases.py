@@ -32,6 +32,10 @@ class NodeRow:
     capacity: int = 0
     #: The memory its workers use (PSS, bytes), as of its last heartbeat.
     memory: int = 0
+    #: What its workers may use in all (bytes; 0: no limit), registered as it started.
+    memory_budget: int = 0
+    #: The mean PSS of its measured workers (bytes; 0: none yet), as of its last heartbeat.
+    worker_memory: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,16 @@ class LeaseStore:
         )
         return (str(rows[0][0]), float(rows[0][1])) if rows else None
 
-    def register(self, url: str, capacity: int) -> None:
-        """This node is up at ``url`` and takes up to ``capacity`` sessions (0: any)."""
+    def register(self, url: str, capacity: int, memory_budget: int = 0) -> None:
+        """This node is up at ``url`` and takes up to ``capacity`` sessions (0: any),
+        whose workers may use ``memory_budget`` bytes in all (0: any)."""
         self._run(
-            "INSERT INTO nodes (id, url, status, started_at, heartbeat, capacity) "
-            "VALUES (?, ?, 'up', now(), now(), ?) ON CONFLICT (id) DO UPDATE "
-            "SET url = excluded.url, status = 'up', started_at = now(), heartbeat = now(), "
-            "capacity = excluded.capacity",
-            (self.node_id, url, capacity),
+            "INSERT INTO nodes (id, url, status, started_at, heartbeat, capacity, "
+            "memory_budget, worker_memory) VALUES (?, ?, 'up', now(), now(), ?, ?, 0) "
+            "ON CONFLICT (id) DO UPDATE SET url = excluded.url, status = 'up', "
+            "started_at = now(), heartbeat = now(), capacity = excluded.capacity, "
+            "memory_budget = excluded.memory_budget, worker_memory = 0",
+            (self.node_id, url, capacity, memory_budget),
         )
 
     def claim(self, session_id: str) -> int | None:
@@ -128,13 +134,14 @@ class LeaseStore:
         )
         return {row[0] for row in rows if held.get(row[0]) == int(row[1])}
 
-    def beat(self, memory: int = 0) -> str:
-        """The node's heartbeat, with its workers' ``memory``; returns its status
-        (``draining`` once asked to)."""
+    def beat(self, memory: int = 0, worker_memory: int = 0) -> str:
+        """The node's heartbeat, with its workers' ``memory`` and the mean of one
+        (``worker_memory``); returns its status (``draining`` once asked to)."""
         rows = self._run(
-            "UPDATE nodes SET heartbeat = now(), memory = ?, status = CASE WHEN status = "
-            "'draining' THEN status ELSE 'up' END WHERE id = ? RETURNING status",
-            (memory, self.node_id),
+            "UPDATE nodes SET heartbeat = now(), memory = ?, worker_memory = ?, status = "
+            "CASE WHEN status = 'draining' THEN status ELSE 'up' END WHERE id = ? "
+            "RETURNING status",
+            (memory, worker_memory, self.node_id),
         )
         return str(rows[0][0]) if rows else "up"
 
@@ -195,7 +202,7 @@ class LeaseStore:
             "SELECT n.id, n.url, n.status, extract(epoch FROM n.heartbeat), "
             "extract(epoch FROM now() - n.heartbeat), "
             "(SELECT count(*) FROM leases l WHERE l.owner = n.id AND l.expires_at > now()), "
-            "n.capacity, n.memory FROM nodes n ORDER BY n.id"
+            "n.capacity, n.memory, n.memory_budget, n.worker_memory FROM nodes n ORDER BY n.id"
         )
         return [
             NodeRow(row[0], row[1], row[2], float(row[3]), float(row[4]), *map(int, row[5:]))

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from gowa_py.cluster import headroom
 from gowa_py.cluster.leases import LeaseStore, NodeRow, Owner, Route
 from gowa_py.config import Settings
 from gowa_py.errors import GowaError
@@ -49,6 +50,9 @@ class LeaseHolder(Protocol):
     def memory(self) -> int:
         """The memory this node's workers use (PSS, bytes), for the other nodes to see."""
 
+    def worker_memory(self) -> int:
+        """The mean PSS of this node's measured workers (bytes; 0: none measured yet)."""
+
     async def hand_off(self, session_id: str) -> None:
         """Stop the session here and give its lease up, for another node to take it
         (the node is draining)."""
@@ -78,7 +82,13 @@ class Timing:
 
 class ClusterNode:
     def __init__(
-        self, store: LeaseStore, url: str, timing: Timing, holder: LeaseHolder, capacity: int
+        self,
+        store: LeaseStore,
+        url: str,
+        timing: Timing,
+        holder: LeaseHolder,
+        capacity: int,
+        memory_budget: int = 0,
     ) -> None:
         self.store = store
         self.node_id = store.node_id
@@ -87,6 +97,8 @@ class ClusterNode:
         self.holder = holder
         #: The most sessions this node takes (``max_sessions``; 0 = no limit).
         self.capacity = capacity
+        #: What this node's workers may use in all (bytes; 0 = no limit).
+        self.memory_budget = memory_budget
         self.held: dict[str, Lease] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._takeovers: set[asyncio.Task[None]] = set()
@@ -143,24 +155,26 @@ class ClusterNode:
 
     def placement(self) -> Route | None:
         """The node a new session should go to: the live, undrained one with the most
-        room left (its capacity less the sessions it runs; no capacity counts as any
-        room), this one on a tie; None: this one."""
-        # Draining, this node takes no new session if any other node can.
-        best_room = 0 if self.draining else self._room(self.capacity, len(self.held))
+        headroom (:mod:`gowa_py.cluster.headroom`), then the fewest sessions, this one
+        on a tie; None: this one."""
+        # Draining, this node takes no new session if any other node has room.
+        best_rank = (0.0, 0) if self.draining else self.room().rank(len(self.held))
         best: NodeRow | None = None
         for node in self._nodes:
             if node.id == self.node_id or node.status != "up" or not node.url:
                 continue
             if node.heartbeat_age > 2 * self.timing.renew_interval + 1:
                 continue
-            room = self._room(node.capacity, node.sessions)
-            if room > best_room:
-                best, best_room = node, room
+            rank = room_of(node).rank(node.sessions)
+            if rank > best_rank:
+                best, best_rank = node, rank
         return None if best is None else Route(best.id, best.url, best.heartbeat_age)
 
-    @staticmethod
-    def _room(capacity: int, sessions: int) -> int:
-        return (capacity or 1_000_000) - sessions
+    def room(self) -> headroom.Room:
+        """This node's room now: its leases and its workers' latest samples."""
+        return headroom.room(
+            self.capacity, len(self.held), self.memory_budget, self.holder.worker_memory()
+        )
 
     def silent(self, route: Route) -> bool:
         """Whether the route's node missed renewals (frozen, dying, cut off): a request
@@ -211,7 +225,7 @@ class ClusterNode:
 
     async def start(self) -> None:
         await self._wait_for_namesake()
-        await self._db(self.store.register, self.url, self.capacity)
+        await self._db(self.store.register, self.url, self.capacity, self.memory_budget)
         log.info("cluster node %s at %s", self.node_id, self.url)
         self._tasks.append(asyncio.create_task(self._renewing(), name="cluster-renew"))
         self._tasks.append(asyncio.create_task(self._fencing(), name="cluster-fence"))
@@ -277,7 +291,9 @@ class ClusterNode:
                 # Told while the round goes on.
                 extending = asyncio.ensure_future(self.holder.extend(renewed))
                 try:
-                    beat = await self._db(self.store.beat, self.holder.memory())
+                    beat = await self._db(
+                        self.store.beat, self.holder.memory(), self.holder.worker_memory()
+                    )
                     self.draining = beat == "draining"
                     self._owners = await self._db(self.store.owners)
                     self._nodes = await self._db(self.store.nodes)
@@ -332,8 +348,10 @@ class ClusterNode:
                 self._handing.add(session_id)
                 self._track(self._hand_off(session_id), f"hand-{session_id}")
             return
-        if self.capacity:
-            room = min(room, self.capacity - len(self.held))
+        # No more than its max_sessions and its memory budget hold.
+        own = self.room().headroom
+        if own is not None:
+            room = min(room, own)
         if room <= 0:
             return
         orphans = await self._db(self.store.orphans, room, list(self.held))
@@ -406,4 +424,16 @@ def for_settings(settings: Settings, holder: LeaseHolder) -> ClusterNode | None:
         settings.lease_margin,
         settings.takeover_batch,
     )
-    return ClusterNode(store, settings.cluster_url, timing, holder, settings.max_sessions)
+    return ClusterNode(
+        store,
+        settings.cluster_url,
+        timing,
+        holder,
+        settings.max_sessions,
+        headroom.budget_bytes(settings.node_memory_mb),
+    )
+
+
+def room_of(node: NodeRow) -> headroom.Room:
+    """A node's room as its row shows it (its last heartbeat)."""
+    return headroom.room(node.capacity, node.sessions, node.memory_budget, node.worker_memory)

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gowa_py.cluster.node import ClusterNode
+from gowa_py.cluster.leases import NodeRow
+from gowa_py.cluster.node import ClusterNode, room_of
 from gowa_py.gateway.errors import ApiError, envelope
 from gowa_py.gateway.keys import SETTINGS, SUPERVISOR
 from gowa_py.protocol import ErrorCode
@@ -28,21 +29,27 @@ def _cluster(request: web.Request) -> ClusterNode:
 
 async def _nodes(request: web.Request, cluster: ClusterNode) -> list[dict[str, Any]]:
     ttl = request.app[SETTINGS].lease_ttl
-    return [
-        {
-            "id": node.id,
-            "url": node.url,
-            # Meant to be running but silent for a whole lease term: dead, frozen, cut off.
-            "status": "lost" if node.status != "down" and node.heartbeat_age > ttl else node.status,
-            "last_heartbeat": iso(node.heartbeat),
-            "heartbeat_age_s": round(node.heartbeat_age, 1),
-            "sessions": node.sessions,
-            "capacity": node.capacity,
-            "memory": node.memory,
-            "self": node.id == cluster.node_id,
-        }
-        for node in await cluster.nodes()
-    ]
+    return [_node(node, cluster.node_id, ttl) for node in await cluster.nodes()]
+
+
+def _node(node: NodeRow, own_id: str, ttl: float) -> dict[str, Any]:
+    room = room_of(node)
+    return {
+        "id": node.id,
+        "url": node.url,
+        # Meant to be running but silent for a whole lease term: dead, frozen, cut off.
+        "status": "lost" if node.status != "down" and node.heartbeat_age > ttl else node.status,
+        "last_heartbeat": iso(node.heartbeat),
+        "heartbeat_age_s": round(node.heartbeat_age, 1),
+        "sessions": node.sessions,
+        "capacity": node.capacity,
+        "memory": node.memory,
+        "memory_budget": node.memory_budget,
+        "worker_memory": node.worker_memory,
+        "memory_capacity": room.memory_capacity,
+        "headroom": room.headroom,
+        "self": node.id == own_id,
+    }
 
 
 @routes.get("/api/cluster/nodes")

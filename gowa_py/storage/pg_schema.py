@@ -219,6 +219,14 @@ _REGISTRY_6 = _statements(
     "CREATE INDEX web_sessions_by_expiry ON web_sessions (expires_at)",
 )
 
+# Each node's memory budget for its workers (bytes, 0 = no limit) and the mean PSS of
+# one of them (0 = none measured yet): with capacity, where new sessions go. Rows of
+# nodes that registered before stay without a limit.
+_REGISTRY_7 = _statements(
+    "ALTER TABLE nodes ADD COLUMN memory_budget BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE nodes ADD COLUMN worker_memory BIGINT NOT NULL DEFAULT 0",
+)
+
 REGISTRY = (
     Migration(1, "the registry's tables", _REGISTRY_1),
     Migration(2, "the cluster's nodes and session leases", _REGISTRY_2),
@@ -226,5 +234,6 @@ REGISTRY = (
     Migration(4, "each node's worker memory", _REGISTRY_4),
     Migration(5, "events too large for a NOTIFY", _REGISTRY_5),
     Migration(6, "the dashboard's sign-ins", _REGISTRY_6),
+    Migration(7, "each node's memory budget and memory per worker", _REGISTRY_7),
 )
 SESSION = (Migration(1, "a session's chat store, event log, suspects and outbox", _SESSION_1),)

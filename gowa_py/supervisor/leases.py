@@ -135,6 +135,12 @@ class SessionLeases:
         samples = (r.sample for r in self._runners.values() if r.running)
         return sum(sample.pss or sample.rss for sample in samples)
 
+    def worker_memory(self) -> int:
+        """The mean PSS of the running workers sampled so far (0: none yet), what this
+        node counts a session at when it weighs its memory budget."""
+        measured = [r.sample.pss for r in self._runners.values() if r.running and r.sample.pss]
+        return sum(measured) // len(measured) if measured else 0
+
     async def hand_off(self, session_id: str) -> None:
         """Stop the session here and give its lease up: another node takes it over (this
         node is draining). It stays meant to run."""

@@ -1,5 +1,6 @@
-"""The dashboard's Cluster page in Chromium: a node on PostgreSQL lists itself, names the
-node of each session and drains on confirmation; a SQLite gateway has no Cluster page."""
+"""The dashboard's Cluster page in Chromium: a node on PostgreSQL lists itself with its
+headroom, names the node of each session and drains on confirmation; a SQLite gateway
+has no Cluster page."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def test_cluster_page_lists_the_node_and_drains_it(
             "GOWA_NODE_ID": "node-a",
             "GOWA_SAMPLE_INTERVAL": "1",
             "GOWA_LEASE_RENEW_INTERVAL": "1",
+            "GOWA_NODE_MEMORY_MB": "2048",
         },
         args=["--sandbox", sandbox.url],
     )
@@ -53,8 +55,19 @@ def test_cluster_page_lists_the_node_and_drains_it(
     expect(row.locator('td[data-label="Last heartbeat"]')).to_have_text(re.compile("ago|now"))
     # The workers' memory comes with the node's heartbeat after their first sample, and the
     # page polls every 5 s.
+    # Its budget (node_memory_mb) beside it.
     expect(row.locator('td[data-label="Memory (PSS)"]')).to_have_text(
-        re.compile("iB$"), timeout=15_000
+        re.compile(r"^[\d.]+ [KM]iB / 2\.0 GiB$"), timeout=15_000
+    )
+    # Headroom: what the budget holds at the memory per worker, less the session: far
+    # fewer than max_sessions' 1000, so memory limits it.
+    status, body = gateway.http.get("/api/cluster/nodes")
+    node = body["results"][0]
+    assert node["headroom"] == node["memory_capacity"] - 1 < 999, node
+    headroom = row.locator('td[data-label="Headroom"]')
+    expect(headroom).to_have_text(re.compile(r"^\d+ \(memory\)$"))
+    expect(headroom.locator("[data-limit]")).to_have_attribute(
+        "title", re.compile(r"^budget 2\.0 GiB holds \d+ sessions \([\d.]+ MiB per worker")
     )
     shot(page, "cluster-page-1280")
 

@@ -1,7 +1,8 @@
 """Two gateway nodes on one PostgreSQL, as behind a load balancer: a dashboard sign-in made
 on one node holds on the other, and ends on both at a sign-out or at its expiry; GoWA's
 ``POST /devices`` and implicit ``default`` session start on the node with the most room,
-like ``POST /api/sessions``."""
+like ``POST /api/sessions``; a node whose memory budget is spent gets no new session and
+takes none over."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import httpx
 import psycopg
 import pytest
 
+from gowa_py.cluster.headroom import DEFAULT_WORKER_BYTES
 from gowa_py.gateway.websessions import COOKIE_NAME
 from tests.backends import ScratchDatabase
-from tests.procs import Gateway, wait_until
+from tests.procs import Gateway, find_workers, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +155,55 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     assert status == 200 and body["results"]["qr_link"], body
     wait_until(lambda: a.session("default")["node"] == "b", 10, what="default on b")
     assert b.wait_pid("default")
+
+
+def test_new_and_orphaned_sessions_go_only_where_memory_has_room(
+    gateway_factory, sandbox, database, tmp_path
+):
+    """a's memory budget holds no worker (a budget below the estimate of one), b's holds
+    many: every new session goes to b, whichever node is asked, and once b has left, a
+    takes none of b's sessions over; b, back, takes them all."""
+    sim = ["--sandbox", sandbox.url]
+    fast = {"GOWA_SAMPLE_INTERVAL": "1", "GOWA_PSS_SAMPLE_INTERVAL": "1"}
+    a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_NODE_MEMORY_MB="1", **fast)
+    b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_NODE_MEMORY_MB="4096", **fast)
+
+    def nodes(via: Gateway) -> dict[str, dict]:
+        return {n["id"]: n for n in via.http.get("/api/cluster/nodes")[1]["results"]}
+
+    wait_until(
+        lambda: (
+            {i: n["memory_budget"] for i, n in nodes(a).items()}
+            == {"a": 1024 * 1024, "b": 4096 * 1024 * 1024}
+        ),
+        10,
+        what="both nodes' budgets, as a sees them",
+    )
+    time.sleep(2)  # two renewal rounds: a's placement has them too
+    seen = nodes(b)
+    assert (seen["a"]["memory_capacity"], seen["a"]["headroom"]) == (0, 0)
+    assert seen["a"]["capacity"] == 1000  # max_sessions would let it take many
+    # b counts a worker at the default estimate until it has measured one.
+    assert seen["b"]["memory_capacity"] == 4096 * 1024 * 1024 // DEFAULT_WORKER_BYTES
+
+    for session_id, via in (("m1", a), ("m2", a), ("m3", b)):
+        status, body = via.http.post("/api/sessions", {"session_id": session_id})
+        assert status == 201, body
+        assert b.wait_pid(session_id) and a.session(session_id)["node"] == "b"
+    # b's workers measured: its capacity by memory is its budget at their mean PSS.
+    wait_until(lambda: nodes(a)["b"]["worker_memory"] > 0, 15, what="b's workers measured")
+    seen = nodes(a)["b"]
+    assert seen["memory_capacity"] == 4096 * 1024 * 1024 // seen["worker_memory"]
+    assert seen["headroom"] == seen["memory_capacity"] - 3 and seen["sessions"] == 3
+
+    # b leaves (its leases end at once): a sweeps every second, and takes none of them.
+    assert b.stop() == 0
+    time.sleep(4)
+    assert nodes(a)["a"]["sessions"] == 0
+    assert {a.session(s)["node"] for s in ("m1", "m2", "m3")} == {None}
+    assert find_workers(a.data_dir) == []
+
+    b.start()
+    for session_id in ("m1", "m2", "m3"):
+        assert b.wait_pid(session_id)
+    wait_until(lambda: {a.session(s)["node"] for s in ("m1", "m2", "m3")} == {"b"}, 10, what="on b")

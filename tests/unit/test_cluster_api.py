@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gowa_py.cluster.headroom import DEFAULT_WORKER_BYTES
+
 
 async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, test_database):
     client = await make_client(
@@ -21,6 +23,11 @@ async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, te
     )
     assert me["heartbeat_age_s"] < 5 and me["last_heartbeat"]
     assert (me["capacity"], me["memory"]) == (1000, 0)  # max_sessions; no worker runs
+    # No node_memory_mb: the machine's memory less the reserve, at the default estimate
+    # of a worker until one is measured.
+    assert me["memory_budget"] > 0 and me["worker_memory"] == 0
+    assert me["memory_capacity"] == me["memory_budget"] // DEFAULT_WORKER_BYTES
+    assert me["headroom"] == min(1000, me["memory_capacity"])
 
     response = await client.post("/api/sessions", json={"session_id": "idle", "start": False})
     assert response.status == 201, await response.text()
@@ -33,6 +40,16 @@ async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, te
     }
     assert nodes["n1"]["status"] == "down" and nodes["n2"]["self"]
     assert (await other.delete("/api/sessions/idle")).status == 200
+
+
+async def test_a_node_without_a_memory_limit_has_headroom_by_count_only(make_client, test_database):
+    client = await make_client(
+        {"GOWA_DATABASE_URL": test_database.url, "GOWA_NODE_MEMORY_MB": "0"}, node_id="n3"
+    )
+    response = await client.get("/api/cluster/nodes")
+    me = next(node for node in (await response.json())["results"] if node["self"])
+    assert (me["memory_budget"], me["memory_capacity"], me["headroom"]) == (0, None, 1000)
+    await client.close()
 
 
 async def test_an_sqlite_gateway_is_no_cluster_node(make_client):

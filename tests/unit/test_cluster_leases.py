@@ -98,6 +98,22 @@ def test_only_sessions_meant_to_run_are_swept_and_a_restarted_node_gets_its_own_
     ]
 
 
+def test_a_node_registers_its_memory_budget_and_beats_its_memory_per_worker(registry, nodes):
+    """What placement weighs of another node: its budget (registered as it starts) and the
+    mean PSS of its workers (with every heartbeat); a node's restart forgets the latter."""
+    a, b = nodes
+    mb = 1024 * 1024
+    a.register("http://a.test:3000", 50, 400 * mb)
+    assert a.beat(90 * mb, 9 * mb) == "up"
+    rows = {n.id: n for n in b.nodes()}
+    assert (rows["a"].capacity, rows["a"].memory_budget) == (50, 400 * mb)
+    assert (rows["a"].memory, rows["a"].worker_memory) == (90 * mb, 9 * mb)
+    assert (rows["b"].memory_budget, rows["b"].worker_memory) == (0, 0)  # no limit
+    a.register("http://a.test:3000", 50, 100 * mb)
+    rows = {n.id: n for n in b.nodes()}
+    assert (rows["a"].memory_budget, rows["a"].worker_memory) == (100 * mb, 0)
+
+
 def test_a_node_that_lost_a_lease_cannot_overwrite_what_its_new_holder_wrote(
     test_database, registry, nodes
 ):

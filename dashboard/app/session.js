@@ -10,7 +10,7 @@ import { mountDeliveries } from "./panels/deliveries.js";
 import { mountEvents } from "./panels/events.js";
 import { mountLogin } from "./panels/login.js";
 import { mountSend } from "./panels/send.js";
-import { badge, h, replace, toast } from "./util.js";
+import { badge, describeError, h, replace, toast } from "./util.js";
 
 /** @typedef {import("./state.js").SessionView} SessionView */
 /** @typedef {import("./state.js").GatewayEvent} GatewayEvent */
@@ -92,6 +92,9 @@ export function renderSession(root, id) {
   const exportButton = h("button", { type: "button", class: "btn btn-small", id: "export",
     onclick: () => download(`/api/dashboard/sessions/${enc}/export`, `gowa-session-${id}.json`)
       .catch((e) => toast(`Export failed: ${e.message}`, "error")) }, "Export JSON");
+  // Why the session stopped or failed, when it says (a passkey request, no QR scanned...).
+  const errorSlot = h("div", { class: "session-error", id: "session-error", role: "alert",
+    hidden: true });
   const grid = h("div", { class: "session-grid" });
   replace(root,
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
@@ -99,6 +102,7 @@ export function renderSession(root, id) {
     h("div", { class: "page-head" },
       h("h1", {}, "Session ", h("span", { class: "mono" }, id), " ", statusSlot),
       h("div", { class: "head-buttons" }, actionsSlot, exportButton)),
+    errorSlot,
     grid);
   const cleanups = [
     mountLogin(grid, ctx),
@@ -109,9 +113,26 @@ export function renderSession(root, id) {
     mountEvents(root, ctx),
   ];
 
+  /** @param {string | null | undefined} error */
+  function drawError(error) {
+    // Redrawn only when it changes, so a screen reader announces it once.
+    if ((errorSlot.dataset.error || "") === (error || "")) return;
+    errorSlot.dataset.error = error || "";
+    errorSlot.hidden = !error;
+    if (!error) {
+      replace(errorSlot);
+      return;
+    }
+    const { code, label, message } = describeError(error);
+    replace(errorSlot, h("strong", { class: "session-error-label" }, label),
+      code ? h("code", { class: "session-error-code" }, code) : null,
+      h("p", { class: "session-error-message" }, message));
+  }
+
   /** @param {SessionView} current */
   function drawHead(current) {
     replace(statusSlot, badge(current.status, current.hibernating));
+    drawError(current.error);
     const focused = document.activeElement;
     const focusedAction = focused instanceof HTMLElement && actionsSlot.contains(focused)
       ? focused.dataset.action : null;

@@ -4,7 +4,7 @@
 import { actionButtons, createSessionDialog } from "./actions.js";
 import { get } from "./api.js";
 import { app, onGatewayEvent } from "./state.js";
-import { ago, badge, bytes, duration, h, replace, toast } from "./util.js";
+import { ago, badge, bytes, duration, errorChip, h, replace, toast } from "./util.js";
 
 /** @typedef {import("./state.js").SessionView} SessionView */
 
@@ -18,7 +18,7 @@ const REFRESH_MS = 5000;
 
 /** @type {Record<string, Column>} */
 const COLUMN = {
-  status: ["Status", (s) => badge(s.status, s.hibernating)],
+  status: ["Status", (s) => [badge(s.status, s.hibernating), errorChip(s.error)]],
   phone: ["Phone", (s) => (s.phone ? `+${s.phone}` : "–")],
   node: ["Node", (s) => s.node || "–"],
   memory: ["Memory (PSS)", (s) => bytes(s.worker.memory.pss)],

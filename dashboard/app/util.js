@@ -98,6 +98,29 @@ export function badge(status, hibernating = false) {
   label);
 }
 
+/**
+ * A session's error made readable: one the worker names with a code ("PASSKEY_REQUIRED:
+ * WhatsApp asked ...") as that code, a label for it and the rest; any other as it is.
+ * @param {string} error
+ * @returns {{ code: string | null, label: string, message: string }}
+ */
+export function describeError(error) {
+  const match = /^([A-Z][A-Z0-9_]+): ([\s\S]*)$/.exec(error);
+  if (!match) return { code: null, label: "Error", message: error };
+  const words = match[1].toLowerCase().replaceAll("_", " ");
+  return { code: match[1], label: words[0].toUpperCase() + words.slice(1), message: match[2] };
+}
+
+/**
+ * A short mark of a session's error for a table cell: its label, the whole error on hover.
+ * @param {string | null | undefined} error
+ */
+export function errorChip(error) {
+  if (!error) return null;
+  const { code, label } = describeError(error);
+  return h("span", { class: "error-chip", title: error, "data-code": code }, label);
+}
+
 /** @param {string} message @param {"info" | "error"} [kind] */
 export function toast(message, kind = "info") {
   const box = byId("toasts");

@@ -131,6 +131,12 @@ export function mountLogin(parent, ctx) {
     if (linked) clearQr("Linked.");
     // Covers a QR event missed while the WebSocket was (re)connecting.
     else if (session.status === "SCAN_QR_CODE" && !qrUrl) loadQr();
+    // Stopped (a passkey request, no code scanned in time, ...): the code shown links
+    // nothing any more.
+    else if (qrUrl && !["SCAN_QR_CODE", "STARTING"].includes(session.status)) {
+      clearQr("The session stopped: this code no longer links. Press “Show QR code” for "
+        + "a new one.");
+    }
   });
   const offEvent = ctx.onEvent((event) => {
     if (event.event === "session.qr") loadQr(event.payload?.qr_duration);

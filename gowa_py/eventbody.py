@@ -14,6 +14,11 @@ from gowa_py.registry import SessionRecord
 _encoder = msgspec.json.Encoder()
 
 
+def iso_timestamp(ts: float) -> str:
+    """An event's time as GoWA writes it: UTC, milliseconds, ``Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class EventBody:
     """One event as GoWA's webhooks carry it: ``{"id", "event", "session_id",
     "device_id", "timestamp", "payload"}``.
@@ -33,9 +38,7 @@ class EventBody:
             "event": event.name,
             "session_id": event.session_id,
             "device_id": record.me.jid if record is not None and record.me else "",
-            "timestamp": datetime.fromtimestamp(event.timestamp, UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z"),
+            "timestamp": iso_timestamp(event.timestamp),
             "payload": event.payload,
         }
         self._stamped: tuple[str, bytes] | None = None

@@ -57,6 +57,9 @@ class Timing:
         self.last = time.perf_counter()
         self.latency.append(self.last - self.sent[event.id])
 
+    async def gap(self, since: float, until: float) -> None:
+        raise RuntimeError(f"a listener dropped during the benchmark ({since}-{until})")
+
 
 async def _paced(a: EventRelay, timing: Timing, first: int, count: int, rate: float, text: str):
     start = time.perf_counter()
@@ -90,8 +93,8 @@ def _row(kind: str, size: int, sent: int, latency: list[float], seconds: float) 
 async def _measure(url: str, rate: float, seconds: float, burst: int) -> list[dict[str, Any]]:
     PostgresStorage(url).close()  # the registry's tables
     timing = Timing()
-    a = EventRelay(url, "a", timing.deliver)
-    b = EventRelay(url, "b", timing.deliver)
+    a = EventRelay(url, "a", timing.deliver, timing.gap)
+    b = EventRelay(url, "b", timing.deliver, timing.gap)
     a.start()
     b.start()
     rows = []

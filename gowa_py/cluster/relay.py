@@ -101,11 +101,19 @@ class EventRelay:
     """This node's events out to the other nodes, and theirs in to ``deliver``."""
 
     def __init__(
-        self, url: str, node: str, deliver: Callable[[RemoteEvent], Awaitable[None]]
+        self,
+        url: str,
+        node: str,
+        deliver: Callable[[RemoteEvent], Awaitable[None]],
+        gap: Callable[[float, float], Awaitable[None]],
     ) -> None:
+        """``deliver`` gets each event of another node; ``gap`` the wall-clock times
+        between which the other nodes' events were missed (the listening connection was
+        down), once it listens again."""
         self.url = url
         self.node = node
         self._deliver = deliver
+        self._gap = gap
         self._queue: deque[bytes] = deque(maxlen=QUEUE_SIZE)
         self._wake = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -221,6 +229,8 @@ class EventRelay:
 
     async def _listening(self) -> None:
         failures = 0
+        #: When the listening connection dropped (wall clock), until it listens again.
+        dropped: float | None = None
         while True:
             try:
                 conn = await self._connect("listen")
@@ -235,6 +245,9 @@ class EventRelay:
                 self.listens += 1
                 failures = 0
                 log.info("listening to the other nodes' events")
+                if dropped is not None:
+                    await self._gap(dropped, time.time())
+                    dropped = None
                 while True:
                     async for notify in conn.notifies(timeout=IDLE_CHECK_S):
                         await self._receive(notify.payload.encode())
@@ -245,6 +258,8 @@ class EventRelay:
                     "their events until it is back are not shown",
                     exc,
                 )
+                if dropped is None and self.listens:
+                    dropped = time.time()
             finally:
                 await conn.close()
 

@@ -20,7 +20,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from gowa_py.cluster.relay import RemoteEvent
-from gowa_py.eventbody import EventBody
+from gowa_py.eventbody import EventBody, iso_timestamp
 from gowa_py.gateway.principal import Principal, principal
 from gowa_py.ids import check_session_id
 from gowa_py.storage.interfaces import RegistryStorage
@@ -72,6 +72,22 @@ class EventHub:
             self._registry.reload(event.session_id)
         if self._clients:
             self._offer(event.session_id, event.data)
+
+    async def gap(self, since: float, until: float) -> None:
+        """The other nodes' events between ``since`` and ``until`` (wall clock) were
+        missed: tell every stream, which should read again what it needs (the session's
+        history, the webhooks and the event log have everything)."""
+        for client in self._clients:
+            notice = {
+                "id": None,
+                "event": "stream.gap",
+                "session_id": client.session_id,
+                "device_id": "",
+                "timestamp": iso_timestamp(until),
+                "payload": {"since": iso_timestamp(since), "until": iso_timestamp(until)},
+                "node": self._node,
+            }
+            client.offer(_encoder.encode(notice))
 
     def _offer(self, session_id: str, data: bytes) -> None:
         for client in self._clients:

@@ -173,6 +173,10 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         wait_until(
             lambda: _listener(database, "a") not in (None, before), 15, what="a listens again"
         )
+        # a's streams are told they may have missed events meanwhile.
+        gap = admin.wait(lambda e: e["event"] == "stream.gap", 10, "a gap notice")
+        assert gap["node"] == "a" and gap["payload"]["since"] <= gap["payload"]["until"]
+        one.wait(lambda e: e["event"] == "stream.gap" and e["session_id"] == "z", 10, "z's")
         status, body = sandbox.api(
             "POST", f"/sim/phones/{phones['w']}/send", {"to": phones["y"], "text": "after drop"}
         )
@@ -180,7 +184,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         admin.wait(_is("message", "y", "after drop"), 20, "after drop")
         time.sleep(1)
         assert len(_texts(admin, "message", "y", "after drop")) == 1
-        assert all(e["node"] == "b" for e in admin.find(lambda e: e["session_id"] in "yz"))
+        assert all(e["node"] == "b" for e in admin.find(lambda e: e["session_id"] in ("y", "z")))
     finally:
         own.close()
         admin.close()

@@ -66,10 +66,14 @@ def database(test_database: ScratchDatabase) -> Iterator[str]:
 class Node:
     def __init__(self, url: str, name: str) -> None:
         self.received: list[RemoteEvent] = []
-        self.relay = EventRelay(url, name, self._deliver)
+        self.gaps: list[tuple[float, float]] = []
+        self.relay = EventRelay(url, name, self._deliver, self._gap)
 
     async def _deliver(self, event: RemoteEvent) -> None:
         self.received.append(event)
+
+    async def _gap(self, since: float, until: float) -> None:
+        self.gaps.append((since, until))
 
     def ids(self) -> list[str]:
         return [event.id for event in self.received]
@@ -126,6 +130,10 @@ async def test_terminated_connections_come_back(nodes, database):
             "ORDER BY 1"
         ).fetchall()
     assert killed == [("gowa-events-listen b", True), ("gowa-events-send a", True)]
+    dropped = time.time()
     await _until(lambda: b.relay.listens == 2)
+    # b says when it may have missed a's events; a, whose listener stayed, says nothing.
+    assert len(b.gaps) == 1 and b.gaps[0][0] <= dropped + 1 <= b.gaps[0][1] + 1, b.gaps
+    assert a.gaps == []
     await a.relay.on_event(_body("after"))
     await _until(lambda: b.ids() == ["before", "after"])

@@ -23,6 +23,8 @@ from workers.timefmt import rfc3339
 STATUS_RANK = {"": 0, "pending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 4}
 PRUNE_INTERVAL_S = 3600
 EARLY_RECEIPTS = 1000
+#: Chats looked up per statement (well under SQLite's 32766 parameters).
+IN_CHUNK = 500
 
 
 class ChatStore:
@@ -219,14 +221,32 @@ class ChatStore:
             row = self._db.execute(query + " ORDER BY timestamp DESC LIMIT 1", args).fetchone()
         return dict(row) if row else None
 
-    def chat_flags(self, jid: str | None = None) -> dict[str, tuple[bool, bool]]:
-        """Each chat's (pinned, archived), or the one chat's when ``jid`` is given."""
-        query, args = "SELECT jid, pinned, archived FROM chats", list[str]()
-        if jid is not None:
-            query, args = query + " WHERE jid = ?", [jid]
+    def follow_chat_flags(self, flags: dict[str, tuple[bool, bool]]) -> int:
+        """Set the (pinned, archived) of the chats in ``flags`` where they differ; chats
+        not stored stay absent. One read per ``IN_CHUNK`` chats, and a write transaction
+        only when one differs (a ``GET /chats`` that changes nothing writes nothing).
+        Returns how many chats changed."""
+        jids, changed = list(flags), list[tuple[int, int, float, str]]()
+        now = time.time()
         with self._lock:
-            rows = self._db.execute(query, args).fetchall()
-        return {row["jid"]: (bool(row["pinned"]), bool(row["archived"])) for row in rows}
+            for start in range(0, len(jids), IN_CHUNK):
+                part = jids[start : start + IN_CHUNK]
+                rows = self._db.execute(
+                    "SELECT jid, pinned, archived FROM chats WHERE jid IN "
+                    f"({', '.join('?' * len(part))})",
+                    part,
+                )
+                for row in rows:
+                    pinned, archived = flags[row["jid"]]
+                    if (bool(row["pinned"]), bool(row["archived"])) != (pinned, archived):
+                        changed.append((int(pinned), int(archived), now, row["jid"]))
+            if changed:
+                with self.transaction() as db:
+                    db.executemany(
+                        "UPDATE chats SET pinned = ?, archived = ?, updated_at = ? WHERE jid = ?",
+                        changed,
+                    )
+        return len(changed)
 
     def chat(self, jid: str) -> dict[str, Any] | None:
         with self._lock:

@@ -73,6 +73,7 @@ def _operations(config: p.WorkerConfig, worker: Worker, session: WhatsAppSession
     context = Context(
         session,
         worker.stores.chats,
+        worker.stores.whatsmeow,
         config.settings,
         Path(config.session_dir),
         worker.emit,
@@ -172,6 +173,7 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
     worker.commands.shutdown(wait=False, cancel_futures=True)
     await worker.link.close()
     worker.operations.close()
+    worker.stores.whatsmeow.close()
     worker.chats.close()
     if not keys.database_url:
         storefile.checkpoint(store)

@@ -21,6 +21,7 @@ from workers.chatsdb import ChatsDb
 from workers.chatstore import ChatStore
 from workers.eventlog import EventLog
 from workers.lost import LostSuspects
+from workers.whatsmeowstore import SchemaWhatsmeow, SqliteWhatsmeow
 
 if TYPE_CHECKING:
     from gowa_py.storage.interfaces import (
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         EventStorage,
         SessionDatabase,
         SuspectStorage,
+        WhatsmeowStorage,
     )
 
 
@@ -39,6 +41,8 @@ class SessionStores:
     events: EventStorage
     chats: ChatStorage
     suspects: SuspectStorage
+    #: whatsmeow's own store of the session (neonize writes it), read only.
+    whatsmeow: WhatsmeowStorage
 
 
 def sqlite_db(path: Path) -> ChatsDb:
@@ -77,13 +81,17 @@ def open_session_stores(
     """Open (creating or migrating as needed) the stores of the session: in
     ``session_dir``, or in PostgreSQL when ``database_url`` is given (through a pooler
     when ``database_pooled``)."""
+    whatsmeow: WhatsmeowStorage
     if database_url:
         db = postgresql_db(database_url, session_id, database_pooled)
+        whatsmeow = SchemaWhatsmeow(db)
     else:
         db = sqlite_db(session_dir / "chats.db")
+        whatsmeow = SqliteWhatsmeow(session_dir / "whatsmeow.db")
     return SessionStores(
         db=db,
         events=EventLog(db, session_id, event_retention),
         chats=ChatStore(db, chat_retention_days),
         suspects=LostSuspects(db),
+        whatsmeow=whatsmeow,
     )

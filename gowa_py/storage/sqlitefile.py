@@ -6,10 +6,13 @@ import sqlite3
 from pathlib import Path
 
 
-def read_only(path: Path) -> sqlite3.Connection:
+def read_only(path: Path, threads: bool = False) -> sqlite3.Connection:
     """``path`` opened read-only (a URI with ``mode=ro``): reading a copy, an archive or
-    another program's store must never write to it, not even a journal."""
-    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    another program's store must never write to it, not even a journal. ``threads``: the
+    caller serialises its use from several threads itself."""
+    return sqlite3.connect(
+        f"{path.absolute().as_uri()}?mode=ro", uri=True, check_same_thread=not threads
+    )
 
 
 def shared(path: Path) -> sqlite3.Connection:

@@ -14,7 +14,7 @@ from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
-ANN, CAL, DEE = "15550000511", "15550000512", "15550000513"
+ANN, CAL, DEE, GIL = "15550000511", "15550000512", "15550000513", "15550000516"
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +119,16 @@ def test_a_phone_sends_its_history_when_a_companion_links(gw, sandbox):
     assert (message["id"], message["content"]) == ("HIST3", "before you linked"), message
 
 
-def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
-    """The phone's app-state patches reach the session's whatsmeow, and /chats shows them."""
+def follows_the_phone(gateway, sandbox, session_id: str, phone: str) -> None:
+    """The phone archives and pins a chat of its history sync; /chats follows each change."""
     eve = "15550000514@s.whatsapp.net"
     message = {"id": "HIST4", "from_me": False, "text": "hello", "t": 1764800000}
     chats = [{"jid": eve, "name": "Eve", "messages": [message]}]
-    status, sent = sandbox.api("POST", f"/sim/phones/{ANN}/history", {"chats": chats})
+    status, sent = sandbox.api("POST", f"/sim/phones/{phone}/history", {"chats": chats})
     assert status == 200, sent
 
     def listed(query: str = "") -> dict:
-        status, answer = gw.http.get(f"/api/ann/chats{query}")
+        status, answer = gateway.http.get(f"/api/{session_id}/chats{query}")
         assert status == 200, answer
         return {c["jid"]: c for c in answer["results"]["data"]}
 
@@ -140,7 +140,7 @@ def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
         ({"archived": False}, (False, True)),
     ]:
         status, body = sandbox.api(
-            "POST", f"/sim/phones/{ANN}/chat-settings", {"chat": eve, **change}
+            "POST", f"/sim/phones/{phone}/chat-settings", {"chat": eve, **change}
         )
         assert status == 200, body
         wait_until(
@@ -150,8 +150,26 @@ def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
             what=f"/chats after {change}",
         )
         assert (eve in listed("?archived=true")) is flags[0]
-    status, answer = gw.http.get(f"/api/ann/chat/{eve}/messages")
+    status, answer = gateway.http.get(f"/api/{session_id}/chat/{eve}/messages")
     assert answer["results"]["chat_info"]["pinned"] is True, answer
+
+
+def test_chats_archived_and_pinned_on_the_phone_show_in_chats(gw, sandbox):
+    """The phone's app-state patches reach the session's whatsmeow, and /chats shows them."""
+    follows_the_phone(gw, sandbox, "ann", ANN)
+
+
+def test_chats_archived_on_the_phone_show_in_chats_with_postgresql(
+    database, sandbox, gateway_factory
+):
+    """The same with whatsmeow's store in the session's PostgreSQL schema, which the
+    worker reads on its own connection (the database outlives the gateway)."""
+    gateway = gateway_factory(
+        env={"GOWA_DATABASE_URL": database.url}, args=["--sandbox", sandbox.url]
+    )
+    new_phone(sandbox, GIL, "Gil")
+    pair(gateway, sandbox, "gil", GIL)
+    follows_the_phone(gateway, sandbox, "gil", GIL)
 
 
 def test_names_the_phone_saves_show_in_my_contacts(gw, sandbox):

@@ -88,9 +88,6 @@ def test_reactions_edits_revokes_and_listing(store: ChatStore) -> None:
     assert count == 1 and chats[0]["name"] == "Bob"
     store.set_chat("1@s.whatsapp.net", archived=1)
     assert store.chats(10, 0, archived=False) == ([], 0)
-    assert store.chat_flags() == {"1@s.whatsapp.net": (False, True)}
-    assert store.chat_flags("1@s.whatsapp.net") == store.chat_flags()
-    assert store.chat_flags("2@s.whatsapp.net") == {}
 
 
 def test_retention_prunes_old_messages(storage_backend: Backend) -> None:

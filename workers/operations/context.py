@@ -23,7 +23,7 @@ from workers.jid import parse_jid
 from workers.session import Emit
 
 if TYPE_CHECKING:
-    from gowa_py.storage.interfaces import ChatStorage
+    from gowa_py.storage.interfaces import ChatStorage, WhatsmeowStorage
     from workers.session import WhatsAppSession
 
 log = logging.getLogger("gowa.worker.operations")
@@ -64,6 +64,7 @@ class Context:
         self,
         session: WhatsAppSession,
         store: ChatStorage,
+        whatsmeow: WhatsmeowStorage,
         settings: ops.ApplySettings,
         session_dir: Path,
         emit: Emit,
@@ -72,6 +73,7 @@ class Context:
         self.session = session
         self.client = session.client
         self.store = store
+        self.whatsmeow = whatsmeow
         self.settings = settings
         self.media_dir = session_dir / "media"
         self.max_download_bytes = max_download_bytes

@@ -12,19 +12,12 @@ import psycopg
 import pytest
 
 from tests.backends import ScratchDatabase
+from tests.e2e.clusterlib import MARGIN, TTL, local, node, pinned, replaced
 from tests.e2e.conftest import new_phone, pair
-from tests.e2e.test_cluster import LEASES, LOCAL, MARGIN, TTL, _pinned, _replaced
 from tests.pgproxy import HoldingProxy
-from tests.procs import Gateway, wait_until
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 @pytest.fixture
@@ -52,30 +45,19 @@ def _settled(database: ScratchDatabase) -> tuple[str, int]:
         row = now
 
 
-def _local(gateway: Gateway, session_id: str) -> dict:
-    status, body = gateway.http.call("GET", f"/api/sessions/{session_id}", headers=LOCAL)
-    assert status == 200, body
-    return body["results"]
-
-
 def test_a_write_sent_before_the_lease_was_lost_does_not_undo_the_new_holders(
-    gateway_factory, sandbox, database, proxy, tmp_path
+    gateway_factory, sandbox, database, proxy, receiver, tmp_path
 ):
     # Node a reaches PostgreSQL through the relay, b directly.
     parts = urlsplit(database.url)
     netloc = parts.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{proxy.port}"
     relayed = urlunsplit(parts._replace(netloc=netloc, query="sslmode=disable"))
 
-    def node(name: str, url: str) -> Gateway:
-        env = {"GOWA_DATABASE_URL": url, "GOWA_NODE_ID": name, **LEASES}
-        return gateway_factory(
-            env=env, data_dir=tmp_path / name / "data", args=["--sandbox", sandbox.url]
-        )
-
-    a, b = node("a", relayed), node("b", database.url)
+    a = node(gateway_factory, tmp_path, sandbox, relayed, receiver, "a")
+    b = node(gateway_factory, tmp_path, sandbox, database.url, receiver, "b")
     x = new_phone(sandbox, "15550000941", "x")
     w = new_phone(sandbox, "15550000942", "w")
-    pair(_pinned(a), sandbox, "x", x)
+    pair(pinned(a), sandbox, "x", x)
 
     # a's next cursor write (for a message to x) stalls on its way; a's event loop waits
     # on it, so a renews nothing: its worker disconnects by itself and b takes x over.
@@ -85,7 +67,7 @@ def test_a_write_sent_before_the_lease_was_lost_does_not_undo_the_new_holders(
     assert proxy.holding.wait(10), "a wrote no cursor"
     stalled_at = _row(database)[1]
     wait_until(
-        lambda: _local(b, "x")["status"] == "CONNECTED" and _local(b, "x")["worker"]["pid"],
+        lambda: local(b, "x")["status"] == "CONNECTED" and local(b, "x")["worker"]["pid"],
         TTL + 15,
         what="x connected on b",
     )
@@ -93,7 +75,7 @@ def test_a_write_sent_before_the_lease_was_lost_does_not_undo_the_new_holders(
     assert status == 200, body
     wait_until(lambda: _row(database)[1] > stalled_at + 1, 10, what="b's cursor past a's")
     taken = _settled(database)
-    b_worker = _local(b, "x")["worker"]["pid"]
+    b_worker = local(b, "x")["worker"]["pid"]
 
     # The stalled write arrives: refused (it would set the cursor back, and b would apply
     # its events again), a stops writing, b's state stands.
@@ -102,7 +84,7 @@ def test_a_write_sent_before_the_lease_was_lost_does_not_undo_the_new_holders(
         status, seq = _row(database)
         assert (status, seq >= taken[1]) == ("CONNECTED", True), (status, seq, taken)
         time.sleep(0.05)
-    wait_until(lambda: _local(a, "x")["node"] == "b", 10, what="a answering again")
-    assert _local(b, "x")["worker"]["pid"] == b_worker
-    assert _local(a, "x")["worker"]["pid"] is None
-    assert _replaced(sandbox) == 0
+    wait_until(lambda: local(a, "x")["node"] == "b", 10, what="a answering again")
+    assert local(b, "x")["worker"]["pid"] == b_worker
+    assert local(a, "x")["worker"]["pid"] is None
+    assert replaced(sandbox) == 0

@@ -7,7 +7,6 @@ takes none over."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,7 +15,6 @@ import pytest
 
 from gowa_py.cluster.headroom import DEFAULT_WORKER_BYTES
 from gowa_py.gateway.websessions import COOKIE_NAME
-from tests.backends import ScratchDatabase
 from tests.procs import Gateway, find_workers, wait_until
 
 pytestmark = pytest.mark.integration
@@ -24,13 +22,6 @@ pytestmark = pytest.mark.integration
 KEY = "cluster-admin-key"
 #: The load balancer's name, where the dashboard's pages come from (every node allows it).
 BALANCER = "gowa.test"
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 def _node(

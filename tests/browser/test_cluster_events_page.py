@@ -16,9 +16,9 @@ from tests.procs import Gateway, Http, wait_until
 
 pytestmark = pytest.mark.browser
 
-#: The nodes read what the others wrote every 10 s only: a state change seen sooner came
+#: The nodes read what the others wrote every 20 s only: a state change seen sooner came
 #: over the event stream.
-ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "10", "GOWA_LEASE_TTL": "30"}
+ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "20", "GOWA_LEASE_TTL": "60"}
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
 
 
@@ -52,7 +52,7 @@ def test_a_node_dashboard_shows_another_node_session_live(
     _pinned(b).wait_status("c1", {"SCAN_QR_CODE"}, timeout=45)
     wait_until(
         lambda: a.http.get("/api/sessions/c1")[1]["results"]["node"] == "b",
-        25,
+        45,
         what="a knows c1 runs on b",
     )
 
@@ -72,7 +72,7 @@ def test_a_node_dashboard_shows_another_node_session_live(
     _pinned(b).wait_status("c1", {"CONNECTED"}, timeout=30)
     # Pushed: well within a renewal round (and the table's 5 s poll reads a's registry,
     # which the pushed state change has refreshed).
-    expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=4000)
+    expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=8000)
     shot(page, "cluster-remote-session-1280")
 
     # Its page on a: the events of b's worker arrive as they happen.
@@ -85,6 +85,6 @@ def test_a_node_dashboard_shows_another_node_session_live(
     )
     assert status == 200, body
     expect(page.locator("#event-list li[data-event='message']")).to_contain_text(
-        "seen on a", timeout=10_000
+        "seen on a", timeout=20_000
     )
     assert page.js_errors == []

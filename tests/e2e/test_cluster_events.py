@@ -98,7 +98,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
                 and e["session_id"] == "y"
                 and e["payload"]["status"] == "CONNECTED"
             ),
-            10,
+            20,
             "y CONNECTED on a's stream",
         )
         assert connected["node"] == "b" and set(connected) == {
@@ -112,7 +112,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         }
 
         # A key for y only, made on a (the node whose stream it reads) once a knows y.
-        wait_until(lambda: a.http.get("/api/sessions/y")[0] == 200, 10, what="a knows y")
+        wait_until(lambda: a.http.get("/api/sessions/y")[0] == 200, 20, what="a knows y")
         status, body = a.http.post(
             "/api/keys", {"sessions": ["y"], "scope": "read", "name": "y-only"}
         )
@@ -159,7 +159,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
                 and e["session_id"] == "z"
                 and e["payload"]["status"] == "STOPPED"
             ),
-            10,
+            20,
             "z STOPPED on a's stream",
         )
         status, body = _pinned(a).http.get("/api/sessions/z")
@@ -174,9 +174,9 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
             lambda: _listener(database, "a") not in (None, before), 15, what="a listens again"
         )
         # a's streams are told they may have missed events meanwhile.
-        gap = admin.wait(lambda e: e["event"] == "stream.gap", 10, "a gap notice")
+        gap = admin.wait(lambda e: e["event"] == "stream.gap", 20, "a gap notice")
         assert gap["node"] == "a" and gap["payload"]["since"] <= gap["payload"]["until"]
-        one.wait(lambda e: e["event"] == "stream.gap" and e["session_id"] == "z", 10, "z's")
+        one.wait(lambda e: e["event"] == "stream.gap" and e["session_id"] == "z", 20, "z's")
         status, body = sandbox.api(
             "POST", f"/sim/phones/{phones['w']}/send", {"to": phones["y"], "text": "after drop"}
         )

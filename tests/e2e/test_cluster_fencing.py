@@ -37,12 +37,15 @@ def _row(database: ScratchDatabase) -> tuple[str, int]:
 
 def _settled(database: ScratchDatabase) -> tuple[str, int]:
     """The session's row once its cursor stayed put for a second (b is idle)."""
-    row = _row(database)
-    while True:
+    rows = [_row(database)]
+
+    def still() -> bool:
         time.sleep(1)
-        if (now := _row(database)) == row:
-            return row
-        row = now
+        rows.append(_row(database))
+        return rows[-1] == rows[-2]
+
+    wait_until(still, 20, what="b's cursor to settle")
+    return rows[-1]
 
 
 def test_a_write_sent_before_the_lease_was_lost_does_not_undo_the_new_holders(

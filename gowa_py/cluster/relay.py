@@ -20,6 +20,7 @@ Webhooks do not go through here: the node that runs a session delivers them, onc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -121,6 +122,8 @@ class EventRelay:
         self._seen: set[str] = set()
         self._seen_order: deque[str] = deque()
         self._tasks: list[asyncio.Task[None]] = []
+        #: When this node last stored an event, and last deleted old ones (monotonic).
+        self._stored_at: float | None = None
         self._pruned = 0.0
         #: Events not sent: the queue was full (the database away for long).
         self.lost = 0
@@ -183,28 +186,37 @@ class EventRelay:
     # ------------------------------------------------------------------ sending
 
     async def _sending(self) -> None:
-        failures = 0
         while True:
             if not self._queue:
                 self._wake.clear()
-                await self._wake.wait()
-            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-            while True:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), KEEP_S / 2)
+            if self._queue:
+                await self._send_batch()
+            if self._prune_due():
                 try:
-                    await self._send(batch)
-                    failures = 0
-                    break
-                except psycopg.OperationalError as exc:
-                    delay = backoff_delay(failures, base=0.5, cap=10.0)
-                    failures += 1
-                    log.warning("sending events to the other nodes failed, retrying: %s", exc)
-                    await asyncio.sleep(delay)
-                except psycopg.Error:
-                    log.exception("the other nodes could not be sent %d events", len(batch))
-                    break
+                    await self._prune()
+                except psycopg.Error as exc:
+                    log.warning("deleting old stored events failed: %s", exc)
+
+    async def _send_batch(self) -> None:
+        """Send the oldest queued events, trying again until the database takes them."""
+        failures = 0
+        batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
+        while True:
+            try:
+                await self._send(batch)
+                return
+            except psycopg.OperationalError as exc:
+                delay = backoff_delay(failures, base=0.5, cap=10.0)
+                failures += 1
+                log.warning("sending events to the other nodes failed, retrying: %s", exc)
+                await asyncio.sleep(delay)
+            except psycopg.Error:
+                log.exception("the other nodes could not be sent %d events", len(batch))
+                return
 
     async def _send(self, batch: list[bytes]) -> None:
-        stored = False
         async with self._conn_lock:
             conn = await self._connection()
             async with conn.transaction(), conn.pipeline():
@@ -212,18 +224,29 @@ class EventRelay:
                     if fits(data):
                         await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, data.decode()))
                     else:
-                        stored = True
+                        self._stored_at = time.monotonic()
                         await conn.execute(
                             f"WITH r AS (INSERT INTO {_TABLE} (body) VALUES (%s) RETURNING id) "
                             "SELECT pg_notify(%s, %s || r.id || '}') FROM r",
                             (data.decode(), CHANNEL, reference(self.node).decode()),
                         )
-            if stored and time.monotonic() - self._pruned > KEEP_S / 2:
-                self._pruned = time.monotonic()
-                await conn.execute(
-                    f"DELETE FROM {_TABLE} WHERE at < now() - make_interval(secs => %s)",
-                    (KEEP_S,),
-                )
+
+    def _prune_due(self) -> bool:
+        """Whether rows this node stored may be left over (no deletion ran a whole
+        ``KEEP_S`` after the last), and the last deletion is half that old."""
+        if self._stored_at is None:
+            return False
+        now = time.monotonic()
+        return self._pruned <= self._stored_at + KEEP_S + 1 and now - self._pruned >= KEEP_S / 2
+
+    async def _prune(self) -> None:
+        """Delete the stored events older than ``KEEP_S`` (every node's)."""
+        self._pruned = time.monotonic()
+        async with self._conn_lock:
+            conn = await self._connection()
+            await conn.execute(
+                f"DELETE FROM {_TABLE} WHERE at < now() - make_interval(secs => %s)", (KEEP_S,)
+            )
 
     # ---------------------------------------------------------------- listening
 

@@ -137,3 +137,26 @@ async def test_terminated_connections_come_back(nodes, database):
     assert a.gaps == []
     await a.relay.on_event(_body("after"))
     await _until(lambda: b.ids() == ["before", "after"])
+
+
+async def test_stored_events_are_deleted_once_old(database, monkeypatch):
+    monkeypatch.setattr(r, "KEEP_S", 2.0)
+    a, b = Node(database, "a"), Node(database, "b")
+    a.relay.start()
+    b.relay.start()
+    try:
+        await _until(lambda: b.relay.listens == 1)
+        await a.relay.on_event(_body("big", text="z" * 10_000))
+        await _until(lambda: b.ids() == ["big"])
+
+        def stored() -> int:
+            with psycopg.connect(database) as conn:
+                row = conn.execute("SELECT count(*) FROM gowa.event_relay").fetchone()
+            assert row is not None
+            return row[0]
+
+        # Deleted without another event to send: the sender looks again while idle.
+        await _until(lambda: stored() == 0, timeout=10)
+    finally:
+        await a.relay.close()
+        await b.relay.close()

@@ -15,6 +15,7 @@ import pytest
 
 from gowa_py.cluster.headroom import DEFAULT_WORKER_BYTES
 from gowa_py.gateway.websessions import COOKIE_NAME
+from tests.e2e.clusterlib import local
 from tests.procs import Gateway, find_workers, wait_until
 
 pytestmark = pytest.mark.integration
@@ -140,6 +141,11 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     assert status == 200 and body["results"]["qr_code"], body
     assert a.session("dev1")["node"] == "b"
     assert b.wait_pid("dev1") and a.http.get("/api/sessions/dev1")[1]["results"]["node"] == "b"
+    # A GoWA client naming its device in X-Device-Id, on the unprefixed routes, through a
+    # that knows dev1 runs on b: b's answer (a would refuse to start it, SESSION_ELSEWHERE).
+    wait_until(lambda: local(a, "dev1")["node"] == "b", 10, what="a knowing dev1's node")
+    status, body = a.http.get("/app/login", headers={"X-Device-Id": "dev1"})
+    assert status == 200 and body["results"]["qr_link"], body
 
     # A GoWA client that names no device, through a: ``default`` is made and runs on b.
     status, body = a.http.get("/app/login")

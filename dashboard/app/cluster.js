@@ -22,6 +22,7 @@ const COLUMNS = ["Node", "URL", "Status", "Last heartbeat", "Sessions", "Memory 
  * @property {number} worker_memory mean PSS of one of its workers, bytes; 0: none measured
  * @property {number | null} memory_capacity sessions its budget holds; null: no budget
  * @property {number | null} headroom sessions it can take yet; null: no limit
+ * @property {"memory" | "max_sessions" | null} limit what limits it; null: nothing
  * @property {boolean} self the node answering
  */
 
@@ -59,10 +60,8 @@ export function renderCluster(root) {
    * @param {NodeView} node
    */
   function headroom(node) {
-    if (node.headroom === null) return h("span", {}, "no limit");
-    const byMemory = node.memory_capacity === null ? null
-      : Math.max(0, node.memory_capacity - node.sessions);
-    const limit = byMemory === node.headroom ? "memory" : "max_sessions";
+    if (node.headroom === null || node.limit === null) return h("span", {}, "no limit");
+    const limit = node.limit;
     const perWorker = node.worker_memory
       ? `${bytes(node.worker_memory)} per worker, measured`
       : "per worker: estimated until one is measured";

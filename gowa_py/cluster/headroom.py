@@ -47,35 +47,56 @@ def budget_bytes(node_memory_mb: float | None) -> int:
 
 @dataclass(frozen=True)
 class Room:
-    """A node's room for sessions; None where that limit is off."""
+    """A node's room for sessions; None where a limit is off."""
 
-    #: ``max_sessions`` less the sessions it runs.
-    by_count: int | None
-    #: The sessions its memory budget holds at its per-worker figure.
+    #: The sessions it runs.
+    sessions: int
+    #: Its ``max_sessions``.
+    count_capacity: int | None
+    #: The sessions its memory budget holds at its memory per worker.
     memory_capacity: int | None
-    #: That less the sessions it runs.
-    by_memory: int | None
+
+    @property
+    def capacity(self) -> int | None:
+        """The sessions it holds in all: the tighter limit."""
+        limits = [c for c in (self.count_capacity, self.memory_capacity) if c is not None]
+        return min(limits) if limits else None
 
     @property
     def headroom(self) -> int | None:
-        """The sessions the node can take yet: the tighter limit, None when neither is set."""
-        limits = [room for room in (self.by_count, self.by_memory) if room is not None]
-        return min(limits) if limits else None
+        """The sessions it can take yet (never below 0)."""
+        capacity = self.capacity
+        return None if capacity is None else max(0, capacity - self.sessions)
 
-    def rank(self, sessions: int) -> tuple[float, int]:
-        """Order of preference between nodes (the higher the better): the most headroom,
-        no limit above any; then the fewest sessions."""
-        headroom = self.headroom
-        return (math.inf if headroom is None else headroom, -sessions)
+    @property
+    def limit(self) -> str | None:
+        """What limits it: ``memory`` or ``max_sessions``; None: nothing."""
+        if self.memory_capacity is None:
+            return None if self.count_capacity is None else "max_sessions"
+        if self.count_capacity is not None and self.count_capacity < self.memory_capacity:
+            return "max_sessions"
+        return "memory"
+
+    def rank(self) -> tuple[float, float, int]:
+        """Order of preference between nodes, the higher the better: the largest share
+        of its capacity free, then the most headroom, then the fewest sessions; no limit
+        above any. By the share, nodes fill in proportion to their capacities. Not by
+        headroom first: a node's capacity by memory moves with its samples (and one
+        worker carries more of the shared pages than one of many), by far more than a
+        few sessions when nodes are far from full, which would then decide."""
+        capacity, headroom = self.capacity, self.headroom
+        if capacity is None or headroom is None:
+            return (1.0, math.inf, -self.sessions)
+        share = headroom / capacity if capacity else 0.0
+        return (share, headroom, -self.sessions)
 
 
 def room(capacity: int, sessions: int, budget: int, worker_memory: int) -> Room:
     """The room of a node with ``capacity`` (``max_sessions``, 0: no limit) running
     ``sessions``, with a memory ``budget`` (bytes, 0: no limit) and ``worker_memory``
     the mean PSS of its measured workers (0: none measured yet)."""
-    by_count = max(0, capacity - sessions) if capacity else None
+    count_capacity = capacity or None
     if not budget:
-        return Room(by_count, None, None)
+        return Room(sessions, count_capacity, None)
     per_worker = worker_memory if worker_memory > 0 else DEFAULT_WORKER_BYTES
-    memory_capacity = budget // per_worker
-    return Room(by_count, memory_capacity, max(0, memory_capacity - sessions))
+    return Room(sessions, count_capacity, budget // per_worker)

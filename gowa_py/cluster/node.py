@@ -155,17 +155,16 @@ class ClusterNode:
 
     def placement(self) -> Route | None:
         """The node a new session should go to: the live, undrained one with the most
-        headroom (:mod:`gowa_py.cluster.headroom`), then the fewest sessions, this one
-        on a tie; None: this one."""
+        room (:meth:`headroom.Room.rank`), this one on a tie; None: this one."""
         # Draining, this node takes no new session if any other node has room.
-        best_rank = (0.0, 0) if self.draining else self.room().rank(len(self.held))
+        best_rank: tuple[float, float, int] = (0.0, 0, 0) if self.draining else self.room().rank()
         best: NodeRow | None = None
         for node in self._nodes:
             if node.id == self.node_id or node.status != "up" or not node.url:
                 continue
             if node.heartbeat_age > 2 * self.timing.renew_interval + 1:
                 continue
-            rank = room_of(node).rank(node.sessions)
+            rank = room_of(node).rank()
             if rank > best_rank:
                 best, best_rank = node, rank
         return None if best is None else Route(best.id, best.url, best.heartbeat_age)

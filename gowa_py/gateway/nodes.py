@@ -48,6 +48,7 @@ def _node(node: NodeRow, own_id: str, ttl: float) -> dict[str, Any]:
         "worker_memory": node.worker_memory,
         "memory_capacity": room.memory_capacity,
         "headroom": room.headroom,
+        "limit": room.limit,
         "self": node.id == own_id,
     }
 

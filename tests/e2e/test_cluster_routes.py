@@ -121,7 +121,8 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     gateway_factory, sandbox, database, tmp_path
 ):
     sim = ["--sandbox", sandbox.url]
-    # a takes one session, b five: b has the most room.
+    # a takes one session, b five: with none, b has the more room (the same share free,
+    # more headroom); with one, b has four fifths of its room left to a's whole.
     a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_MAX_SESSIONS="1")
     b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_MAX_SESSIONS="5")
     wait_until(
@@ -147,11 +148,11 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     status, body = a.http.get("/app/login", headers={"X-Device-Id": "dev1"})
     assert status == 200 and body["results"]["qr_link"], body
 
-    # A GoWA client that names no device, through a: ``default`` is made and runs on b.
-    status, body = a.http.get("/app/login")
+    # A GoWA client that names no device, through b: ``default`` is made and runs on a.
+    status, body = b.http.get("/app/login")
     assert status == 200 and body["results"]["qr_link"], body
-    wait_until(lambda: a.session("default")["node"] == "b", 10, what="default on b")
-    assert b.wait_pid("default")
+    wait_until(lambda: b.session("default")["node"] == "a", 10, what="default on a")
+    assert a.wait_pid("default")
 
 
 def test_new_and_orphaned_sessions_go_only_where_memory_has_room(

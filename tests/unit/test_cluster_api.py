@@ -28,6 +28,7 @@ async def test_a_postgresql_gateway_lists_itself_among_the_nodes(make_client, te
     assert me["memory_budget"] > 0 and me["worker_memory"] == 0
     assert me["memory_capacity"] == me["memory_budget"] // DEFAULT_WORKER_BYTES
     assert me["headroom"] == min(1000, me["memory_capacity"])
+    assert me["limit"] == ("memory" if me["memory_capacity"] <= 1000 else "max_sessions")
 
     response = await client.post("/api/sessions", json={"session_id": "idle", "start": False})
     assert response.status == 201, await response.text()
@@ -48,7 +49,8 @@ async def test_a_node_without_a_memory_limit_has_headroom_by_count_only(make_cli
     )
     response = await client.get("/api/cluster/nodes")
     me = next(node for node in (await response.json())["results"] if node["self"])
-    assert (me["memory_budget"], me["memory_capacity"], me["headroom"]) == (0, None, 1000)
+    assert (me["memory_budget"], me["memory_capacity"]) == (0, None)
+    assert (me["headroom"], me["limit"]) == (1000, "max_sessions")
     await client.close()
 
 

@@ -121,14 +121,14 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     gateway_factory, sandbox, database, tmp_path
 ):
     sim = ["--sandbox", sandbox.url]
-    # a takes one session, b five: with none, b has the more room (the same share free,
+    # a takes two sessions, b five: with none, b has the more room (the same share free,
     # more headroom); with one, b has four fifths of its room left to a's whole.
-    a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_MAX_SESSIONS="1")
+    a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_MAX_SESSIONS="2")
     b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_MAX_SESSIONS="5")
     wait_until(
         lambda: (
             {n["id"]: n["capacity"] for n in a.http.get("/api/cluster/nodes")[1]["results"]}
-            == {"a": 1, "b": 5}
+            == {"a": 2, "b": 5}
         ),
         10,
         what="both nodes' capacities, as a sees them",

@@ -1,10 +1,12 @@
 """The dashboard of one node in Chromium shows a session another node runs live: its state
 as it changes there, and its events on its page, pushed over the node's event stream
-(relayed through PostgreSQL), not waiting for the nodes' next renewal round."""
+(relayed through PostgreSQL), not waiting for the nodes' next renewal round; and the
+memory its worker uses there."""
 
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +20,7 @@ pytestmark = pytest.mark.browser
 
 #: The nodes read what the others wrote every 20 s only: a state change seen sooner came
 #: over the event stream.
-ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "20", "GOWA_LEASE_TTL": "60"}
+ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "20", "GOWA_LEASE_TTL": "60", "GOWA_SAMPLE_INTERVAL": "1"}
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
 
 
@@ -73,6 +75,9 @@ def test_a_node_dashboard_shows_another_node_session_live(
     # Pushed: well within a renewal round (and the table's 5 s poll reads a's registry,
     # which the pushed state change has refreshed).
     expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=8000)
+    expect(row.locator('td[data-label="Phone"]')).to_have_text("+15550009101", timeout=25_000)
+    # The memory b's worker uses, from b's samples (the table polls every 5 s).
+    expect(row.locator('td[data-label="RSS"]')).to_have_text(re.compile("iB$"), timeout=15_000)
     shot(page, "cluster-remote-session-1280")
 
     # Its page on a: the events of b's worker arrive as they happen.

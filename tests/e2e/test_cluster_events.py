@@ -39,6 +39,7 @@ def _node(gateway_factory, tmp_path: Path, sandbox: SandboxProcess, url: str, na
         "GOWA_NODE_ID": name,
         "GOWA_API_KEY": ADMIN,
         "GOWA_HOST": "127.0.0.1",
+        "GOWA_SAMPLE_INTERVAL": "1",
     }
     return gateway_factory(
         env=env, data_dir=tmp_path / name / "data", args=["--sandbox", sandbox.url]
@@ -110,6 +111,16 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
             "payload",
             "node",
         }
+
+        # a's dashboard lists y with the memory b's worker uses (b's samples).
+        def y_on_a() -> dict:
+            status, body = a.http.get("/api/dashboard/sessions")
+            assert status == 200, body
+            return next(s for s in body["results"] if s["id"] == "y")
+
+        wait_until(lambda: y_on_a()["node"] == "b", 20, what="a knows y runs on b")
+        wait_until(lambda: y_on_a()["worker"]["memory"]["rss"] > 0, 20, what="y's memory on a")
+        assert y_on_a()["worker"]["pid"] is None  # not a's worker
 
         # A key for y only, made on a (the node whose stream it reads) once a knows y.
         wait_until(lambda: a.http.get("/api/sessions/y")[0] == 200, 20, what="a knows y")

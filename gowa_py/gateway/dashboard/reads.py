@@ -94,6 +94,16 @@ async def sessions(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     now = time.time()
     items = [_dashboard_session(supervisor, r, now) for r in supervisor.list()]
+    cluster = supervisor.cluster
+    if cluster is not None:
+        # Sessions other nodes run: their workers' last sample, as their node wrote it.
+        since = now - 3 * request.app[SETTINGS].sample_interval
+        latest = {row["session_id"]: row for row in request.app[REGISTRY].samples_since(since)}
+        for item in items:
+            row = latest.get(item["id"])
+            if row is not None and item["node"] not in (None, cluster.node_id):
+                item["worker"]["memory"] = {"rss": row["rss"], "pss": row["pss"], "uss": row["uss"]}
+                item["worker"]["cpu_percent"] = round(row["cpu"], 2)
     return envelope(items, message=f"{len(items)} session(s)")
 
 

@@ -240,6 +240,10 @@ class GatewaySockets:
                 )
                 continue
             await _guarded(self._on_event, event, "event handler")
+            # A backlog is read without waiting (a ready receive does not yield), and the
+            # handler writes the registry in the loop's thread: yield between events so
+            # that timers (a cluster's lease renewals and fencing) run on time.
+            await asyncio.sleep(0)
 
 
 async def _guarded(handler: Callable[[_M], Awaitable[None]], message: _M, what: str) -> None:

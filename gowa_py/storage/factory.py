@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import sqlite3
+import threading
 from pathlib import Path
 
 from gowa_py.config import ConfigError
@@ -44,6 +45,10 @@ log = logging.getLogger("gowa.storage")
 #: The gateway's connections to PostgreSQL: the event loop's thread, the deliverer's
 #: start-up scan, and headroom for a statement still running in another thread.
 GATEWAY_POOL_SIZE = 4
+#: Worker starts that make their database login at once (in threads, on the pool):
+#: the rest of the pool stays free for the event loop, which waits (and every task with
+#: it) when a node taking ten sessions over holds all four in role updates.
+LOGINS_AT_ONCE = 2
 
 
 def sqlite_registry(path: Path) -> Registry:
@@ -136,6 +141,7 @@ class PostgresStorage:
         #: Every node of the cluster honours a sign-in made on any of them.
         self.sign_ins: SignInStorage | None = SharedSignIns(self.db)
         self._ready: set[str] = set()
+        self._logins = threading.BoundedSemaphore(LOGINS_AT_ONCE)
 
     def _role(self, schema: str) -> str | None:
         return postgres.session_role(self._database, schema) if self.roles else None
@@ -156,13 +162,14 @@ class PostgresStorage:
     def worker_database(self, session_id: str) -> WorkerDatabase:
         """The URL the session's next worker logs in with: its own role, with a password
         new for this worker, on the pooler when there is one."""
-        schema = self._schema(session_id)
-        role = self._role(schema)
-        if role is None:
-            return WorkerDatabase(self.url)
-        password = secrets.token_urlsafe(24)
-        with self.db.connection() as conn:
-            postgres.provide_role(conn, role, password)
+        with self._logins:
+            schema = self._schema(session_id)
+            role = self._role(schema)
+            if role is None:
+                return WorkerDatabase(self.url)
+            password = secrets.token_urlsafe(24)
+            with self.db.connection() as conn:
+                postgres.provide_role(conn, role, password)
         if self.pooler_url:
             return WorkerDatabase(postgres.role_url(self.pooler_url, role, password), True)
         return WorkerDatabase(postgres.role_url(self.url, role, password))

@@ -2,10 +2,15 @@
 killed node's sessions take to come back on the other.
 
     python scripts/bench_cluster.py --sessions 20 --requests 2000
+    python scripts/bench_cluster.py --sessions 50 --own-postgresql
     GOWA_TEST_DATABASE_URL=postgresql://postgres@db:5432/postgres python scripts/...
 
 Makes a scratch database (``gowa_bench_<random>``) on the server at
-``GOWA_TEST_DATABASE_URL`` (default: the local one), runs the sandbox and two gateways
+``GOWA_TEST_DATABASE_URL`` (default: the local one), or with ``--own-postgresql`` on a
+throwaway server of its own (Debian's PostgreSQL 15 binaries, ``initdb`` in a temporary
+folder, a free port, ``max_connections`` of 4 per session + 100: a running session holds
+about 3, more than a shared server's default 100 spares at 50 sessions), runs the
+sandbox and two gateways
 (nodes ``a`` and ``b``, default lease timings unless ``--lease-ttl`` and
 ``--renew-interval`` say otherwise) keeping their state there, and pairs N sessions on
 ``a`` (before ``b`` starts, so that all go there). Then:
@@ -35,6 +40,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchlib import (
     Api,
@@ -46,6 +52,8 @@ from benchlib import (
     table,
     write_result,
 )
+
+from tests.pgserver import PgServer
 
 LOCAL = {"X-Gowa-Forwarded-By": "bench"}
 
@@ -152,9 +160,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--lease-ttl", type=float, default=15.0)
     parser.add_argument("--renew-interval", type=float, default=5.0)
+    parser.add_argument(
+        "--own-postgresql",
+        action="store_true",
+        help="run on a throwaway PostgreSQL server of the benchmark's own",
+    )
     args = parser.parse_args()
-    with scratch_database() as database:
-        result = asyncio.run(_measure(database.url, args))
+    server = None
+    if args.own_postgresql:
+        server = PgServer(max_connections=4 * args.sessions + 100).init()
+        server.start()
+        os.environ["GOWA_TEST_DATABASE_URL"] = server.url
+    try:
+        with scratch_database() as database:
+            result = asyncio.run(_measure(database.url, args))
+    finally:
+        if server is not None:
+            server.close()
     print(table(result["forwarding"], ["path", "requests", "p50_ms", "p95_ms"]))
     print()
     print(table([result["takeover"]], list(result["takeover"])))

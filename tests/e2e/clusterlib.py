@@ -20,14 +20,20 @@ from tests.procs import Gateway, Http
 from tests.receiver import WebhookReceiver
 from tests.sim.harness import SandboxProcess
 
-#: Short lease timings for test speed; the gateway's rule holds: 2 × 1 < 6 − 2.
+
+def leases(ttl: float, renew_interval: float, margin: float) -> dict[str, str]:
+    """A node's lease timings (the gateway checks 2 × renew_interval < ttl − margin)."""
+    return {
+        "GOWA_LEASE_TTL": str(ttl),
+        "GOWA_LEASE_RENEW_INTERVAL": str(renew_interval),
+        "GOWA_LEASE_MARGIN": str(margin),
+    }
+
+
+#: Short lease timings for test speed: 2 × 1 < 6 − 2.
 TTL = 6.0
 MARGIN = 2.0
-LEASES = {
-    "GOWA_LEASE_TTL": str(TTL),
-    "GOWA_LEASE_RENEW_INTERVAL": "1",
-    "GOWA_LEASE_MARGIN": str(MARGIN),
-}
+LEASES = leases(TTL, 1, MARGIN)
 
 #: Marks a request as forwarded already: the node answers it itself.
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
@@ -40,6 +46,7 @@ def node(
     database_url: str,
     receiver: WebhookReceiver,
     name: str,
+    timings: dict[str, str] = LEASES,
 ) -> Gateway:
     """A cluster node named ``name`` on the database, delivering message webhooks."""
     env = {
@@ -49,7 +56,7 @@ def node(
         "GOWA_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "GOWA_WEBHOOK_EVENTS": "message",
         "GOWA_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
-        **LEASES,
+        **timings,
     }
     return gateway_factory(
         env=env, data_dir=tmp_path / name / "data", args=["--sandbox", sandbox.url]
@@ -92,6 +99,34 @@ def running_here(gateway: Gateway, session_id: str) -> bool:
     return session["status"] == "CONNECTED" and session["worker"]["pid"] is not None
 
 
+def where(nodes: dict[str, Gateway], sessions: list[str]) -> dict[str, str]:
+    """Which node runs each session (CONNECTED with a worker), asking each node itself;
+    a session two nodes run at once fails the test."""
+    found: dict[str, str] = {}
+    for session_id in sessions:
+        for name, gateway in nodes.items():
+            if running_here(gateway, session_id):
+                assert session_id not in found, f"{session_id} on {found[session_id]} and {name}"
+                found[session_id] = name
+    return found
+
+
+def wait_running(nodes: dict[str, Gateway], sessions: list[str], timeout: float) -> None:
+    """Until the nodes run every one of the sessions; else fail with how each node sees
+    each session that is not running."""
+    deadline = time.monotonic() + timeout
+    while missing := sorted(set(sessions) - set(where(nodes, sessions))):
+        if time.monotonic() > deadline:
+            seen = {
+                (sid, name): (view["status"], view["worker"]["pid"], view["node"])
+                for sid in missing
+                for name, gateway in nodes.items()
+                for view in [local(gateway, sid)]
+            }
+            raise AssertionError(f"not running after {timeout} s: {seen}")
+        time.sleep(0.5)
+
+
 def webhooks(receiver: WebhookReceiver, session_id: str, text: str) -> int:
     """How many times the receiver got the message event of ``text`` for the session."""
     return sum(
@@ -123,7 +158,7 @@ def pair_all(placed: dict[str, tuple[Gateway, str]], sandbox: SandboxProcess) ->
 
 class MessageLoad:
     """Sandbox phones sending to sessions' phones, round robin, in a thread, until
-    stopped: each text is unique, so every one can be looked for exactly once."""
+    stopped (or paused): each text is unique, so every one can be looked for exactly once."""
 
     def __init__(
         self, sandbox: SandboxProcess, sender: str, targets: dict[str, str], interval: float
@@ -137,6 +172,9 @@ class MessageLoad:
         self.sent: list[tuple[str, str]] = []
         self.failed: list[Any] = []
         self._stop = threading.Event()
+        self._go = threading.Event()
+        self._go.set()
+        self._sending = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> MessageLoad:
@@ -146,22 +184,36 @@ class MessageLoad:
     def _run(self) -> None:
         counter = itertools.count()
         for session_id in itertools.cycle(self.targets):
+            self._go.wait()
             if self._stop.is_set():
                 return
-            text = f"load {session_id} #{next(counter):05d}."
-            status, body = self.sandbox.api(
-                "POST",
-                f"/sim/phones/{self.sender}/send",
-                {"to": self.targets[session_id], "text": text},
-            )
-            if status == 200:
-                self.sent.append((session_id, text))
-            else:
-                self.failed.append(body)
+            with self._sending:
+                if not self._go.is_set():
+                    continue  # paused meanwhile
+                text = f"load {session_id} #{next(counter):05d}."
+                status, body = self.sandbox.api(
+                    "POST",
+                    f"/sim/phones/{self.sender}/send",
+                    {"to": self.targets[session_id], "text": text},
+                )
+                if status == 200:
+                    self.sent.append((session_id, text))
+                else:
+                    self.failed.append(body)
             time.sleep(self.interval)
+
+    def pause(self) -> None:
+        """Send nothing more until :meth:`resume`; returns once the send under way is done."""
+        self._go.clear()
+        with self._sending:
+            pass
+
+    def resume(self) -> None:
+        self._go.set()
 
     def stop(self) -> list[tuple[str, str]]:
         self._stop.set()
+        self._go.set()
         self._thread.join(30)
         assert not self.failed, self.failed[:3]
         return list(self.sent)

@@ -169,6 +169,23 @@ class ClusterNode:
                 best, best_rank = node, rank
         return None if best is None else Route(best.id, best.url, best.heartbeat_age)
 
+    def cluster_capacity(self) -> int:
+        """The sessions the cluster may hold in all (created, running or not): the
+        ``max_sessions`` of its nodes that are up or draining, together, as of the last
+        round; 0 (no limit) when one of them has none."""
+        if not self.capacity:
+            return 0
+        total = self.capacity
+        for node in self._nodes:
+            if node.id == self.node_id or node.status not in ("up", "draining"):
+                continue
+            if node.heartbeat_age > self.timing.ttl:
+                continue  # lost: dead, or cut off for a lease term
+            if not node.capacity:
+                return 0
+            total += node.capacity
+        return total
+
     def room(self) -> headroom.Room:
         """This node's room now: its leases and its workers' latest samples."""
         return headroom.room(

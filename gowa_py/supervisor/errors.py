@@ -27,8 +27,10 @@ class SessionLimit(GowaError):
 
     code = p.ErrorCode.SESSION_LIMIT
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"this gateway holds {limit} sessions, its max_sessions; delete one first")
+    def __init__(self, limit: int, cluster: bool = False) -> None:
+        holder = "the cluster" if cluster else "this gateway"
+        whose = "its nodes' max_sessions together" if cluster else "its max_sessions"
+        super().__init__(f"{holder} holds {limit} sessions, {whose}; delete one first")
         self.limit = limit
 
 

@@ -273,9 +273,14 @@ class Supervisor:
         check_session_id(session_id)
         if session_id in self.runners or self.registry.get(session_id) is not None:
             raise SessionExists(session_id)
-        limit = self.settings.max_sessions
-        if limit and len(self.runners) >= limit:
-            raise SessionLimit(limit)
+        if self.cluster is None:
+            limit, held = self.settings.max_sessions, len(self.runners)
+        else:
+            # The registry is the whole cluster's: its nodes' max_sessions add up (what
+            # each node runs, placement and takeover keep under its own).
+            limit, held = self.cluster.cluster_capacity(), len(self.registry.all())
+        if limit and held >= limit:
+            raise SessionLimit(limit, self.cluster is not None)
 
     async def create(self, session_id: str, config: SessionConfig, start: bool) -> SessionRecord:
         self._check_new(session_id)

@@ -11,8 +11,9 @@ and NOTIFY carries its row's id, read by each listener and deleted a minute late
 Each node keeps two connections: one LISTENs (a connection in session mode: NOTIFY
 reaches the backend that ran LISTEN), one sends and reads the stored events. A
 listener whose connection dropped (the server restarted, the backend was terminated)
-connects again and listens anew; what the other nodes sent meanwhile is not replayed:
-this is the live stream, and the event log and the webhooks keep every event.
+connects again and listens anew; what the other nodes sent meanwhile is not replayed
+(this is the live stream, and the event log and the webhooks keep every event): the
+node is told the span it missed instead, for its streams to say so.
 
 Webhooks do not go through here: the node that runs a session delivers them, once.
 """

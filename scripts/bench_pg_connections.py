@@ -108,7 +108,11 @@ async def _connected(api: Api, ids: list[str]) -> int:
 
 
 async def _measure(
-    database: ScratchDatabase, sessions: int, seconds: float, pooler_url: str | None
+    database: ScratchDatabase,
+    sessions: int,
+    seconds: float,
+    pooler_url: str | None,
+    parallel: int,
 ) -> list[dict]:
     env = {"GOWA_DATABASE_URL": database.url}
     if pooler_url:
@@ -118,7 +122,7 @@ async def _measure(
         stack.start_gateway()
         ids = session_ids(sessions, prefix="c")
         async with Api(stack.gateway_url, stack.sandbox_url) as api:
-            await api.pair_many(ids)
+            await api.pair_many(ids, parallel)
             await asyncio.sleep(5)
             idle = _counts(database.server, database.name)
             rows = [_row("idle", sessions, await _connected(api, ids), idle, [])]
@@ -175,6 +179,7 @@ def main() -> None:
     parser.add_argument(
         "--server-connections", type=int, default=40, help="PgBouncer's max_db_connections"
     )
+    parser.add_argument("--pair-parallel", type=int, default=10, help="sessions paired at once")
     args = parser.parse_args()
     with scratch_database() as database, contextlib.ExitStack() as stack:
         with psycopg.connect(database.server) as conn:
@@ -182,7 +187,9 @@ def main() -> None:
         pooler_url = None
         if args.pooler:
             pooler_url = stack.enter_context(_pooler(database, args.server_connections)).url
-        rows = asyncio.run(_measure(database, args.sessions, args.seconds, pooler_url))
+        rows = asyncio.run(
+            _measure(database, args.sessions, args.seconds, pooler_url, args.pair_parallel)
+        )
     print(table(rows, COLUMNS))
     meta = {"machine": machine(), "max_connections": max_connections, **vars(args)}
     write_result("pg-connections", rows, meta)

@@ -8,14 +8,15 @@ directly or through PgBouncer.
 Makes a scratch database (``gowa_bench_<random>``) on the server at
 ``GOWA_TEST_DATABASE_URL`` (default: the local one), runs the sandbox and a gateway
 keeping its state there, pairs N sessions, and reads ``pg_stat_activity``: idle (5 s and
-45 s after the last pairing), and at its highest while every session sends messages to
-the next one (each send's latency measured). Directly, connections are told apart by
-``application_name`` (``gowa-gateway``, ``gowa-worker <id>``, ``gowa-whatsmeow <id>``);
-with ``--pooler``, the workers go through a PgBouncer of the benchmark's own
-(config/pgbouncer as shipped, ``max_db_connections`` = ``--server-connections``,
-tests/pgbouncer.py) and the sessions' server connections are those of their roles
-(``gowa_r_*``). Results: a table on stdout and ``bench-results/pg-connections-*.json``;
-the database is dropped at the end.
+45 s after the last pairing), and at its highest while the sessions send messages to the
+next one (``--concurrency`` sends at a time, each one's latency measured), with the
+server logins and commits per second (``pg_stat_database``) meanwhile. Directly,
+connections are told apart by ``application_name`` (``gowa-gateway``,
+``gowa-worker <id>``, ``gowa-whatsmeow <id>``); with ``--pooler``, the workers go
+through a PgBouncer of the benchmark's own (config/pgbouncer as shipped,
+``max_db_connections`` = ``--server-connections``, tests/pgbouncer.py), and the
+sessions' server connections are those of their roles (``gowa_r_*``). Results: a table
+on stdout and ``bench-results/pg-connections-*.json``; the database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ COLUMNS = [
     "session_roles",
     "per_session",
     "total",
+    "logins_per_s",
+    "commits_per_s",
     "sends",
     "send_p50_ms",
     "send_p95_ms",
@@ -81,6 +84,25 @@ def _counts(url: str, database: str) -> Counter[str]:
         counts["roles"] += str(user).startswith("gowa_r_")
         counts["total"] += 1
     return counts
+
+
+def _activity(url: str, database: str) -> tuple[float, int, int]:
+    """(now, server logins so far, commits so far) of ``database``: a pooler that hands
+    a session's slot to another's opens a new server connection, which counts here."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT sessions, xact_commit FROM pg_stat_database WHERE datname = %s", [database]
+        ).fetchone()
+    assert row is not None
+    return time.monotonic(), int(row[0]), int(row[1])
+
+
+def _rates(since: tuple[float, int, int], until: tuple[float, int, int]) -> dict[str, float]:
+    seconds = max(until[0] - since[0], 1e-9)
+    return {
+        "logins_per_s": round((until[1] - since[1]) / seconds, 1),
+        "commits_per_s": round((until[2] - since[2]) / seconds, 1),
+    }
 
 
 def _row(
@@ -113,6 +135,7 @@ async def _measure(
     seconds: float,
     pooler_url: str | None,
     parallel: int,
+    concurrency: int,
 ) -> list[dict]:
     env = {"GOWA_DATABASE_URL": database.url}
     if pooler_url:
@@ -127,38 +150,43 @@ async def _measure(
             idle = _counts(database.server, database.name)
             rows = [_row("idle", sessions, await _connected(api, ids), idle, [])]
             # PgBouncer closes server connections idle for server_idle_timeout (30 s).
+            since = _activity(database.server, database.name)
             await asyncio.sleep(SETTLE_S)
+            rates = _rates(since, _activity(database.server, database.name))
             idle = _counts(database.server, database.name)
-            rows.append(
-                _row(f"idle {SETTLE_S + 5} s", sessions, await _connected(api, ids), idle, [])
-            )
+            row = _row(f"idle {SETTLE_S + 5} s", sessions, await _connected(api, ids), idle, [])
+            rows.append({**row, **rates})
             peak: Counter[str] = Counter()
             latencies: list[float] = []
             failed = 0
             deadline = time.monotonic() + seconds
 
-            async def send(n: int, session_id: str) -> None:
+            async def send(first: int) -> None:
+                """Sends from sessions first, first + concurrency, ... in turn, each to
+                the next session, one at a time."""
                 nonlocal failed
-                to = phone_number((n + 1) % sessions)
+                n = first
                 while time.monotonic() < deadline:
+                    body = {"phone": phone_number((n + 1) % sessions), "message": "x"}
                     started = time.perf_counter()
-                    status, _ = await api.gw(
-                        "POST", f"/api/{session_id}/send/message", {"phone": to, "message": "x"}
-                    )
+                    status, _ = await api.gw("POST", f"/api/{ids[n]}/send/message", body)
                     if status == 200:
                         latencies.append(time.perf_counter() - started)
                     else:
                         failed += 1
+                    n = (n + concurrency) % sessions
 
-            senders = asyncio.gather(*(send(n, sid) for n, sid in enumerate(ids)))
+            since = _activity(database.server, database.name)
+            senders = asyncio.gather(*(send(k) for k in range(concurrency)))
             while time.monotonic() < deadline:
                 now = _counts(database.server, database.name)
                 if now["roles"] > peak["roles"]:
                     peak = now
                 await asyncio.sleep(0.1)
             await senders
+            rates = _rates(since, _activity(database.server, database.name))
             row = _row("sending", sessions, await _connected(api, ids), peak, latencies)
-            rows.append({**row, "failed_sends": failed})
+            rows.append({**row, **rates, "concurrency": concurrency, "failed_sends": failed})
     return rows
 
 
@@ -179,6 +207,9 @@ def main() -> None:
     parser.add_argument(
         "--server-connections", type=int, default=40, help="PgBouncer's max_db_connections"
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=0, help="sends at once [default: every session]"
+    )
     parser.add_argument("--pair-parallel", type=int, default=10, help="sessions paired at once")
     args = parser.parse_args()
     with scratch_database() as database, contextlib.ExitStack() as stack:
@@ -188,7 +219,14 @@ def main() -> None:
         if args.pooler:
             pooler_url = stack.enter_context(_pooler(database, args.server_connections)).url
         rows = asyncio.run(
-            _measure(database, args.sessions, args.seconds, pooler_url, args.pair_parallel)
+            _measure(
+                database,
+                args.sessions,
+                args.seconds,
+                pooler_url,
+                args.pair_parallel,
+                min(args.concurrency or args.sessions, args.sessions),
+            )
         )
     print(table(rows, COLUMNS))
     meta = {"machine": machine(), "max_connections": max_connections, **vars(args)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -60,7 +61,14 @@ class LostSuspects:
 
 
 class LostMessageReporter(logging.Handler):
-    """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then."""
+    """Attach to the ``whatsmeow`` logger; call :meth:`judge` now and then.
+
+    The table is read only while a suspect may be waiting in it: once at start (an
+    earlier run's), then after this worker added one, until every suspect added was
+    judged. An idle session's worker so sends no statement every few seconds, which on
+    PostgreSQL behind PgBouncer would take a server connection from another session's
+    pool each time (docs/storage.md#pgbouncer).
+    """
 
     def __init__(
         self,
@@ -74,6 +82,10 @@ class LostMessageReporter(logging.Handler):
         self._events = events
         self._emit = emit
         self._grace_s = grace_s
+        #: When the newest suspect not yet judged was seen, None when there is none; an
+        #: earlier run's may be as recent as now.
+        self._newest: float | None = time.time()
+        self._newest_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -83,10 +95,17 @@ class LostMessageReporter(logging.Handler):
         if match is None:
             return
         message_id, sender, chat, reason = match.groups()
-        self._suspects.add(message_id, sender, chat, reason, time.time())
+        seen_at = time.time()
+        self._suspects.add(message_id, sender, chat, reason, seen_at)
+        with self._newest_lock:
+            self._newest = max(self._newest or seen_at, seen_at)
 
     def judge(self, now: float | None = None) -> None:
         """Report suspects older than the grace period whose message never arrived."""
+        with self._newest_lock:
+            newest = self._newest
+        if newest is None:
+            return
         cutoff = (time.time() if now is None else now) - self._grace_s
         for message_id, sender, chat, reason in self._suspects.due(cutoff):
             if not self._events.has_message(message_id):
@@ -99,3 +118,6 @@ class LostMessageReporter(logging.Handler):
                 }
                 self._emit("message.lost", payload, dedupe=f"lost:{message_id}")
             self._suspects.remove(message_id)
+        with self._newest_lock:
+            if self._newest == newest and newest <= cutoff:
+                self._newest = None  # all judged, and none added meanwhile

@@ -168,6 +168,11 @@ def test_lost_message_is_reported_once_and_only_if_never_recorded(storage_backen
     again.judge(now=time.time() + 20)
     assert [(name, payload["id"]) for name, payload, _ in emitted] == [("message.lost", "GONE")]
     assert emitted[0][1]["from"] == "88:1@lid"
+    # Everything judged and nothing suspected since: the table is not read again (an
+    # idle worker sends no statement every 5 s), so a row it did not add stays there.
+    LostSuspects(db).add("UNSEEN", "88:1@lid", "88@lid", "old counter", time.time())
+    again.judge(now=time.time() + 30)
+    assert len(emitted) == 1
 
 
 def test_whatsmeow_logs_at_the_workers_level_not_at_debug() -> None:

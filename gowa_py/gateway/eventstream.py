@@ -19,6 +19,7 @@ import logging
 import msgspec
 from aiohttp import WSMsgType, web
 
+from gowa_py import protocol as p
 from gowa_py.cluster.relay import RemoteEvent
 from gowa_py.eventbody import EventBody, iso_timestamp
 from gowa_py.gateway.principal import Principal, principal
@@ -29,6 +30,8 @@ log = logging.getLogger("gowa.gateway.eventstream")
 
 QUEUE_SIZE = 10_000
 _encoder = msgspec.json.Encoder()
+#: Another node's events after which this node reads the session's row again.
+_REREAD = frozenset({p.SESSION_STATUS, p.SESSION_DELETED})
 
 
 class _Client:
@@ -66,9 +69,10 @@ class EventHub:
         self._offer(body.event.session_id, data)
 
     async def receive(self, event: RemoteEvent) -> None:
-        """An event of a session another node runs. A change of the session's state is
-        read into the registry first, so the session's JSON agrees with the event."""
-        if event.name.startswith("session."):
+        """An event of a session another node runs. A change of the session's state (or
+        its deletion) is read into the registry first, so the session's JSON agrees with
+        the event."""
+        if event.name in _REREAD:
             self._registry.reload(event.session_id)
         if self._clients:
             self._offer(event.session_id, event.data)

@@ -196,6 +196,16 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         time.sleep(1)
         assert len(_texts(admin, "message", "y", "after drop")) == 1
         assert all(e["node"] == "b" for e in admin.find(lambda e: e["session_id"] in ("y", "z")))
+
+        # z deleted on b: gone from a's answers as soon as a's stream says so.
+        status, body = b.http.call("DELETE", "/api/sessions/z")
+        assert status == 200, body
+        admin.wait(
+            lambda e: e["event"] == "session.deleted" and e["session_id"] == "z",
+            20,
+            "z deleted, on a's stream",
+        )
+        assert _pinned(a).http.get("/api/sessions/z")[0] == 404
     finally:
         own.close()
         admin.close()

@@ -18,11 +18,11 @@ import psutil
 
 MB = 1024 * 1024
 
-#: What a worker is counted at before the node has measured one: the PSS of a forked
-#: worker before kernel same-page merging folds its pages back (docs/benchmarks.md,
-#: "Memory per connected idle session", the zygote without KSM), the most a node running
-#: the default worker mode should expect: whether KSM will merge its workers' pages is
-#: not known before they run.
+#: What a worker is counted at before the node has measured one: a forked worker's PSS
+#: among many when kernel same-page merging does not fold its pages back
+#: (docs/benchmarks.md, "Memory per connected idle session", the zygote without KSM).
+#: Before its workers run, a node cannot tell whether KSM will merge their pages, so it
+#: counts on it not doing so.
 DEFAULT_WORKER_BYTES = 24 * MB
 
 #: The share of the machine's available memory an automatic budget leaves to everything

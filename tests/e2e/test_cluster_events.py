@@ -121,6 +121,13 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         wait_until(lambda: y_on_a()["node"] == "b", 20, what="a knows y runs on b")
         wait_until(lambda: y_on_a()["worker"]["memory"]["rss"] > 0, 20, what="y's memory on a")
         assert y_on_a()["worker"]["pid"] is None  # not a's worker
+        # a's totals count b's workers (a runs none).
+        wait_until(
+            lambda: a.http.get("/api/dashboard/stats")[1]["results"]["workers"] == 2,
+            20,
+            what="a's totals with b's two workers",
+        )
+        assert a.http.get("/api/dashboard/stats")[1]["results"]["memory"]["rss"] > 0
 
         # A key for y only, made on a (the node whose stream it reads) once a knows y.
         wait_until(lambda: a.http.get("/api/sessions/y")[0] == 200, 20, what="a knows y")

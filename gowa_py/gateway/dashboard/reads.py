@@ -75,6 +75,10 @@ async def stats(request: web.Request) -> web.Response:
             memory["rss"] += info.sample.rss
             memory["pss"] += info.sample.pss
             memory["uss"] += info.sample.uss
+    for row in _elsewhere(request, now).values():
+        workers += 1
+        for kind in memory:
+            memory[kind] += row[kind]
     received, sent = request.app[DASHBOARD_STATS].totals_since(day_start)
     return envelope(
         {
@@ -94,17 +98,31 @@ async def sessions(request: web.Request) -> web.Response:
     supervisor = request.app[SUPERVISOR]
     now = time.time()
     items = [_dashboard_session(supervisor, r, now) for r in supervisor.list()]
-    cluster = supervisor.cluster
-    if cluster is not None:
-        # Sessions other nodes run: their workers' last sample, as their node wrote it.
-        since = now - 3 * request.app[SETTINGS].sample_interval
-        latest = {row["session_id"]: row for row in request.app[REGISTRY].samples_since(since)}
-        for item in items:
-            row = latest.get(item["id"])
-            if row is not None and item["node"] not in (None, cluster.node_id):
-                item["worker"]["memory"] = {"rss": row["rss"], "pss": row["pss"], "uss": row["uss"]}
-                item["worker"]["cpu_percent"] = round(row["cpu"], 2)
+    elsewhere = _elsewhere(request, now)
+    for item in items:
+        row = elsewhere.get(item["id"])
+        if row is not None:
+            item["worker"]["memory"] = {"rss": row["rss"], "pss": row["pss"], "uss": row["uss"]}
+            item["worker"]["cpu_percent"] = round(row["cpu"], 2)
     return envelope(items, message=f"{len(items)} session(s)")
+
+
+def _elsewhere(request: web.Request, now: float) -> dict[str, dict[str, Any]]:
+    """The last sample of each session another node of the cluster runs, as that node
+    wrote it to the registry (none older than three sampling intervals): the dashboard
+    of every node shows every session's worker."""
+    supervisor = request.app[SUPERVISOR]
+    cluster = supervisor.cluster
+    if cluster is None:
+        return {}
+    running = supervisor.nodes()
+    since = now - 3 * request.app[SETTINGS].sample_interval
+    latest = {row["session_id"]: row for row in request.app[REGISTRY].samples_since(since)}
+    return {
+        session_id: row
+        for session_id, row in latest.items()
+        if running.get(session_id) not in (None, cluster.node_id)
+    }
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

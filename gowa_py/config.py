@@ -112,6 +112,7 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rate_limit_burst: int = 40
     min_free_disk_mb: float = 16.0
     start_concurrency: int = 0
+    start_min_available_mb: float = 1024.0
     worker_mode: str = "zygote"
     worker_gogc: int | None = None
     worker_gomemlimit: str | None = None
@@ -172,6 +173,8 @@ class Settings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             )
         if self.start_concurrency < 0:
             raise msgspec.ValidationError("start_concurrency must be >= 0 (0 = automatic)")
+        if self.start_min_available_mb < 0:
+            raise msgspec.ValidationError("start_min_available_mb must be >= 0 (0 = off)")
         if self.worker_mode not in ("zygote", "subprocess"):
             raise msgspec.ValidationError('worker_mode must be "zygote" or "subprocess"')
         if not 0 <= self.worker_timer_slack_ms <= 1000:

@@ -19,7 +19,7 @@ from gowa_py import protocol as p
 from gowa_py.backoff import CrashWindow, backoff_delay
 from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerError, WorkerUnavailable
-from gowa_py.supervisor import exitreason
+from gowa_py.supervisor import exitreason, memroom
 from gowa_py.supervisor import process as proc
 from gowa_py.supervisor.sampler import Sample
 
@@ -231,6 +231,10 @@ class SessionRunner:
             )
             await asyncio.sleep(delay)
 
+    async def _hold_for_memory(self, why: str) -> None:
+        log.warning("[%s] %s", self.session_id, why)
+        await self._owner.runner_status(self.session_id, p.SessionState.STARTING, why)
+
     async def _run_once(self) -> str:
         """Run one worker until it dies; returns why it ended."""
         self._hello.clear()
@@ -238,6 +242,11 @@ class SessionRunner:
         await asyncio.to_thread(exitreason.take_exit_reason, self.session_dir)
         self._log_at = await asyncio.to_thread(exitreason.log_position, self.session_dir)
         async with self._start_slots:
+            waited = await memroom.wait_for_room(
+                self._settings.start_min_available_mb, self._hold_for_memory
+            )
+            if waited:
+                log.info("[%s] started after %.1f s waiting for memory", self.session_id, waited)
             try:
                 config = await self._owner.worker_config(self.session_id)
             except StartRefused as exc:

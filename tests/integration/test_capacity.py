@@ -140,3 +140,22 @@ def test_max_sessions_holds_on_every_route_that_creates_one(gateway_factory):
     assert http.call("DELETE", "/api/sessions/a")[0] == 200
     status, body = http.post("/devices", {"device_id": "d"})
     assert status == 200, body
+
+
+def test_a_start_waits_for_memory(gateway_factory):
+    """With more memory asked for than the host has, a session is held STARTING, says
+    why, and no worker is forked."""
+    gateway = gateway_factory({"GOWA_START_MIN_AVAILABLE_MB": str(1 << 30)})
+    status, body = gateway.http.post("/api/sessions", {"session_id": "held"})
+    assert status == 201, body
+    session = gateway.wait_status("held", {"STARTING"})
+    wait_until(
+        lambda: "waiting for memory" in (gateway.session("held").get("error") or ""),
+        10,
+        what="the hold's reason",
+    )
+    time.sleep(1)
+    session = gateway.session("held")
+    assert session["status"] == "STARTING" and session["worker"]["pid"] is None, session
+    assert [p for p in gateway.descendants() if p.name() == "gowa-worker"] == []
+    assert "start_min_available_mb" in gateway.log_path.read_text()

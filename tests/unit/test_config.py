@@ -46,11 +46,20 @@ def test_unknown_file_setting_is_named(tmp_path):
         {"GOWA_KSM_PAGES_TO_SCAN": "0"},
         {"GOWA_WORKER_TIMER_SLACK_MS": "-1"},
         {"GOWA_WORKER_TIMER_SLACK_MS": "1001"},
+        {"GOWA_START_MIN_AVAILABLE_MB": "-1"},
     ],
 )
 def test_bad_values_are_config_errors(env):
     with pytest.raises(ConfigError):
         load_settings({}, env)
+
+
+def test_start_min_available_mb():
+    assert load_settings({}, {}).start_min_available_mb == 1024
+    assert load_settings({}, {"GOWA_START_MIN_AVAILABLE_MB": "0"}).start_min_available_mb == 0
+    assert (
+        load_settings({}, {"GOWA_START_MIN_AVAILABLE_MB": "512.5"}).start_min_available_mb == 512.5
+    )
 
 
 def test_credentials_allow_other_hosts():

@@ -13,8 +13,10 @@ outbox, whose statements name the outbox's schema.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
+import select
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -203,9 +205,12 @@ class Fetched:
 class PgConnection:
     """One connection used by one process's stores (a :class:`~gowa_py.storage.sql.Sql`).
 
-    A connection the server dropped (a restart, a terminated backend) fails the statement
-    that finds it so, and the next statement opens a new one: a worker's stores come back
-    by themselves instead of failing every write until the worker is restarted.
+    A connection the server ended while it was idle (a restart, a terminated backend) is
+    found so before the next statement, from the reason the server left unread in it,
+    and that statement goes to a new connection: a worker's stores come back by
+    themselves, and its first message after a restart is not lost to a failed ``BEGIN``.
+    A connection that drops during a transaction or a statement fails that one, and the
+    next opens a new connection.
     """
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
@@ -213,9 +218,23 @@ class PgConnection:
         self.connection = connect()
 
     def _live(self) -> psycopg.Connection[Any]:
+        if not self.connection.broken and not self.in_transaction:
+            self._read_farewell()
         if self.connection.broken:
             self.connection = self._connect()
         return self.connection
+
+    def _read_farewell(self) -> None:
+        """An idle connection has nothing to read unless the server is ending it: then
+        read its last message and the end of the stream, which leaves it broken."""
+        pgconn = self.connection.pgconn
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        with contextlib.suppress(psycopg.OperationalError):
+            for _ in range(2):  # the reason, then the end
+                if not poller.poll(0):
+                    return
+                pgconn.consume_input()
 
     def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         return self._live().execute(_paramstyle(statement), parameters)

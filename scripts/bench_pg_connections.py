@@ -158,22 +158,22 @@ async def _measure(
             rows.append({**row, **rates})
             peak: Counter[str] = Counter()
             latencies: list[float] = []
-            failed = 0
+            failed: Counter[str] = Counter()
             deadline = time.monotonic() + seconds
 
             async def send(first: int) -> None:
                 """Sends from sessions first, first + concurrency, ... in turn, each to
                 the next session, one at a time."""
-                nonlocal failed
                 n = first
                 while time.monotonic() < deadline:
                     body = {"phone": phone_number((n + 1) % sessions), "message": "x"}
                     started = time.perf_counter()
-                    status, _ = await api.gw("POST", f"/api/{ids[n]}/send/message", body)
+                    status, answer = await api.gw("POST", f"/api/{ids[n]}/send/message", body)
                     if status == 200:
                         latencies.append(time.perf_counter() - started)
                     else:
-                        failed += 1
+                        code = answer.get("code") if isinstance(answer, dict) else None
+                        failed[f"{status} {code}"] += 1
                     n = (n + concurrency) % sessions
 
             since = _activity(database.server, database.name)
@@ -186,7 +186,7 @@ async def _measure(
             await senders
             rates = _rates(since, _activity(database.server, database.name))
             row = _row("sending", sessions, await _connected(api, ids), peak, latencies)
-            rows.append({**row, **rates, "concurrency": concurrency, "failed_sends": failed})
+            rows.append({**row, **rates, "concurrency": concurrency, "failed_sends": dict(failed)})
     return rows
 
 

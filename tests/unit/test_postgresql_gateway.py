@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from gowa_py.config import ConfigError
 from gowa_py.models import SessionConfig
 from gowa_py.storage import postgres
 from gowa_py.storage.factory import PostgresStorage
@@ -132,3 +135,26 @@ def _existing(roles: set[str]) -> set[str]:
     with psycopg.connect(server_url()) as conn:
         rows = conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)", [list(roles)])
         return {row[0] for row in rows}
+
+
+def test_a_pooler_needs_a_user_who_may_create_roles(test_database):
+    """Through PgBouncer, workers on the gateway's own login would share one pool and
+    have no search_path of their own: the gateway refuses to start so."""
+    user = f"gowa_plain_{secrets.token_hex(4)}"
+    with psycopg.connect(test_database.url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(user)))
+        admin.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(
+                sql.Identifier(test_database.name), sql.Identifier(user)
+            )
+        )
+    parts = urlsplit(test_database.url)
+    plain = parts._replace(netloc=f"{user}@{parts.netloc.rpartition('@')[2]}").geturl()
+    try:
+        with pytest.raises(ConfigError, match="may create roles"):
+            PostgresStorage(plain, "postgresql://127.0.0.1:6432/gowa")
+    finally:
+        with psycopg.connect(test_database.url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(user)))
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(user)))
+        test_database.empty()

@@ -46,6 +46,7 @@ class PgBouncer:
         self.default_pool_size = default_pool_size
         self.port = free_port()
         self.auth_user = f"gowa_pgbouncer_{secrets.token_hex(4)}"
+        self.auth_password = secrets.token_hex(16)
         self.folder = Path(tempfile.mkdtemp(prefix="gowa-pgbouncer-"))
         self.log_path = self.folder / "pgbouncer.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -83,7 +84,7 @@ class PgBouncer:
     def start(self) -> PgBouncer:
         program = binary()
         assert program, "pgbouncer is not installed (make install-test installs it)"
-        password = secrets.token_hex(16)
+        password = self.auth_password
         subprocess.run(
             [
                 "psql",
@@ -119,6 +120,12 @@ class PgBouncer:
         if self.process.poll() is not None:
             raise AssertionError(f"pgbouncer exited: {self.log_path.read_text()}")
         return "listening on" in self.log_path.read_text() if self.log_path.exists() else False
+
+    def auth_user_url(self) -> str:
+        """The database's URL logging in directly as PgBouncer's auth user."""
+        parts = urlsplit(self.database_url)
+        host = parts.netloc.rpartition("@")[2]
+        return parts._replace(netloc=f"{self.auth_user}:{self.auth_password}@{host}").geturl()
 
     def server_connections(self) -> int:
         """Connections PgBouncer holds to the server for the sessions' roles."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
 import pytest
 
+from gowa_py.storage import postgres
 from tests.e2e.conftest import new_phone, pair
 from tests.pgbouncer import PgBouncer
 from tests.procs import Gateway, wait_until
@@ -89,6 +91,15 @@ def test_more_sessions_than_server_connections_through_pgbouncer(
         # pool may still be listed for a moment).
         peak.close()
         assert 1 <= peak.highest < SESSIONS
+
+        # PgBouncer's auth user reads a session role's verifier and no other role's.
+        role = postgres.session_role(test_database.name, "gowa_s_pb0")
+        with psycopg.connect(bouncer.auth_user_url()) as conn:
+            query = "SELECT usename, passwd FROM pgbouncer.session_login(%s)"
+            found = conn.execute(query, [role]).fetchall()
+            assert [name for name, _ in found] == [role]
+            assert found[0][1].startswith("SCRAM-SHA-256$")
+            assert conn.execute(query, [bouncer.auth_user]).fetchall() == []  # has one too
     finally:
         peak.close()
         gateway.cleanup()

@@ -80,7 +80,7 @@ class Node:
         return [event.id for event in self.received]
 
 
-async def _until(predicate, timeout: float = 10.0) -> None:
+async def _until(predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
@@ -123,6 +123,7 @@ async def test_terminated_connections_come_back(nodes, database):
     a, b = nodes
     await a.relay.on_event(_body("before"))
     await _until(lambda: b.ids() == ["before"])
+    terminated = time.time()
     with psycopg.connect(database, autocommit=True) as conn:
         killed = conn.execute(
             "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -131,17 +132,16 @@ async def test_terminated_connections_come_back(nodes, database):
             "ORDER BY 1"
         ).fetchall()
     assert killed == [("gowa-events-listen b", True), ("gowa-events-send a", True)]
-    dropped = time.time()
     await _until(lambda: b.relay.listens == 2)
     # b says when it may have missed a's events; a, whose listener stayed, says nothing.
-    assert len(b.gaps) == 1 and b.gaps[0][0] <= dropped + 1 <= b.gaps[0][1] + 1, b.gaps
+    assert len(b.gaps) == 1 and terminated <= b.gaps[0][0] <= b.gaps[0][1], b.gaps
     assert a.gaps == []
     await a.relay.on_event(_body("after"))
     await _until(lambda: b.ids() == ["before", "after"])
 
 
 async def test_stored_events_are_deleted_once_old(database, monkeypatch):
-    monkeypatch.setattr(r, "KEEP_S", 2.0)
+    monkeypatch.setattr(r, "KEEP_S", 5.0)
     a, b = Node(database, "a"), Node(database, "b")
     a.relay.start()
     b.relay.start()
@@ -157,7 +157,7 @@ async def test_stored_events_are_deleted_once_old(database, monkeypatch):
             return row[0]
 
         # Deleted without another event to send: the sender looks again while idle.
-        await _until(lambda: stored() == 0, timeout=10)
+        await _until(lambda: stored() == 0, timeout=30)
     finally:
         await a.relay.close()
         await b.relay.close()

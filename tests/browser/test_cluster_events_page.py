@@ -18,9 +18,9 @@ from tests.procs import Gateway, Http, wait_until
 
 pytestmark = pytest.mark.browser
 
-#: The nodes read what the others wrote every 20 s only: a state change seen sooner came
+#: The nodes read what the others wrote every 40 s only: a state change seen sooner came
 #: over the event stream.
-ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "20", "GOWA_LEASE_TTL": "60", "GOWA_SAMPLE_INTERVAL": "1"}
+ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "40", "GOWA_LEASE_TTL": "120", "GOWA_SAMPLE_INTERVAL": "1"}
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
 
 
@@ -54,7 +54,7 @@ def test_a_node_dashboard_shows_another_node_session_live(
     _pinned(b).wait_status("c1", {"SCAN_QR_CODE"}, timeout=45)
     wait_until(
         lambda: a.http.get("/api/sessions/c1")[1]["results"]["node"] == "b",
-        45,
+        90,
         what="a knows c1 runs on b",
     )
 
@@ -74,8 +74,8 @@ def test_a_node_dashboard_shows_another_node_session_live(
     _pinned(b).wait_status("c1", {"CONNECTED"}, timeout=30)
     # Pushed: well within a renewal round (and the table's 5 s poll reads a's registry,
     # which the pushed state change has refreshed).
-    expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=8000)
-    expect(row.locator('td[data-label="Phone"]')).to_have_text("+15550009101", timeout=25_000)
+    expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=15_000)
+    expect(row.locator('td[data-label="Phone"]')).to_have_text("+15550009101", timeout=45_000)
     # The memory b's worker uses, from b's samples (the table polls every 5 s).
     expect(row.locator('td[data-label="RSS"]')).to_have_text(re.compile("iB$"), timeout=15_000)
     shot(page, "cluster-remote-session-1280")

@@ -22,6 +22,11 @@ from gowa_py.storage.sql import Sql
 
 _SAMPLE_COLUMNS = ("ts", "session_id", "rss", "pss", "uss", "cpu")
 _ROWS_PER_INSERT = 1000  # SQLite takes at most 32766 parameters per statement
+#: Seconds a key id found in no node's database is remembered as unknown (a client that
+#: goes on with a revoked key costs one lookup per this, not one per request).
+KEY_MISS_S = 2.0
+#: The most unknown key ids remembered at once (all are forgotten when more come).
+KEY_MISSES = 10_000
 
 
 def iso(ts: float | None) -> str | None:
@@ -89,27 +94,35 @@ class Registry:
 
     The tables are made by the backend's schema module before this opens them
     (``gowa_py.storage.factory``); ``forget`` is the backend's part of deleting a session
-    (PostgreSQL drops the session's schema), ``close`` releases the connection."""
+    (PostgreSQL drops the session's schema), ``close`` releases the connection.
+
+    ``announce`` is set where other gateways share the database (a cluster on
+    PostgreSQL): it tells them what an admin changed here (``key:<id>``, a scoped key
+    made, changed or revoked; ``session:<id>``, a session's config), for them to read
+    it again (:meth:`reload_key`, :meth:`reload`); and a key id not in memory is looked
+    up in the database, for a key made on another node works here at once."""
 
     def __init__(
         self,
         db: Sql,
         close: Callable[[], None],
         forget: Callable[[str], None] = lambda _session_id: None,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self._close = close
         self._forget = forget
+        self._announce = announce
+        #: Key ids the database lacked, until when (monotonic): only with ``announce``.
+        self._missing: dict[str, float] = {}
         #: Set in a cluster (PostgreSQL) by the node's leases; None: every write goes.
         self.fence: WriteFence | None = None
         self._sessions: dict[str, SessionRecord] = {
             row["id"]: self._record(row)
             for row in self._query("SELECT * FROM sessions ORDER BY id")
         }
-        self._keys: dict[str, ApiKeyRecord] = {
-            row["id"]: self._key_record(row)
-            for row in self._query("SELECT * FROM api_keys ORDER BY created_at")
-        }
+        self._keys: dict[str, ApiKeyRecord] = {}
+        self._load_keys()
 
     def _insert_rows(self, head: str, rows: list[tuple[Any, ...]], tail: str = "") -> None:
         """Insert ``rows`` with one statement per thousand: each is one commit, where
@@ -176,6 +189,7 @@ class Registry:
         if session_id is None:
             rows = self._query("SELECT * FROM sessions ORDER BY id")
             self._sessions = {row["id"]: self._record(row) for row in rows}
+            self._load_keys()
             return
         rows = self._query("SELECT * FROM sessions WHERE id = ?", [session_id])
         if rows:
@@ -233,16 +247,23 @@ class Registry:
         self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
         self.db.execute("DELETE FROM transitions WHERE session_id = ?", [session_id])
         self.db.execute("DELETE FROM metrics WHERE session_id = ?", [session_id])
-        for key in [k for k in self._keys.values() if session_id in k.sessions]:
+        if self._announce is not None:
+            self._load_keys()  # with those made on other nodes
+        changed = [k.id for k in self._keys.values() if session_id in k.sessions]
+        for key_id in changed:
+            key = self._keys[key_id]
             sessions = tuple(s for s in key.sessions if s != session_id)
             if not sessions:
-                self.delete_key(key.id)
+                self._keys.pop(key_id)
+                self.db.execute("DELETE FROM api_keys WHERE id = ?", [key_id])
                 continue
             self.db.execute(
-                "UPDATE api_keys SET sessions = ? WHERE id = ?", [json.dumps(sessions), key.id]
+                "UPDATE api_keys SET sessions = ? WHERE id = ?", [json.dumps(sessions), key_id]
             )
-            self._keys[key.id] = replace(key, sessions=sessions)
+            self._keys[key_id] = replace(key, sessions=sessions)
         self._forget(session_id)
+        for key_id in changed:
+            self._announce_key(key_id)
 
     def set_desired(self, session_id: str, desired: str, fenced: bool = False) -> None:
         """``fenced``: the change comes from the session's worker, not from a request."""
@@ -250,6 +271,8 @@ class Registry:
 
     def set_config(self, session_id: str, config: SessionConfig) -> None:
         self._update(session_id, {"config": msgspec.json.encode(config).decode()}, config=config)
+        if self._announce is not None:
+            self._announce(f"session:{session_id}")
 
     def set_status(
         self,
@@ -319,6 +342,14 @@ class Registry:
             created_at=row["created_at"],
         )
 
+    def _load_keys(self) -> None:
+        rows = self._query("SELECT * FROM api_keys ORDER BY created_at")
+        self._keys = {row["id"]: self._key_record(row) for row in rows}
+
+    def _announce_key(self, key_id: str) -> None:
+        if self._announce is not None:
+            self._announce(f"key:{key_id}")
+
     def add_key(self, key: ApiKeyRecord) -> None:
         self.db.execute(
             "INSERT INTO api_keys (id, name, sessions, scope, digest, created_at) "
@@ -326,17 +357,44 @@ class Registry:
             [key.id, key.name, json.dumps(key.sessions), key.scope, key.digest, key.created_at],
         )
         self._keys[key.id] = key
+        self._missing.pop(key.id, None)
 
     def get_key(self, key_id: str) -> ApiKeyRecord | None:
-        return self._keys.get(key_id)
+        """The key, from memory; shared with other nodes, a key not in memory is looked
+        up in the database (an id found in none is remembered for ``KEY_MISS_S``)."""
+        found = self._keys.get(key_id)
+        if found is not None or self._announce is None:
+            return found
+        until = self._missing.get(key_id)
+        if until is not None and time.monotonic() < until:
+            return None
+        return self.reload_key(key_id)
+
+    def reload_key(self, key_id: str) -> ApiKeyRecord | None:
+        """Read the key again from the database (another node made, changed or revoked
+        it); None: there is no such key any more."""
+        rows = self._query("SELECT * FROM api_keys WHERE id = ?", [key_id])
+        if not rows:
+            self._keys.pop(key_id, None)
+            if len(self._missing) >= KEY_MISSES:
+                self._missing.clear()
+            self._missing[key_id] = time.monotonic() + KEY_MISS_S
+            return None
+        self._missing.pop(key_id, None)
+        record = self._keys[key_id] = self._key_record(rows[0])
+        return record
 
     def keys(self) -> list[ApiKeyRecord]:
+        if self._announce is not None:
+            self._load_keys()  # with those made on other nodes
         return list(self._keys.values())
 
     def delete_key(self, key_id: str) -> bool:
-        if self._keys.pop(key_id, None) is None:
+        """Revoke the key (on every node: see ``announce``); False: there is none."""
+        self._keys.pop(key_id, None)
+        if self.db.execute("DELETE FROM api_keys WHERE id = ?", [key_id]).rowcount == 0:
             return False
-        self.db.execute("DELETE FROM api_keys WHERE id = ?", [key_id])
+        self._announce_key(key_id)
         return True
 
     # --------------------------------------------------------------- metrics

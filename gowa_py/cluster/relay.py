@@ -15,6 +15,11 @@ connects again and listens anew; what the other nodes sent meanwhile is not repl
 (this is the live stream, and the event log and the webhooks keep every event): the
 node is told the span it missed instead, for its streams to say so.
 
+The listening connection also hears ``REGISTRY_CHANNEL``: what an admin changed in the
+registry on some node (a scoped key revoked, a session's config), handed to ``changed``
+for this node to read it again at once (gowa_py/registry.py). One missed while the
+listener was down is read at the next renewal round instead (gowa_py/cluster/node.py).
+
 Webhooks do not go through here: the node that runs a session delivers them, once.
 """
 
@@ -108,14 +113,16 @@ class EventRelay:
         node: str,
         deliver: Callable[[RemoteEvent], Awaitable[None]],
         gap: Callable[[float, float], Awaitable[None]],
+        changed: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         """``deliver`` gets each event of another node; ``gap`` the wall-clock times
         between which the other nodes' events were missed (the listening connection was
-        down), once it listens again."""
+        down), once it listens again; ``changed`` each registry change announced."""
         self.url = url
         self.node = node
         self._deliver = deliver
         self._gap = gap
+        self._changed = changed
         self._queue: deque[bytes] = deque(maxlen=QUEUE_SIZE)
         self._wake = asyncio.Event()
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -266,6 +273,8 @@ class EventRelay:
                 continue
             try:
                 await conn.execute(f"LISTEN {CHANNEL}")
+                if self._changed is not None:
+                    await conn.execute(f"LISTEN {postgres.REGISTRY_CHANNEL}")
                 self.listens += 1
                 failures = 0
                 log.info("listening to the other nodes' events")
@@ -274,7 +283,10 @@ class EventRelay:
                     dropped = None
                 while True:
                     async for notify in conn.notifies(timeout=IDLE_CHECK_S):
-                        await self._receive(notify.payload.encode())
+                        if notify.channel == postgres.REGISTRY_CHANNEL:
+                            await self._registry_changed(notify.payload)
+                        else:
+                            await self._receive(notify.payload.encode())
                     await conn.execute("SELECT 1")  # quiet: is the connection alive?
             except psycopg.Error as exc:
                 log.warning(
@@ -301,6 +313,13 @@ class EventRelay:
             log.warning("reading an event another node stored failed: %s", exc)
         except Exception:
             log.exception("a notification of another node's event could not be handled")
+
+    async def _registry_changed(self, what: str) -> None:
+        assert self._changed is not None
+        try:
+            await self._changed(what)
+        except Exception:
+            log.exception("a registry change (%s) could not be read again", what[:80])
 
     async def _stored(self, ref: int) -> RemoteEvent | None:
         async with self._conn_lock:

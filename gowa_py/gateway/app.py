@@ -89,7 +89,9 @@ def create_app(
     relay: EventRelay | None = None
     if cluster is not None and settings.database_url:
         # The other nodes' events on this node's stream, and this node's on theirs.
-        relay = EventRelay(settings.database_url, cluster.node_id, hub.receive, hub.gap)
+        relay = EventRelay(
+            settings.database_url, cluster.node_id, hub.receive, hub.gap, hub.registry_changed
+        )
         supervisor.subscribe(relay.on_event)
     deliverer = WebhookDeliverer(settings, storage)
     app[WEBHOOKS] = deliverer

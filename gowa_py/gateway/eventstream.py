@@ -77,6 +77,15 @@ class EventHub:
         if self._clients:
             self._offer(event.session_id, event.data)
 
+    async def registry_changed(self, what: str) -> None:
+        """An admin changed the registry on some node (``key:<id>``, ``session:<id>``;
+        gowa_py/registry.py): read it again, and close a revoked key's streams."""
+        kind, _, name = what.partition(":")
+        if kind == "key" and self._registry.reload_key(name) is None:
+            await self.disconnect(f"key:{name}")
+        elif kind == "session":
+            self._registry.reload(name)
+
     async def gap(self, since: float, until: float) -> None:
         """The other nodes' events between ``since`` and ``until`` (wall clock) were
         missed: tell every stream, which should read again what it needs (the session's

@@ -137,11 +137,15 @@ class PostgresStorage:
         self.url = url
         self.pooler_url = pooler_url
         self.db = postgres.PgPool(url, GATEWAY_POOL_SIZE)
-        self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop)
+        self.registry: RegistryStorage = Registry(self.db, lambda: None, self._drop, self._announce)
         #: Every node of the cluster honours a sign-in made on any of them.
         self.sign_ins: SignInStorage | None = SharedSignIns(self.db)
         self._ready: set[str] = set()
         self._logins = threading.BoundedSemaphore(LOGINS_AT_ONCE)
+
+    def _announce(self, what: str) -> None:
+        """Tell the other nodes what changed in the registry (:class:`Registry`)."""
+        self.db.execute("SELECT pg_notify(?, ?)", [postgres.REGISTRY_CHANNEL, what])
 
     def _role(self, schema: str) -> str | None:
         return postgres.session_role(self._database, schema) if self.roles else None

@@ -32,6 +32,9 @@ from gowa_py.ids import check_session_id
 from gowa_py.storage.migrations import Migration, SchemaTooNew, check_numbering
 
 REGISTRY_SCHEMA = "gowa"
+#: The channel a gateway NOTIFYs with what an admin changed in the registry, for the
+#: other nodes to read it again (gowa_py/registry.py; heard in gowa_py/cluster/relay.py).
+REGISTRY_CHANNEL = "gowa_registry"
 _PREFIX, _HASHED, _ROLE = "gowa_s_", "gowa_h_", "gowa_r_"
 _MAX_IDENTIFIER = 63  # PostgreSQL's NAMEDATALEN - 1
 #: Seconds a gateway's statement waits for a pooled connection before it fails (the

@@ -461,7 +461,7 @@ class ErrorCode(enum.StrEnum):
     SESSION_UNAVAILABLE = "SESSION_UNAVAILABLE", 503, "worker stopped or not answering"
     SESSION_BUSY = "SESSION_BUSY", 503, "another start/stop/... is running (Retry-After)"
     NOT_READY = "NOT_READY", 503, "the gateway is still starting"
-    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", 503, "the gateway's PostgreSQL does not answer"
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE", 503, "PostgreSQL does not answer"
     INSUFFICIENT_STORAGE = "INSUFFICIENT_STORAGE", 507, "the data dir's disk is full"
     HTTP_ERROR = "HTTP_ERROR", 400, "another HTTP error; the response's status is its own"
 

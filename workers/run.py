@@ -124,6 +124,7 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
             request_restart=worker.request_restart,
             store_damaged=worker.store_damaged,
             transaction=worker.chats.transaction,
+            hold=worker.hold,
         )
     except sqlite3.DatabaseError as exc:
         if not storefile.damaged(str(exc)):
@@ -133,6 +134,8 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
         ) from exc
     worker.session = session
     worker.operations = _operations(config, worker, session)
+    if worker.database is not None:
+        worker.database.start()
     worker.emit(
         p.SESSION_STATUS, {"status": "STARTING", "previous": None, "error": None, "me": None}
     )
@@ -170,6 +173,8 @@ async def _run(config: p.WorkerConfig, keys: p.WorkerKeys, log_file: RotatingLog
         await asyncio.wait_for(connection_done.wait(), 2)
     for task in tasks:
         task.cancel()
+    if worker.database is not None:
+        worker.database.close()
     worker.commands.shutdown(wait=False, cancel_futures=True)
     await worker.link.close()
     worker.operations.close()

@@ -7,6 +7,7 @@ handed to ``emit`` (thread-safe) as a ``session.status`` or ``session.qr`` event
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import threading
 import time
@@ -56,6 +57,10 @@ NEXT_QR_TTL_S = 20
 CONNECT_FAILED = "could not connect through the proxy; the worker log says why"
 #: whatsmeow's QR channel item when WhatsApp asks for the account's passkey during pairing.
 PASSKEY_REQUEST_ITEM = "passkey-request"
+DATABASE_UNAVAILABLE = (
+    f"{p.ErrorCode.DATABASE_UNAVAILABLE.value}: the session's database does not answer; "
+    "off WhatsApp until it does (WhatsApp keeps the messages meanwhile)"
+)
 PASSKEY_REQUIRED = (
     f"{p.PASSKEY_REQUIRED}: WhatsApp asked for the account's passkey to link "
     "this device, which neonize cannot answer; the QR code scanned no longer links (whatsmeow "
@@ -97,12 +102,17 @@ class WhatsAppSession:
         request_restart: Callable[[str], None] = lambda _reason: None,
         store_damaged: Callable[[str], None] = lambda _reason: None,
         transaction: Callable[[], AbstractContextManager[Any]] = nullcontext,
+        hold: Callable[[BaseException, Callable[[], None]], bool] = lambda _exc, _record: False,
     ) -> None:
         self.session_id = session_id
         self._emit = emit
         # The worker's chats.db transaction: an incoming message or receipt and what the
         # observers store of it are one commit (two cost a commit's locks and log writes).
         self._transaction = transaction
+        # An incoming message or receipt whose recording failed because the database is
+        # away: kept to record again once it answers (workers/dbwatch.py), if ``hold`` says so.
+        self._hold = hold
+        self._database_away = False
         self._proxy = proxy
         # A proxy from the session's config was chosen by an API user, so the dial errors
         # through it (which address and port answered, and how) must not reach the API.
@@ -247,7 +257,7 @@ class WhatsAppSession:
         self._notify(_ev)
 
     def _on_disconnected(self, _client: NewClient, _ev: pb.Disconnected) -> None:
-        if self._stopping.is_set():
+        if self._stopping.is_set() or self._database_away:
             return
         with self._lock:
             logged_out = self.state in (p.SessionState.LOGGED_OUT, p.SessionState.SCAN_QR_CODE)
@@ -307,6 +317,16 @@ class WhatsAppSession:
         self.silence.traffic()
         if not payloads.carries_content(ev.Message):
             return
+        self._recorded(functools.partial(self._record_message, ev))
+
+    def _recorded(self, record: Callable[[], None]) -> None:
+        try:
+            record()
+        except Exception as exc:
+            if not self._hold(exc, record):
+                raise
+
+    def _record_message(self, ev: pb.Message) -> None:
         name, payload = payloads.message_payload(ev, self.people)
         # Durable record first: whatsmeow has already committed the decryption, so this is
         # the window in which a crash loses the message (see workers/lost.py).
@@ -316,6 +336,9 @@ class WhatsAppSession:
 
     def _on_receipt(self, _client: NewClient, ev: pb.Receipt) -> None:
         self.touch()
+        self._recorded(functools.partial(self._record_receipt, ev))
+
+    def _record_receipt(self, ev: pb.Receipt) -> None:
         payload = payloads.receipt_payload(ev, self.people)
         ids = ",".join(payload["ids"])
         with self._transaction():
@@ -382,6 +405,16 @@ class WhatsAppSession:
                 self._wake.clear()
                 continue
             break
+
+    def database_lost(self) -> None:
+        """The database went away: off WhatsApp at once, so that no message reaches a
+        worker that cannot keep it (whatsmeow would acknowledge it all the same)."""
+        self._database_away = True
+        self._set_state(p.SessionState.DISCONNECTED, DATABASE_UNAVAILABLE)
+        try:
+            self.client.disconnect()
+        except Exception as exc:
+            log.warning("disconnect: %s", exc)
 
     def restarting(self, reason: str) -> None:
         """The worker is about to be replaced: stop showing an old QR or a live status."""

@@ -43,6 +43,14 @@ class SessionStores:
     suspects: SuspectStorage
     #: whatsmeow's own store of the session (neonize writes it), read only.
     whatsmeow: WhatsmeowStorage
+    #: ``db`` itself when on PostgreSQL (its connection watched, workers/dbwatch.py);
+    #: None on SQLite.
+    postgres: ChatsDb | None = None
+
+
+#: Seconds an attempt to reach the database may take: a worker waiting for it to come
+#: back tries again every few seconds (workers/dbwatch.py), not once in 130.
+CONNECT_TIMEOUT_S = 5
 
 
 def sqlite_db(path: Path) -> ChatsDb:
@@ -59,7 +67,9 @@ def postgresql_db(url: str, session_id: str, pooled: bool = False) -> ChatsDb:
     schema = postgres.session_schema(session_id)
 
     def connect() -> psycopg.Connection[Any]:
-        return postgres.connect(url, schema, f"gowa-worker {session_id}", pooled=pooled)
+        return postgres.connect(
+            url, schema, f"gowa-worker {session_id}", CONNECT_TIMEOUT_S, pooled=pooled
+        )
 
     connection = postgres.PgConnection(connect)
     try:
@@ -82,8 +92,9 @@ def open_session_stores(
     ``session_dir``, or in PostgreSQL when ``database_url`` is given (through a pooler
     when ``database_pooled``)."""
     whatsmeow: WhatsmeowStorage
+    on_postgresql: ChatsDb | None = None
     if database_url:
-        db = postgresql_db(database_url, session_id, database_pooled)
+        db = on_postgresql = postgresql_db(database_url, session_id, database_pooled)
         whatsmeow = SchemaWhatsmeow(db)
     else:
         db = sqlite_db(session_dir / "chats.db")
@@ -94,4 +105,5 @@ def open_session_stores(
         chats=ChatStore(db, chat_retention_days),
         suspects=LostSuspects(db),
         whatsmeow=whatsmeow,
+        postgres=on_postgresql,
     )

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 from gowa_py import protocol as p
 from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerLink
+from gowa_py.storage import postgres
 from gowa_py.storage.migrations import SchemaTooNew
+from workers.dbwatch import DatabaseWatch
 from workers.errors import SessionError
 from workers.lease import LeaseClock
 from workers.logfile import LOCAL_ONLY, RotatingLog
@@ -124,6 +127,13 @@ class Worker:
         self.lease = (
             LeaseClock(config.lease_valid_until) if config.lease_valid_until is not None else None
         )
+        #: On PostgreSQL, the watch that takes the session off WhatsApp while the
+        #: database is away (started once the session exists); None on SQLite.
+        self.database = (
+            DatabaseWatch(self.stores.postgres, loop, self._database_lost, self._database_back)
+            if self.stores.postgres is not None
+            else None
+        )
         self.lost: LostMessageReporter | None = None
         self.log_file: RotatingLog | None = None
         self.commands = ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
@@ -139,25 +149,36 @@ class Worker:
         answer is False then, so callers skip their follow-up work (an auto-reply) too.
         """
         if name in EPHEMERAL_EVENTS:
-            event = p.Event(
-                id=os.urandom(16).hex(),
-                session_id=self.config.session_id,
-                name=name,
-                timestamp=time.time(),
-                payload=payload,
-            )
-            self.link.publish(event)
+            self.emit_live(name, payload)
             return True
         # Published once committed, under the database's lock: the gateway gets events
         # in the order of their sequence numbers, whichever threads recorded them, and
         # never one a crash could take back. Inside a caller's transaction (a sent
         # message and its event), that is when the caller's commits.
-        with self.chats.transaction():
-            recorded = self.events.append(name, payload, dedupe)
-            if recorded is None:
-                return False
-            self.chats.after_commit(functools.partial(self.link.publish, recorded))
+        try:
+            with self.chats.transaction():
+                recorded = self.events.append(name, payload, dedupe)
+                if recorded is None:
+                    return False
+                self.chats.after_commit(functools.partial(self.link.publish, recorded))
+        except Exception as exc:
+            if name != p.SESSION_STATUS or not postgres.unavailable(exc):
+                raise
+            # The status saying the database is away cannot wait for it: published
+            # live (as a log line is), it reaches the gateway and the dashboard now.
+            self.emit_live(name, payload)
         return True
+
+    def emit_live(self, name: str, payload: dict[str, Any]) -> None:
+        """Publish an event without recording it (sequence number 0)."""
+        event = p.Event(
+            id=os.urandom(16).hex(),
+            session_id=self.config.session_id,
+            name=name,
+            timestamp=time.time(),
+            payload=payload,
+        )
+        self.link.publish(event)
 
     def serve(self) -> None:
         """Greet the gateway and answer its requests from now on."""
@@ -176,6 +197,12 @@ class Worker:
         except Exception as exc:
             if isinstance(exc, SessionError):
                 error = p.ErrorInfo(code=exc.code, message=exc.message)
+            elif self.database is not None and postgres.unavailable(exc):
+                self.database.failed(f"{type(exc).__name__}: {exc}")
+                error = p.ErrorInfo(
+                    code=p.ErrorCode.DATABASE_UNAVAILABLE,
+                    message="the session's database does not answer; retry later",
+                )
             elif isinstance(exc, MemoryError):
                 self.out_of_memory(f"command {type(request.command).__name__}")
                 error = p.ErrorInfo(
@@ -282,6 +309,20 @@ class Worker:
         report_exit(Path(self.config.session_dir), message)
         self.exit_code = p.EXIT_STORE_DAMAGED
         self.loop.call_soon_threadsafe(self.done.set)
+
+    def hold(self, error: BaseException, record: Callable[[], None]) -> bool:
+        """Keep an incoming message's or receipt's ``record``, which failed with ``error``,
+        for when the database answers again, if it failed for the database being away."""
+        return self.database is not None and self.database.hold(error, record)
+
+    def _database_lost(self, _reason: str) -> None:
+        if self.session is not None:
+            # Off the loop: whatsmeow's disconnect closes its websocket.
+            self.loop.run_in_executor(None, self.session.database_lost)
+
+    def _database_back(self) -> None:
+        # neonize cannot dial again in this process (see WhatsAppSession.run).
+        self.request_restart("the database answers again")
 
     def request_restart(self, reason: str) -> None:
         """End this process so the supervisor starts a fresh one (callable from any thread)."""

@@ -155,6 +155,19 @@ def _options(url: str, schema: str) -> str:
     return f"{given} -c search_path={quoted(schema)}".strip()
 
 
+#: TCP keepalives on every connection :func:`connect` opens, unless the URL sets them: a
+#: server that vanished without closing the connection (a network cut, a host gone) is
+#: found within about idle + interval × count seconds even while nothing is sent, and
+#: ``tcp_user_timeout`` bounds how long data sent to it may go unacknowledged.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 25_000,
+}
+
+
 def connect(
     url: str,
     schema: str,
@@ -163,8 +176,9 @@ def connect(
     pooled: bool = False,
 ) -> psycopg.Connection[Any]:
     """One connection in autocommit (transactions are explicit), its ``search_path`` the
-    given schema. ``connect_timeout`` (whole seconds, libpq's floor of 2) replaces the
-    URL's, if any; without either, an unanswered attempt lasts psycopg's default 130 s.
+    given schema, with :data:`KEEPALIVES`. ``connect_timeout`` (whole seconds, libpq's
+    floor of 2) replaces the URL's, if any; without either, an unanswered attempt lasts
+    psycopg's default 130 s.
 
     ``pooled``: ``url`` is PgBouncer's in transaction mode, where the next transaction
     may run on another server connection: no ``options`` startup parameter (PgBouncer
@@ -173,6 +187,8 @@ def connect(
     run five times, and the next server connection would not know it)."""
     if connect_timeout is not None:
         url = make_conninfo(url, connect_timeout=connect_timeout)
+    given = conninfo_to_dict(url)
+    url = make_conninfo(url, **{k: v for k, v in KEEPALIVES.items() if k not in given})
     if pooled:
         conn = psycopg.connect(
             url, autocommit=True, row_factory=_rows, application_name=application_name
@@ -218,14 +234,46 @@ class PgConnection:
 
     def __init__(self, connect: Callable[[], psycopg.Connection[Any]]) -> None:
         self._connect = connect
-        self.connection = connect()
+        #: The server said it ends the connection (a FATAL message while idle).
+        self._ending = False
+        self.connection = self._open()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        connection = self._connect()
+        self._ending = False
+        connection.add_notice_handler(self._on_notice)
+        return connection
+
+    def _on_notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
+        # libpq hands a message that comes outside a statement to the notice handler:
+        # FATAL is the server's farewell, which may come a moment before the end of
+        # the stream (a terminated backend leaves pg_stat_activity before its socket).
+        if diagnostic.severity_nonlocalized in ("FATAL", "PANIC"):
+            self._ending = True
 
     def _live(self) -> psycopg.Connection[Any]:
+        if self.ended():
+            self.reconnect()
+        return self.connection
+
+    def ended(self) -> bool:
+        """Whether the connection is broken, or idle and ended by the server (its reason
+        read off the socket without waiting). The caller holds the stores' lock: no
+        statement is under way."""
         if not self.connection.broken and not self.in_transaction:
             self._read_farewell()
-        if self.connection.broken:
-            self.connection = self._connect()
-        return self.connection
+        return self.connection.broken or self._ending
+
+    def reconnect(self) -> None:
+        """Replace the connection by a new one (raises while the server does not answer)."""
+        connection = self._open()
+        with contextlib.suppress(psycopg.Error):
+            self.connection.close()
+        self.connection = connection
+
+    def fileno(self) -> int:
+        """The connection's socket, for watching it from an event loop while idle."""
+        return self.connection.pgconn.socket
 
     def _read_farewell(self) -> None:
         """An idle connection has nothing to read unless the server is ending it: then
@@ -238,6 +286,7 @@ class PgConnection:
                 if not poller.poll(0):
                     return
                 pgconn.consume_input()
+                pgconn.is_busy()  # parses what came: a farewell reaches _on_notice
 
     def execute(self, statement: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
         return self._live().execute(_paramstyle(statement), parameters)

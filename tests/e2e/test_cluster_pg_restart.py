@@ -1,11 +1,9 @@
-"""The cluster's PostgreSQL server restarted while messages flow: restarted at once, the
-same workers reconnect to it by themselves; stopped for longer than a lease, the workers
-go offline and every session is CONNECTED again once it is back. No QR scan, no double
-connection, nothing lost.
-
-What a worker receives while its store is unreachable whatsmeow acknowledges but cannot
-decrypt, so the messages of this test reach the workers while the database is up, or
-wait at the sandbox while the workers are offline (docs/cluster.md, "Faults")."""
+"""The cluster's PostgreSQL server stopped and started again while messages flow: a quick
+restart with the workers connected and receiving at the moment of the stop, then a stop
+longer than a lease. A worker whose database stops answering disconnects from WhatsApp
+at once (messages wait at the sandbox, as at WhatsApp's servers) and comes back when the
+database answers; no QR scan, no double connection, every message stored once and
+webhooked (docs/cluster.md, "Faults")."""
 
 from __future__ import annotations
 
@@ -16,7 +14,6 @@ import pytest
 from tests.e2e.clusterlib import (
     MessageLoad,
     leases,
-    local,
     node,
     online,
     pair_all,
@@ -25,7 +22,7 @@ from tests.e2e.clusterlib import (
     where,
 )
 from tests.e2e.conftest import new_phone
-from tests.procs import Gateway, wait_until
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,12 +32,6 @@ TTL = 10.0
 TIMINGS = leases(TTL, 2, 3)
 
 
-def _workers(nodes: dict[str, Gateway], sessions: list[str]) -> dict[str, int]:
-    """Each running session's worker pid."""
-    running = where(nodes, sessions)
-    return {sid: local(nodes[name], sid)["worker"]["pid"] for sid, name in running.items()}
-
-
 def test_postgresql_restarted_under_load(gateway_factory, sandbox, receiver, pg_server, tmp_path):
     url = pg_server.url
     nodes = {n: node(gateway_factory, tmp_path, sandbox, url, receiver, n, TIMINGS) for n in "ab"}
@@ -48,52 +39,67 @@ def test_postgresql_restarted_under_load(gateway_factory, sandbox, receiver, pg_
     phones = {f"r{i}": new_phone(sandbox, f"1555000751{i}", f"r{i}") for i in range(6)}
     sessions = list(phones)
     pair_all({sid: (nodes["ab"[i % 2]], p) for i, (sid, p) in enumerate(phones.items())}, sandbox)
+    placed = where(nodes, sessions)
+    assert set(placed) == set(sessions)
 
     load = MessageLoad(sandbox, sender, phones, interval=0.05).start()
     try:
         wait_until(lambda: len(load.sent) >= 30, 30, what="30 messages sent")
-        load.pause()
-        load.wait_delivered(nodes["a"], receiver, 30)
-        workers = _workers(nodes, sessions)
-        assert set(workers) == set(sessions)
-
-        # Restarted at once: the nodes and workers find their connections dropped and
-        # open new ones; the sessions stay where they are, with the same workers.
-        pg_server.stop("fast")
-        pg_server.start()
-        load.resume()
-        wait_until(lambda: len(load.sent) >= 60, 30, what="30 more sent")
-        load.pause()
-        load.wait_delivered(nodes["a"], receiver, 30)
-        assert _workers(nodes, sessions) == workers
-        before = len(load.sent)
-
+        # Restarted while messages flow to connected workers: each worker disconnects
+        # the moment its connection ends, and reconnects once the server answers.
         pg_server.stop("fast")
         stopped = time.monotonic()
-        # Unable to renew, every node stops its workers before their leases can expire.
         wait_until(
             lambda: not any(online(sandbox, phone) for phone in phones.values()),
-            TTL,
-            interval=0.2,
-            what="every worker offline",
+            5,
+            interval=0.1,
+            what="every worker disconnected from the sandbox",
         )
         offline_after = time.monotonic() - stopped
-        load.resume()  # to offline devices: the sandbox keeps them
+        during = len(load.sent)
+        wait_until(lambda: len(load.sent) >= during + 20, 30, what="20 sent while stopped")
+        pg_server.start()
+        started = time.monotonic()
+        wait_running(nodes, sessions, TTL + 20)
+        quick_back_after = time.monotonic() - started
+        assert where(nodes, sessions) == placed  # a quick restart moves no session
+        before = len(load.sent)
         wait_until(lambda: len(load.sent) >= before + 30, 30, what="30 more sent")
+
+        # Stopped past the leases: the sessions come back (wherever they are claimed)
+        # once the server is started again. The stream pauses for the instant of the
+        # stop: a message whose recording the stop cuts short is held by its worker,
+        # which the lease's end then stops (docs/cluster.md, "Faults").
+        load.pause()
+        load.wait_delivered(nodes["a"], receiver, 30)
+        pg_server.stop("fast")
+        wait_until(
+            lambda: not any(online(sandbox, phone) for phone in phones.values()),
+            5,
+            interval=0.1,
+            what="every worker disconnected again",
+        )
+        load.resume()
+        before = len(load.sent)
+        wait_until(lambda: len(load.sent) >= before + 30, 30, what="30 sent while stopped")
+        time.sleep(max(0.0, TTL - 3))
         pg_server.start()
         restarted = time.monotonic()
-        wait_running(nodes, sessions, TTL + 20)
+        # Taken over by whichever node claims them first, on a machine busy with others.
+        wait_running(nodes, sessions, TTL + 40)
         back_after = time.monotonic() - restarted
-        time.sleep(2)
+        after = len(load.sent)
+        wait_until(lambda: len(load.sent) >= after + 30, 30, what="30 more sent")
     finally:
         sent = load.stop()
-    assert len(sent) > before + 30
-    load.wait_delivered(nodes["a"], receiver, 30)
+    load.wait_delivered(nodes["a"], receiver, 60)
     for session_id, phone in phones.items():  # the same accounts: no QR code was scanned
         session = nodes["a"].session(session_id)
         assert session["me"]["jid"] == f"{phone}@s.whatsapp.net"
     assert replaced(sandbox) == 0
     print(
-        f"PostgreSQL stopped: every worker offline after {offline_after:.1f} s; started "
-        f"again: every session back after {back_after:.1f} s; {len(sent)} messages, none lost"
+        f"PostgreSQL stopped: every worker off WhatsApp after {offline_after:.1f} s; "
+        f"started again: every session back after {quick_back_after:.1f} s; "
+        f"stopped past the leases and started again: every session back after "
+        f"{back_after:.1f} s; {len(sent)} messages, none lost"
     )

@@ -1,0 +1,74 @@
+"""The worker's watch on its PostgreSQL connection (workers/dbwatch.py), against a server
+of the test's own: told at once when the server shuts down, never by the answers of its
+own statements, and back once the server answers, after writing what it held."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from tests.pgserver import PgServer
+from workers.dbwatch import DatabaseWatch
+from workers.eventlog import EventLog
+from workers.stores import postgresql_db
+
+
+@pytest.fixture
+def own_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of this test's own, to stop and start again."""
+    server = PgServer().init()
+    server.start()
+    yield server
+    server.close()
+
+
+async def _until(condition: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(own_server):
+    loop = asyncio.get_running_loop()
+    db = postgresql_db(own_server.url, "watched")
+    log = EventLog(db, "watched")
+    lost: list[str] = []
+    back = asyncio.Event()
+    watch = DatabaseWatch(db, loop, lost.append, back.set)
+    watch.start()
+    try:
+        # Statements of other threads make the socket readable: their answers, no alarm.
+        await asyncio.to_thread(lambda: [log.append("x", {"n": 0}) for _ in range(50)])
+        await asyncio.sleep(0.2)
+        assert lost == []
+
+        await asyncio.to_thread(own_server.stop, "fast")
+        stopped = time.monotonic()
+        await _until(lambda: lost, 2)
+        told_after = time.monotonic() - stopped
+        assert watch.down
+        assert lost == ["the server ended the connection"]
+
+        def record() -> None:
+            log.append("x", {"n": 1})
+
+        with pytest.raises(psycopg.OperationalError) as failed:
+            record()
+        assert watch.hold(failed.value, record)
+        assert not watch.hold(ValueError("a bug"), record)  # not the database: raised
+        await asyncio.sleep(1.5)
+        assert not back.is_set()  # nobody answers yet
+
+        await asyncio.to_thread(own_server.start)
+        await asyncio.wait_for(back.wait(), 20)
+        assert [e.payload["n"] for e in log.since(0, 100)] == [0] * 50 + [1]
+        assert lost == ["the server ended the connection"]  # told once
+    finally:
+        watch.close()
+        db.close()
+    print(f"the shutdown was seen {told_after * 1000:.0f} ms after pg_ctl stop returned")

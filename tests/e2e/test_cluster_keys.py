@@ -121,7 +121,11 @@ def test_keys_and_configs_changed_on_one_node_hold_on_the_other_at_once(
     assert b.http.call("DELETE", "/api/sessions/s2", headers=LOCAL)[0] == 200
     status, body = b.http.post("/api/sessions", {"session_id": "s2", "start": False}, headers=LOCAL)
     assert status == 201, body
-    assert a.http.get("/api/sessions/s2", headers=_as(both))[0] == 403
+    wait_until(
+        lambda: a.http.get("/api/sessions/s2", headers=_as(both))[0] == 403,
+        PROMPT_S,
+        what="a reading the key b took s2 off",
+    )
     assert a.http.get("/api/sessions/s1", headers=_as(both))[0] == 200
     # Revoked through b, which never saw it made.
     assert b.http.call("DELETE", f"/api/keys/{both_id}", headers=LOCAL)[0] == 200

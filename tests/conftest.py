@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends import BACKENDS, Backend, ScratchDatabase
+from tests.pgserver import PgServer
 from tests.procs import Gateway
 
 
@@ -53,6 +54,24 @@ def test_database() -> Iterator[ScratchDatabase]:
     database = ScratchDatabase()
     yield database
     database.drop()
+
+
+@pytest.fixture
+def database() -> Iterator[ScratchDatabase]:
+    """A PostgreSQL database of the test's own on the shared test server."""
+    database = ScratchDatabase()
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def pg_server() -> Iterator[PgServer]:
+    """A PostgreSQL server of the test's own: one a test may restart, and with room for
+    more sessions' connections than the shared one has beside the other tests."""
+    server = PgServer(max_connections=300).init()
+    server.start()
+    yield server
+    server.close()
 
 
 @pytest.fixture(params=BACKENDS)

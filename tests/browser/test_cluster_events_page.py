@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.browser
 #: over the event stream.
 ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "40", "GOWA_LEASE_TTL": "120", "GOWA_SAMPLE_INTERVAL": "1"}
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 def _pinned(gateway: Gateway) -> Gateway:

@@ -5,7 +5,6 @@ has no Cluster page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
@@ -14,13 +13,6 @@ from tests.backends import ScratchDatabase
 from tests.browser.support import Sandbox, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 def test_cluster_page_lists_the_node_and_drains_it(

@@ -13,8 +13,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.backends import ScratchDatabase
-from tests.pgserver import PgServer
 from tests.procs import Gateway, wait_until
 from tests.receiver import WebhookReceiver
 from tests.sim.harness import SandboxProcess
@@ -88,24 +86,6 @@ def sandbox_gateway(
     gateway.start()
     yield gateway
     gateway.cleanup()
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    """A PostgreSQL database of the test's own on the shared test server."""
-    database = ScratchDatabase()
-    yield database
-    database.drop()
-
-
-@pytest.fixture
-def pg_server() -> Iterator[PgServer]:
-    """A PostgreSQL server of the test's own: one a test may restart, and with room for
-    more sessions' connections than the shared one has beside the other tests."""
-    server = PgServer(max_connections=300).init()
-    server.start()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,13 +24,6 @@ pytestmark = pytest.mark.integration
 ADMIN = "cluster-events-admin"
 #: Marks a request as forwarded already: the node answers it itself.
 LOCAL = {"X-Gowa-Forwarded-By": "test"}
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 def _node(gateway_factory, tmp_path: Path, sandbox: SandboxProcess, url: str, name: str):

@@ -16,7 +16,6 @@ import sys
 import psycopg
 import pytest
 
-from tests.backends import ScratchDatabase
 from tests.e2e.conftest import SUBPROCESS_WORKERS, EventWatcher, is_event, new_phone, pair
 from tests.procs import ROOT, Gateway
 
@@ -65,14 +64,7 @@ def import_gowa(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture
-def gowa_database():
-    database = ScratchDatabase()
-    yield database
-    database.drop()
-
-
-def test_a_postgresql_store_is_imported(sandbox, test_database, gowa_database, tmp_path):
+def test_a_postgresql_store_is_imported(sandbox, test_database, database, tmp_path):
     new_phone(sandbox, ANNA, "Anna")
     new_phone(sandbox, BEN, "Ben")
     env = {**SUBPROCESS_WORKERS, "GOWA_DATABASE_URL": test_database.url}
@@ -90,11 +82,11 @@ def test_a_postgresql_store_is_imported(sandbox, test_database, gowa_database, t
         assert first.stop() == 0
     finally:
         first.cleanup()
-    dump_into(test_database.url, "gowa_s_pa", gowa_database.url, "public")
-    with psycopg.connect(gowa_database.url, autocommit=True) as conn:
+    dump_into(test_database.url, "gowa_s_pa", database.url, "public")
+    with psycopg.connect(database.url, autocommit=True) as conn:
         conn.execute("CREATE SCHEMA other")
-    dump_into(test_database.url, "gowa_s_pb", gowa_database.url, "other")
-    with psycopg.connect(gowa_database.url, autocommit=True) as conn:
+    dump_into(test_database.url, "gowa_s_pb", database.url, "other")
+    with psycopg.connect(database.url, autocommit=True) as conn:
         tables = [
             row[0]
             for row in conn.execute(
@@ -111,16 +103,14 @@ def test_a_postgresql_store_is_imported(sandbox, test_database, gowa_database, t
         conn.execute("DROP SCHEMA other CASCADE")
         # GoWA still connected: refused.
         data = tmp_path / "second"
-        busy = import_gowa("--db-uri", gowa_database.url, "--data-dir", str(data))
+        busy = import_gowa("--db-uri", database.url, "--data-dir", str(data))
     assert busy.returncode == 1 and "other connections" in busy.stderr, busy.stderr
     assert not (data / "sessions").exists()
 
-    result = import_gowa(
-        "--db-uri", gowa_database.url, "--data-dir", str(data), "--remove-from-source"
-    )
+    result = import_gowa("--db-uri", database.url, "--data-dir", str(data), "--remove-from-source")
     assert result.returncode == 0, result.stderr
     assert f"imported 2 session(s): {ANNA}, {BEN}" in result.stdout
-    with psycopg.connect(gowa_database.url) as conn:
+    with psycopg.connect(database.url) as conn:
         assert conn.execute("SELECT count(*) FROM whatsmeow_device").fetchone() == (0,)
 
     second = Gateway(data, env=SUBPROCESS_WORKERS, args=["--sandbox", sandbox.url])

@@ -3,20 +3,9 @@ second refuses to start while the first renews."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.backends import ScratchDatabase
-
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def database() -> Iterator[ScratchDatabase]:
-    database = ScratchDatabase()
-    yield database
-    database.drop()
 
 
 def test_a_second_gateway_under_a_live_nodes_id_refuses_to_start(

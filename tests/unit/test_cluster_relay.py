@@ -19,7 +19,6 @@ from gowa_py.cluster.relay import EventRelay, RemoteEvent
 from gowa_py.eventbody import EventBody
 from gowa_py.storage.factory import PostgresStorage
 from tests.backends import ScratchDatabase
-from tests.pgserver import PgServer
 
 
 def _body(event_id: str, session_id: str = "s1", text: str = "hi") -> EventBody:
@@ -163,31 +162,22 @@ async def test_stored_events_are_deleted_once_old(database, monkeypatch):
         await b.relay.close()
 
 
-@pytest.fixture
-def own_server() -> Iterator[PgServer]:
-    """A PostgreSQL server of this test's own, to stop and start again."""
-    server = PgServer().init()
-    server.start()
-    yield server
-    server.close()
-
-
-async def test_a_restarted_server_is_listened_to_again_and_missed_events_told(own_server):
+async def test_a_restarted_server_is_listened_to_again_and_missed_events_told(pg_server):
     """The server stops (a restart): an event sent meanwhile waits at the sender and goes
     once the server is back, before the next; the listeners, back too, report the span
     they may have missed."""
-    PostgresStorage(own_server.url).close()
-    a, b = Node(own_server.url, "a"), Node(own_server.url, "b")
+    PostgresStorage(pg_server.url).close()
+    a, b = Node(pg_server.url, "a"), Node(pg_server.url, "b")
     a.relay.start()
     b.relay.start()
     try:
         await _until(lambda: a.relay.listens == 1 and b.relay.listens == 1)
         await a.relay.on_event(_body("before"))
         await _until(lambda: b.ids() == ["before"])
-        await asyncio.to_thread(own_server.stop, "fast")
+        await asyncio.to_thread(pg_server.stop, "fast")
         await a.relay.on_event(_body("meanwhile"))  # a cannot send it yet
         await asyncio.sleep(1)
-        await asyncio.to_thread(own_server.start)
+        await asyncio.to_thread(pg_server.start)
         await _until(lambda: b.relay.listens == 2, timeout=30)
         await a.relay.on_event(_body("after"))
         # After "meanwhile" (which b gets if it listened again before a could send it).

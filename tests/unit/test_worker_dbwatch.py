@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
 
-from tests.pgserver import PgServer
 from workers.dbwatch import DatabaseWatch
 from workers.eventlog import EventLog
 from workers.stores import postgresql_db
-
-
-@pytest.fixture
-def own_server() -> Iterator[PgServer]:
-    """A PostgreSQL server of this test's own, to stop and start again."""
-    server = PgServer().init()
-    server.start()
-    yield server
-    server.close()
 
 
 async def _until(condition: Callable[[], object], timeout: float) -> None:
@@ -33,9 +23,9 @@ async def _until(condition: Callable[[], object], timeout: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(own_server):
+async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(pg_server):
     loop = asyncio.get_running_loop()
-    db = postgresql_db(own_server.url, "watched")
+    db = postgresql_db(pg_server.url, "watched")
     log = EventLog(db, "watched")
     lost: list[str] = []
     back = asyncio.Event()
@@ -47,7 +37,7 @@ async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(own
         await asyncio.sleep(0.2)
         assert lost == []
 
-        await asyncio.to_thread(own_server.stop, "fast")
+        await asyncio.to_thread(pg_server.stop, "fast")
         stopped = time.monotonic()
         await _until(lambda: lost, 2)
         told_after = time.monotonic() - stopped
@@ -64,7 +54,7 @@ async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(own
         await asyncio.sleep(1.5)
         assert not back.is_set()  # nobody answers yet
 
-        await asyncio.to_thread(own_server.start)
+        await asyncio.to_thread(pg_server.start)
         await asyncio.wait_for(back.wait(), 20)
         assert [e.payload["n"] for e in log.since(0, 100)] == [0] * 50 + [1]
         assert lost == ["the server ended the connection"]  # told once

@@ -98,8 +98,8 @@ class Registry:
 
     ``announce`` is set where other gateways share the database (a cluster on
     PostgreSQL): it tells them what an admin changed here (``key:<id>``, a scoped key
-    made, changed or revoked; ``session:<id>``, a session's config), for them to read
-    it again (:meth:`reload_key`, :meth:`reload`); and a key id not in memory is looked
+    changed or revoked; ``session:<id>``, a session's config, or its deletion), for them
+    to read it again (:meth:`reload_key`, :meth:`reload`); and a key id not in memory is looked
     up in the database, for a key made on another node works here at once."""
 
     def __init__(
@@ -264,6 +264,8 @@ class Registry:
         self._forget(session_id)
         for key_id in changed:
             self._announce_key(key_id)
+        if self._announce is not None:
+            self._announce(f"session:{session_id}")
 
     def set_desired(self, session_id: str, desired: str, fenced: bool = False) -> None:
         """``fenced``: the change comes from the session's worker, not from a request."""

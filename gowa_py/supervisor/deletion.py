@@ -75,14 +75,27 @@ class SessionDeletion:
             await runner.stop()
             await self._events.notice(session_id, p.SESSION_DELETED, {"unlinked": unlinked})
             self._registry.delete(session_id)
-            self._leases.forget(session_id)  # the lease went with the session
-            self._events.forget(session_id)
-            self._sockets.revoke(session_id)
-            folder = self._sessions_dir / session_id
-            if folder.resolve().parent == self._sessions_dir.resolve():
-                await asyncio.to_thread(shutil.rmtree, folder, True)
-            self._worker_ids.release(session_id)
+            await self._forget_here(session_id)
             return unlinked
+
+    async def deleted_elsewhere(self, session_id: str) -> None:
+        """In a cluster, the session was deleted through another node: drop what this node
+        kept of it (the idle runner every node has of every session, its folder if it ran
+        here once), so a session made again under its id here starts afresh. The caller
+        checked that no worker of it runs here (the runner has nothing to stop)."""
+        self._runners.pop(session_id, None)
+        self._locks.forget(session_id)
+        await self._forget_here(session_id)
+
+    async def _forget_here(self, session_id: str) -> None:
+        """What this node keeps of a deleted session, beside its runner and lock."""
+        self._leases.forget(session_id)  # the lease went with the session
+        self._events.forget(session_id)
+        self._sockets.revoke(session_id)
+        folder = self._sessions_dir / session_id
+        if folder.resolve().parent == self._sessions_dir.resolve():
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+        self._worker_ids.release(session_id)
 
     async def _unlink(self, session_id: str) -> bool:
         """WhatsApp's logout (``remove-companion-device``) for a session being deleted.

@@ -268,6 +268,17 @@ class Supervisor:
         runner = self.runners.get(session_id)
         return runner is not None and runner.running
 
+    async def _drop_deleted_elsewhere(self, session_id: str) -> None:
+        """A session deleted through another node leaves its idle runner here (and in the
+        registry's memory until the node reads it again): gone from the database, it
+        is dropped, for the id to be free here too."""
+        runner = self.runners.get(session_id)
+        if runner is None or runner.running:
+            return
+        self.registry.reload(session_id)
+        if self.registry.get(session_id) is None:
+            await self._deletion.deleted_elsewhere(session_id)
+
     def _check_new(self, session_id: str) -> None:
         """A new session may be added under ``session_id`` (``max_sessions``)."""
         check_session_id(session_id)
@@ -283,6 +294,8 @@ class Supervisor:
             raise SessionLimit(limit, self.cluster is not None)
 
     async def create(self, session_id: str, config: SessionConfig, start: bool) -> SessionRecord:
+        if self.cluster is not None:
+            await self._drop_deleted_elsewhere(check_session_id(session_id))
         self._check_new(session_id)
         # a new session has no account: started, it pairs
         async with self._pairing.starting(session_id, None) if start else nullcontext():

@@ -36,7 +36,9 @@ count other gateways' workers). Then, in this order:
 ``--ksm-pages P`` makes ksmd scan P pages per batch (every 20 ms) for the whole run but
 the idle CPU window: at the gateway's 1000, a full scan of 1000 workers takes minutes,
 and ksmd merged the workers of a pairing or a restart slower than they came up.
-Available memory is watched throughout (its lowest per phase is in the results).
+Available memory is watched throughout (its lowest per phase is in the results), and the
+gateway's ``start_min_available_mb`` is set to ``--min-free-gb`` + ``--pair-margin-gb``, so
+the gateway holds new workers before this gives up.
 
 Limits are read first and reported: open files of this shell (the gateway inherits
 them), ``pid_max`` and ``threads-max`` (every worker's threads count against them); the
@@ -486,7 +488,11 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the gateway")
     args = parser.parse_args()
 
+    # The gateway holds worker starts (a pairing's, a restart's) above the floor at which
+    # this benchmark gives up.
+    reserve_mb = (args.min_free_gb + args.pair_margin_gb) * 1024
     env = {"GOWA_KSM": args.ksm, "GOWA_RATE_LIMIT": "0"}
+    env["GOWA_START_MIN_AVAILABLE_MB"] = str(reserve_mb)
     if args.sessions > 1000:
         env["GOWA_MAX_SESSIONS"] = str(args.sessions)
     env.update(dict(e.split("=", 1) for e in args.env))

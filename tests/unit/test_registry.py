@@ -1,9 +1,12 @@
 """The registry, on each storage backend (``storage_backend``)."""
 
+import psycopg
+
 from gowa_py.models import SessionConfig, Webhook
 from gowa_py.protocol import Me, SessionState
 from gowa_py.registry import ApiKeyRecord
-from gowa_py.storage.factory import sqlite_registry
+from gowa_py.storage import postgres
+from gowa_py.storage.factory import PostgresStorage, sqlite_registry
 
 
 def test_session_lifecycle_is_persisted(storage_backend):
@@ -85,3 +88,49 @@ def test_samples_and_history_are_kept_and_pruned_by_age(storage_backend):
     assert [p["ts"] for p in registry.connected_since(0)] == [300.0]
     registry.prune_dashboard_history(older_than=2 * 3600)
     assert [c["hour"] for c in registry.message_counts_since(0)] == [2]
+
+
+def _heard(listener: psycopg.Connection) -> list[str]:
+    return [n.payload for n in listener.notifies(timeout=0.5, stop_after=None) if n.payload]
+
+
+def test_nodes_sharing_postgresql_see_each_others_keys_and_hear_changes(database):
+    """Two nodes' registries on one database: a key made on one is found by the other at
+    once; a change is announced on ``REGISTRY_CHANNEL`` (what each node's relay hears),
+    and a node that missed the notice reads it at its next round (``reload``)."""
+    one = PostgresStorage(database.url)
+    two = PostgresStorage(database.url)
+    with psycopg.connect(database.url, autocommit=True) as listener:
+        listener.execute(f"LISTEN {postgres.REGISTRY_CHANNEL}")
+        try:
+            a, b = one.registry, two.registry
+            a.create("s1", SessionConfig(), "stopped")
+            a.create("s2", SessionConfig(), "stopped")
+            assert b.get_key("k1") is None
+            a.add_key(ApiKeyRecord("k1", "s1", ("s1",), "full", "d1", 1.0))
+            # Unknown a moment ago, the id is looked up again only once that moment passed.
+            assert b.get_key("k1") is None
+            assert b.reload_key("k1") == a.get_key("k1")
+            a.add_key(ApiKeyRecord("k2", "both", ("s1", "s2"), "read", "d2", 2.0))
+            assert b.get_key("k2") == a.get_key("k2")
+            listed = b.keys()
+            assert [k.id for k in listed] == ["k1", "k2"]
+            _heard(listener)
+
+            assert b.delete_key("k1")  # made on the other node
+            assert not b.delete_key("k1")
+            b.set_config("s1", SessionConfig(idle_timeout=600))
+            b.delete("s2")
+            assert _heard(listener) == ["key:k1", "session:s1", "key:k2", "session:s2"]
+
+            # a missed the notices: its round reads what b changed.
+            assert a.get_key("k1") is not None
+            a.reload()
+            assert a.get_key("k1") is None
+            assert a.get_key("k2") is not None and a.get_key("k2").sessions == ("s1",)
+            record = a.get("s1")
+            assert record is not None and record.config.idle_timeout == 600
+            assert a.get("s2") is None
+        finally:
+            one.close()
+            two.close()

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from gowa_py.storage.postgres import PgConnection, unavailable
+from gowa_py.storage.postgres import PgConnection
 from workers.chatsdb import ChatsDb
 
 log = logging.getLogger("gowa.worker.database")
@@ -33,6 +33,23 @@ BUSY_RECHECK_S = 0.05
 #: Seconds between attempts to reach the database again: the first, and the most.
 RETRY_FIRST_S = 0.5
 RETRY_CAP_S = 5.0
+#: SQLSTATEs of a server that ends or refuses connections: admin_shutdown,
+#: crash_shutdown, cannot_connect_now (starting or stopping).
+_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether a failure (or what caused it) is the database out of reach: the connection
+    failed or ended (no SQLSTATE, a connection exception, the server going away). A
+    statement the server refused (a timeout, a lock, a constraint) is not: the same
+    connection goes on."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError):
+            state = seen.sqlstate
+            return state is None or state.startswith("08") or state in _GOING_AWAY
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class DatabaseWatch:
@@ -73,7 +90,7 @@ class DatabaseWatch:
     def hold(self, error: BaseException, record: Callable[[], None]) -> bool:
         """``record`` failed with ``error`` (any thread): when the database is away, keep
         it to run again once it answers, and say so; else False (a bug: the caller raises)."""
-        if not unavailable(error):
+        if not connection_lost(error):
             return False
         with self._db.lock:
             self._held.append(record)
@@ -163,7 +180,7 @@ class DatabaseWatch:
             try:
                 record()
             except Exception as exc:
-                if unavailable(exc):
+                if connection_lost(exc):
                     log.info("the database went away again: %s", exc)
                     return False
                 log.exception("a held record failed")

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from gowa_py import protocol as p
 from gowa_py.errors import GowaError
 from gowa_py.ipc import WorkerLink
-from gowa_py.storage import postgres
 from gowa_py.storage.migrations import SchemaTooNew
-from workers.dbwatch import DatabaseWatch
+from workers.dbwatch import DatabaseWatch, connection_lost
 from workers.errors import SessionError
 from workers.lease import LeaseClock
 from workers.logfile import LOCAL_ONLY, RotatingLog
@@ -162,7 +161,7 @@ class Worker:
                     return False
                 self.chats.after_commit(functools.partial(self.link.publish, recorded))
         except Exception as exc:
-            if name != p.SESSION_STATUS or not postgres.unavailable(exc):
+            if name != p.SESSION_STATUS or not connection_lost(exc):
                 raise
             # The status saying the database is away cannot wait for it: published
             # live (as a log line is), it reaches the gateway and the dashboard now.
@@ -197,7 +196,7 @@ class Worker:
         except Exception as exc:
             if isinstance(exc, SessionError):
                 error = p.ErrorInfo(code=exc.code, message=exc.message)
-            elif self.database is not None and postgres.unavailable(exc):
+            elif self.database is not None and connection_lost(exc):
                 self.database.failed(f"{type(exc).__name__}: {exc}")
                 error = p.ErrorInfo(
                     code=p.ErrorCode.DATABASE_UNAVAILABLE,

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from workers.dbwatch import DatabaseWatch
+from workers.dbwatch import DatabaseWatch, connection_lost
 from workers.eventlog import EventLog
 from workers.stores import postgresql_db
 
@@ -51,6 +51,8 @@ async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(pg_
             record()
         assert watch.hold(failed.value, record)
         assert not watch.hold(ValueError("a bug"), record)  # not the database: raised
+        timeout = psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+        assert not watch.hold(timeout, record)  # the server answered: the same connection
         await asyncio.sleep(1.5)
         assert not back.is_set()  # nobody answers yet
 
@@ -62,3 +64,15 @@ async def test_a_shutdown_is_seen_at_once_and_held_records_written_when_back(pg_
         watch.close()
         db.close()
     print(f"the shutdown was seen {told_after * 1000:.0f} ms after pg_ctl stop returned")
+
+
+def test_only_a_connection_out_of_reach_counts_as_the_database_lost():
+    refused = psycopg.OperationalError("connection refused")
+    assert connection_lost(refused)
+    wrapped = RuntimeError("while recording")
+    wrapped.__cause__ = psycopg.errors.AdminShutdown("terminating connection")
+    assert connection_lost(wrapped)
+    assert connection_lost(psycopg.errors.CannotConnectNow("the database system is starting up"))
+    assert not connection_lost(psycopg.errors.QueryCanceled("statement timeout"))
+    assert not connection_lost(psycopg.errors.LockNotAvailable("lock timeout"))
+    assert not connection_lost(psycopg.errors.UniqueViolation("duplicate key"))

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.backends import ScratchDatabase
-from tests.e2e.conftest import EventWatcher, new_phone, pair
+from tests.e2e.conftest import EventWatcher, is_event, new_phone, pair
 from tests.procs import Gateway, Http, wait_until
 from tests.sim.harness import SandboxProcess
 
@@ -87,11 +87,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         pair(_pinned(b), sandbox, "y", phones["y"])
         pair(_pinned(b), sandbox, "z", phones["z"])
         connected = admin.wait(
-            lambda e: (
-                e["event"] == "session.status"
-                and e["session_id"] == "y"
-                and e["payload"]["status"] == "CONNECTED"
-            ),
+            is_event("session.status", "y", status="CONNECTED"),
             20,
             "y CONNECTED on a's stream",
         )
@@ -165,11 +161,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
         status, body = b.http.post("/api/sessions/z/stop")
         assert status == 200, body
         admin.wait(
-            lambda e: (
-                e["event"] == "session.status"
-                and e["session_id"] == "z"
-                and e["payload"]["status"] == "STOPPED"
-            ),
+            is_event("session.status", "z", status="STOPPED"),
             20,
             "z STOPPED on a's stream",
         )

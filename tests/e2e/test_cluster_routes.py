@@ -58,6 +58,22 @@ def _signed_in(gateway: Gateway, token: str) -> bool:
     return bool(state["authenticated"])
 
 
+def _nodes(via: Gateway) -> dict[str, dict]:
+    """The cluster's nodes as ``via`` lists them, by id."""
+    return {n["id"]: n for n in via.http.get("/api/cluster/nodes")[1]["results"]}
+
+
+def _placement_knows(via: Gateway, field: str, expected: dict[str, int]) -> None:
+    """Wait until ``via`` lists each node's ``field`` as ``expected``, then two renewal
+    rounds, so that its placement has the values too."""
+    wait_until(
+        lambda: {i: n[field] for i, n in _nodes(via).items()} == expected,
+        10,
+        what=f"the nodes' {field} {expected}",
+    )
+    time.sleep(2)
+
+
 def _sign_in(gateway: Gateway) -> tuple[str, str]:
     response = httpx.post(gateway.http.base + "/api/dashboard/login", json={"api_key": KEY})
     assert response.status_code == 200, response.text
@@ -82,15 +98,7 @@ def test_a_dashboard_sign_in_holds_on_every_node_until_signed_out_or_expired(
         made = browser.post("/api/sessions", json={"session_id": "s1", "start": False})
         assert made.status_code == 201, made.text
     # A write b forwards to a carries the cookie, which a checks again: it holds there.
-    wait_until(
-        lambda: (
-            {n["id"]: n["capacity"] for n in b.http.get("/api/cluster/nodes")[1]["results"]}
-            == {"a": 5, "b": 1}
-        ),
-        10,
-        what="both nodes' capacities, as b sees them",
-    )
-    time.sleep(2)  # two renewal rounds: b's placement has them too
+    _placement_knows(b, "capacity", {"a": 5, "b": 1})
     with _browser(b, token, csrf) as browser:
         made = browser.post("/api/sessions", json={"session_id": "s2", "start": False})
         assert made.status_code == 201, made.text
@@ -125,15 +133,7 @@ def test_gowa_devices_and_the_implicit_default_start_on_the_node_with_most_room(
     # more headroom); with one, b has four fifths of its room left to a's whole.
     a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_MAX_SESSIONS="2")
     b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_MAX_SESSIONS="5")
-    wait_until(
-        lambda: (
-            {n["id"]: n["capacity"] for n in a.http.get("/api/cluster/nodes")[1]["results"]}
-            == {"a": 2, "b": 5}
-        ),
-        10,
-        what="both nodes' capacities, as a sees them",
-    )
-    time.sleep(2)  # two renewal rounds: a's placement has them too
+    _placement_knows(a, "capacity", {"a": 2, "b": 5})
 
     # Made through a (GoWA's device flow), started by its login through a: it runs on b.
     status, body = a.http.post("/devices", {"device_id": "dev1"})
@@ -165,20 +165,8 @@ def test_new_and_orphaned_sessions_go_only_where_memory_has_room(
     fast = {"GOWA_SAMPLE_INTERVAL": "1", "GOWA_PSS_SAMPLE_INTERVAL": "1"}
     a = _node(gateway_factory, tmp_path, database, "a", sim, GOWA_NODE_MEMORY_MB="1", **fast)
     b = _node(gateway_factory, tmp_path, database, "b", sim, GOWA_NODE_MEMORY_MB="4096", **fast)
-
-    def nodes(via: Gateway) -> dict[str, dict]:
-        return {n["id"]: n for n in via.http.get("/api/cluster/nodes")[1]["results"]}
-
-    wait_until(
-        lambda: (
-            {i: n["memory_budget"] for i, n in nodes(a).items()}
-            == {"a": 1024 * 1024, "b": 4096 * 1024 * 1024}
-        ),
-        10,
-        what="both nodes' budgets, as a sees them",
-    )
-    time.sleep(2)  # two renewal rounds: a's placement has them too
-    seen = nodes(b)
+    _placement_knows(a, "memory_budget", {"a": 1024 * 1024, "b": 4096 * 1024 * 1024})
+    seen = _nodes(b)
     assert (seen["a"]["memory_capacity"], seen["a"]["headroom"]) == (0, 0)
     assert seen["a"]["capacity"] == 1000  # max_sessions would let it take many
     # b counts a worker at the default estimate until it has measured one.
@@ -189,15 +177,15 @@ def test_new_and_orphaned_sessions_go_only_where_memory_has_room(
         assert status == 201, body
         assert b.wait_pid(session_id) and a.session(session_id)["node"] == "b"
     # b's workers measured: its capacity by memory is its budget at their mean PSS.
-    wait_until(lambda: nodes(a)["b"]["worker_memory"] > 0, 15, what="b's workers measured")
-    seen = nodes(a)["b"]
+    wait_until(lambda: _nodes(a)["b"]["worker_memory"] > 0, 15, what="b's workers measured")
+    seen = _nodes(a)["b"]
     assert seen["memory_capacity"] == 4096 * 1024 * 1024 // seen["worker_memory"]
     assert seen["headroom"] == seen["memory_capacity"] - 3 and seen["sessions"] == 3
 
     # b leaves (its leases end at once): a sweeps every second, and takes none of them.
     assert b.stop() == 0
     time.sleep(4)
-    assert nodes(a)["a"]["sessions"] == 0
+    assert _nodes(a)["a"]["sessions"] == 0
     assert {a.session(s)["node"] for s in ("m1", "m2", "m3")} == {None}
     assert find_workers(a.data_dir) == []
 

@@ -410,11 +410,12 @@ class WhatsAppSession:
         """The database went away: off WhatsApp at once, so that no message reaches a
         worker that cannot keep it (whatsmeow would acknowledge it all the same)."""
         self._database_away = True
-        self._set_state(p.SessionState.DISCONNECTED, DATABASE_UNAVAILABLE)
         try:
             self.client.disconnect()
         except Exception as exc:
             log.warning("disconnect: %s", exc)
+        # Then the status, whose event may wait for a statement under way to fail.
+        self._set_state(p.SessionState.DISCONNECTED, DATABASE_UNAVAILABLE)
 
     def restarting(self, reason: str) -> None:
         """The worker is about to be replaced: stop showing an old QR or a live status."""

@@ -316,8 +316,11 @@ class Worker:
 
     def _database_lost(self, _reason: str) -> None:
         if self.session is not None:
-            # Off the loop: whatsmeow's disconnect closes its websocket.
-            self.loop.run_in_executor(None, self.session.database_lost)
+            # Off the loop (whatsmeow's disconnect closes its websocket), and on a thread
+            # of its own: the command threads may all be waiting for WhatsApp.
+            threading.Thread(
+                target=self.session.database_lost, name="database-lost", daemon=True
+            ).start()
 
     def _database_back(self) -> None:
         # neonize cannot dial again in this process (see WhatsAppSession.run).

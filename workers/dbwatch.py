@@ -83,9 +83,19 @@ class DatabaseWatch:
         self._arm()
 
     def close(self) -> None:
+        """Stop watching; records still held (the worker ends before the database is
+        back: its lease ran out) are lost, and the log says how many."""
         self._disarm()
         if self._recovery is not None:
             self._recovery.cancel()
+        with self._db.lock:
+            held = len(self._held)
+        if held:
+            log.error(
+                "%d incoming messages or receipts whose recording the database's loss cut "
+                "short are lost: the worker ends before the database is back",
+                held,
+            )
 
     def hold(self, error: BaseException, record: Callable[[], None]) -> bool:
         """``record`` failed with ``error`` (any thread): when the database is away, keep

@@ -76,3 +76,25 @@ def test_only_a_connection_out_of_reach_counts_as_the_database_lost():
     assert not connection_lost(psycopg.errors.QueryCanceled("statement timeout"))
     assert not connection_lost(psycopg.errors.LockNotAvailable("lock timeout"))
     assert not connection_lost(psycopg.errors.UniqueViolation("duplicate key"))
+
+
+async def test_a_worker_ending_before_the_database_is_back_says_what_it_lost(pg_server, caplog):
+    loop = asyncio.get_running_loop()
+    db = postgresql_db(pg_server.url, "ending")
+    log = EventLog(db, "ending")
+    watch = DatabaseWatch(db, loop, lambda _reason: None, lambda: None)
+    watch.start()
+    try:
+        await asyncio.to_thread(pg_server.stop, "fast")
+        await _until(lambda: watch.down, 2)
+
+        def record() -> None:
+            log.append("x", {"n": 1})
+
+        with pytest.raises(psycopg.OperationalError) as failed:
+            record()
+        assert watch.hold(failed.value, record)
+    finally:
+        watch.close()
+        db.close()
+    assert "1 incoming messages or receipts whose recording" in caplog.text

@@ -175,6 +175,9 @@ class DatabaseWatch:
         with self._db.lock:
             try:
                 self._connection.reconnect()
+                # A pooler (PgBouncer) takes the connection while the server is still
+                # away: a statement's answer is what says the database is back.
+                self._connection.connection.execute("SELECT 1")
             except psycopg.Error as exc:
                 log.info("the database still does not answer: %s", exc)
                 return False

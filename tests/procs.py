@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import resource
 import shutil
 import signal
@@ -25,12 +26,25 @@ from gowa_py.ipc import runtime_dir
 ROOT = Path(__file__).resolve().parent.parent
 GOWA = [sys.executable, "-m", "gowa_py"]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_PORT_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+#: Seeded from the OS: each pytest-xdist worker draws its own ports.
+_ports = random.SystemRandom()
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port for a process to bind later, drawn below the kernel's ephemeral range:
+    a port that ``bind(0)`` hands out is one any outgoing connection (PostgreSQL, ZeroMQ,
+    another test) may take as its own before the process binds it, which cost a gateway
+    its port once in a loaded parallel run."""
+    low = int(_PORT_RANGE.read_text().split()[0]) if _PORT_RANGE.exists() else 32768
+    while True:
+        port = _ports.randrange(max(1024, low - 16384), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until(

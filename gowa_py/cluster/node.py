@@ -44,7 +44,7 @@ class LeaseHolder(Protocol):
     async def fence(self, session_id: str, reason: str) -> None:
         """Stop the session's worker now: its lease is no longer this node's."""
 
-    def sync(self) -> None:
+    async def sync(self) -> None:
         """Read again what the other nodes may have written (every round)."""
 
     def memory(self) -> int:
@@ -313,7 +313,7 @@ class ClusterNode:
                     self.draining = beat == "draining"
                     self._owners = await self._db(self.store.owners)
                     self._nodes = await self._db(self.store.nodes)
-                    self.holder.sync()
+                    await self.holder.sync()
                 finally:
                     await extending
             except Exception as exc:

@@ -17,8 +17,9 @@ node is told the span it missed instead, for its streams to say so.
 
 The listening connection also hears ``REGISTRY_CHANNEL``: what an admin changed in the
 registry on some node (a scoped key revoked, a session's config), handed to ``changed``
-for this node to read it again at once (gowa_py/registry.py). One missed while the
-listener was down is read at the next renewal round instead (gowa_py/cluster/node.py).
+for this node to read it again at once (gowa_py/registry.py). Those missed while the
+listener was down are read when it listens again (``gap`` reads the registry again), and
+at every renewal round anyway (gowa_py/cluster/node.py).
 
 Webhooks do not go through here: the node that runs a session delivers them, once.
 """

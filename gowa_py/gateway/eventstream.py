@@ -89,7 +89,18 @@ class EventHub:
     async def gap(self, since: float, until: float) -> None:
         """The other nodes' events between ``since`` and ``until`` (wall clock) were
         missed: tell every stream, which should read again what it needs (the session's
-        history, the webhooks and the event log have everything)."""
+        history, the webhooks and the event log have everything). The registry
+        changes announced meanwhile were missed too: sessions and keys are read again
+        now (not at the next renewal round), and a revoked key's streams closed."""
+        self._registry.reload()
+        revoked = {
+            c.who.name
+            for c in self._clients
+            if c.who.sessions is not None
+            and self._registry.get_key(c.who.name.removeprefix("key:")) is None
+        }
+        for name in revoked:
+            await self.disconnect(name)
         for client in self._clients:
             notice = {
                 "id": None,

@@ -38,6 +38,7 @@ class SessionLeases:
         require: Callable[[str], SessionRecord],
         exclusive: Callable[[str], AbstractAsyncContextManager[SessionRunner]],
         start_runner: Callable[[str, SessionRunner], Awaitable[None]],
+        drop_deleted: Callable[[str], Awaitable[None]],
     ) -> None:
         self._node_id = settings.cluster_node_id
         self._registry = registry
@@ -47,6 +48,8 @@ class SessionLeases:
         #: The supervisor's lifecycle lock and its one way to start a stopped worker.
         self._exclusive = exclusive
         self._start_runner = start_runner
+        #: Drops what this node keeps of a session deleted through another node.
+        self._drop_deleted = drop_deleted
         #: This node's leases; None on SQLite (one gateway, no leases).
         self.node: ClusterNode | None = cluster_node.for_settings(settings, self)
         if self.node is not None:
@@ -104,10 +107,20 @@ class SessionLeases:
 
     # ------------------------------------------------ what the node asks (LeaseHolder)
 
-    def sync(self) -> None:
-        """See what the other nodes wrote (sessions made, deleted, their states); every
-        cluster round."""
+    async def sync(self) -> None:
+        """See what the other nodes wrote (sessions made, deleted, their states, keys);
+        every cluster round. The idle runner (and folder) of a session deleted through
+        another node is dropped, so that it no longer counts here (``max_sessions``)."""
         self._registry.reload()
+        gone = [sid for sid in self._runners if self._registry.get(sid) is None]
+        for session_id in gone:
+            runner = self._runners.get(session_id)
+            if runner is None or runner.running or self._registry.get(session_id) is not None:
+                continue
+            try:
+                await self._drop_deleted(session_id)
+            except Exception:  # the round goes on: its leases are renewed regardless
+                log.exception("[%s] deleted on another node, not dropped here", session_id)
 
     async def take_over(self, session_id: str) -> None:
         """Start a session whose lease this node has just claimed (its node died, or

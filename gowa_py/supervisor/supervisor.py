@@ -109,6 +109,7 @@ class Supervisor:
             self.require,
             self._exclusive,
             self._start_runner,
+            self._drop_deleted,
         )
         #: This node's leases when the gateway is one of a cluster (PostgreSQL); then a
         #: session runs only while its lease is this node's.
@@ -277,7 +278,11 @@ class Supervisor:
             return
         self.registry.reload(session_id)
         if self.registry.get(session_id) is None:
-            await self._deletion.deleted_elsewhere(session_id)
+            await self._drop_deleted(session_id)
+
+    async def _drop_deleted(self, session_id: str) -> None:
+        """Drop the idle runner, lock and folder of a session gone from the registry."""
+        await self._deletion.deleted_elsewhere(session_id)
 
     def _check_new(self, session_id: str) -> None:
         """A new session may be added under ``session_id`` (``max_sessions``)."""

@@ -16,7 +16,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.e2e.clusterlib import LOCAL, leases
+from tests.e2e.clusterlib import LEASES, LOCAL, leases
 from tests.procs import Gateway, wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,13 +29,15 @@ ROUNDS = leases(180, 60, 3)
 PROMPT_S = 3.0
 
 
-def _node(gateway_factory, tmp_path: Path, database, name: str) -> Gateway:
+def _node(
+    gateway_factory, tmp_path: Path, database, name: str, rounds: dict[str, str] = ROUNDS
+) -> Gateway:
     return gateway_factory(
         env={
             "GOWA_DATABASE_URL": database.url,
             "GOWA_NODE_ID": name,
             "GOWA_API_KEY": KEY,
-            **ROUNDS,
+            **rounds,
         },
         data_dir=tmp_path / name / "data",
     )
@@ -159,3 +161,26 @@ def test_keys_and_configs_changed_on_one_node_hold_on_the_other_at_once(
         PROMPT_S,
         what="b's config change in a's session list",
     )
+
+
+def _held(node: Gateway) -> int:
+    """The sessions the node holds a runner of (``/readyz``; what ``max_sessions`` counts)."""
+    status, body = node.http.get("/readyz")
+    assert status == 200, body
+    return body["results"]["sessions"]
+
+
+def test_a_session_deleted_on_another_node_is_dropped_at_the_next_round(
+    gateway_factory, database, tmp_path
+):
+    """s deleted through b: a drops its idle runner of s (no longer counted against
+    ``max_sessions``) at its next renewal round, a second here, not only when an s is
+    made again on a."""
+    a = _node(gateway_factory, tmp_path, database, "a", LEASES)
+    b = _node(gateway_factory, tmp_path, database, "b", LEASES)
+    status, body = b.http.post("/api/sessions", {"session_id": "s", "start": False}, headers=LOCAL)
+    assert status == 201, body
+    assert a.http.get("/api/sessions/s", headers=LOCAL)[0] == 200  # a's idle runner of s
+    assert _held(a) == 1
+    assert b.http.call("DELETE", "/api/sessions/s", headers=LOCAL)[0] == 200
+    wait_until(lambda: _held(a) == 0, 10, what="a dropping its runner of the deleted s")

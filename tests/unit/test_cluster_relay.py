@@ -17,6 +17,10 @@ from gowa_py import protocol as p
 from gowa_py.cluster import relay as r
 from gowa_py.cluster.relay import EventRelay, RemoteEvent
 from gowa_py.eventbody import EventBody
+from gowa_py.gateway.eventstream import EventHub
+from gowa_py.models import SessionConfig
+from gowa_py.registry import ApiKeyRecord
+from gowa_py.storage import postgres
 from gowa_py.storage.factory import PostgresStorage
 from tests.backends import ScratchDatabase
 
@@ -187,3 +191,33 @@ async def test_a_restarted_server_is_listened_to_again_and_missed_events_told(pg
     finally:
         await a.relay.close()
         await b.relay.close()
+
+
+async def test_a_listener_back_reads_the_registry_changes_it_missed(database):
+    """A change made while the listener was down sent its notice to nobody: the node
+    reads sessions and keys again as soon as it listens again, not at its next round."""
+    storage = PostgresStorage(database)
+    registry = storage.registry
+    registry.create("s1", SessionConfig(), "stopped")
+    registry.add_key(ApiKeyRecord("k1", "s1", ("s1",), "full", "d1", 1.0))
+    hub = EventHub(registry, "a")
+    relay = EventRelay(database, "a", hub.receive, hub.gap, hub.registry_changed)
+    relay.start()
+    try:
+        await _until(lambda: relay.listens == 1)
+        schema = postgres.quoted(postgres.REGISTRY_SCHEMA)
+        with psycopg.connect(database, autocommit=True) as conn:
+            # Changed with no notice, as if sent while the listener was away.
+            conn.execute(f"DELETE FROM {schema}.api_keys WHERE id = 'k1'")
+            conn.execute(f"DELETE FROM {schema}.sessions WHERE id = 's1'")
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = 'gowa-events-listen a'"
+            )
+        assert registry.get_key("k1") is not None and registry.get("s1") is not None
+        await _until(lambda: relay.listens == 2)
+        assert registry.get_key("k1") is None
+        assert registry.get("s1") is None
+    finally:
+        await relay.close()
+        storage.close()

@@ -5,7 +5,6 @@ memory its worker uses there."""
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
@@ -13,21 +12,14 @@ from playwright.sync_api import expect
 
 from tests.backends import ScratchDatabase
 from tests.browser.support import Sandbox, shot
-from tests.procs import Gateway, Http, wait_until
+from tests.e2e.clusterlib import pinned
+from tests.procs import wait_until
 
 pytestmark = pytest.mark.browser
 
 #: The nodes read what the others wrote every 40 s only: a state change seen sooner came
 #: over the event stream.
 ROUND = {"GOWA_LEASE_RENEW_INTERVAL": "40", "GOWA_LEASE_TTL": "120", "GOWA_SAMPLE_INTERVAL": "1"}
-LOCAL = {"X-Gowa-Forwarded-By": "test"}
-
-
-def _pinned(gateway: Gateway) -> Gateway:
-    """The gateway, every request to it marked as forwarded: it serves them itself."""
-    view = copy.copy(gateway)
-    view.http = Http(gateway.http.base, LOCAL)
-    return view
 
 
 def test_a_node_dashboard_shows_another_node_session_live(
@@ -41,9 +33,9 @@ def test_a_node_dashboard_shows_another_node_session_live(
         )
         for name in ("a", "b")
     )
-    status, body = _pinned(b).http.post("/api/sessions", {"session_id": "c1"})
+    status, body = pinned(b).http.post("/api/sessions", {"session_id": "c1"})
     assert status == 201, body
-    _pinned(b).wait_status("c1", {"SCAN_QR_CODE"}, timeout=45)
+    pinned(b).wait_status("c1", {"SCAN_QR_CODE"}, timeout=45)
     wait_until(
         lambda: a.http.get("/api/sessions/c1")[1]["results"]["node"] == "b",
         90,
@@ -57,13 +49,13 @@ def test_a_node_dashboard_shows_another_node_session_live(
 
     status, body = sandbox.http.post("/sim/phones", {"phone": "15550009101", "push_name": "c"})
     assert status == 201, body
-    status, body = _pinned(b).http.get("/api/c1/app/login")
+    status, body = pinned(b).http.get("/api/c1/app/login")
     assert status == 200, body
     status, body = sandbox.http.post(
         "/sim/phones/15550009101/scan", {"qr": body["results"]["qr_code"]}
     )
     assert status == 200, body
-    _pinned(b).wait_status("c1", {"CONNECTED"}, timeout=30)
+    pinned(b).wait_status("c1", {"CONNECTED"}, timeout=30)
     # Pushed: well within a renewal round (and the table's 5 s poll reads a's registry,
     # which the pushed state change has refreshed).
     expect(row.locator('td[data-label="Status"] .badge')).to_have_text("CONNECTED", timeout=15_000)

@@ -84,9 +84,10 @@ def local(gateway: Gateway, session_id: str) -> dict[str, Any]:
 
 
 def pinned(gateway: Gateway) -> Gateway:
-    """The gateway, every request to it marked as forwarded: it serves them itself."""
+    """The gateway, every request to it marked as forwarded (its own headers kept, an API
+    key among them): it serves them itself."""
     view = copy.copy(gateway)
-    view.http = Http(gateway.http.base, LOCAL)
+    view.http = Http(gateway.http.base, {**gateway.http.headers, **LOCAL})
     return view
 
 

@@ -5,7 +5,6 @@ listens again."""
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from collections.abc import Callable
@@ -15,15 +14,14 @@ import psycopg
 import pytest
 
 from tests.backends import ScratchDatabase
+from tests.e2e.clusterlib import pinned
 from tests.e2e.conftest import EventWatcher, is_event, new_phone, pair
-from tests.procs import Gateway, Http, wait_until
+from tests.procs import wait_until
 from tests.sim.harness import SandboxProcess
 
 pytestmark = pytest.mark.integration
 
 ADMIN = "cluster-events-admin"
-#: Marks a request as forwarded already: the node answers it itself.
-LOCAL = {"X-Gowa-Forwarded-By": "test"}
 
 
 def _node(gateway_factory, tmp_path: Path, sandbox: SandboxProcess, url: str, name: str):
@@ -37,13 +35,6 @@ def _node(gateway_factory, tmp_path: Path, sandbox: SandboxProcess, url: str, na
     return gateway_factory(
         env=env, data_dir=tmp_path / name / "data", args=["--sandbox", sandbox.url]
     )
-
-
-def _pinned(gateway: Gateway) -> Gateway:
-    """The gateway, every request to it marked as forwarded: it serves them itself."""
-    view = copy.copy(gateway)
-    view.http = Http(gateway.http.base, {**gateway.http.headers, **LOCAL})
-    return view
 
 
 def _is(name: str, session_id: str, text: str) -> Callable[[dict], bool]:
@@ -84,8 +75,8 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
     scoped: EventWatcher | None = None
     try:
         # Both sessions run on b; a's stream shows them getting there.
-        pair(_pinned(b), sandbox, "y", phones["y"])
-        pair(_pinned(b), sandbox, "z", phones["z"])
+        pair(pinned(b), sandbox, "y", phones["y"])
+        pair(pinned(b), sandbox, "z", phones["z"])
         connected = admin.wait(
             is_event("session.status", "y", status="CONNECTED"),
             20,
@@ -168,7 +159,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
             20,
             "z STOPPED on a's stream",
         )
-        status, body = _pinned(a).http.get("/api/sessions/z")
+        status, body = pinned(a).http.get("/api/sessions/z")
         assert status == 200 and body["results"]["status"] == "STOPPED", body
 
         # a's listening connection is terminated: it listens again, later events arrive.
@@ -200,7 +191,7 @@ def test_a_node_streams_the_events_of_sessions_another_node_runs(
             20,
             "z deleted, on a's stream",
         )
-        assert _pinned(a).http.get("/api/sessions/z")[0] == 404
+        assert pinned(a).http.get("/api/sessions/z")[0] == 404
     finally:
         own.close()
         admin.close()
